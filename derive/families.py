@@ -1,0 +1,335 @@
+"""Noise families, defined once symbolically.
+
+A :class:`Family` holds the CDF ``Phi`` and density ``phi`` of one iid noise
+distribution as sympy expressions, its support and its parameters.  The
+registry (:data:`FAMILY_NAMES`) follows DESIGN.md section 2; every family
+takes ``scale > 0`` and ``student_t`` also takes ``nu > 0``::
+
+    >>> from derive import family
+    >>> family("logistic").cdf(0)
+    1/2
+    >>> family("normal", scale=2).support
+    Interval(-oo, oo)
+
+A user brings their own noise with :func:`family_from_cdf`, which checks that
+the expression really is a CDF (limits 0 and 1 at the ends of the support,
+non-negative derivative where sympy can decide it).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sympy as sp
+
+__all__ = [
+    "Family",
+    "FAMILY_NAMES",
+    "family",
+    "family_from_cdf",
+]
+
+_x = sp.Symbol("x", real=True)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One noise distribution: CDF, density and support as sympy objects.
+
+    ``cdf(x)`` and ``pdf(x)`` accept any sympy expression (or number) and
+    return sympy expressions; the standard form (scale 1) is ``cdf(x*scale)``.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (or the user's name for a custom family).
+    params : dict
+        Parameter values as sympy numbers/symbols, e.g. ``{"scale": 1}``.
+    support : sympy.Interval
+        Where the density is positive.
+    breakpoints : tuple
+        Finite points where the density is not analytic (support ends and
+        kinks, e.g. 0 for laplace); empty for analytic families.
+    """
+
+    name: str
+    params: dict
+    support: sp.Interval
+    _cdf_expr: sp.Expr = field(repr=False)
+    _pdf_expr: sp.Expr = field(repr=False)
+    breakpoints: tuple = ()
+    custom: bool = False
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        """The variable in which the stored expressions are written."""
+        return _x
+
+    def cdf(self, x) -> sp.Expr:
+        """The CDF ``Phi(x)`` (a sympy expression)."""
+        return self._cdf_expr.subs(_x, sp.sympify(x))
+
+    def pdf(self, x) -> sp.Expr:
+        """The density ``phi(x) = Phi'(x)`` (a sympy expression)."""
+        return self._pdf_expr.subs(_x, sp.sympify(x))
+
+    @property
+    def scale(self):
+        return self.params.get("scale", sp.Integer(1))
+
+    @property
+    def is_analytic(self) -> bool:
+        """True when the density is analytic on the whole real line."""
+        return not self.breakpoints and self.support == sp.Reals
+
+    def with_params(self, **params) -> "Family":
+        """The same family with other parameter values (registry families)."""
+        if self.custom:
+            raise ValueError("with_params: custom families have fixed parameters")
+        merged = dict(self.params)
+        merged.update(params)
+        return family(self.name, **merged)
+
+    def __hash__(self):
+        return hash((self.name, tuple(sorted(self.params.items(), key=str)), self._cdf_expr))
+
+
+# ---------------------------------------------------------------------------
+# registry: standard forms (scale 1), written in the variable _x
+# ---------------------------------------------------------------------------
+
+
+def _student_t_expressions(nu):
+    # pdf: Gamma((nu+1)/2) / (sqrt(nu*pi) Gamma(nu/2)) (1 + x^2/nu)^(-(nu+1)/2)
+    # cdf: 1/2 + x Gamma((nu+1)/2) 2F1(1/2,(nu+1)/2;3/2;-x^2/nu) / (sqrt(pi nu) Gamma(nu/2))
+    c = sp.gamma((nu + 1) / 2) / (sp.sqrt(nu * sp.pi) * sp.gamma(nu / 2))
+    pdf = c * (1 + _x**2 / nu) ** (-(nu + 1) / 2)
+    cdf = sp.Rational(1, 2) + _x * c * sp.hyper(
+        (sp.Rational(1, 2), (nu + 1) / 2), (sp.Rational(3, 2),), -(_x**2) / nu
+    )
+    return cdf, pdf
+
+
+def _standard(name: str, nu=None):
+    """(cdf, pdf, support, breakpoints) of the scale-1 family."""
+    x = _x
+    if name == "gumbel":
+        cdf = sp.exp(-sp.exp(-x))
+        return cdf, sp.exp(-x - sp.exp(-x)), sp.Reals, ()
+    if name == "gumbel_min":
+        cdf = 1 - sp.exp(-sp.exp(x))
+        return cdf, sp.exp(x - sp.exp(x)), sp.Reals, ()
+    if name == "normal":
+        cdf = (1 + sp.erf(x / sp.sqrt(2))) / 2
+        return cdf, sp.exp(-(x**2) / 2) / sp.sqrt(2 * sp.pi), sp.Reals, ()
+    if name == "logistic":
+        cdf = 1 / (1 + sp.exp(-x))
+        return cdf, sp.exp(-x) / (1 + sp.exp(-x)) ** 2, sp.Reals, ()
+    if name == "laplace":
+        cdf = sp.Piecewise((sp.exp(x) / 2, x < 0), (1 - sp.exp(-x) / 2, True))
+        return cdf, sp.exp(-sp.Abs(x)) / 2, sp.Reals, (sp.Integer(0),)
+    if name == "exponential":
+        cdf = sp.Piecewise((0, x < 0), (1 - sp.exp(-x), True))
+        pdf = sp.Piecewise((0, x < 0), (sp.exp(-x), True))
+        return cdf, pdf, sp.Interval(0, sp.oo), (sp.Integer(0),)
+    if name == "uniform":
+        cdf = sp.Piecewise((0, x < 0), (x, x <= 1), (1, True))
+        pdf = sp.Piecewise((0, x < 0), (1, x <= 1), (0, True))
+        return cdf, pdf, sp.Interval(0, 1), (sp.Integer(0), sp.Integer(1))
+    if name == "cauchy":
+        return sp.Rational(1, 2) + sp.atan(x) / sp.pi, 1 / (sp.pi * (1 + x**2)), sp.Reals, ()
+    if name == "student_t":
+        cdf, pdf = _student_t_expressions(nu)
+        return cdf, pdf, sp.Reals, ()
+    raise AssertionError(name)
+
+
+#: Names accepted by :func:`family`, in the order of DESIGN.md section 2.
+FAMILY_NAMES = (
+    "gumbel",
+    "gumbel_min",
+    "normal",
+    "logistic",
+    "laplace",
+    "exponential",
+    "uniform",
+    "cauchy",
+    "student_t",
+)
+
+_PARAMS = {name: ("scale",) for name in FAMILY_NAMES}
+_PARAMS["student_t"] = ("scale", "nu")
+
+
+def _positive_param(name: str, value, family_name: str):
+    """Sympify ``value`` and check it is a positive real (or a positive symbol)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive real number, got a bool ({value!r})")
+    if isinstance(value, complex):
+        raise ValueError(f"{name} must be real and > 0 (family {family_name!r}), got {value!r}")
+    try:
+        v = sp.sympify(value)
+    except (sp.SympifyError, TypeError) as exc:
+        raise TypeError(f"{name} must be a positive real number, got {value!r}") from exc
+    if isinstance(value, float) and value != value:  # NaN
+        raise ValueError(f"{name} must be > 0 (family {family_name!r}), got nan")
+    if v is sp.nan or v.has(sp.nan) or v.has(sp.zoo):
+        raise ValueError(f"{name} must be > 0 (family {family_name!r}), got {value!r}")
+    if v.is_real is False or (v.is_number and not v.is_extended_real):
+        raise ValueError(f"{name} must be real and > 0 (family {family_name!r}), got {value!r}")
+    if v.is_positive is False:
+        raise ValueError(f"{name} must be > 0 (family {family_name!r}), got {value!r}")
+    if v.is_infinite:
+        raise ValueError(f"{name} must be finite and > 0 (family {family_name!r}), got {value!r}")
+    if v.is_number and not v.is_positive:
+        raise ValueError(f"{name} must be > 0 (family {family_name!r}), got {value!r}")
+    if isinstance(value, float):
+        v = sp.Float(value, 30) if value != int(value) else sp.Integer(int(value))
+    return v
+
+
+def family(name, **params) -> Family:
+    """Look up a registry noise family and bind its parameters.
+
+    ``family(name, scale=s)`` has CDF ``Phi(x / s)``; ``student_t`` also
+    takes ``nu`` (degrees of freedom, default 1).  A :class:`Family` passed
+    as ``name`` is returned as it is (parameters, if given, rebind it).
+
+    >>> family("gumbel").cdf(0)
+    exp(-1)
+    >>> family("student_t", nu=3).params["nu"]
+    3
+    """
+    if isinstance(name, Family):
+        return name.with_params(**params) if params else name
+    if not isinstance(name, str):
+        raise TypeError(f"family must be a registry name (str) or a Family, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key not in FAMILY_NAMES:
+        raise ValueError(f"unknown family {name!r}; valid names: {', '.join(FAMILY_NAMES)}")
+    allowed = _PARAMS[key]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"family {key!r} takes parameters {', '.join(allowed)}; got unexpected {', '.join(unknown)}"
+        )
+    bound = {"scale": _positive_param("scale", params.get("scale", 1), key)}
+    nu = None
+    if key == "student_t":
+        nu = _positive_param("nu", params.get("nu", 1), key)
+        bound["nu"] = nu
+    cdf0, pdf0, support0, kinks0 = _standard(key, nu)
+    s = bound["scale"]
+    cdf = cdf0.subs(_x, _x / s)
+    pdf = pdf0.subs(_x, _x / s) / s
+    support = sp.Interval(support0.start * s, support0.end * s) if support0 != sp.Reals else sp.Reals
+    kinks = tuple(k * s for k in kinks0)
+    return Family(key, bound, support, cdf, pdf, kinks)
+
+
+# ---------------------------------------------------------------------------
+# user families
+# ---------------------------------------------------------------------------
+
+
+def _limit(expr, x, point, side: str):
+    try:
+        return sp.limit(expr, x, point, side)
+    except (NotImplementedError, ValueError, TypeError):  # pragma: no cover - sympy gaps
+        return None
+
+
+def family_from_cdf(expr, x, support=None, *, name: str = "custom", breakpoints=()) -> Family:
+    """Build a :class:`Family` from a user's CDF expression.
+
+    ``expr`` is a sympy expression in the symbol ``x`` that is a CDF on
+    ``support`` (a sympy Interval, default the real line).  It is checked:
+    ``expr -> 0`` at the left end and ``-> 1`` at the right end of the
+    support, and ``d expr/dx >= 0`` (symbolically where sympy can decide,
+    otherwise at 64 points spread over the support).  A failed check raises
+    ``ValueError`` saying which condition failed.
+
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t", real=True)
+    >>> f = family_from_cdf(1 - sp.exp(-t**2), t, sp.Interval(0, sp.oo), name="rayleigh")
+    >>> f.pdf(1)
+    2*exp(-1)
+    """
+    if not isinstance(x, sp.Symbol):
+        raise TypeError(f"x must be a sympy Symbol, got {type(x).__name__}")
+    try:
+        expr = sp.sympify(expr)
+    except (sp.SympifyError, TypeError) as exc:
+        raise TypeError(f"expr must be a sympy expression in {x}, got {expr!r}") from exc
+    if not isinstance(expr, sp.Expr):
+        raise TypeError(f"expr must be a sympy expression in {x}, got {type(expr).__name__}")
+    extra = expr.free_symbols - {x}
+    if extra:
+        raise ValueError(f"expr must depend only on {x}; it also contains {sorted(map(str, extra))}")
+    if support is None:
+        support = sp.Reals
+    if not isinstance(support, sp.Interval) or support.measure == 0:
+        raise ValueError(f"support must be a sympy Interval of positive length, got {support!r}")
+    lo, hi = support.start, support.end
+    e = expr.subs(x, _x)
+    xr = _x
+
+    left = _limit(e, xr, lo, "+") if lo.is_infinite else e.subs(xr, lo)
+    right = _limit(e, xr, hi, "-") if hi.is_infinite else e.subs(xr, hi)
+    for end, value, target in (("left", left, 0), ("right", right, 1)):
+        if value is None:
+            raise ValueError(f"not a CDF: sympy could not find the limit of expr at the {end} end of the support")
+        value = sp.simplify(value)
+        if value.is_number and not value.has(sp.nan, sp.zoo):
+            if abs(complex(value.evalf(30)) - target) > 1e-25:
+                raise ValueError(
+                    f"not a CDF: expr must tend to {target} at the {end} end of the support "
+                    f"({lo if end == 'left' else hi}), but the limit is {value}"
+                )
+        else:
+            raise ValueError(f"not a CDF: the limit of expr at the {end} end of the support is {value}")
+
+    pdf = sp.diff(e, xr)
+    decided = None
+    try:
+        pos = sp.ask(sp.Q.nonnegative(pdf), sp.Q.real(xr))
+        decided = pos
+    except Exception:  # pragma: no cover - ask is best effort
+        decided = None
+    if decided is False:
+        raise ValueError("not a CDF: its derivative is negative somewhere on the support")
+    if decided is None:
+        rng = random.Random(12345)
+        a = float(lo) if lo.is_finite else None
+        b = float(hi) if hi.is_finite else None
+        pts = []
+        for k in range(64):
+            if a is not None and b is not None:
+                pts.append(a + (b - a) * (k + 0.5) / 64)
+            elif a is not None:
+                pts.append(a + 10 ** rng.uniform(-3, 2))
+            elif b is not None:
+                pts.append(b - 10 ** rng.uniform(-3, 2))
+            else:
+                pts.append(rng.choice((-1, 1)) * 10 ** rng.uniform(-3, 2))
+        f = sp.lambdify(xr, pdf, "mpmath")
+        for p in pts:
+            try:
+                val = f(p)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                continue
+            val = complex(val)
+            if abs(val.imag) > 1e-12 * max(1.0, abs(val.real)):
+                raise ValueError(f"not a CDF: its derivative is not real at x = {p:g}")
+            if val.real < -1e-12:
+                raise ValueError(f"not a CDF: its derivative is negative at x = {p:g} (value {val.real:.3g})")
+    if support != sp.Reals:
+        cdf = sp.Piecewise((0, xr < lo), (e, xr <= hi), (1, True)) if hi.is_finite else sp.Piecewise((0, xr < lo), (e, True))
+        pdf = sp.Piecewise((0, xr < lo), (pdf, xr <= hi), (0, True)) if hi.is_finite else sp.Piecewise((0, xr < lo), (pdf, True))
+    else:
+        cdf = e
+    ends = tuple(v for v in (lo, hi) if v.is_finite)
+    kinks = tuple(sorted(set(ends) | {sp.sympify(b) for b in breakpoints}, key=float))
+    return Family(str(name), {}, support, cdf, pdf, kinks, custom=True)

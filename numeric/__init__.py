@@ -1,0 +1,1 @@
+"""perturbmax.numeric: fast perturbed-argmax probabilities (numpy + scipy only)."""
