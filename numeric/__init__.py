@@ -1,1 +1,276 @@
-"""perturbmax.numeric: fast perturbed-argmax probabilities (numpy + scipy only)."""
+"""perturbmax.numeric: fast perturbed-argmax probabilities (numpy + scipy only).
+
+    p_i = P[argmax_j (mu_j + eps_j) = i] = int h(x - mu_i) F(x) dx,
+    F(x) = prod_j Phi(x - mu_j),  h = phi / Phi,   eps_j iid with CDF Phi.
+
+Public API
+----------
+``probs(mu, family="gumbel", *, axis=-1, method="auto", **params)``
+``log_probs(mu, family="gumbel", *, axis=-1, method="auto", **params)``
+``probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params)``
+``log_probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params)``
+``get_family``, ``Family``, ``FAMILY_NAMES``, ``METHODS``, ``QuadratureError``.
+
+>>> import numpy as np
+>>> probs([0.0, np.log(3.0)]).round(12).tolist()          # Gumbel noise = softmax
+[0.25, 0.75]
+>>> float(probs([1.0, 0.0], "normal")[0].round(12))        # Phi(1/sqrt 2)
+0.760249938907
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, softmax_log_probs
+from ._quadrature import QuadratureError, quadrature_log_probs
+from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
+from .families import FAMILY_NAMES, Family, NumericFamily, get_family
+
+__all__ = ["probs", "log_probs", "probs_vjp", "log_probs_vjp", "get_family", "Family",
+           "NumericFamily", "FAMILY_NAMES", "METHODS", "QuadratureError", "FAST_MIN_N"]
+
+METHODS = ("auto", "closed", "quadrature", "quantile", "monte_carlo")
+VJP_METHODS = ("auto", "closed", "quadrature")
+
+# "auto" hands analytic families with at least this many entries per row to the
+# fast O(n) engine (numeric._fast, when present); below it, or when the fast
+# engine declines (NotImplementedError), the O(n G) quadrature is used.
+FAST_MIN_N = 256
+
+
+def _fast_engine():
+    try:
+        from ._fast import fast_log_probs
+    except ImportError:
+        return None
+    return fast_log_probs
+
+
+def _valid_methods(fam, n, choices=METHODS):
+    out = []
+    for m in choices:
+        if m == "closed" and not has_closed_form(fam, n):
+            continue
+        if m in ("quantile", "monte_carlo") and fam.ppf is None:
+            continue
+        out.append(m)
+    return out
+
+
+def _check_method(method, fam, n, choices=METHODS):
+    if not isinstance(method, str) or method not in choices:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(choices)}")
+    valid = _valid_methods(fam, n, choices)
+    if method not in valid:
+        raise ValueError(f"method={method!r} is not available for family {fam.name!r} with "
+                         f"n = {n}; valid methods here: {', '.join(valid)}")
+
+
+def _standardize(x, fam):
+    """(x - rowmax) / scale; -inf stays -inf, overflowing gaps become -inf (p = 0)."""
+    mx = np.max(x, axis=1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        y = (x - mx) / fam.scale
+    return y
+
+
+def _row_engine(y, fam, method, opts):
+    if method == "quadrature" or method == "auto":
+        return quadrature_log_probs(y, fam)
+    if method == "closed":
+        return pair_log_probs(y[None, :], fam)[0]
+    if method == "quantile":
+        from ._baselines import quantile_log_probs
+        return quantile_log_probs(y, fam, **opts)
+    if method == "monte_carlo":
+        from ._baselines import monte_carlo_log_probs
+        return monte_carlo_log_probs(y, fam, **opts)
+    raise AssertionError(method)  # pragma: no cover
+
+
+def _log_probs_2d(x, fam, method, opts):
+    m, n = x.shape
+    _check_method(method, fam, n)
+    lp, todo = split_rows(x)
+    if not todo.any():
+        return lp
+    rows = np.flatnonzero(todo)
+    y = _standardize(x[rows], fam)
+    if fam.name == "gumbel" and not fam.custom and method in ("auto", "closed"):
+        lp[rows] = softmax_log_probs(y)
+        return lp
+    finite = np.isfinite(y)
+    nfin = finite.sum(axis=1)
+    full = nfin == n
+    # single finite entry: probability 1
+    one = nfin == 1
+    lp[rows[one]] = np.where(finite[one], 0.0, -np.inf)
+    # vectorised branches on rows whose entries are all finite
+    if method in ("auto", "closed") and n == 2 and fam.name in PAIR_FAMILIES and not fam.custom:
+        blk = full & ~one
+        if blk.any():
+            lp[rows[blk]] = pair_log_probs(y[blk], fam)
+        done = blk | one
+    elif method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
+        done = one.copy()
+        fast = _fast_engine()
+        blk = full & ~one
+        if fast is not None and blk.any():
+            try:
+                lp[rows[blk]] = fast(np.ascontiguousarray(y[blk]), fam)
+                done |= blk
+            except NotImplementedError:
+                pass
+    else:
+        done = one.copy()
+    for r in np.flatnonzero(~done):
+        sel = finite[r]
+        out = np.full(n, -np.inf)
+        if method == "closed":   # n <= 2 here; one finite entry handled above
+            out[sel] = pair_log_probs(y[r][None, sel], fam)[0]
+        else:
+            out[sel] = _row_engine(y[r][sel], fam, method, opts)
+        lp[rows[r]] = out
+    return lp
+
+
+def log_probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
+    """Log-probabilities ``log p_i`` of the perturbed argmax, along ``axis``.
+
+    ``log p_i = log int phi(x - mu_i) prod_{j != i} Phi(x - mu_j) dx``
+    computed in log space: entries far below 1e-300 keep full accuracy
+    (``log_probs([0, -60], "normal")[1]`` is ``log Phi(-60/sqrt 2) = -904.667...``).
+    See :func:`probs` for arguments, methods and special inputs.
+
+    >>> float(log_probs([0.0, -60.0], "normal")[1].round(6))
+    -904.667264
+    """
+    prep = prepare_scores(mu, axis)
+    opts, fparams = split_options(method, params)
+    fam = get_family(family, **fparams)
+    if prep.x.shape[1] == 0:
+        _check_method(method, fam, 0)
+        return restore(prep.x, prep)
+    return restore(_log_probs_2d(prep.x, fam, method, opts), prep)
+
+
+def probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
+    """Probabilities ``p_i = P[argmax_j (mu_j + eps_j) = i]`` along ``axis``.
+
+    Parameters
+    ----------
+    mu : array_like of real numbers (int promoted to float64; float32/float16
+        computed in float64 and returned in the input dtype; bool, complex
+        and object arrays -> TypeError).  Leading axes are a batch, like
+        ``scipy.special.softmax``; ``axis=None`` treats the whole array as one
+        vector; a 0-d input is a vector of length 1 (result 1.0).
+    family : registry name (``numeric.FAMILY_NAMES``) or a ``numeric.Family``.
+    method : "auto" (gumbel -> softmax; n = 2 -> closed form; analytic
+        families with n >= ``FAST_MIN_N`` -> the fast engine when installed;
+        otherwise quadrature), "closed" (gumbel any n, and n = 2 for
+        normal, cauchy, gumbel_min, laplace, exponential, uniform),
+        "quadrature" (adaptive log-space Gauss-Kronrod of the max-CDF form,
+        any family), "quantile" (the article's K-point rule, option ``K``,
+        default 1000, not renormalized) and "monte_carlo" (options
+        ``samples`` default 10**6, ``seed`` default 0).
+    **params : family parameters ``scale`` (> 0, every family) and ``nu``
+        (> 0, student_t), and the method options above.
+
+    Special inputs (per row along ``axis``):
+    NaN anywhere -> the row is NaN; ``-inf`` entries -> probability exactly 0,
+    the rest renormalize; k >= 1 entries ``+inf`` -> 1/k on each (the limit
+    of tied scores growing without bound), 0 elsewhere; all ``-inf`` -> NaN
+    row; n = 1 -> 1.0; empty axis -> empty result.  Score gaps that
+    overflow float64 after dividing by ``scale`` count as ``-inf``.
+
+    Accuracy (auto/quadrature/closed): relative error <= 1e-13 for
+    p >= 1e-300, ``sum p = 1`` within 1e-14.  When the quadrature cannot
+    certify its tolerance it raises :class:`QuadratureError`.
+
+    >>> probs([0.0, 0.0, 0.0], "cauchy").round(15).tolist()
+    [0.333333333333333, 0.333333333333333, 0.333333333333333]
+    """
+    prep = prepare_scores(mu, axis)
+    opts, fparams = split_options(method, params)
+    fam = get_family(family, **fparams)
+    if prep.x.shape[1] == 0:
+        _check_method(method, fam, 0)
+        return restore(prep.x, prep)
+    lp = _log_probs_2d(prep.x, fam, method, opts)
+    return restore(np.exp(lp), prep)
+
+
+def _vjp_2d(x, g, fam, method, log):
+    from ._vjp import quadrature_vjp, softmax_log_vjp, softmax_vjp
+    m, n = x.shape
+    _check_method(method, fam, n, VJP_METHODS)
+    lp, todo = split_rows(x)
+    out = np.where(np.isnan(lp), np.nan, 0.0)        # rows with +inf: locally constant -> 0
+    rows = np.flatnonzero(todo)
+    if rows.size == 0:
+        return out
+    y = _standardize(x[rows], fam)
+    gr = g[rows]
+    if fam.name == "gumbel" and not fam.custom and method in ("auto", "closed"):
+        lpr = softmax_log_probs(y)
+        res = softmax_log_vjp(lpr, gr) if log else softmax_vjp(lpr, gr)
+        out[rows] = res / fam.scale
+        return out
+    if method == "closed":
+        raise ValueError(f"method='closed' has no vector-Jacobian product for family {fam.name!r}; "
+                         "valid methods here: auto, quadrature")
+    finite = np.isfinite(y)
+    for r in range(rows.size):
+        sel = finite[r]
+        res = np.zeros(n)
+        if sel.sum() > 1:
+            v, _ = quadrature_vjp(y[r][sel], gr[r][sel], fam, log=log)
+            res[sel] = v / fam.scale
+        out[rows[r]] = res
+    return out
+
+
+def probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params):
+    """Vector-Jacobian product ``(J^T g)_k = sum_i g_i dp_i/dmu_k`` of :func:`probs`.
+
+    ``(J^T g)_k = int h_k F (g_k S - Gamma) dx`` with ``h_k = h(x - mu_k)``,
+    ``S = sum_j h_j``, ``Gamma = sum_j g_j h_j`` (O(n G) quadrature; Gumbel:
+    ``p * (g - <g, p>)``).  Entries sum to 0 (shift invariance).
+    Available VJPs: this one and :func:`log_probs_vjp`, for every family,
+    methods "auto", "closed" (gumbel) and "quadrature".
+    Special rows: NaN rows -> NaN; rows with +inf entries -> 0 (p is locally
+    constant); -inf entries -> 0 (their cotangents are ignored).
+
+    >>> probs_vjp([0.0, 0.0], [1.0, 0.0]).tolist()             # softmax: p(1-p)
+    [0.25, -0.25]
+    """
+    prep = prepare_scores(mu, axis)
+    g = check_cotangent(cotangent, prep, np.shape(mu))
+    _, fparams = split_options(method, params)
+    fam = get_family(family, **fparams)
+    if prep.x.shape[1] == 0:
+        return restore(prep.x, prep)
+    return restore(_vjp_2d(prep.x, g, fam, method, log=False), prep)
+
+
+def log_probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params):
+    """Vector-Jacobian product of :func:`log_probs`: ``sum_i c_i d log p_i / dmu_k``.
+
+    Computed as the VJP of ``p`` with ``g_j = c_j / p_j`` formed in log
+    space, so it stays exact when some ``p_j`` underflow (Gumbel:
+    ``c - p * sum(c)``, like ``log_softmax``'s backward, -inf entries included).
+    For other families, -inf entries get 0 and their cotangents are ignored.
+
+    >>> log_probs_vjp([0.0, 0.0], [1.0, 0.0]).tolist()
+    [0.5, -0.5]
+    """
+    prep = prepare_scores(mu, axis)
+    g = check_cotangent(cotangent, prep, np.shape(mu))
+    _, fparams = split_options(method, params)
+    fam = get_family(family, **fparams)
+    if prep.x.shape[1] == 0:
+        return restore(prep.x, prep)
+    return restore(_vjp_2d(prep.x, g, fam, method, log=True), prep)

@@ -1,0 +1,509 @@
+"""The ``perturbmax`` command line.
+
+Subcommands::
+
+    perturbmax derive FAMILY [--n N] [--format latex|markdown]   # print a derivation
+    perturbmax notes [--check] [--outdir DIR]                    # regenerate notes/
+    perturbmax oracle FAMILY MU... [--dps D] [--log] [--json]    # high-precision values
+    perturbmax oracle --tables                                   # rewrite notes/reference/
+    perturbmax probs FAMILY MU... [--log] [--json] [--method M]  # fast float64 values
+    perturbmax bench [--quick] [--out PATH]                      # measure, write notes/data/bench.json
+
+Exit codes: 0 success, 1 a numerical failure (the message says which
+value could not be verified) or ``notes --check`` found stale files, 2 bad
+input.  Errors are a single line on stderr (``perturbmax: error: ...``),
+never a traceback (set ``PERTURBMAX_DEBUG=1`` to see one).
+
+Negative scores work with or without ``--``: ``perturbmax probs normal -1 0 2``
+and ``perturbmax probs normal -- -1e3 -inf 0`` are both accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import textwrap
+
+__all__ = ["main", "build_parser"]
+
+PROG = "perturbmax"
+
+
+class UsageError(ValueError):
+    """Bad input found after argument parsing (reported with exit code 2)."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``perturbmax: error: <message>``."""
+
+    def error(self, message):  # noqa: D401 - argparse hook
+        raise UsageError(message)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"{PROG}: error: {_one_line(message)}\n")
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------
+# argument helpers
+# ---------------------------------------------------------------------------
+
+
+def _looks_numeric(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _protect_negative_numbers(argv: list[str]) -> list[str]:
+    """Let ``-1e3``, ``-inf``, ``-.5`` through argparse as values.
+
+    argparse only recognizes plain ``-1`` / ``-1.5`` as negative numbers; any
+    other token starting with ``-`` is taken for an option.  A leading space
+    makes it a positional (``float`` ignores surrounding whitespace).
+    Tokens after ``--`` are left alone.
+    """
+    out = []
+    rest = False
+    for tok in argv:
+        if rest:
+            out.append(tok)
+            continue
+        if tok == "--":
+            rest = True
+            out.append(tok)
+        elif len(tok) > 1 and tok[0] == "-" and tok[1] != "-" and _looks_numeric(tok):
+            out.append(" " + tok)
+        else:
+            out.append(tok)
+    return out
+
+
+def _positive_float(name):
+    def conv(text):
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number > 0, got {text.strip()!r}") from None
+        if not math.isfinite(v) or v <= 0:
+            raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text.strip()!r}")
+        return v
+
+    conv.__name__ = name
+    return conv
+
+
+def _positive_int(name, minimum=1):
+    def conv(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text.strip()!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {v}")
+        return v
+
+    conv.__name__ = name
+    return conv
+
+
+def _family_params(args) -> dict:
+    params = {}
+    if getattr(args, "scale", None) is not None:
+        params["scale"] = args.scale
+    if getattr(args, "nu", None) is not None:
+        if args.family.strip().lower() != "student_t":
+            raise UsageError(f"--nu applies only to family 'student_t', not {args.family!r}")
+        params["nu"] = args.nu
+    return params
+
+
+def _check_family(name: str) -> str:
+    from .families import FAMILY_NAMES
+
+    key = name.strip().lower()
+    if key not in FAMILY_NAMES:
+        raise UsageError(f"unknown family {name!r}; valid names: {', '.join(FAMILY_NAMES)}")
+    return key
+
+
+def _parse_mu_floats(tokens) -> list[float]:
+    if not tokens:
+        raise UsageError("give at least one score MU")
+    values = []
+    for i, tok in enumerate(tokens):
+        try:
+            v = float(tok)
+        except ValueError:
+            raise UsageError(f"MU[{i}] must be a real number, got {tok.strip()!r}") from None
+        if math.isnan(v):
+            raise UsageError(f"MU[{i}] is NaN; scores must be real numbers or +-inf")
+        values.append(v)
+    return values
+
+
+def _fmt_float(v: float) -> str:
+    """Shortest round-trip text of a float; integers without '.0'."""
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v.is_integer() and abs(v) < 1e16:
+        return str(int(v))
+    return repr(v)
+
+
+def _json_float(v: float):
+    """JSON has no inf/nan: those become the strings "inf", "-inf", "nan"."""
+    v = float(v)
+    return v if math.isfinite(v) else _fmt_float(v)
+
+
+def _table(headers, rows) -> str:
+    """Right-aligned columns separated by two spaces (easy to cut/awk)."""
+    cols = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[k]) for r in cols) for k in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cols]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# subcommands
+# ---------------------------------------------------------------------------
+
+
+def _cmd_derive(args) -> int:
+    key = _check_family(args.family)
+    params = _family_params(args)
+    import derive
+
+    if args.n is None:
+        if key != "gumbel":
+            raise UsageError(f"family {key!r} needs --n N (only gumbel has a symbolic-n derivation)")
+        if params:
+            raise UsageError("--scale/--nu need --n N (the symbolic-n gumbel derivation is for scale 1)")
+        d = derive.softmax_derivation()
+    else:
+        fam = derive.family(key, **params)
+        d = derive.derive(fam, args.n)
+    text = d.to_latex() if args.format == "latex" else d.to_markdown()
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _cmd_notes(args) -> int:
+    from . import notes
+
+    outdir = args.outdir if args.outdir is not None else notes.default_outdir()
+    if args.check:
+        problems = notes.check_report(outdir)
+        if problems:
+            for path, reason in problems:
+                sys.stderr.write(f"{PROG}: notes are stale: {path} ({reason})\n")
+            sys.stderr.write(f"{PROG}: run `perturbmax notes` to regenerate {len(problems)} file(s)\n")
+            return 1
+        sys.stdout.write(f"notes up to date: {outdir}\n")
+        return 0
+    written = notes.generate(outdir)
+    sys.stdout.write(f"wrote {len(written)} files under {outdir}\n")
+    return 0
+
+
+def _cmd_probs(args) -> int:
+    key = _check_family(args.family)
+    params = _family_params(args)
+    mu = _parse_mu_floats(args.mu)
+    import numpy as np
+
+    import numeric
+
+    kw = dict(params)
+    if args.method != "auto":
+        kw["method"] = args.method
+    if args.K is not None:
+        if args.method != "quantile":
+            raise UsageError("--K applies only to --method quantile")
+        kw["K"] = args.K
+    if args.samples is not None or args.seed is not None:
+        if args.method != "monte_carlo":
+            raise UsageError("--samples/--seed apply only to --method monte_carlo")
+        if args.samples is not None:
+            kw["samples"] = args.samples
+        if args.seed is not None:
+            kw["seed"] = args.seed
+    fn = numeric.log_probs if args.log else numeric.probs
+    values = np.asarray(fn(np.asarray(mu, dtype=np.float64), key, **kw), dtype=np.float64).ravel().tolist()
+    name = "log_p" if args.log else "p"
+    if args.json:
+        doc = {
+            "family": key,
+            "params": params,
+            "method": args.method,
+            "mu": [_json_float(m) for m in mu],
+            name: [_json_float(v) for v in values],
+        }
+        sys.stdout.write(json.dumps(doc) + "\n")
+    else:
+        rows = [(i, _fmt_float(m), _fmt_float(v)) for i, (m, v) in enumerate(zip(mu, values))]
+        sys.stdout.write(_table(("i", "mu", name), rows))
+    return 0
+
+
+def _oracle_value_text(v, dps: int) -> str:
+    import mpmath
+
+    if isinstance(v, mpmath.mpf):
+        if mpmath.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if v == 0:
+            return "0"
+        return mpmath.nstr(v, dps, min_fixed=-4, max_fixed=6, strip_zeros=False)
+    if hasattr(v, "mid") and hasattr(v, "rad") and hasattr(v, "str"):  # python-flint arb ball
+        return v.str(dps, radius=True)
+    return _one_line(str(v))
+
+
+def _cmd_oracle(args) -> int:
+    if args.tables:
+        if args.family is not None or args.mu:
+            raise UsageError("--tables takes no FAMILY or MU")
+        from .oracle import reference_tables
+
+        outdir = args.outdir if args.outdir is not None else os.path.join(_notes_default(), "reference")
+        reference_tables(outdir=outdir, progress=not args.quiet)
+        sys.stdout.write(f"reference tables written under {outdir}\n")
+        return 0
+    if args.family is None:
+        raise UsageError("give FAMILY and MU... (or --tables)")
+    if args.outdir is not None:
+        raise UsageError("--outdir applies only to --tables")
+    key = _check_family(args.family)
+    params = _family_params(args)
+    _parse_mu_floats(args.mu)  # validates the tokens (real numbers, no NaN)
+    # The oracle reads decimal strings exactly: 0.1 is 1/10, not the nearest float.
+    mu = [tok.strip() for tok in args.mu]
+    from . import oracle
+
+    fn = oracle.log_probs if args.log else oracle.probs
+    kw = dict(params)
+    if args.certified:
+        kw["certified"] = True
+    values = fn(mu, key, dps=args.dps, **kw)
+    name = "log_p" if args.log else "p"
+    texts = [_oracle_value_text(v, args.dps) for v in values]
+    if args.json:
+        doc = {
+            "family": key,
+            "params": params,
+            "dps": args.dps,
+            "certified": bool(args.certified),
+            "mu": [tok.strip() for tok in args.mu],
+            name: texts,
+        }
+        sys.stdout.write(json.dumps(doc) + "\n")
+    else:
+        rows = [(i, tok.strip(), t) for i, (tok, t) in enumerate(zip(args.mu, texts))]
+        sys.stdout.write(_table(("i", "mu", name), rows))
+    return 0
+
+
+def _notes_default():
+    from . import notes
+
+    return str(notes.default_outdir())
+
+
+def _cmd_bench(args) -> int:
+    from . import bench
+
+    bench.run(out=args.out, quick=args.quick, md=args.md, verbose=True, oracle_timeout_s=args.oracle_timeout)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------
+
+_FAMILY_HELP = (
+    "noise family: gumbel, gumbel_min, normal, logistic, laplace, exponential, uniform, cauchy, student_t"
+)
+
+
+def _examples(*lines) -> str:
+    return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join("  " + ln for ln in lines)
+
+
+def _add_family_params(p):
+    p.add_argument("--scale", type=_positive_float("--scale"), default=None, metavar="S",
+                   help="noise scale (temperature) > 0, default 1")
+    p.add_argument("--nu", type=_positive_float("--nu"), default=None, metavar="NU",
+                   help="degrees of freedom of student_t (> 0, default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _ArgumentParser(
+        prog=PROG,
+        formatter_class=fmt,
+        description=textwrap.dedent(
+            """\
+            Probabilities of the perturbed argmax p_i = P[argmax_j (mu_j + eps_j) = i]
+            for iid noise eps (Gumbel gives softmax): symbolic derivations, a
+            high-precision oracle and a fast numeric engine."""
+        ),
+        epilog=_examples(
+            "perturbmax derive gumbel --format latex",
+            "perturbmax probs normal -1 0 2",
+            "perturbmax oracle cauchy 0 1 5 --dps 40",
+            "perturbmax notes --check",
+            "perturbmax bench --quick --out /tmp/bench.json",
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "derive", formatter_class=fmt, help="print the derivation of the argmax probabilities",
+        description="Print the sympy-checked derivation of p_i for a noise family "
+                    "(gumbel without --n: the article's symbolic-n derivation of softmax).",
+        epilog=_examples("perturbmax derive gumbel --format latex",
+                         "perturbmax derive normal --n 2 --format markdown"),
+    )
+    p.add_argument("family", metavar="FAMILY", help=_FAMILY_HELP)
+    p.add_argument("--n", type=_positive_int("--n"), default=None, metavar="N",
+                   help="number of scores (a concrete n >= 1); omit for gumbel's symbolic n")
+    p.add_argument("--format", choices=("latex", "markdown"), default="latex", help="output format (default latex)")
+    _add_family_params(p)
+    p.set_defaults(func=_cmd_derive)
+
+    p = sub.add_parser(
+        "notes", formatter_class=fmt, help="regenerate notes/ (or --check that it is up to date)",
+        description="Regenerate the notes/ directory (derivations, family pages, figures, benchmark "
+                    "report from notes/data/bench.json). --check writes nothing and exits 1 naming each "
+                    "stale, missing or extra file. notes/reference/ and notes/data/ are inputs, not checked.",
+        epilog=_examples("perturbmax notes", "perturbmax notes --check"),
+    )
+    p.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 when stale")
+    p.add_argument("--outdir", default=None, metavar="DIR", help="notes directory (default: the repository's notes/)")
+    p.set_defaults(func=_cmd_notes)
+
+    p = sub.add_parser(
+        "oracle", formatter_class=fmt, help="high-precision (mpmath) probabilities, or --tables",
+        description="Compute p (or log p) with the mpmath oracle to DPS significant digits, each value "
+                    "checked by two independent evaluations. --tables rewrites the reference tables "
+                    "notes/reference/*.json (slow; not part of `notes --check`). JSON values are decimal "
+                    "strings so no digit is lost.",
+        epilog=_examples("perturbmax oracle normal -1 0 2 --dps 40",
+                         "perturbmax oracle laplace 0 0.5 3 --log --json",
+                         "perturbmax oracle --tables"),
+    )
+    p.add_argument("family", metavar="FAMILY", nargs="?", default=None, help=_FAMILY_HELP)
+    p.add_argument("mu", metavar="MU", nargs="*", help="scores (real numbers; -inf allowed)")
+    p.add_argument("--dps", type=_positive_int("--dps", 5), default=30, metavar="D",
+                   help="significant decimal digits (default 30)")
+    p.add_argument("--certified", action="store_true", help="rigorous interval enclosures (needs python-flint)")
+    p.add_argument("--log", action="store_true", help="print log p instead of p")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--tables", action="store_true", help="regenerate notes/reference/*.json")
+    p.add_argument("--outdir", default=None, metavar="DIR", help="with --tables: output directory")
+    p.add_argument("--quiet", action="store_true", help="with --tables: no progress bar")
+    _add_family_params(p)
+    p.set_defaults(func=_cmd_oracle)
+
+    p = sub.add_parser(
+        "probs", formatter_class=fmt, help="fast float64 probabilities (numeric engine)",
+        description="Compute p (or log p) with the numeric engine and print an aligned table "
+                    "(columns i, mu, p) or JSON (non-finite numbers as the strings \"inf\", \"-inf\").",
+        epilog=_examples("perturbmax probs normal -1 0 2",
+                         "perturbmax probs gumbel 1 2 3 --log --json",
+                         "perturbmax probs student_t 0 1 --nu 3 --scale 2",
+                         "perturbmax probs normal 0 1 2 --method quantile --K 1000"),
+    )
+    p.add_argument("family", metavar="FAMILY", help=_FAMILY_HELP)
+    p.add_argument("mu", metavar="MU", nargs="*", help="scores (real numbers; -inf/inf allowed)")
+    p.add_argument("--log", action="store_true", help="print log p instead of p")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--method", choices=("auto", "quadrature", "closed", "quantile", "monte_carlo"),
+                   default="auto", help="numeric method (default auto)")
+    p.add_argument("--K", type=_positive_int("--K"), default=None, help="nodes of the quantile rule")
+    p.add_argument("--samples", type=_positive_int("--samples"), default=None, help="Monte Carlo samples")
+    p.add_argument("--seed", type=_positive_int("--seed", 0), default=None, help="Monte Carlo seed")
+    _add_family_params(p)
+    p.set_defaults(func=_cmd_probs)
+
+    p = sub.add_parser(
+        "bench", formatter_class=fmt, help="measure speed, accuracy and memory; write bench.json",
+        description="Time the numeric engine against scipy.special.softmax on the same inputs (median of "
+                    "repeats), compare n = 10 normal with scipy's multivariate normal CDF, the article's "
+                    "K-point rule and Monte Carlo (errors vs the oracle), measure peak memory and oracle "
+                    "timings. Writes raw results to --out and the report benchmarks.md (plus its figures) "
+                    "next to it.",
+        epilog=_examples("perturbmax bench", "perturbmax bench --quick --out /tmp/bench.json"),
+    )
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, seconds)")
+    p.add_argument("--out", default=None, metavar="PATH", help="raw results JSON (default notes/data/bench.json)")
+    p.add_argument("--md", default=None, metavar="PATH",
+                   help="report path (default: benchmarks.md in the notes directory containing --out)")
+    p.add_argument("--oracle-timeout", type=_positive_float("--oracle-timeout"), default=900.0, metavar="S",
+                   help="stop the n = 1000 oracle timing after S seconds (default 900)")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def _exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    _err(str(code))
+    return 2
+
+
+def main(argv=None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(os.environ.get("PERTURBMAX_DEBUG"))
+    try:
+        parser = build_parser()
+        args = parser.parse_args(_protect_negative_numbers(argv))
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # surface a closed pipe here, not at interpreter exit
+        return rc
+    except SystemExit as exc:  # --help, or a subcommand's explicit exit
+        return _exit_code(exc)
+    except (UsageError, argparse.ArgumentError, ValueError, TypeError) as exc:
+        if debug:
+            raise
+        _err(exc)
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:  # `perturbmax probs ... | head`
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+    except Exception as exc:  # numerical failure (e.g. OracleError) or a bug: one line, exit 1
+        if debug:
+            raise
+        _err(f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

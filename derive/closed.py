@@ -1,0 +1,679 @@
+"""Closed forms of the perturbed-argmax probabilities, attempted by sympy.
+
+``derive(family, n)`` returns a :class:`~derive.derivation.Derivation`
+whose steps start from (eq:pi) for class 1 with the family's noise and are
+each verified by sympy (see :mod:`derive.derivation`).  The route depends on
+the family; every route makes sympy do the integration, the guidance is a
+substitution or a split of the range:
+
+=============  ==============================================================
+gumbel         collect ``S = sum_j exp(mu_j - mu_1)``, ``t = -exp(-eps)`` -> softmax
+gumbel_min     ``c_j = exp(mu_1 - mu_j)``, ``u = exp(eps)``, expand the product
+               (inclusion-exclusion over subsets), integrate term by term
+exponential    ``x = mu_1 + eps``; integrand vanishes below ``M = max mu``;
+               expand and integrate from ``M`` to oo  (valid for any order)
+uniform        ordered ``mu_1 >= ... >= mu_n``: split ``[max mu, mu_r + 1]``
+               where the CDFs saturate; Piecewise over all n! orderings
+laplace        ordered ``mu``: split the line at every ``mu_j``
+logistic       ``u = exp(-eps)`` makes the integrand rational: partial
+               fractions, termwise antiderivatives, limits (distinct ``mu``)
+n = 2          (normal, cauchy, student_t, user families) differentiate under
+               the integral sign: ``dp_1/dDelta`` is the density of
+               ``eps_2 - eps_1``, integrated back from ``-oo``
+normal, n = 3  bivariate normal orthant probability, correlation 1/2 (Owen's T)
+=============  ==============================================================
+
+Where no route gives a closed form, ``status`` is ``"none"`` and ``reason``
+says what sympy was asked and where it stopped; the numeric fallback is
+:func:`derive.oracle.probs`.  ``scale`` enters as ``p(mu; s) = p(mu/s; 1)``.
+
+>>> d = derive("gumbel", 2)
+>>> d.closed_form[0]
+exp(mu_1)/(exp(mu_1) + exp(mu_2))
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+
+import sympy as sp
+
+from .derivation import Derivation, DerivationError, product_except, sum_except
+from .families import FAMILY_NAMES, Family, family as _family
+
+__all__ = ["derive", "mu_symbols", "STATUS_VALUES", "ORACLE_FALLBACK"]
+
+STATUS_VALUES = ("closed", "special", "none")
+ORACLE_FALLBACK = "numeric fallback: derive.oracle.probs(mu, family, dps=...) (checked quadrature)"
+
+#: largest n for which the per-ordering Piecewise of uniform / laplace is built
+MAX_PIECEWISE_N = 5
+
+_EPS = sp.Symbol("varepsilon", real=True)
+_X = sp.Symbol("x", real=True)
+_T = sp.Symbol("t", real=True)
+_U = sp.Symbol("u", positive=True)
+_P1 = sp.Symbol("p_1")
+
+
+def mu_symbols(n: int) -> tuple:
+    """``(mu_1, ..., mu_n)`` as real sympy Symbols."""
+    return tuple(sp.Symbol(f"mu_{k}", real=True) for k in range(1, n + 1))
+
+
+def _p(k):
+    return sp.Symbol(f"p_{k}")
+
+
+# ---------------------------------------------------------------------------
+# argument handling
+# ---------------------------------------------------------------------------
+
+
+def _validate_n(n):
+    if isinstance(n, str):
+        if n.strip().lower() == "general":
+            return "general"
+        raise ValueError(f"n must be a positive integer or 'general', got {n!r}")
+    if isinstance(n, sp.Symbol):
+        return "general"
+    if isinstance(n, bool):
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if isinstance(n, sp.Integer):
+        n = int(n)
+    if isinstance(n, float) and n.is_integer():
+        raise ValueError(f"n must be a positive integer (an int), got the float {n!r}")
+    if not isinstance(n, int):
+        raise ValueError(f"n must be a positive integer or 'general', got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be a positive integer (n >= 1), got n = {n}")
+    return n
+
+
+def _resolve_family(fam, params) -> Family:
+    if isinstance(fam, Family):
+        return _family(fam, **params) if params else fam
+    return _family(fam, **params)
+
+
+def derive(family, n="general", **params) -> Derivation:
+    """Attempt a closed form of ``p_i = P[argmax(mu + eps) = i]``.
+
+    ``family``: registry name, a :class:`~derive.families.Family` or a user
+    family from :func:`derive.family_from_cdf`; ``params`` (``scale``,
+    ``nu``) bind a registry family.  ``n``: a positive int, or ``"general"``
+    / a sympy Symbol for symbolic n.
+
+    Returns a Derivation with ``.steps`` (verified), ``.closed_form`` (list
+    of n sympy expressions in ``.symbols`` = ``(mu_1..mu_n)``, or None),
+    ``.status`` in ``{"closed", "special", "none"}``, ``.reason``,
+    ``.conditions`` (article conditions 1-4), ``.family``, ``.n``.
+
+    >>> derive("exponential", 2).closed_form[1]
+    exp(mu_2 - Max(mu_1, mu_2))/2
+    """
+    fam = _resolve_family(family, params)
+    nn = _validate_n(n)
+    return _derive_cached(fam, nn)
+
+
+@functools.lru_cache(maxsize=None)
+def _derive_cached(fam: Family, n) -> Derivation:
+    std = fam if fam.custom else fam.with_params(scale=1)
+    scale = fam.scale if not fam.custom else sp.Integer(1)
+    if n == "general":
+        d = _general(std)
+    elif n == 1:
+        d = _trivial(std)
+    else:
+        d = _concrete(std, n)
+    d.family = fam
+    d.n = n
+    if d.closed_form is not None and scale != 1:
+        # p(mu; s) = p(mu / s; 1): substitute x = s y in (eq:pi)
+        d.closed_form = [e.xreplace({m: m / scale for m in d.symbols}) for e in d.closed_form]
+        d.notes.append(f"scale s = {scale}: the closed forms use $p(\\mu; s) = p(\\mu/s; 1)$ "
+                       "(substitute $\\varepsilon = s\\,\\varepsilon'$ in (eq:pi)); the steps are for $s = 1$.")
+    if d.closed_form is not None and n != "general":
+        from .conditions import check_conditions
+
+        bounded = std.support.start.is_finite or std.support.end.is_finite
+        d.conditions = check_conditions(d.closed_form, d.symbols, bounded_support=bool(bounded),
+                                        spread=2.0 * float(scale), symbolic=d.status == "closed")
+    return d
+
+
+def _trivial(fam):
+    syms = mu_symbols(1)
+    d = Derivation(_P1, sp.Integral(fam.pdf(_EPS), (_EPS, -sp.oo, sp.oo)),
+                   "(eq:pi) with n = 1: the empty product is 1", sampler=_concrete_sampler(syms))
+    d.step(sp.Integer(1), "a density integrates to 1", checks=("doit", "numeric"))
+    d.symbols = syms
+    d.closed_form = [sp.Integer(1)]
+    d.status = "closed"
+    return d
+
+
+# ---------------------------------------------------------------------------
+# shared helpers
+# ---------------------------------------------------------------------------
+
+
+def _concrete_sampler(syms, *, ordered=False, spread=3.0, gap=None):
+    """Random exact rationals for ``syms`` (descending when ``ordered``)."""
+
+    def sample(rng: random.Random):
+        if ordered:
+            top = sp.Rational(rng.randint(-1000, 1000), 1000)
+            vals = [top]
+            for _ in syms[1:]:
+                g = gap if gap is not None else spread / len(syms)
+                vals.append(vals[-1] - sp.Rational(rng.randint(1, int(1000 * g)), 1000))
+        else:
+            vals = [sp.Rational(rng.randint(-int(1000 * spread), int(1000 * spread)), 1000) for _ in syms]
+        return dict(zip(syms, vals))
+
+    return sample
+
+
+def _start(fam, syms, i=0):
+    """(eq:pi) for class i+1: Integral phi(eps) prod_{j != i} Phi(mu_i - mu_j + eps) d eps."""
+    prod = sp.Mul(*[fam.cdf(syms[i] - syms[j] + _EPS) for j in range(len(syms)) if j != i])
+    return sp.Integral(fam.pdf(_EPS) * prod, (_EPS, -sp.oo, sp.oo))
+
+
+def _start_reason(fam, i=1):
+    return (f"(eq:pi) for class {i} with {fam.name} noise: $p_{i}=\\int\\phi(\\varepsilon)"
+            f"\\prod_{{j\\neq {i}}}\\Phi(\\mu_{i}-\\mu_j+\\varepsilon)\\,d\\varepsilon$")
+
+
+def _by_symmetry(expr, syms):
+    """p_k from p_1 by exchanging mu_1 and mu_k (the noises are iid)."""
+    out = [expr]
+    for k in range(1, len(syms)):
+        out.append(expr.xreplace({syms[0]: syms[k], syms[k]: syms[0]}))
+    return out
+
+
+def _new(fam, syms, *, sampler=None, definitions=None, i=0, points=5):
+    return Derivation(_p(i + 1), _start(fam, syms, i), _start_reason(fam, i + 1),
+                      title=f"{fam.name}, n = {len(syms)}", definitions=definitions or {},
+                      sampler=sampler or _concrete_sampler(syms), points=points)
+
+
+def _termwise(expr, var, lo, hi):
+    """sympy integrate of an expanded sum, one term at a time."""
+    terms = sp.Add.make_args(sp.expand(expr))
+    out = []
+    for term in terms:
+        coeff, g = term.as_independent(var)
+        g = sp.powsimp(g, combine="exp")
+        out.append(coeff * sp.integrate(g, (var, lo, hi)))
+    return sp.Add(*out)
+
+
+def _antiderivative(expr, var):
+    """Termwise indefinite integral of a partial-fraction sum (coefficients split off)."""
+    out = []
+    for term in sp.Add.make_args(expr):
+        coeff, g = term.as_independent(var)
+        out.append(coeff * sp.integrate(g, var))
+    return sp.Add(*out)
+
+
+def _failed(d, why):
+    d.status = "none"
+    d.closed_form = None
+    d.reason = why + " " + ORACLE_FALLBACK + "."
+    return d
+
+
+# ---------------------------------------------------------------------------
+# concrete n dispatch
+# ---------------------------------------------------------------------------
+
+
+def _concrete(fam, n):
+    syms = mu_symbols(n)
+    name = fam.name if not fam.custom else None
+    routes = {
+        "gumbel": _gumbel,
+        "gumbel_min": _gumbel_min,
+        "exponential": _exponential,
+        "uniform": _uniform,
+        "laplace": _laplace,
+        "logistic": _logistic,
+    }
+    if name in routes:
+        d = routes[name](fam, syms)
+    elif name == "normal" and n == 3:
+        d = _normal3(fam, syms)
+    elif n == 2:
+        d = _difference_route(fam, syms)
+    else:
+        d = _no_closed_form(fam, syms)
+    d.symbols = syms
+    return d
+
+
+# -- gumbel ---------------------------------------------------------------
+
+
+def _gumbel(fam, syms):
+    n = len(syms)
+    S = sp.Symbol("S_1", positive=True)
+    S_def = sp.Add(*[sp.exp(m - syms[0]) for m in syms])
+    d = _new(fam, syms, definitions={S: S_def})
+    collected = sp.Integral(sp.exp(-_EPS) * sp.exp(-S * sp.exp(-_EPS)), (_EPS, -sp.oo, sp.oo))
+    d.step(collected, "collect the exponents: $S_1=\\sum_j e^{\\mu_j-\\mu_1}$ (the $j=1$ term is the "
+           "density's own $e^{-e^{-\\varepsilon}}$)", checks=("numeric",))
+    sub = collected.transform(-sp.exp(-_EPS), _T)
+    d.step(sub, "substitute $t=-e^{-\\varepsilon}$", checks=("doit", "numeric"))
+    d.step(sub.doit(), "integrate: $S_1>0$", checks=("doit",))
+    d.step(1 / S_def, "write out $S_1$", checks=("identical",))
+    d.step(sp.exp(syms[0]) / sp.Add(*[sp.exp(m) for m in syms]), "multiply by $e^{\\mu_1}/e^{\\mu_1}$: softmax",
+           checks=("simplify", "numeric"))
+    d.closed_form = _by_symmetry(d.result, syms)
+    d.status = "closed"
+    d.reason = f"softmax, derived for n = {n}; the same steps hold for symbolic n (see the Gumbel page)."
+    return d
+
+
+# -- gumbel_min -----------------------------------------------------------
+
+
+def _gumbel_min(fam, syms):
+    n = len(syms)
+    cs = [sp.Symbol(f"c_{k + 1}", positive=True) for k in range(1, n)]
+    defs = {c: sp.exp(syms[0] - m) for c, m in zip(cs, syms[1:])}
+    d = _new(fam, syms, definitions=defs)
+    integrand = sp.exp(_EPS - sp.exp(_EPS)) * sp.Mul(*[1 - sp.exp(-c * sp.exp(_EPS)) for c in cs])
+    d.step(sp.Integral(integrand, (_EPS, -sp.oo, sp.oo)),
+           "$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=1-\\exp(-c_j e^{\\varepsilon})$ with $c_j=e^{\\mu_1-\\mu_j}$",
+           checks=("numeric",))
+    sub = d.result.transform(sp.exp(_EPS), _U)
+    d.step(sub, "substitute $u=e^{\\varepsilon}$", checks=("numeric",))
+    expanded = sp.Integral(sp.powsimp(sp.expand(sub.function), combine="exp"), sub.limits[0])
+    d.step(expanded, "expand the product: inclusion-exclusion over subsets $S\\subseteq\\{2..n\\}$",
+           checks=("simplify", "numeric"))
+    value = _termwise(expanded.function, _U, 0, sp.oo)
+    d.step(value, "integrate term by term: $\\int_0^\\infty e^{-u(1+\\sum_{j\\in S}c_j)}du=1/(1+\\sum_{j\\in S}c_j)$",
+           checks=("doit", "numeric"))
+    d.step(value.xreplace(defs), "write out $c_j$", checks=("identical",))
+    d.closed_form = _by_symmetry(d.result, syms)
+    d.status = "closed"
+    d.reason = (f"inclusion-exclusion: $p_i=\\sum_{{S\\subseteq[n]\\setminus\\{{i\\}}}}(-1)^{{|S|}}"
+                f"/(1+\\sum_{{j\\in S}}e^{{\\mu_i-\\mu_j}})$, {2 ** (n - 1)} terms for n = {n}.")
+    return d
+
+
+# -- exponential ----------------------------------------------------------
+
+
+def _to_x_form(d, i_sym):
+    """Step: x = mu_i + eps (sympy's change of variables)."""
+    sub = d.result.transform(_EPS, _X - i_sym)
+    d.step(sub, f"substitute $x={sp.latex(i_sym)}+\\varepsilon$", checks=("numeric",))
+    return sub
+
+
+def _exponential(fam, syms):
+    n = len(syms)
+    M = sp.Symbol("M", real=True)
+    M_def = sp.Max(*syms)
+    d = _new(fam, syms, definitions={M: M_def})
+    _to_x_form(d, syms[0])
+    body = sp.exp(-(_X - syms[0])) * sp.Mul(*[1 - sp.exp(-(_X - m)) for m in syms[1:]])
+    d.step(sp.Integral(body, (_X, M, sp.oo)),
+           "the density and every CDF factor are positive only for $x\\geq M=\\max_j\\mu_j$; there they are "
+           "$e^{-(x-\\mu_1)}$ and $1-e^{-(x-\\mu_j)}$", checks=("numeric",))
+    expanded = sp.Integral(sp.powsimp(sp.expand(body), combine="exp"), (_X, M, sp.oo))
+    d.step(expanded, "expand the product (subsets of $\\{2..n\\}$)", checks=("simplify", "numeric"))
+    value = _termwise(expanded.function, _X, M, sp.oo)
+    d.step(value, "integrate each exponential from $M$ to $\\infty$", checks=("doit", "numeric"))
+    final = sp.powsimp(value.xreplace({M: M_def}), combine="exp")
+    d.step(final, "write out $M=\\max_j\\mu_j$", checks=("identical", "numeric"))
+    d.closed_form = _by_symmetry(d.result, syms)
+    d.status = "closed"
+    d.reason = (f"elementary for any order of $\\mu$ (written with $\\max_j\\mu_j$); {2 ** (n - 1)} terms. "
+                "Classes below the top get $e^{-(M-\\mu_i)}$-small, never exactly 0.")
+    return d
+
+
+# -- sorted-mu routes: uniform and laplace ----------------------------------
+
+
+def _piecewise_over_orderings(rank_forms, syms):
+    """closed_form[k]: Piecewise over the n! orderings of mu.
+
+    ``rank_forms[r]`` is p of the class ranked r+1 written in the sorted
+    variables ``syms`` (``syms[0] >= syms[1] >= ...``).
+    """
+    n = len(syms)
+    pieces = {k: [] for k in range(n)}
+    for perm in itertools.permutations(range(n)):
+        # perm[r] = index of the class ranked r+1
+        sub = {syms[r]: syms[perm[r]] for r in range(n)}
+        cond = sp.And(*[syms[perm[r]] >= syms[perm[r + 1]] for r in range(n - 1)])
+        for r in range(n):
+            pieces[perm[r]].append((rank_forms[r].xreplace(sub), cond))
+    out = []
+    for k in range(n):
+        plist = pieces[k][:-1] + [(pieces[k][-1][0], True)]
+        out.append(sp.Piecewise(*plist))
+    return out
+
+
+def _ordered_closed(d, rank_forms, syms, family_name):
+    n = len(syms)
+    d.extra["rank_forms"] = rank_forms
+    if n <= MAX_PIECEWISE_N:
+        d.closed_form = _piecewise_over_orderings(rank_forms, syms)
+        d.status = "closed"
+        d.reason = ("elementary in each ordering of $\\mu$: derived for $\\mu_1\\geq\\dots\\geq\\mu_n$ (one formula per "
+                    f"rank) and returned as a Piecewise over the {sp.factorial(n)} orderings.")
+    else:
+        d.closed_form = None
+        d.status = "closed"
+        d.reason = ("elementary in each ordering of $\\mu$: the rank formulas for $\\mu_1\\geq\\dots\\geq\\mu_n$ are in "
+                    f".extra['rank_forms']; the Piecewise over all {sp.factorial(n)} orderings is built only for "
+                    f"n <= {MAX_PIECEWISE_N}.")
+    d.assumptions = "$\\mu_1\\geq\\mu_2\\geq\\dots\\geq\\mu_n$ in the steps (other orderings by relabelling)"
+
+
+def _uniform_rank(fam, syms, r, points=3):
+    """p of the class of rank r (0-based) for mu_1 >= ... >= mu_n, uniform noise on [0, 1]."""
+    n = len(syms)
+    sampler = _concrete_sampler(syms, ordered=True, gap=0.8)
+    d = Derivation(_p(r + 1), _start(fam, syms, r), _start_reason(fam, r + 1) +
+                   " with $\\mu_1\\geq\\dots\\geq\\mu_n$", sampler=sampler, points=points,
+                   title=f"uniform, n = {n}, rank {r + 1}")
+    mi = syms[r]
+    _to_x_form(d, mi)
+    M, U = syms[0], mi + 1
+    upper = sp.Max(M, U)
+    body = sp.Mul(*[(_X - syms[j]) for j in range(r)]) * sp.Mul(*[sp.Min(_X - syms[j], 1) for j in range(r + 1, n)])
+    d.step(sp.Integral(body, (_X, M, upper)),
+           "the density is 1 on $[\\mu_r,\\mu_r+1]$ and the product is 0 below $\\mu_1=\\max\\mu$; "
+           "there $\\Phi(x-\\mu_j)=x-\\mu_j$ for the higher $\\mu_j$ and $\\min(x-\\mu_j,1)$ for the lower",
+           checks=("numeric",))
+    # breakpoints b_k = clamp(mu_k + 1) where the lower classes' CDFs reach 1
+    b = {r: upper}
+    for k in range(r + 1, n):
+        b[k] = sp.Max(M, sp.Min(upper, syms[k] + 1))
+    b[n] = M
+    segs = []
+    for k in range(r, n):
+        f = sp.Mul(*[(_X - syms[j]) for j in range(k + 1) if j != r])
+        segs.append(sp.Integral(f, (_X, b[k + 1] if k + 1 <= n else M, b[k])))
+    d.step(sp.Add(*segs), "split at $\\mu_k+1$ (clamped to the range), where the $k$-th CDF reaches 1",
+           checks=("numeric",))
+    value = sp.Add(*[sp.integrate(sp.expand(s.function), s.limits[0]) for s in segs])
+    d.step(value, "integrate the polynomials", checks=("doit", "numeric"))
+    return d
+
+
+def _uniform(fam, syms):
+    n = len(syms)
+    ranks = [_uniform_rank(fam, syms, r) for r in range(n)]
+    d = ranks[0]
+    d.extra["rank_derivations"] = ranks
+    _ordered_closed(d, [rd.result for rd in ranks], syms, "uniform")
+    d.reason += " Classes more than 1 behind the top get exactly 0."
+    return d
+
+
+def _resolve_on_segment(expr, var, point_env):
+    """Replace every Piecewise / Abs in ``expr`` by the branch active at ``point_env``.
+
+    The branch is constant on the open segment (all kinks are at the
+    segment ends), so deciding it at one interior point decides it on the
+    whole segment; the step is then checked numerically like any other.
+    """
+    def pick(pw):
+        for e, c in pw.args:
+            cv = c.subs(point_env) if c not in (True, False) else c
+            if bool(cv):
+                return e
+        raise DerivationError(f"no branch of {pw} holds at {point_env}")
+
+    expr = expr.replace(lambda e: isinstance(e, sp.Piecewise), pick)
+    expr = expr.replace(lambda e: isinstance(e, sp.Abs),
+                        lambda e: e.args[0] if e.args[0].subs(point_env) >= 0 else -e.args[0])
+    return expr
+
+
+def _laplace_rank(fam, syms, r, points=3):
+    n = len(syms)
+    sampler = _concrete_sampler(syms, ordered=True, gap=1.5)
+    d = Derivation(_p(r + 1), _start(fam, syms, r), _start_reason(fam, r + 1) +
+                   " with $\\mu_1\\geq\\dots\\geq\\mu_n$", sampler=sampler, points=points,
+                   title=f"laplace, n = {n}, rank {r + 1}")
+    x_int = _to_x_form(d, syms[r])
+    body = x_int.function
+    # segments (mu_{k+1}, mu_k), k = 0..n with mu_0 = oo, mu_{n+1} = -oo
+    edges = [sp.oo] + list(syms) + [-sp.oo]
+    # a fixed ordered representative decides which branch is active on each segment
+    rep = {s: sp.Integer(-2 * k) for k, s in enumerate(syms)}
+    segs = []
+    for k in range(n + 1):
+        hi, lo = edges[k], edges[k + 1]
+        hv = hi.subs(rep) if hi != sp.oo else lo.subs(rep) + 2
+        lv = lo.subs(rep) if lo != -sp.oo else hi.subs(rep) - 2
+        env = dict(rep)
+        env[_X] = (hv + lv) / 2
+        segs.append(sp.Integral(_resolve_on_segment(body, _X, env), (_X, lo, hi)))
+    d.step(sp.Add(*segs), "split the line at every $\\mu_j$; on each piece $\\phi$ and every $\\Phi$ is one "
+           "exponential branch", checks=("numeric",))
+    value = sp.Add(*[_termwise(s.function, _X, *s.limits[0][1:]) for s in segs])
+    value = sp.powsimp(sp.expand(value), combine="exp")
+    d.step(value, "integrate the exponentials on each piece", checks=("doit", "numeric"))
+    return d
+
+
+def _laplace(fam, syms):
+    n = len(syms)
+    ranks = [_laplace_rank(fam, syms, r) for r in range(n)]
+    d = ranks[0]
+    d.extra["rank_derivations"] = ranks
+    _ordered_closed(d, [rd.result for rd in ranks], syms, "laplace")
+    return d
+
+
+# -- logistic ---------------------------------------------------------------
+
+
+def _logistic(fam, syms):
+    n = len(syms)
+    cs = [sp.Symbol(f"c_{k + 1}", positive=True) for k in range(1, n)]
+    defs = {c: sp.exp(m - syms[0]) for c, m in zip(cs, syms[1:])}
+    d = _new(fam, syms, definitions=defs)
+    integrand = sp.exp(-_EPS) / (1 + sp.exp(-_EPS)) ** 2 * sp.Mul(*[1 / (1 + c * sp.exp(-_EPS)) for c in cs])
+    d.step(sp.Integral(integrand, (_EPS, -sp.oo, sp.oo)),
+           "$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=1/(1+c_j e^{-\\varepsilon})$ with $c_j=e^{\\mu_j-\\mu_1}$",
+           checks=("numeric",))
+    sub = d.result.transform(sp.exp(-_EPS), _U)
+    d.step(sub, "substitute $u=e^{-\\varepsilon}$: a rational integrand", checks=("numeric",))
+    f = sub.function
+    lo, hi = sub.limits[0][1], sub.limits[0][2]
+    sign = 1
+    if (lo, hi) == (sp.oo, 0):
+        sign = -1
+    frac = sp.apart(sp.together(sign * f), _U)
+    d.step(sp.Integral(frac, (_U, 0, sp.oo)), "partial fractions in $u$ (distinct $\\mu$)",
+           checks=("numeric",))
+    F = _antiderivative(frac, _U)
+    # F(oo): write log(1 + c u) = log(u) + log(c + 1/u); the log(u) coefficient must vanish
+    w = sp.Symbol("w", positive=True)
+    Fw = sp.expand_log(F.subs(_U, 1 / w), force=True)
+    Fw = sp.expand(Fw)
+    log_coeff = sp.simplify(Fw.coeff(sp.log(w)))
+    if log_coeff != 0:
+        return _failed(d, f"the logarithmic terms at $u\\to\\infty$ do not cancel for sympy (coefficient {log_coeff}).")
+    at_inf = sp.limit(Fw - log_coeff * sp.log(w), w, 0, "+")
+    value = sp.simplify(at_inf - F.subs(_U, 0))
+    d.step(value, "termwise antiderivatives (logs), evaluated between $u=0$ and $u=\\infty$",
+           checks=("numeric",))
+    d.step(value.xreplace(defs), "write out $c_j$", checks=("identical",))
+    d.closed_form = _by_symmetry(d.result, syms)
+    d.status = "closed"
+    d.assumptions = "distinct $\\mu_j$ (at ties take the limit; the expression has removable singularities)"
+    d.reason = ("the substitution $u=e^{-\\varepsilon}$ makes (eq:pi) a rational integral; partial fractions give "
+                "logarithms of $e^{\\mu_j-\\mu_1}$. Removable singularities at ties.")
+    return d
+
+
+# -- n = 2 by the difference density ---------------------------------------
+
+
+def _convolution(fam, t):
+    """sympy's attempt at g(t) = Integral phi(e) phi(t + e) de (the density of eps_2 - eps_1)."""
+    f = fam.pdf(_EPS) * fam.pdf(t + _EPS)
+    f = sp.simplify(f) if not f.has(sp.Piecewise) else f
+    num, den = sp.fraction(sp.together(f))
+    if f.is_rational_function(_EPS):
+        frac = sp.apart(sp.together(f), _EPS)
+        F = _antiderivative(frac, _EPS)
+        return sp.simplify(sp.limit(F, _EPS, sp.oo) - sp.limit(F, _EPS, -sp.oo)), "partial fractions + termwise antiderivative"
+    if f.has(sp.exp) and not f.has(sp.erf, sp.atan, sp.hyper, sp.Piecewise):
+        return sp.simplify(sp.integrate(f, (_EPS, -sp.oo, sp.oo))), "sympy integrate"
+    g = sp.integrate(f, _EPS, risch=True)
+    return g, "sympy's Risch integrator"
+
+
+def _difference_route(fam, syms):
+    D = sp.Symbol("Delta", real=True)
+    defs = {D: syms[0] - syms[1]}
+    d = _new(fam, syms, definitions=defs)
+    d.step(sp.Integral(fam.pdf(_EPS) * fam.cdf(D + _EPS), (_EPS, -sp.oo, sp.oo)),
+           "write $\\Delta=\\mu_1-\\mu_2$", checks=("identical", "numeric"))
+    try:
+        g, how = _convolution(fam, _T)
+    except (NotImplementedError, ValueError, TypeError) as exc:  # pragma: no cover - sympy gaps
+        return _failed(d, f"sympy could not integrate the difference density ({type(exc).__name__}: {exc}).")
+    if g.has(sp.Integral):
+        return _failed(d, "$\\partial p_1/\\partial\\Delta=\\int\\phi(\\varepsilon)\\phi(\\Delta+\\varepsilon)d\\varepsilon$ "
+                       f"(the density of $\\varepsilon_2-\\varepsilon_1$): {how} returns it unevaluated: "
+                       f"${sp.latex(g)}$.")
+    d.notes.append(f"$\\partial p_1/\\partial\\Delta=\\int\\phi(\\varepsilon)\\phi(\\Delta+\\varepsilon)\\,d\\varepsilon"
+                   f"={sp.latex(g.subs(_T, D))}$ ({how}).")
+    try:
+        d.step(sp.Integral(g, (_T, -sp.oo, D)),
+               "differentiate under the integral sign in $\\Delta$ (the density of $\\varepsilon_2-\\varepsilon_1$, "
+               "integrated by sympy) and integrate back from $p_1(-\\infty)=0$", checks=("numeric",))
+    except DerivationError as exc:
+        return _failed(d, f"sympy's value for the difference density fails the numeric check ({how} gave "
+                       f"${sp.latex(g)}$): rejected.")
+    value = sp.integrate(g, (_T, -sp.oo, D))
+    if value.has(sp.Integral):
+        return _failed(d, f"sympy leaves $\\int_{{-\\infty}}^{{\\Delta}} g(t)dt$ unevaluated for $g={sp.latex(g)}$.")
+    value = sp.simplify(value)
+    d.step(value, "integrate the difference density", checks=("doit", "numeric"))
+    d.step(value.xreplace(defs), "write out $\\Delta$", checks=("identical",))
+    d.closed_form = _by_symmetry(d.result, syms)
+    special = d.result.has(sp.erf, sp.erfc, sp.hyper, sp.Integral)
+    d.status = "special" if special else "closed"
+    d.reason = ("n = 2: $p_1$ is the CDF of $\\varepsilon_2-\\varepsilon_1$ at $\\mu_1-\\mu_2$" +
+                (" (needs erf)." if special else "."))
+    return d
+
+
+# -- normal n = 3 --------------------------------------------------------------
+
+
+def _normal3(fam, syms):
+    from .special import bivariate_normal_cdf
+
+    d = _new(fam, syms, points=3)
+    h = (syms[0] - syms[1]) / sp.sqrt(2)
+    k = (syms[0] - syms[2]) / sp.sqrt(2)
+    value = bivariate_normal_cdf(h, k, sp.Rational(1, 2))
+    d.step(value, "$p_1=P[(\\varepsilon_j-\\varepsilon_1)/\\sqrt2\\leq(\\mu_1-\\mu_j)/\\sqrt2,\\ j=2,3]$: a bivariate "
+           "normal CDF with correlation $1/2$, written with Owen's $T$ (Owen 1956)", checks=("numeric",))
+    d.closed_form = _by_symmetry(d.result, syms)
+    d.status = "special"
+    attempt = sp.integrate(fam.pdf(_EPS) * fam.pdf(_EPS + _T) * fam.cdf(_EPS + syms[0] - syms[2]), _EPS, risch=True)
+    d.reason = ("needs Owen's $T$ (a sympy Function evaluated by mpmath): the direct route stops because sympy's Risch "
+                "integrator leaves $\\partial p_1/\\partial\\Delta_2$ unevaluated" +
+                (" (" + f"${sp.latex(attempt)}$" + ")." if attempt.has(sp.Integral) else "."))
+    return d
+
+
+# -- no closed form ----------------------------------------------------------------
+
+
+def _no_closed_form(fam, syms):
+    n = len(syms)
+    d = _new(fam, syms)
+    D = [sp.Symbol(f"Delta_{k}", real=True) for k in range(2, n + 1)]
+    # what sympy gets for the first derivative dp_1/dDelta_2 (the simplest integral left)
+    integrand = fam.pdf(_EPS) * fam.pdf(D[0] + _EPS) * sp.Mul(*[fam.cdf(Dk + _EPS) for Dk in D[1:]])
+    try:
+        attempt = sp.integrate(integrand, _EPS, risch=True)
+        stop = (f"sympy's Risch integrator returns $\\int\\phi(\\varepsilon)\\phi(\\Delta_2+\\varepsilon)"
+                f"\\prod_{{k\\geq3}}\\Phi(\\Delta_k+\\varepsilon)\\,d\\varepsilon$ unevaluated"
+                if attempt.has(sp.Integral) else f"sympy's Risch integrator gives ${sp.latex(attempt)}$")
+    except (NotImplementedError, ValueError, TypeError) as exc:
+        stop = f"sympy's Risch integrator raises {type(exc).__name__}"
+    name = fam.name
+    if name == "normal":
+        why = (f"for n = {n}, $p_1$ is a {n - 1}-variate normal orthant probability with correlations 1/2; no "
+               "elementary or Owen-T form is known for n >= 4.")
+    elif name in ("cauchy", "student_t"):
+        why = (f"heavy tails: for n >= 3 the product of {n - 1} CDFs with arctangent / hypergeometric terms has no "
+               "known elementary antiderivative against the density.")
+    else:
+        why = f"no closed-form route for {name} with n = {n}."
+    return _failed(d, f"{why} Tried: differentiate in $\\Delta_2=\\mu_1-\\mu_2$; {stop}.")
+
+
+# ---------------------------------------------------------------------------
+# symbolic n
+# ---------------------------------------------------------------------------
+
+
+def _general(fam):
+    from . import softmax as sm
+
+    name = None if fam.custom else fam.name
+    if name == "gumbel":
+        src = sm.softmax_derivation()
+        d = Derivation(src.lhs, src.steps[0].rhs, src.steps[0].reason, title="gumbel, symbolic n",
+                       definitions=src.definitions, sampler=src.sampler)
+        d.steps = list(src.steps)
+        d.conditions = src.conditions
+        d.symbols = (sm.mu,)
+        d.status = "closed"
+        d.closed_form = None
+        d.reason = "softmax for every n: $p_i=e^{\\mu_i}/\\sum_j e^{\\mu_j}$ (the symbolic-n derivation)."
+        return d
+    n, i, j, mu, eps = sm.n, sm.i, sm.j, sm.mu, sm.eps
+    Phi, phi = sm.Phi, sm.phi
+    start = sp.Integral(phi(eps) * product_except(Phi(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo))
+    d = Derivation(sm.p_i, start, "(eq:pi) for symbolic n", title=f"{name or fam.name}, symbolic n",
+                   sampler=sm._sampler, points=3)
+    y = sp.Symbol("y", real=True)
+    cdf = sp.Lambda(y, fam.cdf(y))
+    pdf = sp.Lambda(y, fam.pdf(y))
+    d.step(sp.Integral(fam.pdf(eps) * product_except(fam.cdf(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo)),
+           f"{fam.name} noise", subs=lambda e: e.replace(Phi, cdf).replace(phi, pdf), checks=("identical", "simplify"))
+    d.symbols = (mu,)
+    d.closed_form = None
+    per_n = {
+        "gumbel_min": ("closed", "for every n: inclusion-exclusion over the subsets of $[n]\\setminus\\{i\\}$ "
+                       "($2^{n-1}$ terms), derived by sympy for each concrete n."),
+        "exponential": ("closed", "for every n: $\\int_M^\\infty$ of a product of $1-e^{-(x-\\mu_j)}$, $M=\\max\\mu$, "
+                        "expanded over subsets ($2^{n-1}$ terms), derived by sympy for each concrete n."),
+        "uniform": ("closed", "for every n: piecewise polynomial in each ordering of $\\mu$ (split at $\\mu_k+1$), "
+                    "derived by sympy for each concrete n."),
+        "laplace": ("closed", "for every n: piecewise exponential in each ordering of $\\mu$ (split at every "
+                    "$\\mu_j$), derived by sympy for each concrete n."),
+        "logistic": ("closed", "for every n with distinct $\\mu$: $u=e^{-\\varepsilon}$ gives a rational integral; "
+                     "partial fractions give logarithms (sympy carries it out per concrete n)."),
+    }
+    if name in per_n:
+        d.status, d.reason = per_n[name]
+        return d
+    return _failed(d, "no closed form for symbolic n: already n = 4 (normal) or n = 3 (heavy tails) has none.")

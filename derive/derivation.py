@@ -1,0 +1,459 @@
+"""Machine-checked derivations: ordered steps, each verified by sympy.
+
+A :class:`Derivation` is a chain ``expr_0 = expr_1 = ... = expr_k`` for one
+quantity (usually ``p_i``).  Every step carries a short English reason, the
+sympy expression (or ``Eq``) and the name of the check that proved it equal
+to the previous step.  Checks are tried in the order the step asks for:
+
+``identical``
+    the two right-hand sides are the same sympy tree;
+``subs``
+    the previous expression with a stated substitution applied (e.g. the
+    family's CDF put in for ``Phi``) simplifies to the new one;
+``simplify`` / ``rewrite`` / ``doit``
+    ``simplify(a - b) == 0``, after ``rewrite(exp)``, or after ``doit()``;
+``numeric-30-digits@K-points``
+    where sympy cannot decide symbolically: both sides evaluated with mpmath
+    at 40 digits at K random points (symbolic ``n`` and ``i`` replaced by
+    small integers, every ``mu`` by a random real) must agree to 30 digits.
+
+A step no check can confirm raises :class:`DerivationError` while the
+derivation is being built, so a broken chain never reaches the notes::
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> d = Derivation(sp.Symbol("y"), (x + 1) ** 2, "start")
+    >>> d.step(x**2 + 2*x + 1, "expand").check
+    'simplify'
+    >>> d.step(x**2 + 1, "wrong")
+    Traceback (most recent call last):
+    ...
+    derive.derivation.DerivationError: step 2 ('wrong') is not equal to the previous step ...
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import mpmath
+import sympy as sp
+
+__all__ = ["Derivation", "Step", "DerivationError", "numeric_equal", "mp_value"]
+
+#: digits that must agree in a numeric check, and the working precision
+CHECK_DIGITS = 30
+WORK_DPS = 40
+DEFAULT_POINTS = 5
+
+
+class DerivationError(ValueError):
+    """A derivation step could not be verified equal to the previous one."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a derivation.
+
+    ``expr`` is a sympy ``Expr`` or ``Eq``; ``reason`` a short English
+    justification; ``check`` names the check that verified it (``"given"``
+    for the first line, which is the definition the chain starts from).
+    """
+
+    reason: str
+    expr: sp.Basic
+    check: str
+
+    @property
+    def rhs(self) -> sp.Basic:
+        return self.expr.rhs if isinstance(self.expr, sp.Eq) else self.expr
+
+
+def _rhs(expr):
+    return expr.rhs if isinstance(expr, sp.Eq) else expr
+
+
+# ---------------------------------------------------------------------------
+# numeric evaluation with mpmath (40 digits)
+# ---------------------------------------------------------------------------
+
+
+def _expand_sums(expr):
+    """``doit`` every Sum / Product with concrete limits, leave Integrals alone."""
+    return expr.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), lambda e: e.doit(deep=False))
+
+
+def _kinks(integrand, var):
+    """Numeric roots of the linear pieces where ``integrand`` is not smooth in ``var``.
+
+    Candidates come from Piecewise conditions, Abs / Heaviside / sign
+    arguments and Min / Max argument differences.  Only pieces linear in
+    ``var`` are used (all our families kink along straight lines).
+    """
+    exprs = []
+    for rel in integrand.atoms(sp.Rel):
+        exprs.append(rel.lhs - rel.rhs)
+    for f in integrand.atoms(sp.Abs, sp.Heaviside, sp.sign):
+        exprs.append(f.args[0])
+    for f in integrand.atoms(sp.Min, sp.Max):
+        a = f.args
+        exprs.extend(a[k] - a[m] for k in range(len(a)) for m in range(k + 1, len(a)))
+    points = set()
+    for g in exprs:
+        if not g.has(var):
+            continue
+        g = sp.expand(g)
+        if sp.degree(g, var) != 1 if g.is_polynomial(var) else True:
+            continue
+        a1 = g.coeff(var, 1)
+        a0 = g.coeff(var, 0)
+        if a1.free_symbols or a0.free_symbols or a1 == 0:
+            continue
+        points.add(sp.Float(-a0 / a1, WORK_DPS + 5))
+    return sorted(points, key=float)
+
+
+def _quad(integral: sp.Integral):
+    """mpmath value of a one-variable definite Integral with numeric limits."""
+    if len(integral.limits) != 1 or len(integral.limits[0]) != 3:
+        raise DerivationError(f"numeric check: only single definite integrals are supported, got {integral}")
+    var, lo, hi = integral.limits[0]
+    f_expr = integral.function
+    if f_expr.free_symbols - {var}:
+        raise DerivationError(f"numeric check: integrand still has free symbols {f_expr.free_symbols - {var}}")
+    f = sp.lambdify(var, f_expr, modules=[{"OwenT": _owen_t_for_lambdify(), "exp": _safe_exp}, "mpmath"])
+    lo_v = mpmath.mpf(sp.N(lo, WORK_DPS + 5)) if lo.is_finite else (-mpmath.inf if lo == -sp.oo else mpmath.inf)
+    hi_v = mpmath.mpf(sp.N(hi, WORK_DPS + 5)) if hi.is_finite else (mpmath.inf if hi == sp.oo else -mpmath.inf)
+    sign = 1
+    if lo_v > hi_v:
+        lo_v, hi_v, sign = hi_v, lo_v, -1
+    pts = [lo_v] + [mpmath.mpf(str(p)) for p in _kinks(f_expr, var) if lo_v < mpmath.mpf(str(p)) < hi_v] + [hi_v]
+    # infinite ends: tanh-sinh maps [a, oo) itself; one finite node keeps the bulk in view
+    if pts[0] == -mpmath.inf and pts[-1] == mpmath.inf and len(pts) == 2:
+        pts.insert(1, mpmath.mpf(0))
+    pts = sorted(set(pts))
+
+    def g(t):
+        v = f(t)
+        return mpmath.mpmathify(v)
+
+    value, err = mpmath.quad(g, pts, error=True, maxdegree=8)
+    scale = max(abs(value), mpmath.mpf(1))
+    if err > mpmath.mpf(10) ** (-(CHECK_DIGITS + 2)) * scale:
+        raise DerivationError(f"numeric check: quadrature error {mpmath.nstr(err, 3)} too large for {integral}")
+    return sign * value
+
+
+_EXP_CLAMP = 10000
+
+
+def _safe_exp(x):
+    """mpmath exp that does not spend minutes on astronomically large arguments.
+
+    tanh-sinh puts nodes at |x| ~ 1e30 on infinite ranges; exp(-1e30) is 0
+    and exp(1e30) is only ever multiplied by such a 0 in our integrands
+    (densities are bounded), so clamping at |x| = 1e4 changes nothing.
+    """
+    x = mpmath.mpmathify(x)
+    if isinstance(x, mpmath.mpf):
+        if x < -_EXP_CLAMP:
+            return mpmath.mpf(0)
+        if x > _EXP_CLAMP:
+            return mpmath.exp(_EXP_CLAMP)
+    return mpmath.exp(x)
+
+
+def _owen_t_for_lambdify():
+    from .special import owens_t_mp
+
+    return owens_t_mp
+
+
+def mp_value(expr) -> mpmath.mpc:
+    """Value of a closed (no free symbols) sympy expression at 40 digits.
+
+    Integrals are done by :func:`mpmath.quad` split at their kinks; the rest
+    by ``evalf``.  Raises :class:`DerivationError` when a value cannot be had.
+    """
+    with mpmath.workdps(WORK_DPS):
+        expr = _expand_sums(sp.sympify(expr))
+        ints = sorted(expr.atoms(sp.Integral), key=sp.default_sort_key)
+        if ints:
+            expr = expr.xreplace({I: sp.Float(_quad(I), WORK_DPS + 5) for I in ints})
+        if expr.free_symbols:
+            raise DerivationError(f"numeric check: free symbols {sorted(map(str, expr.free_symbols))} left in {expr}")
+        v = expr.evalf(WORK_DPS)
+        if v.has(sp.nan, sp.zoo) or not v.is_number:
+            raise DerivationError(f"numeric check: {expr} does not evaluate to a number")
+        return mpmath.mpmathify(complex(v)) if v.is_real is False else mpmath.mpf(sp.Float(sp.re(v), WORK_DPS)._mpf_)
+
+
+def numeric_equal(a, b, points: Sequence[dict]) -> bool:
+    """True when ``a`` and ``b`` agree to 30 digits at every substitution in ``points``."""
+    tol = mpmath.mpf(10) ** (-CHECK_DIGITS)
+    for env in points:
+        struct = {k: v for k, v in env.items() if not isinstance(k, sp.Indexed)}
+        values = {k: v for k, v in env.items() if isinstance(k, sp.Indexed)}
+
+        def at(e):
+            e = _expand_sums(sp.sympify(e).subs(struct))
+            return mp_value(e.subs(values))
+
+        with mpmath.workdps(WORK_DPS):
+            va, vb = at(a), at(b)
+            if abs(va - vb) > tol * max(abs(va), abs(vb), 1):
+                return False
+    return True
+
+
+def same_integral_limits(a, b) -> bool:
+    """Both are single definite Integrals over the same variable and limits."""
+    return (isinstance(a, sp.Integral) and isinstance(b, sp.Integral)
+            and len(a.limits) == 1 and a.limits == b.limits and len(a.limits[0]) == 3)
+
+
+def integrand_points(integral, points: Sequence[dict], rng: random.Random) -> list:
+    """Extend each substitution with a random value of the integration variable."""
+    var, lo, hi = integral.limits[0]
+    out = []
+    for env in points:
+        e = dict(env)
+        lo_v = lo.subs(env) if lo.is_finite is not False else None
+        hi_v = hi.subs(env) if hi.is_finite is not False else None
+        if lo_v is not None and lo_v.is_number and hi_v is not None and hi_v.is_number:
+            u = sp.Rational(rng.randint(1, 999), 1000)
+            e[var] = lo_v + (hi_v - lo_v) * u
+        elif lo_v is not None and lo_v.is_number:
+            e[var] = lo_v + sp.Rational(rng.randint(1, 4000), 1000)
+        elif hi_v is not None and hi_v.is_number:
+            e[var] = hi_v - sp.Rational(rng.randint(1, 4000), 1000)
+        else:
+            e[var] = sp.Rational(rng.randint(-3000, 3000), 1000)
+        out.append(e)
+    return out
+
+
+def numeric_equal_pointwise(a, b, points: Sequence[dict]) -> bool:
+    """Like :func:`numeric_equal` for integral-free expressions (plain substitution)."""
+    tol = mpmath.mpf(10) ** (-CHECK_DIGITS)
+    with mpmath.workdps(WORK_DPS):
+        for env in points:
+            struct = {k: v for k, v in env.items() if isinstance(k, sp.Symbol) and k.is_integer}
+            rest = {k: v for k, v in env.items() if k not in struct}
+            va = mp_value(_expand_sums(sp.sympify(a).subs(struct)).subs(rest))
+            vb = mp_value(_expand_sums(sp.sympify(b).subs(struct)).subs(rest))
+            if abs(va - vb) > tol * max(abs(va), abs(vb), 1):
+                return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# symbolic checks
+# ---------------------------------------------------------------------------
+
+
+def _is_zero(e) -> bool:
+    e = sp.sympify(e)
+    if e == 0:
+        return True
+    z = sp.simplify(e)
+    return z == 0
+
+
+def _check_simplify(a, b):
+    return _is_zero(a - b)
+
+
+def _check_rewrite(a, b):
+    d = a - b
+    if d.has(sp.Product):
+        # Prod f = exp(Sum log f)
+        d = d.rewrite(sp.Sum)
+        d = sp.expand_log(d, force=True)
+    return _is_zero(d.rewrite(sp.exp))
+
+
+def _check_doit(a, b):
+    return _is_zero(a.doit() - b.doit())
+
+
+_SYMBOLIC_CHECKS = {
+    "identical": lambda a, b: a == b,
+    "simplify": _check_simplify,
+    "rewrite": _check_rewrite,
+    "doit": _check_doit,
+}
+
+
+@dataclass
+class Derivation:
+    """A chain of sympy-verified equalities for one quantity.
+
+    ``Derivation(lhs, start, reason)`` opens the chain with ``lhs = start``
+    (check ``"given"``); :meth:`step` appends verified lines.  The fields
+    ``family``, ``n``, ``symbols``, ``closed_form``, ``status``, ``reason``
+    and ``conditions`` are filled by the closed-form machinery
+    (:func:`derive.closed.derive`); ``definitions`` maps helper symbols
+    (e.g. ``S_i``) to what they stand for and is applied before every check.
+
+    ``sampler(rng) -> dict`` gives one random substitution for numeric
+    checks: integer values for symbolic ``n``/``i`` and real values for the
+    ``mu`` entries (``Indexed`` objects or plain symbols).
+    """
+
+    lhs: sp.Basic
+    start: sp.Basic
+    start_reason: str
+    title: str = ""
+    definitions: dict = field(default_factory=dict)
+    sampler: Callable | None = None
+    points: int = DEFAULT_POINTS
+    seed: int = 20220525
+    steps: list = field(default_factory=list)
+    family: object = None
+    n: object = None
+    symbols: tuple = ()
+    closed_form: list | None = None
+    status: str = "none"
+    reason: str = ""
+    conditions: dict = field(default_factory=dict)
+    assumptions: str = ""
+    notes: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.steps.append(Step(self.start_reason, sp.Eq(self.lhs, self.start, evaluate=False), "given"))
+        self._points_cache = None
+
+    # -- building ---------------------------------------------------------
+    @property
+    def result(self):
+        """Right-hand side of the last step."""
+        return self.steps[-1].rhs
+
+    def _sample_points(self):
+        if self._points_cache is None:
+            if self.sampler is None:
+                raise DerivationError("numeric check requested but the derivation has no sampler")
+            rng = random.Random(self.seed)
+            self._points_cache = [self.sampler(rng) for _ in range(self.points)]
+        return self._points_cache
+
+    def _unfold(self, e):
+        if self.definitions:
+            e = e.xreplace(self.definitions)
+        return e
+
+    def step(self, expr, reason: str, *, checks=("identical", "simplify", "numeric"), subs=None) -> Step:
+        """Append ``lhs = expr`` after verifying it equals the previous step.
+
+        ``checks`` are tried in order; the first that succeeds is recorded.
+        ``subs`` (a callable ``prev -> prev'``) states a substitution: the
+        check then compares ``subs(prev)`` with ``expr`` and is recorded
+        as ``subs+<check>``.  Raises :class:`DerivationError` when none holds.
+        """
+        new = sp.sympify(expr)
+        prev = self.result
+        a = self._unfold(prev if subs is None else subs(prev))
+        b = self._unfold(new)
+        used = None
+        # two integrals over the same range are equal when their integrands are:
+        # check the integrands (cheaper, and a stronger statement)
+        pointwise = same_integral_limits(a, b)
+        if pointwise:
+            fa, fb = a.function, b.function
+        for name in checks:
+            if name == "numeric":
+                if pointwise:
+                    pts = integrand_points(a, self._sample_points(), random.Random(self.seed + 1))
+                    if numeric_equal_pointwise(fa, fb, pts):
+                        used = f"numeric-integrand-{CHECK_DIGITS}-digits@{self.points}-points"
+                        break
+                if numeric_equal(a, b, self._sample_points()):
+                    used = f"numeric-{CHECK_DIGITS}-digits@{self.points}-points"
+                    break
+                continue
+            try:
+                ok = _SYMBOLIC_CHECKS[name](a, b)
+                if not ok and pointwise and name != "identical":
+                    ok = _SYMBOLIC_CHECKS[name](fa, fb)
+                    if ok:
+                        name = f"{name}-integrand"
+            except (NotImplementedError, TypeError, ValueError, RecursionError):
+                ok = False
+            if ok:
+                used = name
+                break
+        if used is None:
+            raise DerivationError(
+                f"step {len(self.steps)} ({reason!r}) is not equal to the previous step "
+                f"(tried {', '.join(checks)}): {prev}  !=  {new}"
+            )
+        if subs is not None:
+            used = f"subs+{used}"
+        st = Step(reason, sp.Eq(self.lhs, new, evaluate=False), used)
+        self.steps.append(st)
+        return st
+
+    # -- output -------------------------------------------------------------
+    def to_latex(self) -> str:
+        from .latex import derivation_latex
+
+        return derivation_latex(self)
+
+    def to_markdown(self) -> str:
+        from .latex import derivation_markdown
+
+        return derivation_markdown(self)
+
+    def checks_used(self) -> list:
+        return [s.check for s in self.steps]
+
+
+# ---------------------------------------------------------------------------
+# sums and products over j != i (printed as \sum_{j \neq i})
+# ---------------------------------------------------------------------------
+
+
+def _drop_delta(expr, i, j):
+    return expr.subs(sp.KroneckerDelta(i, j), 0).subs(sp.KroneckerDelta(j, i), 0)
+
+
+class SumExcept(sp.Sum):
+    """``Sum_{j=1}^{n} f_j (1 - delta_ij)``, printed as ``\\sum_{j \\neq i} f_j``.
+
+    Build with :func:`sum_except`; it is an ordinary sympy ``Sum`` (so
+    ``doit``, ``subs`` and the checks treat it as one), only printed as the
+    article writes it.
+    """
+
+    def _latex(self, printer):
+        (j, lo, hi), = self.limits
+        i = self.args[0].atoms(sp.KroneckerDelta)
+        other = [a for d in i for a in d.args if a != j]
+        body = _drop_delta(self.function, other[0], j) if other else self.function
+        return r"\sum_{%s \neq %s} %s" % (printer._print(j), printer._print(other[0]) if other else "?",
+                                          printer.parenthesize(body, sp.printing.precedence.PRECEDENCE["Mul"]))
+
+
+class ProductExcept(sp.Product):
+    """``Prod_{j=1}^{n} f_j^(1 - delta_ij)``, printed as ``\\prod_{j \\neq i} f_j``."""
+
+    def _latex(self, printer):
+        (j, lo, hi), = self.limits
+        i = self.args[0].atoms(sp.KroneckerDelta)
+        other = [a for d in i for a in d.args if a != j]
+        body = _drop_delta(self.function, other[0], j) if other else self.function
+        return r"\prod_{%s \neq %s} %s" % (printer._print(j), printer._print(other[0]) if other else "?",
+                                           printer.parenthesize(body, sp.printing.precedence.PRECEDENCE["Mul"]))
+
+
+def sum_except(f, j, i, n):
+    """``sum over j = 1..n, j != i`` of ``f`` (a :class:`SumExcept`)."""
+    return SumExcept(f * (1 - sp.KroneckerDelta(i, j)), (j, 1, n))
+
+
+def product_except(f, j, i, n):
+    """``product over j = 1..n, j != i`` of ``f`` (a :class:`ProductExcept`)."""
+    return ProductExcept(f ** (1 - sp.KroneckerDelta(i, j)), (j, 1, n))

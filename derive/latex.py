@@ -1,0 +1,107 @@
+"""LaTeX and Markdown rendering of derivations, in the article's notation.
+
+``derivation_latex(d)`` gives one ``aligned`` environment: the first line
+``p_i = ...`` and then ``&= ...`` per step, each followed by
+``\\text{(k) reason}`` (an equation number and the reason; ``aligned`` does
+not allow ``\\tag``).  ``derivation_markdown(d)`` gives GitHub-renderable
+Markdown: a numbered list of reasons (with the check that verified each
+step) and one ``$$`` block per step.
+
+The article writes ``\\mu_i``, ``\\varepsilon``, ``\\Phi`` and ``\\phi``;
+sympy symbols are named so that its printer produces exactly these.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+
+__all__ = ["latex", "derivation_latex", "derivation_markdown", "text_latex", "standalone_document"]
+
+_SPECIAL = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+            "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def latex(expr) -> str:
+    """sympy -> LaTeX with the article's conventions (``e^{x}`` for exp, ``\\log``)."""
+    return sp.latex(expr, ln_notation=False, mul_symbol=None)
+
+
+def text_latex(reason: str) -> str:
+    """A reason string for ``\\text{...}``: specials escaped outside ``$...$`` math."""
+    parts = re.split(r"(\$[^$]*\$)", reason)
+    out = []
+    for p in parts:
+        if p.startswith("$") and p.endswith("$") and len(p) >= 2:
+            out.append(p)
+        else:
+            out.append("".join(_SPECIAL.get(c, c) for c in p))
+    return "".join(out)
+
+
+def _check_label(check: str) -> str:
+    return "given" if check == "given" else f"check: {check}"
+
+
+def derivation_latex(d) -> str:
+    """``\\begin{aligned} ... \\end{aligned}`` for a Derivation ``d``."""
+    lines = []
+    lhs = latex(d.steps[0].expr.lhs)
+    for k, st in enumerate(d.steps, start=1):
+        head = f"{lhs} &= " if k == 1 else "&= "
+        reason = text_latex(st.reason)
+        label = text_latex(_check_label(st.check))
+        lines.append(f"{head}{latex(st.rhs)} && \\text{{({k}) {reason} [{label}]}}")
+    return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+
+
+def derivation_markdown(d, *, heading: str | None = None) -> str:
+    """GitHub Markdown for a Derivation: numbered reasons, one ``$$`` block per step."""
+    out = []
+    if heading:
+        out.append(heading)
+        out.append("")
+    lhs = latex(d.steps[0].expr.lhs)
+    for k, st in enumerate(d.steps, start=1):
+        check = "the starting definition" if st.check == "given" else f"verified by `{st.check}`"
+        out.append(f"**({k})** {st.reason} ({check})")
+        out.append("")
+        out.append("$$")
+        out.append(f"{lhs} = {latex(st.rhs)}")
+        out.append("$$")
+        out.append("")
+    closed = getattr(d, "closed_form", None)
+    if closed:
+        out.append("Closed form" + (f" (assuming {d.assumptions})" if d.assumptions else "") + ":")
+        out.append("")
+        for sym_k, expr in enumerate(closed, start=1):
+            out.append("$$")
+            out.append(f"p_{{{sym_k}}} = {latex(expr)}")
+            out.append("$$")
+            out.append("")
+    conds = getattr(d, "conditions", None)
+    if conds:
+        out.append(conditions_markdown(conds))
+        out.append("")
+    status = getattr(d, "status", None)
+    if status and getattr(d, "reason", ""):
+        out.append(f"Status: **{status}**. {d.reason}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def conditions_markdown(conds: dict) -> str:
+    """Table of the article's conditions 1-4: how each was checked and the outcome."""
+    rows = ["| condition | checked | result |", "|---|---|---|"]
+    for key in sorted(conds):
+        c = conds[key]
+        rows.append(f"| {c['name']} | {c['method']} | {'holds' if c['holds'] else 'FAILS'} |")
+    return "\n".join(rows)
+
+
+def standalone_document(*aligned_blocks: str) -> str:
+    """A minimal ``article`` + ``amsmath`` document holding the given aligned blocks."""
+    body = "\n\n".join("\\[\n" + b + "\n\\]" for b in aligned_blocks)
+    return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n"
+            "\\begin{document}\n" + body + "\n\\end{document}\n")

@@ -1,0 +1,264 @@
+"""The oracle's computation for ``n >= 2`` finite scores.
+
+Max-CDF form (DESIGN.md section 1), standardized and shifted so that the
+largest score is 0 (shift invariance, ``p(mu; s) = p(mu/s; 1)``):
+
+    d_u = (mu_u - max mu) / s,     F(x) = prod_v Phi(x - d_v),
+    p_u = int phi(x - d_u) prod_{v != u} Phi(x - d_v) dx
+        = int exp(l_u(x)) dx,  l_u = log phi(x - d_u) + log F(x) - log Phi(x - d_u).
+
+``log F`` costs one log-CDF per distinct score and node, shared by all
+classes.  The integrand is exponentiated only at the end (``exp(l_u)``),
+so ``p_u`` far below 1e-300 keeps its relative precision.
+
+Procedure: float64 reconnaissance (:mod:`._prepass`) -> breakpoints at
+kinks ``d_v + b``, at the support ends and around each class's mode ->
+adaptive Gauss-Legendre (rule A, mpmath's degree-doubling estimate) -> rule B
+(tanh-sinh on small problems, otherwise Gauss-Legendre of twice the
+degree on the same pieces) at 32 more bits with the scores re-rounded
+at that precision -> A and B must agree to ``dps + 1`` digits, tails must
+be below their bounds and ``sum p = 1`` -> otherwise :class:`OracleError`.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import mpmath as mp
+import numpy as np
+import sympy as sp
+
+from ._mpfamily import kernels_for, sympy_to_mpf
+from ._prepass import reconnoitre, soft_breakpoints
+from ._quadrature import gauss_legendre_adaptive, gauss_legendre_fixed, tanh_sinh
+from .errors import OracleError
+
+__all__ = ["compute", "frac_to_mpf", "LAST_RUN"]
+
+#: Diagnostics of the last computation (method, pieces, nodes, seconds).
+LAST_RUN: dict = {}
+
+_LN10 = math.log(10.0)
+
+
+def frac_to_mpf(q: Fraction):
+    """Fraction -> mpf, correctly rounded at the current precision."""
+    return mp.mpf(q.numerator) / q.denominator if q.denominator != 1 else mp.mpf(q.numerator)
+
+
+def _fmt_mu(mu_fracs):
+    def one(q):
+        if isinstance(q, float):
+            return str(q)
+        f = float(q) if abs(q.numerator).bit_length() < 1000 else None
+        return repr(f) if f is not None and Fraction(f) == q else str(q)
+
+    s = ", ".join(one(q) for q in mu_fracs[:12])
+    return "[" + s + (", ..." if len(mu_fracs) > 12 else "") + "]"
+
+
+def _make_mp_evaluator(kern, D, mult, targets, cut):
+    """Node list -> per node, per target ``exp(l_u(x))`` (mpmath kernels).
+
+    ``cut[t]``: below this log value the integrand is negligible for class
+    ``t`` (more than dps + 15 digits under its rough p) and returned as 0.
+    """
+    U = len(D)
+    ninf_val = mp.ninf
+
+    def evaluate(xs):
+        out = []
+        for x in xs:
+            # pieces grow geometrically away from the modes, so a node at x
+            # stands for a length ~ 1 + |x|: compare exp(l) (1 + |x|) with the cut
+            lx = mp.log(1 + abs(x))
+            lcs = [kern.logcdf(x - D[v]) for v in range(U)]
+            ninf = 0
+            fin = []
+            for m, v in zip(mult, lcs):
+                if v == ninf_val:
+                    ninf += m
+                else:
+                    fin.append(v * m if m != 1 else v)
+            S = mp.fsum(fin)
+            row = []
+            for j, t in enumerate(targets):
+                lct = lcs[t]
+                if lct == ninf_val:
+                    other, rest = ninf - 1, S
+                else:
+                    other, rest = ninf, S - lct
+                if other > 0:
+                    row.append(mp.mpf(0))
+                    continue
+                lp = kern.logpdf(x - D[t])
+                if lp == ninf_val:
+                    row.append(mp.mpf(0))
+                    continue
+                e = lp + rest
+                row.append(mp.exp(e) if e + lx > cut[j] else mp.mpf(0))
+            out.append(row)
+        return out
+
+    return evaluate
+
+
+def _exact_zero(uniq, fam):
+    """Classes with p = 0 exactly: bounded support, mu_u + hi <= max mu + lo."""
+    sup = fam.support
+    if sup.start.is_infinite or sup.end.is_infinite:
+        return [False] * len(uniq)
+    width = sup.end - sup.start
+    top = uniq[-1]
+    out = []
+    for q in uniq:
+        gap = sp.Rational(top - q)
+        out.append(bool((gap - width).is_nonnegative))
+    return out
+
+
+def _evaluator(kern, D, mult, targets, cut):
+    from . import _flint_eval
+
+    ev = _flint_eval.make_evaluator(kern, D, mult, targets, cut)
+    if ev is not None:
+        return ev
+    return _make_mp_evaluator(kern, D, mult, targets, cut)
+
+
+def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
+    """Probabilities (mpf) of ``n >= 2`` finite scores given as Fractions."""
+    import time
+
+    t0 = time.perf_counter()
+    kern = kernels_for(fam)
+    label = kern.label
+    n = len(mu_fracs)
+    uniq = sorted(set(mu_fracs))
+    index = {q: k for k, q in enumerate(uniq)}
+    mult_list = [0] * len(uniq)
+    for q in mu_fracs:
+        mult_list[index[q]] += 1
+    if len(uniq) == 1:
+        with mp.workdps(dps):
+            return [mp.mpf(1) / n] * n
+    zero = _exact_zero(uniq, fam)
+    targets = [u for u in range(len(uniq)) if not zero[u]]
+    top = uniq[-1]
+    scale = fam.scale if not fam.custom else sp.Integer(1)
+    scale_f = float(scale)
+
+    # --- float reconnaissance ---
+    df = []
+    for q in uniq:
+        try:
+            df.append(float(q - top) / scale_f)
+        except OverflowError:
+            df.append(-math.inf)
+    df = np.array(df)
+    if not np.all(np.isfinite(df)):
+        raise OracleError(f"{label}: scores {_fmt_mu(mu_fracs)} are too far apart (beyond float range)")
+    mult = np.array(mult_list)
+    tarr = np.array(targets)
+    T = (dps + 20) * _LN10
+    T2 = (dps + 8) * _LN10
+    rc = reconnoitre(kern, df, mult, tarr, T, T2, label)
+    guard = int(math.ceil(math.log10(max(1.0, float(np.abs(rc.logp).max()), float(np.abs(rc.peak).max()))))) + 1
+    wp_dps = dps + 10 + guard
+    soft = soft_breakpoints(rc)
+
+    def run_rules(prec_bits):
+        """Scores at ``prec_bits`` and the pieces: support ends (or +-inf),
+        kinks d_v + b, and the reconnaissance breakpoints around the modes.
+        The end pieces reach +-inf (mapped to [-1, 1] in the rules): no
+        tail is dropped, so no truncation error."""
+        with mp.workprec(prec_bits):
+            sc = sympy_to_mpf(scale)
+            D = [frac_to_mpf(q - top) / sc for q in uniq]
+            lo = kern.lo  # support of F starts at lo + max d = lo
+            hi = kern.hi  # every integrand vanishes beyond max d + hi = hi
+            hard = set()
+            for d in D:
+                for b in kern.breakpoints:
+                    x = d + b
+                    if lo < x < hi:
+                        hard.add(x)
+            inner = sorted(hard | {mp.mpf(float(x)) for x in soft if lo < x < hi})
+            clean = [lo]
+            for x in inner + [hi]:
+                if mp.isinf(clean[-1]) or x - clean[-1] > mp.mpf(2) ** (-prec_bits // 2) * (1 + abs(x)):
+                    clean.append(x)
+                elif x in hard or x == hi:
+                    clean[-1] = x
+            return D, list(zip(clean[:-1], clean[1:]))
+
+    wp_bits = int(wp_dps * 3.3219280948873626) + 8
+    P = [mp.exp(mp.mpf(float(lp))) for lp in rc.logp]
+    cut_base = [float(lp) - (wp_dps + 15) * _LN10 for lp in rc.logp]
+    diag = {"family": label, "n": n, "dps": dps, "working_dps": wp_dps}
+    for attempt in range(2):
+        with mp.workprec(wp_bits):
+            D, pieces = run_rules(wp_bits)
+            tol = [p * mp.mpf(10) ** (-(dps + 6)) for p in P]
+            ev = _evaluator(kern, D, mult_list, targets, [mp.mpf(c) for c in cut_base]) if accelerate else \
+                _make_mp_evaluator(kern, D, mult_list, targets, [mp.mpf(c) for c in cut_base])
+            A, errA, accepted = gauss_legendre_adaptive(pieces, ev, len(targets), tol, wp_bits)
+            bad = [j for j in range(len(targets)) if not (A[j] > 0)]
+            if bad:
+                j = bad[0]
+                raise OracleError(f"{label}: integral of class {targets[j]} is {mp.nstr(A[j], 5)} for mu = {_fmt_mu(mu_fracs)}")
+            if all(errA[j] <= A[j] * mp.mpf(10) ** (-(dps + 4)) for j in range(len(targets))):
+                break
+            P = list(A)  # the reconnaissance over-estimated some p: tighten and redo
+    else:
+        j = max(range(len(targets)), key=lambda j: errA[j] / A[j])
+        raise OracleError(
+            f"{label}: Gauss-Legendre error estimate {mp.nstr(errA[j] / A[j], 3)} (relative) too large "
+            f"for class {targets[j]}, mu = {_fmt_mu(mu_fracs)}"
+        )
+
+    # --- rule B at higher precision, independent nodes ---
+    if rule_b == "auto":
+        rule_b = "tanh-sinh" if len(targets) * len(accepted) <= 60 else "gauss-legendre"
+    hp = wp_bits + 32
+    with mp.workprec(hp):
+        D2, _ = run_rules(hp)
+        tolB = [a * mp.mpf(10) ** (-(dps + 6)) for a in A]
+        evB = _evaluator(kern, D2, mult_list, targets, [mp.mpf(c) for c in cut_base]) if accelerate else \
+            _make_mp_evaluator(kern, D2, mult_list, targets, [mp.mpf(c) for c in cut_base])
+        piecesB = [(mp.mpf(a), mp.mpf(b)) for a, b, _ in accepted]
+        if rule_b == "tanh-sinh":
+            B, errB = tanh_sinh(piecesB, evB, len(targets), tolB, hp)
+        else:
+            # Gauss-Legendre one degree above rule A's accepted one on each
+            # piece: twice the nodes, none shared with rule A's, higher
+            # precision, scores re-rounded.  Its error is bounded by |A - B|.
+            B = gauss_legendre_fixed([(mp.mpf(a), mp.mpf(b), k + 1) for a, b, k in accepted], evB, len(targets))
+            errB = [abs(x - y) for x, y in zip(A, B)]
+        agree = mp.mpf(10) ** (-(dps + 1))
+        for j, t in enumerate(targets):
+            if not abs(A[j] - B[j]) <= agree * abs(B[j]):
+                raise OracleError(
+                    f"{label}: quadrature rules disagree for class {t} (mu = {_fmt_mu(mu_fracs)}, dps = {dps}): "
+                    f"gauss-legendre {mp.nstr(A[j], dps + 5)} vs {rule_b} {mp.nstr(B[j], dps + 5)}"
+                )
+            if not errB[j] <= agree * abs(B[j]):
+                raise OracleError(f"{label}: {rule_b} error estimate too large for class {t}, mu = {_fmt_mu(mu_fracs)}")
+
+    # --- assemble, check the sum ---
+    with mp.workprec(wp_bits):
+        pu = [mp.mpf(0)] * len(uniq)
+        for j, t in enumerate(targets):
+            pu[t] = B[j]
+        total = mp.fsum(m * p for m, p in zip(mult_list, pu))
+        if not abs(total - 1) <= mp.mpf(10) ** (-(dps + 1)):
+            raise OracleError(
+                f"{label}: probabilities sum to {mp.nstr(total, dps + 5)}, not 1 (mu = {_fmt_mu(mu_fracs)}, dps = {dps})"
+            )
+    res = [pu[index[q]] for q in mu_fracs]
+    diag.update(method=f"max-CDF form; adaptive Gauss-Legendre checked by {rule_b}", pieces=len(accepted),
+                seconds=time.perf_counter() - t0)
+    LAST_RUN.clear()
+    LAST_RUN.update(diag)
+    return res

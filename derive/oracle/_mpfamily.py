@@ -1,0 +1,390 @@
+"""Log-space kernels of the noise families for the oracle.
+
+Two sets per family, both in the *standard form* (location 0, scale 1; the
+oracle divides the scores by the scale first, ``p(mu; s) = p(mu/s; 1)``):
+
+* ``logcdf``, ``logpdf``, ``logsf`` in mpmath, accurate to the working
+  precision in both tails (no cancellation: each tail uses its own formula);
+* the same in float64 numpy (``flogcdf``, ...), used only to *locate* the
+  mass of the integrands (modes, widths, tail cuts), never for values.
+
+A user family from :func:`derive.family_from_cdf` is evaluated through
+``sympy.lambdify(..., "mpmath")`` at doubled working precision (the user's
+expression may cancel in a tail; the oracle's second rule runs at higher
+precision and flags what is lost).
+
+>>> import mpmath as mp
+>>> k = kernels_for(__import__("derive").family("normal"))
+>>> mp.nstr(k.logcdf(mp.mpf(-40)), 15)
+'-804.608442013754'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import mpmath as mp
+import numpy as np
+import sympy as sp
+from scipy import special
+
+__all__ = ["Kernels", "kernels_for", "sympy_to_mpf"]
+
+
+def sympy_to_mpf(value, prec: int | None = None):
+    """A sympy number as an mpmath mpf at ``prec`` bits (default: current)."""
+    prec = prec or mp.mp.prec
+    v = sp.sympify(value)
+    if v.is_Integer:
+        return mp.mpf(int(v))
+    if v.is_Rational:
+        with mp.workprec(prec + 10):
+            r = mp.mpf(int(v.p)) / int(v.q)
+        return r
+    dps = int(prec * 0.30103) + 10
+    return mp.mpf(sp.N(v, dps)._to_mpmath(prec + 10))
+
+
+@dataclass
+class Kernels:
+    """mpmath and float64 log-kernels of one standard noise family.
+
+    ``lo``/``hi`` are the support ends (mpf or +-inf), ``breakpoints`` the
+    finite kinks (mpf), ``name``/``label`` identify the family in messages.
+    """
+
+    name: str
+    label: str
+    logcdf: Callable
+    logpdf: Callable
+    logsf: Callable
+    flogcdf: Callable
+    flogpdf: Callable
+    flogsf: Callable
+    lo: object
+    hi: object
+    breakpoints: tuple
+    custom: bool = False
+    params: dict = None
+
+
+def _sym(fn):
+    """logsf(y) = logcdf(-y) for a symmetric density."""
+    return lambda y: fn(-y)
+
+
+# --------------------------------------------------------------------------
+# mpmath kernels (standard form).  ``y`` is an mpf; results are mpf or -inf.
+# --------------------------------------------------------------------------
+
+
+def _gumbel():
+    # Phi = exp(-e^{-y}):  log Phi = -e^{-y};  log(1-Phi) = log(-expm1(-e^{-y}))
+    lc = lambda y: -mp.exp(-y)
+    lp = lambda y: -y - mp.exp(-y)
+
+    def ls(y):
+        # log(1 - exp(-E)), E = e^{-y}; for E > 4 prec it is -e^{-E}, below any
+        # absolute accuracy we need, and exp(-E) itself would cost ~E bits.
+        E = mp.exp(-y)
+        return mp.log(-mp.expm1(-E)) if E < 4 * mp.mp.prec else -mp.exp(-min(E, 8 * mp.mp.prec))
+    flc = lambda y: -np.exp(-y)
+    flp = lambda y: -y - np.exp(-y)
+    fls = lambda y: np.log(-np.expm1(-np.exp(-y)))
+    return lc, lp, ls, flc, flp, fls
+
+
+def _gumbel_min():
+    # Phi = 1 - exp(-e^{y}):  log Phi = log(-expm1(-e^y)) (no cancellation for small e^y)
+    def lc(y):
+        # log(1 - exp(-E)), E = e^y; guarded as in the gumbel survival function
+        E = mp.exp(y)
+        return mp.log(-mp.expm1(-E)) if E < 4 * mp.mp.prec else -mp.exp(-min(E, 8 * mp.mp.prec))
+
+    lp = lambda y: y - mp.exp(y)
+    ls = lambda y: -mp.exp(y)
+    flc = lambda y: np.log(-np.expm1(-np.exp(y)))
+    flp = lambda y: y - np.exp(y)
+    fls = lambda y: -np.exp(y)
+    return lc, lp, ls, flc, flp, fls
+
+
+def _normal():
+    # y < 0: Phi = erfc(-y/sqrt2)/2 (relative accuracy in the left tail);
+    # y > 0: log Phi = log1p(-erfc(y/sqrt2)/2)
+    def lc(y):
+        if y < 0:
+            return mp.log(mp.erfc(-y / mp.sqrt(2)) / 2)
+        return mp.log1p(-mp.erfc(y / mp.sqrt(2)) / 2)
+
+    lp = lambda y: -y * y / 2 - mp.log(2 * mp.pi) / 2
+    c = 0.5 * math.log(2 * math.pi)
+    return lc, lp, _sym(lc), special.log_ndtr, (lambda y: -0.5 * y * y - c), (lambda y: special.log_ndtr(-y))
+
+
+def _logistic():
+    # log sigma(y) = -log1p(e^{-y}); pdf symmetric: -|y| - 2 log1p(e^{-|y|})
+    lc = lambda y: -mp.log1p(mp.exp(-y))
+    lp = lambda y: -abs(y) - 2 * mp.log1p(mp.exp(-abs(y)))
+    flc = lambda y: -np.logaddexp(0.0, -y)
+    flp = lambda y: -np.abs(y) - 2 * np.log1p(np.exp(-np.abs(y)))
+    return lc, lp, _sym(lc), flc, flp, (lambda y: flc(-y))
+
+
+def _laplace():
+    # y < 0: Phi = e^y/2;  y >= 0: log Phi = log1p(-e^{-y}/2)
+    def lc(y):
+        if y < 0:
+            return y - mp.log(2)
+        return mp.log1p(-mp.exp(-y) / 2)
+
+    lp = lambda y: -abs(y) - mp.log(2)
+    l2 = math.log(2.0)
+
+    def flc(y):
+        with np.errstate(over="ignore"):
+            return np.where(y < 0, y - l2, np.log1p(-0.5 * np.exp(-np.abs(y))))
+
+    return lc, lp, _sym(lc), flc, (lambda y: -np.abs(y) - l2), (lambda y: flc(-y))
+
+
+def _exponential():
+    def lc(y):
+        return mp.log(-mp.expm1(-y)) if y > 0 else mp.ninf
+
+    def lp(y):
+        return -y if y >= 0 else mp.ninf
+
+    def ls(y):
+        return -y if y > 0 else mp.mpf(0)
+
+    def flc(y):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(y > 0, np.log(-np.expm1(-np.maximum(y, 0.0))), -np.inf)
+
+    flp = lambda y: np.where(y >= 0, -y, -np.inf)
+    fls = lambda y: np.where(y > 0, -y, 0.0)
+    return lc, lp, ls, flc, flp, fls
+
+
+def _uniform():
+    def lc(y):
+        if y <= 0:
+            return mp.ninf
+        return mp.log(y) if y < 1 else mp.mpf(0)
+
+    def lp(y):
+        return mp.mpf(0) if 0 <= y <= 1 else mp.ninf
+
+    def ls(y):
+        if y >= 1:
+            return mp.ninf
+        return mp.log1p(-y) if y > 0 else mp.mpf(0)
+
+    def flc(y):
+        with np.errstate(divide="ignore"):
+            return np.log(np.clip(y, 0.0, 1.0))
+
+    def fls(y):
+        with np.errstate(divide="ignore"):
+            return np.log1p(-np.clip(y, 0.0, 1.0))
+
+    flp = lambda y: np.where((y >= 0) & (y <= 1), 0.0, -np.inf)
+    return lc, lp, ls, flc, flp, fls
+
+
+def _cauchy():
+    # y < 0: Phi = atan(-1/y)/pi (no cancellation); y > 0: log1p(-atan(1/y)/pi)
+    def lc(y):
+        if y < 0:
+            return mp.log(mp.atan(-1 / y) / mp.pi)
+        if y == 0:
+            return -mp.log(2)
+        return mp.log1p(-mp.atan(1 / y) / mp.pi)
+
+    lp = lambda y: -mp.log(mp.pi) - mp.log1p(y * y)
+
+    def flc(y):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = 1.0 / y
+            out = np.where(y < 0, np.log(np.arctan(-inv)) - math.log(math.pi), np.log1p(-np.arctan(inv) / np.pi))
+        return np.where(y == 0, -math.log(2.0), out)
+
+    def flp(y):
+        a = np.abs(y)
+        with np.errstate(over="ignore", divide="ignore"):
+            return np.where(a > 1e150, -2.0 * np.log(a), -np.log1p(a * a)) - math.log(math.pi)
+
+    return lc, lp, _sym(lc), flc, flp, (lambda y: flc(-y))
+
+
+def _student_t(nu):
+    # y < 0: Phi = I_{nu/(nu+y^2)}(nu/2, 1/2) / 2 (regularized incomplete beta);
+    # y > 0: log Phi = log1p(-Phi(-y)).  pdf = c (1 + y^2/nu)^{-(nu+1)/2}.
+    nuf = float(nu)
+
+    def tail(y):  # Phi(y) for y <= 0
+        return mp.betainc(nu / 2, mp.mpf(1) / 2, 0, nu / (nu + y * y), regularized=True) / 2
+
+    def lc(y):
+        if y <= 0:
+            return mp.log(tail(y))
+        return mp.log1p(-tail(-y))
+
+    if isinstance(nu, float):
+        logc = None  # float path: only the numpy kernels below are used
+    else:
+        logc = mp.loggamma((nu + 1) / 2) - mp.loggamma(nu / 2) - mp.log(nu * mp.pi) / 2
+
+    def lp(y):
+        return logc - (nu + 1) / 2 * mp.log1p(y * y / nu)
+
+    lognorm = special.gammaln((nuf + 1) / 2) - special.gammaln(nuf / 2) - 0.5 * math.log(nuf * math.pi)
+
+    def flc(y):
+        with np.errstate(divide="ignore"):
+            left = np.log(special.stdtr(nuf, np.minimum(y, 0.0)))
+            right = np.log1p(-special.stdtr(nuf, -np.maximum(y, 0.0)))
+        return np.where(y < 0, left, right)
+
+    def flp(y):
+        a = np.abs(y)
+        with np.errstate(over="ignore", divide="ignore"):
+            l1 = np.where(a > 1e150, 2.0 * np.log(a) - math.log(nuf), np.log1p(a * a / nuf))
+        return lognorm - 0.5 * (nuf + 1) * l1
+
+    return lc, lp, _sym(lc), flc, flp, (lambda y: flc(-y))
+
+
+_REGISTRY = {
+    "gumbel": (_gumbel, (-mp.inf, mp.inf), ()),
+    "gumbel_min": (_gumbel_min, (-mp.inf, mp.inf), ()),
+    "normal": (_normal, (-mp.inf, mp.inf), ()),
+    "logistic": (_logistic, (-mp.inf, mp.inf), ()),
+    "laplace": (_laplace, (-mp.inf, mp.inf), (0,)),
+    "exponential": (_exponential, (0, mp.inf), (0,)),
+    "uniform": (_uniform, (0, 1), (0, 1)),
+    "cauchy": (_cauchy, (-mp.inf, mp.inf), ()),
+}
+
+
+class _NuParam:
+    """nu held as a sympy number, converted to mpf at the current precision."""
+
+    def __init__(self, nu):
+        self.nu = nu
+
+    def __call__(self):
+        return sympy_to_mpf(self.nu)
+
+
+def _student_t_kernels(nu_sym):
+    # mpf conversion at call time so the kernel follows the working precision
+    nu_conv = _NuParam(nu_sym)
+    cache = {}
+
+    def nu():
+        key = mp.mp.prec
+        if key not in cache:
+            cache[key] = nu_conv()
+        return cache[key]
+
+    base = {}
+
+    def parts():
+        key = mp.mp.prec
+        if key not in base:
+            base[key] = _student_t(nu())
+        return base[key]
+
+    fl = _student_t(float(nu_sym))
+    lc = lambda y: parts()[0](y)
+    lp = lambda y: parts()[1](y)
+    ls = lambda y: parts()[2](y)
+    return lc, lp, ls, fl[3], fl[4], fl[5]
+
+
+def _custom(fam):
+    x = fam.symbol
+    cdf_expr = fam.cdf(x)
+    pdf_expr = fam.pdf(x)
+    cdf_f = sp.lambdify(x, cdf_expr, "mpmath")
+    pdf_f = sp.lambdify(x, pdf_expr, "mpmath")
+
+    def guarded(f):
+        # The user's expression may cancel (1 - exp(-t) near 0, ...): evaluate
+        # it at twice the working precision and take the real part.
+        def g(y):
+            with mp.workprec(2 * mp.mp.prec + 20):
+                try:
+                    v = f(y)
+                except (ZeroDivisionError, ValueError, OverflowError):
+                    v = mp.nan
+                v = mp.mpmathify(v)
+                if isinstance(v, mp.mpc):
+                    v = v.real
+            return v
+
+        return g
+
+    cdf_g, pdf_g = guarded(cdf_f), guarded(pdf_f)
+
+    def lc(y):
+        v = cdf_g(y)
+        if mp.isnan(v):
+            raise ArithmeticError(f"custom family {fam.name!r}: CDF is NaN at {mp.nstr(y, 10)}")
+        return mp.log(v) if v > 0 else mp.ninf
+
+    def lp(y):
+        v = pdf_g(y)
+        if mp.isnan(v):
+            raise ArithmeticError(f"custom family {fam.name!r}: density is NaN at {mp.nstr(y, 10)}")
+        return mp.log(v) if v > 0 else mp.ninf
+
+    def ls(y):
+        v = 1 - cdf_g(y)
+        return mp.log(v) if v > 0 else mp.ninf
+
+    def vec(f):
+        def fv(y):
+            y = np.asarray(y, dtype=np.float64)
+            out = np.empty_like(y)
+            with mp.workprec(53):
+                for idx, t in np.ndenumerate(y):
+                    if not math.isfinite(t):
+                        out[idx] = np.nan
+                        continue
+                    try:
+                        v = f(mp.mpf(float(t)))
+                        out[idx] = float(v)
+                    except (ArithmeticError, ValueError, OverflowError):
+                        out[idx] = np.nan
+            return out
+
+        return fv
+
+    return lc, lp, ls, vec(lc), vec(lp), vec(ls)
+
+
+def kernels_for(fam) -> Kernels:
+    """The standard-form kernels of a derive :class:`~derive.families.Family`."""
+    if fam.custom:
+        lc, lp, ls, flc, flp, fls = _custom(fam)
+        sup = fam.support
+        lo = mp.ninf if sup.start.is_infinite else sympy_to_mpf(sup.start)
+        hi = mp.inf if sup.end.is_infinite else sympy_to_mpf(sup.end)
+        bps = tuple(sorted({sympy_to_mpf(b) for b in fam.breakpoints}))
+        return Kernels(fam.name, f"custom family {fam.name!r}", lc, lp, ls, flc, flp, fls, lo, hi, bps, True)
+    name = fam.name
+    if name == "student_t":
+        lc, lp, ls, flc, flp, fls = _student_t_kernels(fam.params["nu"])
+        lo, hi, bps = mp.ninf, mp.inf, ()
+    else:
+        maker, (lo, hi), bps = _REGISTRY[name]
+        lc, lp, ls, flc, flp, fls = maker()
+        lo, hi = mp.mpf(lo), mp.mpf(hi)
+        bps = tuple(mp.mpf(b) for b in bps)
+    label = name + "".join(f", {k}={v}" for k, v in sorted(fam.params.items()))
+    return Kernels(name, label, lc, lp, ls, flc, flp, fls, lo, hi, bps, False, dict(fam.params))

@@ -1,0 +1,521 @@
+"""Every special or bad input gets a defined answer: numeric, oracle and CLI.
+
+Expected values are independent of the code under test: exact limits
+(one-hot, exact zeros, 1 for n = 1), closed forms for n = 2 (normal
+Phi(D/sqrt 2), cauchy 1/2 + atan(D/2)/pi = atan(2/D)/pi for the loser,
+logistic sigmoid for gumbel), scipy.special.softmax for Gumbel noise.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import special
+
+import numeric
+
+FAMILIES = ("gumbel", "gumbel_min", "normal", "logistic", "laplace", "exponential", "uniform",
+            "cauchy", "student_t")
+FULL_SUPPORT = ("gumbel", "gumbel_min", "normal", "logistic", "laplace", "cauchy", "student_t")
+REL = 1e-13
+TINY = 1e-300
+
+
+def _no_runtime_warnings(fn, *args, **kw):
+    """Call fn and fail on any RuntimeWarning (overflow, invalid value, ...)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kw)
+    bad = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not bad, [str(w.message) for w in bad]
+    return out
+
+
+# ===========================================================================
+# numeric
+# ===========================================================================
+
+class TestNumericSpecialValues:
+    @pytest.mark.parametrize("family", FAMILIES)
+    def test_nan_poisons_only_its_row(self, family):
+        mu = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, -0.5]])
+        p = numeric.probs(mu, family)
+        assert np.isnan(p[0]).all(), p
+        assert np.isfinite(p[1]).all() and abs(p[1].sum() - 1) <= 1e-14
+        lp = numeric.log_probs(mu, family)
+        assert np.isnan(lp[0]).all() and np.isfinite(lp[1]).all()
+
+    def test_nan_row_like_scipy_softmax(self):
+        # same convention as scipy.special.softmax
+        mu = np.array([[np.nan, 1.0], [2.0, 1.0]])
+        p = numeric.probs(mu, "gumbel")
+        ref = special.softmax(mu, axis=-1)
+        assert np.array_equal(np.isnan(p), np.isnan(ref))
+        np.testing.assert_allclose(p[1], ref[1], rtol=REL)
+
+    def test_nan_row_vjp(self):
+        mu = np.array([[0.0, np.nan], [0.0, 1.0]])
+        v = numeric.probs_vjp(mu, np.ones_like(mu), "normal")
+        assert np.isnan(v[0]).all() and np.isfinite(v[1]).all()
+
+    @pytest.mark.parametrize("family", FAMILIES)
+    def test_minus_inf_has_probability_exactly_zero(self, family):
+        mu = np.array([0.3, -np.inf, -0.2, -np.inf])
+        p = numeric.probs(mu, family)
+        assert p[1] == 0.0 and p[3] == 0.0
+        # the remaining entries are the probabilities of the finite sub-vector
+        ref = numeric.probs(np.array([0.3, -0.2]), family)
+        np.testing.assert_allclose(p[[0, 2]], ref, rtol=2 * REL)
+        lp = numeric.log_probs(mu, family)
+        assert lp[1] == -np.inf and lp[3] == -np.inf
+
+    def test_minus_inf_normal_closed_form(self):
+        # p_1 = Phi(D / sqrt 2) for the two finite entries, D = 1
+        p = numeric.probs(np.array([1.0, -np.inf, 0.0]), "normal")
+        assert p[1] == 0.0
+        assert abs(p[0] - special.ndtr(1 / math.sqrt(2))) <= REL * p[0]
+
+    def test_only_one_finite_entry(self):
+        p = numeric.probs(np.array([-np.inf, 2.0, -np.inf]), "normal")
+        assert p.tolist() == [0.0, 1.0, 0.0]
+
+    @pytest.mark.parametrize("family", FAMILIES)
+    def test_one_plus_inf_is_one_hot(self, family):
+        p = numeric.probs(np.array([0.0, np.inf, 5.0, -np.inf]), family)
+        assert p.tolist() == [0.0, 1.0, 0.0, 0.0]
+        lp = numeric.log_probs(np.array([0.0, np.inf, 5.0]), family)
+        assert lp.tolist() == [-np.inf, 0.0, -np.inf]
+
+    def test_several_plus_inf_documented_choice(self):
+        # documented in numeric.probs: the argmax is not defined; see the docstring
+        mu = np.array([[np.inf, 0.0, np.inf], [0.0, 1.0, 2.0]])
+        doc = numeric.probs.__doc__ or ""
+        assert "+inf" in doc or "inf" in doc
+        p = numeric.probs(mu, "normal")
+        assert np.isfinite(p[1]).all()
+        row = p[0]
+        # either the row is NaN (undefined, like scipy.special.softmax) or the
+        # mass is split evenly among the +inf entries; nothing else is acceptable
+        assert np.isnan(row).all() or row.tolist() == [0.5, 0.0, 0.5], row
+
+    @pytest.mark.parametrize("family", ["normal", "cauchy"])
+    def test_n_equals_one(self, family):
+        assert numeric.probs(np.array([3.7]), family).tolist() == [1.0]
+        assert numeric.probs(np.array([[1.0], [-2.0], [np.inf]]), family).tolist() == [[1.0], [1.0], [1.0]]
+        assert numeric.log_probs(np.array([3.7]), family).tolist() == [0.0]
+        assert numeric.probs_vjp(np.array([3.7]), np.array([2.0]), family).tolist() == [0.0]
+
+    def test_empty_axis(self):
+        for shape in [(0,), (3, 0), (0, 4)]:
+            mu = np.zeros(shape)
+            p = numeric.probs(mu, "normal")
+            assert p.shape == shape
+            assert numeric.log_probs(mu, "normal").shape == shape
+
+    def test_python_scalar_and_zero_d_array(self):
+        # a scalar is one score vector of length 1 (as scipy.special.softmax(3.0) == 1.0)
+        for mu in (3.0, np.float64(3.0), np.array(3.0)):
+            p = numeric.probs(mu, "normal")
+            assert np.ndim(p) == 0 and float(p) == 1.0
+            assert float(numeric.log_probs(mu, "normal")) == 0.0
+
+    def test_lists_are_accepted(self):
+        p = numeric.probs([0.0, 1.0], "gumbel")
+        np.testing.assert_allclose(p, special.softmax([0.0, 1.0]), rtol=REL)
+
+    @pytest.mark.parametrize("bad", [
+        np.array([1.0 + 0j, 2.0]),
+        np.array([1.0, 2.0], dtype=np.complex64),
+        [1 + 2j, 0.0],
+        np.array([1.0, "a"], dtype=object),
+        np.array([1.0, 2.0], dtype=object),
+        ["a", "b"],
+    ], ids=["complex128", "complex64", "complex-list", "object-mixed", "object-float", "strings"])
+    def test_complex_object_string_input_is_typeerror(self, bad):
+        with pytest.raises(TypeError):
+            numeric.probs(bad, "normal")
+        with pytest.raises(TypeError):
+            numeric.log_probs(bad, "normal")
+
+    def test_unknown_family_lists_names(self):
+        with pytest.raises(ValueError) as info:
+            numeric.probs(np.zeros(3), "gauss")
+        msg = str(info.value)
+        assert "gauss" in msg
+        for name in FAMILIES:
+            assert name in msg
+        with pytest.raises(ValueError):
+            numeric.log_probs(np.zeros(3), "no_such")
+        with pytest.raises(ValueError):
+            numeric.probs_vjp(np.zeros(3), np.ones(3), "no_such")
+
+    def test_family_of_wrong_type(self):
+        with pytest.raises(TypeError):
+            numeric.probs(np.zeros(3), 42)
+
+    @pytest.mark.parametrize("family,params,word", [
+        ("normal", {"scale": 0.0}, "scale"),
+        ("normal", {"scale": -1.0}, "scale"),
+        ("gumbel", {"scale": float("nan")}, "scale"),
+        ("cauchy", {"scale": float("inf")}, "scale"),
+        ("student_t", {"nu": 0.0}, "nu"),
+        ("student_t", {"nu": -2.0}, "nu"),
+        ("student_t", {"nu": float("nan")}, "nu"),
+        ("normal", {"nu": 3.0}, "nu"),          # nu belongs to student_t only
+        ("normal", {"sigma": 1.0}, "sigma"),    # unknown parameter
+    ])
+    def test_bad_parameters(self, family, params, word):
+        for fn in (numeric.probs, numeric.log_probs):
+            with pytest.raises(ValueError, match=word):
+                fn(np.zeros(3), family, **params)
+        with pytest.raises(ValueError, match=word):
+            numeric.probs_vjp(np.zeros(3), np.ones(3), family, **params)
+
+    def test_bad_cotangent_shape(self):
+        with pytest.raises(ValueError):
+            numeric.probs_vjp(np.zeros(3), np.ones(4), "normal")
+
+    @pytest.mark.parametrize("axis", [2, -3, 5])
+    def test_axis_out_of_range(self, axis):
+        with pytest.raises((ValueError, IndexError)):   # numpy's AxisError is both
+            numeric.probs(np.zeros((2, 3)), "normal", axis=axis)
+        with pytest.raises((ValueError, IndexError)):
+            numeric.log_probs(np.zeros((2, 3)), "normal", axis=axis)
+
+    def test_axis_zero_matches_transpose_gumbel(self):
+        mu = np.array([[0.0, 3.0], [1.0, -1.0], [2.0, 0.5]])
+        np.testing.assert_allclose(numeric.probs(mu, "gumbel", axis=0), special.softmax(mu, axis=0), rtol=REL)
+
+
+class TestNumericExtremeMagnitudes:
+    @pytest.mark.parametrize("family", FAMILIES)
+    def test_huge_spread_1e300(self, family):
+        mu = np.array([1e300, 0.0, -1e300])
+        p = _no_runtime_warnings(numeric.probs, mu, family)
+        assert np.isfinite(p).all()
+        assert abs(p[0] - 1.0) <= 1e-14 and p[1] < TINY and p[2] < TINY
+        lp = _no_runtime_warnings(numeric.log_probs, mu, family)
+        assert not np.isnan(lp).any() and abs(lp[0]) <= 1e-14
+
+    @pytest.mark.parametrize("family", FAMILIES)
+    def test_differences_overflow_float64(self, family):
+        # mu_1 - mu_2 = 3.4e308 overflows to inf: the answer is still [1, 0]
+        p = _no_runtime_warnings(numeric.probs, np.array([1.7e308, -1.7e308]), family)
+        assert p.tolist() == [1.0, 0.0] or (abs(p[0] - 1) <= 1e-14 and 0 <= p[1] < TINY)
+
+    def test_cauchy_huge_gap_closed_form(self):
+        # loser of two: P[C2 - C1 > D] = 1/2 - atan(D/2)/pi = atan(2/D)/pi  (no cancellation)
+        for d in (1e10, 1e100, 1e299):
+            p = numeric.probs(np.array([d, 0.0]), "cauchy")
+            expect = math.atan(2.0 / d) / math.pi
+            assert abs(p[1] - expect) <= REL * expect, (d, p[1], expect)
+            lp = numeric.log_probs(np.array([d, 0.0]), "cauchy")
+            assert abs(lp[1] - math.log(expect)) <= REL + 4e-16 * abs(math.log(expect))
+
+    def test_normal_far_tail_log_space(self):
+        # loser of two, D = 60: p = Phi(-D/sqrt 2) ~ 1e-393 (below float range); log p from log_ndtr
+        lp = numeric.log_probs(np.array([60.0, 0.0]), "normal")
+        expect = special.log_ndtr(-60.0 / math.sqrt(2.0))
+        assert abs(lp[1] - expect) <= REL + 4e-16 * abs(expect)
+        assert numeric.probs(np.array([60.0, 0.0]), "normal")[1] == 0.0
+
+    @pytest.mark.parametrize("family", FULL_SUPPORT)
+    def test_subnormal_differences(self, family):
+        for mu in (np.array([0.0, 5e-324]), np.array([1e-310, 0.0, -1e-310]), np.array([2.0**-1074] * 4)):
+            p = _no_runtime_warnings(numeric.probs, mu, family)
+            n = len(mu)
+            np.testing.assert_allclose(p, np.full(n, 1.0 / n), rtol=1e-14)
+            # order preserved (non-strict at this resolution)
+            order = np.argsort(mu, kind="stable")
+            assert (np.diff(p[order]) >= -1e-16).all()
+
+    def test_subnormal_scale(self):
+        # temperature -> 0 makes it an argmax: scale 1e-310 with differences 1
+        p = numeric.probs(np.array([0.0, 1.0, -1.0]), "normal", scale=1e-310)
+        assert p.tolist() == [0.0, 1.0, 0.0]
+
+    def test_float32_in_float32_out(self):
+        mu = np.array([[0.0, 1.0, 2.0], [5.0, -3.0, 0.25]], dtype=np.float32)
+        for fn in (numeric.probs, numeric.log_probs):
+            assert fn(mu, "normal").dtype == np.float32
+        ref = special.softmax(mu.astype(np.float64), axis=-1).astype(np.float32)
+        np.testing.assert_allclose(numeric.probs(mu, "gumbel"), ref, rtol=2.4e-7, atol=0)
+
+    @pytest.mark.parametrize("family", FAMILIES)
+    def test_float32_overflow_range(self, family):
+        # differences up to 6e38 overflow float32 but not float64; exp(100) overflows float32
+        mu = np.array([3e38, -3e38, 0.0], dtype=np.float32)
+        p = _no_runtime_warnings(numeric.probs, mu, family)
+        # heavy tails (cauchy, student_t nu=1) leave losers ~ 2/(pi D) ~ 1e-39: a float32 subnormal
+        assert p.dtype == np.float32 and p[0] == 1.0
+        assert (p[1:] >= 0).all() and (p[1:] < 1e-30).all(), p
+        mu = np.array([100.0, 0.0, -100.0], dtype=np.float32)
+        p = _no_runtime_warnings(numeric.probs, mu, family)
+        assert p.dtype == np.float32 and np.isfinite(p).all()
+        assert abs(float(p.astype(np.float64).sum()) - 1.0) <= 2.4e-7
+
+    def test_float32_gumbel_against_softmax_wide_range(self):
+        mu = np.array([88.0, 80.0, -80.0, 0.0], dtype=np.float32)
+        ref = special.softmax(mu.astype(np.float64)).astype(np.float32)
+        p = _no_runtime_warnings(numeric.probs, mu, "gumbel")
+        np.testing.assert_allclose(p, ref, rtol=2.4e-7, atol=1.5e-45)
+
+
+class TestUserFamilies:
+    def test_numeric_family_not_a_cdf(self):
+        from scipy.special import log_ndtr
+
+        def norm_logpdf(x):
+            return -0.5 * x**2 - 0.5 * math.log(2 * math.pi)
+
+        with pytest.raises(ValueError, match="CDF"):            # decreasing
+            numeric.Family(lambda x: log_ndtr(-x), norm_logpdf, name="decreasing")
+        with pytest.raises(ValueError, match="CDF"):            # exceeds 1
+            numeric.Family(lambda x: log_ndtr(x) + 0.5, norm_logpdf, name="above_one")
+        with pytest.raises(ValueError, match="CDF"):            # does not reach 1
+            numeric.Family(lambda x: log_ndtr(x) + math.log(0.5), norm_logpdf, name="half")
+        with pytest.raises(ValueError, match="derivative"):     # density is not its derivative
+            numeric.Family(log_ndtr, lambda x: norm_logpdf(x / 2) - math.log(2), name="wrong_pdf")
+        with pytest.raises(ValueError):                         # NaN inside the support
+            numeric.Family(lambda x: np.full_like(x, np.nan), norm_logpdf, name="nan")
+        with pytest.raises(TypeError):
+            numeric.Family("log_ndtr", norm_logpdf)
+        with pytest.raises(ValueError):
+            numeric.Family(log_ndtr, norm_logpdf, support=(1.0, 0.0))
+
+    def test_valid_numeric_family_reproduces_registry(self):
+        from scipy.special import log_ndtr
+
+        fam = numeric.Family(log_ndtr, lambda x: -0.5 * x**2 - 0.5 * math.log(2 * math.pi), name="my_normal")
+        p = numeric.probs(np.array([1.0, 0.0]), fam)
+        expect = special.ndtr(1 / math.sqrt(2))
+        assert abs(p[0] - expect) <= REL * expect
+
+    def test_derive_family_from_cdf_not_a_cdf(self):
+        import derive
+
+        x = sp.Symbol("x", real=True)
+        with pytest.raises(ValueError, match="CDF"):            # tends to 1/2, not 1
+            derive.family_from_cdf(x / 2, x, sp.Interval(0, 1))
+        with pytest.raises(ValueError, match="CDF"):            # decreasing: limits 1 and 0
+            derive.family_from_cdf(sp.exp(-x), x, sp.Interval(0, sp.oo))
+        with pytest.raises(ValueError, match="CDF"):            # right limits, negative derivative near 0
+            derive.family_from_cdf(x - sp.sin(2 * sp.pi * x) / sp.pi, x, sp.Interval(0, 1))
+        with pytest.raises(ValueError, match="CDF"):            # never reaches 0 on the left
+            derive.family_from_cdf(sp.atan(x) / sp.pi + sp.Rational(3, 4), x, sp.Interval(-sp.oo, sp.oo))
+        y = sp.Symbol("y")
+        with pytest.raises(ValueError):                         # depends on another symbol
+            derive.family_from_cdf(1 - sp.exp(-x * y), x, sp.Interval(0, sp.oo))
+        with pytest.raises(TypeError):
+            derive.family_from_cdf(1 - sp.exp(-x), "x", sp.Interval(0, sp.oo))
+
+    def test_derive_family_from_cdf_valid(self):
+        import derive
+
+        x = sp.Symbol("x", real=True)
+        fam = derive.family_from_cdf(1 - sp.exp(-x), x, sp.Interval(0, sp.oo), name="my_exp")
+        half = sp.Rational(1, 2)
+        assert sp.simplify(fam.pdf(half) - sp.exp(-half)) == 0
+        assert fam.pdf(-1) == 0
+
+
+# ===========================================================================
+# oracle
+# ===========================================================================
+
+def _oracle():
+    from derive import oracle
+    return oracle
+
+
+class TestOracle:
+    @pytest.mark.parametrize("mu", [[0.0, float("nan"), 1.0], ["nan", 1]])
+    def test_nan_is_valueerror(self, mu):
+        with pytest.raises(ValueError, match="NaN"):
+            _oracle().probs(mu, "normal")
+        with pytest.raises(ValueError, match="NaN"):
+            _oracle().log_probs(mu, "normal")
+
+    def test_minus_inf_is_exactly_zero(self):
+        import mpmath as mp
+
+        p = _oracle().probs([1.0, float("-inf"), 0.0], "normal", dps=30)
+        assert p[1] == 0
+        # closed form Phi(1/sqrt 2) for the remaining pair
+        with mp.workdps(40):
+            expect = mp.ncdf(1 / mp.sqrt(2))
+        assert abs(p[0] - expect) < mp.mpf(10) ** -28
+        lp = _oracle().log_probs([1.0, float("-inf"), 0.0], "normal", dps=30)
+        assert lp[1] == mp.ninf
+
+    def test_one_plus_inf_is_one_hot(self):
+        p = _oracle().probs([0.0, float("inf"), 3.0, float("-inf")], "cauchy")
+        assert [int(v) for v in p] == [0, 1, 0, 0] and all(v in (0, 1) for v in p)
+
+    def test_several_plus_inf_is_valueerror(self):
+        with pytest.raises(ValueError, match="inf"):
+            _oracle().probs([float("inf"), 0.0, float("inf")], "normal")
+
+    def test_all_minus_inf_is_valueerror(self):
+        with pytest.raises(ValueError):
+            _oracle().probs([float("-inf"), float("-inf")], "normal")
+
+    def test_empty_is_valueerror(self):
+        with pytest.raises(ValueError, match="empty"):
+            _oracle().probs([], "normal")
+
+    def test_n_equals_one(self):
+        assert _oracle().probs([2.5], "student_t", nu=3) == [1]
+        assert _oracle().log_probs([2.5], "normal") == [0]
+
+    @pytest.mark.parametrize("mu", [3.0, "abc", [[0.0, 1.0]], [0.0, "x"], [1 + 2j, 0.0], [object(), 1.0]])
+    def test_non_numeric_or_not_a_vector(self, mu):
+        with pytest.raises(ValueError):
+            _oracle().probs(mu, "normal")
+
+    def test_unknown_family_lists_names(self):
+        with pytest.raises(ValueError) as info:
+            _oracle().probs([0.0, 1.0], "gauss")
+        for name in FAMILIES:
+            assert name in str(info.value)
+
+    @pytest.mark.parametrize("params,word", [
+        ({"scale": 0}, "scale"), ({"scale": -2.0}, "scale"), ({"scale": float("nan")}, "scale"),
+        ({"nu": 0}, "nu"), ({"nu": float("nan")}, "nu"),
+    ])
+    def test_bad_parameters(self, params, word):
+        fam = "student_t" if "nu" in params else "normal"
+        with pytest.raises(ValueError, match=word):
+            _oracle().probs([0.0, 1.0], fam, **params)
+
+    def test_bad_dps(self):
+        with pytest.raises(ValueError):
+            _oracle().probs([0.0, 1.0], "normal", dps=1)
+        with pytest.raises(TypeError):
+            _oracle().probs([0.0, 1.0], "normal", dps=30.5)
+
+    def test_huge_spread(self):
+        import mpmath as mp
+
+        p = _oracle().probs([1e300, 0.0], "cauchy", dps=20)
+        # loser of two cauchy scores: atan(2/D)/pi
+        with mp.workdps(40):
+            expect = mp.atan(mp.mpf(2) / mp.mpf(1e300)) / mp.pi
+        assert abs(p[1] / expect - 1) < mp.mpf(10) ** -17
+        assert abs(p[0] - 1) < mp.mpf(10) ** -17
+
+    def test_subnormal_difference(self):
+        import mpmath as mp
+
+        p = _oracle().probs([0.0, 5e-324], "normal", dps=30)
+        assert abs(p[0] - mp.mpf("0.5")) < mp.mpf(10) ** -29 and p[1] >= p[0]
+
+
+# ===========================================================================
+# CLI
+# ===========================================================================
+
+def _run_cli(argv):
+    from derive.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main(list(argv))
+        except SystemExit as exc:   # main must return, but be robust in the test
+            rc = exc.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+CLI_BAD = [
+    (["probs", "gauss", "0", "1"], "gauss"),
+    (["probs", "normal", "nan", "1"], "NaN"),
+    (["probs", "normal", "0", "abc"], "abc"),
+    (["probs", "normal", "0", "1+2j"], "1+2j"),
+    (["probs", "normal"], "MU"),
+    (["probs", "normal", "0", "1", "--scale", "0"], "scale"),
+    (["probs", "normal", "0", "1", "--scale", "-1"], "scale"),
+    (["probs", "normal", "0", "1", "--scale", "nan"], "scale"),
+    (["probs", "student_t", "0", "1", "--nu", "0"], "nu"),
+    (["probs", "student_t", "0", "1", "--nu", "nan"], "nu"),
+    (["probs", "normal", "0", "1", "--nu", "3"], "nu"),
+    (["probs", "normal", "0", "1", "--method", "magic"], "method"),
+    (["oracle", "gauss", "0", "1"], "gauss"),
+    (["oracle", "normal", "nan", "1"], "NaN"),
+    (["oracle", "normal", "inf", "0", "inf"], "inf"),
+    (["oracle", "normal", "0", "1", "--dps", "2"], "dps"),
+    (["oracle", "normal", "0", "x"], "x"),
+    (["oracle", "normal", "0", "1", "--scale", "-3"], "scale"),
+    (["derive", "gauss", "--n", "2"], "gauss"),
+    (["derive", "normal", "--n", "0"], "n"),
+    (["derive", "normal", "--n", "two"], "two"),
+    (["derive", "normal"], "n"),
+    ([], ""),
+    (["frobnicate"], "frobnicate"),
+    (["probs", "normal", "0", "1", "--no-such-option"], "no-such-option"),
+]
+
+
+@pytest.mark.parametrize("argv,word", CLI_BAD, ids=[" ".join(a) or "<none>" for a, _ in CLI_BAD])
+def test_cli_bad_input_exit_2_one_line(argv, word):
+    rc, out, err = _run_cli(argv)
+    assert rc == 2, (rc, out, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert word.lower() in lines[0].lower(), lines[0]
+
+
+def _table_values(out):
+    rows = [ln.split() for ln in out.strip().splitlines()[1:]]
+    return [float(r[-1]) for r in rows]
+
+
+def test_cli_special_values_probs():
+    rc, out, err = _run_cli(["probs", "normal", "1", "-inf", "0"])
+    assert rc == 0, err
+    v = _table_values(out)
+    assert v[1] == 0.0 and abs(v[0] - special.ndtr(1 / math.sqrt(2))) <= REL
+    rc, out, err = _run_cli(["probs", "cauchy", "0", "inf", "3"])
+    assert rc == 0, err
+    assert _table_values(out) == [0.0, 1.0, 0.0]
+    rc, out, err = _run_cli(["probs", "normal", "--", "-2.5"])
+    assert rc == 0, err
+    assert _table_values(out) == [1.0]
+
+
+def test_cli_special_values_oracle():
+    rc, out, err = _run_cli(["oracle", "normal", "0", "-inf", "--dps", "15"])
+    assert rc == 0, err
+    assert _table_values(out) == [1.0, 0.0]
+    rc, out, err = _run_cli(["oracle", "laplace", "-1", "inf", "--dps", "15"])
+    assert rc == 0, err
+    assert _table_values(out) == [0.0, 1.0]
+
+
+def test_cli_several_plus_inf_probs():
+    rc, out, err = _run_cli(["probs", "normal", "inf", "0", "inf"])
+    # numeric's documented choice (NaN row or even split) printed, or refused as bad input
+    if rc == 2:
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+    else:
+        assert rc == 0, err
+        v = _table_values(out)
+        assert all(math.isnan(x) for x in v) or v == [0.5, 0.0, 0.5]
+
+
+def test_cli_real_process_no_traceback():
+    # the installed entry point: a fresh interpreter, exit status 2, one line, no traceback
+    proc = subprocess.run([sys.executable, "-m", "derive.cli", "probs", "gauss", "0", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "gauss" in proc.stderr

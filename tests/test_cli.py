@@ -1,0 +1,270 @@
+"""The ``perturbmax`` command line: every subcommand, JSON output, bad input.
+
+Expected values are computed independently here (numpy softmax, the n = 2
+closed forms of DESIGN.md, mpmath), never copied from the program's output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import mpmath
+import numpy as np
+import pytest
+from scipy.special import log_softmax, ndtr, softmax
+
+from derive.cli import build_parser, main
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def parse_table(out):
+    lines = out.strip("\n").split("\n")
+    header = lines[0].split()
+    rows = [ln.split() for ln in lines[1:]]
+    assert all(len(r) == len(header) for r in rows), out
+    return header, rows
+
+
+# ---------------------------------------------------------------------------
+# help
+# ---------------------------------------------------------------------------
+
+SUBCOMMANDS = ("derive", "notes", "oracle", "probs", "bench")
+
+
+def test_top_level_help_lists_subcommands_and_examples(capsys):
+    rc, out, err = run(capsys, "--help")
+    assert rc == 0 and err == ""
+    for sub in SUBCOMMANDS:
+        assert sub in out
+    assert "example" in out
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_every_subcommand_help_shows_an_example(capsys, sub):
+    rc, out, err = run(capsys, sub, "--help")
+    assert rc == 0
+    examples = out.split("example", 1)[1]
+    assert f"perturbmax {sub}" in examples
+
+
+def test_help_examples_parse():
+    """Every example line in every --help epilog is accepted by the parser."""
+    import shlex
+
+    from derive.cli import _protect_negative_numbers
+
+    parser = build_parser()
+    sub_actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"][0]
+    epilogs = [parser.epilog] + [p.epilog for p in sub_actions.choices.values()]
+    n = 0
+    for epilog in epilogs:
+        for line in epilog.splitlines():
+            line = line.strip()
+            if line.startswith("perturbmax "):
+                args = parser.parse_args(_protect_negative_numbers(shlex.split(line)[1:]))
+                assert args.command in SUBCOMMANDS
+                n += 1
+    assert n >= 10
+
+
+# ---------------------------------------------------------------------------
+# probs
+# ---------------------------------------------------------------------------
+
+
+def test_probs_gumbel_table_is_softmax(capsys):
+    mu = [0.5, -1.25, 3.0, 2.0]
+    rc, out, err = run(capsys, "probs", "gumbel", *map(str, mu))
+    assert rc == 0, err
+    header, rows = parse_table(out)
+    assert header == ["i", "mu", "p"]
+    assert [int(r[0]) for r in rows] == list(range(4))
+    assert [float(r[1]) for r in rows] == mu
+    np.testing.assert_allclose([float(r[2]) for r in rows], softmax(mu), rtol=1e-14)
+
+
+def test_probs_table_is_aligned(capsys):
+    rc, out, _ = run(capsys, "probs", "gumbel", "1", "-20", "300")
+    assert rc == 0
+    lines = out.rstrip("\n").split("\n")
+    assert len({len(ln) for ln in lines}) == 1  # right-aligned columns: equal line widths
+
+
+def test_probs_negative_numbers_without_double_dash(capsys):
+    # n = 2 normal: p_1 = Phi(Delta / sqrt 2)
+    rc, out, err = run(capsys, "probs", "normal", "-1", "0.5")
+    assert rc == 0, err
+    _, rows = parse_table(out)
+    p = [float(r[2]) for r in rows]
+    np.testing.assert_allclose(p, [ndtr(-1.5 / math.sqrt(2)), ndtr(1.5 / math.sqrt(2))], rtol=1e-13)
+
+
+def test_probs_negative_exponent_and_inf_tokens(capsys):
+    rc, out, err = run(capsys, "probs", "gumbel", "-1e0", "-inf", "-.5")
+    assert rc == 0, err
+    _, rows = parse_table(out)
+    p = [float(r[2]) for r in rows]
+    expected = softmax([-1.0, -np.inf, -0.5])
+    assert p[1] == 0.0
+    np.testing.assert_allclose(p, expected, rtol=1e-14)
+
+
+def test_probs_with_double_dash(capsys):
+    rc, out, err = run(capsys, "probs", "cauchy", "--", "-1", "1")
+    assert rc == 0, err
+    _, rows = parse_table(out)
+    # cauchy, n = 2: p_1 = 1/2 + atan(Delta/2)/pi
+    assert float(rows[0][2]) == pytest.approx(0.5 + math.atan(-1.0) / math.pi, rel=1e-13)
+
+
+def test_probs_json_and_log(capsys):
+    mu = [1.0, 2.0, 3.0]
+    rc, out, err = run(capsys, "probs", "gumbel", "1", "2", "3", "--log", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["family"] == "gumbel" and doc["mu"] == mu
+    np.testing.assert_allclose(doc["log_p"], log_softmax(mu), rtol=1e-14, atol=1e-15)
+
+
+def test_probs_json_scale_is_temperature(capsys):
+    rc, out, err = run(capsys, "probs", "gumbel", "1", "3", "--scale", "2", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["params"] == {"scale": 2.0}
+    np.testing.assert_allclose(doc["p"], softmax([0.5, 1.5]), rtol=1e-14)
+
+
+def test_probs_json_nonfinite_are_strings(capsys):
+    rc, out, err = run(capsys, "probs", "gumbel", "0", "-inf", "--log", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["mu"][1] == "-inf" and doc["log_p"][1] == "-inf"
+    assert doc["log_p"][0] == 0.0
+
+
+def test_probs_quantile_method_runs(capsys):
+    rc, out, err = run(capsys, "probs", "normal", "0", "1", "--method", "quantile", "--K", "50", "--json")
+    assert rc == 0, err
+    p = json.loads(out)["p"]
+    exact = [ndtr(-1 / math.sqrt(2)), ndtr(1 / math.sqrt(2))]
+    # the K-point rule is a crude approximation, but close at K = 50 for n = 2
+    np.testing.assert_allclose(p, exact, atol=0.05)
+
+
+# ---------------------------------------------------------------------------
+# oracle
+# ---------------------------------------------------------------------------
+
+
+def test_oracle_json_matches_cauchy_closed_form(capsys):
+    rc, out, err = run(capsys, "oracle", "cauchy", "0", "1", "--dps", "30", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["dps"] == 30 and doc["mu"] == ["0", "1"]
+    with mpmath.workdps(40):
+        expected = [mpmath.mpf(1) / 2 + mpmath.atan(mpmath.mpf(-1) / 2) / mpmath.pi,
+                    mpmath.mpf(1) / 2 + mpmath.atan(mpmath.mpf(1) / 2) / mpmath.pi]
+        for text, e in zip(doc["p"], expected):
+            assert abs(mpmath.mpf(text) - e) < mpmath.mpf(10) ** -28 * e
+
+
+def test_oracle_table_uses_typed_decimals(capsys):
+    # 0.1 must mean 1/10, not the binary float: gumbel -> softmax of (0, 1/10)
+    rc, out, err = run(capsys, "oracle", "gumbel", "0", "0.1", "--dps", "30")
+    assert rc == 0, err
+    header, rows = parse_table(out)
+    assert header == ["i", "mu", "p"]
+    with mpmath.workdps(40):
+        p1 = 1 / (1 + mpmath.exp(-mpmath.mpf(1) / 10))
+        assert abs(mpmath.mpf(rows[1][2]) - p1) < mpmath.mpf(10) ** -28
+
+
+def test_oracle_log_negative_scores(capsys):
+    rc, out, err = run(capsys, "oracle", "normal", "-3", "3", "--log", "--json", "--dps", "20")
+    assert rc == 0, err
+    logp = [float(v) for v in json.loads(out)["log_p"]]
+    # n = 2 normal: p_1 = Phi(-6 / sqrt 2)
+    assert logp[0] == pytest.approx(math.log(ndtr(-6 / math.sqrt(2))), rel=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# derive
+# ---------------------------------------------------------------------------
+
+
+def test_derive_gumbel_latex_and_markdown(capsys):
+    rc, out, err = run(capsys, "derive", "gumbel", "--format", "latex")
+    assert rc == 0, err
+    assert "\\begin{aligned}" in out and "\\end{aligned}" in out
+    rc, out, err = run(capsys, "derive", "gumbel", "--format", "markdown")
+    assert rc == 0, err
+    assert "$$" in out
+
+
+def test_derive_concrete_n(capsys):
+    rc, out, err = run(capsys, "derive", "gumbel", "--n", "2", "--format", "markdown")
+    assert rc == 0, err
+    assert out.strip()
+
+
+# ---------------------------------------------------------------------------
+# bad input: exit 2, exactly one line on stderr, no traceback
+# ---------------------------------------------------------------------------
+
+BAD = [
+    ("probs", "nosuchfamily", "0", "1"),
+    ("probs", "normal", "0", "nan"),
+    ("probs", "normal", "0", "abc"),
+    ("probs", "normal"),
+    ("probs", "normal", "0", "1", "--scale", "0"),
+    ("probs", "normal", "0", "1", "--scale", "-2"),
+    ("probs", "normal", "0", "1", "--scale", "nan"),
+    ("probs", "normal", "0", "1", "--nu", "3"),
+    ("probs", "student_t", "0", "1", "--nu", "-1"),
+    ("probs", "normal", "0", "1", "--method", "magic"),
+    ("probs", "normal", "0", "1", "--K", "10"),
+    ("oracle", "nosuchfamily", "0"),
+    ("oracle", "normal", "0", "nan"),
+    ("oracle", "normal", "0", "1", "--dps", "two"),
+    ("oracle",),
+    ("derive", "nosuchfamily"),
+    ("derive", "gumbel", "--n", "0"),
+    ("derive", "gumbel", "--n", "x"),
+    ("derive", "normal"),
+    ("derive", "gumbel", "--format", "html"),
+    ("notes", "--bogus"),
+    ("frobnicate",),
+    (),
+]
+
+
+@pytest.mark.parametrize("argv", BAD, ids=lambda a: " ".join(a) or "<none>")
+def test_bad_input_exit_2_one_line(capsys, argv):
+    rc, out, err = run(capsys, *argv)
+    assert rc == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("perturbmax: error: ")
+    assert "Traceback" not in err
+
+
+def test_bad_input_via_console_script_has_no_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from derive.cli import main; sys.exit(main())",
+         "probs", "normal", "1", "nan"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("perturbmax: error:")
+    assert "nan" in proc.stderr.lower()

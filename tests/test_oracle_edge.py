@@ -1,0 +1,169 @@
+"""Oracle edge cases, input validation and the checked-error contract."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+from derive import oracle
+from derive.oracle import OracleError
+
+
+def test_single_score_is_certain():
+    assert oracle.probs([3.5], "normal") == [1]
+    assert oracle.log_probs(["-2"], "cauchy") == [0]
+
+
+def test_minus_inf_is_exactly_zero_and_rest_unchanged():
+    p = oracle.probs([1, float("-inf"), 0], "normal", dps=30)
+    assert p[1] == 0
+    with mp.workdps(50):
+        want = mp.ncdf(1 / mp.sqrt(2))
+    assert abs(p[0] - want) < mp.mpf(10) ** -29
+    assert abs(p[2] - (1 - want)) < mp.mpf(10) ** -29
+    lp = oracle.log_probs([1, "-inf", 0], "normal", dps=20)
+    assert lp[1] == mp.ninf
+
+
+def test_single_plus_inf_is_one_hot():
+    assert oracle.probs([0, float("inf"), 5], "gumbel") == [0, 1, 0]
+    assert oracle.probs([float("-inf"), 2.0], "uniform") == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "mu, match",
+    [
+        ([], "empty"),
+        ([0.0, float("nan")], "NaN"),
+        ([float("inf"), 1.0, float("inf")], r"\+inf"),
+        ([float("-inf"), float("-inf")], "-inf"),
+        ([0.0, "abc"], "mu\\[1\\]"),
+        ([0.0, None], "mu\\[1\\]"),
+        ([0.0, 1 + 2j], "real"),
+        (np.zeros((2, 2)), "one-dimensional"),
+        (3.0, "sequence"),
+    ],
+)
+def test_bad_scores_raise_value_error(mu, match):
+    with pytest.raises(ValueError, match=match):
+        oracle.probs(mu, "normal")
+
+
+def test_bad_family_and_params():
+    with pytest.raises(ValueError, match="gumbel.*normal"):
+        oracle.probs([0, 1], "gaussian")
+    with pytest.raises(ValueError, match="scale"):
+        oracle.probs([0, 1], "normal", scale=-1)
+    with pytest.raises(ValueError, match="nu"):
+        oracle.probs([0, 1], "student_t", nu=0)
+    with pytest.raises(ValueError, match="unexpected"):
+        oracle.probs([0, 1], "normal", nu=3)
+    with pytest.raises(TypeError, match="dps"):
+        oracle.probs([0, 1], "normal", dps=20.5)
+    with pytest.raises(ValueError, match="dps"):
+        oracle.probs([0, 1], "normal", dps=2)
+
+
+def test_ties_are_exactly_equal_and_symmetric():
+    p = oracle.probs([0, 0, 0, 0], "cauchy")
+    assert p == [mp.mpf(1) / 4] * 4 or all(abs(x - mp.mpf(1) / 4) < mp.mpf(10) ** -30 for x in p)
+    p = oracle.probs([2, -1, 2, -1], "laplace", dps=25)
+    assert p[0] == p[2] and p[1] == p[3]
+    assert abs(2 * p[0] + 2 * p[1] - 1) < mp.mpf(10) ** -24
+
+
+def test_uniform_out_of_reach_is_exactly_zero():
+    # U[0,1] noise: a class more than 1 below the top can never win
+    p = oracle.probs([0, -1, -0.5, -3], "uniform", dps=30)
+    assert p[1] == 0 and p[3] == 0
+    # two scores half a unit apart: p_2 = (1 - 0.5)^2 / 2 = 1/8
+    assert abs(p[2] - mp.mpf(1) / 8) < mp.mpf(10) ** -29
+    lp = oracle.log_probs([0, -1, -0.5], "uniform", dps=20)
+    assert lp[1] == mp.ninf
+
+
+def test_inputs_of_many_kinds_agree():
+    ref = oracle.probs([0.25, 0, -1], "logistic", dps=25)
+    for mu in ([mp.mpf("0.25"), 0, -1], np.array([0.25, 0.0, -1.0]), ["0.25", "0", "-1"],
+               (np.float32(0.25), np.int64(0), -1)):
+        assert oracle.probs(mu, "logistic", dps=25) == ref
+
+
+def test_shift_invariance_is_exact_for_dyadic_shifts():
+    a = oracle.probs([0.5, 0, -2], "gumbel_min", dps=25)
+    b = oracle.probs([1024.5, 1024, 1022], "gumbel_min", dps=25)
+    for x, y in zip(a, b):
+        assert abs(x - y) <= mp.mpf(10) ** -27 * x
+
+
+def test_rule_disagreement_raises(monkeypatch):
+    from derive.oracle import _core
+
+    real_ts = _core.tanh_sinh
+
+    def bad_ts(*args, **kwargs):
+        vals, errs = real_ts(*args, **kwargs)
+        return [v * (1 + mp.mpf(10) ** -12) for v in vals], errs
+
+    monkeypatch.setattr(_core, "tanh_sinh", bad_ts)
+    with pytest.raises(OracleError, match=r"normal.*disagree.*gauss-legendre.*tanh-sinh"):
+        oracle.probs([1, 0], "normal", dps=30)
+
+
+def test_sum_check_raises(monkeypatch):
+    from derive.oracle import _core
+
+    real = _core.gauss_legendre_fixed
+
+    def bad(pieces, evaluate, n_out):
+        vals = real(pieces, evaluate, n_out)
+        return [vals[0] * (1 + mp.mpf(10) ** -25)] + vals[1:]
+
+    monkeypatch.setattr(_core, "gauss_legendre_fixed", bad)
+    with pytest.raises(OracleError):
+        oracle.probs(list(np.linspace(0, -3, 12)), "gumbel", dps=30)
+
+
+def test_pathological_user_family_is_refused_not_answered(monkeypatch):
+    # density t^(-0.99)/100 on [0, 1]: an integrable spike at every score that
+    # Gauss-Legendre cannot resolve to 30 digits within the allowed pieces
+    import sympy as sp
+
+    import derive.oracle._core as core
+    from derive import family_from_cdf
+
+    t = sp.Symbol("t", real=True)
+    fam = family_from_cdf(t ** sp.Rational(1, 100), t, sp.Interval(0, 1), name="spiky")
+    orig = core.gauss_legendre_adaptive
+    monkeypatch.setattr(core, "gauss_legendre_adaptive", lambda *a, **k: orig(*a, **{**k, "max_pieces": 60}))
+    with pytest.raises(OracleError, match="pieces"):
+        oracle.probs(["0.5", 0], fam, dps=30)
+
+
+def test_oracle_error_is_arithmetic_error():
+    assert issubclass(OracleError, ArithmeticError)
+
+
+def test_log_probs_match_probs():
+    mu = [0.3, -2, 1]
+    p = oracle.probs(mu, "student_t", dps=25, nu=3)
+    lp = oracle.log_probs(mu, "student_t", dps=25, nu=3)
+    for a, b in zip(p, lp):
+        assert abs(mp.log(a) - b) < mp.mpf(10) ** -23 * max(1, abs(b))
+
+
+def test_certified_mode_encloses_closed_form():
+    flint = pytest.importorskip("flint")
+    if "normal" not in oracle.CERTIFIED_FAMILIES:
+        pytest.skip("normal not certified")
+    balls = oracle.probs([1, 0], "normal", dps=20, certified=True)
+    with mp.workdps(40):
+        want = mp.ncdf(1 / mp.sqrt(2))
+    assert isinstance(balls[0], flint.arb)
+    assert balls[0].contains(flint.arb(mp.nstr(want, 40)).mid()) or abs(float(balls[0].mid()) - float(want)) < 1e-15
+    assert oracle.probs([3.0], "normal", certified=True)[0] == 1
+    edge = oracle.probs([0.0, float("-inf")], "normal", certified=True)
+    assert edge[1].is_zero()
