@@ -116,11 +116,13 @@ def derive(family, n="general", **params) -> Derivation:
     """
     fam = _resolve_family(family, params)
     nn = _validate_n(n)
-    return _derive_cached(fam, nn)
+    from .derivation import verification_level
+
+    return _derive_cached(fam, nn, verification_level())
 
 
 @functools.lru_cache(maxsize=None)
-def _derive_cached(fam: Family, n) -> Derivation:
+def _derive_cached(fam: Family, n, level: str) -> Derivation:
     std = fam if fam.custom else fam.with_params(scale=1)
     scale = fam.scale if not fam.custom else sp.Integer(1)
     if n == "general":
@@ -270,7 +272,7 @@ def _gumbel(fam, syms):
     d.step(collected, "collect the exponents: $S_1=\\sum_j e^{\\mu_j-\\mu_1}$ (the $j=1$ term is the "
            "density's own $e^{-e^{-\\varepsilon}}$)", checks=("numeric",))
     sub = collected.transform(-sp.exp(-_EPS), _T)
-    d.step(sub, "substitute $t=-e^{-\\varepsilon}$", checks=("doit", "numeric"))
+    d.step(sub, "substitute $t=-e^{-\\varepsilon}$", checks=("numeric",), substitution=(_EPS, _T, -sp.exp(-_EPS)))
     d.step(sub.doit(), "integrate: $S_1>0$", checks=("doit",))
     d.step(1 / S_def, "write out $S_1$", checks=("identical",))
     d.step(sp.exp(syms[0]) / sp.Add(*[sp.exp(m) for m in syms]), "multiply by $e^{\\mu_1}/e^{\\mu_1}$: softmax",
@@ -294,10 +296,10 @@ def _gumbel_min(fam, syms):
            "$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=1-\\exp(-c_j e^{\\varepsilon})$ with $c_j=e^{\\mu_1-\\mu_j}$",
            checks=("numeric",))
     sub = d.result.transform(sp.exp(_EPS), _U)
-    d.step(sub, "substitute $u=e^{\\varepsilon}$", checks=("numeric",))
+    d.step(sub, "substitute $u=e^{\\varepsilon}$", checks=("numeric",), substitution=(_EPS, _U, sp.exp(_EPS)))
     expanded = sp.Integral(sp.powsimp(sp.expand(sub.function), combine="exp"), sub.limits[0])
     d.step(expanded, "expand the product: inclusion-exclusion over subsets $S\\subseteq\\{2..n\\}$",
-           checks=("simplify", "numeric"))
+           checks=("numeric",))
     value = _termwise(expanded.function, _U, 0, sp.oo)
     d.step(value, "integrate term by term: $\\int_0^\\infty e^{-u(1+\\sum_{j\\in S}c_j)}du=1/(1+\\sum_{j\\in S}c_j)$",
            checks=("doit", "numeric"))
@@ -314,8 +316,9 @@ def _gumbel_min(fam, syms):
 
 def _to_x_form(d, i_sym):
     """Step: x = mu_i + eps (sympy's change of variables)."""
-    sub = d.result.transform(_EPS, _X - i_sym)
-    d.step(sub, f"substitute $x={sp.latex(i_sym)}+\\varepsilon$", checks=("numeric",))
+    sub = d.result.transform(_EPS, (_X - i_sym, _X))
+    d.step(sub, f"substitute $x={sp.latex(i_sym)}+\\varepsilon$", checks=("numeric",),
+           substitution=(_EPS, _X, _EPS + i_sym))
     return sub
 
 
@@ -328,9 +331,9 @@ def _exponential(fam, syms):
     body = sp.exp(-(_X - syms[0])) * sp.Mul(*[1 - sp.exp(-(_X - m)) for m in syms[1:]])
     d.step(sp.Integral(body, (_X, M, sp.oo)),
            "the density and every CDF factor are positive only for $x\\geq M=\\max_j\\mu_j$; there they are "
-           "$e^{-(x-\\mu_1)}$ and $1-e^{-(x-\\mu_j)}$", checks=("numeric",))
+           "$e^{-(x-\\mu_1)}$ and $1-e^{-(x-\\mu_j)}$", checks=("pointwise", "numeric"))
     expanded = sp.Integral(sp.powsimp(sp.expand(body), combine="exp"), (_X, M, sp.oo))
-    d.step(expanded, "expand the product (subsets of $\\{2..n\\}$)", checks=("simplify", "numeric"))
+    d.step(expanded, "expand the product (subsets of $\\{2..n\\}$)", checks=("numeric",))
     value = _termwise(expanded.function, _X, M, sp.oo)
     d.step(value, "integrate each exponential from $M$ to $\\infty$", checks=("doit", "numeric"))
     final = sp.powsimp(value.xreplace({M: M_def}), combine="exp")
@@ -398,7 +401,7 @@ def _uniform_rank(fam, syms, r, points=3):
     d.step(sp.Integral(body, (_X, M, upper)),
            "the density is 1 on $[\\mu_r,\\mu_r+1]$ and the product is 0 below $\\mu_1=\\max\\mu$; "
            "there $\\Phi(x-\\mu_j)=x-\\mu_j$ for the higher $\\mu_j$ and $\\min(x-\\mu_j,1)$ for the lower",
-           checks=("numeric",))
+           checks=("pointwise", "numeric"))
     # breakpoints b_k = clamp(mu_k + 1) where the lower classes' CDFs reach 1
     b = {r: upper}
     for k in range(r + 1, n):
@@ -409,9 +412,9 @@ def _uniform_rank(fam, syms, r, points=3):
         f = sp.Mul(*[(_X - syms[j]) for j in range(k + 1) if j != r])
         segs.append(sp.Integral(f, (_X, b[k + 1] if k + 1 <= n else M, b[k])))
     d.step(sp.Add(*segs), "split at $\\mu_k+1$ (clamped to the range), where the $k$-th CDF reaches 1",
-           checks=("numeric",))
+           checks=("pointwise", "numeric"))
     value = sp.Add(*[sp.integrate(sp.expand(s.function), s.limits[0]) for s in segs])
-    d.step(value, "integrate the polynomials", checks=("doit", "numeric"))
+    d.step(value, "integrate the polynomials", checks=("numeric", "doit"))
     return d
 
 
@@ -466,10 +469,10 @@ def _laplace_rank(fam, syms, r, points=3):
         env[_X] = (hv + lv) / 2
         segs.append(sp.Integral(_resolve_on_segment(body, _X, env), (_X, lo, hi)))
     d.step(sp.Add(*segs), "split the line at every $\\mu_j$; on each piece $\\phi$ and every $\\Phi$ is one "
-           "exponential branch", checks=("numeric",))
+           "exponential branch", checks=("pointwise", "numeric"))
     value = sp.Add(*[_termwise(s.function, _X, *s.limits[0][1:]) for s in segs])
     value = sp.powsimp(sp.expand(value), combine="exp")
-    d.step(value, "integrate the exponentials on each piece", checks=("doit", "numeric"))
+    d.step(value, "integrate the exponentials on each piece", checks=("numeric", "doit"))
     return d
 
 
@@ -495,7 +498,8 @@ def _logistic(fam, syms):
            "$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=1/(1+c_j e^{-\\varepsilon})$ with $c_j=e^{\\mu_j-\\mu_1}$",
            checks=("numeric",))
     sub = d.result.transform(sp.exp(-_EPS), _U)
-    d.step(sub, "substitute $u=e^{-\\varepsilon}$: a rational integrand", checks=("numeric",))
+    d.step(sub, "substitute $u=e^{-\\varepsilon}$: a rational integrand", checks=("numeric",),
+           substitution=(_EPS, _U, sp.exp(-_EPS)))
     f = sub.function
     lo, hi = sub.limits[0][1], sub.limits[0][2]
     sign = 1
@@ -570,7 +574,7 @@ def _difference_route(fam, syms):
     if value.has(sp.Integral):
         return _failed(d, f"sympy leaves $\\int_{{-\\infty}}^{{\\Delta}} g(t)dt$ unevaluated for $g={sp.latex(g)}$.")
     value = sp.simplify(value)
-    d.step(value, "integrate the difference density", checks=("doit", "numeric"))
+    d.step(value, "integrate the difference density", checks=("numeric", "doit"))
     d.step(value.xreplace(defs), "write out $\\Delta$", checks=("identical",))
     d.closed_form = _by_symmetry(d.result, syms)
     special = d.result.has(sp.erf, sp.erfc, sp.hyper, sp.Integral)

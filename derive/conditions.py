@@ -34,7 +34,7 @@ CONDITION_NAMES = {
 }
 
 #: symbolic checks are skipped on expressions bigger than this (count_ops)
-_MAX_SYMBOLIC_OPS = 400
+_MAX_SYMBOLIC_OPS = 60
 
 
 def _record(k, method, holds, strict=True):
@@ -63,6 +63,9 @@ def check_conditions_symbolic_n(p, mu, i, j, n, *, points: int = 20, seed: int =
     ratio ``p_i/p_k``, shift by a real symbol ``c``), and in addition always
     at ``points`` random vectors (n from 2 to 8) at 30 digits.
     """
+    from .derivation import caps
+
+    points = min(points, caps()["condition_points"])
     k = sp.Symbol("k", integer=True, positive=True)
     c = sp.Symbol("c", real=True)
     out = {}
@@ -146,6 +149,9 @@ def check_conditions(closed_form, symbols, *, bounded_support=False, spread=3.0,
     when some classes get exactly 0).  Random vectors are drawn with entries
     in ``[-spread, spread]`` (exact rationals, evaluated at 40 digits).
     """
+    from .derivation import caps
+
+    points = min(points, caps()["condition_points"])
     n = len(symbols)
     c = sp.Symbol("c", real=True)
     rng = random.Random(seed)

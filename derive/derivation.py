@@ -44,8 +44,47 @@ __all__ = ["Derivation", "Step", "DerivationError", "numeric_equal", "mp_value"]
 
 #: digits that must agree in a numeric check, and the working precision
 CHECK_DIGITS = 30
-WORK_DPS = 40
+WORK_DPS = 36
 DEFAULT_POINTS = 5
+#: points for checks that need quadrature (each costs a 36-digit tanh-sinh integral)
+QUAD_POINTS = 3
+
+
+#: verification effort: "full" (default) or "light" (fewer random points; used for notes/)
+_LEVEL = {"name": "full"}
+_CAPS = {"full": {"points": 99, "quad_points": QUAD_POINTS, "condition_points": 20},
+         "light": {"points": 2, "quad_points": 1, "condition_points": 8}}
+
+
+def verification_level() -> str:
+    """The current verification level name ("full" or "light")."""
+    return _LEVEL["name"]
+
+
+class checks_at_level:
+    """Context manager: ``with checks_at_level("light"): ...`` lowers the random-point counts.
+
+    Every check still runs (the same kinds, at 30 digits), only at fewer
+    random points; the recorded check names say how many.
+    """
+
+    def __init__(self, name: str):
+        if name not in _CAPS:
+            raise ValueError(f"level must be one of {sorted(_CAPS)}, got {name!r}")
+        self.name = name
+
+    def __enter__(self):
+        self._old = _LEVEL["name"]
+        _LEVEL["name"] = self.name
+        return self
+
+    def __exit__(self, *exc):
+        _LEVEL["name"] = self._old
+        return False
+
+
+def caps() -> dict:
+    return _CAPS[_LEVEL["name"]]
 
 
 class DerivationError(ValueError):
@@ -145,7 +184,7 @@ def _quad(integral: sp.Integral):
     return sign * value
 
 
-_EXP_CLAMP = 10000
+_BIG = mpmath.exp(2**14)
 
 
 def _safe_exp(x):
@@ -155,12 +194,10 @@ def _safe_exp(x):
     and exp(1e30) is only ever multiplied by such a 0 in our integrands
     (densities are bounded), so clamping at |x| = 1e4 changes nothing.
     """
-    x = mpmath.mpmathify(x)
     if isinstance(x, mpmath.mpf):
-        if x < -_EXP_CLAMP:
-            return mpmath.mpf(0)
-        if x > _EXP_CLAMP:
-            return mpmath.exp(_EXP_CLAMP)
+        sign, man, expo, bc = x._mpf_
+        if man and expo + bc > 14:  # |x| >= 2**14
+            return mpmath.mpf(0) if sign else _BIG
     return mpmath.exp(x)
 
 
@@ -248,6 +285,99 @@ def numeric_equal_pointwise(a, b, points: Sequence[dict]) -> bool:
     return True
 
 
+def _integral_parts(b, var):
+    """[(f, lo, hi)] when ``b`` is an Integral or a sum of Integrals over ``var``, else None."""
+    parts = []
+    for term in sp.Add.make_args(b):
+        if not (isinstance(term, sp.Integral) and len(term.limits) == 1 and len(term.limits[0]) == 3
+                and term.limits[0][0] == var):
+            return None
+        parts.append((term.function, term.limits[0][1], term.limits[0][2]))
+    return parts
+
+
+def _num(e):
+    e = sp.sympify(e)
+    if e == sp.oo:
+        return mpmath.inf
+    if e == -sp.oo:
+        return -mpmath.inf
+    return mpmath.mpf(sp.Float(e.evalf(WORK_DPS + 5), WORK_DPS + 5)._mpf_)
+
+
+def pointwise_split_equal(a, b, points: Sequence[dict]) -> bool:
+    """Integrand identity behind ``Integral_A^B f = sum_k Integral_{l_k}^{h_k} f_k``.
+
+    At every substitution and at test points ``x`` between and beyond all
+    (numeric) limits: ``f(x) [A<x<B] == sum_k f_k(x) [l_k<x<h_k]``.  Equal
+    integrands on every piece imply equal integrals; the test points hit
+    every piece, so a wrong branch or a wrong range is caught.
+    """
+    var = a.limits[0][0]
+    parts = _integral_parts(b, var)
+    if parts is None:
+        return False
+    tol = mpmath.mpf(10) ** (-CHECK_DIGITS)
+    with mpmath.workdps(WORK_DPS):
+        for env in points:
+            A, B = _num(a.limits[0][1].subs(env)), _num(a.limits[0][2].subs(env))
+            segs = [(f.subs(env), _num(lo.subs(env)), _num(hi.subs(env))) for f, lo, hi in parts]
+            ends = sorted({v for s_ in segs for v in s_[1:] if mpmath.isfinite(v)} |
+                          {v for v in (A, B) if mpmath.isfinite(v)})
+            if not ends:
+                ends = [mpmath.mpf(0)]
+            xs = [ends[0] - 7, ends[0] - mpmath.mpf(1) / 3, ends[-1] + mpmath.mpf(1) / 3, ends[-1] + 7]
+            for lo_, hi_ in zip(ends, ends[1:]):
+                if hi_ > lo_:
+                    xs += [lo_ + (hi_ - lo_) / 3, lo_ + (hi_ - lo_) * 5 / 7]
+            fa = a.function.subs(env)
+            for x in xs:
+                xv = sp.Float(x, WORK_DPS)
+                va = mp_value(fa.subs(var, xv)) if A < x < B else mpmath.mpf(0)
+                vb = mpmath.mpf(0)
+                for f, lo_, hi_ in segs:
+                    if lo_ < x < hi_:
+                        vb += mp_value(f.subs(var, xv))
+                    elif hi_ < x < lo_:
+                        vb -= mp_value(f.subs(var, xv))
+                if abs(va - vb) > tol * max(abs(va), abs(vb), 1):
+                    return False
+    return True
+
+
+def substitution_equal(a, b, old, new, mapping, points: Sequence[dict]) -> bool:
+    """Change of variables ``new = mapping(old)`` takes Integral ``a`` (in ``old``) to ``b`` (in ``new``).
+
+    Checks the limits map (``mapping`` at the ends of ``a``'s range, by
+    sympy limits) and the integrand identity
+    ``f_a(old) = f_b(mapping(old)) * mapping'(old)`` (up to the sign of an
+    orientation flip): symbolically by simplify, else pointwise at 30 digits.
+    """
+    if not (isinstance(a, sp.Integral) and isinstance(b, sp.Integral)):
+        return False
+    (va, lo_a, hi_a), (vb, lo_b, hi_b) = a.limits[0], b.limits[0]
+    if va != old or vb != new:
+        return False
+    m_lo = sp.limit(mapping, old, lo_a, "+") if lo_a.is_infinite else mapping.subs(old, lo_a)
+    m_hi = sp.limit(mapping, old, hi_a, "-") if hi_a.is_infinite else mapping.subs(old, hi_a)
+    def same(u, v):
+        if u == v:
+            return True
+        return bool(u.is_finite and v.is_finite) and sp.simplify(u - v) == 0
+
+    if same(m_lo, lo_b) and same(m_hi, hi_b):
+        sign = 1
+    elif same(m_lo, hi_b) and same(m_hi, lo_b):
+        sign = -1
+    else:
+        return False
+    pulled = sign * b.function.subs(new, mapping) * sp.diff(mapping, old)
+    if _is_zero(a.function - pulled):
+        return True
+    pts = integrand_points(a, points, random.Random(11))
+    return numeric_equal_pointwise(a.function, pulled, pts)
+
+
 # ---------------------------------------------------------------------------
 # symbolic checks
 # ---------------------------------------------------------------------------
@@ -325,6 +455,8 @@ class Derivation:
     def __post_init__(self):
         self.steps.append(Step(self.start_reason, sp.Eq(self.lhs, self.start, evaluate=False), "given"))
         self._points_cache = None
+        self.points = min(self.points, caps()["points"])
+        self._quad_points = min(self.points, caps()["quad_points"])
 
     # -- building ---------------------------------------------------------
     @property
@@ -345,7 +477,8 @@ class Derivation:
             e = e.xreplace(self.definitions)
         return e
 
-    def step(self, expr, reason: str, *, checks=("identical", "simplify", "numeric"), subs=None) -> Step:
+    def step(self, expr, reason: str, *, checks=("identical", "simplify", "numeric"), subs=None,
+             substitution=None) -> Step:
         """Append ``lhs = expr`` after verifying it equals the previous step.
 
         ``checks`` are tried in order; the first that succeeds is recorded.
@@ -358,20 +491,33 @@ class Derivation:
         a = self._unfold(prev if subs is None else subs(prev))
         b = self._unfold(new)
         used = None
+        if substitution is not None:
+            old, new_var, mapping = substitution
+            if substitution_equal(a, b, old, new_var, mapping, self._sample_points()):
+                used = "change-of-variables"
+                checks = ()
         # two integrals over the same range are equal when their integrands are:
         # check the integrands (cheaper, and a stronger statement)
         pointwise = same_integral_limits(a, b)
         if pointwise:
             fa, fb = a.function, b.function
         for name in checks:
+            if name == "pointwise":
+                if self.sampler is not None and isinstance(a, sp.Integral) and len(a.limits) == 1 and \
+                        pointwise_split_equal(a, b, self._sample_points()):
+                    used = f"numeric-pointwise-{CHECK_DIGITS}-digits@{self.points}-points"
+                    break
+                continue
+            if name == "numeric" and self.sampler is None:
+                continue  # no random points to check at: this check cannot confirm the step
             if name == "numeric":
                 if pointwise:
                     pts = integrand_points(a, self._sample_points(), random.Random(self.seed + 1))
                     if numeric_equal_pointwise(fa, fb, pts):
                         used = f"numeric-integrand-{CHECK_DIGITS}-digits@{self.points}-points"
                         break
-                if numeric_equal(a, b, self._sample_points()):
-                    used = f"numeric-{CHECK_DIGITS}-digits@{self.points}-points"
+                if numeric_equal(a, b, self._sample_points()[:self._quad_points]):
+                    used = f"numeric-{CHECK_DIGITS}-digits@{self._quad_points}-points"
                     break
                 continue
             try:
@@ -386,9 +532,10 @@ class Derivation:
                 used = name
                 break
         if used is None:
+            tried = ", ".join((["change-of-variables"] if substitution is not None else []) + list(checks))
             raise DerivationError(
                 f"step {len(self.steps)} ({reason!r}) is not equal to the previous step "
-                f"(tried {', '.join(checks)}): {prev}  !=  {new}"
+                f"(tried {tried}): {prev}  !=  {new}"
             )
         if subs is not None:
             used = f"subs+{used}"

@@ -50,7 +50,7 @@ FIGURES = {
                        "mu = (-1, 0, 0.5, 1, 2) (numeric.probs): heavier tails flatten p, bounded noise zeroes it.",
     "accuracy_vs_cost.png": "Measured accuracy vs cost for all entries of an n = 10 normal-noise vector: numeric "
                             "quadrature vs the article's K-point quantile rule vs Monte Carlo vs scipy's "
-                            "multivariate normal CDF (errors against the 30-digit oracle; data/bench.json).",
+                            "multivariate normal CDF (errors against the high-precision oracle; data/bench.json).",
     "bench_scaling.png": "Measured time vs n (log-log) of numeric.probs per family next to "
                          "scipy.special.softmax on the same inputs (data/bench.json); slope 1 = linear cost.",
 }
@@ -378,14 +378,15 @@ def _readme_path(outdir: Path):
     return path if path.is_file() else None
 
 
-def generate(outdir=None) -> dict:
+def generate(outdir=None, *, rendered=None) -> dict:
     """Regenerate the notes directory; return ``{path: bytes}`` of the files written.
 
     Files that the code no longer generates are removed (inputs under
-    ``data/`` and ``reference/`` are kept).
+    ``data/`` and ``reference/`` are kept).  ``rendered``: the result of
+    :func:`render` for this directory, when already computed.
     """
     outdir = Path(outdir) if outdir is not None else default_outdir()
-    files = render(outdir)
+    files = render(outdir) if rendered is None else rendered
     written = {}
     for rel, data in files.items():
         path = outdir / rel
@@ -430,10 +431,13 @@ def _existing(outdir: Path) -> list:
     return found
 
 
-def check_report(outdir=None) -> list:
-    """``[(path, reason), ...]`` for every stale, missing or extra file (empty: up to date)."""
+def check_report(outdir=None, *, rendered=None) -> list:
+    """``[(path, reason), ...]`` for every stale, missing or extra file (empty: up to date).
+
+    ``rendered``: the result of :func:`render` for this directory, when already computed.
+    """
     outdir = Path(outdir) if outdir is not None else default_outdir()
-    files = render(outdir)
+    files = render(outdir) if rendered is None else rendered
     problems = []
     for rel, data in files.items():
         path = outdir / rel
@@ -452,6 +456,6 @@ def check_report(outdir=None) -> list:
     return problems
 
 
-def check(outdir=None) -> list:
+def check(outdir=None, *, rendered=None) -> list:
     """Paths of the stale, missing or extra files (empty list: notes are up to date)."""
-    return [path for path, _ in check_report(outdir)]
+    return [path for path, _ in check_report(outdir, rendered=rendered)]

@@ -164,74 +164,83 @@ def family_bars_png(mu=BAR_MU) -> bytes:
 
 
 def accuracy_vs_cost_png(bench: dict) -> bytes:
-    """Max relative error vs time (log-log) of each method, n = 10 normal.
+    """Max relative and max absolute error vs time (log-log), n = 10 normal.
 
     Points are the measured runs in ``bench["accuracy_vs_cost"]["runs"]``:
-    one per method and setting (quadrature/auto; K-point rule per K; Monte
-    Carlo per sample count; scipy's multivariate normal CDF).
+    one per method and setting (numeric auto/quadrature; the K-point rule
+    per K; Monte Carlo per sample count; scipy's multivariate normal CDF).
     """
     runs = bench["accuracy_vs_cost"]["runs"]
     groups: dict[str, list] = {}
     for r in runs:
         groups.setdefault(r["method"], []).append(r)
-    markers = {"auto": "o", "quadrature": "s", "closed": "P", "quantile": "^",
-               "monte_carlo": "v", "scipy_mvn": "D"}
+    order = ["auto", "quadrature", "closed", "quantile", "monte_carlo", "scipy_mvn"]
+    methods = [m for m in order if m in groups] + sorted(m for m in groups if m not in order)
+    markers = {"auto": "o", "quadrature": "s", "closed": "P", "quantile": "^", "monte_carlo": "v", "scipy_mvn": "D"}
     labels = {"auto": "numeric.probs (auto)", "quadrature": "numeric quadrature",
               "quantile": "article's K-point rule", "monte_carlo": "Monte Carlo",
               "scipy_mvn": "scipy multivariate_normal.cdf"}
     floor = 1e-17
+    mu = bench["accuracy_vs_cost"].get("mu") or []
     with _style():
-        fig = _new_figure()
-        ax = fig.add_subplot(1, 1, 1)
-        for method in sorted(groups):
-            pts = sorted(groups[method], key=lambda r: r["time_s"])
-            t = [r["time_s"] for r in pts]
-            e = [max(r["max_rel_err"], floor) for r in pts]
-            ax.loglog(t, e, marker=markers.get(method, "x"), ls="-" if len(pts) > 1 else "none",
-                      label=labels.get(method, method))
-            for r, ti, ei in zip(pts, t, e):
-                if r.get("setting"):
-                    ax.annotate(r["setting"], (ti, ei), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.axhline(1e-13, color="0.5", lw=0.8, ls=":")
-        ax.set_xlabel("time for all n entries (s, median)")
-        ax.set_ylabel(f"max relative error vs oracle (floored at {floor:g})")
-        mu = bench["accuracy_vs_cost"].get("mu")
-        n = len(mu) if mu else "?"
-        ax.set_title(f"Accuracy vs cost, normal noise, n = {n}")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(loc="best", frameon=False)
-        fig.tight_layout()
+        fig = _new_figure((9.0, 4.4))
+        axes = [fig.add_subplot(1, 2, k + 1) for k in range(2)]
+        for ax, key, what in ((axes[0], "max_rel_err", "max relative error"),
+                              (axes[1], "max_abs_err", "max absolute error")):
+            for method in methods:
+                pts = sorted(groups[method], key=lambda r: r["time_s"])
+                t = [r["time_s"] for r in pts]
+                e = [max(r[key], floor) for r in pts]
+                ax.loglog(t, e, marker=markers.get(method, "x"), ls="-" if len(pts) > 1 else "none",
+                          label=labels.get(method, method))
+                if method in ("quantile", "monte_carlo"):
+                    for r, ti, ei in zip(pts, t, e):
+                        ax.annotate(r["setting"], (ti, ei), textcoords="offset points",
+                                    xytext=(3, -9 if method == "quantile" else 4), fontsize=6.5)
+            ax.set_xlabel("time for all n entries (s, median)")
+            ax.set_ylabel(f"{what} vs oracle")
+            ax.grid(True, which="major", alpha=0.3)
+        axes[0].axhline(1e-13, color="0.5", lw=0.8, ls=":")
+        axes[0].set_title("relative error (small entries matter)")
+        axes[1].set_title("absolute error")
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", ncol=min(len(names), 5), frameon=False)
+        fig.suptitle(f"Accuracy vs cost, normal noise, n = {len(mu)} (errors floored at {floor:g})")
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         return _png(fig)
 
 
 def bench_scaling_png(bench: dict) -> bytes:
-    """Time vs n (log-log) of numeric.probs per family and of scipy softmax."""
+    """Left: time vs n (log-log) of numeric.probs per family and of softmax.
+    Right: the ratio to scipy.special.softmax on the same input."""
     rows = bench["scaling"]["rows"]
     fams: dict[str, list] = {}
     soft: dict[int, float] = {}
     for r in rows:
-        fams.setdefault(r["family"], []).append((r["n"], r["time_s"]))
+        fams.setdefault(r["family"], []).append((r["n"], r["time_s"], r["ratio"]))
         soft.setdefault(r["n"], r["softmax_s"])
     with _style():
-        fig = _new_figure()
-        ax = fig.add_subplot(1, 1, 1)
+        fig = _new_figure((9.0, 4.2))
+        ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
         ns = sorted(soft)
         ax.loglog(ns, [soft[n] for n in ns], "k--", marker=".", label="scipy.special.softmax")
-        for fam in sorted(fams):
+        for fam in fams:
             pts = sorted(fams[fam])
-            ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"numeric.probs {fam}")
-        if ns:
-            # reference slope 1 (linear cost) through the first softmax point
-            n0, t0 = ns[0], soft[ns[0]]
-            ax.loglog(ns, [t0 * 10 * n / n0 for n in ns], color="0.6", lw=0.8, ls=":", label="slope 1 (linear)")
+            ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=fam)
+            bx.loglog([p[0] for p in pts], [p[2] for p in pts], marker="o", label=fam)
+        if len(ns) > 1:
+            t_ref = max(p[1] for pts in fams.values() for p in pts if p[0] == ns[0])
+            ax.loglog(ns, [t_ref * n / ns[0] for n in ns], color="0.6", lw=0.8, ls=":", label="slope 1 (linear)")
         ax.set_xlabel("n (scores per vector)")
         ax.set_ylabel("time (s, median of repeats)")
-        ax.set_title("Cost vs n")
+        ax.set_title("numeric.probs: time vs n")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="upper left", frameon=False)
+        bx.axhline(1.0, color="k", lw=0.8, ls="--")
+        bx.set_xlabel("n (scores per vector)")
+        bx.set_ylabel("time / softmax time (same input)")
+        bx.set_title("ratio to scipy.special.softmax")
+        bx.grid(True, which="major", alpha=0.3)
+        bx.legend(loc="best", frameon=False)
         fig.tight_layout()
         return _png(fig)
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -54,7 +54,6 @@ def _gumbel_cdf_pdf():
     return sp.Lambda(y, sp.exp(-sp.exp(-y))), sp.Lambda(y, sp.exp(-y - sp.exp(-y)))
 
 
-@functools.lru_cache(maxsize=None)
 def softmax_derivation() -> Derivation:
     """Derivation of softmax from (eq:pi) with Gumbel noise, for symbolic n.
 
@@ -63,7 +62,15 @@ def softmax_derivation() -> Derivation:
     hold the article's conditions 1-4 checked for that result.  Cached: the
     same object is returned on every call (treat it as read-only).
     """
+    from .derivation import verification_level
+
+    return _softmax_cached(verification_level())
+
+
+@functools.lru_cache(maxsize=None)
+def _softmax_cached(level: str) -> Derivation:
     from .conditions import check_conditions_symbolic_n
+    from .families import family
 
     start = sp.Integral(phi(eps) * product_except(Phi(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo))
     d = Derivation(
@@ -101,7 +108,8 @@ def softmax_derivation() -> Derivation:
     # (6) substitution t = -exp(-eps), done by sympy's change of variables
     substituted = with_s.transform(-sp.exp(-eps), t)
     d.step(substituted, "substitute $t=-e^{-\\varepsilon}$, $dt=e^{-\\varepsilon}d\\varepsilon$, "
-           "$t$ runs from $-\\infty$ to $0$", checks=("doit", "numeric"))
+           "$t$ runs from $-\\infty$ to $0$", checks=("doit", "numeric"),
+           substitution=(eps, t, -sp.exp(-eps)))
 
     # (7) the integral itself
     d.step(substituted.doit(), "$\\int_{-\\infty}^{0}e^{S_i t}\\,dt=1/S_i$ since $S_i>0$", checks=("doit",))
@@ -112,6 +120,7 @@ def softmax_derivation() -> Derivation:
            "multiply numerator and denominator by $e^{\\mu_i}$: softmax", checks=("simplify", "numeric"))
 
     d.status = "closed"
+    d.family = family("gumbel")
     d.n = n
     d.symbols = (mu,)
     d.conditions = check_conditions_symbolic_n(d.result, mu, i, j, n)

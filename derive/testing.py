@@ -4,8 +4,6 @@ In the spirit of scipy's ``FuncData`` (``scipy.special._testutils``): run a
 function over a table of arguments, compare with high-precision reference
 values, and on failure report the worst points.
 
->>> import mpmath as mp
-import numpy as np
 >>> from scipy.special import softmax
 >>> assert_matches_oracle(softmax, "gumbel", rtol=1e-12)     # doctest: +SKIP
 """
@@ -14,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath as mp
 import numpy as np
 
 __all__ = ["assert_matches_oracle"]

@@ -7,45 +7,53 @@ hazard ``h = f'``.  The max-CDF form (DESIGN.md section 1) reads
 
 Three steps, none of them O(n * grid):
 
-1. **log F on a uniform grid** ``x_k = lo + k H``.  Each score is binned to
-   the nearest centre ``c_b = lo + b H`` with offset ``z_j = c_b + u_j H``,
+1. **log F on a uniform grid** ``x_k = lo + k H`` (``H`` a power of two, so
+   grid offsets ``(k - l) H`` are exact).  Each score is binned to the
+   nearest centre ``c_b = lo + b H`` with offset ``z_j = c_b + u_j H``,
    ``|u_j| <= 1/2``, and ``f`` is Taylor expanded about the centre:
 
        f(x - z_j) = sum_r a_r(x - c_b) (-u_j H)^r,      a_r = f^(r) / r!
 
-   so ``log F(x_k) = sum_b sum_r M[b, r] A_r[k - b]`` with the bin moments
-   ``M[b, r] = sum_{j in b} u_j^r`` (O(n R) bincounts) and the tables
-   ``A_r[s] = a_r(s H) (-H)^r`` (``_fast_kernels``).  The sum over ``b`` is a
-   discrete convolution done *directly* (a matrix product and a sum along
-   diagonals, never an FFT), so its rounding error is relative to
-   ``sum_j |f(x - z_j)| = |log F(x)|``: every term has the same sign.  The
-   truncation error per score is ``|f(t)| (|t| H/2)^(R+1) / (R+1)!`` in the
-   right tail (``f ~ -e^{-t^2/2}``), below 1e-22 |f| for the normal with
-   ``H = 0.05, R = 11`` wherever ``|f| > 1e-40``.
+   so ``log F(x_k) = sum_b sum_r M[r, b] A_r[k - b]`` with the bin moments
+   ``M[r, b] = sum_{j in b} u_j^r`` (one sort, then segmented sums) and the
+   tables ``A_r[s] = a_r(s H) (-H)^r`` (``_fast_kernels``).  The sum over
+   ``b`` is a discrete convolution done *directly* (never an FFT): the bulk
+   ``r = 0`` term as a Toeplitz product summed pairwise, so its rounding is
+   ``O(log P)`` ulps of ``sum_j |f(x - z_j)| = |log F(x)|`` (all terms have
+   one sign).  Truncation error per score ``|f(t)| (|t| H/2)^(R+1) / (R+1)!``
+   in the normal right tail (``f ~ -e^{-t^2/2}``): below 1e-23 |f| for
+   ``H = 1/16, R = 10`` wherever ``|f| > 1e-40`` (logistic: rate 1, ``H = 1/8``).
 
 2. **log g on the grid nodes** ``m_l = lo + l H`` by the trapezoid rule on the
    same grid, in log space: ``log g(m_l) = logsumexp_k(log h(x_k - m_l) +
    log F(x_k)) + log H``.  The integrand is analytic in a strip, so the rule
-   converges geometrically as long as the integrand is resolved; rows whose
-   peak is narrower than ``1.7 H`` (normal scores far below many others:
-   width ``~ 1 / sqrt(#above)``) are re-integrated on a local grid of step
-   ``sigma / 4`` around the peak, with ``log F`` interpolated there
-   (16-point Lagrange; ``log F`` is a sum of shifted smooth functions, so the
-   interpolation error is again relative to ``|log F|``).
+   converges geometrically while the integrand is resolved; rows whose peak
+   is narrower than ``1.7 H`` (normal scores far below many others: width
+   ``~ 1 / sqrt(#above)``) are re-integrated on a local grid of step
+   ``sigma / 4`` with ``log F`` interpolated there (16-point Lagrange; ``log F``
+   is a sum of shifted smooth functions, so that error is again relative to
+   ``|log F|``), with a halved-step convergence check.
 
-3. **interpolate** ``log g`` at the n scores with a 16-point local polynomial
-   on the node grid (one ``take`` per coefficient, Horner).
+3. **interpolate** ``log g`` at the n scores: 10-point local polynomial on the
+   node grid, stored as node value + polynomial of differences (Horner,
+   one ``take`` per coefficient), in cache-sized chunks.
 
-Finally ``log p`` is renormalised by ``logsumexp(log p)`` (a common shift of
-order 1e-15).  Every step checks its own assumptions (peak inside the grid,
-integrand decayed by ``e^-45`` at the window ends) and raises
-``NotImplementedError`` instead of returning a doubtful number, so the
-caller can fall back to the exact O(n G) quadrature.
+``log p`` is then renormalised by ``logsumexp(log p)`` (a common shift of
+order 1e-15).  Measured error: 1-2 ulps of ``log p`` (so ~1e-13 relative in
+``p`` near ``p = 1e-300``, the float64 floor there), ~1e-15 relative for
+``p`` above 1e-30.  Every step checks its own assumptions (peak inside the
+grid, integrand decayed by ``e^-45`` at the window ends, local rule
+converged) and raises ``NotImplementedError`` instead of returning a
+doubtful number, as it does when a rough cost model says the grids would
+cost more than exact O(n G) quadrature, so the caller can fall back.
+
+No threaded BLAS is called (small products use einsum / np.convolve): on a
+loaded machine OpenBLAS worker threads spin and cost more than the work.
 
 >>> import numpy as np
 >>> from numeric.families import get_family
 >>> lp = fast_log_probs(np.linspace(-3, 3, 5000)[None, :], get_family("normal"))
->>> abs(np.exp(lp).sum() - 1) < 1e-14
+>>> bool(abs(np.exp(lp).sum() - 1) < 1e-14)
 True
 """
 
@@ -59,11 +67,12 @@ from fractions import Fraction
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
+from ._fast_cauchy import cauchy_node_log_g
 from ._fast_kernels import HAZARD_C, KernelCache
 
-__all__ = ["fast_log_probs", "fast_probs_vjp", "FAST_MIN_N", "FAST_FAMILIES"]
+__all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "FAST_MIN_N", "FAST_FAMILIES"]
 
-FAST_FAMILIES = ("normal", "logistic")
+FAST_FAMILIES = ("normal", "logistic", "cauchy")
 FAST_MIN_N = 16
 
 # integrand values below peak * e^-_TAIL are dropped (n_grid * e^-45 < 1e-16)
@@ -78,23 +87,34 @@ class _Spec:
     pad_left: float    # x grid extends this far below min z
     pad_right: float   # ... and above max z
     t_right: float     # |log Phi(t)| < 1e-40 beyond: table rows dropped
+    pad_factor: float = 0.0   # pads grow by this times the half range (cauchy)
+    rho: float = 0.5          # Cauchy-formula circle radius for the tables
+    ncirc: int = 32           # ... and its number of points
+    ms: int = 1               # m-node stride (grid steps)
+    q: int = 10               # interpolation stencil for log g
 
 
 _SPECS = {
     # normal: f ~ -phi(t)/t on the right, |f| < 1e-40 for t > 13.3; the top
     # entry's integrand is below e^-45 p for x < max z - 10.5 (n <= 1e7).
-    "normal": _Spec(H=0.05, R=9, pad_left=11.5, pad_right=11.5, t_right=13.5),
+    "normal": _Spec(H=0.0625, R=10, pad_left=11.5, pad_right=11.5, t_right=13.5),
     # logistic: f ~ -e^{-t}, |f| < 1e-40 for t > 92; F(x) <= e^{x - max z}
     # (left pad 45 + log n) and h(t) = e^{-t} (right pad 45 + log n).
-    "logistic": _Spec(H=0.1, R=9, pad_left=64.0, pad_right=64.0, t_right=93.0),
+    "logistic": _Spec(H=0.125, R=10, pad_left=64.0, pad_right=64.0, t_right=93.0),
+    # cauchy: the grid is only the near field |x - c| <= 4a + 8 (numeric._fast_cauchy);
+    # f = log Phi never drops below 1e-40 on the grid, so no right cut; the
+    # poles of h at +-i need a small circle (rho = 1/4, 64 points).
+    "cauchy": _Spec(H=0.0625, R=10, pad_left=12.0, pad_right=12.0, t_right=620.0,
+                    pad_factor=2.0, rho=0.25, ncirc=64, ms=4, q=12),
 }
 
 _CACHES: dict = {}
 _CACHES_LOCK = threading.Lock()
 
-_CHUNK = 8192  # scores per pass (temporaries stay in cache and off the mmap path)
-_MSTEP = 1  # m nodes every _MSTEP grid steps
-_Q = 10  # points of the local interpolation stencil for log g (m nodes)
+_CHUNK = 16384  # scores per pass (temporaries stay in cache and off the mmap path)
+# m nodes every `ms` grid steps, log g interpolated with a q-point stencil
+# (per family in _Spec; q = 10 at spacing 1/16 is at rounding level for the
+# normal, measured against q = 16)
 _QF = 16  # points of the Lagrange stencil for log F at off-grid points
 
 
@@ -105,7 +125,7 @@ def _cache_for(fam) -> KernelCache:
             spec = _SPECS[fam.name]
             # the cache holds its own standard-family kernels (scale is irrelevant:
             # the inputs are standardized)
-            c = KernelCache(fam, spec.H, spec.R, spec.t_right)
+            c = KernelCache(fam, spec.H, spec.R, spec.t_right, spec.rho, spec.ncirc)
             _CACHES[fam.name] = c
         return c
 
@@ -260,17 +280,25 @@ def _spread_convolve(M, kL, kR, spec, cache, table="A"):
     s_top = min(kR, cache.s_hi)                     # zero beyond the right cut
     G = kR - kL + 1
     out = np.zeros(G)
-    if s_top < s_lo:
-        return out
-    Tsl = T[s_lo - s0: s_top - s0 + 1, :R + 1]
-    # LF[k] = sum_r sum_b M[r, b] Tsl[k - b - s_lo, r] (-H)^r: direct
-    # convolutions (np.convolve sums products in order; no FFT, no threaded BLAS)
-    full = np.convolve(M[0], Tsl[:, 0])
-    for r in range(1, R + 1):
-        full += np.convolve(M[r], Tsl[:, r] * (-H) ** r)
-    # full[i] <-> k = i + s_lo, so k = kL <-> i = P - 1
-    seg = full[P - 1: P - 1 + G]
-    out[:seg.size] = seg
+    # zero-padded table slice for s = s_lo .. kR (rows beyond s_hi are zero)
+    Tsl = np.zeros((kR - s_lo + 1, R + 1))
+    Tsl[:s_top - s_lo + 1] = T[s_lo - s0: s_top - s0 + 1, :R + 1]
+    # r >= 1 (small corrections): direct convolutions, np.convolve sums in
+    # order; their rounding is relative to their own (small) size
+    corr = np.zeros(P + Tsl.shape[0] - 1)
+    for r in range(R, 0, -1):
+        corr += np.convolve(M[r], Tsl[:, r] * (-H) ** r)
+    # r = 0 (the bulk, up to |log F|): a Toeplitz product summed pairwise
+    # along contiguous rows, so the rounding grows like log P, not P;
+    # win[k', j] = Tsl[k' + j, 0] <-> bin b = P - 1 - j, row k' <-> k = kL + k'
+    win = sliding_window_view(Tsl[:, 0], P)
+    m0 = np.ascontiguousarray(M[0, ::-1])
+    blk = max(1, 1_000_000 // P)
+    for k0 in range(0, G, blk):
+        k1 = min(G, k0 + blk)
+        out[k0:k1] = (win[k0:k1] * m0).sum(axis=1)
+    # full convolution index i = b + (s - s_lo) <-> k = i + s_lo: k = kL <-> i = P - 1
+    out += corr[P - 1: P - 1 + G]
     return out
 
 
@@ -280,9 +308,9 @@ class _Geo:
     """Grid geometry of one row: bins/x grid ``x_k = lo + k H`` (``kL <= k <= kR``)
     and m nodes ``m_l = lo + l H`` (``lL <= l <= lR``, step ``ms``)."""
 
-    __slots__ = ("lo", "invH", "P", "kL", "kR", "G", "ms", "lL", "lR", "K")
+    __slots__ = ("lo", "invH", "P", "kL", "kR", "G", "ms", "q", "lL", "lR", "K")
 
-    def __init__(self, z, spec):
+    def __init__(self, z, spec, check_cost=True):
         H = spec.H
         lo = float(z.min())
         hi = float(z.max())
@@ -292,20 +320,23 @@ class _Geo:
         self.invH = 1.0 / H
         # score z_j sits at grid position v_j = (z_j - lo) / H, in bin rint(v_j)
         self.P = int((hi - lo) * self.invH + 0.5) + 1
-        self.kL = -int(math.ceil(spec.pad_left / H))
-        self.kR = self.P - 1 + int(math.ceil(spec.pad_right / H))
+        self.kL = -int(math.ceil((spec.pad_left + spec.pad_factor * (hi - lo)) / H))
+        self.kR = self.P - 1 + int(math.ceil((spec.pad_right + spec.pad_factor * (hi - lo)) / H))
         self.G = self.kR - self.kL + 1
         # q/2 + 1 nodes beyond each end of [0, P - 1] for the interpolation stencil
-        self.ms = _MSTEP
-        half = _Q // 2
+        self.ms = spec.ms
+        self.q = spec.q
+        half = spec.q // 2
         self.lL = -(half + 1) * self.ms
         self.K = (self.P - 1 - self.lL) // self.ms + half + 2
         self.lR = self.lL + (self.K - 1) * self.ms
         # decline when the grids dwarf the scores (few scores spread widely):
         # rough costs measured on a 2-core x86 box, in microseconds
         fast = 350 + 0.005 * self.K * self.G + 0.0001 * (spec.R + 1) * self.P * (self.P + self.G) + 0.03 * z.size
+        if spec.pad_factor:   # cauchy: K m nodes x ~(48 B + 1440) quadrature nodes
+            fast += 0.08 * self.K * (48 * (2.4 * (hi - lo) + 10.0) + 1440)
         exact = 500 + 30.0 * z.size
-        if fast > exact:
+        if check_cost and fast > exact:
             raise NotImplementedError(
                 f"fast path does not pay off for n={z.size} over a score range of {hi - lo:.3g}")
 
@@ -412,7 +443,7 @@ def _refine_narrow(narrow, logg, rhos, extras, geo, LF, fam, spec):
 
 def _eval_at_scores(z, geo, node_values, out=None):
     """Interpolate node values at the scores (chunked); returns an (n,) array."""
-    coef = _node_coefficients(node_values, _Q)
+    coef = _node_coefficients(node_values, geo.q)
     out = np.empty_like(z) if out is None else out
     a = geo.invH / geo.ms
     b = geo.lL / geo.ms
@@ -420,15 +451,20 @@ def _eval_at_scores(z, geo, node_values, out=None):
         pos = z[c0:c0 + _CHUNK] - geo.lo
         pos *= a
         pos -= b                                    # node l = lL + ms j sits at j
-        out[c0:c0 + _CHUNK] = _eval_nodes(coef, pos, _Q)
+        out[c0:c0 + _CHUNK] = _eval_nodes(coef, pos, geo.q)
     return out
 
 
-def _row_log_probs(z, fam, spec, cache, parts=False):
-    geo = _Geo(z, spec)
+def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True):
+    geo = _Geo(z, spec, check_cost)
     M = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
     LF = _spread_convolve(M, geo.kL, geo.kR, spec, cache)
-    logg, _ = _node_integrals(geo, LF, fam, spec)
+    if fam.name == "cauchy":
+        if parts:
+            raise NotImplementedError("no fast VJP for the cauchy family")
+        logg = cauchy_node_log_g(z, fam, geo, LF, spec, _interp_points)
+    else:
+        logg, _ = _node_integrals(geo, LF, fam, spec)
     lp = _eval_at_scores(z, geo, logg)
     # common renormalisation: sum p = 1 (a shift of order 1e-15)
     mx = float(logg.max())
@@ -441,11 +477,11 @@ def _row_log_probs(z, fam, spec, cache, parts=False):
     return lp
 
 
-def _row_vjp(z, g, fam, spec, cache):
+def _row_vjp(z, g, fam, spec, cache, check_cost=True):
     """``(J^T g)_i = p_i (g'_i rho_S(z_i) - rho_Gamma'(z_i))`` with ``g' = g - sum_j p_j g_j``
     (``J^T 1 = 0``, so the shift is exact and removes the common part of g
     before it can cancel), ``S = sum_j h_j``, ``Gamma' = sum_j g'_j h_j``."""
-    lp, geo, M, LF = _row_log_probs(z, fam, spec, cache, parts=True)
+    lp, geo, M, LF = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
     p = np.exp(lp)
     gc = g - float((p * g).sum())
     S = _spread_convolve(M, geo.kL, geo.kR, spec, cache, table="B")
@@ -460,13 +496,14 @@ def _row_vjp(z, g, fam, spec, cache):
     return a
 
 
-def fast_log_probs(x, fam):
+def fast_log_probs(x, fam, *, check_cost=True):
     """log p for each row of standardized scores ``x`` (shape (m, n)), O(n) per row.
 
     ``log p_i = log int h(t - x_i) prod_j Phi(t - x_j) dt`` (see module doc).
-    Raises ``NotImplementedError`` when the family has no fast kernels or an
-    internal accuracy check fails (the caller then uses exact quadrature);
-    whether n is large enough to pay off (``FAST_MIN_N``) is the caller's call.
+    Raises ``NotImplementedError`` when the family has no fast kernels, an
+    internal accuracy check fails, or (``check_cost=True``) a rough cost model
+    says the grids would cost more than exact O(n G) quadrature (few scores
+    spread over a wide range); the caller then uses exact quadrature.
 
     >>> from numeric.families import get_family
     >>> lp = fast_log_probs(np.zeros((1, 3000)), get_family("logistic"))
@@ -479,11 +516,37 @@ def fast_log_probs(x, fam):
     cache = _cache_for(fam)
     out = np.empty_like(x)
     for i in range(x.shape[0]):
-        out[i] = _row_log_probs(x[i], fam, spec, cache)
+        out[i] = _row_log_probs(x[i], fam, spec, cache, check_cost=check_cost)
     return out
 
 
-def fast_probs_vjp(x, cotangent, fam):
+def fast_log_probs_rows(x, fam, *, check_cost=True):
+    """Like :func:`fast_log_probs` but declines row by row: returns
+    ``(log_p, ok)`` with ``ok[i]`` False (and ``log_p[i]`` NaN) for the rows
+    the fast path declined, so a caller can send only those to quadrature.
+    An unsupported family still raises ``NotImplementedError``.
+
+    >>> from numeric.families import get_family
+    >>> lp, ok = fast_log_probs_rows(np.array([[0.0] * 100, [0.0] * 99 + [150.0]]), get_family("normal"))
+    >>> ok.tolist()
+    [True, False]
+    """
+    _check_family(fam)
+    x = _check_scores(x)
+    spec = _SPECS[fam.name]
+    cache = _cache_for(fam)
+    out = np.full_like(x, np.nan)
+    ok = np.zeros(x.shape[0], dtype=bool)
+    for i in range(x.shape[0]):
+        try:
+            out[i] = _row_log_probs(x[i], fam, spec, cache, check_cost=check_cost)
+            ok[i] = True
+        except NotImplementedError:
+            pass
+    return out, ok
+
+
+def fast_probs_vjp(x, cotangent, fam, *, check_cost=True):
     """Vector-Jacobian product of the probabilities, row by row, O(n) per row.
 
     ``(J^T g)_k = int h(t - x_k) F(t) (g_k S(t) - Gamma(t)) dt`` with
@@ -507,7 +570,7 @@ def fast_probs_vjp(x, cotangent, fam):
     cache = _cache_for(fam)
     out = np.empty_like(x)
     for i in range(x.shape[0]):
-        out[i] = _row_vjp(x[i], g[i], fam, spec, cache)
+        out[i] = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost)
     return out
 
 

@@ -17,7 +17,8 @@ which is one FFT per node.  ``h`` (not ``log Phi``) is used on the circle:
 aliasing error is ``b_{r+N} rho^N``: ``h`` is analytic in a disc of radius
 >= 2.8 around every real point for the normal (nearest zero of ``Phi`` at
 ``1.92 +- 2.82 i``), ``pi`` for the logistic (poles of ``sigma`` at ``i pi``),
-1 for the cauchy (``z = +-i``), so ``rho = 1/2`` and ``N = 32`` leave < 1e-20.
+1 for the cauchy (``z = +-i``), so ``rho = 1/2, N = 32`` (normal, logistic)
+and ``rho = 1/4, N = 64`` (cauchy) leave < 1e-20.
 
 Tables are immutable arrays built once per family and grown under a lock.
 """
@@ -67,21 +68,25 @@ _RHO = 0.5
 _NCIRC = 32
 
 
-def taylor_tables(fam, t, R):
+def taylor_tables(fam, t, R, rho=None, ncirc=_NCIRC):
     """Rows ``A[s] = a_r(t_s)``, ``B[s] = b_r(t_s)`` (r = 0..R) at the points ``t``.
 
     Unscaled coefficients (multiply column r by ``(-H)^r`` for a shift ``u H``).
+    ``rho`` (scalar or per point, default 1/2) is the radius of the circle.
     """
     t = np.asarray(t, dtype=np.float64)
+    rho = np.broadcast_to(_RHO if rho is None else np.asarray(rho, dtype=np.float64), t.shape)
     hz = HAZARD_C[fam.name]
-    w = np.exp(2j * np.pi * np.arange(_NCIRC) / _NCIRC)
+    w = np.exp(2j * np.pi * np.arange(ncirc) / ncirc)
     # the circle values, in chunks to bound memory
     B = np.empty((t.size, R + 1))
     for i in range(0, t.size, 4096):
         tt = t[i:i + 4096]
-        vals = hz(tt[:, None] + _RHO * w[None, :])
-        coef = np.fft.fft(vals, axis=1)[:, :R + 1].real / _NCIRC
-        B[i:i + 4096] = coef / _RHO ** np.arange(R + 1)
+        rr = rho[i:i + 4096, None]
+        vals = hz(tt[:, None] + rr * w[None, :])
+        coef = np.fft.fft(vals, axis=1)[:, :R + 1].real / ncirc
+        with np.errstate(over="ignore"):   # huge radii: high orders underflow to 0
+            B[i:i + 4096] = coef * (1.0 / rr) ** np.arange(R + 1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         B[:, 0] = np.exp(fam.loghazard(t))
     A = np.empty_like(B)
@@ -103,8 +108,10 @@ class KernelCache:
     same bits whatever the order in which threads grew the cache.
     """
 
-    def __init__(self, fam, H, R, t_right):
+    def __init__(self, fam, H, R, t_right, rho=_RHO, ncirc=_NCIRC):
         self._fam = fam
+        self._rho = rho
+        self._ncirc = ncirc
         self.H = H
         self.R = R
         self.s_hi = int(math.ceil(t_right / H))
@@ -114,7 +121,7 @@ class KernelCache:
     def _block(self, k):
         end = self.s_hi + 1 - k * _BLOCK
         s = np.arange(end - _BLOCK, end)
-        return taylor_tables(self._fam, s * self.H, self.R)
+        return taylor_tables(self._fam, s * self.H, self.R, self._rho, self._ncirc)
 
     def get(self, s_lo):
         data = self._data

@@ -58,6 +58,12 @@ def quadrature_vjp(y, g, fam, *, log=False):
     y = np.asarray(y, dtype=np.float64)
     g = np.asarray(g, dtype=np.float64)
     lp, row = quadrature_log_probs(y, fam, return_row=True)
+    if row.subset is not None:
+        # entries with p below the float64 range (log p = -inf): zero gradient, cotangent dropped
+        out = np.zeros(y.shape)
+        sub, _ = quadrature_vjp(y[row.subset], g[row.subset], fam, log=log)
+        out[row.subset] = sub
+        return out, lp
     m = len(row.vals)
     inv = row.inverse
     # per unique value: G_u = sum_{j in u} g_j   (log=True: g_j = c_j / p_j)
@@ -67,8 +73,14 @@ def quadrature_vjp(y, g, fam, *, log=False):
     lpu = np.empty(m)
     lpu[inv] = lp
     if log:
-        lG = lG - lpu
+        # entries with p = 0 (bounded supports) have log p = -inf locally constant:
+        # their cotangents drop out and their gradient is 0
+        zero = np.isneginf(lpu)
+        lG = np.where(zero, -np.inf, lG - np.where(zero, 0.0, lpu))
+        sG = np.where(zero, 0.0, sG)
     logc = np.log(row.counts)
+
+    tied = np.flatnonzero(row.counts > 1)
 
     def integrand(u):
         x = np.sinh(u)
@@ -76,37 +88,70 @@ def quadrature_vjp(y, g, fam, *, log=False):
         lh = row.log_h(x)
         dead = np.isneginf(lh) | np.isneginf(lF)[None, :]
         lh = np.where(dead, -np.inf, lh)
-        lS = logsumexp(lh + logc[:, None], axis=0)
-        # Gamma = sum_u G_u h_u, signed, formed around its largest term
-        t = lh + lG[:, None]
-        mx = np.max(t, axis=0)
+        cols = np.arange(x.size)
+        # S_{-u} = S - c_u h_u (own group left out: T1 = int h_u F S alone diverges where
+        # h blows up at a support end).  For u not the largest term, c_u h_u <= S/2 and
+        # the subtraction is exact to 2 eps; the largest term's complement is summed directly.
+        a = lh + logc[:, None]
+        lS = logsumexp(a, axis=0)
+        top = np.argmax(a, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lSm = lS[None, :] + np.log1p(-np.exp(a - lS[None, :]))
+        a_top_out = a.copy()
+        a_top_out[top, cols] = -np.inf
+        lSm[top, cols] = logsumexp(a_top_out, axis=0)
+        # Gamma_{-u} = sum_{v != u} G_v h_v (signed), same leave-one-out device
+        with np.errstate(invalid="ignore"):
+            b = lh + lG[:, None]
+        b = np.where(np.isnan(b), -np.inf, b)
+        mx = np.max(b, axis=0)
         mx = np.where(np.isfinite(mx), mx, 0.0)
-        gam = np.sum(sG[:, None] * np.exp(t - mx[None, :]), axis=0)
+        e = sG[:, None] * np.exp(b - mx[None, :])
+        tot = e.sum(axis=0)
+        gm = tot[None, :] - e
+        btop = np.argmax(b, axis=0)
+        e[btop, cols] = 0.0
+        gm[btop, cols] = e.sum(axis=0)
         with np.errstate(divide="ignore"):
-            lGam = np.log(np.abs(gam)) + mx
-        sGam = np.sign(gam)
+            lGm = np.log(np.abs(gm)) + mx[None, :]
+        sGm = np.sign(gm)
         base = lh + lF[None, :]
         with np.errstate(invalid="ignore"):
-            L1 = base + lS[None, :]
-            L2 = base + lGam[None, :]
-        L1 = np.where(np.isnan(L1), -np.inf, L1)
-        L2 = np.where(np.isnan(L2), -np.inf, L2)
-        L = np.concatenate([L1, L2], axis=0)
-        S = np.concatenate([np.ones_like(L1), np.broadcast_to(sGam, L2.shape)], axis=0)
+            L1 = base + lSm
+            L2 = base + lGm
+            L3 = base[tied] + lh[tied]
+        L = np.concatenate([L1, L2, L3], axis=0)
+        L = np.where(np.isnan(L), -np.inf, L)
+        S = np.concatenate([np.ones_like(L1), sGm, np.ones_like(L3)], axis=0)
         return L, S
 
     if row.edges is None:
-        # all scores tied (p = 1/n needed no quadrature): integrate T1, T2 on the default domain
+        # all scores tied (p = 1/n needed no quadrature): integrate on the default domain
         from ._quadrature import _domain
         edges, _ = _domain(row)
     else:
         edges = row.edges
-    lI, sI, lA, _ = integrate_components(integrand, 2 * m, edges,
-                                         lambda lA: np.full(lA.shape, VJP_RTOL), what="vector-Jacobian product")
-    lT1, lT2, sT2 = lI[:m], lI[m:], sI[m:]
-    lg_k, sg_k = _signed_log(g)
-    if log:
-        lg_k = lg_k - lp
+    ncomp = 2 * m + tied.size
+    lI, sI, lA, _ = integrate_components(integrand, ncomp, edges,
+                                         lambda lA: np.full(lA.shape, VJP_RTOL),
+                                         what="vector-Jacobian product")
+    # (J^T g)_k = g_k (A'_u + (c_u - 1) D_u) - E_u - (G_u - g_k) D_u,  u = group of k
     with np.errstate(over="ignore", invalid="ignore"):
-        out = sg_k * np.exp(lg_k + lT1[inv]) - sT2[inv] * np.exp(lT2[inv])
+        A = np.exp(lI[:m])
+        E = sI[m:2 * m] * np.exp(lI[m:2 * m])
+        D = np.zeros(m)
+        D[tied] = np.exp(lI[2 * m:])
+        if log:
+            # g = c / p formed in log space: g_k X = c_k exp(log X - log p_k)
+            lpz = np.where(np.isneginf(lpu), 0.0, lpu)
+            Aw = np.exp(lI[:m] - lpz)
+            Dw = np.zeros(m)
+            Dw[tied] = np.exp(lI[2 * m:] - lpz[tied])
+            cnt = row.counts
+            csum = np.zeros(m)
+            np.add.at(csum, inv, g)
+            out = g * (Aw[inv] + (cnt[inv] - 1.0) * Dw[inv]) - E[inv] - (csum[inv] - g) * Dw[inv]
+            out = np.where(np.isneginf(lp), 0.0, out)
+        else:
+            out = g * (A[inv] + (row.counts[inv] - 1.0) * D[inv]) - E[inv] - (Gsum[inv] - g) * D[inv]
     return out, lp

@@ -155,9 +155,12 @@ def _laplace_logpdf(x):
 
 
 def _exponential_logcdf(x):
+    # log(1 - e^{-x}): log(-expm1(-x)) for x <= log 2, log1p(-e^{-x}) beyond (no cancellation)
     x = np.asarray(x, dtype=np.float64)
+    xp = np.maximum(x, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > 0, np.log(-np.expm1(-np.maximum(x, 0.0))), -np.inf)
+        out = np.where(xp > _LOG2, np.log1p(-np.exp(-xp)), np.log(-np.expm1(-xp)))
+    return np.where(x > 0, out, -np.inf)
 
 
 def _exponential_logpdf(x):
@@ -201,12 +204,25 @@ def _cauchy_logpdf(x):
 def _student_t_kernels(nu: float):
     lognorm = special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2) - 0.5 * math.log(nu * math.pi)
 
+    far = 1e5 * max(1.0, nu)
+    c2 = nu * nu * (nu + 1) / (2.0 * (nu + 2.0))
+    lead = lognorm + 0.5 * (nu + 1) * math.log(nu) - math.log(nu)
+
+    def log_left_tail(a):
+        # a = |x| >= far: F(-a) = c nu^{(nu+1)/2} a^{-nu} / nu * (1 - c2 / a^2 + O(a^-4))
+        # (integrate (t^2/nu)^{-(nu+1)/2} (1 - nu (nu+1) / (2 t^2)) from a to inf);
+        # stdtr underflows to 0 here for large a, the expansion does not.
+        return lead - nu * np.log(a) + np.log1p(-c2 / np.square(a))
+
     def logcdf(x):
         # stdtr is accurate in the left tail (relative); on the right use log1p(-left tail)
         x = np.asarray(x, dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            left = np.log(special.stdtr(nu, np.minimum(x, 0.0)))
-            right = np.log1p(-special.stdtr(nu, -np.maximum(x, 0.0)))
+        a = np.maximum(np.abs(x), far)
+        with np.errstate(divide="ignore", over="ignore"):
+            tail = log_left_tail(a)
+            left = np.where(x < -far, tail, np.log(special.stdtr(nu, np.minimum(x, 0.0))))
+            right = np.where(x > far, np.log1p(-np.exp(tail)),
+                             np.log1p(-special.stdtr(nu, -np.maximum(x, 0.0))))
         return np.where(x < 0, left, right)
 
     def logpdf(x):

@@ -14,7 +14,7 @@ The data set is generated here: three Gaussian blobs in the plane (seeded),
 so the run is deterministic and takes a few seconds on a CPU::
 
     python -m numeric.torch_example            # prints the loss per step
-    python -m numeric.torch_example --steps 40
+    python -m numeric.torch_example --steps 30
 
 >>> run = train_classifier(steps=5, seed=0)
 >>> len(run.losses)
@@ -33,7 +33,7 @@ from numeric.torch import perturbed_log_softmax, perturbed_softmax
 __all__ = ["make_blobs", "train_classifier", "ClassifierRun", "main"]
 
 
-def make_blobs(n_per_class: int = 100, n_classes: int = 3, spread: float = 0.8, seed: int = 0):
+def make_blobs(n_per_class: int = 16, n_classes: int = 3, spread: float = 1.0, seed: int = 0):
     """Toy data: ``n_classes`` Gaussian blobs with centres on a circle of radius 2.
 
     Returns ``(X, y)``: float64 features of shape ``(n_per_class * n_classes, 2)``
@@ -59,8 +59,8 @@ class ClassifierRun:
     family: str = "normal"
 
 
-def train_classifier(steps: int = 30, seed: int = 0, family: str = "normal", hidden: int = 16,
-                     lr: float = 0.03, n_per_class: int = 100, verbose: bool = False, **params) -> ClassifierRun:
+def train_classifier(steps: int = 15, seed: int = 0, family: str = "normal", hidden: int = 16,
+                     lr: float = 0.05, n_per_class: int = 16, verbose: bool = False, **params) -> ClassifierRun:
     """Train a 2-16-3 MLP with a perturbed-softmax output layer; return the losses.
 
     Loss: ``mean_k -log p_{y_k}(x_k)`` with ``log p`` from
@@ -92,9 +92,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m numeric.torch_example",
         description="Train a tiny classifier with a normal-noise softmax; print the loss per step.",
-        epilog="example: python -m numeric.torch_example --steps 30 --family normal",
+        epilog="example: python -m numeric.torch_example --steps 15 --family normal",
     )
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--family", default="normal")
     args = ap.parse_args(argv)

@@ -46,7 +46,7 @@ def _no_runtime_warnings(fn, *args, **kw):
 class TestNumericSpecialValues:
     @pytest.mark.parametrize("family", FAMILIES)
     def test_nan_poisons_only_its_row(self, family):
-        mu = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, -0.5]])
+        mu = np.array([[0.0, np.nan, 1.0], [0.0, 0.3, -0.2]])
         p = numeric.probs(mu, family)
         assert np.isnan(p[0]).all(), p
         assert np.isfinite(p[1]).all() and abs(p[1].sum() - 1) <= 1e-14
@@ -94,17 +94,21 @@ class TestNumericSpecialValues:
         lp = numeric.log_probs(np.array([0.0, np.inf, 5.0]), family)
         assert lp.tolist() == [-np.inf, 0.0, -np.inf]
 
-    def test_several_plus_inf_documented_choice(self):
-        # documented in numeric.probs: the argmax is not defined; see the docstring
-        mu = np.array([[np.inf, 0.0, np.inf], [0.0, 1.0, 2.0]])
-        doc = numeric.probs.__doc__ or ""
-        assert "+inf" in doc or "inf" in doc
-        p = numeric.probs(mu, "normal")
-        assert np.isfinite(p[1]).all()
-        row = p[0]
-        # either the row is NaN (undefined, like scipy.special.softmax) or the
-        # mass is split evenly among the +inf entries; nothing else is acceptable
-        assert np.isnan(row).all() or row.tolist() == [0.5, 0.0, 0.5], row
+    @pytest.mark.parametrize("family", FAMILIES)
+    def test_several_plus_inf_split_evenly(self, family):
+        # documented in numeric.probs: k entries +inf -> 1/k each (limit of tied scores -> +inf)
+        mu = np.array([[np.inf, 0.0, np.inf], [np.inf, np.inf, np.inf], [0.0, 1.0, 2.0]])
+        p = numeric.probs(mu, family)
+        assert p[0].tolist() == [0.5, 0.0, 0.5]
+        assert np.allclose(p[1], 1 / 3, rtol=1e-15, atol=0)
+        assert np.isfinite(p[2]).all()
+        lp = numeric.log_probs(mu[:1], family)
+        assert lp[0, 1] == -np.inf and abs(lp[0, 0] - math.log(0.5)) <= 1e-15
+
+    def test_all_minus_inf_row_is_nan(self):
+        # documented: no entry can win -> NaN row (like scipy.special.softmax)
+        p = numeric.probs(np.array([[-np.inf, -np.inf], [0.0, 0.0]]), "normal")
+        assert np.isnan(p[0]).all() and p[1].tolist() == [0.5, 0.5]
 
     @pytest.mark.parametrize("family", ["normal", "cauchy"])
     def test_n_equals_one(self, family):
@@ -503,13 +507,9 @@ def test_cli_special_values_oracle():
 
 def test_cli_several_plus_inf_probs():
     rc, out, err = _run_cli(["probs", "normal", "inf", "0", "inf"])
-    # numeric's documented choice (NaN row or even split) printed, or refused as bad input
-    if rc == 2:
-        assert len(err.splitlines()) == 1 and "Traceback" not in err
-    else:
-        assert rc == 0, err
-        v = _table_values(out)
-        assert all(math.isnan(x) for x in v) or v == [0.5, 0.0, 0.5]
+    # numeric's documented choice: k entries +inf share the mass, 1/k each
+    assert rc == 0, err
+    assert _table_values(out) == [0.5, 0.0, 0.5]
 
 
 def test_cli_real_process_no_traceback():

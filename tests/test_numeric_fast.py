@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from numeric import _fast
-from numeric._fast import FAST_FAMILIES, FAST_MIN_N, fast_log_probs, fast_probs_vjp
+from numeric._fast import FAST_FAMILIES, FAST_MIN_N, fast_log_probs, fast_log_probs_rows, fast_probs_vjp
 from numeric.families import Family, get_family
 
 LOG_1E300 = math.log(1e-300)
@@ -177,7 +177,7 @@ CLUSTER_CASES = [
 
 @pytest.mark.parametrize("name,spread,counts", CLUSTER_CASES)
 def test_clustered_scores_match_mpmath(name, spread, counts):
-    rng = np.random.default_rng(abs(hash((name, spread))) % 2**32)
+    rng = np.random.default_rng([len(name), int(spread * 100), len(counts)])
     k = len(counts)
     a = np.sort(rng.uniform(0.0, spread, k)) + 0.0123456789
     a[0], a[-1] = 0.0123456789, spread + 0.0123456789
@@ -194,7 +194,7 @@ def test_clustered_scores_match_mpmath(name, spread, counts):
 def test_distinct_random_scores_match_mpmath(name):
     rng = np.random.default_rng(7)
     z = rng.standard_normal(60) * 2.0
-    lp = fast_log_probs(z[None, :], get_family(name))[0]
+    lp = fast_log_probs(z[None, :], get_family(name), check_cost=False)[0]
     fam = get_family(name)
     picks = [int(np.argmin(z)), int(np.argmax(z)), int(np.argsort(z)[30])]
     # p_i with n distinct factors: the cluster formula with all counts 1
@@ -223,7 +223,7 @@ def _mp_cluster_log_probs_single(name, a, fam):
 def test_normal_two_scores_closed_form(delta):
     # p_1 = P[eps_2 - eps_1 < z_1 - z_2] = Phi((z_1 - z_2) / sqrt 2)
     z = np.array([[0.25, 0.25 - delta]])
-    lp = fast_log_probs(z, get_family("normal"))[0]
+    lp = fast_log_probs(z, get_family("normal"), check_cost=False)[0]
     with mp.workdps(30):
         d = mp.mpf(delta) / mp.sqrt(2)
         ref = np.array([float(mp.log1p(-mp.ncdf(-d))), float(mp.log(mp.ncdf(-d)))])
@@ -239,6 +239,55 @@ def test_far_below_entries_keep_log_accuracy():
     assert ref_c[0] < -1500.0
     lp = fast_log_probs(np.repeat(a, counts)[None, :], get_family("normal"))[0]
     _check_log_probs(lp, np.repeat(ref_c, counts), "far below")
+
+
+def _mp_cauchy_cluster_log_probs(a, counts, dps=20):
+    """Cauchy noise, clustered scores: mpmath quad over the whole line (the
+    tails are algebraic: breakpoints out to 1e7 and +-inf), log p per cluster."""
+    out = []
+    with mp.workdps(dps):
+        A = [mp.mpf(float(v)) for v in a]
+
+        def logcdf(t):
+            # 1/2 + atan(t)/pi = atan(-1/t)/pi for t < 0 (no cancellation)
+            return mp.log(mp.atan(-1 / t) / mp.pi) if t < -1 else mp.log(mp.mpf(1) / 2 + mp.atan(t) / mp.pi)
+
+        for c in range(len(a)):
+            def f(x, c=c):
+                s = -mp.log(mp.pi) - mp.log1p((x - A[c]) ** 2) + (int(counts[c]) - 1) * logcdf(x - A[c])
+                for d in range(len(a)):
+                    if d != c:
+                        s += int(counts[d]) * logcdf(x - A[d])
+                return mp.exp(s)
+
+            pts = sorted({float(a.min()) - 50.0, *map(float, a), float(a.max()) + 50.0,
+                          1e2, 1e3, 1e4, 1e5, 1e6, 1e7})
+            out.append(float(mp.log(mp.quad(f, [-mp.inf] + [mp.mpf(v) for v in pts] + [mp.inf]))))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("spread,counts", [(1.0, [1, 10, 100, 1000, 20000]),
+                                           pytest.param(20.0, [1, 10, 3000, 30000, 5],
+                                                        marks=pytest.mark.slow)])
+def test_cauchy_clustered_scores_match_mpmath(spread, counts):
+    rng = np.random.default_rng([int(spread), len(counts)])
+    a = np.sort(rng.uniform(0.0, spread, len(counts))) + 0.0123456789
+    ref_c = _mp_cauchy_cluster_log_probs(a, counts)
+    z = np.repeat(a, counts)
+    perm = rng.permutation(z.size)
+    lp = fast_log_probs(z[perm][None, :], get_family("cauchy"))[0]
+    _check_log_probs(lp, np.repeat(ref_c, counts)[perm], f"cauchy spread {spread}")
+
+
+@pytest.mark.parametrize("delta", [0.0, 1.5, 40.0, 150.0])
+def test_cauchy_two_scores_closed_form(delta):
+    # difference of two standard Cauchy variables is Cauchy(0, 2):
+    # p_1 = 1/2 + atan(delta / 2) / pi
+    lp = fast_log_probs(np.array([[0.0, -delta]]), get_family("cauchy"), check_cost=False)[0]
+    with mp.workdps(30):
+        d = mp.mpf(delta) / 2
+        ref = [mp.log(mp.mpf(1) / 2 + mp.atan(d) / mp.pi), mp.log(mp.atan(1 / d) / mp.pi) if delta else mp.log(0.5)]
+    _check_log_probs(lp, np.array([float(v) for v in ref]), f"cauchy n=2 delta={delta}")
 
 
 # ---------------------------------------------------------------------------
@@ -272,7 +321,7 @@ def test_vjp_identity_by_mpmath_finite_differences():
             fd.append(float(sum(mp.mpf(g[i]) * (pp[i] - pm[i]) for i in range(3)) / (2 * eps)))
     _, ident = _mp_cluster_log_probs(name, np.array(z), np.ones(3, int), weights=[mp.mpf(v) for v in g])
     np.testing.assert_allclose(ident, fd, rtol=1e-12, atol=0)
-    fast = fast_probs_vjp(np.array([z]), np.array([g]), get_family(name))[0]
+    fast = fast_probs_vjp(np.array([z]), np.array([g]), get_family(name), check_cost=False)[0]
     np.testing.assert_allclose(fast, fd, rtol=1e-10, atol=1e-16)
 
 
@@ -337,7 +386,12 @@ def test_deterministic_and_thread_safe():
         assert np.array_equal(results[i], expected[i % 4])
 
 
-@pytest.mark.parametrize("fam", [get_family("gumbel_min"), get_family("laplace"), get_family("cauchy"),
+def test_cauchy_has_no_fast_vjp():
+    with pytest.raises(NotImplementedError):
+        fast_probs_vjp(np.zeros((1, 5000)), np.ones((1, 5000)), get_family("cauchy"))
+
+
+@pytest.mark.parametrize("fam", [get_family("gumbel_min"), get_family("laplace"),
                                  get_family("student_t", nu=3.0),
                                  Family(lambda x: -np.logaddexp(0.0, -x),
                                         lambda x: -np.abs(x) - 2 * np.log1p(np.exp(-np.abs(x))),
@@ -363,7 +417,24 @@ def test_bad_input_raises_value_error():
 
 def test_huge_score_range_is_declined():
     with pytest.raises(NotImplementedError):
-        fast_log_probs(np.array([[0.0, 1e4]]), get_family("normal"))
+        fast_log_probs(np.array([[0.0, 1e4]]), get_family("normal"), check_cost=False)
+
+
+def test_few_widely_spread_scores_are_declined_unless_forced():
+    z = np.array([[0.0, 50.0, 25.0]])
+    with pytest.raises(NotImplementedError, match="pay off"):
+        fast_log_probs(z, get_family("normal"))
+    lp = fast_log_probs(z, get_family("normal"), check_cost=False)
+    assert abs(np.exp(lp).sum() - 1.0) < 1e-15
+
+
+def test_rows_variant_declines_row_by_row():
+    x = np.vstack([np.linspace(0, 1, 300), np.r_[np.zeros(299), 1e4]])
+    fam = get_family("normal")
+    lp, ok = fast_log_probs_rows(x, fam)
+    assert ok.tolist() == [True, False]
+    assert np.isnan(lp[1]).all()
+    np.testing.assert_array_equal(lp[0], fast_log_probs(x[:1], fam)[0])
 
 
 def test_constants():

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import mpmath as mp
 import numpy as np
 import pytest
 
 from derive import oracle
 from derive.oracle import OracleError
+
+
+@pytest.fixture(autouse=True)
+def _dps():
+    with mp.workdps(60):
+        yield
 
 
 def test_single_score_is_certain():
@@ -163,7 +167,41 @@ def test_certified_mode_encloses_closed_form():
     with mp.workdps(40):
         want = mp.ncdf(1 / mp.sqrt(2))
     assert isinstance(balls[0], flint.arb)
-    assert balls[0].contains(flint.arb(mp.nstr(want, 40)).mid()) or abs(float(balls[0].mid()) - float(want)) < 1e-15
+    old = flint.ctx.prec
+    flint.ctx.prec = 200
+    try:
+        exact = flint.arb(mp.nstr(want, 50))  # radius ~ 1e-50
+    finally:
+        flint.ctx.prec = old
+    assert balls[0].contains(exact)
+    assert float(balls[0].rad()) < 1e-15
     assert oracle.probs([3.0], "normal", certified=True)[0] == 1
     edge = oracle.probs([0.0, float("-inf")], "normal", certified=True)
     assert edge[1].is_zero()
+
+
+def test_uniform_with_scale_exact_zero_and_value():
+    # U[0, 2] noise: a gap of 2 can never be closed; a gap of 1.5 leaves (1 - 0.75)^2 / 2 = 1/32
+    p = oracle.probs([0, -2, -1.5], "uniform", dps=25, scale=2)
+    assert p[1] == 0
+    q = oracle.probs([0, -1.5], "uniform", dps=25, scale=2)
+    assert abs(q[1] - mp.mpf(1) / 32) < mp.mpf(10) ** -26
+
+
+def test_timing_report_measures_seconds():
+    r = oracle.timing_report(n_small=3, families=["gumbel", "uniform"], large=False)
+    assert set(r) == {"gumbel n=3 dps=30", "uniform n=3 dps=30"}
+    assert all(0 < v < 60 for v in r.values())
+
+
+def test_float_and_string_parameters_are_exact():
+    # scale 0.3: the float's exact binary value (sympy alone would keep 30 digits)
+    p = oracle.probs([1, 0], "normal", dps=50, scale=0.3)
+    q = oracle.probs([1, 0], "normal", dps=50, scale="0.3")
+    with mp.workdps(70):
+        want_bin = mp.ncdf(1 / (mp.mpf(0.3) * mp.sqrt(2)))
+        want_dec = mp.ncdf(1 / (mp.mpf(3) / 10 * mp.sqrt(2)))
+    assert abs(p[0] - want_bin) < mp.mpf(10) ** -48
+    assert abs(q[0] - want_dec) < mp.mpf(10) ** -48
+    with pytest.raises(ValueError, match="scale"):
+        oracle.probs([1, 0], "normal", scale="abc")

@@ -67,9 +67,14 @@ def _report_counts(request):
         return
     line = "hypothesis examples run: " + ", ".join(f"{k}={v}" for k, v in sorted(COUNTS.items()))
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(line)
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line("")
+                reporter.write_line(line)
+        else:
+            reporter.write_line(line)
     path = os.environ.get("PERTURBMAX_PROPERTY_COUNTS")
     if path:
         with open(path, "w") as fh:
@@ -130,7 +135,8 @@ def _assert_close_logp(a, b, what):
     a, b = np.asarray(a), np.asarray(b)
     both_inf = np.isneginf(a) & np.isneginf(b)
     tol = TWO_REL + 4 * EPS * np.maximum(np.abs(a), np.abs(b))
-    bad = ~both_inf & ~(np.abs(a - b) <= tol)
+    with np.errstate(invalid="ignore"):
+        bad = ~both_inf & ~(np.abs(a - b) <= tol)
     assert not bad.any(), f"{what}: {a[bad]} vs {b[bad]}"
 
 

@@ -114,8 +114,10 @@ def test_dim0_normal_pairs_closed_form():
     torch.testing.assert_close(p[1], 0.5 * torch.erfc(d / math.sqrt(2.0)), rtol=1e-13, atol=1e-16)
     (grad,) = torch.autograd.grad(p[0].sum(), x)
     dens = torch.exp(-0.5 * d**2) / math.sqrt(2.0 * math.pi) / math.sqrt(2.0)
-    torch.testing.assert_close(grad[0], dens, rtol=1e-12, atol=1e-16)
-    torch.testing.assert_close(grad[1], -dens, rtol=1e-12, atol=1e-16)
+    # the VJP integrates g_k T1_k and T2_k each to 1e-13 relative (numeric._vjp), so its
+    # error is relative to those O(1) terms, not to a small difference of them
+    torch.testing.assert_close(grad[0], dens, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(grad[1], -dens, rtol=1e-12, atol=1e-14)
 
 
 def test_cauchy_pairs_closed_form_and_scale():
@@ -252,10 +254,18 @@ def test_cuda_gives_clear_error():  # pragma: no cover - CPU-only CI
 
 
 def test_import_numeric_does_not_need_torch_and_hint_is_given():
+    # block every import of torch with a meta-path finder (as if it were not installed)
     code = (
-        "import sys; sys.modules['torch'] = None\n"
+        "import sys\n"
+        "class _NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _NoTorch())\n"
         "import numeric\n"
-        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "numeric.probs([0.0, 1.0], 'normal')\n"
+        "assert 'torch' not in sys.modules\n"
         "try:\n"
         "    import numeric.torch\n"
         "except ImportError as e:\n"
@@ -265,3 +275,30 @@ def test_import_numeric_does_not_need_torch_and_hint_is_given():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_masked_scores_minus_inf():
+    # masking with -inf (as in attention): probability exactly 0, finite gradients, and the
+    # unmasked entries match the n = 2 closed form Phi(D / sqrt 2)
+    x = torch.tensor([[0.0, float("-inf"), 1.0]], dtype=torch.float64, requires_grad=True)
+    p = perturbed_softmax(x, family="normal")
+    pd = p.detach()
+    assert float(pd[0, 1]) == 0.0
+    expect = 0.5 * math.erfc(-(1.0 / math.sqrt(2.0)) / math.sqrt(2.0))
+    assert abs(float(pd[0, 2]) - expect) <= 1e-13 * expect
+    (g,) = torch.autograd.grad(p[0, 2], x)
+    assert torch.isfinite(g).all() and float(g[0, 1]) == 0.0
+    dens = math.exp(-0.25) / math.sqrt(2.0 * math.pi) / math.sqrt(2.0)   # phi(1/sqrt2)/sqrt2
+    assert abs(float(g[0, 2]) - dens) <= 1e-12 and abs(float(g[0, 0]) + dens) <= 1e-12
+    lp = perturbed_log_softmax(x, family="normal")
+    assert float(lp.detach()[0, 1]) == float("-inf")
+    (gl,) = torch.autograd.grad(lp[0, 2], x)
+    assert torch.isfinite(gl).all()
+
+
+def test_empty_batch():
+    x = torch.zeros(0, 4, dtype=torch.float64, requires_grad=True)
+    p = perturbed_softmax(x, family="normal")
+    assert p.shape == (0, 4)
+    p.sum().backward()
+    assert x.grad.shape == (0, 4)

@@ -12,7 +12,7 @@ probabilities must sum to 1, otherwise :class:`OracleError` is raised.
 
 >>> from derive import oracle
 >>> [mp.nstr(p, 20) for p in oracle.probs([1, 0], "normal", dps=25)]
-['0.76024993890652325771', '0.23975006109347674229']
+['0.76024993890652326884', '0.23975006109347673116']
 
 ``certified=True`` returns python-flint ``arb`` balls (rigorous enclosures)
 from :mod:`derive.oracle.certified` for the families in
@@ -21,7 +21,9 @@ from :mod:`derive.oracle.certified` for the families in
 
 from __future__ import annotations
 
-from fractions import Fraction
+
+import math
+from fractions import Fraction as _Fraction
 
 import mpmath as mp
 
@@ -47,10 +49,38 @@ except Exception:  # pragma: no cover - depends on the optional module
     CERTIFIED_FAMILIES = ()
 
 
+def _exact_param(v):
+    """A float parameter as its exact binary value, a decimal string as an
+    exact decimal (sympy keeps only 15 or 30 digits of either otherwise)."""
+    import numbers
+
+    import sympy as sp
+
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, float) and math.isfinite(v):
+        return sp.Rational(v)
+    if isinstance(v, str):
+        try:
+            q = _Fraction(v.strip())
+        except (ValueError, ZeroDivisionError):
+            return v
+        return sp.Rational(q.numerator, q.denominator)
+    if isinstance(v, numbers.Real) and hasattr(v, "item") and not isinstance(v, numbers.Integral):
+        return _exact_param(float(v))
+    return v
+
+
 def _resolve_family(family, params):
+    params = {k: _exact_param(v) for k, v in params.items()}
     if isinstance(family, Family):
-        return family.with_params(**params) if params else family
-    return _family(family, **params)
+        fam = family.with_params(**params) if params else family
+    else:
+        fam = _family(family, **params)
+    for k, v in fam.params.items():
+        if not getattr(v, "is_number", False):
+            raise ValueError(f"{k} must be a positive real number for the oracle, got {v!r} (a symbol)")
+    return fam
 
 
 def _edge(vals):
@@ -108,7 +138,7 @@ def _certified(mu, family, dps, params, log):
         for i, p in zip(info, sub):
             res[i] = p
     if log:
-        return [p.log() if not p.is_zero() else flint.arb("-inf") for p in res]
+        return [p.log() if not p.is_zero() else flint.arb.neg_inf() for p in res]
     return res
 
 

@@ -211,7 +211,10 @@ class _StudentTInt(_Kernel):
         return self.const / (q ** (self.nu // 2) * r)
 
     def cdf(self, z, analytic, branch):
-        t = z / self.rt
+        return self.cdf_t(z / self.rt, analytic)
+
+    def cdf_t(self, t, analytic):
+        """Phi(sqrt(nu) t) from the closed form in t."""
         c = 1 / (1 + t * t)
         if self.nu % 2:
             if self.nu == 1:
@@ -220,6 +223,26 @@ class _StudentTInt(_Kernel):
             return _half_atan_over_pi(t, analytic) + t * c * self._poly(c) / arb.pi()
         r = (1 + t * t).sqrt(analytic=analytic)
         return arb(0.5) + t / (2 * r) * self._poly(c)
+
+    def cdf_inv_t(self, s, positive: bool, analytic):
+        """Phi(sqrt(nu) t) written in s = 1/t, on the side sign(Re t) = +-1.
+
+        With atan t = +-pi/2 - atan s, t/(1+t^2) = s/(1+s^2),
+        1/(1+t^2) = s^2/(1+s^2) and t/sqrt(1+t^2) = +-1/sqrt(1+s^2):
+        odd nu:  Phi = [1 or 0] - (atan s - s/(1+s^2) P(s^2/(1+s^2)))/pi,
+        even nu: Phi = 1/2 +- P(s^2/(1+s^2)) / (2 sqrt(1+s^2)).
+        Holomorphic near s = 0, i.e. at t = +-infinity.
+        """
+        q = 1 + s * s
+        if self.nu % 2:
+            if analytic and not (s.real > 0 or s.real < 0 or s.imag.abs_upper() < 1):
+                return _nan()  # atan's cut i*[1, inf) and -i*[1, inf)
+            g = s.atan()
+            if self.nu > 1:
+                g = g - s / q * self._poly(s * s / q)
+            return (1 - g / arb.pi()) if positive else (-g / arb.pi())
+        h = self._poly(s * s / q) / (2 * q.sqrt(analytic=analytic))
+        return (arb(0.5) + h) if positive else (arb(0.5) - h)
 
     def cdf_real(self, x):
         t = x / self.rt
@@ -287,6 +310,57 @@ class _Uniform(_Kernel):
         return 1 - self.cdf_real(x)
 
 
+class _StudentTGeneral(_Kernel):
+    """student_t with any real nu > 0 (``nu`` an arb ball) via 2F1.
+
+    central (|Re z| <= 1):  Phi = 1/2 + c z 2F1(1/2, (nu+1)/2; 3/2; -z^2/nu),
+    left tail (Re z < -1):  Phi = I_w(nu/2, 1/2)/2 with w = nu/(nu+z^2),
+                            = w^(nu/2) 2F1(nu/2, 1/2; nu/2+1; w) / (nu B(nu/2, 1/2)),
+    right tail (Re z > 1):  Phi = 1 - (left tail at -z)   (no cancellation).
+    2F1(a,b;c;.) is holomorphic off [1, inf): the argument ball is checked to
+    have real part < 1; ``w^(nu/2) = exp(nu/2 log w)`` uses log's analytic flag.
+    pdf = c exp(-(nu+1)/2 log(1 + z^2/nu)).
+    """
+
+    name = "student_t"
+    symmetric = True
+
+    def __init__(self, nu: arb):
+        self.nu = nu
+        half = arb(1) / 2
+        self.const = ((nu + 1) / 2).gamma() / ((nu * arb.pi()).sqrt() * (nu / 2).gamma())
+        beta = arb.pi().sqrt() * (nu / 2).gamma() / ((nu + 1) / 2).gamma()  # B(nu/2, 1/2)
+        self.tail_const = 1 / (nu * beta)
+        self.central = (half, (nu + 1) / 2, 3 * half)
+        self.tail = (nu / 2, half, nu / 2 + 1)
+
+    def pdf(self, z, analytic, branch):
+        q = 1 + z * z / self.nu
+        return self.const * (-(self.nu + 1) / 2 * q.log(analytic=analytic)).exp()
+
+    def _left(self, z, analytic):
+        w = self.nu / (self.nu + z * z)
+        if analytic and not (w.real < 1):
+            return _nan()
+        a, b, c = self.tail
+        f = w.hypgeom_2f1(a, b, c, ac=True)
+        return (self.nu / 2 * w.log(analytic=analytic)).exp() * f * self.tail_const
+
+    def cdf(self, z, analytic, branch):
+        if z.real < -1:
+            return self._left(z, analytic)
+        if z.real > 1:
+            return 1 - self._left(-z, analytic)
+        zeta = -(z * z) / self.nu
+        if analytic and not (zeta.real < 1):
+            return _nan()
+        a, b, c = self.central
+        return arb(1) / 2 + self.const * z * zeta.hypgeom_2f1(a, b, c, ac=True)
+
+    def cdf_real(self, x):
+        return self.cdf(acb(x), False, None).real
+
+
 _SIMPLE = {
     "normal": _Normal,
     "gumbel": _Gumbel,
@@ -299,8 +373,13 @@ _SIMPLE = {
 }
 
 
-def kernel(name: str, nu: int | None = None) -> _Kernel:
-    """The ball-arithmetic kernel of a registry family (standard form)."""
+def kernel(name: str, nu=None) -> _Kernel:
+    """The ball-arithmetic kernel of a registry family (standard form).
+
+    ``nu`` (student_t): a Python int (closed form) or an arb ball (2F1).
+    """
     if name == "student_t":
-        return _StudentTInt(int(nu))
+        if isinstance(nu, int):
+            return _StudentTInt(nu)
+        return _StudentTGeneral(nu)
     return _SIMPLE[name]()

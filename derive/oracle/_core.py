@@ -12,12 +12,16 @@ classes.  The integrand is exponentiated only at the end (``exp(l_u)``),
 so ``p_u`` far below 1e-300 keeps its relative precision.
 
 Procedure: float64 reconnaissance (:mod:`._prepass`) -> breakpoints at
-kinks ``d_v + b``, at the support ends and around each class's mode ->
-adaptive Gauss-Legendre (rule A, mpmath's degree-doubling estimate) -> rule B
-(tanh-sinh on small problems, otherwise Gauss-Legendre of twice the
-degree on the same pieces) at 32 more bits with the scores re-rounded
-at that precision -> A and B must agree to ``dps + 1`` digits, tails must
-be below their bounds and ``sum p = 1`` -> otherwise :class:`OracleError`.
+the kinks ``d_v + b``, at the support ends and around each class's mode
+(geometric away from it), end pieces reaching +-inf (mapped to finite
+ones, so no tail is dropped) -> adaptive Gauss-Legendre (rule A, mpmath's
+degree-doubling estimate, relative to each class's own p) -> rule B
+(tanh-sinh on small problems, otherwise Gauss-Legendre of twice the degree
+on the same pieces) at 32 more bits with the scores re-rounded at that
+precision -> A and B must agree to ``dps + 1`` digits, A's estimate must be
+below ``10^-(dps+4) p``, ``sum p = 1`` to ``dps + 1`` digits -> otherwise
+:class:`OracleError`.  Classes that cannot win (bounded support, gap at
+least the support width) are exactly 0, decided in exact arithmetic.
 """
 
 from __future__ import annotations
@@ -203,7 +207,9 @@ def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
             tol = [p * mp.mpf(10) ** (-(dps + 6)) for p in P]
             ev = _evaluator(kern, D, mult_list, targets, [mp.mpf(c) for c in cut_base]) if accelerate else \
                 _make_mp_evaluator(kern, D, mult_list, targets, [mp.mpf(c) for c in cut_base])
-            A, errA, accepted = gauss_legendre_adaptive(pieces, ev, len(targets), tol, wp_bits)
+            # effort bound: a few thousand pieces for small n, fewer for large n
+            budget = len(pieces) + min(4000, max(100, 200_000 // len(targets)))
+            A, errA, accepted = gauss_legendre_adaptive(pieces, ev, len(targets), tol, wp_bits, max_pieces=budget)
             bad = [j for j in range(len(targets)) if not (A[j] > 0)]
             if bad:
                 j = bad[0]

@@ -12,6 +12,9 @@ the mpmath kernels are used.
 
 from __future__ import annotations
 
+import bisect
+import math
+
 import mpmath as mp
 
 try:
@@ -30,7 +33,7 @@ available = flint is not None
 def to_arb(x):
     """mpf -> exact arb."""
     if mp.isinf(x):
-        return arb("inf") if x > 0 else arb("-inf")
+        return arb.pos_inf() if x > 0 else arb.neg_inf()
     sign, man, exp, _ = x._mpf_  # mpf.man_exp drops the sign
     if sign:
         man = -man
@@ -131,6 +134,30 @@ def _kernels(name, params, prec):
     return None
 
 
+def _negligible_from(kern, bits):
+    """Smallest y (float) with log(1 - Phi(y)) < -bits ln 2, so that
+    |log Phi(y')| < 2^-bits for y' >= y (float bisection on logsf; +1 margin)."""
+    target = -bits * math.log(2.0)
+    lo, hi = 0.0, 1.0
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        f = lambda y: float(np.asarray(kern.flogsf(np.array([y]))).ravel()[0])
+        while not f(hi) < target:
+            hi *= 2.0
+            if hi > 1e300:
+                return math.inf
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if f(mid) < target:
+                hi = mid
+            else:
+                lo = mid
+            if hi - lo <= 1e-9 * hi:
+                break
+    return hi + 1.0
+
+
 def make_evaluator(kern, D, mult, targets, cut):
     """An ``evaluate(xs)`` returning arb values, or None when not applicable."""
     if flint is None or kern.custom:
@@ -148,6 +175,10 @@ def make_evaluator(kern, D, mult, targets, cut):
         flint.ctx.prec = old
     lc_f, lp_f = ks
     U = len(D)
+    Df = [float(d) for d in D]  # ascending (the scores are sorted)
+    y_skip = _negligible_from(kern, prec + 12 + max(1, sum(mult)).bit_length())
+    min_cut = min(cuts, key=lambda c: c.mid()) if cuts else arb(0)
+    zero = arb(0)
 
     def evaluate(xs):
         saved = flint.ctx.prec
@@ -157,15 +188,32 @@ def make_evaluator(kern, D, mult, targets, cut):
             for x in xs:
                 xa = to_arb(x)
                 lx = (1 + abs(xa)).log()
-                ys = [xa - d for d in Da]
-                lcs = [lc_f(y) for y in ys]
+                # Classes with x - d_v > y_skip have |log Phi| < 2^-(prec+12)/n: 0.
+                k = bisect.bisect_left(Df, float(x) - y_skip) if y_skip != math.inf else 0
+                lcs = [zero] * U
                 ninf = 0
                 S = arb(0)
-                for m, v in zip(mult, lcs):
-                    if v is None or not v.is_finite():
-                        ninf += m
-                    else:
-                        S += v * m if m != 1 else v
+                most_neg = arb(0)
+                dead = False
+                # Largest scores first: in the left tail their log Phi are the most
+                # negative; stop once no class can come above the cut, using
+                # l_t <= log phi_max + (S - one term) and log phi_max <= 0 for
+                # every registry density (all bounded by 1).
+                for cnt, v in enumerate(range(U - 1, k - 1, -1)):
+                    val = lc_f(xa - Da[v])
+                    lcs[v] = val
+                    if val is None or not val.is_finite():
+                        ninf += mult[v]
+                        continue
+                    S += val * mult[v] if mult[v] != 1 else val
+                    if val.mid() < most_neg.mid():
+                        most_neg = val
+                    if ninf == 0 and cnt % 8 == 7 and (S - most_neg + lx).mid() < min_cut.mid():
+                        dead = True
+                        break
+                if dead or ninf > 1:
+                    out.append([None] * len(targets))
+                    continue
                 row = []
                 for j, t in enumerate(targets):
                     lct = lcs[t]
@@ -176,7 +224,7 @@ def make_evaluator(kern, D, mult, targets, cut):
                     if other > 0:
                         row.append(None)
                         continue
-                    lp = lp_f(ys[t])
+                    lp = lp_f(xa - Da[t])
                     if lp is None:
                         row.append(None)
                         continue

@@ -11,13 +11,15 @@ log-integrand of class ``u`` in max-CDF form
 we evaluate ``l_u`` on a grid (uniform near the scores, geometric in the
 tails), and read off per class the mode ``m_u``, the distances ``wl, wr``
 at which ``l_u`` has dropped by 1 from its peak, the hull where it is within
-``T`` of its peak, and a rough ``log p_u`` (trapezoid).  Tail cuts use the
-bounds
+``T`` of its peak, and a rough ``log p_u`` (trapezoid).  The bounds
 
     int_{-inf}^{L} phi(x - d_u) prod_{v != u} Phi(x - d_v) dx <= F(L),
     int_{R}^{inf}  phi(x - d_u) prod_{v != u} Phi(x - d_v) dx <= 1 - Phi(R - d_u),
 
-(``F = prod_v Phi(x - d_v)``; both because every ``Phi <= 1`` is increasing).
+(``F = prod_v Phi(x - d_v)``; both because every ``Phi <= 1`` is increasing)
+give ``L, R`` beyond which every class holds less than ``e^-T2`` of its
+mass; breakpoints are placed inside ``[L, R]`` only, the end pieces of the
+quadrature still reach +-inf.
 """
 
 from __future__ import annotations

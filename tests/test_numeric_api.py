@@ -1,0 +1,143 @@
+"""Public API of numeric: broadcasting, dtypes, methods, baselines, determinism, threads."""
+
+import math
+import threading
+
+import mpmath as mp
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+import numeric
+
+
+def test_exports():
+    for name in ("probs", "log_probs", "probs_vjp", "log_probs_vjp", "Family", "get_family",
+                 "FAMILY_NAMES", "METHODS", "QuadratureError"):
+        assert hasattr(numeric, name)
+    assert set(numeric.METHODS) == {"auto", "closed", "quadrature", "quantile", "monte_carlo"}
+    assert issubclass(numeric.QuadratureError, ArithmeticError)
+
+
+def test_gumbel_is_softmax_any_shape_and_axis():
+    x = np.random.default_rng(0).normal(size=(3, 4, 5)) * 4
+    for axis in (0, 1, 2, -1, -2):
+        np.testing.assert_allclose(numeric.probs(x, axis=axis), softmax(x, axis=axis), rtol=1e-14)
+    np.testing.assert_allclose(numeric.probs(x, axis=None), softmax(x, axis=None), rtol=1e-14)
+
+
+@pytest.mark.parametrize("family", ["normal", "laplace", "cauchy"])
+def test_batch_equals_rows(family):
+    x = np.random.default_rng(1).normal(size=(2, 3, 4))
+    got = numeric.probs(x, family, axis=1)
+    assert got.shape == x.shape
+    for i in range(2):
+        for k in range(4):
+            np.testing.assert_array_equal(got[i, :, k], numeric.probs(x[i, :, k], family))
+
+
+def test_log_probs_is_log_of_probs():
+    x = np.array([0.0, -3.0, 1.5, 0.2])
+    for fam in ("normal", "logistic", "uniform"):
+        lp = numeric.log_probs(x, fam)
+        p = numeric.probs(x, fam)
+        with np.errstate(divide="ignore"):
+            np.testing.assert_allclose(lp, np.log(p), rtol=1e-14)
+
+
+def test_float32_in_float32_out():
+    x = np.array([[0.0, 1.0, -2.0]], dtype=np.float32)
+    for fam in ("gumbel", "normal"):
+        p = numeric.probs(x, fam)
+        assert p.dtype == np.float32
+        np.testing.assert_allclose(p, numeric.probs(x.astype(np.float64), fam), rtol=1e-6)
+        g = numeric.probs_vjp(x, np.ones_like(x), fam)
+        assert g.dtype == np.float32
+
+
+def test_closed_method_where_available():
+    assert numeric.probs([0.0, 1.0, 2.0], method="closed").shape == (3,)
+    p = numeric.probs([0.3, -0.4], "cauchy", method="closed")
+    assert abs(p[0] - (0.5 + math.atan(0.7 / 2) / math.pi)) < 1e-15
+    with pytest.raises(ValueError, match="valid methods here"):
+        numeric.probs([0.0, 1.0, 2.0], "logistic", method="closed")
+
+
+def test_quantile_baseline_is_the_article_rule():
+    # K = 3 quantile nodes computed by hand in mpmath for the normal family
+    mu = [0.0, -1.0, 0.5]
+    K = 3
+    got = numeric.probs(mu, "normal", method="quantile", K=K)
+    e = [mp.sqrt(2) * mp.erfinv(2 * mp.mpf(k) / (K + 1) - 1) for k in range(1, K + 1)]
+    for i in range(3):
+        ref = sum(mp.fprod(mp.ncdf(mu[i] - mu[j] + ek) for j in range(3) if j != i) for ek in e) / K
+        assert abs(got[i] - ref) <= 1e-14 * ref
+    # and it is a poor approximation: K = 1000 misses the small entry badly
+    mu = np.array([0.0, -6.0, 1.0])
+    exact = numeric.probs(mu, "normal")
+    rule = numeric.probs(mu, "normal", method="quantile", K=1000)
+    assert abs(rule[1] - exact[1]) / exact[1] > 1e-2
+
+
+def test_monte_carlo_baseline_seeded():
+    mu = np.array([0.0, -1.0, 0.5])
+    a = numeric.probs(mu, "normal", method="monte_carlo", samples=200_000, seed=3)
+    b = numeric.probs(mu, "normal", method="monte_carlo", samples=200_000, seed=3)
+    np.testing.assert_array_equal(a, b)
+    exact = numeric.probs(mu, "normal")
+    assert np.max(np.abs(a - exact)) < 5 * math.sqrt(0.25 / 200_000)
+    assert a.sum() == 1.0
+
+
+def test_method_options_validated():
+    with pytest.raises(TypeError, match="samples"):
+        numeric.probs([0.0, 1.0], "normal", method="monte_carlo", samples=1.5)
+    with pytest.raises(ValueError, match="not available"):
+        fam = numeric.Family(numeric.get_family("normal").logcdf, numeric.get_family("normal").logpdf)
+        numeric.probs([0.0, 1.0], fam, method="quantile")
+
+
+@pytest.mark.parametrize("family", ["gumbel", "normal", "laplace", "cauchy", "student_t"])
+def test_deterministic_bit_identical(family):
+    x = np.random.default_rng(5).normal(size=(3, 7)) * 3
+    a = numeric.probs(x, family)
+    for _ in range(3):
+        np.testing.assert_array_equal(numeric.probs(x, family), a)
+    np.testing.assert_array_equal(numeric.log_probs_vjp(x, x, family), numeric.log_probs_vjp(x, x, family))
+
+
+def test_thread_safety_four_threads():
+    rng = np.random.default_rng(7)
+    jobs = [(rng.normal(size=(2, 9)) * 2, fam) for fam in ("normal", "laplace", "cauchy", "logistic")] * 2
+    expected = [numeric.probs(x, f) for x, f in jobs]
+    results = [None] * len(jobs)
+    barrier = threading.Barrier(4)
+
+    def work(t):
+        barrier.wait()
+        for k in range(t, len(jobs), 4):
+            x, f = jobs[k]
+            results[k] = numeric.probs(x, f)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for r, e in zip(results, expected):
+        np.testing.assert_array_equal(r, e)
+
+
+@pytest.mark.parametrize("family", ["normal", "cauchy", "laplace", "uniform", "exponential"])
+def test_article_properties(family):
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        mu = rng.normal(size=6) * 2
+        p = numeric.probs(mu, family)
+        assert (p >= 0).all() and abs(math.fsum(p) - 1) <= 1e-14
+        order = np.argsort(mu)
+        assert (np.diff(p[order]) >= 0).all()                      # order preserving (non-strict)
+        np.testing.assert_allclose(numeric.probs(mu + 3.7, family), p, rtol=1e-12, atol=1e-300)
+        perm = rng.permutation(6)
+        np.testing.assert_array_equal(numeric.probs(mu[perm], family), p[perm]) if family == "gumbel" \
+            else np.testing.assert_allclose(numeric.probs(mu[perm], family), p[perm], rtol=1e-14)

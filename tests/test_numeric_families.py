@@ -1,0 +1,126 @@
+"""numeric.families kernels against mpmath, far tails included; user-family validation."""
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+import numeric
+from numeric.families import Family, get_family
+
+mp.mp.dps = 40
+
+
+def _mp_cdf_pdf(name, nu=None):
+    if name == "gumbel":
+        return lambda x: mp.exp(-mp.exp(-x)), lambda x: mp.exp(-x - mp.exp(-x))
+    if name == "gumbel_min":
+        return lambda x: -mp.expm1(-mp.exp(x)), lambda x: mp.exp(x - mp.exp(x))
+    if name == "normal":
+        return lambda x: mp.ncdf(x), lambda x: mp.npdf(x)
+    if name == "logistic":
+        return lambda x: 1 / (1 + mp.exp(-x)), lambda x: mp.exp(-abs(x)) / (1 + mp.exp(-abs(x))) ** 2
+    if name == "laplace":
+        return (lambda x: mp.exp(x) / 2 if x < 0 else 1 - mp.exp(-x) / 2), lambda x: mp.exp(-abs(x)) / 2
+    if name == "exponential":
+        return (lambda x: -mp.expm1(-x) if x > 0 else mp.mpf(0)), (lambda x: mp.exp(-x) if x >= 0 else mp.mpf(0))
+    if name == "uniform":
+        return (lambda x: min(max(x, mp.mpf(0)), mp.mpf(1))), (lambda x: mp.mpf(1) if 0 <= x <= 1 else mp.mpf(0))
+    if name == "cauchy":
+        # left tail as atan(-1/x)/pi: the same function without the cancellation of 1/2 + atan(x)/pi
+        return (lambda x: mp.atan(-1 / x) / mp.pi if x < 0 else mp.mpf(1) / 2 + mp.atan(x) / mp.pi), \
+            lambda x: 1 / (mp.pi * (1 + x * x))
+    if name == "student_t":
+        nu = mp.mpf(nu)
+        c = mp.gamma((nu + 1) / 2) / (mp.sqrt(nu * mp.pi) * mp.gamma(nu / 2))
+        pdf = lambda x: c * (1 + x * x / nu) ** (-(nu + 1) / 2)  # noqa: E731
+
+        def cdf(x):
+            # Phi(x) = 1 - I_{nu/(nu+x^2)}(nu/2, 1/2)/2 for x > 0 (regularized incomplete beta)
+            t = nu / (nu + x * x)
+            tail = mp.betainc(nu / 2, mp.mpf(1) / 2, 0, t, regularized=True) / 2
+            return tail if x < 0 else 1 - tail
+        return cdf, pdf
+    raise KeyError(name)
+
+
+GRIDS = {
+    "gumbel": [-6.5, -3, -0.5, 0, 1, 5, 30, 700],
+    "gumbel_min": [-700, -40, -30.5, -5, -0.5, 0, 1, 3, 6],
+    "normal": [-1e4, -300, -38, -20, -5, -0.5, 0, 0.5, 3, 8, 20, 37],
+    "logistic": [-700, -40, -5, -0.5, 0, 0.5, 5, 36, 700],
+    "laplace": [-700, -40, -0.5, 0, 0.5, 5, 36, 700],
+    "exponential": [1e-300, 1e-10, 0.5, 5, 30, 36, 700],
+    "uniform": [1e-300, 1e-8, 0.25, 0.5, 0.999999, 1.0],
+    "cauchy": [-1e300, -1e20, -1e5, -30, -1, 0, 1, 30, 1e5, 1e15],
+    "student_t": [-1e200, -1e6, -30, -1, 0, 1, 30, 1e6, 1e9],
+}
+
+
+def _rel(a, b):
+    b = mp.mpf(b)
+    return float(abs(mp.mpf(float(a)) - b) / max(abs(b), mp.mpf(1e-300)))
+
+
+@pytest.mark.parametrize("name", numeric.FAMILY_NAMES)
+@pytest.mark.parametrize("nu", [None])
+def test_logcdf_logpdf_loghazard_match_mpmath(name, nu):
+    nus = [0.5, 3.0, 30.0] if name == "student_t" else [None]
+    for nu in nus:
+        fam = get_family(name, nu=nu) if nu else get_family(name)
+        cdf, pdf = _mp_cdf_pdf(name, nu)
+        xs = np.array(GRIDS[name], dtype=np.float64)
+        lc = fam.logcdf(xs)
+        lp = fam.logpdf(xs)
+        lh = fam.loghazard(xs)
+        lsf = fam.logsf(xs)
+        worst = []
+        for x, a, b, c, d in zip(xs, lc, lp, lh, lsf):
+            xm = mp.mpf(float(x))
+            C, P = cdf(xm), pdf(xm)
+            for what, got, ref in (("logcdf", a, mp.log(C)), ("logpdf", b, mp.log(P)),
+                                   ("loghazard", c, mp.log(P) - mp.log(C)), ("logsf", d, mp.log(1 - C))):
+                # log-space accuracy: absolute error relative to max(1, |value|)
+                err = float(abs(mp.mpf(float(got)) - ref) / max(1, abs(ref)))
+                worst.append((err, what, float(x)))
+        worst.sort(reverse=True)
+        tol = 2e-13 if name == "student_t" else 5e-15
+        assert worst[0][0] <= tol, f"{name} nu={nu}: worst {worst[:3]}"
+
+
+def test_custom_family_roundtrip_and_validation():
+    from scipy.special import log_ndtr
+    fam = Family(log_ndtr, lambda x: -x * x / 2 - 0.5 * math.log(2 * math.pi), name="my_normal")
+    got = numeric.probs([0.0, -1.0, 0.5], fam)
+    ref = numeric.probs([0.0, -1.0, 0.5], "normal", method="quadrature")
+    np.testing.assert_allclose(got, ref, rtol=1e-13)
+    # not a CDF: decreasing
+    with pytest.raises(ValueError, match="not a CDF"):
+        Family(lambda x: -log_ndtr(x) * 0 + log_ndtr(-x), lambda x: -x * x / 2, name="bad")
+    # pdf not the derivative of the cdf
+    with pytest.raises(ValueError, match="derivative"):
+        Family(log_ndtr, lambda x: -x * x / 8 - 0.5 * math.log(8 * math.pi), name="bad2")
+    with pytest.raises(TypeError):
+        Family("not callable", log_ndtr)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf")])
+def test_bad_scale(bad):
+    with pytest.raises(ValueError, match="scale"):
+        numeric.probs([0.0, 1.0], "normal", scale=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -2.0, float("nan")])
+def test_bad_nu(bad):
+    with pytest.raises(ValueError, match="nu"):
+        numeric.probs([0.0, 1.0], "student_t", nu=bad)
+
+
+def test_unknown_family_lists_names():
+    with pytest.raises(ValueError, match="gumbel.*normal"):
+        numeric.probs([0.0, 1.0], "gauss")
+    with pytest.raises(ValueError, match="nu"):
+        numeric.probs([0.0, 1.0], "normal", nu=3)
+    with pytest.raises(TypeError):
+        numeric.probs([0.0, 1.0], 3)
