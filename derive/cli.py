@@ -149,6 +149,8 @@ def _parse_mu_floats(tokens) -> list[float]:
         if math.isnan(v):
             raise UsageError(f"MU[{i}] is NaN; scores must be real numbers or +-inf")
         values.append(v)
+    if all(v == -math.inf for v in values):
+        raise UsageError("every MU is -inf: no class can win")
     return values
 
 

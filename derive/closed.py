@@ -111,8 +111,8 @@ def derive(family, n="general", **params) -> Derivation:
     ``.status`` in ``{"closed", "special", "none"}``, ``.reason``,
     ``.conditions`` (article conditions 1-4), ``.family``, ``.n``.
 
-    >>> derive("exponential", 2).closed_form[1]
-    exp(mu_2 - Max(mu_1, mu_2))/2
+    >>> derive("exponential", 2).closed_form[1]     # = exp(mu_2 - mu_1)/2 when mu_1 >= mu_2
+    exp(mu_2 - Max(mu_1, mu_2)) - exp(mu_1 + mu_2 - 2*Max(mu_1, mu_2))/2
     """
     fam = _resolve_family(family, params)
     nn = _validate_n(n)
@@ -145,6 +145,30 @@ def _derive_cached(fam: Family, n, level: str) -> Derivation:
         d.conditions = check_conditions(d.closed_form, d.symbols, bounded_support=bool(bounded),
                                         spread=2.0 * float(scale), symbolic=d.status == "closed")
     return d
+
+
+_ANY_N_CLOSED = ("gumbel", "gumbel_min", "exponential", "uniform", "laplace", "logistic")
+
+
+def planned_status(name: str, n) -> str | None:
+    """Status the route table gives for (registry family, n) without running it, or None.
+
+    None means the outcome depends on what sympy reaches (n = 2 by the
+    difference density): run :func:`derive` to know.  For the other cells
+    the route is structural: the routes of ``_ANY_N_CLOSED`` work for every
+    n (each run verifies its steps), normal n = 3 needs Owen's T, and normal
+    n >= 4 / heavy tails n >= 3 have none.
+    """
+    n = _validate_n(n)
+    if name in _ANY_N_CLOSED:
+        return "closed"
+    if n == 1:
+        return "closed"
+    if name == "normal":
+        return {2: "special", 3: "special"}.get(n, "none")
+    if n == 2:
+        return None
+    return "none"
 
 
 def _trivial(fam):
@@ -212,7 +236,7 @@ def _termwise(expr, var, lo, hi):
     for term in terms:
         coeff, g = term.as_independent(var)
         g = sp.powsimp(g, combine="exp")
-        out.append(coeff * sp.integrate(g, (var, lo, hi)))
+        out.append(sp.cancel(coeff * sp.integrate(g, (var, lo, hi))))
     return sp.Add(*out)
 
 
@@ -302,7 +326,7 @@ def _gumbel_min(fam, syms):
            checks=("numeric",))
     value = _termwise(expanded.function, _U, 0, sp.oo)
     d.step(value, "integrate term by term: $\\int_0^\\infty e^{-u(1+\\sum_{j\\in S}c_j)}du=1/(1+\\sum_{j\\in S}c_j)$",
-           checks=("doit", "numeric"))
+           checks=("numeric", "doit"))
     d.step(value.xreplace(defs), "write out $c_j$", checks=("identical",))
     d.closed_form = _by_symmetry(d.result, syms)
     d.status = "closed"
@@ -335,7 +359,7 @@ def _exponential(fam, syms):
     expanded = sp.Integral(sp.powsimp(sp.expand(body), combine="exp"), (_X, M, sp.oo))
     d.step(expanded, "expand the product (subsets of $\\{2..n\\}$)", checks=("numeric",))
     value = _termwise(expanded.function, _X, M, sp.oo)
-    d.step(value, "integrate each exponential from $M$ to $\\infty$", checks=("doit", "numeric"))
+    d.step(value, "integrate each exponential from $M$ to $\\infty$", checks=("numeric", "doit"))
     final = sp.powsimp(value.xreplace({M: M_def}), combine="exp")
     d.step(final, "write out $M=\\max_j\\mu_j$", checks=("identical", "numeric"))
     d.closed_form = _by_symmetry(d.result, syms)
@@ -570,7 +594,12 @@ def _difference_route(fam, syms):
     except DerivationError as exc:
         return _failed(d, f"sympy's value for the difference density fails the numeric check ({how} gave "
                        f"${sp.latex(g)}$): rejected.")
-    value = sp.integrate(g, (_T, -sp.oo, D))
+    if g.is_rational_function(_T):
+        # rational density: partial fractions, termwise antiderivative, minus its limit at -oo
+        G = _antiderivative(sp.apart(sp.together(g), _T), _T)
+        value = G.subs(_T, D) - sp.limit(G, _T, -sp.oo)
+    else:
+        value = sp.integrate(g, (_T, -sp.oo, D))
     if value.has(sp.Integral):
         return _failed(d, f"sympy leaves $\\int_{{-\\infty}}^{{\\Delta}} g(t)dt$ unevaluated for $g={sp.latex(g)}$.")
     value = sp.simplify(value)
@@ -680,4 +709,10 @@ def _general(fam):
     if name in per_n:
         d.status, d.reason = per_n[name]
         return d
-    return _failed(d, "no closed form for symbolic n: already n = 4 (normal) or n = 3 (heavy tails) has none.")
+    if name == "normal":
+        why = "no closed form for symbolic n: already n = 4 has none (a trivariate normal orthant probability)."
+    elif name in ("cauchy", "student_t"):
+        why = "no closed form for symbolic n: already n = 3 has none (heavy tails, see the n = 3 attempt)."
+    else:
+        why = "no closed-form route for symbolic n for this family."
+    return _failed(d, why)

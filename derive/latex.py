@@ -72,6 +72,19 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
         out.append("$$")
         out.append("")
     closed = getattr(d, "closed_form", None)
+    ranks = getattr(d, "extra", {}).get("rank_forms")
+    if ranks:
+        # per-ordering families: the rank formulas are what a reader wants; the
+        # returned closed_form is the Piecewise of these over all orderings
+        out.append("Closed form for $\\mu_1\\geq\\mu_2\\geq\\dots\\geq\\mu_n$ (other orderings by relabelling; "
+                   "`.closed_form` holds the Piecewise over all orderings):")
+        out.append("")
+        for k, expr in enumerate(ranks, start=1):
+            out.append("$$")
+            out.append(f"p_{{{k}}} = {latex(expr)}")
+            out.append("$$")
+            out.append("")
+        closed = None
     if closed:
         out.append("Closed form" + (f" (assuming {d.assumptions})" if d.assumptions else "") + ":")
         out.append("")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 __all__ = [
     "FIGURES",
+    "PARTS",
     "default_outdir",
     "render",
     "generate",
@@ -265,13 +266,16 @@ def render_benchmarks(bench: dict) -> str:
                      "(covariance I + 11^T), default tolerances.\n\n")
         mvn = [r for r in ac["runs"] if r["method"] == "scipy_mvn"]
         t_mvn = mvn[0]["time_s"] if mvn else None
+        exact = ac.get("oracle_p")
+        k_min = min(range(len(exact)), key=exact.__getitem__) if exact else None
         rows = []
         for r in ac["runs"]:
             speed = f"{t_mvn / r['time_s']:.3g}x" if t_mvn else "-"
-            rows.append((r["method"], r.get("setting") or "", _ms(r["time_s"]), _g(r["max_rel_err"]),
+            small = _g(r["rel_err"][k_min]) if k_min is not None and r.get("rel_err") else "-"
+            rows.append((r["method"], r.get("setting") or "", _ms(r["time_s"]), _g(r["max_rel_err"]), small,
                          _g(r["max_abs_err"]), speed))
         parts.append(_md_table(("method", "setting", "time (all entries)", "max rel. error",
-                                "max abs. error", "speed vs scipy MVN"), rows))
+                                "rel. error of the smallest p", "max abs. error", "speed vs scipy MVN"), rows))
         parts.append("\n" + _figure_md("accuracy_vs_cost.png") + "\n")
     vj = bench.get("vjp")
     if vj:
@@ -289,7 +293,8 @@ def render_benchmarks(bench: dict) -> str:
     orc = bench.get("oracle")
     if orc:
         parts.append("## Oracle timings\n\n")
-        parts.append(f"Measured with `{orc.get('function', 'derive.oracle.timing_report')}`.\n\n")
+        inputs = f" ({orc['inputs']})" if orc.get("inputs") else ""
+        parts.append(f"Measured with `{orc.get('function', 'derive.oracle.timing_report')}`{inputs}.\n\n")
         rows = [(r["case"], _ms(r["time_s"]) if r.get("time_s") is not None else r.get("note", "n/a"))
                 for r in orc["rows"]]
         parts.append(_md_table(("case", "time"), rows) + "\n")
@@ -322,28 +327,42 @@ def _load_bench(outdir: Path):
 # ---------------------------------------------------------------------------
 
 
-def render(outdir=None) -> dict:
+#: groups of generated files, for :func:`render`'s ``parts``
+PARTS = ("index", "derivations", "torch", "figures", "benchmarks")
+
+
+def render(outdir=None, *, parts=None) -> dict:
     """All generated files as ``{relative posix path: bytes}`` (writes nothing).
 
-    ``outdir`` is only read for its inputs (``data/bench.json``).
+    ``outdir`` is only read for its inputs (``data/bench.json``).  ``parts``
+    restricts the output to some of :data:`PARTS` (default: all): "index"
+    (README.md), "derivations" (gumbel.md, families.md, families/*.md --
+    the sympy-heavy pages), "torch" (torch_example.md), "figures" (the two
+    numeric.probs figures), "benchmarks" (benchmarks.md and its figures).
     """
     from . import plots
 
+    parts = set(PARTS if parts is None else parts)
+    unknown = parts - set(PARTS)
+    if unknown:
+        raise ValueError(f"parts: unknown {sorted(unknown)}; choose from {', '.join(PARTS)}")
     outdir = Path(outdir) if outdir is not None else default_outdir()
     bench = _load_bench(outdir)
     torch_src = _torch_example_source()
-    files = {
-        "README.md": _text(_index_page(bench is not None, torch_src is not None)),
-        "gumbel.md": _text(_gumbel_page()),
-        "families.md": _text(_families_page()),
-    }
-    for name in _family_names():
-        files[f"families/{name}.md"] = _text(_family_page(name))
-    if torch_src is not None:
+    files = {}
+    if "index" in parts:
+        files["README.md"] = _text(_index_page(bench is not None, torch_src is not None))
+    if "derivations" in parts:
+        files["gumbel.md"] = _text(_gumbel_page())
+        files["families.md"] = _text(_families_page())
+        for name in _family_names():
+            files[f"families/{name}.md"] = _text(_family_page(name))
+    if "torch" in parts and torch_src is not None:
         files["torch_example.md"] = _text(_torch_page(torch_src))
-    files["figures/p1_vs_delta.png"] = plots.p1_vs_delta_png()
-    files["figures/family_bars.png"] = plots.family_bars_png()
-    if bench is not None:
+    if "figures" in parts:
+        files["figures/p1_vs_delta.png"] = plots.p1_vs_delta_png()
+        files["figures/family_bars.png"] = plots.family_bars_png()
+    if "benchmarks" in parts and bench is not None:
         files.update(bench_outputs(bench))
     return dict(sorted(files.items()))
 

@@ -15,7 +15,6 @@ two are drawn from the measured runs stored in ``notes/data/bench.json``
 from __future__ import annotations
 
 import io
-import math
 from contextlib import contextmanager
 
 __all__ = [
@@ -229,8 +228,9 @@ def bench_scaling_png(bench: dict) -> bytes:
             ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=fam)
             bx.loglog([p[0] for p in pts], [p[2] for p in pts], marker="o", label=fam)
         if len(ns) > 1:
-            t_ref = max(p[1] for pts in fams.values() for p in pts if p[0] == ns[0])
-            ax.loglog(ns, [t_ref * n / ns[0] for n in ns], color="0.6", lw=0.8, ls=":", label="slope 1 (linear)")
+            # slope-1 reference ending at the slowest time at the largest n
+            t_end = max([p[1] for pts in fams.values() for p in pts if p[0] == ns[-1]] or [soft[ns[-1]]])
+            ax.loglog(ns, [t_end * n / ns[-1] for n in ns], color="0.6", lw=0.8, ls=":", label="slope 1 (linear)")
         ax.set_xlabel("n (scores per vector)")
         ax.set_ylabel("time (s, median of repeats)")
         ax.set_title("numeric.probs: time vs n")

@@ -42,11 +42,24 @@ FAST_MIN_N = 256
 
 
 def _fast_engine():
+    """``f(y (m, n), fam) -> (log_p, ok)`` from numeric._fast, or None when absent."""
     try:
-        from ._fast import fast_log_probs
+        from . import _fast
     except ImportError:
         return None
-    return fast_log_probs
+    rows = getattr(_fast, "fast_log_probs_rows", None)
+    if rows is not None:
+        return rows
+    whole = getattr(_fast, "fast_log_probs", None)
+    if whole is None:
+        return None
+
+    def by_block(y, fam):
+        try:
+            return whole(y, fam), np.ones(y.shape[0], dtype=bool)
+        except NotImplementedError:
+            return np.full(y.shape, np.nan), np.zeros(y.shape[0], dtype=bool)
+    return by_block
 
 
 def _valid_methods(fam, n, choices=METHODS):
@@ -120,10 +133,13 @@ def _log_probs_2d(x, fam, method, opts):
         blk = full & ~one
         if fast is not None and blk.any():
             try:
-                lp[rows[blk]] = fast(np.ascontiguousarray(y[blk]), fam)
-                done |= blk
-            except NotImplementedError:
-                pass
+                flp, ok = fast(np.ascontiguousarray(y[blk]), fam)
+            except NotImplementedError:       # family without fast kernels
+                flp, ok = None, np.zeros(int(blk.sum()), dtype=bool)
+            idx = np.flatnonzero(blk)[ok]
+            if idx.size:
+                lp[rows[idx]] = flp[ok]
+            done[idx] = True
     else:
         done = one.copy()
     for r in np.flatnonzero(~done):

@@ -29,7 +29,21 @@ from ._quadrature import Row, integrate_components, quadrature_log_probs
 
 __all__ = ["quadrature_vjp", "softmax_vjp", "softmax_log_vjp"]
 
-VJP_RTOL = 1e-13
+VJP_RTOL = 1e-12
+
+
+def _row_without_probs(y, fam):
+    from ._quadrature import Row, _domain
+    y = y - y.max()
+    g = -y
+    far = g > 1e6
+    if far.any():
+        # same float64-range screening as the probabilities (p below e^-1.8e308 -> 0)
+        return quadrature_log_probs(y, fam, return_row=True)
+    row = Row(y, fam)
+    row.subset = None
+    row.edges = _domain(row)[0]
+    return None, row
 
 
 def softmax_vjp(lp, g):
@@ -57,7 +71,12 @@ def quadrature_vjp(y, g, fam, *, log=False):
     """
     y = np.asarray(y, dtype=np.float64)
     g = np.asarray(g, dtype=np.float64)
-    lp, row = quadrature_log_probs(y, fam, return_row=True)
+    if log:
+        lp, row = quadrature_log_probs(y, fam, return_row=True)
+    else:
+        # probs VJP needs no probabilities: integrate T-terms on the initial domain
+        # (its ends bound the dropped mass of F' by F(X_L) and sf(X_R)^2 scales)
+        lp, row = _row_without_probs(y, fam)
     if row.subset is not None:
         # entries with p below the float64 range (log p = -inf): zero gradient, cotangent dropped
         out = np.zeros(y.shape)
@@ -70,8 +89,9 @@ def quadrature_vjp(y, g, fam, *, log=False):
     Gsum = np.zeros(m)
     np.add.at(Gsum, inv, g)
     lG, sG = _signed_log(Gsum)
-    lpu = np.empty(m)
-    lpu[inv] = lp
+    lpu = np.zeros(m)
+    if log:
+        lpu[inv] = lp
     if log:
         # entries with p = 0 (bounded supports) have log p = -inf locally constant:
         # their cotangents drop out and their gradient is 0

@@ -75,7 +75,6 @@ class DeviceNotSupportedError(ValueError, RuntimeError):
     """The input tensor is not on the CPU (the engine is numpy-based)."""
 
 
-_NATIVE = (torch.float64, torch.float32)
 _UPCAST = (torch.float16, torch.bfloat16)
 
 

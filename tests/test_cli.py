@@ -196,6 +196,18 @@ def test_oracle_log_negative_scores(capsys):
     assert logp[0] == pytest.approx(math.log(ndtr(-6 / math.sqrt(2))), rel=1e-13)
 
 
+def test_oracle_tables_calls_reference_tables(capsys, monkeypatch, tmp_path):
+    import derive.oracle
+
+    calls = []
+    monkeypatch.setattr(derive.oracle, "reference_tables",
+                        lambda outdir="notes/reference", families=None, progress=True: calls.append((outdir, progress)))
+    rc, out, err = run(capsys, "oracle", "--tables", "--outdir", str(tmp_path), "--quiet")
+    assert rc == 0, err
+    assert calls == [(str(tmp_path), False)]
+    assert str(tmp_path) in out
+
+
 # ---------------------------------------------------------------------------
 # derive
 # ---------------------------------------------------------------------------
@@ -223,6 +235,7 @@ def test_derive_concrete_n(capsys):
 BAD = [
     ("probs", "nosuchfamily", "0", "1"),
     ("probs", "normal", "0", "nan"),
+    ("probs", "normal", "-inf", "-inf"),
     ("probs", "normal", "0", "abc"),
     ("probs", "normal"),
     ("probs", "normal", "0", "1", "--scale", "0"),
@@ -236,6 +249,8 @@ BAD = [
     ("oracle", "normal", "0", "nan"),
     ("oracle", "normal", "0", "1", "--dps", "two"),
     ("oracle",),
+    ("oracle", "--tables", "normal", "0"),
+    ("oracle", "normal", "0", "1", "--outdir", "x"),
     ("derive", "nosuchfamily"),
     ("derive", "gumbel", "--n", "0"),
     ("derive", "gumbel", "--n", "x"),

@@ -34,7 +34,7 @@ import numpy as np
 import sympy as sp
 
 from ._mpfamily import kernels_for, sympy_to_mpf
-from ._prepass import reconnoitre, soft_breakpoints
+from ._prepass import reconnoitre, reconnoitre_mp, soft_breakpoints, soft_breakpoints_mp
 from ._quadrature import gauss_legendre_adaptive, gauss_legendre_fixed, tanh_sinh
 from .errors import OracleError
 
@@ -44,6 +44,8 @@ __all__ = ["compute", "frac_to_mpf", "LAST_RUN"]
 LAST_RUN: dict = {}
 
 _LN10 = math.log(10.0)
+#: largest standardized spread for the float64 reconnaissance (above: mpmath)
+_FLOAT_SCAN_MAX = 10**5
 
 
 def frac_to_mpf(q: Fraction):
@@ -153,24 +155,41 @@ def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
     scale = fam.scale if not fam.custom else sp.Integer(1)
     scale_f = float(scale)
 
-    # --- float reconnaissance ---
-    df = []
-    for q in uniq:
-        try:
-            df.append(float(q - top) / scale_f)
-        except OverflowError:
-            df.append(-math.inf)
-    df = np.array(df)
-    if not np.all(np.isfinite(df)):
-        raise OracleError(f"{label}: scores {_fmt_mu(mu_fracs)} are too far apart (beyond float range)")
+    # --- reconnaissance: float64 scan for moderate spreads, mpmath otherwise ---
+    with mp.workprec(64):
+        spread = abs(frac_to_mpf(uniq[0] - top)) / sympy_to_mpf(scale)
     mult = np.array(mult_list)
     tarr = np.array(targets)
     T = (dps + 20) * _LN10
     T2 = (dps + 8) * _LN10
-    rc = reconnoitre(kern, df, mult, tarr, T, T2, label)
-    guard = int(math.ceil(math.log10(max(1.0, float(np.abs(rc.logp).max()), float(np.abs(rc.peak).max()))))) + 1
-    wp_dps = dps + 10 + guard
-    soft = soft_breakpoints(rc)
+    rc = None
+    if spread <= _FLOAT_SCAN_MAX:
+        df = np.array([float(q - top) / scale_f for q in uniq])
+        try:
+            rc = reconnoitre(kern, df, mult, tarr, T, T2, label)
+        except OracleError:
+            rc = None
+    if rc is not None:
+        soft = [mp.mpf(float(x)) for x in soft_breakpoints(rc)]
+        logp_rc = [mp.mpf(float(v)) for v in rc.logp]
+        peak_rc = [mp.mpf(float(v)) for v in rc.peak]
+        width_min = float(min(rc.wl.min(), rc.wr.min()))
+    else:
+        # positions to ~2^-40 of a unit width, log-integrands (~ -d^2/2 for
+        # the normal) to a few bits absolute
+        rb = 2 * max(1, int(spread).bit_length()) + 96
+        with mp.workprec(rb):
+            sc = sympy_to_mpf(scale)
+            Dr = [frac_to_mpf(q - top) / sc for q in uniq]
+            rc = reconnoitre_mp(kern, Dr, mult_list, targets, mp.mpf(T), mp.mpf(T2), label)
+            soft = soft_breakpoints_mp(rc, Dr)
+        logp_rc, peak_rc = list(rc.logp), list(rc.peak)
+        width_min = float(min(min(rc.wl), min(rc.wr)))
+    big = max([mp.mpf(1)] + [abs(v) for v in logp_rc] + [abs(v) for v in peak_rc])
+    guard = int(mp.ceil(mp.log10(big))) + 1
+    # nodes at |x| ~ spread on pieces ~ width_min long: log10(spread / width) more digits
+    pos_guard = max(0, int(mp.ceil(mp.log10(spread + 1) - math.log10(min(1.0, width_min))))) if spread > 1 else 0
+    wp_dps = dps + 10 + guard + pos_guard
 
     def run_rules(prec_bits):
         """Scores at ``prec_bits`` and the pieces: support ends (or +-inf),
@@ -188,18 +207,19 @@ def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
                     x = d + b
                     if lo < x < hi:
                         hard.add(x)
-            inner = sorted(hard | {mp.mpf(float(x)) for x in soft if lo < x < hi})
+            inner = sorted(hard | {x for x in soft if lo < x < hi})
             clean = [lo]
             for x in inner + [hi]:
-                if mp.isinf(clean[-1]) or x - clean[-1] > mp.mpf(2) ** (-prec_bits // 2) * (1 + abs(x)):
+                if mp.isinf(clean[-1]) or x - clean[-1] > mp.mpf(2) ** (-(prec_bits - int((dps + 10) * 3.33))) * (1 + abs(x)):
                     clean.append(x)
                 elif x in hard or x == hi:
                     clean[-1] = x
             return D, list(zip(clean[:-1], clean[1:]))
 
     wp_bits = int(wp_dps * 3.3219280948873626) + 8
-    P = [mp.exp(mp.mpf(float(lp))) for lp in rc.logp]
-    cut_base = [float(lp) - (wp_dps + 15) * _LN10 for lp in rc.logp]
+    with mp.workprec(wp_bits):
+        P = [mp.exp(lp) for lp in logp_rc]
+        cut_base = [lp - (wp_dps + 15) * mp.ln10 for lp in logp_rc]
     diag = {"family": label, "n": n, "dps": dps, "working_dps": wp_dps}
     for attempt in range(2):
         with mp.workprec(wp_bits):

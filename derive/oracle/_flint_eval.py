@@ -69,7 +69,25 @@ def _kernels(name, params, prec):
         r2 = arb(2).sqrt()
         c = (2 * arb.pi()).log() / 2
 
+        big = arb(10) ** 4
+        eps = arb(2) ** -(prec + 8)
+
+        def asym(y):
+            # log Phi(-|y|) for |y| > 1e4 (arb's erfc returns nan beyond ~1e6):
+            # Phi(-|y|) = phi(y)/|y| sum_k (-1)^k (2k-1)!!/y^(2k), an alternating
+            # series with decreasing terms here, remainder below the first omitted term
+            y2 = y * y
+            term, acc, k = arb(1), arb(1), 0
+            while abs(term.mid()) > eps:
+                k += 1
+                term = -term * (2 * k - 1) / y2
+                acc += term
+            return -y2 / 2 - abs(y).log() - c + acc.log()
+
         def lc(y):
+            if abs(y.mid()) > big:
+                la = asym(y)
+                return la if _neg(y) else -(la.exp())
             if _neg(y):
                 return ((-y / r2).erfc() / 2).log()
             return (-((y / r2).erfc() / 2)).log1p()

@@ -115,6 +115,19 @@ def _normal():
     # y < 0: Phi = erfc(-y/sqrt2)/2 (relative accuracy in the left tail);
     # y > 0: log Phi = log1p(-erfc(y/sqrt2)/2)
     def lc(y):
+        # |y| > 1e50: Phi(-|y|) = phi(y)/|y| sum_k (-1)^k (2k-1)!!/y^(2k) (alternating
+        # asymptotic series with decreasing terms, remainder below the first
+        # omitted one); mpmath's erfc overflows a float for |y| > ~1e154.
+        if abs(y) > 1e50:
+            y2 = y * y
+            term, k, acc = mp.mpf(1), 0, mp.mpf(1)
+            eps = mp.mpf(2) ** -(mp.mp.prec + 8)
+            while abs(term) > eps:
+                k += 1
+                term = -term * (2 * k - 1) / y2
+                acc += term
+            la = -y2 / 2 - mp.log(abs(y)) - mp.log(2 * mp.pi) / 2 + mp.log(acc)
+            return la if y < 0 else -mp.exp(la)
         if y < 0:
             return mp.log(mp.erfc(-y / mp.sqrt(2)) / 2)
         return mp.log1p(-mp.erfc(y / mp.sqrt(2)) / 2)

@@ -186,3 +186,206 @@ def soft_breakpoints(rc: Recon, max_points: int = 3000) -> np.ndarray:
     if len(kept) > max_points:
         raise OracleError(f"too many breakpoints ({len(kept)}) for the integration range")
     return np.array(kept)
+
+
+# --------------------------------------------------------------------------
+# mpmath reconnaissance, for spreads the float64 scan cannot resolve
+# (|d| > ~1e5: unit widths at 1e300 are below a float's ulp, and normal
+# log-integrands ~ -d^2/2 overflow float64 beyond |d| ~ 1e154).
+# Same outputs as :func:`reconnoitre`, as mpf lists; nothing here ends up in
+# a returned value either.
+# --------------------------------------------------------------------------
+
+#: families whose density and CDF are log-concave: every l_u is concave,
+#: so one golden-section search finds its (unique) mode.
+_LOG_CONCAVE = {"gumbel", "gumbel_min", "normal", "logistic", "laplace", "exponential", "uniform"}
+
+
+def _ell_mp(kern, D, mult, t):
+    """x -> l_t(x) = log phi(x - d_t) + sum_v m_v log Phi(x - d_v) - log Phi(x - d_t) (mpf or -inf)."""
+    import mpmath as mp
+
+    ninf = mp.ninf
+
+    def f(x):
+        lp = kern.logpdf(x - D[t])
+        if lp == ninf:
+            return ninf
+        s = lp
+        for v, (d, m) in enumerate(zip(D, mult)):
+            k = m - 1 if v == t else m
+            if k == 0:
+                continue
+            c = kern.logcdf(x - d)
+            if c == ninf:
+                return ninf
+            s += k * c
+        return s
+
+    return f
+
+
+def _golden_max(f, a, b, tol):
+    """Golden-section search for a maximum of ``f`` on [a, b] (to ``tol``)."""
+    import mpmath as mp
+
+    g = (mp.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(20000):
+        if b - a <= tol(c):
+            break
+        if fc >= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return (c, fc) if fc >= fd else (d, fd)
+
+
+def _drop_distance(f, m, peak, drop, sign, limit):
+    """Distance s > 0 from ``m`` (direction ``sign``) where ``f`` first falls
+    ``drop`` below ``peak``: doubling, then 40 bisections; capped at ``limit``."""
+    import mpmath as mp
+
+    s = mp.mpf(2) ** -10
+    while True:
+        if s >= limit:
+            return limit
+        if not f(m + sign * s) >= peak - drop:
+            break
+        s *= 2
+    lo, hi = s / 2, s
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if f(m + sign * mid) >= peak - drop:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def reconnoitre_mp(kern, D, mult, targets, T, T2, label) -> Recon:
+    """mpmath version of :func:`reconnoitre` (current precision, ``D`` sorted mpf, max 0).
+
+    Modes by golden-section search (on the whole range for log-concave
+    families, otherwise on every gap between consecutive scores and keeping
+    the best), widths where ``l`` drops by 1, hulls where it drops by ``T``
+    (doubling + bisection), ``log p ~ peak + log(wl + wr)`` (the quadrature
+    re-tightens its tolerances if this is too high), tail cuts by the same
+    monotone bounds as the float version.
+    """
+    import mpmath as mp
+
+    lo, hi = kern.lo, kern.hi
+    C = mp.mpf(64)
+    a0 = D[0] - C if mp.isinf(lo) else lo
+    b0 = C if mp.isinf(hi) else hi
+    if kern.name in _LOG_CONCAVE and not kern.custom:
+        intervals = [(a0, b0)]
+    else:
+        edges = [a0] + [d for d in D if a0 < d < b0] + [b0]
+        intervals = list(zip(edges[:-1], edges[1:]))
+    tol = lambda x: mp.mpf(2) ** -14 * (1 + 0 * x)
+    modes, wl, wr, hl, hh, logp, peaks = [], [], [], [], [], [], []
+    for t in targets:
+        f = _ell_mp(kern, D, mult, int(t))
+        best = None
+        for a, b in intervals:
+            m, pk = _golden_max(f, a, b, tol)
+            if best is None or pk > best[1]:
+                best = (m, pk)
+        m, pk = best
+        if pk == mp.ninf:
+            raise OracleError(f"{label}: could not locate the mass of the integrand of class {int(t)}")
+        room_l = m - lo if not mp.isinf(lo) else mp.inf
+        room_r = hi - m if not mp.isinf(hi) else mp.inf
+        big = mp.mpf(2) ** 4000
+        l1 = _drop_distance(f, m, pk, 1, -1, min(room_l, big))
+        r1 = _drop_distance(f, m, pk, 1, +1, min(room_r, big))
+        tiny = mp.mpf(2) ** -20
+        l1, r1 = max(l1, tiny), max(r1, tiny)
+        lT = _drop_distance(f, m, pk, T, -1, min(room_l, big))
+        rT = _drop_distance(f, m, pk, T, +1, min(room_r, big))
+        modes.append(m)
+        wl.append(l1)
+        wr.append(r1)
+        hl.append(m - lT)
+        hh.append(m + rT)
+        peaks.append(pk)
+        logp.append(pk + mp.log(l1 + r1))
+    # --- tail cuts: F(L) <= min p e^-T2 and 1 - Phi(R - d_t) <= p_t e^-T2 ---
+    minlogp = min(logp)
+    if not mp.isinf(lo):
+        L = lo
+    else:
+        s = mp.mpf(1)
+        m0 = min(modes)
+        while True:
+            x = m0 - s
+            lf = mp.fsum(k * kern.logcdf(x - d) for d, k in zip(D, mult))
+            if lf <= minlogp - T2 or s > mp.mpf(2) ** 4000:
+                break
+            s *= 2
+        L = x
+    if not mp.isinf(hi):
+        R = hi
+    else:
+        s = mp.mpf(1)
+        m1 = max(modes)
+        while True:
+            x = m1 + s
+            if all(kern.logsf(x - D[int(t)]) - lp_ <= -T2 for t, lp_ in zip(targets, logp)) or s > mp.mpf(2) ** 4000:
+                break
+            s *= 2
+        R = x
+    hl = [min(max(v, L), R) for v in hl]
+    hh = [min(max(v, L), R) for v in hh]
+    return Recon(modes, wl, wr, hl, hh, logp, peaks, L, R)
+
+
+def soft_breakpoints_mp(rc: Recon, scores=(), max_points: int = 20000):
+    """mpmath version of :func:`soft_breakpoints`, reaching the tail cuts.
+
+    Centres: every mode (its widths) and every score ``d_v`` (width 1, the
+    standardized scale: the kinks of ``Phi(x - d_v)`` are there).  From each
+    centre, points ``c +- w 2^k`` up to the tail cuts ``L, R`` -- with a huge
+    spread a heavy-tailed integrand keeps mass at every scale between the
+    scores (cauchy: half of the loser's mass lies at distances ~ the spread),
+    and one end piece mapped to [-1, 1] would never see it.  Thinned by the
+    local spacing ``min_c max(w_c, |x - c| / 2)`` as in the float version.
+    """
+    import mpmath as mp
+
+    lo_lim, hi_lim = rc.L, rc.R
+    cen = [(m, a, b) for m, a, b in zip(rc.modes, rc.wl, rc.wr)]
+    cen += [(d, mp.mpf(1), mp.mpf(1)) for d in scores if lo_lim < d < hi_lim]
+    pts = [lo_lim, hi_lim] + list(rc.hull_lo) + list(rc.hull_hi)
+    for m, wl, wr in cen:
+        pts.append(m)
+        s = wr
+        while m + s < hi_lim:
+            pts.append(m + s)
+            s *= 2
+        s = wl
+        while m - s > lo_lim:
+            pts.append(m - s)
+            s *= 2
+    pts = sorted({min(max(x, lo_lim), hi_lim) for x in pts})
+    w = [min(a, b) for _, a, b in cen]
+    cs = [c for c, _, _ in cen]
+    need = [min(max(wu, abs(x - c) / 2) for wu, c in zip(w, cs)) for x in pts]
+    kept = [pts[0]]
+    kneed = need[0]
+    for x, nd in zip(pts[1:], need[1:]):
+        if x - kept[-1] >= min(nd, kneed):
+            kept.append(x)
+            kneed = nd
+    if kept[-1] != pts[-1]:
+        kept[-1] = pts[-1]
+    if len(kept) > max_points:
+        raise OracleError(f"too many breakpoints ({len(kept)}) for the integration range")
+    return kept

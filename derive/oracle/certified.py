@@ -32,15 +32,21 @@ Method
    *branch*), which makes ``acb.integral``'s holomorphy requirement hold.
    Analytic families have one piece; their kernels check holomorphy
    themselves (cauchy / student_t ``atan``, ``sqrt``, ``log`` and 2F1 cuts).
-   For the heavy-tailed cauchy and student_t the piece is integrated in
-   ``t`` with ``y = c + P sinh(t)`` (entire change of variable) so that the
-   tails decay exponentially in ``t``.
+   Heavy tails: cauchy and student_t with integer ``nu`` are integrated in
+   ``theta`` with ``e = sqrt(nu) tan(theta)``: ``phi(e) de`` becomes
+   ``c sqrt(nu) cos^(nu-1)(theta) dtheta`` and each CDF factor, written in
+   ``1/t`` near ``theta = +-pi/2``, is analytic on the closed interval, so
+   the integral is one finite analytic integral with no tail at all.
+   student_t with non-integer ``nu`` is integrated in ``t`` with
+   ``y = c + P sinh(t)`` (entire change of variable; tails decay
+   exponentially in ``t``) plus the tail bounds of step 3.
 2. Rigorous integration of every finite piece with ``acb.integral``
    (Gauss-Legendre with error bounds from the analytic continuation,
    adaptive bisection), tolerance relative to an estimate of ``p_i``
    (so tiny probabilities, e.g. 1e-400, keep full relative accuracy).
-3. Proven tail enclosures for infinite pieces, truncated at ``a`` (left)
-   and ``b`` (right).  With ``u_j(y) = (y - M_j)/P`` and ``Phi``
+3. Proven tail enclosures for the other infinite pieces (light-tailed
+   families, laplace, exponential, non-integer-nu student_t), truncated
+   at ``a`` (left) and ``b`` (right).  With ``u_j(y) = (y - M_j)/P`` and ``Phi``
    non-decreasing:
 
    * left:  for ``y <= a`` every factor ``Phi(u_j(y)) <= Phi(u_j(a))``, so
@@ -54,8 +60,8 @@ Method
    Each tail enters as a ball over its interval; ``a`` and ``b`` are moved
    outwards (doubling steps, then bisection) until the interval width is
    below the tolerance.  This needs only monotonicity of ``Phi``, so it
-   holds for every family; heavy tails (cauchy) just give far cut points
-   (``|a|, |b| ~ 1e20``, i.e. ``|t| ~ 50``).
+   holds for every family (for the sinh route the cut points are balls
+   ``c + P sinh(t)``, and the bounds are evaluated on those balls).
 4. Check: the summed ball must have relative radius below
    ``10^-(dps-5)``; otherwise the precision is raised and the tolerance
    re-based on the computed value, and after a few attempts
@@ -137,6 +143,13 @@ def _arb_exact(q: Fraction) -> arb:
     if den != 1 << k:
         raise AssertionError(f"not a dyadic rational: {q}")  # pragma: no cover
     return arb((q.numerator, -k))
+
+
+def _clipped_float(q: Fraction) -> float:
+    """float(q), saturated at +-1e300 (only used for the float estimate)."""
+    if abs(q) > Fraction(10) ** 300:
+        return 1e300 if q > 0 else -1e300
+    return float(q)
 
 
 def _dyadic(x: float) -> Fraction:
@@ -264,13 +277,34 @@ def _estimate(fam_num, mu_f, s_f, i):
     k = int(np.argmax(v))
     if not np.isfinite(v[k]):
         return None, 0.5 * (lo + hi)
+    # the peak can be far narrower than the grid step (spread 1e4 -> step 20,
+    # width 0.7): golden-section search between the neighbours of the best
+    # grid point (exact for log-concave integrands, a fair guess otherwise)
     a, b = e[max(k - 1, 0)], e[min(k + 1, e.size - 1)]
-    ef = np.linspace(a, b, 257)
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(80):
+        x1, x2 = b - g * (b - a), a + g * (b - a)
+        f1, f2 = logg(np.array([x1, x2]))
+        if f1 < f2:
+            a = x1
+        else:
+            b = x2
+    mode = 0.5 * (a + b)
+    top = float(logg(np.array([mode]))[0])
+    if not np.isfinite(top):
+        mode, top = float(e[k]), float(v[k])
+    # width from the curvature, then a local trapezoid sum around the mode
+    h = 1e-3 * max(1.0, abs(mode)) ** 0.5
+    fm, fp = logg(np.array([mode - h, mode + h]))
+    curv = -(fm - 2 * top + fp) / (h * h)
+    width = 1.0 / math.sqrt(curv) if np.isfinite(curv) and curv > 1e-12 else 1.0
+    ef = np.linspace(mode - 8 * width, mode + 8 * width, 257)
+    ef = ef[(ef >= lo) & (ef <= hi)]
+    if ef.size < 2:
+        return top, mode
     vf = logg(ef)
-    kf = int(np.argmax(vf))
-    top = vf[kf]
     logp = top + math.log(np.sum(np.exp(vf - top)) * (ef[1] - ef[0]) + 1e-300)
-    return float(logp), float(ef[kf])
+    return float(logp), mode
 
 
 # ---------------------------------------------------------------------------
@@ -305,20 +339,23 @@ class _Entry:
         nu = ker.nu
         rt = ker.rt
         delta = [(M[i] - M[j]) * invP / rt for j in self.others]
-        phi0 = [2 * (-dl).atan() / arb.pi() for dl in delta]  # where t_j = 0
+        # phi where t_j = +1/2 and -1/2: right of the first the s-form (t > 0)
+        # is used, left of the second the s-form (t < 0), in between t itself
+        upper = [2 * (arb(0.5) - dl).atan() / arb.pi() for dl in delta]
+        lower = [2 * (arb(-0.5) - dl).atan() / arb.pi() for dl in delta]
         const = ker.const * rt * arb.pi() / 2  # c sqrt(nu) dtheta/dphi
 
         def f(phi, analytic):
             h = phi / 2
             c, s = h.cos_pi(), h.sin_pi()
             out = const * c ** (nu - 1) if nu > 1 else acb(const)
-            for dl, p0 in zip(delta, phi0):
+            for dl, up, lo in zip(delta, upper, lower):
                 if not out.is_finite():
                     return out
-                den = s + dl * c
-                if phi.real > p0:
+                den = s + dl * c  # t_j = den / c
+                if phi.real > up:
                     out = out * ker.cdf_inv_t(c / den, True, analytic)
-                elif phi.real < p0:
+                elif phi.real < lo:
                     out = out * ker.cdf_inv_t(c / den, False, analytic)
                 else:
                     out = out * ker.cdf_t(den / c, analytic)
@@ -396,10 +433,11 @@ def _entry_ball(entry, pieces, center: Fraction, P_f, goal_bits, abs_target: arb
         # Integer nu (cauchy = nu 1): e = (y - M_i)/P = sqrt(nu) tan(pi phi/2),
         # phi in [-1, 1].  phi(e) de = c sqrt(nu) cos^(nu-1)(theta) dtheta with
         # theta = pi phi/2, and Phi(e + d_j) = F(t_j), t_j = tan(theta) + delta_j,
-        # delta_j = d_j/sqrt(nu).  Right of the zero phi0_j of t_j, F is written
-        # in s_j = 1/t_j = cos/(sin + delta_j cos) (holomorphic through
-        # theta = pi/2), left of it likewise, and across it in t_j itself.  The
-        # whole integral is one finite, analytic integral: no tails at all.
+        # delta_j = d_j/sqrt(nu).  Where t_j > 1/2, F is written in
+        # s_j = 1/t_j = cos/(sin + delta_j cos) (holomorphic through
+        # theta = pi/2), where t_j < -1/2 likewise, and in between in t_j
+        # itself.  The whole integral is one finite, analytic integral: no
+        # tails at all.
         return _integrate(entry.theta_integrand(), Fraction(-1), Fraction(1), goal_bits, abs_target)
     if heavy:
         # Heavy (polynomial) tails: substitute y = c + P sinh(t).  sinh is
@@ -501,12 +539,22 @@ def probs_certified(mu, fam, dps) -> list:
     from numeric.families import get_family
 
     fam_num = get_family(name, nu=float(nu)) if name == "student_t" else get_family(name)
-    mu_f = np.array([float(m) for m in M]) / P_f  # e-units (scale 1)
+    mu_f = np.array([_clipped_float(m) for m in M]) / P_f  # e-units (scale 1)
 
     goal_digits = dps + 2
     goal_bits = int(math.ceil(goal_digits * math.log2(10))) + 8
     accept = mpmath.mpf(10) ** (-(dps - 5))
     accept_arb = arb(10) ** (-(dps - 5))
+
+    # y - M_j must keep goal_bits below 1 (in scale units) even when the
+    # scores span a huge range: add the bit length of max |M| / P.
+    span = max(abs(m) for m in M) / _dyadic(P_f)
+    span_bits = int(span).bit_length()
+    if span_bits > 600 and name != "uniform":
+        raise OracleError(
+            f"certified oracle: scores spanning more than 2^600 scale units are not supported "
+            f"(family {name}, max |mu_i - max mu| / scale ~ 2^{span_bits})"
+        )
 
     out = []
     old_prec = ctx.prec
@@ -522,7 +570,7 @@ def probs_certified(mu, fam, dps) -> list:
             extra = 0
             result = None
             for attempt in range(_MAX_ATTEMPTS):
-                ctx.prec = goal_bits + 40 + extra
+                ctx.prec = goal_bits + 40 + span_bits + extra
                 heavy = name in _HEAVY
                 if name == "cauchy" or isinstance(nu, int):
                     heavy = "theta" if heavy else False
