@@ -11,7 +11,9 @@ all entries, so one sweep over G nodes costs O(n G).
 
 Integration variable: ``x = sinh(u)`` (scores shifted so ``max y = 0``).
 Algebraic tails (cauchy, student_t) become exponential in ``u``; light
-tails become double-exponential.  The u-axis is cut at the images of all
+tails become double-exponential.  Scores in clusters more than
+``SPLIT_GAP`` apart get one such map per cluster (``x = c_k + sinh(u - o_k)``,
+see :class:`Row`), so features near scores ~1e300 apart are resolved.  The u-axis is cut at the images of all
 kinks ``y_j + b`` (``b`` = family breakpoints, support ends), so every
 panel holds an analytic integrand, and integrated with an adaptive
 Gauss-Kronrod (7, 15) rule, vectorised over all entries: a panel is
@@ -28,7 +30,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp
 
 __all__ = ["QuadratureError", "quadrature_log_probs", "integrate_components",
            "entry_tolerance", "prepare_row"]
@@ -76,6 +77,19 @@ MAX_PANELS = 20000
 MAX_ROUNDS = 60
 
 
+def logsumexp(a, axis=None, b=None):
+    """log sum b e^a (b >= 0), like scipy.special.logsumexp without its per-call overhead."""
+    a = np.asarray(a, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        m = np.max(a, axis=axis, keepdims=True) if a.size else np.zeros((1,) * a.ndim)
+        m = np.where(np.isfinite(m), m, 0.0)
+        e = np.exp(a - m)
+        if b is not None:
+            e = e * b
+        out = np.log(np.sum(e, axis=axis, keepdims=True)) + m
+    return np.squeeze(out, axis=axis) if axis is not None else float(out.reshape(()))
+
+
 def _log_cosh(u):
     a = np.abs(u)
     return a + np.log1p(np.exp(-2.0 * a)) - math.log(2.0)
@@ -98,11 +112,27 @@ def entry_tolerance(log_ref, rtol=2e-14):
 # ---------------------------------------------------------------------------
 
 
+# Scores further apart than this start a new cluster with its own map (see Row).
+SPLIT_GAP = 1e6
+
+
 class Row:
     """One finite standardized score vector, shifted so that max = 0.
 
     ``vals``/``counts``: unique scores and multiplicities (ties share
     one integrand); ``inverse`` maps entries to unique values.
+
+    Nodes are given as pairs ``(c, s)`` with ``x = c + s`` never formed:
+    ``x - y_j = s + (c - y_j)``.  The integration variable is piecewise,
+    one segment per cluster of scores (clusters separated by gaps
+    > ``SPLIT_GAP``): on segment k, ``x = c_k + sinh(u - o_k)`` with
+    ``c_k`` the cluster's top score.  A single ``x = sinh u`` map cannot
+    resolve O(1)-wide features at |x| ~ 1e300 (the ulp of u is 1e-13,
+    i.e. 1e287 in x); with one center per cluster every feature sits
+    near some center.  The offsets ``o_k`` make u -> x continuous and
+    increasing (o_0 = 0 with c_0 = 0: rows without huge gaps keep
+    ``x = sinh u``).  Segment k covers x between the midpoints of the
+    gaps around cluster k.
     """
 
     def __init__(self, y, fam):
@@ -113,25 +143,81 @@ class Row:
         self.counts = self.counts[::-1].copy().astype(np.float64)
         self.inverse = (len(self.vals) - 1 - self.inverse).ravel()
         self.n = y.size
+        self._segments()
 
-    def log_F(self, x):
-        """``sum_j log Phi(x - y_j)`` for a 1-d array of nodes (chunked)."""
-        out = np.empty(x.shape, dtype=np.float64)
+    def _segments(self):
+        v = self.vals
+        with np.errstate(over="ignore"):
+            gaps = v[:-1] - v[1:]
+        cut = np.flatnonzero(gaps > SPLIT_GAP)           # cluster k ends at index cut[k]
+        starts = np.concatenate([[0], cut + 1])
+        ends = np.concatenate([cut, [v.size - 1]])
+        self.centers = v[starts].copy()                  # top score of each cluster
+        self.lows = v[ends].copy()                       # bottom score of each cluster
+        K = starts.size
+        # boundary x-value between cluster k-1 and k, stored relative to both centers
+        # (midpoint of the gap; differences of floats <= 1.8e308 apart, halved first)
+        self.b_hi = np.full(K, np.inf)      # upper end of segment k, as s = x - c_k
+        self.b_lo = np.full(K, -np.inf)     # lower end of segment k, as s = x - c_k
+        for k in range(1, K):
+            half = 0.5 * self.lows[k - 1] - 0.5 * self.centers[k]       # > 0
+            self.b_lo[k - 1] = (self.lows[k - 1] - self.centers[k - 1]) - half
+            self.b_hi[k] = half
+        self.offsets = np.zeros(K)
+        for k in range(1, K):
+            self.offsets[k] = (self.offsets[k - 1] + math.asinh(self.b_lo[k - 1])
+                               - math.asinh(self.b_hi[k]))
+        # u of the boundary between segment k-1 and k, ascending for searchsorted
+        self.u_cuts = (self.offsets[1:] + np.arcsinh(self.b_hi[1:]))[::-1].copy()
+
+    def nodes(self, u):
+        """``(c, s, log dx/du)`` for an array of u values."""
+        u = np.asarray(u, dtype=np.float64)
+        if self.centers.size == 1:
+            return np.zeros(u.shape), np.sinh(u), _log_cosh(u)
+        K = self.centers.size
+        seg = K - 1 - np.searchsorted(self.u_cuts, u, side="right")
+        w = u - self.offsets[seg]
+        return self.centers[seg], np.sinh(w), _log_cosh(w)
+
+    def to_u(self, s, k):
+        """u of the point ``x = c_k + s`` (s an array) on segment k."""
+        return self.offsets[k] + np.arcsinh(s)
+
+    def _diff(self, c, s, vals):
+        # x - y_j = s + (c - y_j): exact for nearby j, relative rounding otherwise
+        with np.errstate(over="ignore", invalid="ignore"):
+            return s[:, None] + (c[:, None] - vals[None, :])
+
+    def log_F(self, c, s=None):
+        """``sum_j log Phi(x - y_j)`` at nodes ``x = c + s`` (1-d arrays, chunked).
+
+        Called with one argument, it is ``x`` itself (``c = 0``)."""
+        if s is None:
+            c, s = np.zeros(np.shape(c)), np.asarray(c, dtype=np.float64)
+        c = np.broadcast_to(np.asarray(c, dtype=np.float64), s.shape)
+        out = np.empty(s.shape, dtype=np.float64)
         m = len(self.vals)
         step = max(1, _CHUNK_ELEMS // max(m, 1))
-        for s in range(0, x.size, step):
-            xs = x[s:s + step]
-            lc = np.asarray(self.fam.logcdf(xs[:, None] - self.vals[None, :]), dtype=np.float64)
-            with np.errstate(invalid="ignore", over="ignore"):
-                out[s:s + step] = (lc * self.counts).sum(axis=1) if m > 1 else lc[:, 0] * self.counts[0]
+        for i in range(0, s.size, step):
+            d = self._diff(c[i:i + step], s[i:i + step], self.vals)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                lc = np.asarray(self.fam.logcdf(d), dtype=np.float64)
+                out[i:i + step] = (lc * self.counts).sum(axis=1) if m > 1 else lc[:, 0] * self.counts[0]
         if np.isnan(out).any():
+            bad = np.flatnonzero(np.isnan(out))[0]
             raise QuadratureError(f"family {self.fam.name!r}: logcdf returned nan at a quadrature node "
-                                  f"x = {float(x[np.isnan(out)][0]):.6g} (shifted scores)")
+                                  f"x = {float(c[bad]) + float(s[bad]):.6g} (shifted scores)")
         return out
 
-    def log_h(self, x):
+    def log_h(self, c, s=None):
         """``log h(x - y_u)`` for all unique values u: shape (m, len(x))."""
-        return np.asarray(self.fam.loghazard(x[None, :] - self.vals[:, None]), dtype=np.float64)
+        if s is None:
+            c, s = np.zeros(np.shape(c)), np.asarray(c, dtype=np.float64)
+        c = np.broadcast_to(np.asarray(c, dtype=np.float64), s.shape)
+        d = self._diff(c, s, self.vals).T
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return np.asarray(self.fam.loghazard(d), dtype=np.float64)
 
 
 def prepare_row(y, fam):
@@ -181,8 +267,7 @@ def _eval_panels(a, b, integrand, ncomp):
     for s in range(0, P, step):
         sl = slice(s, s + step)
         us = u[s * 15:(s + step) * 15]
-        L, S = integrand(us)                       # (ncomp, k)
-        L = L + _log_cosh(us)[None, :]
+        L, S = integrand(us)                       # (ncomp, k), Jacobian dx/du included
         k = L.shape[1] // 15
         L = L.reshape(ncomp, k, 15)
         if np.isnan(L).any() or (L == np.inf).any():
@@ -214,15 +299,18 @@ def _eval_panels(a, b, integrand, ncomp):
     return lK, sK, lA, lE
 
 
-def integrate_components(integrand, ncomp, edges, tol_fn, *, tails=None, what="integral"):
+def integrate_components(integrand, ncomp, edges, tol_fn, *, tails=None, what="integral", floor=None):
     """Adaptive GK15 of ``ncomp`` integrands over u, given initial panel edges.
 
     ``integrand(u) -> (L, S)``: log|f| (ncomp, k) and sign (or None for
-    positive integrands) at nodes ``u`` (the Jacobian of x = sinh u is
-    added here).  ``tol_fn(logA) -> rtol`` per component, ``logA`` the
+    positive integrands) at nodes ``u``, including the Jacobian of the
+    map u -> x (see :meth:`Row.nodes`).  ``tol_fn(logA) -> rtol`` per component, ``logA`` the
     log L1 norm.  ``tails(panels_total) -> (extra_log, extra_err_log)``
     optional callback returning an additive tail term and its error
     bound per component (log scale, sign +).
+    ``floor(logA) -> log absolute tolerance`` per component (optional):
+    a component is accepted once its error is below ``max(rtol * A, floor)``
+    (e.g. contributions far below the float64 range of the result).
     Returns ``(log|I|, sign, log L1, log err)`` per component.
     """
     edges = np.asarray(edges, dtype=np.float64)
@@ -234,13 +322,20 @@ def integrate_components(integrand, ncomp, edges, tol_fn, *, tails=None, what="i
     for _ in range(MAX_ROUNDS):
         lI, sI, lA_tot = _signed_lse(pn.lK, pn.sK, 0.0, axis=0)
         lerr = logsumexp(pn.lE, axis=0)
+        lerr_panels = lerr
         if tails is not None:
+            # the truncation bounds are the caller's business (it pushes the ends out);
+            # the panels must meet 3/4 of the tolerance, the caller checks tails <= 1/4
             t_val, t_err = tails
             lI, sI, lA_tot = _add_positive(lI, sI, lA_tot, t_val)
             lerr = np.logaddexp(lerr, t_err)
         with np.errstate(invalid="ignore"):
             ltol = np.log(tol_fn(lA_tot)) + lA_tot
-        bad = (lerr > ltol) & np.isfinite(lA_tot)
+            if tails is not None:
+                ltol = ltol + math.log(0.75)
+            if floor is not None:
+                ltol = np.maximum(ltol, _trusted_floor(floor, lA_tot, lerr_panels))
+        bad = (lerr_panels > ltol) & np.isfinite(lA_tot)
         if not bad.any():
             return lI, sI, lA_tot, lerr
         P = pn.a.size
@@ -266,13 +361,31 @@ def integrate_components(integrand, ncomp, edges, tol_fn, *, tails=None, what="i
     lI, sI, lA_tot = _signed_lse(pn.lK, pn.sK, 0.0, axis=0)
     lerr = logsumexp(pn.lE, axis=0)
     with np.errstate(invalid="ignore"):
-        excess = lerr - np.log(tol_fn(lA_tot)) - lA_tot
+        ltol = np.log(tol_fn(lA_tot)) + lA_tot
+        if floor is not None:
+            ltol = np.maximum(ltol, _trusted_floor(floor, lA_tot, lerr))
+        excess = lerr - ltol
     worst = int(np.nanargmax(np.where(np.isfinite(lA_tot), excess, -np.inf)))
     raise QuadratureError(
         f"{what}: adaptive quadrature did not reach its tolerance "
         f"(component {worst}: estimated relative error {math.exp(min(700, lerr[worst] - lA_tot[worst])):.2e}, "
         f"{pn.a.size} panels); the integrand is not smooth enough to integrate reliably"
     )
+
+
+def _trusted_floor(floor, lA, lerr):
+    """The absolute floor, applied only to components already resolved to 1e-3.
+
+    An unresolved integrand (peak missed by every node: estimate ~ error ~ tiny)
+    would otherwise look negligible; the floor's scale is itself computed from
+    the estimates, so it is trusted only once every weighted component is."""
+    fl = floor(lA)
+    relevant = fl < np.inf                      # +inf: the component is not used at all
+    with np.errstate(invalid="ignore"):
+        resolved = ~(lerr - lA > math.log(1e-3))
+    if not resolved[relevant].all():
+        return np.where(relevant, -np.inf, fl)
+    return fl
 
 
 def _add_positive(lI, sI, lA, t):
@@ -289,8 +402,23 @@ def _add_positive(lI, sI, lA, t):
 # ---------------------------------------------------------------------------
 
 
+_TAIL_REACH_CACHE = {}
+
+
 def _tail_reach(fam):
-    """(qL, qR): logcdf(-qL) <= -40 and logsf(qR) <= -40 (capped at 1e300)."""
+    """(qL, qR): logcdf(-qL) <= -40 and logsf(qR) <= -40 (capped at 1e300).
+
+    Standard form (scale 1), so registry families are cached by name and nu."""
+    if not fam.custom:
+        key = (fam.name, tuple(sorted((k, float(v)) for k, v in fam.params.items() if k != "scale")))
+        hit = _TAIL_REACH_CACHE.get(key)
+        if hit is None:
+            hit = _TAIL_REACH_CACHE.setdefault(key, _tail_reach_uncached(fam))
+        return hit
+    return _tail_reach_uncached(fam)
+
+
+def _tail_reach_uncached(fam):
     def first(f):
         q = 4.0
         while q < 1e300:
@@ -304,29 +432,95 @@ def _tail_reach(fam):
     return qL, qR
 
 
+# Families whose reverse hazard h = phi / Phi is bounded by 1 (log h <= 0): laplace
+# (h = 1 below the mode, e^-t / (2 - e^-t) above).  For them kinks where F is negligible
+# for every entry need no panel break (see _relevant_kinks).
+_HAZARD_AT_MOST_ONE = ("laplace",)
+_KINK_MARGIN = math.log(1e-30)
+
+
+def _relevant_kinks(row, k, kinks):
+    """Drop kinks (``x - c_k`` values) where every integrand is negligible.
+
+    With ``h <= 1``: ``h(x - y_i) F(x) <= F(x)``, and ``F`` increases, while every
+    entry has ``p_i >= F(X) sf(X - y_i) >= F(X) sf(X - ymin)`` for any X
+    (``int_X^inf h_i F >= F(X) int_X^inf phi_i``).  A kink at x with
+    ``log F(x) < max_X [log F(X) + log sf(X - ymin)] + log 1e-30`` lies where
+    every integrand is below 1e-30 of its own entry's probability: a panel
+    there contributes far below the tolerance whether or not it is split,
+    and the adaptive rule still checks it.  Without this, the n kinks of
+    a laplace row cost O(n) panels for each of the n entries (O(n^2));
+    with it only the kinks near the top scores remain.  The threshold is
+    found by bisection on the sorted kinks (F is monotone): O(n log n).
+    """
+    fam = row.fam
+    if fam.custom or fam.name not in _HAZARD_AT_MOST_ONE or kinks.size < 64:
+        return kinks
+    c = row.centers[k]
+    ymin = float(row.vals[-1])
+    X = np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        lb = np.max(row.log_F(X) + np.asarray(fam.logsf(X - ymin), dtype=np.float64))
+    if not np.isfinite(lb):
+        return kinks
+    thr = lb + _KINK_MARGIN
+    ks = np.sort(kinks)
+    lo, hi = 0, ks.size                  # find first kink with log F >= thr
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if row.log_F(np.array([c]), ks[mid:mid + 1])[0] >= thr:
+            hi = mid
+        else:
+            lo = mid + 1
+    return ks[max(lo - 1, 0):]
+
+
+def _segment_edges(row, k, sL, sR, bps):
+    """u-edges of segment k over ``x - c_k`` in [sL, sR] (see :func:`_domain`)."""
+    c = row.centers[k]
+    uL, uR = row.to_u(max(sL, -1e300), k), row.to_u(min(sR, 1e300), k)
+    # 0.5-spaced panels over the core (the cluster's scores +- 8), 2-spaced in the far
+    # tails (smooth in u: the adaptive rule splits them if needed)
+    cL = max(uL, row.to_u(row.lows[k] - c - 8.0, k))
+    cR = min(uR, row.to_u(8.0, k))
+    if not cR > cL:
+        cL = cR = min(max(cL, uL), uR)
+    pts = [np.linspace(cL, cR, max(2, int(math.ceil((cR - cL) / 0.5)) + 1)), [uL, uR]]
+    if uL < cL:
+        pts.append(np.linspace(uL, cL, max(2, int(math.ceil((cL - uL) / 2.0)) + 1)))
+    if cR < uR:
+        pts.append(np.linspace(cR, uR, max(2, int(math.ceil((uR - cR) / 2.0)) + 1)))
+    if bps.size:
+        inside = (row.vals <= row.centers[k]) & (row.vals >= row.lows[k])
+        kinks = ((row.vals[inside] - c)[:, None] + bps[None, :]).ravel()
+        kinks = kinks[(kinks > sL) & (kinks < sR)]
+        kinks = _relevant_kinks(row, k, kinks)
+        pts.append(row.to_u(kinks, k))
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in pts])
+
+
 def _domain(row):
-    """Initial u-edges: support ends, kinks y_j + b, and a 0.5-spaced grid."""
+    """Initial u-edges: support ends, kinks y_j + b, and a 0.5-spaced grid per cluster."""
     fam = row.fam
     lo, hi = fam.support
     ymin = float(row.vals[-1])
     qL, qR = _tail_reach(fam)
     xL = lo if math.isfinite(lo) else ymin - qL   # F(x) = 0 below max(y) + lo = lo
     xR = hi if math.isfinite(hi) else qR          # phi(x - y_i) = 0 above y_i + hi <= hi
-    uL, uR = math.asinh(max(xL, -1e300)), math.asinh(min(xR, 1e300))
-    # 0.5-spaced panels over the core (scores +- 8), 2-spaced in the far tails (smooth in u:
-    # the adaptive rule splits them if needed)
-    cL = max(uL, math.asinh(ymin - 8.0))
-    cR = min(uR, math.asinh(8.0))
-    pts = [np.linspace(cL, cR, max(2, int(math.ceil((cR - cL) / 0.5)) + 1))]
-    if uL < cL:
-        pts.append(np.linspace(uL, cL, max(2, int(math.ceil((cL - uL) / 2.0)) + 1)))
-    if cR < uR:
-        pts.append(np.linspace(cR, uR, max(2, int(math.ceil((uR - cR) / 2.0)) + 1)))
     bps = np.asarray(fam.breakpoints, dtype=np.float64)
-    if bps.size:
-        kinks = (row.vals[:, None] + bps[None, :]).ravel()
-        kinks = kinks[(kinks > xL) & (kinks < xR)]
-        pts.append(np.arcsinh(kinks))
+    K = row.centers.size
+    pts = []
+    for k in range(K):
+        c = row.centers[k]
+        # segment range in s = x - c_k, clipped to [xL, xR]
+        with np.errstate(over="ignore"):
+            sL = max(row.b_lo[k], (xL - c) if math.isfinite(lo) else (row.lows[k] - c) - qL)
+            sR = min(row.b_hi[k], xR - c)
+        if k < K - 1 and not math.isfinite(lo) and sL > row.b_lo[k]:
+            sL = row.b_lo[k]                      # interior segments meet at the boundary
+        if not sR > sL:
+            continue
+        pts.append(_segment_edges(row, k, sL, sR, bps))
     edges = np.unique(np.concatenate(pts))
     # kinks closer than 1e-13 (relative) are one point for the rule: merge them
     keep = np.concatenate([[True], np.diff(edges) > 1e-13 * np.maximum(1.0, np.abs(edges[1:]))])
@@ -344,11 +538,11 @@ def _domain(row):
 
 def _probs_integrand(row):
     def integrand(u):
-        x = np.sinh(u)
-        lF = row.log_F(x)
-        lh = row.log_h(x)
+        c, s, ljac = row.nodes(u)
+        lF = row.log_F(c, s)
+        lh = row.log_h(c, s)
         with np.errstate(invalid="ignore"):
-            L = lh + lF[None, :]
+            L = lh + (lF + ljac)[None, :]
         L = np.where(np.isneginf(lF)[None, :] | np.isneginf(lh), -np.inf, L)
         return L, None
     return integrand
@@ -362,13 +556,14 @@ def _tail_terms(row, edges, bounded):
     err_r = np.full(m, -np.inf)
     fam = row.fam
     if not bounded[0]:
-        lFl = row.log_F(np.sinh(edges[:1]))[0]
+        lFl = row.log_F(*row.nodes(edges[:1])[:2])[0]
         # dropped left mass of entry i: int_{-inf}^{X_L} phi_i prod_{j!=i} Phi_j <= F(X_L)
         err_l = np.full(m, lFl)
     if not bounded[1]:
-        xr = np.sinh(edges[-1:])
-        lFr = row.log_F(xr)[0]
-        lsf = np.asarray(fam.logsf(xr[0] - row.vals), dtype=np.float64)
+        cr, sr, _ = row.nodes(edges[-1:])
+        lFr = row.log_F(cr, sr)[0]
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            lsf = np.asarray(fam.logsf(row._diff(cr, sr, row.vals)[0]), dtype=np.float64)
         # int_{X_R}^inf phi(x - y_i) prod_{j != i} Phi(x - y_j) dx lies in [F(X_R) sf, sf]:
         # add F(X_R) sf, charge sf (1 - F(X_R)) to the error budget
         val = lsf + lFr
@@ -428,8 +623,9 @@ def quadrature_log_probs(y, fam, *, rtol=2e-14, return_row=False):
         if not (need_l or need_r):
             break
         grown = False
-        if need_l and edges[0] > -700:
-            edges = np.concatenate([[max(edges[0] - 4.0, -700.0)], edges]); grown = True
+        ubot = row.offsets[-1] - 700.0          # s = -5e303 on the bottom segment
+        if need_l and edges[0] > ubot:
+            edges = np.concatenate([[max(edges[0] - 4.0, ubot)], edges]); grown = True
         if need_r and edges[-1] < 700:
             edges = np.concatenate([edges, [min(edges[-1] + 4.0, 700.0)]]); grown = True
         if not grown:

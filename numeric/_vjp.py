@@ -23,9 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp
 
-from ._quadrature import Row, integrate_components, quadrature_log_probs
+from ._quadrature import QuadratureError, Row, entry_tolerance, integrate_components, logsumexp, quadrature_log_probs
 
 __all__ = ["quadrature_vjp", "softmax_vjp", "softmax_log_vjp"]
 
@@ -64,6 +63,102 @@ def _signed_log(v):
         return np.log(np.abs(v)), np.sign(v)
 
 
+# Components whose weighted contribution is below this share of the result's L1 scale
+# (sum over entries of |terms|) need no relative accuracy of their own.
+VJP_NEGLIGIBLE = 1e-200
+
+
+def _component_weights(g, inv, counts, tied, lpu=None):
+    """log of the largest factor multiplying each component in the output.
+
+    Output: ``out_k = g_k (A_u + (c_u - 1) D_u) - E_u - (G_u - g_k) D_u`` (log mode:
+    g_k -> c_k / p_u).  Weights: A_u -> max_k |g_k|, E_u -> 1 (G is inside the
+    integrand), D_u -> max|g| c_u + |G_u|; log mode divides A and D by p_u.
+    """
+    m = counts.size
+    gabs = np.zeros(m)
+    np.maximum.at(gabs, inv, np.abs(g))
+    gsum = np.zeros(m)
+    np.add.at(gsum, inv, g)
+    with np.errstate(divide="ignore"):
+        lwA = np.log(gabs)
+        lwD = np.log(gabs * counts + np.abs(gsum))[tied]
+    if lpu is not None:
+        dead = np.isneginf(lpu)
+        lpz = np.where(dead, 0.0, lpu)
+        lwA = np.where(dead, -np.inf, lwA - lpz)
+        lwD = np.where(dead[tied], -np.inf, lwD - lpz[tied])
+    return np.concatenate([lwA, np.zeros(m), lwD])
+
+
+def _component_rtol(lpu, tied):
+    """Relative tolerance per component of the log_probs VJP.
+
+    With ``g = c / p`` the result can be no more accurate than the ``p`` it
+    divides by: ``log p_u`` carries ``entry_tolerance(log p_u)`` (1e-13 |log p_u|
+    below 1e-300, capped at 1e-2).  A_u and D_u are divided by p_u; E_u sums
+    ``c_v / p_v`` over the other entries, so it gets the loosest of theirs.
+    Demanding 1e-12 there would only make the rule refine noise (and fail).
+    """
+    t = np.minimum(entry_tolerance(lpu), 1e-2)
+    t = np.maximum(t, VJP_RTOL)
+    m = t.size
+    if m > 1:
+        order = np.argsort(t)
+        top, second = t[order[-1]], t[order[-2]]
+        tE = np.full(m, top)
+        tE[order[-1]] = second                  # max over v != u
+    else:
+        tE = np.full(m, VJP_RTOL)
+    return np.concatenate([t, tE, t[tied]])
+
+
+def _error_floor(lw, scale):
+    """``floor(logA)``: log absolute error allowed per component.
+
+    The output's scale is ``R = sum_c w_c A_c``.  A component's weighted error
+    may reach ``max(VJP_RTOL * VJP_NEGLIGIBLE * R, 2^-1075 * scale) / ncomp``:
+    terms that far below R (or below half the smallest subnormal of the
+    output ``/ scale``) cannot change any entry beyond rounding of an
+    entry that is itself negligible, so they are not forced to relative
+    accuracy (e.g. normal [0, 18] at scale 0.25: all terms ~ 1e-565,
+    the exact output is 0).  Zero-weight components are never refined.
+    """
+    lfloor_abs = -1075.0 * math.log(2.0) + math.log(scale)
+
+    def floor(lA):
+        with np.errstate(invalid="ignore"):
+            lc = lA + lw
+        lc = np.where(np.isnan(lc), -np.inf, lc)
+        lR = logsumexp(lc) if np.isfinite(lc).any() else -np.inf
+        base = max(math.log(VJP_RTOL * VJP_NEGLIGIBLE) + lR, lfloor_abs) - math.log(lw.size)
+        with np.errstate(invalid="ignore"):
+            out = base - lw
+        return np.where(np.isnan(out), np.inf, out)
+    return floor
+
+
+def _leave_one_out(b, sign, cols):
+    """``log|sum_{v != u} s_v e^{b_v}|`` and its sign for every row u (columns independent).
+
+    Linear sums after one shift by the column max: for u not the largest term,
+    ``|e_u| <= |total|``-scale terms and ``total - e_u`` is accurate to a few eps of
+    the L1 sum; the largest term's complement is summed directly (no cancellation
+    against itself)."""
+    mx = np.max(b, axis=0)
+    mx = np.where(np.isfinite(mx), mx, 0.0)
+    e = np.exp(b - mx[None, :])
+    if sign is not None:
+        e *= sign[:, None]
+    top = np.argmax(b, axis=0)
+    tot = e.sum(axis=0)
+    rest = tot[None, :] - e
+    e[top, cols] = 0.0
+    rest[top, cols] = e.sum(axis=0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.abs(rest)) + mx[None, :], np.sign(rest)
+
+
 def quadrature_vjp(y, g, fam, *, log=False):
     """(J^T g)_k for one finite standardized row ``y`` (derivative w.r.t. ``y``).
 
@@ -73,6 +168,15 @@ def quadrature_vjp(y, g, fam, *, log=False):
     g = np.asarray(g, dtype=np.float64)
     if log:
         lp, row = quadrature_log_probs(y, fam, return_row=True)
+        # below log p = -1e12 the probabilities carry no error check (their log is the
+        # answer, see entry_tolerance): c_k / p_k cannot be formed reliably
+        unresolved = (lp < -1e12) & np.isfinite(lp) & (g != 0)
+        if unresolved.any():
+            k = int(np.flatnonzero(unresolved)[0])
+            raise QuadratureError(
+                f"log_probs_vjp: entry {k} has log p = {lp[k]:.6g} < -1e12, beyond the range where "
+                "log p is resolved, and a nonzero cotangent; its gradient cannot be certified")
+        g = np.where((lp < -1e12) & np.isfinite(lp), 0.0, g)
     else:
         # probs VJP needs no probabilities: integrate T-terms on the initial domain
         # (its ends bound the dropped mass of F' by F(X_L) and sf(X_R)^2 scales)
@@ -103,38 +207,19 @@ def quadrature_vjp(y, g, fam, *, log=False):
     tied = np.flatnonzero(row.counts > 1)
 
     def integrand(u):
-        x = np.sinh(u)
-        lF = row.log_F(x)
-        lh = row.log_h(x)
+        c, s, ljac = row.nodes(u)
+        lF = row.log_F(c, s) + ljac
+        lh = row.log_h(c, s)
         dead = np.isneginf(lh) | np.isneginf(lF)[None, :]
         lh = np.where(dead, -np.inf, lh)
-        cols = np.arange(x.size)
+        cols = np.arange(u.size)
         # S_{-u} = S - c_u h_u (own group left out: T1 = int h_u F S alone diverges where
-        # h blows up at a support end).  For u not the largest term, c_u h_u <= S/2 and
-        # the subtraction is exact to 2 eps; the largest term's complement is summed directly.
-        a = lh + logc[:, None]
-        lS = logsumexp(a, axis=0)
-        top = np.argmax(a, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lSm = lS[None, :] + np.log1p(-np.exp(a - lS[None, :]))
-        a_top_out = a.copy()
-        a_top_out[top, cols] = -np.inf
-        lSm[top, cols] = logsumexp(a_top_out, axis=0)
-        # Gamma_{-u} = sum_{v != u} G_v h_v (signed), same leave-one-out device
+        # h blows up at a support end), Gamma_{-u} = sum_{v != u} G_v h_v (signed).
+        lSm, _ = _leave_one_out(lh + logc[:, None], None, cols)
         with np.errstate(invalid="ignore"):
-            b = lh + lG[:, None]
-        b = np.where(np.isnan(b), -np.inf, b)
-        mx = np.max(b, axis=0)
-        mx = np.where(np.isfinite(mx), mx, 0.0)
-        e = sG[:, None] * np.exp(b - mx[None, :])
-        tot = e.sum(axis=0)
-        gm = tot[None, :] - e
-        btop = np.argmax(b, axis=0)
-        e[btop, cols] = 0.0
-        gm[btop, cols] = e.sum(axis=0)
-        with np.errstate(divide="ignore"):
-            lGm = np.log(np.abs(gm)) + mx[None, :]
-        sGm = np.sign(gm)
+            bG = lh + lG[:, None]
+        bG = np.where(np.isnan(bG), -np.inf, bG)
+        lGm, sGm = _leave_one_out(bG, sG, cols)
         base = lh + lF[None, :]
         with np.errstate(invalid="ignore"):
             L1 = base + lSm
@@ -152,9 +237,12 @@ def quadrature_vjp(y, g, fam, *, log=False):
     else:
         edges = row.edges
     ncomp = 2 * m + tied.size
+    lw = _component_weights(g, inv, row.counts, tied, lpu if log else None)
+    rtol = _component_rtol(lpu, tied) if log else np.full(ncomp, VJP_RTOL)
     lI, sI, lA, _ = integrate_components(integrand, ncomp, edges,
-                                         lambda lA: np.full(lA.shape, VJP_RTOL),
-                                         what="vector-Jacobian product")
+                                         lambda lA: rtol,
+                                         what="vector-Jacobian product",
+                                         floor=_error_floor(lw, fam.scale))
     # (J^T g)_k = g_k (A'_u + (c_u - 1) D_u) - E_u - (G_u - g_k) D_u,  u = group of k
     with np.errstate(over="ignore", invalid="ignore"):
         A = np.exp(lI[:m])
@@ -174,4 +262,7 @@ def quadrature_vjp(y, g, fam, *, log=False):
             out = np.where(np.isneginf(lp), 0.0, out)
         else:
             out = g * (A[inv] + (row.counts[inv] - 1.0) * D[inv]) - E[inv] - (Gsum[inv] - g) * D[inv]
+    if not np.isfinite(out).all():
+        raise QuadratureError("vector-Jacobian product: a term overflowed float64 (scores too far "
+                              "apart for this family); no finite value can be certified")
     return out, lp

@@ -180,3 +180,40 @@ def test_student_t_tiny_nu_is_answered_or_raises():
     except QuadratureError:
         return
     assert abs(p.sum() - 1) <= 1e-14 and p[2] > p[0] > p[1]
+
+
+@pytest.mark.parametrize("family", ["cauchy", "student_t"])
+@pytest.mark.parametrize("d", [1e300, 1e200, 1e20])
+def test_huge_gaps_heavy_tail_clusters(family, d):
+    # scores [d, 0, -d]; to first order in 1/d (relative corrections ~1/d):
+    #   p_1 = P[C1 - C0 > d] = atan(2/d)/pi   (C1 huge, or C0 below -d, both 1/(pi d))
+    #   p_2 = P[C2 > 2d] = atan(1/(2d))/pi    (C0 < -2d also needs C2 - C1 > d: O(1/d^2))
+    # student_t with nu = 1 is the cauchy law.  The middle entry's mass sits at x ~ -d, a
+    # feature of width 1 at |x| = d: a single x = sinh(u) map (ulp of u ~1e-13) misses it.
+    params = {"nu": 1.0} if family == "student_t" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lp = numeric.log_probs([d, 0.0, -d], family, **params)
+        p = numeric.probs([d, 0.0, -d], family, **params)
+    e1, e2 = math.atan(2 / d) / math.pi, math.atan(0.5 / d) / math.pi
+    assert abs(lp[1] - math.log(e1)) <= 1e-13 * abs(math.log(e1))
+    assert abs(lp[2] - math.log(e2)) <= 1e-13 * abs(math.log(e2))
+    assert abs(p[1] / e1 - 1) <= 1e-13 and abs(p[2] / e2 - 1) <= 1e-13
+    assert abs(p[0] - 1) <= 1e-15
+
+
+@pytest.mark.parametrize("family", ["gumbel_min", "logistic", "laplace", "normal", "exponential",
+                                    "uniform", "gumbel"])
+def test_huge_spread_light_tails_log_values(family):
+    # [1e300, 0, -1e300]: exponential left tails (logistic, laplace, gumbel, gumbel_min) give
+    # log p_1 ~ -1e300 and log p_2 ~ -2e300 (gumbel_min: -3e300: both the winner's noise below
+    # -2e300 and the middle's below -1e300 are needed); others underflow to -inf
+    lp = numeric.log_probs([1e300, 0.0, -1e300], family)
+    p = numeric.probs([1e300, 0.0, -1e300], family)
+    assert p.tolist() == [1.0, 0.0, 0.0] and lp[0] == 0.0
+    expect = {"logistic": (-1e300, -2e300), "laplace": (-1e300, -2e300), "gumbel": (-1e300, -2e300),
+              "gumbel_min": (-1e300, -3e300)}.get(family)
+    if expect is None:
+        assert lp[1] == -np.inf and lp[2] == -np.inf
+    else:
+        assert abs(lp[1] / expect[0] - 1) <= 1e-13 and abs(lp[2] / expect[1] - 1) <= 1e-13

@@ -187,3 +187,91 @@ def test_vjp_cost_at_most_three_times_probs():
         numeric.probs_vjp(mu, g, "logistic")
     t2 = time.perf_counter()
     assert (t2 - t1) <= 3.5 * (t1 - t0), f"vjp {t2 - t1:.3f}s vs probs {t1 - t0:.3f}s"
+
+
+def test_vjp_with_entries_far_below_float_range():
+    # normal, scale 0.25, scores [0, 18]: z = (0 - 18) / (0.25 sqrt 2) = -50.9, p_0 = Phi(z) ~ 1e-565.
+    # probs VJP: every term ~ phi(z) ~ 1e-565, the exact answer is 0 in float64 (it used to raise
+    # QuadratureError after many seconds).  log_probs VJP, independent closed form for n = 2:
+    #   d log p_0 / d mu_0 = phi(z)/Phi(z) / (s sqrt 2),  d log p_1 / d mu_0 = -phi(z)/Phi(-z) / (s sqrt 2)
+    import time
+    from scipy.special import log_ndtr
+    s, c = 0.25, np.array([1.0, -0.5])
+    z = -18.0 / (s * math.sqrt(2.0))
+    lphi = -0.5 * z * z - 0.5 * math.log(2 * math.pi)
+    r0 = math.exp(lphi - log_ndtr(z)) / (s * math.sqrt(2.0))
+    r1 = math.exp(lphi - log_ndtr(-z)) / (s * math.sqrt(2.0))
+    t0 = time.perf_counter()
+    for g in ([1.0, -0.5], [1.0, 0.0], [0.0, 3.0]):
+        v = numeric.probs_vjp([0.0, 18.0], g, "normal", scale=s)
+        assert np.isfinite(v).all() and np.abs(v).max() <= 1e-300, v
+    lv = numeric.log_probs_vjp([0.0, 18.0], c, "normal", scale=s)
+    assert time.perf_counter() - t0 < 5.0
+    expect0 = c[0] * r0 - c[1] * r1
+    np.testing.assert_allclose(lv, [expect0, -expect0], rtol=1e-10)
+    # three entries, a tie at the bottom: still 0 for probs (all terms ~1e-565)
+    v = numeric.probs_vjp([0.0, 18.0, 0.0], [1.0, -0.5, 0.3], "normal", scale=s)
+    assert np.isfinite(v).all() and np.abs(v).max() <= 1e-300
+
+
+def test_vjp_huge_gap_heavy_tail():
+    # cauchy [d, 0, -d]: p_1 = atan(2/d)/pi (1 + O(1/d)), dp_1/dmu_1 = (2/pi)/(d^2 + 4) (the
+    # difference of two cauchy laws is cauchy with scale 2); the third entry changes it by O(1/d^3)
+    d = 1e20
+    v = numeric.probs_vjp([d, 0.0, -d], [0.0, 1.0, 0.0], "cauchy")
+    # middle entry of three: to first order only its pair with the winner matters
+    expect = (2 / math.pi) / (d * d + 4)
+    assert np.isfinite(v).all()
+    assert abs(v[1] / expect - 1) <= 1e-10, v
+    assert abs(v.sum()) <= 1e-14 * np.abs(v).sum()
+
+
+@pytest.mark.parametrize("family", ["normal", "logistic"])
+def test_auto_vjp_large_n_against_one_dimensional_integrals(family):
+    # n = 600 >= FAST_MIN_N (the O(n) engine's VJP): scores with two values, k copies of
+    # a = 0.5 (group A) and n - k of b = 0 (group B).  Off-diagonal Jacobian entries
+    # dp_i/dmu_j = -c_{ij}, c_{ij} = int phi_i phi_j prod_{l != i, j} Phi_l dx, three kinds
+    # (AA, AB, BB), each a 1-d integral done by scipy.integrate.quad; the diagonal follows
+    # from sum_i p_i = 1 (columns of J sum to 0).
+    from scipy import integrate, stats
+    dist = {"normal": stats.norm, "logistic": stats.logistic}[family]
+    n, k, a, b = 600, 200, 0.5, 0.0
+    mu = np.array([a] * k + [b] * (n - k))
+    perm = np.random.default_rng(3).permutation(n)
+    mu = mu[perm]
+    g = np.random.default_rng(4).normal(size=n)
+
+    def c(i_a, j_a):
+        na = k - i_a - j_a
+        nb = n - k - (2 - i_a - j_a)
+        def f(x):
+            la = dist.logcdf(x - a)
+            lb = dist.logcdf(x - b)
+            lpi = dist.logpdf(x - (a if i_a else b)) + dist.logpdf(x - (a if j_a else b))
+            return math.exp(lpi + na * la + nb * lb)
+        return integrate.quad(f, -30, 30, points=[0.0, 3.0, 6.0, 9.0], epsabs=0, epsrel=1e-13, limit=400)[0]
+    cAA, cAB, cBB = c(1, 1), c(1, 0), c(0, 0)
+    isA = mu == a
+    gA, gB = g[isA].sum(), g[~isA].sum()
+    ref = np.where(isA,
+                   g * ((k - 1) * cAA + (n - k) * cAB) - (gA - g) * cAA - gB * cAB,
+                   g * ((n - k - 1) * cBB + k * cAB) - (gB - g) * cBB - gA * cAB)
+    scale_terms = np.abs(g) * n * max(cAA, cAB, cBB) + (np.abs(g).sum()) * max(cAA, cAB, cBB)
+    v = numeric.probs_vjp(mu, g, family)
+    assert np.all(np.abs(v - ref) <= 1e-10 * np.abs(ref) + 1e-13 * scale_terms)
+
+
+def test_log_vjp_far_tail_pair_and_unresolved_entries():
+    # normal [D, 0]: d log p_1 / d mu_1 = phi(z)/Phi(z)/sqrt 2, z = -D/sqrt 2 (independent,
+    # scipy log_ndtr).  p_1 = e^{-D^2/4} is far below 1e-300: the log-space accuracy target
+    # 1e-13 |log p| applies.  An unresolved integrand must not be accepted as negligible
+    # (it once returned 0 here).  Beyond log p = -1e12 no value is certified: raise.
+    from scipy.special import log_ndtr
+    for d in (1e3, 1e4):
+        z = -d / math.sqrt(2.0)
+        r = math.exp(-0.5 * z * z - 0.5 * math.log(2 * math.pi) - log_ndtr(z)) / math.sqrt(2.0)
+        v = numeric.log_probs_vjp([d, 0.0], [0.0, 1.0], "normal", method="quadrature")
+        assert abs(v[1] / r - 1) <= 1e-13 * (d * d / 4), (d, v, r)
+        assert abs(v[0] / r + 1) <= 1e-13 * (d * d / 4)
+    with pytest.raises(numeric.QuadratureError, match="log p"):
+        numeric.log_probs_vjp([2e6, 0.0], [0.0, 1.0], "normal", method="quadrature")

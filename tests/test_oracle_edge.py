@@ -205,3 +205,114 @@ def test_float_and_string_parameters_are_exact():
     assert abs(q[0] - want_dec) < mp.mpf(10) ** -48
     with pytest.raises(ValueError, match="scale"):
         oracle.probs([1, 0], "normal", scale="abc")
+
+
+# --------------------------------------------------------------------------
+# Huge spreads (issue 7): scores 1e3 .. 1e300 apart.  The loser of two has
+# an independent closed form for every family; its p is astronomically
+# small but an mpf, and log p must keep full relative precision.
+# --------------------------------------------------------------------------
+
+
+def _loser_log_ref(family, D):
+    """log P[loser wins] for mu = (D, 0), standard scale, from closed forms
+    evaluated here at high precision (D an mpf at the caller's precision)."""
+    if family == "normal":
+        # Phi(-D/sqrt2) = erfc(D/2)/2 = Gamma(1/2, D^2/4) / (2 sqrt(pi))
+        # (mpmath's erfc itself overflows a float for arguments > ~1e154)
+        return mp.log(mp.gammainc(mp.mpf(1) / 2, D * D / 4) / (2 * mp.sqrt(mp.pi)))
+    if family in ("cauchy", "student_t"):  # student_t with nu = 1
+        return mp.log(mp.atan(2 / D) / mp.pi)  # = 1/2 - atan(D/2)/pi
+    if family in ("gumbel", "gumbel_min"):
+        # difference of two Gumbels (either kind) is logistic: sigmoid(-D)
+        return -(D + mp.log1p(mp.exp(-D)))
+    if family == "logistic":
+        # CDF of the difference of two logistics: e^t (e^t - 1 - t)/(e^t - 1)^2, t = -D
+        e = mp.exp(-D)
+        return -D + mp.log(D - 1 + e) - 2 * mp.log1p(-e)
+    if family == "laplace":
+        return mp.log(2 + D) - D - mp.log(4)
+    if family == "exponential":
+        return -D - mp.log(2)  # difference of two exponentials is Laplace
+    raise AssertionError(family)
+
+
+def _check_pair(family, D, dps=20, **params):
+    lp = oracle.log_probs([D, 0.0], family, dps=dps, **params)
+    p = oracle.probs([D, 0.0], family, dps=dps, **params)
+    Dm = mp.mpf(D)
+    with mp.workdps(int(2 * mp.log10(Dm)) + 3 * dps + 40):
+        ref = _loser_log_ref(family, Dm)
+        q = mp.exp(ref)
+        rel = mp.mpf(10) ** -(dps - 3)
+        assert abs(lp[1] - ref) <= rel * abs(ref), (family, D, lp[1], ref)
+        assert abs(p[1] / q - 1) <= rel, (family, D, p[1], q)
+        assert p[1] > 0 and isinstance(p[1], mp.mpf)
+        # the winner: log p = log1p(-q) ~ -q, relative precision kept
+        assert abs(lp[0] / mp.log1p(-q) - 1) <= rel, (family, D, lp[0])
+        assert abs(p[0] - (1 - q)) <= rel
+
+
+_PAIR_FAST = [
+    ("normal", 1e3), ("normal", 1e10), ("normal", 1e100),
+    ("cauchy", 1e3), ("cauchy", 1e10), ("cauchy", 1e100),
+    ("logistic", 1e3), ("logistic", 1e10), ("logistic", 1e100),
+    ("gumbel", 1e3), ("gumbel", 1e10), ("gumbel", 1e100), ("gumbel", 1e300),
+    ("gumbel_min", 1e3), ("gumbel_min", 1e10),
+    ("laplace", 1e3), ("laplace", 1e10), ("laplace", 1e100),
+    ("exponential", 1e3), ("exponential", 1e10), ("exponential", 1e100), ("exponential", 1e300),
+]
+_PAIR_SLOW = [
+    ("normal", 1e300), ("cauchy", 1e300), ("logistic", 1e300), ("laplace", 1e300),
+    ("gumbel_min", 1e100), ("gumbel_min", 1e300),
+]
+
+
+@pytest.mark.parametrize("family, D", _PAIR_FAST)
+def test_huge_spread_pair_closed_forms(family, D):
+    _check_pair(family, D)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, D", _PAIR_SLOW)
+def test_huge_spread_pair_closed_forms_1e300(family, D):
+    _check_pair(family, D)
+
+
+def test_huge_spread_student_t_nu1_is_cauchy():
+    _check_pair("student_t", 1e10, nu=1)
+
+
+def test_huge_spread_uniform_is_one_hot_exactly():
+    for D in (1e3, 1e100, 1e300):
+        assert oracle.probs([D, 0.0, -D], "uniform") == [1, 0, 0]
+        assert oracle.log_probs([0.0, D], "uniform")[0] == mp.ninf
+
+
+@pytest.mark.parametrize("D", [1e10, 1e300])
+def test_huge_spread_three_gumbel_is_softmax(D):
+    mu = [D, 0.0, -D]
+    lp = oracle.log_probs(mu, "gumbel", dps=25)
+    with mp.workdps(700):
+        m = [mp.mpf(x) for x in mu]
+        # log p_i = (mu_i - mu_0) - log(1 + e^{mu_1 - mu_0} + e^{mu_2 - mu_0})
+        l1p = mp.log1p(mp.exp(m[1] - m[0]) + mp.exp(m[2] - m[0]))
+        for a, x in zip(lp, m):
+            ref = (x - m[0]) - l1p
+            assert abs(a - ref) <= mp.mpf(10) ** -22 * abs(ref)
+
+
+@pytest.mark.parametrize("family", ["normal", "laplace", "exponential", "logistic", "gumbel_min"])
+@pytest.mark.parametrize("D", [1e10, pytest.param(1e300, marks=pytest.mark.slow)])
+def test_huge_spread_three_light_tails(family, D):
+    # mu = (D, 0, -D): the middle class wins iff it beats the top by D and the
+    # bottom does not beat it by D; the latter fails with relative probability
+    # ~ exp(-D) (light tails), so p_mid equals the loser of two to all digits.
+    lp = oracle.log_probs([D, 0.0, -D], family, dps=20)
+    p = oracle.probs([D, 0.0, -D], family, dps=20)
+    assert p[2] > 0 and abs(mp.fsum(p) - 1) <= mp.mpf(10) ** -17
+    with mp.workdps(int(2 * mp.log10(D)) + 80):
+        ref = _loser_log_ref(family, mp.mpf(D))
+        assert abs(lp[1] - ref) <= mp.mpf(10) ** -17 * abs(ref), (family, lp[1], ref)
+        assert lp[2] < 1.9 * ref  # far below the middle one
+        assert abs(p[1] / mp.exp(ref) - 1) <= mp.mpf(10) ** -17

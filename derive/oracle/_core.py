@@ -11,6 +11,15 @@ largest score is 0 (shift invariance, ``p(mu; s) = p(mu/s; 1)``):
 classes.  The integrand is exponentiated only at the end (``exp(l_u)``),
 so ``p_u`` far below 1e-300 keeps its relative precision.
 
+Huge spreads (standardized spread > 1e5, or when a float64-planned run
+fails its checks): the reconnaissance runs in mpmath (golden-section modes,
+no float overflow of ``-d^2/2``, unit widths resolved at |x| ~ 1e300), the
+working precision gains ``max(log10|log p|, log10(spread / width))``
+digits, and breakpoints reach the tail cuts geometrically from every mode
+and every score (heavy tails keep mass at every scale up to the spread).
+Gumbel beyond the float range is the exact softmax, checked at two
+precisions.
+
 Procedure: float64 reconnaissance (:mod:`._prepass`) -> breakpoints at
 the kinks ``d_v + b``, at the support ends and around each class's mode
 (geometric away from it), end pieces reaching +-inf (mapped to finite
@@ -133,8 +142,58 @@ def _evaluator(kern, D, mult, targets, cut):
     return _make_mp_evaluator(kern, D, mult, targets, cut)
 
 
+def _gumbel_softmax(uniq, mult, mu_fracs, index, scale, spread, dps, label, t0):
+    """Gumbel noise: ``p_u = e^{d_u} / sum_v m_v e^{d_v}`` exactly (the softmax,
+    DESIGN.md section 2), used when the spread is beyond the float scan.
+
+    ``d_u`` needs ``log10(spread)`` extra digits to be known to ``dps``
+    absolute digits, so that ``e^{d_u}`` has ``dps`` relative ones.  Checked
+    like the quadrature: two evaluations (scores re-rounded 32 bits apart)
+    must agree to ``dps + 1`` digits.
+    """
+    import time
+
+    top = uniq[-1]
+    vals = []
+    for extra in (0, 32):
+        bits = int((dps + 12 + int(mp.log10(spread + 1))) * 3.33) + 16 + extra
+        with mp.workprec(bits):
+            sc = sympy_to_mpf(scale)
+            D = [frac_to_mpf(q - top) / sc for q in uniq]
+            Z = mp.fsum(m * mp.exp(d) for m, d in zip(mult, D))
+            vals.append([mp.exp(d) / Z for d in D])
+    agree = mp.mpf(10) ** (-(dps + 1))
+    with mp.workprec(bits):
+        for u, (a, b) in enumerate(zip(*vals)):
+            if not abs(a - b) <= agree * b:
+                raise OracleError(f"{label}: softmax at two precisions disagrees for class {u}: {a} vs {b}")
+    LAST_RUN.clear()
+    LAST_RUN.update(family=label, n=len(mu_fracs), dps=dps, method="gumbel: exact softmax (two precisions)",
+                    pieces=0, seconds=time.perf_counter() - t0)
+    return [vals[1][index[q]] for q in mu_fracs]
+
+
 def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
-    """Probabilities (mpf) of ``n >= 2`` finite scores given as Fractions."""
+    """Probabilities (mpf) of ``n >= 2`` finite scores given as Fractions.
+
+    If the run planned by the float64 reconnaissance fails its checks, it is
+    redone once with the mpmath reconnaissance (float underflow can hide a
+    mode, e.g. a gumbel_min log-CDF below e^-745); the first error is raised
+    if that fails too.
+    """
+    info = {}
+    try:
+        return _compute(mu_fracs, fam, dps, rule_b=rule_b, accelerate=accelerate, force_mp=False, info=info)
+    except OracleError as first:
+        if not info.get("float_recon"):
+            raise
+        try:
+            return _compute(mu_fracs, fam, dps, rule_b=rule_b, accelerate=accelerate, force_mp=True, info={})
+        except OracleError:
+            raise first from None
+
+
+def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
     import time
 
     t0 = time.perf_counter()
@@ -163,12 +222,15 @@ def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
     T = (dps + 20) * _LN10
     T2 = (dps + 8) * _LN10
     rc = None
-    if spread <= _FLOAT_SCAN_MAX:
+    if kern.name == "gumbel" and not kern.custom and spread > _FLOAT_SCAN_MAX:
+        return _gumbel_softmax(uniq, mult_list, mu_fracs, index, scale, spread, dps, label, t0)
+    if spread <= _FLOAT_SCAN_MAX and not force_mp:
         df = np.array([float(q - top) / scale_f for q in uniq])
         try:
             rc = reconnoitre(kern, df, mult, tarr, T, T2, label)
         except OracleError:
             rc = None
+    info["float_recon"] = rc is not None
     if rc is not None:
         soft = [mp.mpf(float(x)) for x in soft_breakpoints(rc)]
         logp_rc = [mp.mpf(float(v)) for v in rc.logp]
@@ -189,7 +251,10 @@ def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
     guard = int(mp.ceil(mp.log10(big))) + 1
     # nodes at |x| ~ spread on pieces ~ width_min long: log10(spread / width) more digits
     pos_guard = max(0, int(mp.ceil(mp.log10(spread + 1) - math.log10(min(1.0, width_min))))) if spread > 1 else 0
-    wp_dps = dps + 10 + guard + pos_guard
+    # Error of l_u at a node: ~ (|l| + |x l'|) 10^-wp; on the mass of a huge-spread
+    # integrand |x l'| is at most ~ |l| (normal: |x| ~ D/2, l' ~ D, l ~ -D^2/4)
+    # or ~ |x| / width (algebraic tails), so the larger guard covers both.
+    wp_dps = dps + 12 + max(guard, pos_guard)
 
     def run_rules(prec_bits):
         """Scores at ``prec_bits`` and the pieces: support ends (or +-inf),

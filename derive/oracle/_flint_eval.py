@@ -58,7 +58,13 @@ def _kernels(name, params, prec):
     if name == "gumbel_min":
         big = arb(4 * prec)
 
+        tiny = arb(-(prec + 8) * 0.6931471805599453)
+
         def lc(y):
+            # y < -(prec + 8) ln 2: log(1 - e^-E) = y - E/2 + ... = y to 2^-(prec+8)
+            # absolute; arb's exp of a huge negative y loses relative accuracy
+            if y < tiny:
+                return y
             E = y.exp()
             if E < big:
                 return (-((-E).expm1())).log()

@@ -80,6 +80,15 @@ def _sym(fn):
 # --------------------------------------------------------------------------
 
 
+def _flog1mexpm(z):
+    """float64 log(1 - exp(-e^z)); for z < -30 it is z - e^z/2 + O(e^{2z})
+    (the direct form underflows to -inf for z < -745)."""
+    z = np.asarray(z, dtype=np.float64)
+    with np.errstate(over="ignore", divide="ignore"):
+        direct = np.log(-np.expm1(-np.exp(np.maximum(z, -30.0))))
+        return np.where(z < -30.0, z - 0.5 * np.exp(np.minimum(z, -30.0)), direct)
+
+
 def _gumbel():
     # Phi = exp(-e^{-y}):  log Phi = -e^{-y};  log(1-Phi) = log(-expm1(-e^{-y}))
     lc = lambda y: -mp.exp(-y)
@@ -92,20 +101,24 @@ def _gumbel():
         return mp.log(-mp.expm1(-E)) if E < 4 * mp.mp.prec else -mp.exp(-min(E, 8 * mp.mp.prec))
     flc = lambda y: -np.exp(-y)
     flp = lambda y: -y - np.exp(-y)
-    fls = lambda y: np.log(-np.expm1(-np.exp(-y)))
+    fls = lambda y: _flog1mexpm(-y)
     return lc, lp, ls, flc, flp, fls
 
 
 def _gumbel_min():
     # Phi = 1 - exp(-e^{y}):  log Phi = log(-expm1(-e^y)) (no cancellation for small e^y)
     def lc(y):
-        # log(1 - exp(-E)), E = e^y; guarded as in the gumbel survival function
+        # log(1 - exp(-E)), E = e^y; guarded as in the gumbel survival function.
+        # y < -(prec + 8) ln 2: log(1 - e^-E) = y + log1p(-E/2 + ...) = y to within
+        # E/2 < 2^-(prec+8) absolute (and e^y of a huge |y| costs ~log2|y| extra bits)
+        if y < -(mp.mp.prec + 8) * 0.6931471805599453:
+            return +y
         E = mp.exp(y)
         return mp.log(-mp.expm1(-E)) if E < 4 * mp.mp.prec else -mp.exp(-min(E, 8 * mp.mp.prec))
 
     lp = lambda y: y - mp.exp(y)
     ls = lambda y: -mp.exp(y)
-    flc = lambda y: np.log(-np.expm1(-np.exp(y)))
+    flc = lambda y: _flog1mexpm(y)
     flp = lambda y: y - np.exp(y)
     fls = lambda y: -np.exp(y)
     return lc, lp, ls, flc, flp, fls
