@@ -32,7 +32,7 @@ from .families import FAMILY_NAMES, Family, NumericFamily, get_family
 __all__ = ["probs", "log_probs", "probs_vjp", "log_probs_vjp", "get_family", "Family",
            "NumericFamily", "FAMILY_NAMES", "METHODS", "QuadratureError", "FAST_MIN_N"]
 
-METHODS = ("auto", "closed", "quadrature", "quantile", "monte_carlo")
+METHODS = ("auto", "closed", "quadrature", "batch", "quantile", "monte_carlo")
 VJP_METHODS = ("auto", "closed", "quadrature")
 
 # "auto" hands analytic families with at least this many entries per row to the
@@ -104,7 +104,7 @@ def _standardize(x, fam):
 
 
 def _row_engine(y, fam, method, opts):
-    if method == "quadrature" or method == "auto":
+    if method in ("quadrature", "auto", "batch"):
         return quadrature_log_probs(y, fam)
     if method == "closed":
         return pair_log_probs(y[None, :], fam)[0]
@@ -115,6 +115,43 @@ def _row_engine(y, fam, method, opts):
         from ._baselines import monte_carlo_log_probs
         return monte_carlo_log_probs(y, fam, **opts)
     raise AssertionError(method)  # pragma: no cover
+
+
+def _batch_serves(fam, n):
+    from ._batch import BATCH_FAMILIES, N_MAX
+    return fam.name in BATCH_FAMILIES and not fam.custom and 2 <= n <= N_MAX
+
+
+def _softmax_shortcut(mu, family, axis, method, params):
+    """Gumbel noise, plain float64 input: ``softmax(mu / scale)`` directly.
+
+    Same passes as ``scipy.special.softmax`` (max, exp(x - max), sum,
+    divide), so the common case costs what softmax costs.  Returns None
+    -- the general path then validates and handles the row -- unless the
+    input is a float64 ndarray with a valid int axis, a non-empty axis,
+    only a plain positive float/int ``scale`` and every row maximum finite
+    (no NaN, no +inf, no all -inf row).  -inf entries need no special care:
+    exp(-inf - max) = 0 exactly.  A gap beyond the float range overflows to
+    -inf, i.e. p = 0, as in the general path.
+    """
+    if (family != "gumbel" or method not in ("auto", "closed") or type(mu) is not np.ndarray
+            or mu.dtype != np.float64 or mu.ndim == 0 or type(axis) is not int
+            or not -mu.ndim <= axis < mu.ndim or mu.shape[axis] == 0
+            or not set(params) <= {"scale"}):
+        return None
+    scale = params.get("scale", 1.0)
+    if type(scale) not in (int, float) or not 0.0 < scale < math.inf:
+        return None
+    top = np.max(mu, axis=axis, keepdims=True)
+    if not np.isfinite(top).all():
+        return None
+    with np.errstate(over="ignore"):
+        z = np.subtract(mu, top)
+        if scale != 1:
+            z /= scale
+    np.exp(z, out=z)
+    z /= np.sum(z, axis=axis, keepdims=True)
+    return z
 
 
 def _log_probs_2d(x, fam, method, opts):
@@ -140,6 +177,17 @@ def _log_probs_2d(x, fam, method, opts):
         if blk.any():
             lp[rows[blk]] = pair_log_probs(y[blk], fam)
         done = blk | one
+    elif method == "batch" and _batch_serves(fam, n):
+        # one vectorised trapezoid kernel for all rows (numeric._batch); rows it
+        # cannot certify (ok = False) fall through to the adaptive quadrature below
+        from ._batch import batch_log_probs
+        done = one.copy()
+        blk = full & ~one
+        if blk.any():
+            blp, ok = batch_log_probs(np.ascontiguousarray(y[blk]), fam)
+            idx = np.flatnonzero(blk)[ok]
+            lp[rows[idx]] = blp[ok]
+            done[idx] = True
     elif method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
         done = one.copy()
         fast = _fast_engine()
@@ -202,7 +250,13 @@ def probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
         otherwise quadrature), "closed" (gumbel any n, and n = 2 for
         normal, cauchy, gumbel_min, laplace, exponential, uniform),
         "quadrature" (adaptive log-space Gauss-Kronrod of the max-CDF form,
-        any family), "quantile" (the article's K-point rule, option ``K``,
+        any family), "batch" (for many short rows: one vectorised
+        trapezoid kernel over all rows of the batch, numeric._batch, for
+        normal, logistic, gumbel, gumbel_min, cauchy and student_t with
+        n <= 64, same accuracy contract, ~12x faster per row than
+        "quadrature"; rows it cannot certify, and other families, go to
+        the quadrature; a row's last bits may depend on its batch mates,
+        which "auto" never allows), "quantile" (the article's K-point rule, option ``K``,
         default 1000, not renormalized) and "monte_carlo" (options
         ``samples`` default 10**6, ``seed`` default 0).
     **params : family parameters ``scale`` (> 0, every family) and ``nu``
@@ -222,6 +276,9 @@ def probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
     >>> probs([0.0, 0.0, 0.0], "cauchy").round(15).tolist()
     [0.333333333333333, 0.333333333333333, 0.333333333333333]
     """
+    quick = _softmax_shortcut(mu, family, axis, method, params)
+    if quick is not None:
+        return quick
     prep = prepare_scores(mu, axis)
     opts, fparams = split_options(method, params)
     fam = get_family(family, **fparams)

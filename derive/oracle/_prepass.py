@@ -175,17 +175,7 @@ def soft_breakpoints(rc: Recon, max_points: int = 3000) -> np.ndarray:
     for s in range(0, len(pts), 2000):
         chunk = pts[s : s + 2000]
         need[s : s + 2000] = np.maximum(w[None, :], np.abs(chunk[:, None] - rc.modes[None, :]) / 2).min(axis=1)
-    kept = [pts[0]]
-    kneed = need[0]
-    for x, nd in zip(pts[1:], need[1:]):
-        if x - kept[-1] >= min(nd, kneed):
-            kept.append(x)
-            kneed = nd
-    if kept[-1] != pts[-1]:
-        kept[-1] = pts[-1]
-    if len(kept) > max_points:
-        raise OracleError(f"too many breakpoints ({len(kept)}) for the integration range")
-    return np.array(kept)
+    return np.array(_thin_breakpoints(pts, need, max_points))
 
 
 # --------------------------------------------------------------------------
@@ -378,6 +368,16 @@ def soft_breakpoints_mp(rc: Recon, scores=(), max_points: int = 20000):
     w = [min(a, b) for _, a, b in cen]
     cs = [c for c, _, _ in cen]
     need = [min(max(wu, abs(x - c) / 2) for wu, c in zip(w, cs)) for x in pts]
+    return _thin_breakpoints(pts, need, max_points)
+
+
+def _thin_breakpoints(pts, need, max_points):
+    """Drop candidate breakpoints closer than the local resolution ``need``.
+
+    ``pts`` is sorted; a point is kept when its distance to the last kept
+    point is at least the smaller of the two points' ``need``.  The last
+    candidate (the range end) is always kept.
+    """
     kept = [pts[0]]
     kneed = need[0]
     for x, nd in zip(pts[1:], need[1:]):
