@@ -353,6 +353,14 @@ def probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **param
     >>> probs_vjp([0.0, 0.0], [1.0, 0.0]).tolist()             # softmax: p(1-p)
     [0.25, -0.25]
     """
+    # Gumbel: d p_i / d mu_k = p_i (delta_ik - p_k) / scale, so
+    # J^T g = p * (g - <g, p>) / scale -- one softmax and two passes
+    p = _softmax_shortcut(mu, family, axis, method, params)
+    if (p is not None and type(cotangent) is np.ndarray and cotangent.dtype == np.float64
+            and cotangent.shape == p.shape and np.isfinite(cotangent).all()):
+        out = p * (cotangent - np.sum(p * cotangent, axis=axis, keepdims=True))
+        scale = params.get("scale", 1.0)
+        return out / scale if scale != 1 else out
     prep = prepare_scores(mu, axis)
     g = check_cotangent(cotangent, prep, np.shape(mu))
     _, fparams = split_options(method, params)
