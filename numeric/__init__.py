@@ -332,6 +332,17 @@ def _vjp_2d(x, g, fam, method, log):
     return out
 
 
+def _vjp_public(mu, cotangent, family, axis, method, params, *, log):
+    """Validate and reshape for :func:`probs_vjp` / :func:`log_probs_vjp`, then run the kernel."""
+    prep = prepare_scores(mu, axis)
+    g = check_cotangent(cotangent, prep, np.shape(mu))
+    _, fparams = split_options(method, params)
+    fam = get_family(family, **fparams)
+    if prep.x.shape[1] == 0:
+        return restore(prep.x, prep)
+    return restore(_vjp_2d(prep.x, g, fam, method, log=log), prep)
+
+
 def probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params):
     """Vector-Jacobian product ``(J^T g)_k = sum_i g_i dp_i/dmu_k`` of :func:`probs`.
 
@@ -361,13 +372,7 @@ def probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **param
         out = p * (cotangent - np.sum(p * cotangent, axis=axis, keepdims=True))
         scale = params.get("scale", 1.0)
         return out / scale if scale != 1 else out
-    prep = prepare_scores(mu, axis)
-    g = check_cotangent(cotangent, prep, np.shape(mu))
-    _, fparams = split_options(method, params)
-    fam = get_family(family, **fparams)
-    if prep.x.shape[1] == 0:
-        return restore(prep.x, prep)
-    return restore(_vjp_2d(prep.x, g, fam, method, log=False), prep)
+    return _vjp_public(mu, cotangent, family, axis, method, params, log=False)
 
 
 def log_probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params):
@@ -383,10 +388,4 @@ def log_probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **p
     >>> log_probs_vjp([0.0, 0.0], [1.0, 0.0]).tolist()
     [0.5, -0.5]
     """
-    prep = prepare_scores(mu, axis)
-    g = check_cotangent(cotangent, prep, np.shape(mu))
-    _, fparams = split_options(method, params)
-    fam = get_family(family, **fparams)
-    if prep.x.shape[1] == 0:
-        return restore(prep.x, prep)
-    return restore(_vjp_2d(prep.x, g, fam, method, log=True), prep)
+    return _vjp_public(mu, cotangent, family, axis, method, params, log=True)
