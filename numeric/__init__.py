@@ -143,7 +143,8 @@ def _softmax_shortcut(mu, family, axis, method, params):
     if type(scale) not in (int, float) or not 0.0 < scale < math.inf:
         return None
     top = np.max(mu, axis=axis, keepdims=True)
-    if not np.isfinite(top).all():
+    finite = math.isfinite(top.item(0)) if top.size == 1 else np.isfinite(top).all()
+    if not finite:
         return None
     with np.errstate(over="ignore"):
         z = np.subtract(mu, top)
