@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, softmax_log_probs
+from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, Family, NumericFamily, get_family
@@ -306,11 +306,17 @@ def _vjp_2d(x, g, fam, method, log):
         res = softmax_log_vjp(lpr, gr) if log else softmax_vjp(lpr, gr)
         out[rows] = res / fam.scale
         return out
-    if method == "closed":
-        raise ValueError(f"method='closed' has no vector-Jacobian product for family {fam.name!r}; "
-                         "valid methods here: auto, quadrature")
     finite = np.isfinite(y)
     done = np.zeros(rows.size, dtype=bool)
+    if method in ("auto", "closed") and n == 2 and fam.name in PAIR_FAMILIES and not fam.custom:
+        # n = 2: the derivative of the closed form, c(d) = G'(d) (numeric._closed.pair_vjp)
+        blk = finite.all(axis=1) & np.isfinite(gr).all(axis=1)
+        if blk.any():
+            out[rows[blk]] = pair_vjp(y[blk], gr[blk], fam, log=log) / fam.scale
+            done[blk] = True
+    elif method == "closed":
+        raise ValueError(f"method='closed' has no vector-Jacobian product for family {fam.name!r} "
+                         f"with n = {n}; valid methods here: auto, quadrature")
     if not log and method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
         # the O(n) engine's VJP (normal, logistic), row by row so a declined row falls back
         # alone; log_probs_vjp stays on quadrature: g = c / p spans the float range when

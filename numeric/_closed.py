@@ -25,7 +25,7 @@ import math
 import numpy as np
 from scipy import special
 
-__all__ = ["softmax_log_probs", "pair_log_probs", "PAIR_FAMILIES", "has_closed_form"]
+__all__ = ["softmax_log_probs", "pair_log_probs", "pair_vjp", "PAIR_FAMILIES", "has_closed_form"]
 
 _LOG2 = math.log(2.0)
 _LOG4 = math.log(4.0)
@@ -94,6 +94,55 @@ PAIR_FAMILIES = {
     "exponential": _log_g_exponential,
     "uniform": _log_g_uniform,
 }
+
+
+# log of the density c = G' of the difference eps_2 - eps_1 (the derivatives of the
+# n = 2 forms above): normal phi(d/sqrt2)/sqrt2; cauchy Cauchy(0, 2); gumbel and
+# gumbel_min logistic sigma(d) sigma(-d); laplace (1+|d|) e^-|d| / 4; exponential
+# Laplace(1) e^-|d| / 2; uniform triangular 1 - |d| on |d| < 1.
+def _log_c_cauchy(d):
+    a = np.abs(d)
+    with np.errstate(over="ignore", divide="ignore"):
+        big = math.log(2.0 / math.pi) - 2.0 * np.log(a)
+        small = math.log(2.0 / math.pi) - np.log(4.0 + np.square(a))
+    return np.where(a > 1e150, big, small)
+
+
+def _log_c_uniform(d):
+    with np.errstate(divide="ignore"):
+        return np.log1p(-np.minimum(np.abs(d), 1.0))
+
+
+PAIR_LOG_DENSITY = {
+    "normal": lambda d: -0.25 * np.square(d) - math.log(2.0 * math.sqrt(math.pi)),
+    "cauchy": _log_c_cauchy,
+    "gumbel": lambda d: -np.logaddexp(0.0, -d) - np.logaddexp(0.0, d),
+    "gumbel_min": lambda d: -np.logaddexp(0.0, -d) - np.logaddexp(0.0, d),
+    "laplace": lambda d: np.log1p(np.abs(d)) - np.abs(d) - _LOG4,
+    "exponential": lambda d: -np.abs(d) - _LOG2,
+    "uniform": _log_c_uniform,
+}
+
+
+def pair_vjp(y, g, fam, log=False):
+    """VJP for n = 2 rows (standardized, finite ``y``; finite cotangents ``g``).
+
+    ``p_1 = G(d)``, ``d = y_1 - y_2``, so ``dp_1/dy_1 = -dp_1/dy_2 = c(d)`` and
+    ``p_2 = 1 - p_1``: ``J^T g = (g_1 - g_2) c(d) [1, -1]``.  For log p:
+    ``J^T g = c(d) (g_1 / p_1 - g_2 / p_2) [1, -1]``, each ratio formed as
+    ``exp(log c - log p)`` so underflowing p stay exact; entries with c = 0
+    (uniform beyond |d| >= 1) contribute 0.  Divide by the scale afterwards.
+    """
+    d = y[:, 0] - y[:, 1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        lc = PAIR_LOG_DENSITY[fam.name](d)
+        if log:
+            lp = pair_log_probs(y, fam)
+            ratio = np.where(np.isneginf(lc)[:, None], 0.0, np.exp(lc[:, None] - lp))
+            v1 = g[:, 0] * ratio[:, 0] - g[:, 1] * ratio[:, 1]
+        else:
+            v1 = (g[:, 0] - g[:, 1]) * np.exp(lc)
+    return np.stack([v1, -v1], axis=1)
 
 
 def has_closed_form(fam, n):

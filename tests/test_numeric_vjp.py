@@ -275,3 +275,36 @@ def test_log_vjp_far_tail_pair_and_unresolved_entries():
         assert abs(v[0] / r + 1) <= 1e-13 * (d * d / 4)
     with pytest.raises(numeric.QuadratureError, match="log p"):
         numeric.log_probs_vjp([2e6, 0.0], [0.0, 1.0], "normal", method="quadrature")
+
+
+# n = 2: VJP from the derivative of the closed form.  Reference: mpmath's numerical
+# derivative of the difference CDF G written out here independently (at 30 digits).
+_MP_G = {
+    "normal": lambda d: mp.ncdf(d / mp.sqrt(2)),
+    "cauchy": lambda d: mp.mpf(1) / 2 + mp.atan(d / 2) / mp.pi,
+    "gumbel_min": lambda d: 1 / (1 + mp.exp(-d)),
+    "laplace": lambda d: (2 - d) * mp.exp(d) / 4 if d < 0 else 1 - (2 + d) * mp.exp(-d) / 4,
+    "exponential": lambda d: mp.exp(d) / 2 if d < 0 else 1 - mp.exp(-d) / 2,
+    "uniform": lambda d: (0 if d <= -1 else (1 + d) ** 2 / 2 if d < 0
+                          else 1 - (1 - d) ** 2 / 2 if d < 1 else 1),
+}
+
+
+@pytest.mark.parametrize("family", sorted(_MP_G))
+@pytest.mark.parametrize("mu, scale", [((0.3, -0.4), 1.0), ((1.7, 0.2), 0.5), ((0.0, 10.0), 0.125),
+                                       ((-3.0, 2.5), 2.0)])
+def test_pair_vjp_matches_derivative_of_closed_form(family, mu, scale):
+    g = np.array([0.3, -0.7])
+    with mp.workdps(30):
+        d = (mp.mpf(mu[0]) - mp.mpf(mu[1])) / scale
+        G = _MP_G[family]
+        c = mp.diff(G, d) if abs(d) != 1 or family != "uniform" else mp.mpf(0)
+        p1 = G(d)
+        ref = float((mp.mpf(g[0]) - g[1]) * c / scale)
+        # log p: c/s * (g1/p1 - g2/p2), zero where c = 0
+        ref_log = float(c / scale * (g[0] / p1 - g[1] / (1 - p1))) if c != 0 else 0.0
+    v = numeric.probs_vjp(np.array(mu), g, family, scale=scale)
+    vl = numeric.log_probs_vjp(np.array(mu), g, family, scale=scale)
+    assert v[0] == -v[1] and vl[0] == -vl[1]
+    assert abs(v[0] - ref) <= 1e-12 * abs(ref) + 1e-300, (v, ref)
+    assert abs(vl[0] - ref_log) <= 1e-12 * abs(ref_log) + 1e-300, (vl, ref_log)
