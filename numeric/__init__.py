@@ -215,6 +215,17 @@ def _log_probs_2d(x, fam, method, opts):
     return lp
 
 
+def _log_probs_public(mu, family, axis, method, params):
+    """Validate and reshape for :func:`probs` / :func:`log_probs`: ``(log p (m, n), prep)``."""
+    prep = prepare_scores(mu, axis)
+    opts, fparams = split_options(method, params)
+    fam = get_family(family, **fparams)
+    if prep.x.shape[1] == 0:
+        _check_method(method, fam, 0)
+        return prep.x, prep
+    return _log_probs_2d(prep.x, fam, method, opts), prep
+
+
 def log_probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
     """Log-probabilities ``log p_i`` of the perturbed argmax, along ``axis``.
 
@@ -226,13 +237,8 @@ def log_probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
     >>> float(log_probs([0.0, -60.0], "normal")[1].round(6))
     -904.667264
     """
-    prep = prepare_scores(mu, axis)
-    opts, fparams = split_options(method, params)
-    fam = get_family(family, **fparams)
-    if prep.x.shape[1] == 0:
-        _check_method(method, fam, 0)
-        return restore(prep.x, prep)
-    return restore(_log_probs_2d(prep.x, fam, method, opts), prep)
+    lp, prep = _log_probs_public(mu, family, axis, method, params)
+    return restore(lp, prep)
 
 
 def probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
@@ -280,13 +286,7 @@ def probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
     quick = _softmax_shortcut(mu, family, axis, method, params)
     if quick is not None:
         return quick
-    prep = prepare_scores(mu, axis)
-    opts, fparams = split_options(method, params)
-    fam = get_family(family, **fparams)
-    if prep.x.shape[1] == 0:
-        _check_method(method, fam, 0)
-        return restore(prep.x, prep)
-    lp = _log_probs_2d(prep.x, fam, method, opts)
+    lp, prep = _log_probs_public(mu, family, axis, method, params)
     return restore(np.exp(lp), prep)
 
 
