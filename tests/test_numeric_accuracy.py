@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import numeric
+from _mp_families import mp_family
 
 FAMILIES = list(numeric.FAMILY_NAMES)
 
@@ -106,23 +107,12 @@ def test_pairs_against_literature(family, method):
 # independent mpmath quadrature with multiplicities: large tied vectors
 # ---------------------------------------------------------------------------
 
-def _mp_family(name):
-    if name == "normal":
-        return mp.ncdf, mp.npdf
-    if name == "logistic":
-        return (lambda x: 1 / (1 + mp.exp(-x))), (lambda x: mp.exp(-abs(x)) / (1 + mp.exp(-abs(x))) ** 2)
-    if name == "cauchy":
-        return (lambda x: mp.atan(-1 / x) / mp.pi if x < 0 else mp.mpf(1) / 2 + mp.atan(x) / mp.pi), \
-            (lambda x: 1 / (mp.pi * (1 + x * x)))
-    if name == "gumbel_min":
-        return (lambda x: -mp.expm1(-mp.exp(x))), (lambda x: mp.exp(x - mp.exp(x)))
-    raise KeyError(name)
 
 
 def _mp_probs_grouped(vals, counts, name, lo, hi, per_unit=8):
     """(eq:pi) with multiplicities; the integrands have features of width ~1/sqrt(count),
     so the panels are 1/per_unit wide (the caller checks two resolutions agree)."""
-    C, P = _mp_family(name)
+    C, P = mp_family(name)
     vals = [mp.mpf(v) for v in vals]
     pts = [-mp.inf] + list(mp.linspace(lo, hi, int(hi - lo) * per_unit + 1)) + [mp.inf]
     out = []

@@ -8,25 +8,13 @@ import numpy as np
 import pytest
 
 import numeric
+from _mp_families import mp_family
 
 
-def _mp_family(name):
-    if name == "normal":
-        return mp.ncdf, mp.npdf
-    if name == "logistic":
-        return (lambda x: 1 / (1 + mp.exp(-x))), (lambda x: mp.exp(-abs(x)) / (1 + mp.exp(-abs(x))) ** 2)
-    if name == "cauchy":
-        return (lambda x: mp.atan(-1 / x) / mp.pi if x < 0 else mp.mpf(1) / 2 + mp.atan(x) / mp.pi), \
-            (lambda x: 1 / (mp.pi * (1 + x * x)))
-    if name == "laplace":
-        return (lambda x: mp.exp(x) / 2 if x < 0 else 1 - mp.exp(-x) / 2), (lambda x: mp.exp(-abs(x)) / 2)
-    if name == "exponential":
-        return (lambda x: -mp.expm1(-x) if x > 0 else mp.mpf(0)), (lambda x: mp.exp(-x) if x >= 0 else mp.mpf(0))
-    raise KeyError(name)
 
 
 def _mp_probs(mu, name):
-    C, P = _mp_family(name)
+    C, P = mp_family(name)
     lo, hi = min(mu) - 30, max(mu) + 30
     pts = sorted(set(list(mp.linspace(lo, hi, 61)) + list(mu)))
     if name in ("cauchy",):
@@ -56,7 +44,7 @@ def _fd_jacobian(mu, name, h=mp.mpf("1e-12")):
 def _derivative_jacobian(mu, name):
     """J[i][k] = -int phi(x - mu_i) phi(x - mu_k) prod_{j != i,k} Phi(x - mu_j) dx for i != k
     (differentiating (eq:pi) under the integral); the diagonal from sum_i p_i = 1."""
-    C, P = _mp_family(name)
+    C, P = mp_family(name)
     n = len(mu)
     lo, hi = min(mu) - 30, max(mu) + 30
     pts = sorted(set(list(mp.linspace(lo, hi, 31)) + list(mu)))
