@@ -51,7 +51,13 @@ Three steps, none of them O(n * grid):
 
 Cauchy noise (heavy tails, the maximum sits near ``n / pi``) replaces step 2
 by near-field Gauss-Legendre panels plus a far field by multipoles
-(``numeric._fast_cauchy``); steps 1 and 3 are shared.  No fast VJP there.
+(``numeric._fast_cauchy``; log F on the grid only where the near field
+carries weight); steps 1 and 3 are shared, and so is the VJP's structure.
+
+VJP (:func:`fast_probs_vjp`): ``(J^T g)_i = p_i (g'_i rho_S(z_i) - rho_Gamma(z_i))``
+where ``rho_S = (log g)'`` comes from the same Horner pass as ``log p`` and
+``rho_Gamma`` needs one more spreading (weighted moments) and one more set of
+node integrals.
 
 ``log p`` is then renormalised by ``logsumexp(log p)`` (a common shift of
 order 1e-15).  Measured error: 1-2 ulps of ``log p`` (so ~1e-13 relative in
@@ -82,12 +88,12 @@ from fractions import Fraction
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ._fast_cauchy import cauchy_node_log_g
+from ._fast_cauchy import cauchy_nodes, fast_cauchy_vjp_row
 from ._fast_kernels import HAZARD_C, KernelCache
 
 __all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "FAST_MIN_N", "FAST_FAMILIES"]
 
-FAST_FAMILIES = ("normal", "logistic", "cauchy")
+FAST_FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
 FAST_MIN_N = 16
 
 # integrand values below peak * e^-_TAIL are dropped (n_grid * e^-45 < 1e-16)
@@ -106,6 +112,7 @@ class _Spec:
     rho: float = 0.5          # Cauchy-formula circle radius for the tables
     ncirc: int = 32           # ... and its number of points
     ms: int = 1               # m-node stride (grid steps)
+    quad_us: float = 30.0     # cost of exact quadrature per score (us), for the cost model
     q: int = 12               # interpolation stencil for log g on the m nodes
     fine_S: int = 16          # evaluation: sub-intervals per node interval ...
     fine_d: int = 4           # ... each with a degree fine_d Taylor polynomial
@@ -118,11 +125,17 @@ _SPECS = {
     # logistic: f ~ -e^{-t}, |f| < 1e-40 for t > 92; F(x) <= e^{x - max z}
     # (left pad 45 + log n) and h(t) = e^{-t} (right pad 45 + log n).
     "logistic": _Spec(H=0.125, R=7, pad_left=64.0, pad_right=64.0, t_right=93.0),
+    # gumbel_min: f = log(1 - exp(-e^t)) ~ -exp(-e^t), |f| < 1e-40 for t > 4.52;
+    # its derivatives grow like e^(r t), so a finer grid and R = 10 keep the
+    # per-score truncation below 3e-24 absolute (H = 1/32); h ~ e^(t - e^t) on the
+    # right (pad 6), F <= e^(n (x - max z)) on the left (pad 12, n >= 16).
+    "gumbel_min": _Spec(H=0.03125, R=10, pad_left=12.0, pad_right=6.0, t_right=4.6, rho=0.25,
+                        quad_us=300.0),
     # cauchy: the grid is only the near field |x - c| <= 4a + 8 (numeric._fast_cauchy);
     # f = log Phi never drops below 1e-40 on the grid, so no right cut; the
     # poles of h at +-i need a small circle (rho = 1/4, 64 points).
-    "cauchy": _Spec(H=0.0625, R=10, pad_left=12.0, pad_right=12.0, t_right=620.0,
-                    pad_factor=2.0, rho=0.25, ncirc=64, ms=4, q=12),
+    "cauchy": _Spec(H=0.0625, R=10, pad_left=5.0, pad_right=5.0, t_right=620.0,
+                    pad_factor=0.7, rho=0.25, ncirc=64, ms=1, q=12),
 }
 
 _CACHES: dict = {}
@@ -250,35 +263,14 @@ def _bin_moments(z, lo, invH, P, R, weights=None):
     """``M[r, b] = sum_{j in bin b} wt_j u_j^r`` with ``z_j = lo + (b + u_j) H``,
     ``|u_j| <= 1/2`` (``wt = 1`` when ``weights`` is None).
 
-    Unweighted: sort once, then each moment is a segmented sum
-    (``np.add.reduceat``), several times cheaper than a weighted bincount.
-    Weighted: bincount.  Both in cache-sized chunks.
+    Unweighted: sort once, then all moments are one segmented sum
+    (``np.add.reduceat``), several times cheaper than bincounts.  Weighted
+    (the VJP's ``Gamma``): one bincount per order -- cheaper there than
+    reordering the weights (a random gather).  Both in cache-sized chunks.
     """
     M = np.zeros((R + 1, P))
     if weights is None:
-        zs = np.sort(z)
-        # buf[0] = bin (as float), buf[r] = u^r (r = 1..R)
-        buf = np.empty((R + 1, min(_CHUNK, zs.size)))
-        for c0 in range(0, zs.size, _CHUNK):
-            zc = zs[c0:c0 + _CHUNK]
-            m = zc.size
-            b, v = buf[0, :m], buf[1, :m]
-            np.subtract(zc, lo, out=v)
-            v *= invH
-            # bin b = floor(v + 1/2), u = v - b in [-1/2, 1/2); b is sorted, so
-            # each bin is one contiguous segment (found by bisection, not a pass)
-            np.add(v, 0.5, out=b)
-            np.floor(b, out=b)
-            v -= b
-            b0, b1 = int(b[0]), int(b[-1])
-            edges = np.searchsorted(b, np.arange(b0, b1 + 2, dtype=np.float64))
-            counts = np.diff(edges)
-            nz = np.flatnonzero(counts)
-            for r in range(2, R + 1):
-                np.multiply(buf[r - 1, :m], v, out=buf[r, :m])
-            bins = nz + b0
-            M[0, bins] += counts[nz]
-            M[1:, bins] += np.add.reduceat(buf[1:, :m], edges[nz], axis=1)
+        _segment_moments(np.sort(z), lo, invH, R, M)
         return M
     for c0 in range(0, z.size, _CHUNK):
         v = z[c0:c0 + _CHUNK] - lo
@@ -291,6 +283,32 @@ def _bin_moments(z, lo, invH, P, R, weights=None):
             pw *= v
             M[r] += np.bincount(b, weights=pw, minlength=P)
     return M
+
+
+def _segment_moments(zs, lo, invH, R, M):
+    """Add ``sum u^r`` per bin (r = 0..R) to ``M`` for sorted scores ``zs``."""
+    # rows: 0 = bin (as float), r = u^r (r = 1..R)
+    buf = np.empty((R + 1, min(_CHUNK, zs.size)))
+    for c0 in range(0, zs.size, _CHUNK):
+        zc = zs[c0:c0 + _CHUNK]
+        m = zc.size
+        b, u = buf[0, :m], buf[1, :m]
+        np.subtract(zc, lo, out=u)
+        u *= invH
+        # bin b = floor(v + 1/2), u = v - b in [-1/2, 1/2); b is sorted, so each
+        # bin is one contiguous segment (found by bisection, not a pass)
+        np.add(u, 0.5, out=b)
+        np.floor(b, out=b)
+        u -= b
+        b0, b1 = int(b[0]), int(b[-1])
+        edges = np.searchsorted(b, np.arange(b0, b1 + 2, dtype=np.float64))
+        counts = np.diff(edges)
+        nz = np.flatnonzero(counts)
+        bins = nz + b0
+        for r in range(2, R + 1):
+            np.multiply(buf[r - 1, :m], u, out=buf[r, :m])
+        M[0, bins] += counts[nz]
+        M[1:, bins] += np.add.reduceat(buf[1:, :m], edges[nz], axis=1)
 
 
 def _spread_convolve(M, kL, kR, spec, cache, table="A"):
@@ -359,10 +377,12 @@ class _Geo:
         self.lR = self.lL + (self.K - 1) * self.ms
         # decline when the grids dwarf the scores (few scores spread widely):
         # rough costs measured on a 2-core x86 box, in microseconds
-        fast = 350 + 0.005 * self.K * self.G + 0.0001 * (spec.R + 1) * self.P * (self.P + self.G) + 0.03 * z.size
-        if spec.pad_factor:   # cauchy: K m nodes x ~(48 B + 1440) quadrature nodes
-            fast += 0.08 * self.K * (48 * (2.4 * (hi - lo) + 10.0) + 1440)
-        exact = 500 + 30.0 * z.size
+        if spec.pad_factor:   # cauchy: near-field panels per node (numeric._fast_cauchy)
+            node = 300 + 0.04 * self.K * (1.2 * (hi - lo) + 2.5)
+        else:
+            node = 0.005 * self.K * self.G
+        fast = 350 + node + 0.0001 * (spec.R + 1) * self.P * (self.P + self.G) + 0.03 * z.size
+        exact = 500 + spec.quad_us * z.size
         if check_cost and fast > exact:
             raise NotImplementedError(
                 f"fast path does not pay off for n={z.size} over a score range of {hi - lo:.3g}")
@@ -544,12 +564,14 @@ def _shift_matrix(q, S, d):
     return B
 
 
-def _eval_at_scores(z, geo, node_values, out=None):
+def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
     """Interpolate node values at the scores (chunked); returns an (n,) array.
 
     Per score: fine row ``r = floor(t)``, ``delta = t - r - 1/2`` with ``t = S *
     (node position)``, then Horner in ``delta`` over the ``_FINE_D + 1`` table
     columns (one ``take`` each); ``S``, ``d`` from the family's ``_Spec``.
+    With ``deriv`` (an (n,) array) the derivative with respect to the score
+    is written there too (the same Horner pass, ``dt/dz = S / (ms H)``).
     """
     S, d = geo.fine_S, geo.fine_d
     tab = _fine_tables(node_values, geo.q, S, d)
@@ -578,24 +600,34 @@ def _eval_at_scores(z, geo, node_values, out=None):
         tt -= 0.5
         acc = out[c0:c0 + k]
         np.take(tab[d], rr, out=acc, mode="wrap")
+        if deriv is not None:
+            dacc = deriv[c0:c0 + k]
+            dacc[...] = acc
         for j in range(d - 1, -1, -1):
             acc *= tt
             np.take(tab[j], rr, out=tm, mode="wrap")
             acc += tm
+            if deriv is not None and j > 0:
+                # p' = sum_j j e_j delta^(j-1): Horner alongside the value
+                dacc *= tt
+                dacc += acc
+        if deriv is not None:
+            dacc *= a
     return out
 
 
 def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True):
+    """log p for one row; with ``parts`` also ``(d log p / d z_i at fixed F, geo, LF)``."""
     geo = _Geo(z, spec, check_cost)
     M = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
-    LF = _spread_convolve(M, geo.kL, geo.kR, spec, cache)
     if fam.name == "cauchy":
-        if parts:
-            raise NotImplementedError("no fast VJP for the cauchy family")
-        logg = cauchy_node_log_g(z, fam, geo, LF, spec, _interp_points)
+        # LF: numeric._fast_cauchy's opaque state (log F only where needed)
+        logg, LF = cauchy_nodes(z, fam, geo, M, spec, cache)
     else:
+        LF = _spread_convolve(M, geo.kL, geo.kR, spec, cache)
         logg, _ = _node_integrals(geo, LF, fam, spec)
-    lp = _eval_at_scores(z, geo, logg)
+    dlg = np.empty_like(z) if parts else None
+    lp = _eval_at_scores(z, geo, logg, deriv=dlg)
     # common renormalisation: sum p = 1 (a shift of order 1e-15)
     mx = float(logg.max())
     tot = 0.0
@@ -603,27 +635,33 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True):
         tot += float(np.exp(lp[c0:c0 + _CHUNK] - mx).sum())
     lp -= mx + math.log(tot)
     if parts:
-        return lp, geo, M, LF
+        return lp, dlg, geo, M, LF
     return lp
 
 
 def _row_vjp(z, g, fam, spec, cache, check_cost=True):
     """``(J^T g)_i = p_i (g'_i rho_S(z_i) - rho_Gamma'(z_i))`` with ``g' = g - sum_j p_j g_j``
     (``J^T 1 = 0``, so the shift is exact and removes the common part of g
-    before it can cancel), ``S = sum_j h_j``, ``Gamma' = sum_j g'_j h_j``."""
-    lp, geo, M, LF = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
+    before it can cancel), ``S = sum_j h_j``, ``Gamma' = sum_j g'_j h_j``, and
+    ``rho_Y(m) = int h(x - m) F Y dx / g(m)``.
+
+    ``rho_S`` needs no integral of its own: ``S = (log F)'``, so by parts
+    ``g'(m) = -int h'(x - m) F dx = int h(x - m) F S dx`` and ``rho_S = (log g)'``,
+    the derivative of the interpolant of ``log g`` (one Horner pass).
+    """
+    lp, rS, geo, M, LF = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
+    if fam.name == "cauchy":
+        return fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp, dlg=rS)
     p = np.exp(lp)
     gc = g - float((p * g).sum())
-    S = _spread_convolve(M, geo.kL, geo.kR, spec, cache, table="B")
     Mg = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R, weights=gc)
     Gam = _spread_convolve(Mg, geo.kL, geo.kR, spec, cache, table="B")
-    _, (rS, rG) = _node_integrals(geo, LF, fam, spec, extras=(S, Gam))
-    a = _eval_at_scores(z, geo, rS)
+    _, (rG,) = _node_integrals(geo, LF, fam, spec, extras=(Gam,))
     b = _eval_at_scores(z, geo, rG)
-    a *= gc
-    a -= b
-    a *= p
-    return a
+    rS *= gc
+    rS -= b
+    rS *= p
+    return rS
 
 
 def fast_log_probs(x, fam, *, check_cost=True):

@@ -17,7 +17,8 @@ which is one FFT per node.  ``h`` (not ``log Phi``) is used on the circle:
 aliasing error is ``b_{r+N} rho^N``: ``h`` is analytic in a disc of radius
 >= 2.8 around every real point for the normal (nearest zero of ``Phi`` at
 ``1.92 +- 2.82 i``), ``pi`` for the logistic (poles of ``sigma`` at ``i pi``),
-1 for the cauchy (``z = +-i``), so ``rho = 1/2, N = 32`` (normal, logistic)
+1 for the cauchy (``z = +-i``), ``pi/2`` for the gumbel_min (``e^z = 2 pi i k``),
+so ``rho = 1/2, N = 32`` (normal, logistic), ``rho = 1/4, N = 32`` (gumbel_min)
 and ``rho = 1/4, N = 64`` (cauchy) leave < 1e-20.
 
 Tables are immutable arrays built once per family and grown under a lock.
@@ -58,7 +59,20 @@ def _cauchy_hazard_c(z):
     return pdf / cdf
 
 
+def _gumbel_min_hazard_c(z):
+    # Phi = 1 - exp(-y), y = e^z: h = y / expm1(y) = y e^-y / (-expm1(-y)); the
+    # second form for Re y > 1 (no overflow of exp(y)).  Poles where
+    # expm1(y) = 0, y = 2 pi i k: Im z = +-pi/2, so rho = 1/4 keeps aliasing < 1e-25.
+    y = np.exp(z)
+    big = y.real > 1.0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        small_form = y / np.expm1(y)
+        big_form = y * np.exp(-y) / (-np.expm1(-y))
+    return np.where(big, big_form, small_form)
+
+
 HAZARD_C = {
+    "gumbel_min": _gumbel_min_hazard_c,
     "normal": _normal_hazard_c,
     "logistic": _logistic_hazard_c,
     "cauchy": _cauchy_hazard_c,

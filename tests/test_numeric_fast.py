@@ -41,6 +41,9 @@ def _mp_logcdf(name, t):
         return mp.log(mp.ncdf(t)) if t < 0 else mp.log1p(-mp.ncdf(-t))
     if name == "logistic":
         return -mp.log1p(mp.exp(-t))
+    if name == "gumbel_min":
+        # Phi = 1 - exp(-e^t)
+        return mp.log(-mp.expm1(-mp.exp(t)))
     raise AssertionError(name)
 
 
@@ -49,6 +52,8 @@ def _mp_logpdf(name, t):
         return -t * t / 2 - mp.log(2 * mp.pi) / 2
     if name == "logistic":
         return -t - 2 * mp.log1p(mp.exp(-t))
+    if name == "gumbel_min":
+        return t - mp.exp(t)
     raise AssertionError(name)
 
 
@@ -172,6 +177,8 @@ CLUSTER_CASES = [
     ("normal", 60.0, [1, 10, 1000, 10000, 2]),
     pytest.param("logistic", 1.0, [1, 3, 100, 1000, 30000, 3, 50], marks=pytest.mark.slow),
     ("logistic", 60.0, [1, 10, 100, 10000, 2]),
+    ("gumbel_min", 1.0, [1, 3, 100, 3000, 50]),
+    pytest.param("gumbel_min", 25.0, [1, 10, 1000, 20000, 2], marks=pytest.mark.slow),
 ]
 
 
@@ -190,7 +197,8 @@ def test_clustered_scores_match_mpmath(name, spread, counts):
     assert abs(np.exp(lp).sum() - 1.0) < 1e-14
 
 
-@pytest.mark.parametrize("name", ["normal", pytest.param("logistic", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["normal", pytest.param("logistic", marks=pytest.mark.slow),
+                                  "gumbel_min"])
 def test_distinct_random_scores_match_mpmath(name):
     rng = np.random.default_rng(7)
     z = rng.standard_normal(60) * 2.0
@@ -325,7 +333,8 @@ def test_vjp_identity_by_mpmath_finite_differences():
     np.testing.assert_allclose(fast, fd, rtol=1e-10, atol=1e-16)
 
 
-@pytest.mark.parametrize("name", ["normal", pytest.param("logistic", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["normal", pytest.param("logistic", marks=pytest.mark.slow),
+                                  pytest.param("gumbel_min", marks=pytest.mark.slow)])
 def test_vjp_clustered_large_n_matches_mpmath(name):
     rng = np.random.default_rng(11)
     counts = [1, 300, 4000, 20000]
@@ -386,12 +395,7 @@ def test_deterministic_and_thread_safe():
         assert np.array_equal(results[i], expected[i % 4])
 
 
-def test_cauchy_has_no_fast_vjp():
-    with pytest.raises(NotImplementedError):
-        fast_probs_vjp(np.zeros((1, 5000)), np.ones((1, 5000)), get_family("cauchy"))
-
-
-@pytest.mark.parametrize("fam", [get_family("gumbel_min"), get_family("laplace"),
+@pytest.mark.parametrize("fam", [get_family("laplace"),
                                  get_family("student_t", nu=3.0),
                                  Family(lambda x: -np.logaddexp(0.0, -x),
                                         lambda x: -np.abs(x) - 2 * np.log1p(np.exp(-np.abs(x))),
@@ -439,7 +443,7 @@ def test_rows_variant_declines_row_by_row():
 
 def test_constants():
     assert isinstance(FAST_MIN_N, int) and FAST_MIN_N >= 2
-    assert set(FAST_FAMILIES) <= {"normal", "logistic", "cauchy"}
+    assert set(FAST_FAMILIES) <= {"normal", "logistic", "gumbel_min", "cauchy"}
     assert "normal" in FAST_FAMILIES
 
 
