@@ -6,7 +6,7 @@ median of the repeats is kept, so a busy machine slows both alike.
 
 Sections of the result (all raw numbers go to ``bench.json``):
 
-* ``scaling``: numeric.probs for gumbel, normal, logistic, cauchy at
+* ``scaling``: numeric.probs for gumbel, normal, logistic, cauchy, gumbel_min at
   n = 1e3 .. 1e6 against softmax, with the growth of the time per doubling
   of n, ``(t_b / t_a) ** (log 2 / log(n_b / n_a))`` (2.0 = linear cost);
 * ``accuracy_vs_cost``: n = 10 normal, all entries, by numeric.probs,
@@ -15,6 +15,9 @@ Sections of the result (all raw numbers go to ``bench.json``):
   probability of the differences eps_j - eps_i, covariance I + 11^T), each
   with its max relative error against derive.oracle (30 digits);
 * ``vjp``: cost of numeric.probs_vjp relative to numeric.probs;
+* ``phases``: where the large-n engine spends its time (one row, median
+  per step: sort + bin moments, log F on the grid, node integrals, the
+  evaluation at the scores), next to softmax on the same input;
 * ``memory``: tracemalloc peak during numeric.probs for n = 1e6 and for a
   1000 x 1000 batch (the input is allocated before tracing starts);
 * ``oracle``: wall time of derive.oracle.probs at 30 digits.
@@ -40,7 +43,7 @@ __all__ = ["run", "machine_info", "SCHEMA"]
 SCHEMA = 1
 
 _FULL = {
-    "scaling_families": ("gumbel", "normal", "logistic", "cauchy"),
+    "scaling_families": ("gumbel", "normal", "logistic", "cauchy", "gumbel_min"),
     "scaling_n": (1_000, 10_000, 100_000, 1_000_000),
     "repeats": 7,
     "min_sample_s": 0.05,
@@ -48,9 +51,10 @@ _FULL = {
     "mc_samples": (1_000, 10_000, 100_000, 1_000_000),
     "mvn_repeats": 3,
     "oracle_dps": 30,
-    "vjp_families": ("gumbel", "normal", "logistic", "cauchy"),
-    "vjp_n": 100_000,
+    "vjp_families": ("gumbel", "normal", "logistic", "cauchy", "gumbel_min"),
+    "vjp_n": (10_000, 100_000),
     "memory": (("n = 1e6", (1_000_000,)), ("batch 1000 x 1000", (1000, 1000))),
+    "phases": (("normal", 100_000), ("logistic", 100_000), ("cauchy", 100_000)),
     "oracle_n10_families": ("gumbel", "gumbel_min", "normal", "logistic", "laplace",
                             "exponential", "uniform", "cauchy", "student_t"),
     "oracle_large": (("normal", 1000),),
@@ -66,8 +70,9 @@ _QUICK = {
     "mvn_repeats": 1,
     "oracle_dps": 20,
     "vjp_families": ("normal",),
-    "vjp_n": 1_000,
+    "vjp_n": (1_000,),
     "memory": (("n = 1e4", (10_000,)), ("batch 10 x 100", (10, 100))),
+    "phases": (("normal", 1_000),),
     "oracle_n10_families": ("gumbel", "normal"),
     "oracle_large": (),
 }
@@ -288,15 +293,58 @@ def _vjp(cfg, verbose):
     import numeric
 
     rows = []
-    n = cfg["vjp_n"]
-    rng = np.random.default_rng(7)
-    mu = rng.standard_normal(n) * 2.0
-    cot = rng.standard_normal(n)
-    for fam in cfg["vjp_families"]:
-        t_p, t_v = _paired_median([lambda: numeric.probs(mu, fam), lambda: numeric.probs_vjp(mu, cot, fam)],
-                                  cfg["repeats"], cfg["min_sample_s"])
-        rows.append({"family": fam, "n": n, "probs_s": t_p, "vjp_s": t_v, "ratio": t_v / t_p})
-        _say(verbose, f"  vjp {fam:9s} n={n}  probs {t_p * 1e3:.3f} ms  vjp {t_v * 1e3:.3f} ms  ratio {t_v / t_p:.2f}")
+    for n in cfg["vjp_n"]:
+        rng = np.random.default_rng(n)
+        mu = rng.standard_normal(n) * 2.0
+        cot = rng.standard_normal(n)
+        for fam in cfg["vjp_families"]:
+            t_p, t_v = _paired_median([lambda: numeric.probs(mu, fam), lambda: numeric.probs_vjp(mu, cot, fam)],
+                                      cfg["repeats"], cfg["min_sample_s"])
+            rows.append({"family": fam, "n": n, "probs_s": t_p, "vjp_s": t_v, "ratio": t_v / t_p})
+            _say(verbose, f"  vjp {fam:9s} n={n}  probs {t_p * 1e3:.3f} ms  vjp {t_v * 1e3:.3f} ms  "
+                          f"ratio {t_v / t_p:.2f}")
+    return {"rows": rows}
+
+
+def _phases(cfg, verbose):
+    """Median time of each step of ``numeric._fast`` for one row (diagnostic)."""
+    import numpy as np
+    from scipy.special import softmax
+
+    from numeric import _fast
+    from numeric.families import get_family
+
+    rows = []
+    for name, n in cfg["phases"]:
+        fam = get_family(name)
+        spec = _fast._SPECS[name]
+        cache = _fast._cache_for(fam)
+        z = np.random.default_rng(n).standard_normal(n) * 2.0
+        z -= z.max()
+        geo = _fast._Geo(z, spec)
+        M = _fast._bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
+        steps = {"sort + bin moments": lambda: _fast._bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)}
+        if name == "cauchy":
+            from numeric._fast_cauchy import cauchy_nodes
+            logg, _ = cauchy_nodes(z, fam, geo, M, spec, cache)
+            steps["near grid + multipole node integrals"] = lambda: cauchy_nodes(z, fam, geo, M, spec, cache)
+        else:
+            LF = _fast._spread_convolve(M, geo.kL, geo.kR, spec, cache)
+            logg, _ = _fast._node_integrals(geo, LF, fam, spec)
+            steps["log F on the grid"] = lambda: _fast._spread_convolve(M, geo.kL, geo.kR, spec, cache)
+            steps["node integrals"] = lambda: _fast._node_integrals(geo, LF, fam, spec)
+        steps["evaluation at the scores"] = lambda: _fast._eval_at_scores(z, geo, logg)
+        steps["whole row (log p)"] = lambda: _fast._row_log_probs(z, fam, spec, cache)
+        fns = list(steps.values()) + [lambda: softmax(z)]
+        times = _paired_median(fns, cfg["repeats"], cfg["min_sample_s"])
+        t_soft = times[-1]
+        for (label, _), t in zip(steps.items(), times):
+            rows.append({"family": name, "n": n, "step": label, "time_s": t, "softmax_s": t_soft,
+                         "ns_per_score": t / n * 1e9})
+            _say(verbose, f"  phases {name} n={n} {label:40s} {t * 1e3:8.3f} ms")
+        rows.append({"family": name, "n": n, "step": "scipy.special.softmax", "time_s": t_soft,
+                     "softmax_s": t_soft, "ns_per_score": t_soft / n * 1e9})
+        rows[-1]["grid"] = {"P": geo.P, "G": geo.G, "K": geo.K}
     return {"rows": rows}
 
 
@@ -395,6 +443,8 @@ def run(out=None, *, quick: bool = False, md=None, verbose: bool = True, oracle_
     result["accuracy_vs_cost"] = _accuracy_vs_cost(cfg, verbose)
     _say(verbose, "bench: probs_vjp / probs")
     result["vjp"] = _vjp(cfg, verbose)
+    _say(verbose, "bench: large-n engine phases")
+    result["phases"] = _phases(cfg, verbose)
     _say(verbose, "bench: peak memory")
     result["memory"] = _memory(cfg, verbose)
     _say(verbose, "bench: oracle timings")

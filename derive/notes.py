@@ -196,6 +196,55 @@ def _torch_page(source: str) -> str:
 # ---------------------------------------------------------------------------
 
 
+def _bench_targets(bench: dict) -> str:
+    """The speed/memory targets of issue #6 next to the measured values."""
+    rows = []
+
+    def add(target, measured, ok):
+        rows.append((target, measured, "met" if ok else "**missed**"))
+
+    sc = (bench.get("scaling") or {}).get("rows", [])
+    g = [r for r in sc if r["family"] == "gumbel"]
+    if g:
+        worst = max(g, key=lambda r: r["ratio"])
+        add("gumbel <= 1.2x softmax (every n)", f"max {worst['ratio']:.2f}x (n = {worst['n']:,})",
+            worst["ratio"] <= 1.2)
+    for fam in ("normal", "logistic", "cauchy"):
+        r = [r for r in sc if r["family"] == fam and r["n"] == 100_000]
+        if r:
+            add(f"{fam} <= 10x softmax at n = 1e5", f"{r[0]['ratio']:.1f}x", r[0]["ratio"] <= 10)
+    lin = [r for r in sc if r.get("growth_overall") is not None]
+    if lin:
+        worst = max(lin, key=lambda r: r["growth_overall"])
+        add("linear growth (time ratio per doubling ~2)",
+            f"<= {worst['growth_overall']:.2f} per doubling, first to last n ({worst['family']})",
+            worst["growth_overall"] <= 2.2)
+    ac = bench.get("accuracy_vs_cost")
+    if ac:
+        by = {(r["method"], r.get("setting") or ""): r for r in ac["runs"]}
+        mvn = by.get(("scipy_mvn", ""))
+        auto = by.get(("auto", ""))
+        if mvn and auto:
+            sp = mvn["time_s"] / auto["time_s"]
+            add("n = 10 normal, all entries >= 1e4x faster than scipy MVN",
+                f"{sp:.3g}x ({_ms(auto['time_s'])} vs {_ms(mvn['time_s'])}; error "
+                f"{_g(auto['max_rel_err'])} vs {_g(mvn['max_rel_err'])})", sp >= 1e4)
+    vj = (bench.get("vjp") or {}).get("rows", [])
+    if vj:
+        worst = max(vj, key=lambda r: r["ratio"])
+        add("probs_vjp <= 3x probs", f"max {worst['ratio']:.2f} ({worst['family']}, n = {worst['n']:,})",
+            worst["ratio"] <= 3)
+    me = (bench.get("memory") or {}).get("rows", [])
+    if me:
+        worst = max(me, key=lambda r: r["extra_mb"])
+        add("<= 200 MB extra memory (n = 1e6, batch 1000 x 1000)", f"max {worst['extra_mb']:.1f} MB "
+            f"({worst['case']})", worst["extra_mb"] <= 200)
+    if not rows:
+        return ""
+    return ("## Targets (issue #6)\n\n"
+            + _md_table(("target", "measured", ""), rows) + "\n")
+
+
 def _ms(t) -> str:
     if not isinstance(t, (int, float)):
         return "n/a"
@@ -243,6 +292,7 @@ def render_benchmarks(bench: dict) -> str:
         ]),
         "\n",
     ]
+    parts.append(_bench_targets(bench))
     sc = bench.get("scaling")
     if sc:
         parts.append("## Cost vs scipy.special.softmax\n\n")
@@ -283,6 +333,15 @@ def render_benchmarks(bench: dict) -> str:
         rows = [(r["family"], f"{r['n']:,}", _ms(r["probs_s"]), _ms(r["vjp_s"]), f"{r['ratio']:.2f}")
                 for r in vj["rows"]]
         parts.append(_md_table(("family", "n", "probs", "probs_vjp", "ratio"), rows) + "\n")
+    ph = bench.get("phases")
+    if ph:
+        parts.append("## Where the large-n engine spends its time\n\n")
+        parts.append("One row through the steps of `numeric._fast` (median per step, same run as softmax). "
+                     "Every step that touches each score is a handful of numpy passes; softmax is about "
+                     "four.\n\n")
+        rows = [(r["family"], f"{r['n']:,}", r["step"], _ms(r["time_s"]), f"{r['ns_per_score']:.1f}",
+                 f"{r['time_s'] / r['softmax_s']:.1f}x") for r in ph["rows"]]
+        parts.append(_md_table(("family", "n", "step", "time", "ns / score", "vs softmax"), rows) + "\n")
     me = bench.get("memory")
     if me:
         parts.append("## Peak memory\n\n")
