@@ -1,33 +1,43 @@
-"""Vectorised batch kernel: log p for many short score rows at once.
+"""Vectorised small-n kernel: log p for many short score rows at once.
 
-For a row ``y`` (standardized, finite) and ``F(x) = prod_j Phi(x - y_j)``,
+For a row ``y`` (standardized, finite, maximum 0) and ``F(x) = prod_j Phi(x - y_j)``,
 
-    p_i = int h(x - y_i) F(x) dx,   log of the integrand
-    L_i(x) = logpdf(x - y_i) + sum_{j != i} logcdf(x - y_j).
+    p_i = int h(x - y_i) F(x) dx = int phi(x - y_i) F(x) / Phi(x - y_i) dx.
 
-Rule: the trapezoid on a mapped variable ``x = c + s map(t)`` (map: t, sinh t,
-t + e^t - 1 or t - e^-t + 1 by family, see ``_MAPS``), nodes ``t_k = k * hh``.
-For an integrand analytic in a strip around the real t-axis and decaying
-at both ends the trapezoid error is ``O(exp(-2 pi d / hh))``.  The sum over
-every other node (step ``2 hh``) is the error estimate: when the two agree
-to ``AGREE`` (3e-14) relative, the full sum (which converges faster) is at
-least as accurate, below the 1e-13 target.  The truncation
-is certified by requiring the terms at both ends of the t-range to be below
-``1e-18`` of the sum (the tails decay at least geometrically in t).
+Rule: the trapezoid on a mapped variable ``x = C0 + S map(t)`` (map: t, sinh t,
+t + e^t - 1 or t - e^-t + 1 by family, see ``_MAPS``), nodes ``t_k = k hh`` with
+an absolute integer ``k``.  For an integrand analytic in a strip around the real
+t-axis and decaying at both ends the trapezoid error is ``O(exp(-2 pi d / hh))``.
+The sum over the even nodes (step ``2 hh``) is the error estimate: when it agrees
+with the full sum to ``AGREE`` (3e-14) relative, the full sum (which converges
+much faster) is at least as accurate, below the 1e-13 target.  The truncation is
+certified by requiring the weighted terms at both ends of the row's own t-range
+to be below ``1e-18`` of the sum (the tails decay at least geometrically in t).
 
-Two passes, both shared by all rows of a chunk (numpy broadcasting):
+Pass 1 (``_pass1``), vectorised over the rows of a chunk, in two modes:
 
-1. one grid per family centred at the row maximum (``c = 0`` after the
-   shift); it serves every entry whose mass lies near the top;
-2. entries that pass 1 cannot certify (tiny entries of spread rows, whose
-   mass sits far below the top) get their own grid centred at the mode of
-   ``L_i`` (damped Newton with finite differences, vectorised over all
-   such entries) with the Laplace width ``s_i = (-L_i'')^(-1/2)``.  The
-   centre is rounded to 12 bits so ``c_i - y_j`` is (nearly) exact.
+* "lin": products of ``Phi`` and ``phi`` in linear space (``ndtr`` instead of
+  ``log_ndtr``: one transcendental per node and entry).  Valid for entries whose
+  integral is above ``TINY`` (1e-270): arguments are clipped where ``Phi``
+  would underflow, which changes only terms below 1e-297 (negligible against
+  ``1e-18 TINY``); smaller entries are not certified in this mode.
+* "log": the same grid in log space (rows with an entry below ``TINY``).
 
-Rows with an entry still uncertified, or whose probabilities do not sum to
-1 within ``SUM_TOL`` (a further independent check), get ``ok = False`` and
-the caller recomputes them with the adaptive quadrature.
+Determinism: each row's grid (step, map, left end ``k = -kL_r`` rounded up to a
+multiple of 4, right end ``kR``) depends on that row and ``n`` only; rows with the
+same grid are computed together on (rows, n, nodes) arrays, products run over the
+entry axis (sequential) and sums along each entry's own nodes, so a row's result
+never depends on its batch mates (bit for bit; the lean single-row function
+:func:`row_log_probs` does the same arithmetic on an (n, nodes) array).
+
+Pass 2 (``own_grids=True``, method="batch" only): entries pass 1 cannot certify
+(tiny entries of rows wider than the grid's reach) get their own grid centred
+at the mode of their integrand (damped Newton, Laplace width); this pass groups
+entries of different rows, so its last bits may depend on the batch.
+
+Rows with an entry still uncertified, or whose probabilities do not sum to 1
+within ``SUM_TOL`` (a further independent check), get ``ok = False`` and the
+caller recomputes them with the adaptive quadrature.
 
 >>> import numpy as np
 >>> from numeric.families import get_family
@@ -38,37 +48,73 @@ the caller recomputes them with the adaptive quadrature.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
+from scipy import special
 
-__all__ = ["batch_log_probs", "BATCH_FAMILIES", "N_MAX"]
+__all__ = ["batch_log_probs", "row_log_probs", "auto_spread_limit", "BATCH_FAMILIES", "N_MAX"]
 
 # families with analytic kernels whose tails the grids below reach
 BATCH_FAMILIES = ("normal", "logistic", "gumbel", "gumbel_min", "cauchy", "student_t")
-N_MAX = 64
+N_MAX = 1024
 
 # |T_2h / T_h - 1| accepted.  The trapezoid error decays like A q^(1/h) with an unknown
 # A, so "T_h error ~ (T_2h - T_h)^2" is NOT safe (measured: disagreement 3.5e-10 with
 # T_h off by 1.9e-12, logistic); the disagreement itself bounds the error of T_h.
 AGREE = 3e-14
 LOG_END = math.log(1e-18)   # end terms relative to the sum
+END = 1e-18
 # below log p = -1e13 the node values carry absolute rounding > 1e-3: leave to the caller
 LOG_MIN = 1e13
 SUM_TOL = 1e-13         # |sum p - 1| accepted before renormalising
-_CHUNK_BYTES = 12 * 2 ** 20  # per (rows, nodes, n) temporary
+TINY = 1e-270           # smallest integral the linear mode certifies
+_CHUNK_ELEMS = 1 << 15  # (nodes x rows x n) elements per chunk temporary (256 kB: larger
+# temporaries leave the allocator cache and cost page faults, measured 8x slower passes)
+_CHUNK_BYTES = 12 * 2 ** 20  # pass 2 temporaries
+MAX_NODES = 4000        # longer grids (huge spreads): declined, the caller's quadrature runs
 
-# pass 1 grid: x = S1 * sinh(t), t in [-T, T] step HH1; pass 2: x = c_i + s_i sinh(t), step HH2.
-# Reach X (|x| covered): light tails need ~40 units, algebraic tails (cauchy: h ~ x^-2,
-# Phi(-x) ~ 1/(pi x)) need |x| ~ 1e19 so the dropped tail is < 1e-18.
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# pass 1 grid: x = C0 + S1 map(t), t = k hh; pass 2: x = c_i + s_i map(t), step HH2.
+# normal: map "soft", step hh(n) = HN (10/n)^HNX (the largest step certifying ties and
+# random rows, n = 3..255, divided by 1.07 .. 1.12); reach: right end where
+# n hh phi(x) < 1e-19, left end PAD + the distance at which an n-fold tie's integrand
+# is below 1e-20.
+# Others: reach X (|x| covered): light tails need ~40 units, algebraic tails (cauchy:
+# h ~ x^-2, Phi(-x) ~ 1/(pi x)) need |x| ~ 1e19 so the dropped tail is < 1e-18.
 _SPEC = {
-    "normal": dict(MAP="lin", S1=1.0, HH1=0.15, PAD=1.0, PADQ=9.5, XL=10.0, XR=9.5, HH2=0.25),
-    "logistic": dict(MAP="sinh", S1=2.5, HH1=0.033, PAD=3.0, PADN=42.0, XL=60.0, XR=60.0, HH2=0.033),
-    "gumbel": dict(MAP="expr", S1=1.0, HH1=0.095, PAD=6.0, XL=8.0, XR=46.0, HH2=0.095),
-    "gumbel_min": dict(MAP="expl", S1=1.0, C0=-4.0, HH1=0.056, PAD=3.0, PADN=42.0, XL=60.0, XR=6.0,
-                       HH2=0.056),
+    "normal": dict(MAP="soft", S1=1.0, HN=0.13, HNX=0.33, PAD=0.5, XL=4.0e3, HH2=0.25, LO=-37.0, LIN_MAX=40.0),
+    "logistic": dict(MAP="sinh", S1=2.5, HH1=0.033, PAD=3.0, PADN=42.0, XL=60.0, XR=60.0,
+                     HH2=0.033, LO=-700.0, LIN_MAX=600.0),
+    "gumbel": dict(MAP="expr", S1=1.0, HH1=0.095, PAD=6.0, XL=8.0, XR=46.0, HH2=0.095, LO=-6.5,
+                   LIN_MAX=600.0),
+    "gumbel_min": dict(MAP="expl", S1=1.0, C0=-4.0, HH1=0.056, PAD=3.0, PADN=42.0, XL=60.0,
+                       XR=6.0, HH2=0.056, LO=-700.0, HI=700.0, LIN_MAX=600.0),
     "cauchy": dict(MAP="sinh", S1=1.0, HH1=0.05, PAD=0.0, ALG=20.0, XL=1e19, XR=1e19, HH2=0.05),
 }
+
+
+# Largest standardized spread (max - min of a row) for which "auto" tries this kernel
+# before the quadrature: beyond it the fixed grids of these families (poles of the
+# cauchy CDF at y_j +- i, the double-exponential left tail of gumbel_min) need far more
+# nodes than they have and nearly every row would be declined (measured certification
+# rates, n = 3..150: >= 90% below these limits, mostly 0% well above them).
+_AUTO_SPREAD = {
+    "normal": lambda n: math.inf,
+    "logistic": lambda n: 4.0 * math.sqrt(n) + 2.0,
+    "gumbel_min": lambda n: 6.0,
+    "cauchy": lambda n: 0.1 * n + 0.7,
+}
+
+
+def auto_spread_limit(fam, n):
+    """Spread up to which ``method="auto"`` sends a row of length n to this kernel (0: never)."""
+    if fam.custom or fam.name not in _AUTO_SPREAD:
+        return 0.0
+    return _AUTO_SPREAD[fam.name](n)
 
 
 # maps t -> x / S (entire, increasing): "lin" for gaussian tails on both sides, "sinh"
@@ -76,8 +122,21 @@ _SPEC = {
 # the right/left and a double-exponential one on the other side (gumbel / gumbel_min):
 # a map that grows fast where the integrand decays doubly exponentially would make it
 # blow up off the real axis and ruin the trapezoid's geometric convergence.
+def _softplus(u):
+    return np.logaddexp(0.0, u)
+
+
+# "soft" (normal): slope 1 up to ~T0, then 1 + B: the right tail phi(x - y_i) is
+# wider than the left flank of F and needs fewer nodes (~13% fewer in all, measured
+# n = 3..40); the kink is smoothed over S so the strip of analyticity (poles at
+# t = T0 + i pi S (2k+1)) stays wide.
+_SOFT_B, _SOFT_S, _SOFT_T0 = 1.0, 1.5, 3.0
+
 _MAPS = {
     "lin": (lambda t: t, lambda t: np.ones_like(t)),
+    "soft": (lambda t: t + _SOFT_B * _SOFT_S * (_softplus((t - _SOFT_T0) / _SOFT_S)
+                                                - _softplus(-_SOFT_T0 / _SOFT_S)),
+             lambda t: 1.0 + _SOFT_B * special.expit((t - _SOFT_T0) / _SOFT_S)),
     "sinh": (np.sinh, np.cosh),
     "expr": (lambda t: t + np.expm1(t), lambda t: 1.0 + np.exp(t)),
     "expl": (lambda t: t - np.expm1(-t), lambda t: 1.0 + np.exp(-t)),
@@ -86,12 +145,15 @@ _MAPS = {
 
 def _inverse(kind, x):
     """t with map(t) = x (scalar, by bisection; the maps are increasing)."""
-    f = _MAPS[kind][0]
-    lo, hi = -1e3, 1e3
-    lo = -abs(x) - 1.0 if kind in ("lin", "expr") else -math.log(abs(x) + 2.0) - 1.0
-    hi = abs(x) + 1.0 if kind in ("lin", "expl") else math.log(abs(x) + 2.0) + 1.0
+    if kind == "lin":
+        return float(x)
     if kind == "sinh":
         return math.asinh(x)
+    f = _MAPS[kind][0]
+    lo = -abs(x) - 1.0 if kind == "expr" else -math.log(abs(x) + 2.0) - 1.0
+    hi = abs(x) + 1.0 if kind == "expl" else math.log(abs(x) + 2.0) + 1.0
+    if kind == "soft":
+        lo, hi = -abs(x) - 10.0, abs(x) + 10.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if float(f(np.float64(mid))) < x:
@@ -111,6 +173,248 @@ def _spec(fam):
     return _SPEC[fam.name]
 
 
+# ---------------------------------------------------------------------------
+# linear-space parts: (Phi(d), phi(d)) with d clipped so Phi(d) > 0
+# ---------------------------------------------------------------------------
+
+def _normal_parts(d):
+    # phi(d) = exp(-d^2/2) / sqrt(2 pi); the constant goes into the node weights
+    P = special.ndtr(d)
+    np.multiply(d, d, out=d)
+    d *= -0.5
+    return P, np.exp(d, out=d)
+
+
+def _logistic_parts(d):
+    # e = e^{-d}: Phi = 1/(1+e), phi = e Phi^2
+    np.negative(d, out=d)
+    e = np.exp(d, out=d)
+    P = e + 1.0
+    np.reciprocal(P, out=P)
+    e *= P
+    e *= P
+    return P, e
+
+
+def _gumbel_parts(d):
+    # e = e^{-d}: Phi = exp(-e), phi = e Phi
+    np.negative(d, out=d)
+    e = np.exp(d, out=d)
+    P = np.exp(-e)
+    e *= P
+    return P, e
+
+
+def _gumbel_min_parts(d):
+    # t = e^d: Phi = -expm1(-t) (no cancellation for small t), phi = exp(d - t)
+    t = np.exp(d)
+    P = np.expm1(-t)
+    np.negative(P, out=P)
+    d -= t
+    return P, np.exp(d, out=d)
+
+
+def _cauchy_parts(d):
+    # Phi = atan2(1, -d) / pi = 1/2 + atan(d)/pi without cancellation for d << 0;
+    # phi = 1 / (pi (1 + d^2)); the 1/pi factors go into the weights (Phi scaled by pi
+    # would break F): keep Phi exact, phi without 1/pi
+    P = np.arctan2(1.0, -d)
+    P *= 1.0 / math.pi
+    np.multiply(d, d, out=d)
+    d += 1.0
+    return P, np.reciprocal(d, out=d)
+
+
+_PARTS = {"normal": (_normal_parts, _LOG_SQRT_2PI), "logistic": (_logistic_parts, 0.0),
+          "gumbel": (_gumbel_parts, 0.0), "gumbel_min": (_gumbel_min_parts, 0.0),
+          "cauchy": (_cauchy_parts, math.log(math.pi))}
+
+
+# ---------------------------------------------------------------------------
+# grids (cached per family and n; deterministic functions of n)
+# ---------------------------------------------------------------------------
+
+class _Grid:
+    """Nodes ``x[k0 + j]`` for ``k = -kmax .. kR`` and log weights; ``kL(spread)`` per row."""
+
+    __slots__ = ("hh", "kmax", "kR", "x", "wlin", "logw", "kind", "S1", "C0", "pad", "XL", "spec",
+                 "lin_max", "xlist")
+
+    def kL_one(self, spread):
+        """:meth:`kL` for one row (the same comparisons, the same result)."""
+        idx = bisect.bisect_right(self.xlist, -min(self.XL, self.pad + spread)) - 1
+        k = self.kmax - idx
+        return min(-(-k // _KQ) * _KQ, self.kmax + _KQ)
+
+    def kL(self, spread):
+        """Left node counts of rows with these spreads (``-min y``): the smallest ``k``
+        with ``x(-k) <= -reach``, rounded up to a multiple of ``_KQ``; ``> kmax``: beyond
+        the grid."""
+        idx = np.searchsorted(self.x, -np.minimum(self.XL, self.pad + spread), side="right") - 1
+        k = self.kmax - idx
+        return np.minimum(-(-k // _KQ) * _KQ, self.kmax + _KQ)
+
+
+_GRIDS = {}
+# left node counts are rounded up to multiples of _KQ: rows of a batch fall into few
+# groups with identical grids (a group shares every node; no row sees another's nodes)
+_KQ = 4
+
+
+def _tie_pad(n):
+    """Distance below the lowest score where an n-fold tie's integrand falls below 1e-20."""
+    lo, hi = 0.0, 40.0
+    for _ in range(60):
+        a = 0.5 * (lo + hi)
+        v = math.log(n) - 0.5 * a * a - _LOG_SQRT_2PI + (n - 1) * float(special.log_ndtr(-a))
+        lo, hi = (a, hi) if v > math.log(1e-20) else (lo, a)
+    return hi
+
+
+def _grid(fam, spec, n):
+    key = (fam.name, float(fam.params.get("nu", 0.0)), n)
+    g = _GRIDS.get(key)
+    if g is not None:
+        return g
+    g = _Grid()
+    g.spec, g.kind, g.S1, g.C0 = spec, spec["MAP"], spec["S1"], spec.get("C0", 0.0)
+    if fam.name == "normal":
+        g.hh = spec["HN"] * (10.0 / n) ** spec["HNX"]
+        g.pad = spec["PAD"] + _tie_pad(n)
+        # the top entries (T >= 1/n) have right-end terms ~ hh phi(XR): <= 0.1 END / n
+        XR = math.sqrt(2.0 * (math.log(1e19 * n * g.hh) - _LOG_SQRT_2PI))
+    else:
+        g.hh = spec["HH1"] * (10.0 / max(n, 10)) ** 0.27
+        # left reach: the decay length of the left tails, which steepen with n
+        # (F ~ e^{n x} for exponential tails, |x|^{-nu n} for algebraic ones)
+        g.pad = spec["PAD"] + spec.get("PADN", 0.0) / n + spec.get("PADQ", 0.0) / math.sqrt(n)
+        if "ALG" in spec:
+            g.pad = 10.0 ** min(300.0, spec["ALG"] / n + 1.0)
+        XR = spec["XR"]
+    g.XL = spec["XL"]
+    g.kR = int(math.ceil(_inverse(g.kind, (XR - g.C0) / g.S1) / g.hh))
+    g.kmax = min(MAX_NODES - g.kR, int(math.ceil(-_inverse(g.kind, (-g.XL - g.C0) / g.S1) / g.hh)))
+    g.kmax += (-g.kmax) % _KQ
+    fwd, jac = _MAPS[g.kind]
+    t = g.hh * np.arange(-g.kmax, g.kR + 1)
+    g.x = g.C0 + g.S1 * fwd(t)
+    g.logw = np.log(g.S1 * g.hh * jac(t))
+    # linear-mode weights carry the constant factor the parts leave out of phi
+    g.wlin = np.exp(g.logw - _PARTS[fam.name][1]) if fam.name in _PARTS else None
+    g.lin_max = spec.get("LIN_MAX", math.inf) if fam.name in _PARTS else -1.0
+    g.x.flags.writeable = False
+    g.xlist = g.x.tolist()
+    _GRIDS[key] = g
+    return g
+
+
+# ---------------------------------------------------------------------------
+# pass 1
+# ---------------------------------------------------------------------------
+
+def _lin_terms(d, g, fam, w, x0):
+    """Weighted linear-space node terms ``I = w phi(d_i) F / Phi(d_i)`` (in place of d).
+
+    ``d`` (..., n, G) node-minus-score differences (nodes last), ``w`` (G,) weights.
+    ``F = prod_j Phi(d_j)`` runs over the entry axis (an outer axis: a sequential,
+    vectorised product, the same bits for one row or many).  ``d`` is clipped where
+    ``Phi`` would underflow (``LO``) or overflow (``HI``): only terms below 1e-297
+    change (see module doc)."""
+    lo, hi = g.spec.get("LO"), g.spec.get("HI")
+    if (lo is not None and x0 < lo) or hi is not None:
+        # d >= x0 (the first node; scores are <= 0): clip only if reachable
+        np.clip(d, lo, hi, out=d)
+    P, I = _PARTS[fam.name][0](d)
+    F = np.multiply.reduce(P, axis=-2, keepdims=True)
+    F *= w
+    I *= F
+    I /= P
+    return I
+
+
+def _certify(I):
+    """Per entry: ``(T, even-node sum, odd-node sum, certified)`` of node terms ``I`` (nodes
+    last; node 0 has an even absolute index).  ``T_h = Se + So``, ``T_2h = 2 Se``: their
+    disagreement bounds the error of ``T_h``; the end terms must be below ``END T``."""
+    Se = np.add.reduce(I[..., 0::2], axis=-1)
+    So = np.add.reduce(I[..., 1::2], axis=-1)
+    T = Se + So
+    good = (np.abs(Se - So) <= AGREE * T) & (np.maximum(I[..., 0], I[..., -1]) <= END * T)
+    return T, Se, So, good
+
+
+def _pass1(y, kL, g, fam, mode, entries=False):
+    """``(log p (m, n), ok (m,))`` for rows ``y`` (max 0) sharing the left node count ``kL``.
+
+    Nodes ``k = -kL .. kR`` (``kL`` even); arrays are (rows, n, nodes).
+    ``entries=True``: the unnormalised ``(log T, certified)`` per entry instead."""
+    j0 = g.kmax - kL                                 # first node index in the cached grid
+    x = g.x[j0:]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        d = x - y[:, :, None]                                          # (m, n, G)
+        if mode == "lin":
+            I = _lin_terms(d, g, fam, g.wlin[j0:], x[0])
+            T, Se, So, good = _certify(I)
+            good &= T >= TINY
+            if entries:
+                return np.log(T), good
+            return _normalise_lin(T, good)
+        C = fam.logcdf(d)
+        L = fam.logpdf(d)
+        L -= C
+        L += np.add.reduce(C, axis=1, keepdims=True)
+        L += g.logw[j0:]
+        L[np.isnan(L)] = -np.inf
+        mx = L.max(axis=-1)
+        mx[~np.isfinite(mx)] = 0.0
+        L -= mx[..., None]
+        I = np.exp(L, out=L)
+        T, Se, So, good = _certify(I)
+        logT = np.log(T) + mx
+        # node values carry rounding noise ~ eps |L|, which the even/odd disagreement of
+        # entries with |log p| > 460 shows: there the targets are p to 2e-13 (p >= 1e-300,
+        # half of it here) and below p = 1e-300 log p to 1e-12 |log p| (a tenth of it)
+        tol = np.where(logT < -690.0, 1e-13 * np.abs(logT), 1e-13)
+        deep = (~good & (logT < -460.0) & (np.abs(Se - So) <= tol * T)
+                & (np.maximum(I[..., 0], I[..., -1]) <= END * T))
+        good |= deep
+        good &= np.isfinite(logT) & (logT > -LOG_MIN)
+    return (logT, good) if entries else _normalise(logT, good)
+
+
+def _normalise(logT, good):
+    """Rows: ``(log p, ok)`` with ``ok`` = all entries certified and ``|sum p - 1| <= SUM_TOL``
+    (an independent check of the whole row)."""
+    with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
+        top = logT.max(axis=1, keepdims=True)
+        s = np.add.reduce(np.exp(logT - top), axis=1)
+        lse = np.log(s) + top[:, 0]
+        ok = good.all(axis=1) & (np.abs(np.expm1(lse)) <= SUM_TOL)
+        lp = logT - lse[:, None]
+    lp[~ok] = np.nan
+    return lp, ok
+
+
+def _normalise_lin(T, good):
+    """:func:`_normalise` for linear-mode rows (every ``T >= TINY``): ``p = T / sum T``."""
+    S = np.add.reduce(T, axis=-1)
+    ok = good.all(axis=-1) & (np.abs(S - 1.0) <= SUM_TOL)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp = np.log(T / S[..., None])
+    lp[~ok] = np.nan
+    return lp, ok
+
+
+def _chunks(kL, n, g):
+    """``(kL, rows)`` groups: rows with the same left node count, ~``_CHUNK_ELEMS`` each."""
+    out = []
+    for k in np.unique(kL):
+        rows = np.flatnonzero(kL == k)
+        step = max(1, _CHUNK_ELEMS // (n * (int(k) + g.kR + 1)))
+        out.extend((int(k), rows[a:a + step]) for a in range(0, rows.size, step))
+    return out
+
+
 def _check(y, fam):
     if not hasattr(fam, "logcdf") or not hasattr(fam, "logpdf"):
         raise TypeError("fam must be a NumericFamily (numeric.families.get_family)")
@@ -121,18 +425,61 @@ def _check(y, fam):
         raise TypeError("y must be a 2-d float64 ndarray of shape (m, n)")
     if y.shape[1] < 2:
         raise ValueError(f"y must have n >= 2 columns, got n = {y.shape[1]}")
+    if y.shape[1] > N_MAX:
+        raise ValueError(f"y must have n <= {N_MAX} columns, got n = {y.shape[1]}")
     if not np.isfinite(y).all():
         raise ValueError("y must be finite (handle -inf/+inf/nan rows before the batch kernel)")
 
 
-def batch_log_probs(y, fam):
+def row_log_probs(y, fam, low=None):
+    """One standardized finite row ``y`` (1-d, maximum exactly 0): ``(log p, ok)``.
+
+    The lean path of ``numeric.probs`` for a single short vector: the linear mode
+    on an (n, nodes) array, bit-identical to :func:`batch_log_probs` on that row
+    (which it calls when the linear mode does not certify the row).  ``low``:
+    ``y.min()`` when the caller knows it."""
+    n = y.size
+    g = _GRIDS.get((fam.name, fam.params.get("nu", 0.0), n)) or _grid(fam, _spec(fam), n)
+    spread = -float(y.min() if low is None else low)
+    if spread <= g.lin_max:
+        kL = g.kL_one(spread)
+        if kL <= g.kmax:
+            j0 = g.kmax - kL
+            x = g.x[j0:]
+            if fam.name == "normal":
+                # no floating-point warning is possible here (P > 0, exp underflow is
+                # silent by default, log of T >= TINY): skip the errstate context
+                lp = _row_lin(y, g, fam, x, j0)
+            else:
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore",
+                                 under="ignore"):
+                    lp = _row_lin(y, g, fam, x, j0)
+            if lp is not None:
+                return lp, True
+    lp, ok = batch_log_probs(y[None, :], fam)
+    return lp[0], bool(ok[0])
+
+
+def _row_lin(y, g, fam, x, j0):
+    """Linear mode on one row: :func:`_pass1` + :func:`_normalise_lin`; None if uncertified."""
+    T, _, _, good = _certify(_lin_terms(x - y[:, None], g, fam, g.wlin[j0:], x[0]))
+    if good.all() and T.min() >= TINY:
+        S = np.add.reduce(T)
+        if abs(S - 1.0) <= SUM_TOL:
+            return np.log(T / S)
+    return None
+
+
+def batch_log_probs(y, fam, *, own_grids=False):
     """``(log p, ok)`` for every row of ``y`` (m, n) at once.
 
     ``log p[r, i] = log int h(x - y_ri) prod_j Phi(x - y_rj) dx`` (standard
     family, scores already divided by the scale), normalised so each row
     sums to 1.  ``ok[r]`` is True when row r is certified (relative error
     ~1e-15, log error <= 1e-13 |log p|); rows with ``ok`` False hold NaN and
-    must be recomputed by the adaptive quadrature.
+    must be recomputed by the adaptive quadrature.  Without ``own_grids`` a
+    row's result depends on that row only (bit for bit); ``own_grids=True``
+    adds pass 2 (see module doc), which certifies more wide rows.
 
     >>> from numeric.families import get_family
     >>> lp, ok = batch_log_probs(np.array([[0.0, -60.0]]), get_family("normal"))
@@ -146,15 +493,42 @@ def batch_log_probs(y, fam):
     if m == 0:
         return out, ok
     spec = _spec(fam)
-    # rows sorted by spread share chunks: each chunk's grid reaches down to its own
-    # lowest score only (the left end of the grid follows the chunk's widest row)
-    order = np.argsort(np.min(y, axis=1) - np.max(y, axis=1), kind="stable")
-    step = max(1, min(256, _CHUNK_BYTES // (8 * 200 * n)))
-    for a in range(0, m, step):
-        sel = order[a:a + step]
-        out[sel], ok[sel] = _rows(y[sel], fam, spec)
+    g = _grid(fam, spec, n)
+    y = y - y.max(axis=1, keepdims=True)
+    spread = -y.min(axis=1)
+    kL = g.kL(spread)
+    reach = kL <= g.kmax
+    lin = reach & (spread <= g.lin_max)
+    for mode, rows in (("lin", np.flatnonzero(lin)), ("log", np.flatnonzero(reach & ~lin))):
+        for k, part in _chunks(kL[rows], n, g):
+            sel = rows[part]
+            out[sel], ok[sel] = _pass1(y[sel], k, g, fam, mode)
+    # linear-mode rows it cannot certify (an entry below TINY, ...): the log mode
+    redo = np.flatnonzero(lin & ~ok)
+    for k, part in _chunks(kL[redo], n, g):
+        sel = redo[part]
+        out[sel], ok[sel] = _pass1(y[sel], k, g, fam, "log")
+    if own_grids:
+        rows = np.flatnonzero(~ok)
+        if rows.size:
+            logT = np.full((rows.size, n), -np.inf)
+            good = np.zeros((rows.size, n), dtype=bool)
+            r2 = np.flatnonzero(reach[rows])
+            for k, part in _chunks(kL[rows[r2]], n, g):
+                sel = r2[part]
+                logT[sel], good[sel] = _pass1(y[rows[sel]], k, g, fam, "log", entries=True)
+            rr, ii = np.nonzero(~good)
+            if rr.size:
+                lp2, g2 = _own_grids(y[rows[rr]], ii, fam, spec)
+                logT[rr, ii] = lp2
+                good[rr, ii] = g2
+            out[rows], ok[rows] = _normalise(logT, good)
     return out, ok
 
+
+# ---------------------------------------------------------------------------
+# pass 2 (method="batch"): own grid per uncertified entry
+# ---------------------------------------------------------------------------
 
 def _agree(logT):
     """Accepted relative disagreement per entry: AGREE for p >= 1e-300; below, the
@@ -176,69 +550,6 @@ def _converged(E, logT):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         d1 = np.abs(c2 / fine - 1.0)
         return d1 <= _agree(logT)
-
-
-def _trapezoid(Lk):
-    """(log T_h, certified) along the last axis (nodes); the end nodes must be negligible."""
-    mx = np.max(Lk, axis=-1, keepdims=True)
-    mx = np.where(np.isfinite(mx), mx, 0.0)
-    E = np.exp(Lk - mx)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logT = np.log(E.sum(axis=-1)) + mx[..., 0]
-        ends = np.maximum(Lk[..., 0], Lk[..., -1])
-    good = (_converged(E, logT) & (ends - logT <= LOG_END) & np.isfinite(logT)
-            & (logT > -LOG_MIN))
-    return logT, good
-
-
-def _rows(y, fam, spec, diag=None):
-    m, n = y.shape
-    y = y - y.max(axis=1, keepdims=True)
-    # ---- pass 1: x = S1 sinh(t) (or x = S1 t for "lin" families), t = k hh, shared by all
-    # rows and entries.  The left end follows the lowest score of the chunk (entries below
-    # the reach go to pass 2); the step shrinks like 1/sqrt(log n) (the integrands narrow).
-    S1 = spec["S1"]
-    hh = spec["HH1"] * (10.0 / max(n, 10)) ** 0.27
-    fwd, jac = _MAPS[spec["MAP"]]
-    # left reach: the lowest score minus the decay length of the left tails, which steepen
-    # with n (F ~ e^{n x} for exponential tails, |x|^{-nu n} for algebraic ones)
-    pad = spec["PAD"] + spec.get("PADN", 0.0) / n + spec.get("PADQ", 0.0) / math.sqrt(n)
-    if "ALG" in spec:
-        pad = 10.0 ** min(300.0, spec["ALG"] / n + 1.0)
-    XL = min(spec["XL"], pad - float(y.min()))
-    C0 = spec.get("C0", 0.0)
-    kL = int(math.ceil(-_inverse(spec["MAP"], (-XL - C0) / S1) / hh))
-    kR = int(math.ceil(_inverse(spec["MAP"], (spec["XR"] - C0) / S1) / hh))
-    t = hh * np.arange(-kL, kR + 1)
-    x = C0 + S1 * fwd(t)
-    logjac = np.log(S1 * hh * jac(t))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        d = x[None, :, None] - y[:, None, :]                 # (m, G, n)
-        C = fam.logcdf(d)
-        LF = C.sum(axis=2, keepdims=True)
-        L = fam.logpdf(d) - C + LF + logjac[None, :, None]   # (m, G, n)
-        L = np.where(np.isnan(L), -np.inf, L)
-    logp, good = _trapezoid(np.swapaxes(L, 1, 2))
-    if diag is not None:
-        diag["pass1"] = good.copy()
-    del d, C, L
-    # ---- pass 2: own grid for each entry pass 1 cannot certify
-    rr, ii = np.nonzero(~good)
-    if rr.size:
-        lp2, g2 = _own_grids(y[rr], ii, fam, spec, diag)
-        logp[rr, ii] = lp2
-        good[rr, ii] = g2
-    ok = good.all(axis=1)
-    # ---- normalisation: sum p = 1 is an independent check of the whole row
-    with np.errstate(invalid="ignore"):
-        lse = np.log(np.sum(np.exp(logp - logp.max(axis=1, keepdims=True)), axis=1)) \
-            + logp.max(axis=1)
-    ok &= np.abs(np.expm1(lse)) <= SUM_TOL
-    if diag is not None:
-        diag["good"], diag["sum_err"] = good, np.expm1(lse)
-    logp = logp - lse[:, None]
-    logp[~ok] = np.nan
-    return logp, ok
 
 
 def _L_at(x, Y, ii, fam):
@@ -286,7 +597,7 @@ def _own_grids(Y, ii, fam, spec, diag=None):
     # pass-2 grid: x = c_i + s_i map(t), t = k hh, restricted to |x - c_i| <= reach
     fwd, jacf = _MAPS[spec["MAP"]]
     hh = spec["HH2"]
-    X = max(spec["XL"], spec["XR"])
+    X = max(spec["XL"], spec.get("XR", 10.0)) if spec["MAP"] != "lin" else 10.0
     logp = np.full(E, -np.inf)
     good = np.zeros(E, dtype=bool)
     order = np.argsort(s)                    # similar widths share a chunk (similar node counts)
@@ -322,9 +633,8 @@ def _own_grids(Y, ii, fam, spec, diag=None):
             lp = np.log(Ef.sum(axis=1)) + mx[:, 0]
             ends = np.maximum(L[r, first], L[r, last])
         conv_ok = _converged(Ef, lp)
-        rel = conv_ok
         if diag is not None:
-            diag.setdefault("pass2", []).append(dict(sel=sel, rel=rel, ends=ends - lp, c=c[sel], s=s[sel], K=(kL, kR)))
+            diag.setdefault("pass2", []).append(dict(sel=sel, rel=conv_ok, ends=ends - lp))
         logp[sel] = lp
         good[sel] = (conv_ok & (ends - lp <= LOG_END) & np.isfinite(lp) & (lp > -LOG_MIN)
                      & conv[sel])

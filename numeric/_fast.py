@@ -616,8 +616,9 @@ def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
     return out
 
 
-def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True):
-    """log p for one row; with ``parts`` also ``(d log p / d z_i at fixed F, geo, LF)``."""
+def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
+    """log p for one row (into ``out`` when given); with ``parts`` also
+    ``(d log g / d m at the scores, geo, M, LF)``."""
     geo = _Geo(z, spec, check_cost)
     M = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
     if fam.name == "cauchy":
@@ -627,7 +628,7 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True):
         LF = _spread_convolve(M, geo.kL, geo.kR, spec, cache)
         logg, _ = _node_integrals(geo, LF, fam, spec)
     dlg = np.empty_like(z) if parts else None
-    lp = _eval_at_scores(z, geo, logg, deriv=dlg)
+    lp = _eval_at_scores(z, geo, logg, out=out, deriv=dlg)
     # common renormalisation: sum p = 1 (a shift of order 1e-15)
     mx = float(logg.max())
     tot = 0.0
@@ -688,11 +689,12 @@ def fast_log_probs(x, fam, *, check_cost=True):
     return out
 
 
-def fast_log_probs_rows(x, fam, *, check_cost=True):
+def fast_log_probs_rows(x, fam, *, check_cost=True, assume_finite=False):
     """Like :func:`fast_log_probs` but declines row by row: returns
     ``(log_p, ok)`` with ``ok[i]`` False (and ``log_p[i]`` NaN) for the rows
     the fast path declined, so a caller can send only those to quadrature.
     An unsupported family still raises ``NotImplementedError``.
+    ``assume_finite=True`` skips the finiteness pass (the caller has checked).
 
     >>> from numeric.families import get_family
     >>> lp, ok = fast_log_probs_rows(np.array([[0.0] * 100, [0.0] * 99 + [150.0]]), get_family("normal"))
@@ -700,17 +702,17 @@ def fast_log_probs_rows(x, fam, *, check_cost=True):
     [True, False]
     """
     _check_family(fam)
-    x = _check_scores(x)
+    x = _check_scores(x, finite=not assume_finite)
     spec = _SPECS[fam.name]
     cache = _cache_for(fam)
-    out = np.full_like(x, np.nan)
+    out = np.empty_like(x)
     ok = np.zeros(x.shape[0], dtype=bool)
     for i in range(x.shape[0]):
         try:
-            out[i] = _row_log_probs(x[i], fam, spec, cache, check_cost=check_cost)
+            _row_log_probs(x[i], fam, spec, cache, check_cost=check_cost, out=out[i])
             ok[i] = True
         except NotImplementedError:
-            pass
+            out[i] = np.nan
     return out, ok
 
 
@@ -742,10 +744,10 @@ def fast_probs_vjp(x, cotangent, fam, *, check_cost=True):
     return out
 
 
-def _check_scores(x):
+def _check_scores(x, finite=True):
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError(f"x must have shape (m, n) with n >= 2, got {x.shape}")
-    if not np.all(np.isfinite(x)):
+    if finite and not np.all(np.isfinite(x)):
         raise ValueError("x must be finite")
     return x

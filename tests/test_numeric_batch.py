@@ -181,3 +181,53 @@ def test_bad_input():
         batch_log_probs(np.zeros((1, 2)), get_family("laplace"))
     lp, ok = batch_log_probs(np.zeros((0, 3)), fam)
     assert lp.shape == (0, 3) and ok.shape == (0,)
+
+
+def test_own_grids_certify_wide_rows_exactly():
+    # gumbel_min [0, -9, -1, -0.5]: the shared grid cannot resolve the entry at -9
+    # (declined), the per-entry grids of method="batch" can -- and are exact
+    fam = get_family("gumbel_min")
+    y = np.array([[0.0, -9.0, -1.0, -0.5]])
+    lp, ok = batch_log_probs(y, fam)
+    assert not ok[0] and np.isnan(lp[0]).all()
+    lp, ok = batch_log_probs(y, fam, own_grids=True)
+    assert ok[0]
+    _check_against(lp[0], _oracle(y[0], "gumbel_min", {}))
+
+
+@pytest.mark.parametrize("name,params", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_rows_do_not_depend_on_batch_mates(name, params):
+    # without own_grids every row's bits are its own: subsets, permutations, one row alone,
+    # and the lean single-row function agree exactly
+    from numeric._batch import row_log_probs
+    fam = get_family(name, **params)
+    rng = np.random.default_rng(21)
+    y = np.concatenate([rng.normal(size=(12, 7)) * s for s in (0.05, 0.5, 2.0, 6.0)])
+    y -= y.max(axis=1, keepdims=True)
+    lp, ok = batch_log_probs(y, fam)
+    perm = rng.permutation(y.shape[0])
+    lp2, ok2 = batch_log_probs(y[perm], fam)
+    np.testing.assert_array_equal(lp2, lp[perm])
+    np.testing.assert_array_equal(ok2, ok[perm])
+    for r in range(0, y.shape[0], 5):
+        one, ok1 = row_log_probs(y[r], fam)
+        assert ok1 == ok[r]
+        np.testing.assert_array_equal(one, lp[r])
+
+
+def test_n_up_to_n_max_and_long_rows():
+    # the kernel serves every n the public "auto" route sends it (3 <= n < FAST_MIN_N)
+    from numeric._batch import N_MAX
+    fam = get_family("normal")
+    n = 200
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(2, n))
+    lp, ok = batch_log_probs(y, fam)
+    assert ok.all()
+    s = np.exp(lp).sum(axis=1)
+    assert np.all(np.abs(s - 1.0) <= 1e-14)
+    # all tied: 1/n exactly (symmetry)
+    lp, ok = batch_log_probs(np.zeros((1, n)), fam)
+    assert ok[0] and np.all(np.abs(np.exp(lp[0]) * n - 1) <= 1e-14)
+    with pytest.raises(ValueError, match="n <="):
+        batch_log_probs(np.zeros((1, N_MAX + 1)), fam)

@@ -459,3 +459,45 @@ def test_memory_at_one_million_scores():
     finally:
         tracemalloc.stop()
     assert peak < 200e6, peak
+
+
+# ---------------------------------------------------------------------------
+# distinct random scores at n ~ 1e3 against the oracle (slow: the oracle takes 10-60 s)
+# ---------------------------------------------------------------------------
+
+def _distinct_case(name):
+    from derive import oracle
+    mu = np.random.default_rng(10).normal(0.0, 10.0, 989)
+    ref = np.array([float(v) for v in oracle.log_probs([float(v) for v in mu], name, dps=20)])
+    return mu, ref
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["normal", "logistic", "gumbel_min"])
+def test_distinct_scores_log_p_within_ten_ulps(name):
+    # measured: the engine's log p is within 13 ulps of |log p| for the top entries and
+    # within 5 (normal), 1 (logistic), 8 (gumbel_min) ulps below p = 1e-22; a regression
+    # guard at 10 ulps plus the issue's absolute bound on log p
+    mu, ref = _distinct_case(name)
+    lp = numeric_log_probs_auto(mu, name)
+    ulps = np.abs(lp - ref) / np.spacing(np.maximum(np.abs(ref), 1.0))
+    worst = np.argsort(-ulps)[:5]
+    assert ulps[ref < -50].max() <= 10, [(int(i), ref[i], lp[i]) for i in worst]
+    assert (np.abs(lp - ref) <= 1e-12 * np.maximum(1.0, np.abs(ref))).all()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known gap: rounding in log F, its interpolation and the node "
+                   "log-sum-exp leaves up to ~5-8 ulps of log p, i.e. up to ~3e-13 relative in p "
+                   "for 1e-170 < p < 1e-22 on distinct scores (issue #6 asks 1e-13)")
+def test_distinct_scores_meet_1e13_in_p():
+    mu, ref = _distinct_case("normal")
+    lp = numeric_log_probs_auto(mu, "normal")
+    big = ref >= LOG_1E300
+    rel = np.abs(np.expm1(lp - ref))[big]
+    assert (rel <= np.maximum(1e-13, 2.0 * np.spacing(np.abs(ref[big])))).all()
+
+
+def numeric_log_probs_auto(mu, name):
+    import numeric
+    return numeric.log_probs(mu, name)

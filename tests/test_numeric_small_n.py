@@ -1,0 +1,210 @@
+"""method="auto" for short rows (3 <= n < FAST_MIN_N): the vectorised small-n kernel.
+
+References are independent of the kernel: ``derive.oracle.log_probs`` (mpmath/arb,
+30 digits) and closed forms (normal n = 3 ties: 1/3; Gumbel-min inclusion-exclusion).
+The lean single-vector path must give the general path's bits, every row its own
+bits whatever its batch mates, and rows the kernel cannot certify the quadrature's
+exact values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import numeric
+from numeric import _batch
+from numeric.families import get_family
+
+AUTO_FAMILIES = ["normal", "logistic", "gumbel_min", "cauchy"]
+
+
+def _oracle(mu, name, **params):
+    """Reference log p as mpmath numbers (30 digits)."""
+    from derive import oracle
+    return oracle.log_probs([float(v) for v in mu], name, **params)
+
+
+def _check(lp, p, ref):
+    """Issue-6 bounds against the mpmath reference (compared in mpmath, no float64
+    rounding of the reference): log error <= 1e-12 max(1, |log p|); p relative error
+    <= 1e-13 for p >= 1e-300 plus 2 ulp of log p (p is carried as its logarithm:
+    log p ~ -368 has spacing 5.7e-14, and every kernel value log Phi of that size
+    carries such a rounding error -- the convention of test_numeric_batch; measured
+    1.11e-13 at p = 1e-160 for "auto" and "quadrature" alike); sum p = 1 within 1e-14."""
+    import mpmath as mp
+    for i, r in enumerate(ref):
+        assert abs(mp.mpf(float(lp[i])) - r) <= 1e-12 * max(1, abs(r)), (i, lp[i], r)
+        if r >= mp.log(mp.mpf("1e-300")):
+            rel = abs(mp.mpf(float(p[i])) / mp.exp(r) - 1)
+            assert rel <= 1e-13 + 2 * np.spacing(abs(float(r))), (i, float(rel), r)
+    assert abs(math.fsum(p) - 1.0) <= 1e-14
+
+
+def _vectors(rng, n, spreads):
+    out = []
+    for s in spreads:
+        v = rng.standard_normal(n)
+        out.append(v / (v.max() - v.min()) * s + rng.uniform(-50, 50))
+    return out
+
+
+@pytest.mark.parametrize("family", AUTO_FAMILIES)
+def test_auto_matches_oracle_across_magnitudes(family):
+    # random vectors over spreads 1e-3 .. 60 (and a shift): the auto route
+    # (kernel, or the quadrature for rows it declines) meets the issue-6 bounds
+    rng = np.random.default_rng(sum(map(ord, family)))
+    spreads = (1e-3, 0.7, 4.0, 15.0, 60.0) if family == "normal" else (1e-3, 0.7, 4.0, 15.0)
+    for n in (3, 7):
+        for mu in _vectors(rng, n, spreads):
+            lp = numeric.log_probs(mu, family)
+            p = numeric.probs(mu, family)
+            _check(lp, p, _oracle(mu, family))
+
+
+def test_auto_normal_scale_and_larger_n():
+    # max 0 and a power-of-two scale: the standardization (mu - max) / scale is exact,
+    # so the reference sees the very numbers the engine sees
+    rng = np.random.default_rng(17)
+    for n, s in ((12, 5.0), (33, 2.0)):
+        mu = rng.standard_normal(n) * s
+        mu -= mu.max()
+        lp = numeric.log_probs(mu, "normal", scale=0.25)
+        p = numeric.probs(mu, "normal", scale=0.25)
+        _check(lp, p, _oracle(mu / 0.25, "normal"))
+
+
+def test_auto_normal_tie_of_three_is_a_third():
+    # exact symmetric value; the tie is the narrowest integrand for n = 3
+    for c in (0.0, -7.25, 1e5):
+        p = numeric.probs(np.full(3, c), "normal")
+        assert np.all(np.abs(p - 1 / 3) <= 1e-15)
+
+
+def test_gumbel_min_inclusion_exclusion():
+    # p_i = sum_{S subset of others} (-1)^|S| / (1 + sum_{j in S} exp(mu_i - mu_j))
+    from itertools import combinations
+    import mpmath as mp
+    mp.mp.dps = 40
+    mu = [0.3, -1.1, 0.9, -0.2]
+    got = numeric.probs(np.array(mu), "gumbel_min")
+    for i in range(4):
+        others = [j for j in range(4) if j != i]
+        ref = mp.mpf(0)
+        for k in range(4):
+            for S in combinations(others, k):
+                ref += (-1) ** k / (1 + mp.fsum(mp.exp(mp.mpf(mu[i]) - mp.mpf(mu[j])) for j in S))
+        assert abs(got[i] / float(ref) - 1) <= 1e-13
+
+
+@pytest.mark.parametrize("family", AUTO_FAMILIES)
+def test_single_vector_equals_batch_rows_bitwise(family):
+    # lean 1-d path == the general (m, n) path == each row alone, bit for bit,
+    # including rows the kernel declines (wide rows -> quadrature)
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.standard_normal((6, 9)) * s for s in (0.1, 1.0, 4.0, 12.0)])
+    X[0] = 0.0
+    got = numeric.probs(X, family, scale=1.3)
+    lgot = numeric.log_probs(X, family, scale=1.3)
+    for r in range(X.shape[0]):
+        np.testing.assert_array_equal(numeric.probs(X[r], family, scale=1.3), got[r])
+        np.testing.assert_array_equal(numeric.log_probs(X[r], family, scale=1.3), lgot[r])
+    # other axis and a permuted batch
+    np.testing.assert_array_equal(numeric.probs(X.T.copy(), family, axis=0, scale=1.3), got.T)
+    perm = rng.permutation(X.shape[0])
+    np.testing.assert_array_equal(numeric.probs(X[perm], family, scale=1.3), got[perm])
+
+
+def test_kernel_rows_independent_of_batch_mates():
+    # a row's bits do not depend on the other rows of its chunk (wider rows extend
+    # the shared node range; their nodes get weight 0 for the narrow row)
+    fam = get_family("normal")
+    rng = np.random.default_rng(5)
+    Y = np.concatenate([rng.standard_normal((30, 10)) * s for s in (0.2, 1.0, 5.0, 12.0)])
+    Y -= Y.max(axis=1, keepdims=True)
+    lp, ok = _batch.batch_log_probs(Y, fam)
+    assert ok.all()
+    for r in range(0, Y.shape[0], 7):
+        one, ok1 = _batch.batch_log_probs(Y[r:r + 1], fam)
+        row, okr = _batch.row_log_probs(Y[r], fam)
+        assert ok1[0] and okr
+        np.testing.assert_array_equal(one[0], lp[r])
+        np.testing.assert_array_equal(row, lp[r])
+
+
+def test_declined_rows_are_exact():
+    # beyond the kernel's reach: normal spread 1e6 (log p_2 = -3.3e11), a wide cauchy
+    # row -- the quadrature answers, exactly
+    mu = np.array([0.0, -1e6, 0.0])
+    fam = get_family("normal")
+    g = _batch._grid(fam, _batch._spec(fam), 3)
+    assert g.kL_one(1e6) > g.kmax                              # really declined
+    _check(numeric.log_probs(mu, "normal"), numeric.probs(mu, "normal"), _oracle(mu, "normal"))
+    mu = np.array([0.0, -30.0, -3.0, 2.0])                    # spread 32 > cauchy limit
+    assert 32.0 > _batch.auto_spread_limit(get_family("cauchy"), 4)
+    _check(numeric.log_probs(mu, "cauchy"), numeric.probs(mu, "cauchy"), _oracle(mu, "cauchy"))
+
+
+def test_lean_path_special_inputs_follow_the_rules():
+    # 1-d float64 vectors with special values leave the lean path: same rules as always
+    p = numeric.probs(np.array([0.0, -np.inf, -0.5, 1.0]), "normal")
+    assert p[1] == 0.0
+    np.testing.assert_allclose(p[[0, 2, 3]], numeric.probs(np.array([0.0, -0.5, 1.0]), "normal"),
+                               rtol=1e-14)
+    assert np.isnan(numeric.probs(np.array([0.0, np.nan, 1.0]), "logistic")).all()
+    np.testing.assert_array_equal(numeric.probs(np.array([0.0, np.inf, 1.0, np.inf]), "cauchy"),
+                                  [0.0, 0.5, 0.0, 0.5])
+    # a gap beyond the float range counts as -inf
+    np.testing.assert_array_equal(numeric.probs(np.array([1e308, -1e308, 1e308]), "normal"),
+                                  [0.5, 0.0, 0.5])
+    # bad parameters are still rejected by name
+    with pytest.raises(ValueError, match="scale"):
+        numeric.probs(np.zeros(4), "normal", scale=-1.0)
+    with pytest.raises(ValueError, match="scale"):
+        numeric.probs(np.zeros(4), "normal", scale=float("nan"))
+    with pytest.raises(ValueError, match="family"):
+        numeric.probs(np.zeros(4), "normall")
+    # float32 keeps its dtype, ints are promoted
+    assert numeric.probs(np.zeros(4, dtype=np.float32), "normal").dtype == np.float32
+    np.testing.assert_array_equal(numeric.probs(np.arange(4), "normal"),
+                                  numeric.probs(np.arange(4.0), "normal"))
+
+
+def test_large_n_lean_path_matches_general_rules():
+    # n >= FAST_MIN_N: plain rows skip the special-row split; special rows still follow it
+    n = numeric.FAST_MIN_N + 5
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(n) * 2
+    p = numeric.probs(x, "normal")
+    assert abs(math.fsum(p) - 1) <= 1e-14 and (p > 0).all()
+    y = x.copy()
+    y[3] = -np.inf
+    q = numeric.probs(y, "normal")
+    assert q[3] == 0.0 and abs(math.fsum(q) - 1) <= 1e-14
+    y[4] = np.nan
+    assert np.isnan(numeric.probs(y, "normal")).all()
+    # the input is never modified (probs exponentiates its own buffer in place), and a
+    # result never shares memory with the per-thread scratch of the next call
+    keep = x.copy()
+    a = numeric.probs(x, "normal")
+    numeric.log_probs(x, "gumbel")
+    np.testing.assert_array_equal(x, keep)
+    big = rng.standard_normal(40_000)
+    first = numeric.log_probs(big, "logistic")
+    again = first.copy()
+    numeric.log_probs(big[::-1].copy(), "logistic")
+    numeric.probs(big * 3, "normal")
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(numeric.probs(x, "normal"), a)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", AUTO_FAMILIES)
+def test_auto_matches_oracle_many_vectors(family):
+    rng = np.random.default_rng(100 + sum(map(ord, family)))
+    for n in (3, 4, 6, 10, 16, 25):
+        spreads = (1e-6, 0.05, 1.0, 3.0, 8.0, 20.0, 40.0, 60.0)
+        for mu in _vectors(rng, n, spreads):
+            _check(numeric.log_probs(mu, family), numeric.probs(mu, family), _oracle(mu, family))

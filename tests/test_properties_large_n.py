@@ -1,0 +1,222 @@
+"""Property tests (hypothesis) for the large-n engine (``numeric._fast``).
+
+``tests/test_properties.py`` draws short vectors (n <= 8..12), which the
+closed forms, the batch kernel and the adaptive quadrature serve.  Here the
+vectors are long (n = 256..1200, the public ``method="auto"`` route to the
+O(n) engine for normal, logistic, gumbel_min and cauchy noise) and built to
+stress it: clusters of ties, values on the engine's bin grid (multiples of
+1/32), spreads from 0.01 to 40 times the scale, a few far-away outliers.
+
+Properties: ``p >= 0``, ``sum p = 1`` within 1e-14, order preservation,
+shift invariance (dyadic inputs, exact shifts), temperature equivalence,
+permutation equivariance, ``sum_k (J^T g)_k = 0``, ``log_probs = log(probs)``,
+and agreement with an independent method (the adaptive quadrature,
+``method="quadrature"``) on a few entries.  Tolerances are the accuracy
+contract's, as in ``tests/test_properties.py``.  The slow ``test_thorough_large_n``
+runs every property with >= 10,000 examples (agreement: 1,000, since each
+quadrature call is O(n G)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import numeric
+
+REL = 1e-13
+TWO_REL = 2.1e-13
+SUM_TOL = 1e-14
+TINY = 1e-300
+FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
+COUNTS: Counter = Counter()
+
+
+@st.composite
+def long_scores(draw, dyadic=False):
+    """A long score vector with structure (numpy from a drawn seed)."""
+    n = draw(st.integers(256, 1200))
+    seed = draw(st.integers(0, 2**32 - 1))
+    spread = draw(st.sampled_from([0.01, 0.3, 1.0, 3.0, 10.0, 40.0]))
+    kind = draw(st.sampled_from(["normal", "uniform", "clusters", "grid", "outliers"]))
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        mu = rng.normal(0.0, spread, n)
+    elif kind == "uniform":
+        mu = rng.uniform(-spread, spread, n)
+    elif kind == "clusters":
+        centres = rng.uniform(-spread, spread, rng.integers(1, 6))
+        mu = centres[rng.integers(0, centres.size, n)] + rng.normal(0.0, 1e-3, n) * rng.integers(0, 2, n)
+    elif kind == "grid":
+        mu = np.round(rng.normal(0.0, spread, n) * 32.0) / 32.0       # on the bin lattice (H = 1/16, 1/32)
+    else:
+        mu = rng.normal(0.0, 1.0, n)
+        k = rng.integers(1, 4)
+        mu[rng.integers(0, n, k)] = rng.uniform(-spread, spread, k) * 3.0
+    if dyadic:
+        mu = np.round(mu * 1024.0) / 1024.0
+    return mu
+
+
+family = st.sampled_from(FAMILIES)
+scale = st.sampled_from([1.0, 0.25, 3.0])
+
+
+def _p(mu, fam, s):
+    return numeric.probs(mu, fam, scale=s)
+
+
+def prop_normalized(mu, fam, s):
+    COUNTS["normalized"] += 1
+    p = _p(mu, fam, s)
+    assert np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
+    assert abs(math.fsum(p) - 1.0) <= SUM_TOL, math.fsum(p) - 1.0
+
+
+def prop_order(mu, fam, s):
+    COUNTS["order"] += 1
+    p = _p(mu, fam, s)
+    o = np.argsort(mu, kind="stable")
+    ms, ps = mu[o], p[o]
+    up = ms[1:] > ms[:-1]
+    big = ps[:-1] >= TINY
+    # strict order (full-support families) wherever the lower entry is representable
+    assert (ps[1:][up & big] > ps[:-1][up & big] * (1 - TWO_REL)).all()
+    tie = ms[1:] == ms[:-1]
+    assert np.allclose(ps[1:][tie], ps[:-1][tie], rtol=TWO_REL, atol=0)
+
+
+def prop_shift(mu, c, fam, s):
+    COUNTS["shift"] += 1
+    a, b = _p(mu, fam, s), _p(mu + c, fam, s)          # dyadic mu, c: mu + c is exact
+    big = (a >= TINY) | (b >= TINY)
+    assert np.allclose(a[big], b[big], rtol=TWO_REL, atol=0)
+
+
+def prop_temperature(mu, k, fam):
+    COUNTS["temperature"] += 1
+    s = 2.0 ** k                                        # mu / s exact
+    a, b = numeric.probs(mu, fam, scale=s), numeric.probs(mu / s, fam)
+    big = (a >= TINY) | (b >= TINY)
+    assert np.allclose(a[big], b[big], rtol=TWO_REL, atol=0)
+
+
+def prop_permutation(mu, seed, fam, s):
+    COUNTS["permutation"] += 1
+    perm = np.random.default_rng(seed).permutation(mu.size)
+    a, b = _p(mu, fam, s), _p(mu[perm], fam, s)
+    big = (a[perm] >= TINY) | (b >= TINY)
+    assert np.allclose(a[perm][big], b[big], rtol=TWO_REL, atol=0)
+
+
+def prop_vjp_sums_to_zero(mu, seed, fam, s):
+    COUNTS["vjp_sums_to_zero"] += 1
+    g = np.random.default_rng(seed).normal(size=mu.size)
+    v = numeric.probs_vjp(mu, g, fam, scale=s)
+    assert np.isfinite(v).all()
+    tol = 1e-12 * (np.abs(v).sum() + np.abs(g).max() / s)
+    assert abs(math.fsum(v)) <= tol, (math.fsum(v), tol)
+
+
+def prop_log_matches_probs(mu, fam, s):
+    COUNTS["log_matches_probs"] += 1
+    p = _p(mu, fam, s)
+    lp = numeric.log_probs(mu, fam, scale=s)
+    normal = p >= np.finfo(np.float64).tiny
+    assert (np.abs(lp[normal] - np.log(p[normal])) <= 1e-13 + 4 * np.spacing(np.abs(lp[normal]))).all()
+    assert (lp[~normal] < math.log(np.finfo(np.float64).tiny) + 1e-9).all()
+
+
+def prop_agrees_with_quadrature(mu, seed, fam, s):
+    COUNTS["agrees_with_quadrature"] += 1
+    lp = numeric.log_probs(mu, fam, scale=s)
+    ref = numeric.log_probs(mu, fam, scale=s, method="quadrature")
+    big = ref >= math.log(TINY)
+    rel = np.abs(np.expm1(lp[big] - ref[big]))
+    # two computations, each within its measured bound of the truth: the quadrature
+    # ~3 ulps of log p, the O(n) engine up to ~10 ulps (tests/test_numeric_fast.py,
+    # test_distinct_scores_*: the known gap to 1e-13 in p for 1e-170 < p < 1e-22)
+    assert (rel <= np.maximum(TWO_REL, 13 * np.spacing(np.abs(ref[big])))).all(), rel.max()
+    assert (np.abs(lp - ref) <= 2e-12 * np.maximum(1.0, np.abs(ref))).all()
+
+
+@given(long_scores(), family, scale)
+@settings(max_examples=25)
+def test_normalized(mu, fam, s):
+    prop_normalized(mu, fam, s)
+
+
+@given(long_scores(), family, scale)
+@settings(max_examples=25)
+def test_order_preserving(mu, fam, s):
+    prop_order(mu, fam, s)
+
+
+@given(long_scores(dyadic=True), st.integers(-(2**14), 2**14).map(lambda m: m / 256.0), family, scale)
+@settings(max_examples=15)
+def test_shift_invariant(mu, c, fam, s):
+    prop_shift(mu, c, fam, s)
+
+
+@given(long_scores(), st.integers(-3, 3), family)
+@settings(max_examples=15)
+def test_temperature(mu, k, fam):
+    prop_temperature(mu, k, fam)
+
+
+@given(long_scores(), st.integers(0, 2**32 - 1), family, scale)
+@settings(max_examples=15)
+def test_permutation(mu, seed, fam, s):
+    prop_permutation(mu, seed, fam, s)
+
+
+@given(long_scores(), st.integers(0, 2**32 - 1), family, scale)
+@settings(max_examples=15)
+def test_vjp_sums_to_zero(mu, seed, fam, s):
+    prop_vjp_sums_to_zero(mu, seed, fam, s)
+
+
+@given(long_scores(), family, scale)
+@settings(max_examples=15)
+def test_log_matches_probs(mu, fam, s):
+    prop_log_matches_probs(mu, fam, s)
+
+
+@given(long_scores(), st.integers(0, 2**32 - 1), family, scale)
+@settings(max_examples=6)
+def test_agrees_with_quadrature(mu, seed, fam, s):
+    prop_agrees_with_quadrature(mu, seed, fam, s)
+
+
+THOROUGH = {
+    "normalized": (prop_normalized, (long_scores(), family, scale), 10_000),
+    "order": (prop_order, (long_scores(), family, scale), 10_000),
+    "shift": (prop_shift, (long_scores(dyadic=True), st.integers(-(2**14), 2**14).map(lambda m: m / 256.0),
+                           family, scale), 10_000),
+    "temperature": (prop_temperature, (long_scores(), st.integers(-3, 3), family), 10_000),
+    "permutation": (prop_permutation, (long_scores(), st.integers(0, 2**32 - 1), family, scale), 10_000),
+    "vjp_sums_to_zero": (prop_vjp_sums_to_zero, (long_scores(), st.integers(0, 2**32 - 1), family, scale),
+                         10_000),
+    "log_matches_probs": (prop_log_matches_probs, (long_scores(), family, scale), 10_000),
+    "agrees_with_quadrature": (prop_agrees_with_quadrature,
+                               (long_scores(), st.integers(0, 2**32 - 1), family, scale), 1_000),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(THOROUGH))
+def test_thorough_large_n(name):
+    prop, strategies, count = THOROUGH[name]
+    before = COUNTS[name]
+    run = settings(max_examples=count, deadline=None, database=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                          HealthCheck.data_too_large])(given(*strategies)(prop))
+    run()
+    ran = COUNTS[name] - before
+    print(f"{name}: {ran} examples (large n)")
+    assert ran >= count, f"only {ran} examples ran for {name}"
