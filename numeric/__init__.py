@@ -65,7 +65,8 @@ def _fast_engine():
 
 
 def _fast_vjp_engine(fam):
-    """``numeric._fast.fast_probs_vjp`` when it serves ``fam`` (normal, logistic), else None."""
+    """``numeric._fast.fast_probs_vjp`` when it serves ``fam`` (normal, logistic, gumbel_min,
+    cauchy), else None."""
     try:
         from . import _fast
     except ImportError:
@@ -238,14 +239,15 @@ def _scratch(shape):
     return buf[:size].reshape(shape)
 
 
-def _plain_standardized(x, fam, scratch=False):
+def _plain_standardized(x, fam, scratch=False, shift=True):
     """``(x - row max) / scale`` when every entry of ``x`` is finite and stays finite, else None.
 
     Two reductions (row max, row min: NaN and +inf show in the max, -inf in the
     min) and one subtraction (plus an in-place division by the scale) -- the
     general path's ``_standardize`` arithmetic, without the special-row split.
     ``scratch``: write into the calling thread's scratch buffer (the result must
-    not outlive the call).
+    not outlive the call).  ``shift=False`` (scale 1 only): return ``x`` itself
+    after the checks, for a shift-invariant consumer.
     """
     mx = np.max(x, axis=1, keepdims=True)
     mn = np.min(x, axis=1)
@@ -254,6 +256,8 @@ def _plain_standardized(x, fam, scratch=False):
         # the lowest standardized score of each row (overflow -> -inf: the general path)
         if not np.isfinite((mn - mx[:, 0]) / scale).all():
             return None
+        if not shift:            # scale 1 only: the caller's engine is shift invariant
+            return x
         y = np.subtract(x, mx, out=_scratch(x.shape) if scratch else None)
     if scale != 1.0:
         y /= scale
@@ -285,7 +289,10 @@ def _log_probs_2d(x, fam, method, opts):
         if y is not None:
             return softmax_log_probs(y)
     elif method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
-        y = _plain_standardized(x, fam, scratch=True)
+        # scale 1: the engine works with offsets from each row's minimum only, which it
+        # forms exactly, so the scores go in unshifted (x - max would round each gap by
+        # half an ulp, and log p_i moves by its slope times that: up to ~2 ulps of log p)
+        y = _plain_standardized(x, fam, scratch=True, shift=fam.scale != 1.0)
         lp = None if y is None else _large_rows(y, fam)
         if lp is not None:
             return lp
@@ -463,7 +470,7 @@ def _vjp_2d(x, g, fam, method, log):
         raise ValueError(f"method='closed' has no vector-Jacobian product for family {fam.name!r} "
                          f"with n = {n}; valid methods here: auto, quadrature")
     if not log and method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
-        # the O(n) engine's VJP (normal, logistic), row by row so a declined row falls back
+        # the O(n) engine's VJP (normal, logistic, gumbel_min, cauchy), row by row so a declined row falls back
         # alone; log_probs_vjp stays on quadrature: g = c / p spans the float range when
         # some p are tiny and the binned sums of the fast engine would lose it
         fast_vjp = _fast_vjp_engine(fam)
@@ -503,8 +510,9 @@ def probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **param
     ``p * (g - <g, p>)``).  Entries sum to 0 (shift invariance).
     Available VJPs: this one and :func:`log_probs_vjp`, for every family,
     methods "auto", "closed" (gumbel) and "quadrature".  "auto" with
-    n >= ``FAST_MIN_N`` uses the O(n) engine's VJP (normal, logistic;
-    ``numeric._fast.fast_probs_vjp``, about 2.3x the cost of ``probs``),
+    n >= ``FAST_MIN_N`` uses the O(n) engine's VJP (normal, logistic,
+    gumbel_min, cauchy; ``numeric._fast.fast_probs_vjp``, 2-3x the cost of
+    ``probs`` at n = 1e4..1e5, see notes/benchmarks.md),
     falling back to quadrature for rows it declines.  Accuracy: each
     entry to ~1e-12 relative to the terms it sums; terms below 1e-200 of
     the row's scale ``sum |terms|`` (or below the float64 range) need not

@@ -166,14 +166,13 @@ def _check_family(fam):
         raise NotImplementedError(f"fast path has no kernels for family {name!r}")
 
 
-# --- exact interpolation matrices (built once, read only) -------------------
+# --- exact interpolation weights (built once, read only) --------------------
 
-def _monomial_matrix(q):
-    """V^{-1} for nodes s_j = j - q/2 + 1/2 (j = 0..q-1) in the variable w = s / q:
-    coefficients c = V^{-1} y give p(w) = sum_k c_k w^k through (s_j / q, y_j).
-    Exact rational solve, then rounded once."""
+def _lagrange_monomials(q):
+    """Lagrange basis of the nodes ``s_j = j - q/2 + 1/2`` (``j = 0..q-1``) in the
+    variable ``w = s / q``, as exact monomial coefficients: ``L[j][k]`` is the
+    coefficient of ``w^k`` in the basis polynomial of node ``j``."""
     nodes = [Fraction(2 * j - q + 1, 2 * q) for j in range(q)]
-    # Lagrange basis polynomials expanded in monomials
     out = []
     for j in range(q):
         poly = [Fraction(1)]
@@ -189,52 +188,11 @@ def _monomial_matrix(q):
             poly = new
             denom *= nodes[j] - nodes[i]
         out.append([c / denom for c in poly])
-    # out[j][k]: coefficient of w^k in basis j -> matrix [k, j]
-    return np.array([[float(out[j][k]) for j in range(q)] for k in range(q)])
+    return out
 
 
-_VINV = {q: _monomial_matrix(q) for q in (8, 10, 12, 14, 16)}
-for _m in _VINV.values():
-    _m.flags.writeable = False
 _BARY = np.array([(-1) ** j * math.comb(_QF - 1, j) for j in range(_QF)], dtype=np.float64)
 _BARY.flags.writeable = False
-
-
-def _node_coefficients(values, q):
-    """Per-interval local ``q``-point interpolant of unit-spaced samples ``values[l]``.
-
-    For ``l <= pos < l + 1`` the interpolant through nodes ``l - q/2 + 1 ..
-    l + q/2`` is ``base[i] + sum_k coef[k, i] w^k`` (``i = l - q/2 + 1``) with
-    ``w = (pos - l - 1/2) / q``, ``|w| <= 1/(2q)``, and ``base`` the sample at
-    node ``l``.  The monomial coefficients of the *differences* from ``base``
-    decay like Taylor coefficients, so Horner's rule is stable and the only
-    rounding at the scale of ``|values|`` is the final ``base + poly``
-    (``log p`` near -700 keeps ~1 ulp instead of the ~3 of a plain
-    Lagrange sum).
-    """
-    win = sliding_window_view(values, q)            # win[i] = values[i : i + q]
-    base = np.ascontiguousarray(win[:, q // 2 - 1])
-    # small fixed-size product done by einsum's own loops (no threaded BLAS)
-    coef = np.einsum("kj,ij->ki", _VINV[q], win - base[:, None])      # (q, n_intervals)
-    return base, coef
-
-
-def _eval_nodes(bc, pos, q):
-    """Evaluate the interpolant of :func:`_node_coefficients` at ``pos`` (>= 0)."""
-    base, coef = bc
-    li = pos.astype(np.intp)                        # floor (pos >= 0)
-    w = pos - li
-    w -= 0.5
-    w *= 1.0 / q
-    idx = li - (q // 2 - 1)
-    if idx.size and (idx.min() < 0 or idx.max() >= coef.shape[1]):
-        raise NotImplementedError("interpolation stencil leaves the node grid")
-    acc = np.take(coef[q - 1], idx)
-    for k in range(q - 2, -1, -1):
-        acc *= w
-        acc += np.take(coef[k], idx)
-    acc += np.take(base, idx)
-    return acc
 
 
 def _interp_points(values, pos):
@@ -287,19 +245,24 @@ def _bin_moments(z, lo, invH, P, R, weights=None):
 
 def _segment_moments(zs, lo, invH, R, M):
     """Add ``sum u^r`` per bin (r = 0..R) to ``M`` for sorted scores ``zs``."""
-    # rows: 0 = bin (as float), r = u^r (r = 1..R)
-    buf = np.empty((R + 1, min(_CHUNK, zs.size)))
+    # rows: 0 = bin (as float), r = u^r (r = 1..R); row 2 first holds the
+    # rounding of z - lo (R >= 2 in every spec; at least 3 rows regardless)
+    buf = np.empty((max(R + 1, 3), min(_CHUNK, zs.size)))
     for c0 in range(0, zs.size, _CHUNK):
         zc = zs[c0:c0 + _CHUNK]
         m = zc.size
         b, u = buf[0, :m], buf[1, :m]
-        np.subtract(zc, lo, out=u)
+        # v = (z - lo) / H with the rounding of z - lo carried in buf[2] (exact
+        # offsets: a lost half ulp of z - lo moves log F by S(x) * 1e-15)
+        _exact_offset(zc, lo, u, buf[2, :m])
         u *= invH
+        buf[2, :m] *= invH
         # bin b = floor(v + 1/2), u = v - b in [-1/2, 1/2); b is sorted, so each
         # bin is one contiguous segment (found by bisection, not a pass)
         np.add(u, 0.5, out=b)
         np.floor(b, out=b)
         u -= b
+        u += buf[2, :m]
         b0, b1 = int(b[0]), int(b[-1])
         edges = np.searchsorted(b, np.arange(b0, b1 + 2, dtype=np.float64))
         counts = np.diff(edges)
@@ -308,7 +271,7 @@ def _segment_moments(zs, lo, invH, R, M):
         for r in range(2, R + 1):
             np.multiply(buf[r - 1, :m], u, out=buf[r, :m])
         M[0, bins] += counts[nz]
-        M[1:, bins] += np.add.reduceat(buf[1:, :m], edges[nz], axis=1)
+        M[1:, bins] += np.add.reduceat(buf[1:R + 1, :m], edges[nz], axis=1)
 
 
 def _spread_convolve(M, kL, kR, spec, cache, table="A"):
@@ -520,48 +483,79 @@ def _refine_narrow(narrow, logg, rhos, extras, geo, LF, fam, spec):
 def _fine_tables(node_values, q, S, d):
     """Degree-``d`` Taylor tables on ``S`` sub-intervals per node interval.
 
-    The local ``q``-point interpolant of :func:`_node_coefficients` on node
-    interval ``l .. l + 1`` is ``base + sum_k c_k w^k`` with ``w = (pos - l - 1/2) / q``.
-    Re-expanded about the centre ``w_s`` of sub-interval ``s`` (``pos = l + (s +
-    1/2 + delta) / S``, ``|delta| <= 1/2``) it reads
+    On node interval ``l .. l + 1`` the ``q``-point interpolant through nodes
+    ``l - q/2 + 1 .. l + q/2`` is, about the centre of sub-interval ``s``
+    (``pos = l + (s + 1/2 + delta) / S``, ``|delta| <= 1/2``),
 
-        sum_j e_j delta^j,     e_j = sum_{k >= j} binom(k, j) w_s^(k-j) (S q)^-j c_k,
+        base + sum_j e_j delta^j,    e_j = sum_m W[s, j, m] (v_m - base),
 
-    truncated at ``j = d``.  The dropped terms are ``O((1/2S)^(d+1))`` times the
-    ``(d+1)``-th derivative in node units: with ``S = 16``, ``d = 4`` the error
-    stayed at rounding level (<= 6e-16 of ``max(1, |log g|)``, normal and
-    logistic, n = 1e3..1e5, spreads 2..30) where ``d = 3`` gave 5e-14.  ``e_0`` absorbs ``base``, so the only
-    rounding at the scale of ``|log g|`` is one addition.  Returns ``(d + 1, rows)``
-    with row ``r = l S + s`` (rows before the first interval are unused zeros).
+    with ``base = v_l`` and weights ``W`` = the Taylor coefficients of the
+    Lagrange basis there, computed exactly in rationals and rounded once
+    (:func:`_fine_weights`).  Each ``e_j`` is then a short sum of differences
+    with weights of size ~1 (``sum_m |W[s, 0, m]|`` is the Lebesgue function,
+    < 3 in the central interval), so its rounding is a few ulps of the
+    differences, not of ``|log g|``; the only rounding at the scale of
+    ``|log g|`` is ``e_0 += base``.  (Going through monomial coefficients of the
+    whole stencil instead loses ~10 ulps of ``log p`` to cancellation.)
+    Truncation at ``j = d`` drops ``O((1/2S)^(d+1))`` times the ``(d+1)``-th
+    derivative in node units: ``S = 16``, ``d = 4`` stay at rounding level
+    (<= 6e-16 of ``max(1, |log g|)``, normal and logistic, n = 1e3..1e5,
+    spreads 2..30) where ``d = 3`` gave 5e-14.  Returns ``(d + 1, rows)`` with
+    row ``r = l S + s`` (rows before the first interval are unused zeros).
     """
-    base, coef = _node_coefficients(node_values, q)
-    B = _shift_matrix(q, S, d)                      # (S, d + 1, q)
+    win = sliding_window_view(node_values, q)       # win[i] = values[i : i + q]
+    base = win[:, q // 2 - 1]
+    W = _fine_weights(q, S, d)                      # (S, d + 1, q)
     nint = base.size
     off = (q // 2 - 1) * S                          # row of interval i = 0, s = 0
     tab = np.zeros((d + 1, off + nint * S))
-    # e[j, i, s] = sum_k B[s, j, k] coef[k, i]   (small loops, no threaded BLAS)
-    e = np.einsum("sjk,ki->jis", B, coef)
+    # e[j, i, s] = sum_m W[s, j, m] (win[i, m] - base[i])   (einsum's own loops, no BLAS)
+    e = np.einsum("sjm,im->jis", W, win - base[:, None])
     e[0] += base[:, None]
     tab[:, off:] = e.reshape(d + 1, nint * S)
     return tab
 
 
-_SHIFT = {}
+_FINE_W = {}
+_FINE_W_LOCK = threading.Lock()
 
 
-def _shift_matrix(q, S, d):
+def _fine_weights(q, S, d):
+    """``W[s, j, m]``: coefficient of ``delta^j`` in the Lagrange basis polynomial
+    of stencil node ``m`` about the centre of sub-interval ``s`` (exact, rounded once)."""
     key = (q, S, d)
-    B = _SHIFT.get(key)
-    if B is None:
-        B = np.zeros((S, d + 1, q))
+    W = _FINE_W.get(key)
+    if W is None:
+        L = _lagrange_monomials(q)
+        W = np.zeros((S, d + 1, q))
         for s in range(S):
             ws = Fraction(2 * s + 1 - S, 2 * S * q)        # ((s + 1/2) / S - 1/2) / q
             for j in range(d + 1):
-                for k in range(j, q):
-                    B[s, j, k] = float(math.comb(k, j) * ws ** (k - j) / Fraction(S * q) ** j)
-        B.flags.writeable = False
-        _SHIFT[key] = B
-    return B
+                scale = Fraction(1, S * q) ** j
+                for m in range(q):
+                    W[s, j, m] = float(scale * sum(math.comb(k, j) * ws ** (k - j) * L[m][k]
+                                                   for k in range(j, q)))
+        W.flags.writeable = False
+        with _FINE_W_LOCK:
+            _FINE_W.setdefault(key, W)
+        W = _FINE_W[key]
+    return W
+
+
+def _exact_offset(z, lo, s, e):
+    """``s + e = z - lo`` exactly (``s`` the rounded difference): Fast2Sum when
+    ``|lo| >= |z|`` for every entry (standardized rows: ``lo <= z <= 0``), else
+    Knuth's TwoSum."""
+    np.subtract(z, lo, out=s)
+    if lo <= 0.0 and z.size and float(z.max()) <= 0.0:
+        # |-lo| >= |z|: e = z - (s - (-lo)) is the exact rounding error
+        np.add(s, lo, out=e)
+        np.subtract(z, e, out=e)
+        return
+    bp = s - z                                      # TwoSum(z, -lo)
+    ap = s - bp
+    np.subtract(z, ap, out=e)
+    e += (-lo) - bp
 
 
 def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
@@ -592,12 +586,17 @@ def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
         zc = z[c0:c0 + _CHUNK]
         k = zc.size
         tt, rr, tm = t[:k], ri[:k], tmp[:k]
-        np.subtract(zc, geo.lo, out=tt)
-        tt *= a
+        # t = (z - lo) a - b with the rounding of z - lo carried separately
+        # (_exact_offset): log p moves by (d log p / dz) * dz, and a lost half ulp
+        # of z - lo (1.8e-15 at a range of 17) cost up to ~10 ulps of log p
+        _exact_offset(zc, geo.lo, tt, tm)
+        tt *= a                                     # a, b: powers of two / integers
+        tm *= a
         tt -= b
         np.copyto(rr, tt, casting="unsafe")         # floor (t >= 0)
         tt -= rr
         tt -= 0.5
+        tt += tm                                    # delta, now exact to ~1e-16
         acc = out[c0:c0 + k]
         np.take(tab[d], rr, out=acc, mode="wrap")
         if deriv is not None:
