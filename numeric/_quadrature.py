@@ -11,8 +11,8 @@ all entries, so one sweep over G nodes costs O(n G).
 
 Integration variable: ``x = sinh(u)`` (scores shifted so ``max y = 0``).
 Algebraic tails (cauchy, student_t) become exponential in ``u``; light
-tails become double-exponential.  Scores in clusters more than
-``SPLIT_GAP`` apart get one such map per cluster (``x = c_k + sinh(u - o_k)``,
+tails become double-exponential.  Scores in clusters (at most
+``SPLIT_WIDTH`` wide, split at gaps > ``SPLIT_GAP``) get one such map per cluster (``x = c_k + sinh(u - o_k)``,
 see :class:`Row`), so features near scores ~1e300 apart are resolved.  The u-axis is cut at the images of all
 kinks ``y_j + b`` (``b`` = family breakpoints, support ends), so every
 panel holds an analytic integrand, and integrated with an adaptive
@@ -112,8 +112,14 @@ def entry_tolerance(log_ref, rtol=2e-14):
 # ---------------------------------------------------------------------------
 
 
-# Scores further apart than this start a new cluster with its own map (see Row).
-SPLIT_GAP = 1e6
+# A score more than SPLIT_WIDTH below its cluster's top starts a new cluster with its own
+# map (see Row).  Under x = c + sinh(u) an O(1)-wide feature at distance d from c is
+# 1/d wide in u; the initial 0.5-spaced u-grid then spans 0.5 d in x around it.  At
+# d ~ 3e3 the adaptive rule's error estimate was fooled by a close pair of heavy-tailed
+# scores (student_t nu=2.5, [3e3, 0, -0.25]: log p off by 1.3e-13; [1e6, 0, -0.25]:
+# 4.8e-6, with no error raised); within 1e3 of a center it stays below 2e-14.
+SPLIT_WIDTH = 1e3
+SPLIT_GAP = SPLIT_WIDTH        # (former name) gaps wider than this always split
 
 
 class Row:
@@ -124,8 +130,8 @@ class Row:
 
     Nodes are given as pairs ``(c, s)`` with ``x = c + s`` never formed:
     ``x - y_j = s + (c - y_j)``.  The integration variable is piecewise,
-    one segment per cluster of scores (clusters separated by gaps
-    > ``SPLIT_GAP``): on segment k, ``x = c_k + sinh(u - o_k)`` with
+    one segment per cluster of scores (a cluster ends at a gap
+    > ``SPLIT_GAP`` or before a score > ``SPLIT_WIDTH`` below its top): on segment k, ``x = c_k + sinh(u - o_k)`` with
     ``c_k`` the cluster's top score.  A single ``x = sinh u`` map cannot
     resolve O(1)-wide features at |x| ~ 1e300 (the ulp of u is 1e-13,
     i.e. 1e287 in x); with one center per cluster every feature sits
@@ -150,6 +156,16 @@ class Row:
         with np.errstate(over="ignore"):
             gaps = v[:-1] - v[1:]
         cut = np.flatnonzero(gaps > SPLIT_GAP)           # cluster k ends at index cut[k]
+        if v.size > 1 and v[0] - v[-1] > SPLIT_WIDTH:
+            # greedy: a new cluster also where a score lies > SPLIT_WIDTH below the current top
+            cuts, top = [], v[0]
+            gap_cut = np.zeros(v.size, dtype=bool)
+            gap_cut[cut] = True
+            for i in range(1, v.size):
+                if gap_cut[i - 1] or top - v[i] > SPLIT_WIDTH:
+                    cuts.append(i - 1)
+                    top = v[i]
+            cut = np.asarray(cuts, dtype=np.intp)
         starts = np.concatenate([[0], cut + 1])
         ends = np.concatenate([cut, [v.size - 1]])
         self.centers = v[starts].copy()                  # top score of each cluster
@@ -308,9 +324,16 @@ def integrate_components(integrand, ncomp, edges, tol_fn, *, tails=None, what="i
     log L1 norm.  ``tails(panels_total) -> (extra_log, extra_err_log)``
     optional callback returning an additive tail term and its error
     bound per component (log scale, sign +).
-    ``floor(logA) -> log absolute tolerance`` per component (optional):
-    a component is accepted once its error is below ``max(rtol * A, floor)``
-    (e.g. contributions far below the float64 range of the result).
+    ``floor(logA) -> (log abs_floor, log rel_floor)`` per component (optional;
+    a single array means ``rel_floor`` alone): a component is accepted once
+    its error is below ``max(rtol * A, abs_floor, rel_floor)``.
+    ``abs_floor`` is a bound fixed in advance (e.g. half the smallest
+    subnormal of the result): it applies to each component once that
+    component is resolved (to 1e-3, or to the rounding noise of huge logs,
+    :func:`_resolved`).  ``rel_floor`` is derived from the estimates
+    themselves (e.g. 1e-212 of the result's scale) and applies only once
+    every component is resolved (see :func:`_trusted_floor`).  Accepted
+    components keep their error estimate in the returned ``log err``.
     Returns ``(log|I|, sign, log L1, log err)`` per component.
     """
     edges = np.asarray(edges, dtype=np.float64)
@@ -373,19 +396,45 @@ def integrate_components(integrand, ncomp, edges, tol_fn, *, tails=None, what="i
     )
 
 
-def _trusted_floor(floor, lA, lerr):
-    """The absolute floor, applied only to components already resolved to 1e-3.
+def _resolved(lA, lerr):
+    """Components whose error estimate is within their resolvable accuracy.
 
-    An unresolved integrand (peak missed by every node: estimate ~ error ~ tiny)
-    would otherwise look negligible; the floor's scale is itself computed from
-    the estimates, so it is trusted only once every weighted component is."""
+    That is 1e-3 relative, or the rounding noise of ``e^L`` when the logs are
+    huge: node values ``L ~ lA`` carry an absolute rounding error ~ a few
+    ``eps |lA|``, i.e. a relative noise ``eta = 10 eps |lA|`` in ``e^L``,
+    which the QUADPACK estimate turns into ``(200 eta)^1.5`` (capped at 1).
+    It matters from ``|lA| ~ 5e7`` on (normal [0, 0, -1e7]: terms ~ e^-1.25e13,
+    ulp of L ~ 2e-3: no refinement can resolve them to 1e-3).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        eta = 10.0 * 2.220446049250313e-16 * np.abs(lA)
+        allow = np.maximum(1e-3, np.minimum(1.0, (200.0 * eta) ** 1.5))
+        return ~(lerr - lA > np.log(allow))
+
+
+def _trusted_floor(floor, lA, lerr):
+    """The error floor, applied only to components already resolved.
+
+    ``floor(lA)`` returns ``(abs_floor, rel_floor)`` or ``rel_floor`` alone.
+    An unresolved integrand (a peak missed by every node: estimate ~ error ~
+    tiny) would otherwise look negligible, so a floor is applied to a
+    component only once its estimate is resolved (:func:`_resolved`; further
+    refinement finds the peak first).  ``abs_floor`` is fixed in advance
+    (e.g. below the float64 range of the result): it is applied to each
+    resolved component on its own.  ``rel_floor`` is scaled by the estimates
+    themselves (e.g. 1e-212 of the result's L1 scale), so it is trusted only
+    once every weighted component is resolved.
+    """
     fl = floor(lA)
+    if isinstance(fl, tuple):
+        fl_abs, fl = fl
+    else:
+        fl_abs = np.full(np.shape(lA), -np.inf)
     relevant = fl < np.inf                      # +inf: the component is not used at all
-    with np.errstate(invalid="ignore"):
-        resolved = ~(lerr - lA > math.log(1e-3))
+    resolved = _resolved(lA, lerr)
     if not resolved[relevant].all():
-        return np.where(relevant, -np.inf, fl)
-    return fl
+        fl = np.where(relevant, -np.inf, fl)
+    return np.maximum(fl, np.where(resolved | (fl_abs == np.inf), fl_abs, -np.inf))
 
 
 def _add_positive(lI, sI, lA, t):

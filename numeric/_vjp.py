@@ -114,27 +114,36 @@ def _component_rtol(lpu, tied):
 
 
 def _error_floor(lw, scale):
-    """``floor(logA)``: log absolute error allowed per component.
+    """``floor(logA) -> (abs, rel)``: log absolute errors allowed per component.
 
-    The output's scale is ``R = sum_c w_c A_c``.  A component's weighted error
-    may reach ``max(VJP_RTOL * VJP_NEGLIGIBLE * R, 2^-1075 * scale) / ncomp``:
-    terms that far below R (or below half the smallest subnormal of the
-    output ``/ scale``) cannot change any entry beyond rounding of an
-    entry that is itself negligible, so they are not forced to relative
-    accuracy (e.g. normal [0, 18] at scale 0.25: all terms ~ 1e-565,
-    the exact output is 0).  Zero-weight components are never refined.
+    A component's weighted error may reach ``2^-1075 * scale / ncomp`` (abs:
+    summed over all components, at most half the smallest subnormal of the
+    output ``/ scale``, i.e. below the output's float resolution whatever the
+    components' values) or ``VJP_RTOL * VJP_NEGLIGIBLE * R / ncomp`` (rel),
+    ``R = sum_c w_c A_c`` the output's scale: terms that far below R cannot
+    change any entry beyond rounding of an entry that is itself negligible.
+    Neither is forced to relative accuracy (e.g. normal [0, 18] at scale
+    0.25: all terms ~ 1e-565, the exact output is 0).  ``abs`` needs no
+    other estimate: it applies to each component once that component is
+    resolved (1e-3, or the rounding noise of huge logs: normal [0, 0, -1e7],
+    terms ~ e^-1.25e13); ``rel`` is computed from the estimates and trusted
+    only once all of them are resolved (see ``_quadrature._trusted_floor``).
+    Zero-weight components are never refined (floor +inf).
     """
-    lfloor_abs = -1075.0 * math.log(2.0) + math.log(scale)
+    lfloor_abs = -1075.0 * math.log(2.0) + math.log(scale) - math.log(lw.size)
+    with np.errstate(invalid="ignore"):
+        fl_abs = lfloor_abs - lw
+    fl_abs = np.where(np.isnan(fl_abs), np.inf, fl_abs)
 
     def floor(lA):
         with np.errstate(invalid="ignore"):
             lc = lA + lw
         lc = np.where(np.isnan(lc), -np.inf, lc)
         lR = logsumexp(lc) if np.isfinite(lc).any() else -np.inf
-        base = max(math.log(VJP_RTOL * VJP_NEGLIGIBLE) + lR, lfloor_abs) - math.log(lw.size)
+        base = math.log(VJP_RTOL * VJP_NEGLIGIBLE) + lR - math.log(lw.size)
         with np.errstate(invalid="ignore"):
             out = base - lw
-        return np.where(np.isnan(out), np.inf, out)
+        return fl_abs, np.where(np.isnan(out), np.inf, out)
     return floor
 
 
@@ -144,10 +153,18 @@ def _leave_one_out(b, sign, cols):
     Linear sums after one shift by the column max: for u not the largest term,
     ``|e_u| <= |total|``-scale terms and ``total - e_u`` is accurate to a few eps of
     the L1 sum; the largest term's complement is summed directly (no cancellation
-    against itself)."""
+    against itself).
+
+    The largest term's complement needs its own shift: it may lie ~800 nats
+    below the top term (normal, x = -40 in [0, 0, -80]: h(x) ~ 40 but
+    h(x + 80) ~ e^-800), where ``e^{b - max}`` is subnormal or 0 and the
+    complement would keep only a few bits (or none).  Columns where the
+    second-largest term is more than ``_SUBNORMAL_MARGIN`` below the top are
+    re-summed with the second largest as shift."""
     mx = np.max(b, axis=0)
     mx = np.where(np.isfinite(mx), mx, 0.0)
-    e = np.exp(b - mx[None, :])
+    with np.errstate(under="ignore"):
+        e = np.exp(b - mx[None, :])
     if sign is not None:
         e *= sign[:, None]
     top = np.argmax(b, axis=0)
@@ -156,7 +173,29 @@ def _leave_one_out(b, sign, cols):
     e[top, cols] = 0.0
     rest[top, cols] = e.sum(axis=0)
     with np.errstate(divide="ignore"):
-        return np.log(np.abs(rest)) + mx[None, :], np.sign(rest)
+        lrest = np.log(np.abs(rest)) + mx[None, :]
+    srest = np.sign(rest)
+    if b.shape[0] > 1:
+        # second largest per column (the top entry masked)
+        b2 = b.copy()
+        b2[top, cols] = -np.inf
+        mx2 = np.max(b2, axis=0)
+        redo = np.flatnonzero(np.isfinite(mx2) & (mx2 - mx < _SUBNORMAL_MARGIN))
+        if redo.size:
+            sub = b2[:, redo] - mx2[None, redo]
+            with np.errstate(under="ignore"):
+                e2 = np.exp(sub)
+            if sign is not None:
+                e2 *= sign[:, None]
+            s2 = e2.sum(axis=0)
+            with np.errstate(divide="ignore"):
+                lrest[top[redo], redo] = np.log(np.abs(s2)) + mx2[redo]
+            srest[top[redo], redo] = np.sign(s2)
+    return lrest, srest
+
+
+# exp(t) loses relative precision below e^-708 (subnormal); re-shift well before that
+_SUBNORMAL_MARGIN = -600.0
 
 
 def quadrature_vjp(y, g, fam, *, log=False):
