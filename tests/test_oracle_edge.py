@@ -316,3 +316,24 @@ def test_huge_spread_three_light_tails(family, D):
         assert abs(lp[1] - ref) <= mp.mpf(10) ** -17 * abs(ref), (family, lp[1], ref)
         assert lp[2] < 1.9 * ref  # far below the middle one
         assert abs(p[1] / mp.exp(ref) - 1) <= mp.mpf(10) ** -17
+
+
+@pytest.mark.parametrize("family", ["laplace", "exponential", "uniform"])
+@pytest.mark.parametrize("mu", [(0.0, 1e-6, 2.0), (3.5, 3.500001, -2.0), (0.0, 1e-12, 0.75)])
+def test_close_kinks_stay_piece_ends(family, mu):
+    # kinks 1e-6 (and 1e-12) apart used to be merged into one piece; Gauss-Legendre then
+    # missed the kink by 1e-13 and the oracle raised.  Reference: the exact n = 3
+    # closed form (derive.derive, sympy rationals of the float scores).
+    import sympy as sp
+    from fractions import Fraction
+
+    import derive
+    from derive import oracle
+
+    form = derive.derive(family, 3)
+    syms = sorted(form.closed_form[0].free_symbols, key=str)
+    vals = {s: sp.Rational(Fraction(v)) for s, v in zip(syms, mu)}
+    got = oracle.probs(list(mu), family, dps=30)
+    for k in range(3):
+        exact = sp.N(form.closed_form[k].subs(vals), 40)
+        assert abs(got[k] - mp.mpf(str(exact))) <= mp.mpf(10) ** -29 * abs(mp.mpf(str(exact))), (k, got[k], exact)

@@ -274,8 +274,12 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
                         hard.add(x)
             inner = sorted(hard | {x for x in soft if lo < x < hi})
             clean = [lo]
+            # merge only points that coincide at the working precision (a kink must
+            # stay a piece end however close to the next one: kinks 1e-6 apart used
+            # to be merged by a ~1e-5 threshold, and Gauss-Legendre then mis-estimated
+            # its error on the piece with the kink inside by 1e-13)
             for x in inner + [hi]:
-                if mp.isinf(clean[-1]) or x - clean[-1] > mp.mpf(2) ** (-(prec_bits - int((dps + 10) * 3.33))) * (1 + abs(x)):
+                if mp.isinf(clean[-1]) or x - clean[-1] > mp.mpf(2) ** (-(prec_bits - 24)) * (1 + abs(x)):
                     clean.append(x)
                 elif x in hard or x == hi:
                     clean[-1] = x
