@@ -634,6 +634,8 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
     for c0 in range(0, z.size, _CHUNK):
         tot += float(np.exp(lp[c0:c0 + _CHUNK] - mx).sum())
     lp -= mx + math.log(tot)
+    # log p <= 0; a near one-hot row could round its leader to +1 ulp (p = 1 + 2e-16)
+    np.minimum(lp, 0.0, out=lp)
     if parts:
         return lp, dlg, geo, M, LF
     return lp
