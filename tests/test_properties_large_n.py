@@ -145,54 +145,6 @@ def prop_agrees_with_quadrature(mu, seed, fam, s):
     assert (np.abs(lp - ref) <= 2e-12 * np.maximum(1.0, np.abs(ref))).all()
 
 
-@given(long_scores(), family, scale)
-@settings(max_examples=25)
-def test_normalized(mu, fam, s):
-    prop_normalized(mu, fam, s)
-
-
-@given(long_scores(), family, scale)
-@settings(max_examples=25)
-def test_order_preserving(mu, fam, s):
-    prop_order(mu, fam, s)
-
-
-@given(long_scores(dyadic=True), st.integers(-(2**14), 2**14).map(lambda m: m / 256.0), family, scale)
-@settings(max_examples=15)
-def test_shift_invariant(mu, c, fam, s):
-    prop_shift(mu, c, fam, s)
-
-
-@given(long_scores(), st.integers(-3, 3), family)
-@settings(max_examples=15)
-def test_temperature(mu, k, fam):
-    prop_temperature(mu, k, fam)
-
-
-@given(long_scores(), st.integers(0, 2**32 - 1), family, scale)
-@settings(max_examples=15)
-def test_permutation(mu, seed, fam, s):
-    prop_permutation(mu, seed, fam, s)
-
-
-@given(long_scores(), st.integers(0, 2**32 - 1), family, scale)
-@settings(max_examples=15)
-def test_vjp_sums_to_zero(mu, seed, fam, s):
-    prop_vjp_sums_to_zero(mu, seed, fam, s)
-
-
-@given(long_scores(), family, scale)
-@settings(max_examples=15)
-def test_log_matches_probs(mu, fam, s):
-    prop_log_matches_probs(mu, fam, s)
-
-
-@given(long_scores(), st.integers(0, 2**32 - 1), family, scale)
-@settings(max_examples=6)
-def test_agrees_with_quadrature(mu, seed, fam, s):
-    prop_agrees_with_quadrature(mu, seed, fam, s)
-
-
 THOROUGH = {
     "normalized": (prop_normalized, (long_scores(), family, scale), 10_000),
     "order": (prop_order, (long_scores(), family, scale), 10_000),
@@ -208,15 +160,30 @@ THOROUGH = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(THOROUGH))
-def test_thorough_large_n(name):
-    prop, strategies, count = THOROUGH[name]
+#: examples per property in the default run (the thorough counts are in THOROUGH)
+DEFAULT = {"normalized": 25, "order": 25, "shift": 15, "temperature": 15, "permutation": 15,
+           "vjp_sums_to_zero": 15, "log_matches_probs": 15, "agrees_with_quadrature": 6}
+
+
+def _run(name, count):
+    prop, strategies, _ = THOROUGH[name]
     before = COUNTS[name]
     run = settings(max_examples=count, deadline=None, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                           HealthCheck.data_too_large])(given(*strategies)(prop))
     run()
-    ran = COUNTS[name] - before
+    return COUNTS[name] - before
+
+
+@pytest.mark.parametrize("name", sorted(THOROUGH))
+def test_property(name):
+    assert _run(name, DEFAULT[name]) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(THOROUGH))
+def test_thorough_large_n(name):
+    count = THOROUGH[name][2]
+    ran = _run(name, count)
     print(f"{name}: {ran} examples (large n)")
     assert ran >= count, f"only {ran} examples ran for {name}"
