@@ -138,10 +138,12 @@ def prop_agrees_with_quadrature(mu, seed, fam, s):
     ref = numeric.log_probs(mu, fam, scale=s, method="quadrature")
     big = ref >= math.log(TINY)
     rel = np.abs(np.expm1(lp[big] - ref[big]))
-    # two computations, each within its measured bound of the truth: the quadrature
-    # ~3 ulps of log p, the O(n) engine up to ~10 ulps (tests/test_numeric_fast.py,
-    # test_distinct_scores_*: the known gap to 1e-13 in p for 1e-170 < p < 1e-22)
-    assert (rel <= np.maximum(TWO_REL, 13 * np.spacing(np.abs(ref[big])))).all(), rel.max()
+    # two computations, each within its measured bound of the truth: the O(n) engine
+    # within 2 ulps of log p (tests/test_numeric_fast.py::test_distinct_scores_match_oracle);
+    # the adaptive quadrature within ~3 ulps on short rows but up to 15 ulps (8.5e-13 in p)
+    # measured at n = 311, gumbel_min, one score 84 above a bulk of 309 (log p ~ -275; the
+    # engine is within 1 ulp of the oracle there) -- a known gap of method="quadrature"
+    assert (rel <= np.maximum(TWO_REL, 18 * np.spacing(np.abs(ref[big])))).all(), rel.max()
     assert (np.abs(lp - ref) <= 2e-12 * np.maximum(1.0, np.abs(ref))).all()
 
 
