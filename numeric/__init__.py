@@ -239,6 +239,12 @@ def _scratch(shape):
     return buf[:size].reshape(shape)
 
 
+def _exact_scale(scale):
+    """True when ``x / scale`` is exact for normal floats (scale a power of two)."""
+    m, _ = math.frexp(scale)
+    return m == 0.5
+
+
 def _plain_standardized(x, fam, scratch=False, shift=True):
     """``(x - row max) / scale`` when every entry of ``x`` is finite and stays finite, else None.
 
@@ -246,8 +252,8 @@ def _plain_standardized(x, fam, scratch=False, shift=True):
     min) and one subtraction (plus an in-place division by the scale) -- the
     general path's ``_standardize`` arithmetic, without the special-row split.
     ``scratch``: write into the calling thread's scratch buffer (the result must
-    not outlive the call).  ``shift=False`` (scale 1 only): return ``x`` itself
-    after the checks, for a shift-invariant consumer.
+    not outlive the call).  ``shift=False`` (scale a power of two): ``x / scale``
+    without the shift when that is exact, for a shift-invariant consumer.
     """
     mx = np.max(x, axis=1, keepdims=True)
     mn = np.min(x, axis=1)
@@ -256,8 +262,12 @@ def _plain_standardized(x, fam, scratch=False, shift=True):
         # the lowest standardized score of each row (overflow -> -inf: the general path)
         if not np.isfinite((mn - mx[:, 0]) / scale).all():
             return None
-        if not shift:            # scale 1 only: the caller's engine is shift invariant
-            return x
+        if not shift:            # scale a power of two: x / scale is exact, and the
+            if scale == 1.0:     # caller's engine is shift invariant
+                return x
+            y = np.divide(x, scale, out=_scratch(x.shape) if scratch else None)
+            if np.isfinite(y).all() and (np.abs(y[y != 0]) >= np.finfo(np.float64).tiny).all():
+                return y         # no overflow, no subnormal rounding: exact
         y = np.subtract(x, mx, out=_scratch(x.shape) if scratch else None)
     if scale != 1.0:
         y /= scale
@@ -292,7 +302,7 @@ def _log_probs_2d(x, fam, method, opts):
         # scale 1: the engine works with offsets from each row's minimum only, which it
         # forms exactly, so the scores go in unshifted (x - max would round each gap by
         # half an ulp, and log p_i moves by its slope times that: up to ~2 ulps of log p)
-        y = _plain_standardized(x, fam, scratch=True, shift=fam.scale != 1.0)
+        y = _plain_standardized(x, fam, scratch=True, shift=not _exact_scale(fam.scale))
         lp = None if y is None else _large_rows(y, fam)
         if lp is not None:
             return lp

@@ -167,10 +167,10 @@ DEFAULT = {"normalized": 25, "order": 25, "shift": 15, "temperature": 15, "permu
            "vjp_sums_to_zero": 15, "log_matches_probs": 15, "agrees_with_quadrature": 6}
 
 
-def _run(name, count):
+def _run(name, count, derandomize=False):
     prop, strategies, _ = THOROUGH[name]
     before = COUNTS[name]
-    run = settings(max_examples=count, deadline=None, database=None,
+    run = settings(max_examples=count, deadline=None, database=None, derandomize=derandomize,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                           HealthCheck.data_too_large])(given(*strategies)(prop))
     run()
@@ -179,7 +179,9 @@ def _run(name, count):
 
 @pytest.mark.parametrize("name", sorted(THOROUGH))
 def test_property(name):
-    assert _run(name, DEFAULT[name]) >= 1
+    # the default run is derandomized (the same examples every run, so CI is
+    # reproducible); the slow thorough run explores new ones
+    assert _run(name, DEFAULT[name], derandomize=True) >= 1
 
 
 @pytest.mark.slow
