@@ -453,13 +453,13 @@ def _grid(M, geo, spec, cache, table="A", k_from=None):
     return _spread_convolve(M, geo.kL if k_from is None else k_from, geo.kR, spec, cache, table=table)
 
 
-def cauchy_node_log_g(z, fam, geo, LF, spec, interp_points=None, M=None):
+def cauchy_node_log_g(z, fam, geo, LF, spec, M=None):
     """log g at the m nodes ``m_l = lo + l H`` (increasing l) for Cauchy noise.
 
     ``g(m) = int h(x - m) F(x) dx``; ``LF`` is log F on the grid of ``geo`` (an
     array, or a callable ``LF(k_from)`` returning it on grid points
-    ``k_from..kR``, called only when the near field carries weight), ``M`` the bin moments of the scores (recomputed when
-    None).  ``interp_points`` is unused (kept for the old call).
+    ``k_from..kR``, called only when the near field carries weight), ``M`` the
+    bin moments of the scores (recomputed from ``z`` when None).
     """
     if M is None:
         M = _moments(z, geo, spec)
@@ -494,7 +494,7 @@ def cauchy_nodes(z, fam, geo, M, spec, cache):
     return row.logg, row
 
 
-def cauchy_node_rhos(z, gc, fam, geo, LF, S, Gam, spec, interp_points, M, Mg):
+def cauchy_node_rhos(fam, geo, LF, S, Gam, spec, M, Mg):
     """``(log g, rho_S, rho_Gamma)`` at the m nodes (increasing l):
 
         rho_Y(m) = int h(x - m) F(x) Y(x) dx / int h(x - m) F(x) dx,
@@ -505,8 +505,7 @@ def cauchy_node_rhos(z, gc, fam, geo, LF, S, Gam, spec, interp_points, M, Mg):
     field carries weight; S and Gamma are table B of
     ``_spread_convolve``), ``M`` the bin moments, ``Mg`` the ``gc``-weighted
     bin moments (order >= 5 when the near field is negligible, else the
-    spreading's R).  ``z``, ``gc`` and ``interp_points`` are not used (kept
-    for the signature).  Note ``rho_S = (log g)'``.
+    spreading's R).  Note ``rho_S = (log g)'``.
     """
     row = _Row(fam, geo, spec, M, LF)
     return row.logg, row.rho(S, M), row.rho(Gam, Mg)

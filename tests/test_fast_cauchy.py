@@ -171,7 +171,7 @@ def test_node_log_g_matches_mpmath_at_the_nodes():
     # g(m) = int h(x - m) F(x) dx at a few node positions, 20 distinct scores over 40
     z = np.random.default_rng(5).uniform(-20.0, 20.0, 20)
     spec, _, geo, M, LF = _parts(z)
-    logg = cauchy_node_log_g(z, FAM, geo, LF, spec, _fast._interp_points, M)
+    logg = cauchy_node_log_g(z, FAM, geo, LF, spec, M)
     m = geo.lo + spec.H * np.arange(geo.lL, geo.lR + 1, geo.ms)
     assert logg.size == m.size
     with mp.workdps(20):
@@ -201,7 +201,7 @@ def test_near_field_skipped_only_when_negligible():
     spec, cache, geo, M, LF = _parts(np.repeat([0.0, 1.5, 4.0], [3000, 1, 7000]))
     logg, state = cauchy_nodes(None, FAM, geo, M, spec, cache)
     assert not state.need_near and state.LF is None
-    np.testing.assert_array_equal(logg, cauchy_node_log_g(None, FAM, geo, LF, spec, None, M))
+    np.testing.assert_array_equal(logg, cauchy_node_log_g(None, FAM, geo, LF, spec, M))
     # few scores: it is, built only right of the provably negligible panels,
     # and it is the grid of numeric._fast there
     z = np.repeat([0.0, 1.5, 4.0], [30, 1, 70])
@@ -209,7 +209,7 @@ def test_near_field_skipped_only_when_negligible():
     logg, state = cauchy_nodes(z, FAM, geo, M, spec, cache)
     assert state.need_near and state.k_from > geo.kL
     np.testing.assert_allclose(state.LF, LF[state.k_from - geo.kL:], rtol=1e-15, atol=0)
-    np.testing.assert_allclose(logg, cauchy_node_log_g(z, FAM, geo, LF, spec, None, M), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(logg, cauchy_node_log_g(z, FAM, geo, LF, spec, M), rtol=1e-15, atol=0)
     # the VJP from the state equals the VJP recomputed from log F
     g = np.random.default_rng(0).standard_normal(z.size)
     lp = _fast_log_probs(z)
@@ -232,8 +232,8 @@ def test_node_cost_does_not_grow_with_n():
     z2 = np.repeat([0.0, 0.5, 3.0], [1000, 2000, 3000])
     for z in (z1, z2):
         spec, _, geo, M, LF = _parts(z)
-        logg = cauchy_node_log_g(z, FAM, geo, LF, spec, _fast._interp_points, M)
-        again = cauchy_node_log_g(z, FAM, geo, LF, spec, _fast._interp_points)   # M recomputed
+        logg = cauchy_node_log_g(z, FAM, geo, LF, spec, M)
+        again = cauchy_node_log_g(z, FAM, geo, LF, spec)   # M recomputed
         np.testing.assert_array_equal(logg, again)
 
 
@@ -331,8 +331,8 @@ def test_rhos_are_the_node_ratios():
     ones = np.ones(z.size)
     Mg = _fast._bin_moments(z, geo.lo, geo.invH, geo.P, spec.R, weights=ones)
     Gam = _fast._spread_convolve(Mg, geo.kL, geo.kR, spec, cache, table="B")
-    logg, rS, rG = cauchy_node_rhos(z, ones, FAM, geo, LF, S, Gam, spec, _fast._interp_points, M, Mg)
-    np.testing.assert_array_equal(logg, cauchy_node_log_g(z, FAM, geo, LF, spec, _fast._interp_points, M))
+    logg, rS, rG = cauchy_node_rhos(FAM, geo, LF, S, Gam, spec, M, Mg)
+    np.testing.assert_array_equal(logg, cauchy_node_log_g(z, FAM, geo, LF, spec, M))
     np.testing.assert_allclose(rG, rS, rtol=1e-14)
     assert np.all(rS > 0)
 
@@ -344,7 +344,7 @@ def test_rho_S_is_the_derivative_of_log_g(z):
     # rho_S = (log g)'; compare with 8th-order central differences on the nodes
     spec, cache, geo, M, LF = _parts(z)
     S = _fast._spread_convolve(M, geo.kL, geo.kR, spec, cache, table="B")
-    logg, rS, _ = cauchy_node_rhos(z, None, FAM, geo, LF, S, S, spec, None, M, M)
+    logg, rS, _ = cauchy_node_rhos(FAM, geo, LF, S, S, spec, M, M)
     step = geo.ms * spec.H
     c = np.array([1 / 280, -4 / 105, 1 / 5, -4 / 5, 0.0, 4 / 5, -1 / 5, 4 / 105, -1 / 280])
     fd = np.convolve(logg, c[::-1], mode="valid") / step
@@ -355,4 +355,4 @@ def test_near_field_outside_the_grid_is_declined():
     z = np.random.default_rng(1).uniform(0.0, 10.0, 200)
     spec, _, geo, M, LF = _parts(z)
     with pytest.raises(NotImplementedError, match="log F grid"):
-        cauchy_node_log_g(z, FAM, geo, LF[: LF.size // 2], spec, _fast._interp_points, M)
+        cauchy_node_log_g(z, FAM, geo, LF[: LF.size // 2], spec, M)
