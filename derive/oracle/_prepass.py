@@ -258,6 +258,20 @@ def _drop_distance(f, m, peak, drop, sign, limit):
     return hi
 
 
+def _doubling_cut(start, sign, beyond):
+    """The first ``x = start + sign 2^k`` (k = 0, 1, ...) with ``beyond(x)``, or the
+    one past ``2^4000`` (mpmath, for the tail cuts of :func:`reconnoitre_mp`)."""
+    import mpmath as mp
+
+    s = mp.mpf(1)
+    cap = mp.mpf(2) ** 4000
+    while True:
+        x = start + sign * s
+        if beyond(x) or s > cap:
+            return x
+        s *= 2
+
+
 def reconnoitre_mp(kern, D, mult, targets, T, T2, label) -> Recon:
     """mpmath version of :func:`reconnoitre` (current precision, ``D`` sorted mpf, max 0).
 
@@ -312,26 +326,13 @@ def reconnoitre_mp(kern, D, mult, targets, T, T2, label) -> Recon:
     if not mp.isinf(lo):
         L = lo
     else:
-        s = mp.mpf(1)
-        m0 = min(modes)
-        while True:
-            x = m0 - s
-            lf = mp.fsum(k * kern.logcdf(x - d) for d, k in zip(D, mult))
-            if lf <= minlogp - T2 or s > mp.mpf(2) ** 4000:
-                break
-            s *= 2
-        L = x
+        L = _doubling_cut(min(modes), -1, lambda x: mp.fsum(k * kern.logcdf(x - d) for d, k in zip(D, mult))
+                          <= minlogp - T2)
     if not mp.isinf(hi):
         R = hi
     else:
-        s = mp.mpf(1)
-        m1 = max(modes)
-        while True:
-            x = m1 + s
-            if all(kern.logsf(x - D[int(t)]) - lp_ <= -T2 for t, lp_ in zip(targets, logp)) or s > mp.mpf(2) ** 4000:
-                break
-            s *= 2
-        R = x
+        R = _doubling_cut(max(modes), +1, lambda x: all(kern.logsf(x - D[int(t)]) - lp_ <= -T2
+                                                        for t, lp_ in zip(targets, logp)))
     hl = [min(max(v, L), R) for v in hl]
     hh = [min(max(v, L), R) for v in hh]
     return Recon(modes, wl, wr, hl, hh, logp, peaks, L, R)
