@@ -230,41 +230,38 @@ def _bin_moments(z, lo, invH, P, R, weights=None):
     if weights is None:
         _segment_moments(np.sort(z), lo, invH, R, M)
         return M
+    m = min(_CHUNK, z.size)
+    v, tmp, b = np.empty(m), np.empty(m), np.empty(m, dtype=np.int64)
+    kb = _MAGIC_BITS + int(lo * invH)
     for c0 in range(0, z.size, _CHUNK):
-        v = z[c0:c0 + _CHUNK] - lo
-        v *= invH
-        b = (v + 0.5).astype(np.intp)
-        v -= b
-        pw = np.array(weights[c0:c0 + _CHUNK], dtype=np.float64)
-        M[0] += np.bincount(b, weights=pw, minlength=P)
+        k = min(_CHUNK, z.size - c0)
+        vk, bk = v[:k], b[:k]
+        _split_lattice(z[c0:c0 + k], invH, kb, vk, tmp[:k], bk)
+        pw = np.array(weights[c0:c0 + k], dtype=np.float64)
+        M[0] += np.bincount(bk, weights=pw, minlength=P)
         for r in range(1, R + 1):
-            pw *= v
-            M[r] += np.bincount(b, weights=pw, minlength=P)
+            pw *= vk
+            M[r] += np.bincount(bk, weights=pw, minlength=P)
     return M
 
 
 def _segment_moments(zs, lo, invH, R, M):
     """Add ``sum u^r`` per bin (r = 0..R) to ``M`` for sorted scores ``zs``."""
-    # rows: 0 = bin (as float), r = u^r (r = 1..R); row 2 first holds the
-    # rounding of z - lo (R >= 2 in every spec; at least 3 rows regardless)
+    # rows: 0 = bin offset (u = v - b), r = u^r (r = 1..R); R >= 2 in every spec
     buf = np.empty((max(R + 1, 3), min(_CHUNK, zs.size)))
+    bins_i = np.empty(buf.shape[1], dtype=np.int64)
+    kb = _MAGIC_BITS + int(lo * invH)
     for c0 in range(0, zs.size, _CHUNK):
         zc = zs[c0:c0 + _CHUNK]
         m = zc.size
-        b, u = buf[0, :m], buf[1, :m]
-        # v = (z - lo) / H with the rounding of z - lo carried in buf[2] (exact
-        # offsets: a lost half ulp of z - lo moves log F by S(x) * 1e-15)
-        _exact_offset(zc, lo, u, buf[2, :m])
-        u *= invH
-        buf[2, :m] *= invH
-        # bin b = floor(v + 1/2), u = v - b in [-1/2, 1/2); b is sorted, so each
-        # bin is one contiguous segment (found by bisection, not a pass)
-        np.add(u, 0.5, out=b)
-        np.floor(b, out=b)
-        u -= b
-        u += buf[2, :m]
-        b0, b1 = int(b[0]), int(b[-1])
-        edges = np.searchsorted(b, np.arange(b0, b1 + 2, dtype=np.float64))
+        bi = bins_i[:m]
+        u = buf[1, :m]
+        # exact bin and offset (lo on the H lattice, see _split_lattice):
+        # v = z / H, b = rint(v) - lo / H, u = v - rint(v) in [-1/2, 1/2]
+        _split_lattice(zc, invH, kb, u, buf[0, :m], bi)
+        # b is sorted, so each bin is one contiguous segment (found by bisection)
+        b0, b1 = int(bi[0]), int(bi[-1])
+        edges = np.searchsorted(bi, np.arange(b0, b1 + 2, dtype=np.int64))
         counts = np.diff(edges)
         nz = np.flatnonzero(counts)
         bins = nz + b0
@@ -272,6 +269,47 @@ def _segment_moments(zs, lo, invH, R, M):
             np.multiply(buf[r - 1, :m], u, out=buf[r, :m])
         M[0, bins] += counts[nz]
         M[1:, bins] += np.add.reduceat(buf[1:R + 1, :m], edges[nz], axis=1)
+
+
+# 1.5 * 2^52: for |v| < 2^51, v + _MAGIC lies in [2^52, 2^53) where the spacing of
+# doubles is 1, so the addition rounds v to the nearest integer (ties to even) and
+# the low bits of the sum are that integer (offset by the constant's own bits)
+_MAGIC = 6755399441055744.0
+_MAGIC_BITS = int(np.float64(_MAGIC).view(np.int64))
+_LATTICE_MAX = 2.0 ** 40    # |z| bound for the lattice split (|v| = |z| / spacing < 2^51)
+
+
+def _split_lattice(z, inv, kbits, frac, tmp, idx):
+    """Exact split of ``v = z * inv`` (``inv`` a power of two, so ``v`` is exact)
+    into ``rint(v)`` and ``frac = v - rint(v)`` in ``[-1/2, 1/2]``; writes
+    ``idx = rint(v) + _MAGIC_BITS - kbits`` (an int64 index: ``kbits`` carries the
+    lattice offset of the grid origin).
+
+    ``s = v + 1.5 * 2^52`` is ``rint(v)`` plus the constant, exactly, and so is its
+    bit pattern read as an integer; ``s - 1.5 * 2^52`` is ``rint(v)`` exactly, and
+    ``v - rint(v)`` is exact (the fraction bits of ``v``).  Five passes, no
+    rounding anywhere -- where ``(z - lo) / H`` formed in floating point would
+    lose half an ulp of ``z - lo`` and move ``log p`` by its slope times that.
+    Requires ``|z| * inv < 2^51`` (callers keep ``|z| <= 2^40``).
+    """
+    np.multiply(z, inv, out=frac)
+    np.add(frac, _MAGIC, out=tmp)
+    np.subtract(tmp.view(np.int64), kbits, out=idx)
+    tmp -= _MAGIC
+    frac -= tmp
+
+
+def _near_origin(z):
+    """The row itself, or shifted by its maximum when ``|z| > 2^40`` (the lattice
+    split needs ``|z|`` bounded).  The shift is exact there: with a range <= 200
+    every entry lies within a factor 2 of the maximum (Sterbenz), and ``p`` is
+    shift invariant."""
+    if z.size and max(-float(z.min()), float(z.max())) > _LATTICE_MAX:
+        zmax = float(z.max())
+        if not zmax - float(z.min()) <= _SPAN_MAX:
+            return z        # declined by _Geo (range) before any lattice split
+        return z - zmax
+    return z
 
 
 def _spread_convolve(M, kL, kR, spec, cache, table="A"):
@@ -318,14 +356,19 @@ class _Geo:
 
     def __init__(self, z, spec, check_cost=True):
         H = spec.H
-        lo = float(z.min())
+        zmin = float(z.min())
         hi = float(z.max())
-        if not hi - lo <= _SPAN_MAX:
-            raise NotImplementedError(f"score range {hi - lo:.3g} exceeds the fast path's {_SPAN_MAX}")
-        self.lo = lo
+        if not hi - zmin <= _SPAN_MAX:
+            raise NotImplementedError(f"score range {hi - zmin:.3g} exceeds the fast path's {_SPAN_MAX}")
+        if max(-zmin, hi) > _LATTICE_MAX:
+            raise NotImplementedError("scores too large for the lattice split (shift the row first)")
         self.invH = 1.0 / H
-        # score z_j sits at grid position v_j = (z_j - lo) / H, in bin rint(v_j)
-        self.P = int((hi - lo) * self.invH + 0.5) + 1
+        # origin on the H lattice (exact: H is a power of two), so bins and
+        # evaluation rows come from an exact split of z / H (_split_lattice);
+        # score z_j sits at grid position z_j / H - lo / H, in bin rint of that
+        lo_i = math.floor(zmin * self.invH)
+        self.lo = lo = lo_i * H
+        self.P = int(np.rint(hi * self.invH)) - lo_i + 1
         self.kL = -int(math.ceil((spec.pad_left + spec.pad_factor * (hi - lo)) / H))
         self.kR = self.P - 1 + int(math.ceil((spec.pad_right + spec.pad_factor * (hi - lo)) / H))
         self.G = self.kR - self.kL + 1
@@ -509,11 +552,33 @@ def _fine_tables(node_values, q, S, d):
     nint = base.size
     off = (q // 2 - 1) * S                          # row of interval i = 0, s = 0
     tab = np.zeros((d + 1, off + nint * S))
-    # e[j, i, s] = sum_m W[s, j, m] (win[i, m] - base[i])   (einsum's own loops, no BLAS)
-    e = np.einsum("sjm,im->jis", W, win - base[:, None])
-    e[0] += base[:, None]
-    tab[:, off:] = e.reshape(d + 1, nint * S)
+    # e[i, j S + s] = sum_m W[s, j, m] (win[i, m] - base[i]): a (nint, q) x (q, (d+1) S)
+    # product, in blocks small enough (< 2^18 multiply-adds) that OpenBLAS stays
+    # on one thread
+    Wm = _fine_weights_matrix(q, S, d)
+    e = np.empty((nint, (d + 1) * S))
+    blk = max(1, (1 << 18) // (q * (d + 1) * S))
+    for i0 in range(0, nint, blk):
+        i1 = min(nint, i0 + blk)
+        np.matmul(win[i0:i1] - base[i0:i1, None], Wm, out=e[i0:i1])
+    e = e.reshape(nint, d + 1, S)
+    e[:, 0, :] += base[:, None]
+    tab[:, off:].reshape(d + 1, nint, S)[...] = e.transpose(1, 0, 2)
     return tab
+
+
+def _fine_weights_matrix(q, S, d):
+    """``_fine_weights`` as a ``(q, (d + 1) S)`` matrix, column ``j S + s``."""
+    key = ("matrix", q, S, d)
+    Wm = _FINE_W.get(key)
+    if Wm is None:
+        W = _fine_weights(q, S, d)
+        Wm = np.ascontiguousarray(W.transpose(2, 1, 0).reshape(q, (d + 1) * S))
+        Wm.flags.writeable = False
+        with _FINE_W_LOCK:
+            _FINE_W.setdefault(key, Wm)
+        Wm = _FINE_W[key]
+    return Wm
 
 
 _FINE_W = {}
@@ -529,7 +594,7 @@ def _fine_weights(q, S, d):
         L = _lagrange_monomials(q)
         W = np.zeros((S, d + 1, q))
         for s in range(S):
-            ws = Fraction(2 * s + 1 - S, 2 * S * q)        # ((s + 1/2) / S - 1/2) / q
+            ws = Fraction(2 * s - S, 2 * S * q)            # (s / S - 1/2) / q
             for j in range(d + 1):
                 scale = Fraction(1, S * q) ** j
                 for m in range(q):
@@ -542,61 +607,41 @@ def _fine_weights(q, S, d):
     return W
 
 
-def _exact_offset(z, lo, s, e):
-    """``s + e = z - lo`` exactly (``s`` the rounded difference): Fast2Sum when
-    ``|lo| >= |z|`` for every entry (standardized rows: ``lo <= z <= 0``), else
-    Knuth's TwoSum."""
-    np.subtract(z, lo, out=s)
-    if lo <= 0.0 and z.size and float(z.max()) <= 0.0:
-        # |-lo| >= |z|: e = z - (s - (-lo)) is the exact rounding error
-        np.add(s, lo, out=e)
-        np.subtract(z, e, out=e)
-        return
-    bp = s - z                                      # TwoSum(z, -lo)
-    ap = s - bp
-    np.subtract(z, ap, out=e)
-    e += (-lo) - bp
-
-
 def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
     """Interpolate node values at the scores (chunked); returns an (n,) array.
 
-    Per score: fine row ``r = floor(t)``, ``delta = t - r - 1/2`` with ``t = S *
-    (node position)``, then Horner in ``delta`` over the ``_FINE_D + 1`` table
-    columns (one ``take`` each); ``S``, ``d`` from the family's ``_Spec``.
-    With ``deriv`` (an (n,) array) the derivative with respect to the score
-    is written there too (the same Horner pass, ``dt/dz = S / (ms H)``).
+    Per score: ``t = S * (node position)`` split exactly into the fine row
+    ``r = rint(t)`` and ``delta = t - r`` in ``[-1/2, 1/2]`` (:func:`_split_lattice`:
+    ``t = z * S / (ms H)`` up to an integer, the grid origin being on the H
+    lattice), then Horner in ``delta`` over the ``d + 1`` table columns (one
+    ``take`` each); ``S``, ``d`` from the family's ``_Spec``.  With ``deriv``
+    (an (n,) array) the derivative with respect to the score is written there
+    too (the same Horner pass, ``dt/dz = S / (ms H)``).
     """
     S, d = geo.fine_S, geo.fine_d
     tab = _fine_tables(node_values, geo.q, S, d)
     out = np.empty_like(z) if out is None else out
-    a = S * geo.invH / geo.ms
-    b = S * geo.lL / geo.ms
-    # node l = lL + ms j sits at node position j; the rows needed are those of
-    # the intervals whose stencil lies inside the node grid (checked once)
-    r_lo = int((float(z.min()) - geo.lo) * a - b)
-    r_hi = int((float(z.max()) - geo.lo) * a - b)
+    a = S * geo.invH / geo.ms                       # a power of two
+    # fine row r <-> node position r / S, node l = lL + ms j at position j:
+    # r = rint(z a) - (lo + lL H) a, an integer (lo on the H lattice)
+    r0 = round((geo.lo + geo.lL * (1.0 / geo.invH)) * a)
+    kbits = _MAGIC_BITS + r0
+    # the rows needed are those whose stencil lies inside the node grid (checked once)
+    r_lo = int(np.rint(float(z.min()) * a)) - r0
+    r_hi = int(np.rint(float(z.max()) * a)) - r0
     if r_lo < (geo.q // 2 - 1) * S or r_hi >= tab.shape[1]:
         raise NotImplementedError("interpolation stencil leaves the node grid")
     m = min(_CHUNK, z.size)
     t = np.empty(m)
-    ri = np.empty(m, dtype=np.intp)
+    ri = np.empty(m, dtype=np.int64)
     tmp = np.empty(m)
     for c0 in range(0, z.size, _CHUNK):
         zc = z[c0:c0 + _CHUNK]
         k = zc.size
         tt, rr, tm = t[:k], ri[:k], tmp[:k]
-        # t = (z - lo) a - b with the rounding of z - lo carried separately
-        # (_exact_offset): log p moves by (d log p / dz) * dz, and a lost half ulp
-        # of z - lo (1.8e-15 at a range of 17) cost up to ~10 ulps of log p
-        _exact_offset(zc, geo.lo, tt, tm)
-        tt *= a                                     # a, b: powers of two / integers
-        tm *= a
-        tt -= b
-        np.copyto(rr, tt, casting="unsafe")         # floor (t >= 0)
-        tt -= rr
-        tt -= 0.5
-        tt += tm                                    # delta, now exact to ~1e-16
+        # exact row and offset: log p moves by (d log p / dz) * dz, and a lost
+        # half ulp of z - lo (1.8e-15 at a range of 17) cost up to ~10 ulps of log p
+        _split_lattice(zc, a, kbits, tt, tm, rr)
         acc = out[c0:c0 + k]
         np.take(tab[d], rr, out=acc, mode="wrap")
         if deriv is not None:
@@ -686,7 +731,7 @@ def fast_log_probs(x, fam, *, check_cost=True):
     cache = _cache_for(fam)
     out = np.empty_like(x)
     for i in range(x.shape[0]):
-        out[i] = _row_log_probs(x[i], fam, spec, cache, check_cost=check_cost)
+        out[i] = _row_log_probs(_near_origin(x[i]), fam, spec, cache, check_cost=check_cost)
     return out
 
 
@@ -710,7 +755,7 @@ def fast_log_probs_rows(x, fam, *, check_cost=True, assume_finite=False):
     ok = np.zeros(x.shape[0], dtype=bool)
     for i in range(x.shape[0]):
         try:
-            _row_log_probs(x[i], fam, spec, cache, check_cost=check_cost, out=out[i])
+            _row_log_probs(_near_origin(x[i]), fam, spec, cache, check_cost=check_cost, out=out[i])
             ok[i] = True
         except NotImplementedError:
             out[i] = np.nan
@@ -741,7 +786,7 @@ def fast_probs_vjp(x, cotangent, fam, *, check_cost=True):
     cache = _cache_for(fam)
     out = np.empty_like(x)
     for i in range(x.shape[0]):
-        out[i] = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost)
+        out[i] = _row_vjp(_near_origin(x[i]), g[i], fam, spec, cache, check_cost=check_cost)
     return out
 
 
