@@ -329,9 +329,15 @@ def _phases(cfg, verbose):
             logg, _ = cauchy_nodes(z, fam, geo, M, spec, cache)
             steps["near grid + multipole node integrals"] = lambda: cauchy_nodes(z, fam, geo, M, spec, cache)
         else:
-            LF = _fast._spread_convolve(M, geo.kL, geo.kR, spec, cache)
-            logg, _ = _fast._node_integrals(geo, LF, fam, spec)
-            steps["log F on the grid"] = lambda: _fast._spread_convolve(M, geo.kL, geo.kR, spec, cache)
+            LF = _fast._GridSum(M, geo, spec, cache)
+            logg, _ = _fast._node_integrals(geo, LF, fam, spec)   # fills LF where needed
+
+            def log_f(h0=LF.h0, h1=LF.h1):
+                # what a row computes: coarse rows, then exact rows over the windows' union
+                g = _fast._GridSum(M, geo, spec, cache)
+                g.coarse()
+                g.ensure(h0, h1)
+            steps["log F on the grid"] = log_f
             steps["node integrals"] = lambda: _fast._node_integrals(geo, LF, fam, spec)
         steps["evaluation at the scores"] = lambda: _fast._eval_at_scores(z, geo, logg)
         steps["whole row (log p)"] = lambda: _fast._row_log_probs(z, fam, spec, cache)

@@ -312,9 +312,10 @@ def _near_origin(z):
     return z
 
 
-def _spread_convolve(M, kL, kR, spec, cache, table="A"):
-    """``sum_b sum_r M[r, b] T_r((k - b) H) (-H)^r`` for ``k = kL..kR``: the sum
-    over scores of the shifted kernel (``log Phi`` for table A, ``h`` for B)."""
+def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1):
+    """``sum_b sum_r M[r, b] T_r((k - b) H) (-H)^r`` for ``k = kL, kL + stride, ..
+    <= kR``: the sum over scores of the shifted kernel (``log Phi`` for table A,
+    ``h`` for B)."""
     R = spec.R
     H = spec.H
     P = M.shape[1]
@@ -322,28 +323,82 @@ def _spread_convolve(M, kL, kR, spec, cache, table="A"):
     s0, A, B = cache.get(s_lo)
     T = A if table == "A" else B
     s_top = min(kR, cache.s_hi)                     # zero beyond the right cut
+    # zero-padded table slice for s = s_lo .. kR (rows beyond s_hi are zero),
+    # one contiguous row per order r
+    Tsl = np.zeros((R + 1, kR - s_lo + 1))
+    Tsl[:, :s_top - s_lo + 1] = T[s_lo - s0: s_top - s0 + 1, :R + 1].T
+    # Mr[r, j] = M[r, b] (-H)^r with j = P - 1 - b (exact: H a power of two), so that
+    # row k' = k - kL of the sum is sum_j Tsl[r, k' + j] Mr[r, j]
+    Mr = M[:, ::-1] * ((-H) ** np.arange(R + 1))[:, None]
+    if stride != 1:
+        # coarse rows (for the integrand windows): one pass over a strided view
+        Gc = (kR - kL) // stride + 1
+        st = Tsl.strides
+        W3 = as_strided(Tsl, shape=(R + 1, Gc, P), strides=(st[0], stride * st[1], st[1]), writeable=False)
+        return np.einsum("rkj,rj->k", W3, Mr)
     G = kR - kL + 1
-    out = np.zeros(G)
-    # zero-padded table slice for s = s_lo .. kR (rows beyond s_hi are zero)
-    Tsl = np.zeros((kR - s_lo + 1, R + 1))
-    Tsl[:s_top - s_lo + 1] = T[s_lo - s0: s_top - s0 + 1, :R + 1]
-    # r >= 1 (small corrections): direct convolutions, np.convolve sums in
-    # order; their rounding is relative to their own (small) size
-    corr = np.zeros(P + Tsl.shape[0] - 1)
+    # r >= 1 (small corrections): direct convolutions over exactly the rows
+    # asked for ("valid" mode), summed in order; their rounding is relative to
+    # their own (small) size
+    corr = np.zeros(G)
     for r in range(R, 0, -1):
-        corr += np.convolve(M[r], Tsl[:, r] * (-H) ** r)
+        corr += np.convolve(Mr[r, ::-1], Tsl[r], mode="valid")
     # r = 0 (the bulk, up to |log F|): a Toeplitz product summed pairwise
-    # along contiguous rows, so the rounding grows like log P, not P;
-    # win[k', j] = Tsl[k' + j, 0] <-> bin b = P - 1 - j, row k' <-> k = kL + k'
-    win = sliding_window_view(Tsl[:, 0], P)
-    m0 = np.ascontiguousarray(M[0, ::-1])
+    # along contiguous rows, so the rounding grows like log P, not P
+    win = sliding_window_view(Tsl[0], P)
+    m0 = Mr[0]
+    out = np.empty(G)
     blk = max(1, 1_000_000 // P)
     for k0 in range(0, G, blk):
         k1 = min(G, k0 + blk)
         out[k0:k1] = (win[k0:k1] * m0).sum(axis=1)
-    # full convolution index i = b + (s - s_lo) <-> k = i + s_lo: k = kL <-> i = P - 1
-    out += corr[P - 1: P - 1 + G]
+    out += corr
     return out
+
+
+class _GridSum:
+    """A grid sum (:func:`_spread_convolve`) over the x grid ``k = kL..kR``,
+    computed where it is needed: :meth:`coarse` every ``_COARSE``-th row (for
+    the integrand windows), :meth:`ensure` the exact rows of a range.  For many
+    scores the integrands of all nodes sit near the top scores (``log F`` falls
+    steeply below them), so most of the grid is never needed (normal, n = 1e5:
+    28% of it)."""
+
+    __slots__ = ("M", "geo", "spec", "cache", "table", "v", "h0", "h1", "_coarse")
+
+    def __init__(self, M, geo, spec, cache, table="A"):
+        self.M, self.geo, self.spec, self.cache, self.table = M, geo, spec, cache, table
+        self.v = np.full(geo.G, np.nan)     # rows [h0, h1) hold exact values
+        self.h0 = self.h1 = 0
+        self._coarse = None
+
+    def coarse(self):
+        if self._coarse is None:
+            g = self.geo
+            self._coarse = _spread_convolve(self.M, g.kL, g.kR, self.spec, self.cache, self.table,
+                                            stride=_COARSE)
+        return self._coarse
+
+    def _fill(self, a, b):
+        if a < b:
+            kL = self.geo.kL
+            self.v[a:b] = _spread_convolve(self.M, kL + a, kL + b - 1, self.spec, self.cache, self.table)
+
+    def ensure(self, a, b):
+        """Exact values on rows ``a .. b - 1`` (clipped to the grid); returns the array."""
+        a, b = max(0, int(a)), min(self.geo.G, int(b))
+        if self.h0 == self.h1:
+            self._fill(a, b)
+            self.h0, self.h1 = a, b
+        else:
+            # keep one contiguous range: fill the gaps on either side
+            if a < self.h0:
+                self._fill(a, self.h0)
+                self.h0 = a
+            if b > self.h1:
+                self._fill(self.h1, b)
+                self.h1 = b
+        return self.v
 
 
 # --- steps 2 and 3 -----------------------------------------------------------
@@ -398,9 +453,10 @@ _ROWS = 128     # m nodes per block of the node integrals
 _COARSE = 8     # stride of the coarse scan that finds each integrand's window
 
 
-def _windows(win, LF, G):
+def _windows(win, LFc, G):
     """Per node row, grid indices ``[lo, hi]`` outside which the log integrand
-    ``L(k) = win[i, k] + LF[k]`` is below its peak minus ``_TAIL``.
+    ``L(k) = win[i, k] + log F(x_k)`` is below its peak minus ``_TAIL``, from
+    ``LFc`` = ``log F`` on every ``_COARSE``-th grid row.
 
     ``log h`` and ``log F`` are concave for the normal and the logistic (log-
     concave CDFs, increasing reversed hazard), so each ``L`` is unimodal: a
@@ -409,7 +465,7 @@ def _windows(win, LF, G):
     outside its maximum.  Rows without such a sample keep the grid end (the
     caller then checks the decay there).
     """
-    Lc = win[:, ::_COARSE] + LF[None, ::_COARSE]
+    Lc = win[:, ::_COARSE] + LFc[None, :]
     jc = np.argmax(Lc, axis=1)
     low = Lc < (Lc[np.arange(Lc.shape[0]), jc] - _TAIL)[:, None]
     before = np.arange(Lc.shape[1])[None, :] < jc[:, None]
@@ -425,9 +481,11 @@ def _node_integrals(geo, LF, fam, spec, extras=()):
     """Trapezoid integrals at the m nodes (returned in increasing ``l``):
 
         log g(m_l) = log H sum_k h(x_k - m_l) F(x_k)
-        rho_Y(m_l) = sum_k h F Y / sum_k h F          for each grid array Y in extras
+        rho_Y(m_l) = sum_k h F Y / sum_k h F          for each grid sum Y in extras
 
-    with the resolution / truncation checks of the module docstring.
+    with the resolution / truncation checks of the module docstring.  ``LF``
+    (``log F``) and the extras are :class:`_GridSum` objects: the windows come
+    from their coarse rows, exact rows are computed over the windows' union.
     """
     H = spec.H
     G, K, ms, kL, lL, lR = geo.G, geo.K, geo.ms, geo.kL, geo.lL, geo.lR
@@ -440,12 +498,16 @@ def _node_integrals(geo, LF, fam, spec, extras=()):
     rhos = [np.empty(K) for _ in extras]
     narrow = []
     logH = math.log(H)
-    lo_k, hi_k = _windows(win, LF, G)
+    lo_k, hi_k = _windows(win, LF.coarse(), G)
+    # exact grid sums only over the union of the windows
+    kA, kB = int(lo_k.min()), int(hi_k.max()) + 1
+    LFv = LF.ensure(kA, kB)
+    Yv = [Y.ensure(kA, kB) for Y in extras]
     for i0 in range(0, K, _ROWS):
         i1 = min(K, i0 + _ROWS)
         A = int(lo_k[i0:i1].min())
         B = int(hi_k[i0:i1].max()) + 1
-        L = win[i0:i1, A:B] + LF[None, A:B]
+        L = win[i0:i1, A:B] + LFv[None, A:B]
         kmax = np.argmax(L, axis=1)
         rows = np.arange(i1 - i0)
         peak = L[rows, kmax]
@@ -465,7 +527,7 @@ def _node_integrals(geo, LF, fam, spec, extras=()):
         np.exp(L, out=L)
         tot = L.sum(axis=1)
         logg[i0:i1] = peak + (np.log(tot) + logH)
-        for Y, rho in zip(extras, rhos):
+        for Y, rho in zip(Yv, rhos):
             rho[i0:i1] = np.einsum("ij,j->i", L, Y[A:B]) / tot
     if narrow:
         _refine_narrow(narrow, logg, rhos, extras, geo, LF, fam, spec)
@@ -505,7 +567,9 @@ def _refine_narrow(narrow, logg, rhos, extras, geo, LF, fam, spec):
         ml = (geo.lR - geo.ms * rows[todo]).astype(np.float64)       # node index l
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lh = fam.loghazard(((pos + geo.kL - ml[:, None]) * H).ravel()).reshape(pos.shape)
-        L = lh + _interp_points(LF, pos.ravel()).reshape(pos.shape)
+        # exact grid sums under every stencil (the windows' union may not reach)
+        span = (int(math.floor(pos.min())) - _QF, int(math.floor(pos.max())) + _QF + 1)
+        L = lh + _interp_points(LF.ensure(*span), pos.ravel()).reshape(pos.shape)
         peak = L.max(axis=1)
         ok = (L[:, 0] < peak - _TAIL) & (L[:, -1] < peak - _TAIL)
         E = np.exp(L - peak[:, None])
@@ -517,7 +581,7 @@ def _refine_narrow(narrow, logg, rhos, extras, geo, LF, fam, spec):
         r = rows[sel]
         logg[r] = peak[ok] + (np.log(tot[ok]) + np.log(sig[sel] * H * 0.25))
         for Y, rho in zip(extras, rhos):
-            Yp = _interp_points(Y, pos[ok].ravel()).reshape(-1, uu.size)
+            Yp = _interp_points(Y.ensure(*span), pos[ok].ravel()).reshape(-1, uu.size)
             rho[r] = (E[ok] * Yp).sum(axis=1) / tot[ok]
         todo = todo[~ok]
         width *= 4
@@ -669,7 +733,7 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
         # LF: numeric._fast_cauchy's opaque state (log F only where needed)
         logg, LF = cauchy_nodes(z, fam, geo, M, spec, cache)
     else:
-        LF = _spread_convolve(M, geo.kL, geo.kR, spec, cache)
+        LF = _GridSum(M, geo, spec, cache)
         logg, _ = _node_integrals(geo, LF, fam, spec)
     dlg = np.empty_like(z) if parts else None
     lp = _eval_at_scores(z, geo, logg, out=out, deriv=dlg)
@@ -702,7 +766,7 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True):
     p = np.exp(lp)
     gc = g - float((p * g).sum())
     Mg = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R, weights=gc)
-    Gam = _spread_convolve(Mg, geo.kL, geo.kR, spec, cache, table="B")
+    Gam = _GridSum(Mg, geo, spec, cache, table="B")
     _, (rG,) = _node_integrals(geo, LF, fam, spec, extras=(Gam,))
     b = _eval_at_scores(z, geo, rG)
     rS *= gc
