@@ -381,17 +381,18 @@ def _normal_right_reach(n, h):
 
 
 def _normal_rows(y, g):
-    """``(kL, lin)`` for normal rows ``y`` (m, n), maximum 0: left node counts (module doc
-    of this section) and whether the linear mode is expected to certify the row."""
+    """``(kL, lin)`` for normal rows ``y`` (m, n), maximum 0: left node counts (see above)
+    and whether the linear mode is expected to certify the row.  Sums run left to right
+    (cumsum), so :func:`_normal_row` reproduces them bit for bit in scalar arithmetic."""
     n = y.shape[1]
     s = -np.min(y, axis=1)
     t = y + (0.5 * s)[:, None]
     np.maximum(t, 0.0, out=t)
     t *= t
-    qU = 0.125 * s * s + 0.5 * np.add.reduce(t, axis=1)      # q_low(-s/2)
-    S1 = np.add.reduce(y, axis=1)
+    qU = 0.125 * s * s + 0.5 * np.cumsum(t, axis=1)[:, -1]      # q_low(-s/2)
+    S1 = np.cumsum(y, axis=1)[:, -1]
     np.multiply(y, y, out=t)
-    S2 = np.add.reduce(t, axis=1)
+    S2 = np.cumsum(t, axis=1)[:, -1]
     # left root of n x^2/2 - S1 x + S2/2 = target (= Q(x) for x <= -s); if it lies right
     # of -s the true root of Q does too, and -s is a safe (wider) end
     disc = np.maximum(S1 * S1 - n * (S2 - 2.0 * (qU + _N_REACH)), 0.0)
@@ -400,19 +401,47 @@ def _normal_rows(y, g):
     return kL, (qU <= _N_QLIN) & (kL <= g.klin)
 
 
-def _tail_ok(e, f, T):
-    """Dropped tail behind an end term ``e`` (inner neighbour ``f``) <= _N_TAIL T."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        return (e < 1e-300) | ((f > e) & (e * (e / (f - e)) <= _N_TAIL * T))
+def _normal_row(ylist, g):
+    """:func:`_normal_rows` for one row given as a list: the same operations in the same
+    order on Python floats (IEEE double), hence the same ``(kL, lin)``."""
+    n = len(ylist)
+    s = -min(ylist)
+    h = 0.5 * s
+    S1 = S2 = S3 = 0.0
+    for v in ylist:
+        S1 += v
+        S2 += v * v
+        u = max(v + h, 0.0)
+        S3 += u * u
+    qU = 0.125 * s * s + 0.5 * S3
+    disc = max(S1 * S1 - n * (S2 - 2.0 * (qU + _N_REACH)), 0.0)
+    xL = max(min((S1 - math.sqrt(disc)) / n, -s), -(0.5 * s + _N_PAD))
+    k = g.kmax - (bisect.bisect_right(g.xlist, xL) - 1)
+    kL = min(-(-k // _KQ) * _KQ, g.kmax + _KQ)
+    return kL, qU <= _N_QLIN and kL <= g.klin
+
+
+# Tail test without the neighbour: if e <= 1e-19 T, log-concavity through the largest
+# term (>= T / nodes) bounds the ratio of the dropped terms by (1e-19 nodes)^(1/nodes)
+# <= e^-0.0086 (nodes <= 4096), so they sum to < 1.2e-17 T.  This also covers end terms
+# in the underflow range (T >= TINY in the linear mode, T >= 1 in the scaled log mode).
+_TAIL_FREE = 1e-19
 
 
 def _certify_tails(I):
     """``(T, certified)`` of node terms ``I`` (nodes last): the a-priori step (see above)
-    and both dropped tails within _N_TAIL."""
+    and both dropped tails within _N_TAIL: ``e (e/T) <= _N_TAIL (f - e)`` for the end
+    terms ``e`` and their inner neighbours ``f`` (the tail ``e r/(1-r)``, ``r = e/f``)."""
     T = np.add.reduce(I, axis=-1)
-    good = _tail_ok(I[..., 0], I[..., 1], T)
-    good &= _tail_ok(I[..., -1], I[..., -2], T)
-    return T, good
+    G = I.shape[-1]
+    e = I[..., ::G - 1]                    # both end terms, then their neighbours (G >= 5)
+    u = e / T[..., None]
+    f = np.subtract(I[..., 1::G - 3], e)
+    f *= _N_TAIL
+    ok = u <= _TAIL_FREE
+    u *= e
+    ok |= u <= f
+    return T, np.logical_and.reduce(ok, axis=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -553,8 +582,7 @@ def row_log_probs(y, fam, low=None):
     n = y.size
     g = _GRIDS.get((fam.name, fam.params.get("nu", 0.0), n)) or _grid(fam, _spec(fam), n)
     if g.apriori:
-        kL, lin = _normal_rows(y[None, :], g)
-        kL, lin = int(kL[0]), bool(lin[0])
+        kL, lin = _normal_row(y.tolist(), g)
     else:
         spread = -float(y.min() if low is None else low)
         lin = spread <= g.lin_max

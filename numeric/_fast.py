@@ -305,16 +305,14 @@ def _split_lattice(z, inv, kbits, frac, tmp, idx):
 
 
 def _near_origin(z):
-    """The row itself, or shifted by its maximum when ``|z| > 2^40`` (the lattice
-    split needs ``|z|`` bounded).  The shift is exact there: with a range <= 200
-    every entry lies within a factor 2 of the maximum (Sterbenz), and ``p`` is
-    shift invariant."""
-    if z.size and max(-float(z.min()), float(z.max())) > _LATTICE_MAX:
-        zmax = float(z.max())
-        if not zmax - float(z.min()) <= _SPAN_MAX:
-            return z        # declined by _Geo (range) before any lattice split
-        return z - zmax
-    return z
+    """``(row, (min, max))``: the row itself, or shifted by its maximum when
+    ``|z| > 2^40`` (the lattice split needs ``|z|`` bounded).  The shift is exact
+    there: with a range <= 200 every entry lies within a factor 2 of the
+    maximum (Sterbenz), and ``p`` is shift invariant."""
+    zmin, zmax = float(z.min()), float(z.max())
+    if max(-zmin, zmax) > _LATTICE_MAX and zmax - zmin <= _SPAN_MAX:
+        return z - zmax, (zmin - zmax, 0.0)
+    return z, (zmin, zmax)    # (a wider range is declined by _Geo)
 
 
 def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1):
@@ -412,12 +410,13 @@ class _Geo:
     """Grid geometry of one row: bins/x grid ``x_k = lo + k H`` (``kL <= k <= kR``)
     and m nodes ``m_l = lo + l H`` (``lL <= l <= lR``, step ``ms``)."""
 
-    __slots__ = ("lo", "invH", "P", "kL", "kR", "G", "ms", "q", "lL", "lR", "K", "fine_S", "fine_d")
+    __slots__ = ("lo", "invH", "P", "kL", "kR", "G", "ms", "q", "lL", "lR", "K", "fine_S", "fine_d",
+                 "zmin", "zmax")
 
-    def __init__(self, z, spec, check_cost=True):
+    def __init__(self, z, spec, check_cost=True, zrange=None):
         H = spec.H
-        zmin = float(z.min())
-        hi = float(z.max())
+        zmin, hi = (float(z.min()), float(z.max())) if zrange is None else zrange
+        self.zmin, self.zmax = zmin, hi
         if not hi - zmin <= _SPAN_MAX:
             raise NotImplementedError(f"score range {hi - zmin:.3g} exceeds the fast path's {_SPAN_MAX}")
         if max(-zmin, hi) > _LATTICE_MAX:
@@ -676,7 +675,7 @@ def _fine_weights(q, S, d):
     return W
 
 
-def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
+def _eval_at_scores(z, geo, node_values, out=None, deriv=None, shift=None):
     """Interpolate node values at the scores (chunked); returns an (n,) array.
 
     Per score: ``t = S * (node position)`` split exactly into the fine row
@@ -685,7 +684,8 @@ def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
     lattice), then Horner in ``delta`` over the ``d + 1`` table columns (one
     ``take`` each); ``S``, ``d`` from the family's ``_Spec``.  With ``deriv``
     (an (n,) array) the derivative with respect to the score is written there
-    too (the same Horner pass, ``dt/dz = S / (ms H)``).
+    too (the same Horner pass, ``dt/dz = S / (ms H)``).  With ``shift`` returns
+    ``(out, sum exp(out - shift))``, summed chunk by chunk while in cache.
     """
     S, d = geo.fine_S, geo.fine_d
     tab = _fine_tables(node_values, geo.q, S, d)
@@ -696,14 +696,15 @@ def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
     r0 = round((geo.lo + geo.lL * (1.0 / geo.invH)) * a)
     kbits = _MAGIC_BITS + r0
     # the rows needed are those whose stencil lies inside the node grid (checked once)
-    r_lo = int(np.rint(float(z.min()) * a)) - r0
-    r_hi = int(np.rint(float(z.max()) * a)) - r0
+    r_lo = int(np.rint(geo.zmin * a)) - r0
+    r_hi = int(np.rint(geo.zmax * a)) - r0
     if r_lo < (geo.q // 2 - 1) * S or r_hi >= tab.shape[1]:
         raise NotImplementedError("interpolation stencil leaves the node grid")
     m = min(_CHUNK, z.size)
     t = np.empty(m)
     ri = np.empty(m, dtype=np.int64)
     tmp = np.empty(m)
+    tot = 0.0
     for c0 in range(0, z.size, _CHUNK):
         zc = z[c0:c0 + _CHUNK]
         k = zc.size
@@ -726,13 +727,19 @@ def _eval_at_scores(z, geo, node_values, out=None, deriv=None):
                 dacc += acc
         if deriv is not None:
             dacc *= a
-    return out
+        if shift is not None:
+            np.subtract(acc, shift, out=tm)
+            np.exp(tm, out=tm)
+            tot += float(tm.sum())
+    return out if shift is None else (out, tot)
 
 
 def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
     """log p for one row (into ``out`` when given); with ``parts`` also
-    ``(d log g / d m at the scores, geo, M, LF)``."""
-    geo = _Geo(z, spec, check_cost)
+    ``(d log g / d m at the scores, geo, M, LF, z)`` (``z`` as used: see
+    :func:`_near_origin`)."""
+    z, zrange = _near_origin(z)
+    geo = _Geo(z, spec, check_cost, zrange)
     M = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
     if fam.name == "cauchy":
         # LF: numeric._fast_cauchy's opaque state (log F only where needed)
@@ -741,17 +748,14 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
         LF = _GridSum(M, geo, spec, cache)
         logg, _ = _node_integrals(geo, LF, fam, spec)
     dlg = np.empty_like(z) if parts else None
-    lp = _eval_at_scores(z, geo, logg, out=out, deriv=dlg)
     # common renormalisation: sum p = 1 (a shift of order 1e-15)
     mx = float(logg.max())
-    tot = 0.0
-    for c0 in range(0, z.size, _CHUNK):
-        tot += float(np.exp(lp[c0:c0 + _CHUNK] - mx).sum())
+    lp, tot = _eval_at_scores(z, geo, logg, out=out, deriv=dlg, shift=mx)
     lp -= mx + math.log(tot)
     # log p <= 0; a near one-hot row could round its leader to +1 ulp (p = 1 + 2e-16)
     np.minimum(lp, 0.0, out=lp)
     if parts:
-        return lp, dlg, geo, M, LF
+        return lp, dlg, geo, M, LF, z
     return lp
 
 
@@ -765,7 +769,7 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True):
     ``g'(m) = -int h'(x - m) F dx = int h(x - m) F S dx`` and ``rho_S = (log g)'``,
     the derivative of the interpolant of ``log g`` (one Horner pass).
     """
-    lp, rS, geo, M, LF = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
+    lp, rS, geo, M, LF, z = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
     if fam.name == "cauchy":
         return fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp, dlg=rS)
     p = np.exp(lp)
@@ -800,7 +804,7 @@ def fast_log_probs(x, fam, *, check_cost=True):
     cache = _cache_for(fam)
     out = np.empty_like(x)
     for i in range(x.shape[0]):
-        out[i] = _row_log_probs(_near_origin(x[i]), fam, spec, cache, check_cost=check_cost)
+        out[i] = _row_log_probs(x[i], fam, spec, cache, check_cost=check_cost)
     return out
 
 
@@ -824,7 +828,7 @@ def fast_log_probs_rows(x, fam, *, check_cost=True, assume_finite=False):
     ok = np.zeros(x.shape[0], dtype=bool)
     for i in range(x.shape[0]):
         try:
-            _row_log_probs(_near_origin(x[i]), fam, spec, cache, check_cost=check_cost, out=out[i])
+            _row_log_probs(x[i], fam, spec, cache, check_cost=check_cost, out=out[i])
             ok[i] = True
         except NotImplementedError:
             out[i] = np.nan
@@ -855,7 +859,7 @@ def fast_probs_vjp(x, cotangent, fam, *, check_cost=True):
     cache = _cache_for(fam)
     out = np.empty_like(x)
     for i in range(x.shape[0]):
-        out[i] = _row_vjp(_near_origin(x[i]), g[i], fam, spec, cache, check_cost=check_cost)
+        out[i] = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost)
     return out
 
 
