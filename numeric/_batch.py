@@ -382,43 +382,82 @@ def _normal_right_reach(n, h):
 
 def _normal_rows(y, g):
     """``(kL, lin)`` for normal rows ``y`` (m, n), maximum 0: left node counts (see above)
-    and whether the linear mode is expected to certify the row.  Sums run left to right
-    (cumsum), so :func:`_normal_row` reproduces them bit for bit in scalar arithmetic."""
-    n = y.shape[1]
-    s = -np.min(y, axis=1)
-    t = y + (0.5 * s)[:, None]
-    np.maximum(t, 0.0, out=t)
-    t *= t
-    qU = 0.125 * s * s + 0.5 * np.cumsum(t, axis=1)[:, -1]      # q_low(-s/2)
-    S1 = np.cumsum(y, axis=1)[:, -1]
-    np.multiply(y, y, out=t)
-    S2 = np.cumsum(t, axis=1)[:, -1]
-    # left root of n x^2/2 - S1 x + S2/2 = target (= Q(x) for x <= -s); if it lies right
-    # of -s the true root of Q does too, and -s is a safe (wider) end
-    disc = np.maximum(S1 * S1 - n * (S2 - 2.0 * (qU + _N_REACH)), 0.0)
-    xL = np.maximum(np.minimum((S1 - np.sqrt(disc)) / n, -s), -(0.5 * s + _N_PAD))
+    and whether the linear mode is expected to certify the row.
+
+    Scores sorted descending ``z_0 = 0 >= .. >= z_{n-1} = -s``; ``S1_k, S2_k``: sums of
+    the first k of them and of their squares (left to right: cumsum, so that
+    :func:`_normal_row` reproduces every bit in scalar arithmetic).  On
+    ``[z_k, z_{k-1}]`` (k scores above x) ``Q(x) = (k x^2 - 2 S1_k x + S2_k)/2`` and
+    ``q_low(x) = Q(x) + (x + s)^2/2``; both are convex, and "first k" selections
+    below match the scalar scan."""
+    m, n = y.shape
+    z = np.sort(y, axis=1)[:, ::-1]
+    s = -z[:, -1]
+    S1 = np.cumsum(z, axis=1)
+    S2 = np.cumsum(z * z, axis=1)
+    k = np.arange(1, n, dtype=np.float64)
+    zk = z[:, 1:]
+    # minimiser of q_low: first segment k whose lower end has slope <= 0
+    D = (k + 1.0) * zk - (S1[:, :-1] - s[:, None])
+    ks = np.argmax(D <= 0.0, axis=1) + 1
+    ks[~(D <= 0.0).any(axis=1)] = n - 1
+    r = np.arange(m)
+    a1 = S1[r, ks - 1]
+    xs = (a1 - s) / (ks + 1.0)
+    xs = np.minimum(np.maximum(xs, z[r, ks]), z[r, ks - 1])
+    xps = xs + s
+    qmin = 0.5 * (xps * xps + (ks * xs - 2.0 * a1) * xs + S2[r, ks - 1])
+    target = qmin + _N_REACH
+    # left end: first segment whose lower end has Q >= target (else below all scores)
+    Qb = 0.5 * ((k * zk - 2.0 * S1[:, :-1]) * zk + S2[:, :-1])
+    hit = Qb >= target[:, None]
+    kk = np.argmax(hit, axis=1) + 1
+    kk[~hit.any(axis=1)] = n
+    b = S1[r, kk - 1]
+    disc = np.maximum(b * b - kk * (S2[r, kk - 1] - 2.0 * target), 0.0)
+    xL = np.maximum((b - np.sqrt(disc)) / kk, -(0.5 * s + _N_PAD))
     kL = g.kL_at(xL)
-    return kL, (qU <= _N_QLIN) & (kL <= g.klin)
+    return kL, (qmin <= _N_QLIN) & (kL <= g.klin)
 
 
 def _normal_row(ylist, g):
     """:func:`_normal_rows` for one row given as a list: the same operations in the same
     order on Python floats (IEEE double), hence the same ``(kL, lin)``."""
     n = len(ylist)
-    s = -min(ylist)
-    h = 0.5 * s
-    S1 = S2 = S3 = 0.0
-    for v in ylist:
-        S1 += v
-        S2 += v * v
-        u = max(v + h, 0.0)
-        S3 += u * u
-    qU = 0.125 * s * s + 0.5 * S3
-    disc = max(S1 * S1 - n * (S2 - 2.0 * (qU + _N_REACH)), 0.0)
-    xL = max(min((S1 - math.sqrt(disc)) / n, -s), -(0.5 * s + _N_PAD))
+    z = sorted(ylist, reverse=True)
+    s = -z[-1]
+    # minimiser of q_low
+    S1 = S2 = 0.0
+    ks = n - 1
+    c1 = [0.0] * n
+    c2 = [0.0] * n
+    for j in range(n):
+        S1 += z[j]
+        S2 += z[j] * z[j]
+        c1[j] = S1
+        c2[j] = S2
+    for kk in range(1, n):
+        if (kk + 1.0) * z[kk] - (c1[kk - 1] - s) <= 0.0:
+            ks = kk
+            break
+    a1 = c1[ks - 1]
+    xs = (a1 - s) / (ks + 1.0)
+    xs = min(max(xs, z[ks]), z[ks - 1])
+    xps = xs + s
+    qmin = 0.5 * (xps * xps + (ks * xs - 2.0 * a1) * xs + c2[ks - 1])
+    target = qmin + _N_REACH
+    kk = n
+    for k in range(1, n):
+        zk = z[k]
+        if 0.5 * ((k * zk - 2.0 * c1[k - 1]) * zk + c2[k - 1]) >= target:
+            kk = k
+            break
+    b = c1[kk - 1]
+    disc = max(b * b - kk * (c2[kk - 1] - 2.0 * target), 0.0)
+    xL = max((b - math.sqrt(disc)) / kk, -(0.5 * s + _N_PAD))
     k = g.kmax - (bisect.bisect_right(g.xlist, xL) - 1)
     kL = min(-(-k // _KQ) * _KQ, g.kmax + _KQ)
-    return kL, qU <= _N_QLIN and kL <= g.klin
+    return kL, qmin <= _N_QLIN and kL <= g.klin
 
 
 # Tail test without the neighbour: if e <= 1e-19 T, log-concavity through the largest
