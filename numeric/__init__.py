@@ -27,7 +27,6 @@ import numpy as np
 
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._batch import BATCH_FAMILIES, N_MAX, auto_spread_limit, batch_log_probs, row_log_probs
-from ._exp import exp_probs
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, Family, NumericFamily, get_family
@@ -450,7 +449,7 @@ def probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
         return quick
     lp, prep = _log_probs_public(mu, family, axis, method, params)
     # lp is a fresh array (the engines' output), except for an empty axis (prep.x)
-    return restore(exp_probs(lp, out=lp) if lp is not prep.x else lp, prep)
+    return restore(np.exp(lp, out=lp) if lp is not prep.x else lp, prep)
 
 
 def _vjp_2d(x, g, fam, method, log):

@@ -88,7 +88,7 @@ from fractions import Fraction
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ._exp import exp_probs, exp_terms
+from ._exp import exp_terms
 from ._fast_cauchy import cauchy_nodes, fast_cauchy_vjp_row
 from ._fast_kernels import HAZARD_C, KernelCache
 
@@ -777,7 +777,7 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True):
     lp, rS, geo, M, LF, z = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
     if fam.name == "cauchy":
         return fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp, dlg=rS)
-    p = exp_probs(lp)
+    p = np.exp(lp)
     gc = g - float((p * g).sum())
     Mg = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R, weights=gc)
     Gam = _GridSum(Mg, geo, spec, cache, table="B")
