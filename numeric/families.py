@@ -216,13 +216,14 @@ def _student_t_kernels(nu: float):
 
     def logcdf(x):
         # stdtr is accurate in the left tail (relative); on the right use log1p(-left tail)
+        # one stdtr call: s = F(-|x|), the tail on the side of x
         x = np.asarray(x, dtype=np.float64)
-        a = np.maximum(np.abs(x), far)
-        with np.errstate(divide="ignore", over="ignore"):
-            tail = log_left_tail(a)
-            left = np.where(x < -far, tail, np.log(special.stdtr(nu, np.minimum(x, 0.0))))
-            right = np.where(x > far, np.log1p(-np.exp(tail)),
-                             np.log1p(-special.stdtr(nu, -np.maximum(x, 0.0))))
+        ax = np.abs(x)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            tail = log_left_tail(np.maximum(ax, far))
+            s = special.stdtr(nu, -ax)
+            left = np.where(ax > far, tail, np.log(s))
+            right = np.where(ax > far, np.log1p(-np.exp(tail)), np.log1p(-s))
         return np.where(x < 0, left, right)
 
     def logpdf(x):
