@@ -1,0 +1,142 @@
+"""Building blocks of the large-n engine ``numeric._fast`` against exact values.
+
+* the lattice split ``v = z / spacing = rint(v) + frac`` is checked in exact
+  rational arithmetic (``fractions.Fraction`` of the float64 inputs);
+* the lazily computed grid sums (coarse rows, exact rows over a range) are
+  checked against the full Toeplitz sum evaluated term by term with
+  ``math.fsum`` (correctly rounded) from the same kernel tables;
+* the fine-table interpolation of grid samples is checked against the
+  sampled function itself (a polynomial of degree < 16 is reproduced to
+  rounding, a smooth function to its interpolation error);
+* ``exp_terms`` against ``math.exp``.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from numeric import _fast
+from numeric._exp import TERM_FLOOR, exp_terms
+from numeric.families import get_family
+
+
+def _split(z, inv):
+    frac = np.empty_like(z)
+    tmp = np.empty_like(z)
+    idx = np.empty(z.shape, dtype=np.int64)
+    _fast._split_lattice(z, inv, _fast._MAGIC_BITS, frac, tmp, idx)
+    return idx, frac
+
+
+@pytest.mark.parametrize("inv", [1.0, 16.0, 256.0, 512.0])
+def test_lattice_split_is_exact(inv):
+    rng = np.random.default_rng(int(inv))
+    z = np.concatenate([
+        rng.standard_normal(2000) * 10.0,
+        rng.uniform(-2.0 ** 40, 2.0 ** 40, 500),
+        (rng.integers(-1000, 1000, 300) + 0.5) / inv,           # ties: exactly half-way
+        rng.integers(-1000, 1000, 300) / inv,                   # on the lattice
+        np.array([0.0, -0.0, 5e-324, -5e-324, 1e-310, 2.0 ** -1074 * 3, 1e-300]),
+        np.nextafter(np.arange(-50, 50) / inv, np.inf),
+    ])
+    idx, frac = _split(z, inv)
+    for zi, k, f in zip(z.tolist(), idx.tolist(), frac.tolist()):
+        v = Fraction(zi) * Fraction(inv)
+        assert Fraction(k) + Fraction(f) == v, (zi, k, f)
+        assert abs(f) <= 0.5, (zi, f)
+        if abs(f) == 0.5:
+            assert k % 2 == 0, (zi, k)      # ties to even
+
+
+def test_row_origin_shift_is_exact_for_large_offsets():
+    rng = np.random.default_rng(7)
+    for off in (2.0 ** 41, -3e14, 1e15):
+        z = off + rng.uniform(-50.0, 50.0, 400)
+        zz, (lo, hi) = _fast._near_origin(z)
+        zmax = float(z.max())
+        for a, b in zip(z.tolist(), zz.tolist()):
+            assert Fraction(a) - Fraction(zmax) == Fraction(b)
+        assert (lo, hi) == (float(zz.min()), 0.0)
+    z = rng.uniform(-50.0, 50.0, 400)
+    zz, _ = _fast._near_origin(z)
+    assert zz is z
+
+
+@pytest.mark.parametrize("name, table", [("normal", "A"), ("normal", "B"), ("logistic", "A"),
+                                         ("gumbel_min", "A")])
+def test_lazy_grid_sums_match_termwise_sums(name, table):
+    fam = get_family(name)
+    spec = _fast._SPECS[name]
+    cache = _fast._cache_for(fam)
+    z = np.random.default_rng(3).standard_normal(3000) * 1.5
+    geo = _fast._Geo(z, spec, check_cost=False)
+    M = _fast._bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
+    s0, A, B = cache.get(geo.kL - (geo.P - 1))
+    T = A if table == "A" else B
+    H = spec.H
+
+    def termwise(k):       # sum_b sum_r M[r, b] T_r(k - b) (-H)^r, correctly rounded
+        terms = []
+        for b in range(geo.P):
+            s = k - b
+            if s > cache.s_hi:
+                continue
+            row = T[s - s0]
+            terms.extend(M[r, b] * row[r] * (-H) ** r for r in range(spec.R + 1))
+        return math.fsum(terms)
+
+    gs = _fast._GridSum(M, geo, spec, cache, table)
+    coarse = gs.coarse()
+    a, b = geo.G // 3, geo.G // 3 + 40
+    v = gs.ensure(a, b)
+    assert np.isnan(v[:a]).all() and np.isnan(v[b:]).all()
+    v = gs.ensure(a - 10, b + 5)            # grows the range on both sides
+    ks = list(range(a - 10, b + 5, 3))
+    scale = max(abs(termwise(geo.kL + k)) for k in ks[:3]) + 1.0
+    for k in ks:
+        ref = termwise(geo.kL + k)
+        assert abs(v[k] - ref) <= 1e-15 * max(1.0, abs(ref)), (k, v[k], ref)
+    for i in range(0, len(coarse), 7):
+        ref = termwise(geo.kL + i * _fast._COARSE)
+        assert abs(coarse[i] - ref) <= 1e-15 * max(1.0, abs(ref)), (i, coarse[i], ref)
+    assert scale > 0
+
+
+def test_fine_interpolation_reproduces_polynomials_and_smooth_functions():
+    k = np.arange(400, dtype=np.float64)
+    rng = np.random.default_rng(11)
+    pos = rng.uniform(40.0, 360.0, 5000)
+    # degree 15 < 16 stencil points: the interpolant is the polynomial itself
+    c = rng.standard_normal(16) / np.arange(1, 17) ** 2
+
+    def poly(x):
+        u = (x - 200.0) / 200.0
+        return np.polyval(c, u) * 50.0
+
+    got = _fast._interp_fine(poly(k), 0, k.size, pos)
+    ref = poly(pos)
+    assert np.max(np.abs(got - ref) / np.maximum(1.0, np.abs(ref))) < 5e-14
+    # a sum of shifted log Phi (what the engine interpolates), spacing 1/16 in t
+    fam = get_family("normal")
+    shifts = rng.uniform(-3.0, 3.0, 50)
+
+    def logF(x):
+        t = x[:, None] / 16.0 - 12.5 - shifts[None, :]
+        return fam.logcdf(t).sum(axis=1)
+
+    got = _fast._interp_fine(logF(k), 0, k.size, pos)
+    ref = logF(pos)
+    assert np.max(np.abs(got - ref) / np.maximum(1.0, np.abs(ref))) < 2e-15
+    with pytest.raises(NotImplementedError):
+        _fast._interp_fine(poly(k), 0, k.size, np.array([2.0]))
+
+
+def test_exp_terms_floor():
+    x = np.array([0.0, -1.0, -699.0, -700.0, -745.0, -1e300, -np.inf])
+    got = exp_terms(x.copy())
+    ref = [math.exp(max(v, TERM_FLOOR)) for v in x.tolist()]
+    assert got.tolist() == ref
