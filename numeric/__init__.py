@@ -456,6 +456,21 @@ def _vjp_2d(x, g, fam, method, log):
     from ._vjp import quadrature_vjp, softmax_log_vjp, softmax_vjp
     m, n = x.shape
     _check_method(method, fam, n, VJP_METHODS)
+    if not log and method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
+        # lean path for plain input (every score and cotangent finite): the O(n)
+        # engine on the unshifted scores (the VJP is shift invariant), no special-row
+        # split, no copies; rows the engine declines take the general path below
+        fast_vjp = _fast_vjp_engine(fam)
+        y = None if fast_vjp is None else _plain_standardized(x, fam, scratch=True,
+                                                               shift=not _exact_scale(fam.scale))
+        if y is not None and np.isfinite(g).all():
+            out, ok = fast_vjp(y, g, fam, rows=True, assume_finite=True)
+            out /= fam.scale
+            if ok.all():
+                return out
+            bad = np.flatnonzero(~ok)
+            out[bad] = _vjp_2d(x[bad], g[bad], fam, "quadrature", log)
+            return out
     lp, todo = split_rows(x)
     out = np.where(np.isnan(lp), np.nan, 0.0)        # rows with +inf: locally constant -> 0
     rows = np.flatnonzero(todo)
