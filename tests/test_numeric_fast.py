@@ -441,6 +441,35 @@ def test_rows_variant_declines_row_by_row():
     np.testing.assert_array_equal(lp[0], fast_log_probs(x[:1], fam)[0])
 
 
+def test_public_vjp_batch_with_a_declined_row():
+    # row 0 is served by the O(n) engine, row 1 (range 1e4) is declined and goes to
+    # the adaptive quadrature through the public function's general path
+    import numeric
+    x = np.vstack([np.r_[np.zeros(150), np.full(150, 0.75)], np.r_[np.zeros(299), 1e4]])
+    g = np.vstack([np.r_[np.ones(150), -np.ones(150)], np.r_[np.arange(299.0) / 299, 2.0]])
+    v = numeric.probs_vjp(x, g, "normal")
+    _, ok = fast_probs_vjp(x, g, get_family("normal"), rows=True)
+    assert ok.tolist() == [True, False]
+    # row 0, entry i of cluster A (150 at 0, 150 at 0.75): with g = +1 on A, -1 on B
+    # and sum_j dp_j / dmu_i = 0, (J^T g)_i = 2 d(sum_{j in A} p_j) / dmu_i; that sum
+    # as a function of mu_i by mpmath (30 digits), differentiated centrally
+    mp.mp.dps = 30
+    pts = [-mp.inf, -1, 0, 0.75, 2, mp.inf]
+
+    def mass_A(mu_i):
+        own = lambda t: mp.npdf(t - mu_i) * mp.ncdf(t) ** 149 * mp.ncdf(t - 0.75) ** 150
+        rest = lambda t: 149 * mp.npdf(t) * mp.ncdf(t) ** 148 * mp.ncdf(t - mu_i) * mp.ncdf(t - 0.75) ** 150
+        return mp.quad(own, pts) + mp.quad(rest, pts)
+
+    h = mp.mpf("1e-10")
+    ref = float(2 * (mass_A(h) - mass_A(-h)) / (2 * h))
+    assert abs(v[0, 0] - ref) <= 1e-10 * abs(ref)
+    np.testing.assert_allclose(v[0, :150], ref, rtol=1e-10)
+    np.testing.assert_allclose(v[0, 150:], -ref, rtol=1e-10)     # sum_i (J^T g)_i = 0
+    # row 1: p_far = 1 up to exp(-O(1e7)); every derivative is below the float range
+    assert np.all(np.abs(v[1]) < 1e-300)
+
+
 def test_constants():
     assert isinstance(FAST_MIN_N, int) and FAST_MIN_N >= 2
     assert set(FAST_FAMILIES) <= {"normal", "logistic", "gumbel_min", "cauchy"}
