@@ -123,13 +123,16 @@ SPLIT_GAP = SPLIT_WIDTH        # (former name) gaps wider than this always split
 
 
 class Row:
-    """One finite standardized score vector, shifted so that max = 0.
+    """One finite standardized score vector (not shifted: see below).
 
     ``vals``/``counts``: unique scores and multiplicities (ties share
     one integrand); ``inverse`` maps entries to unique values.
 
     Nodes are given as pairs ``(c, s)`` with ``x = c + s`` never formed:
-    ``x - y_j = s + (c - y_j)``.  The integration variable is piecewise,
+    ``x - y_j = s + (c - y_j)``.  That difference is exact for scores of the
+    node's own cluster whatever their size, which is why rows are not shifted
+    by their maximum: ``(1e17, 0, 0.5) - 1e17`` would round ``0.5 - 1e17`` to
+    ``-1e17`` and tie two scores whose probabilities differ by 16% (cauchy).  The integration variable is piecewise,
     one segment per cluster of scores (a cluster ends at a gap
     > ``SPLIT_GAP`` or before a score > ``SPLIT_WIDTH`` below its top): on segment k, ``x = c_k + sinh(u - o_k)`` with
     ``c_k`` the cluster's top score.  A single ``x = sinh u`` map cannot
@@ -149,6 +152,7 @@ class Row:
         self.counts = self.counts[::-1].copy().astype(np.float64)
         self.inverse = (len(self.vals) - 1 - self.inverse).ravel()
         self.n = y.size
+        self.top = float(self.vals[0])
         self._segments()
 
     def _segments(self):
@@ -190,7 +194,7 @@ class Row:
         """``(c, s, log dx/du)`` for an array of u values."""
         u = np.asarray(u, dtype=np.float64)
         if self.centers.size == 1:
-            return np.zeros(u.shape), np.sinh(u), _log_cosh(u)
+            return np.full(u.shape, self.centers[0]), np.sinh(u), _log_cosh(u)
         K = self.centers.size
         seg = K - 1 - np.searchsorted(self.u_cuts, u, side="right")
         w = u - self.offsets[seg]
@@ -509,7 +513,9 @@ def _relevant_kinks(row, k, kinks):
     ymin = float(row.vals[-1])
     X = np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        lb = np.max(row.log_F(X) + np.asarray(fam.logsf(X - ymin), dtype=np.float64))
+        # x = top + X (the row is not shifted)
+        lb = np.max(row.log_F(np.full(X.shape, row.top), X)
+                    + np.asarray(fam.logsf((row.top - ymin) + X), dtype=np.float64))
     if not np.isfinite(lb):
         return kinks
     thr = lb + _KINK_MARGIN
@@ -552,19 +558,21 @@ def _domain(row):
     """Initial u-edges: support ends, kinks y_j + b, and a 0.5-spaced grid per cluster."""
     fam = row.fam
     lo, hi = fam.support
-    ymin = float(row.vals[-1])
     qL, qR = _tail_reach(fam)
-    xL = lo if math.isfinite(lo) else ymin - qL   # F(x) = 0 below max(y) + lo = lo
-    xR = hi if math.isfinite(hi) else qR          # phi(x - y_i) = 0 above y_i + hi <= hi
+    # F(x) = 0 below top + lo; phi(x - y_i) = 0 above y_i + hi <= top + hi; unbounded
+    # support: truncated at qL below the lowest score of a cluster, qR above the top
+    xL_top = lo                                   # x - top (finite lo only)
+    xR_top = hi if math.isfinite(hi) else qR      # x - top
     bps = np.asarray(fam.breakpoints, dtype=np.float64)
     K = row.centers.size
     pts = []
     for k in range(K):
         c = row.centers[k]
+        dtop = row.top - c            # exact for k = 0 and for clusters near the top
         # segment range in s = x - c_k, clipped to [xL, xR]
         with np.errstate(over="ignore"):
-            sL = max(row.b_lo[k], (xL - c) if math.isfinite(lo) else (row.lows[k] - c) - qL)
-            sR = min(row.b_hi[k], xR - c)
+            sL = max(row.b_lo[k], (dtop + xL_top) if math.isfinite(lo) else (row.lows[k] - c) - qL)
+            sR = min(row.b_hi[k], dtop + xR_top)
         if k < K - 1 and not math.isfinite(lo) and sL > row.b_lo[k]:
             sL = row.b_lo[k]                      # interior segments meet at the boundary
         if not sR > sL:
@@ -630,10 +638,11 @@ def quadrature_log_probs(y, fam, *, rtol=2e-14, return_row=False):
     0.760249938907
     """
     y = np.asarray(y, dtype=np.float64)
-    y = y - y.max()
+    # (not shifted by the maximum: see Row)
     # entries whose probability is provably below the float64 range of log p are exactly
     # -inf: p_i <= P[eps_i - eps_k > g] <= sf(g/2) + cdf(-g/2) for the top entry k, gap g
-    g = -y
+    with np.errstate(over="ignore"):
+        g = y.max() - y
     far = g > 1e6
     if far.any():
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -33,9 +33,8 @@ VJP_RTOL = 1e-12
 
 def _row_without_probs(y, fam):
     from ._quadrature import Row, _domain
-    y = y - y.max()
-    g = -y
-    far = g > 1e6
+    with np.errstate(over="ignore"):
+        far = y.max() - y > 1e6        # (the row is not shifted: see Row)
     if far.any():
         # same float64-range screening as the probabilities (p below e^-1.8e308 -> 0)
         return quadrature_log_probs(y, fam, return_row=True)
