@@ -84,6 +84,7 @@ TINY = 1e-270           # smallest integral the linear mode certifies
 _CHUNK_ELEMS = 1 << 15  # (nodes x rows x n) elements per chunk temporary (256 kB: larger
 # temporaries leave the allocator cache and cost page faults, measured 8x slower passes)
 _CHUNK_BYTES = 12 * 2 ** 20  # pass 2 temporaries
+_CHUNK_NORMAL = 24576   # normal linear mode (4 temporaries per element; measured best)
 MAX_NODES = 4000        # longer grids (huge spreads): declined, the caller's quadrature runs
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -91,10 +92,8 @@ _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # pass 1 grid: x = C0 + S1 map(t), t = k hh; pass 2: x = c_i + s_i map(t), step HH2.
-# normal: map "soft", step hh(n) = HN (10/n)^HNX (the largest step certifying ties and
-# random rows, n = 3..255, divided by 1.07 .. 1.12); reach: right end where
-# n hh phi(x) < 1e-19, left end PAD + the distance at which an n-fold tie's integrand
-# is below 1e-20.
+# normal: map "lin", a-priori step h(n), row-wise left end, right end from n (see the
+# "normal" section); pass 2 keeps the "soft" map (MAP2).
 # Others: reach X (|x| covered): light tails need ~40 units, algebraic tails (cauchy:
 # h ~ x^-2, Phi(-x) ~ 1/(pi x)) need |x| ~ 1e19 so the dropped tail is < 1e-18.
 _SPEC = {
@@ -138,8 +137,8 @@ def _softplus(u):
     return np.logaddexp(0.0, u)
 
 
-# "soft" (normal): slope 1 up to ~T0, then 1 + B: the right tail phi(x - y_i) is
-# wider than the left flank of F and needs fewer nodes (~13% fewer in all, measured
+# "soft" (normal, pass 2): slope 1 up to ~T0, then 1 + B: the right tail phi(x - y_i)
+# is wider than the left flank of F and needs fewer nodes (~13% fewer in all, measured
 # n = 3..40); the kink is smoothed over S so the strip of analyticity (poles at
 # t = T0 + i pi S (2k+1)) stays wide.
 _SOFT_B, _SOFT_S, _SOFT_T0 = 1.0, 1.5, 3.0
@@ -288,17 +287,7 @@ _GRIDS = {}
 # left node counts are rounded up to multiples of _KQ: rows of a batch fall into few
 # groups with identical grids (a group shares every node; no row sees another's nodes)
 _KQ = 4
-_KQ_NORMAL = 4
-
-
-def _tie_pad(n):
-    """Distance below the lowest score where an n-fold tie's integrand falls below 1e-20."""
-    lo, hi = 0.0, 40.0
-    for _ in range(60):
-        a = 0.5 * (lo + hi)
-        v = math.log(n) - 0.5 * a * a - _LOG_SQRT_2PI + (n - 1) * float(special.log_ndtr(-a))
-        lo, hi = (a, hi) if v > math.log(1e-20) else (lo, a)
-    return hi
+_KQ_NORMAL = 4          # measured: 1 or 2 (fewer padded nodes) lose on small batches
 
 
 def _grid(fam, spec, n):
@@ -359,24 +348,27 @@ def _grid(fam, spec, n):
 # nodes twice as dense as T_h does.)
 #
 # Tails.  Each g_i is log-concave (phi and Phi are), so beyond an end node with term
-# e and inner neighbour f > e the dropped terms are at most e r / (1 - r), r = e / f.
-# Terms below 1e-300 (underflow noise) count as 0: with T_i >= TINY, log-concavity and
-# at most MAX_NODES nodes the tail behind them is < 1e-295.
+# e and inner neighbour f > e the dropped terms are at most e r / (1 - r), r = e / f
+# (end terms below _TAIL_FREE T need no neighbour, see there).  Budget per entry:
+# _N_DISC + 2 _N_TAIL = 3e-15 relative, plus rounding.
 _N_DISC = 2e-15          # a-priori relative discretisation error
 _N_TAIL = 5e-16          # dropped tail per side, relative
 _N_Q = math.asinh(1.0 / _N_DISC)
 # Row reach (left end): in the Gaussian model -log g_i ~ q_i(x) = (x - y_i)^2/2 +
 # sum_{j != i} max(0, y_j - x)^2/2 (entry i's factor, the others' left tails), the
-# lowest entry has the largest min q (q_low <= q_i pointwise), and left of every score
-# all q_i equal Q(x) = sum_j (y_j - x)^2 / 2.  Left end: Q(x_L) = q_low(-s/2) + _N_REACH
-# (q_low(-s/2) >= min q_low; s = spread), and never left of -(s/2 + _N_PAD): every
+# lowest entry has the largest min q (q_low >= q_i pointwise, so log T_i >~ -min q_low),
+# and left of every score all q_i equal Q(x) = sum_j max(0, y_j - x)^2/2.  Left end:
+# Q(x_L) = min q_low + _N_REACH, but never left of -(s/2 + _N_PAD) (s = spread): every
 # integrand peaks right of -s/2 (the top score's factor Phi(x) pushes it there) and
 # falls at least like exp(-t^2) left of its peak (two Gaussian factors).  The tail
-# certificate checks the result; _N_REACH, _N_PAD leave ~5 units of log margin over
-# the widest reach measured (random, tied and clumped rows, n = 3..200).
+# certificate checks the result.  Measured on 8000 random, tied and clumped rows
+# (n = 2..200, spreads 0.01..80): first refusals at _N_REACH = 25 and _N_PAD = 5.5, none
+# at 30 and 6.3; 40 leaves ~10 units of log margin.
 _N_REACH = 40.0
 _N_PAD = 6.3
-_N_QLIN = 600.0          # q_low(-s/2) above this: the smallest entry is likely < TINY
+_N_QLIN = 600.0          # min q_low above this: the smallest entry is likely < TINY
+# spreads above this are declined outright (log p < -2e11 there; keeps s^2 sums finite)
+_N_SMAX = 1e6
 
 
 def _normal_step(n):
@@ -405,6 +397,9 @@ def _normal_rows(y, g):
     ``q_low(x) = Q(x) + (x + s)^2/2``; both are convex, and "first k" selections
     below match the scalar scan."""
     m, n = y.shape
+    big = y.min(axis=1) < -_N_SMAX
+    if big.any():                     # declined below; zeros keep the arithmetic finite
+        y = np.where(big[:, None], 0.0, y)
     z = np.sort(y, axis=1)[:, ::-1]
     s = -z[:, -1]
     S1 = np.cumsum(z, axis=1)
@@ -431,6 +426,7 @@ def _normal_rows(y, g):
     disc = np.maximum(b * b - kk * (S2[r, kk - 1] - 2.0 * target), 0.0)
     xL = np.maximum((b - np.sqrt(disc)) / kk, -(0.5 * s + _N_PAD))
     kL = g.kL_at(xL)
+    kL[big] = g.kmax + g.kq
     return kL, (qmin <= _N_QLIN) & (kL <= g.klin)
 
 
@@ -440,6 +436,8 @@ def _normal_row(ylist, g):
     n = len(ylist)
     z = sorted(ylist, reverse=True)
     s = -z[-1]
+    if s > _N_SMAX:
+        return g.kmax + g.kq, False
     # minimiser of q_low
     S1 = S2 = 0.0
     ks = n - 1
@@ -492,9 +490,14 @@ def _tails_ok(I, T):
     """``e (e/T) <= _N_TAIL (f - e)`` at both ends (end terms ``e``, inner neighbours
     ``f``: the dropped tail ``e r/(1-r)``, ``r = e/f``), or ``e <= _TAIL_FREE T``."""
     G = I.shape[-1]
-    e = I[..., ::G - 1]                    # both end terms, then their neighbours (G >= 5)
+    # both end terms, then their neighbours (G >= 5)
+    return _tails_ok_ends(I[..., ::G - 1], I[..., 1::G - 3], T)
+
+
+def _tails_ok_ends(e, f, T):
+    """:func:`_tails_ok` given the end terms ``e`` (..., 2) and their neighbours ``f``."""
     u = e / T[..., None]
-    f = np.subtract(I[..., 1::G - 3], e)
+    f = np.subtract(f, e)
     f *= _N_TAIL
     ok = u <= _TAIL_FREE
     u *= e
@@ -581,6 +584,28 @@ def _pass1(y, kL, g, fam, mode, entries=False):
     return (logT, good) if entries else _normalise(logT, good)
 
 
+def _lin_normal(y, kL, g, fam):
+    """Linear mode of normal rows ``y`` (left counts ``kL``): :func:`_pass1` with the
+    row-wise steps (sums, tail test, normalisation) done once for all rows instead of
+    per chunk (elementwise: the same bits)."""
+    m, n = y.shape
+    T = np.empty((m, n))
+    ends = np.empty((m, n, 2))
+    inner = np.empty((m, n, 2))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        for k, sel in _chunks(kL, n, g, _CHUNK_NORMAL):
+            j0 = g.kmax - k
+            x = g.x[j0:]
+            I = _lin_terms(x - y[sel][:, :, None], g, fam, g.wlin[j0:], x[0])
+            G = I.shape[-1]
+            T[sel] = np.add.reduce(I, axis=-1)
+            ends[sel] = I[..., ::G - 1]
+            inner[sel] = I[..., 1::G - 3]
+        good = _tails_ok_ends(ends, inner, T)
+        good &= T >= TINY
+        return _normalise_lin(T, good)
+
+
 def _normalise(logT, good):
     """Rows: ``(log p, ok)`` with ``ok`` = all entries certified and ``|sum p - 1| <= SUM_TOL``
     (an independent check of the whole row)."""
@@ -604,12 +629,13 @@ def _normalise_lin(T, good):
     return lp, ok
 
 
-def _chunks(kL, n, g):
-    """``(kL, rows)`` groups: rows with the same left node count, ~``_CHUNK_ELEMS`` each."""
+def _chunks(kL, n, g, elems=None):
+    """``(kL, rows)`` groups: rows with the same left node count, ~``elems`` elements
+    (default ``_CHUNK_ELEMS``) each."""
     out = []
     for k in np.unique(kL):
         rows = np.flatnonzero(kL == k)
-        step = max(1, _CHUNK_ELEMS // (n * (int(k) + g.kR + 1)))
+        step = max(1, (elems or _CHUNK_ELEMS) // (n * (int(k) + g.kR + 1)))
         out.extend((int(k), rows[a:a + step]) for a in range(0, rows.size, step))
     return out
 
@@ -714,7 +740,12 @@ def batch_log_probs(y, fam, *, own_grids=False):
         kL = g.kL(spread)
         reach = kL <= g.kmax
         lin = reach & (spread <= g.lin_max)
+    if g.apriori:
+        rows = np.flatnonzero(lin)
+        out[rows], ok[rows] = _lin_normal(y[rows], kL[rows], g, fam)
     for mode, rows in (("lin", np.flatnonzero(lin)), ("log", np.flatnonzero(reach & ~lin))):
+        if mode == "lin" and g.apriori:
+            continue
         for k, part in _chunks(kL[rows], n, g):
             sel = rows[part]
             out[sel], ok[sel] = _pass1(y[sel], k, g, fam, mode)
