@@ -7,10 +7,12 @@ hazard ``h = f'``.  The max-CDF form (DESIGN.md section 1) reads
 
 Three steps, none of them O(n * grid):
 
-1. **log F on a uniform grid** ``x_k = lo + k H`` (``H`` a power of two, so
-   grid offsets ``(k - l) H`` are exact).  Each score is binned to the
-   nearest centre ``c_b = lo + b H`` with offset ``z_j = c_b + u_j H``,
-   ``|u_j| <= 1/2``, and ``f`` is Taylor expanded about the centre:
+1. **log F on a uniform grid** ``x_k = lo + k H`` (``H`` a power of two and
+   ``lo`` a multiple of it, so grid offsets ``(k - l) H`` are exact).  Each
+   score is binned to the nearest centre ``c_b = lo + b H`` with offset
+   ``z_j = c_b + u_j H``, ``|u_j| <= 1/2`` -- bin and offset split off
+   ``z_j / H`` exactly (:func:`_split_lattice`) -- and ``f`` is Taylor expanded
+   about the centre:
 
        f(x - z_j) = sum_r a_r(x - c_b) (-u_j H)^r,      a_r = f^(r) / r!
 
@@ -20,7 +22,9 @@ Three steps, none of them O(n * grid):
    ``b`` is a discrete convolution done *directly* (never an FFT): the bulk
    ``r = 0`` term as a Toeplitz product summed pairwise, so its rounding is
    ``O(log P)`` ulps of ``sum_j |f(x - z_j)| = |log F(x)|`` (all terms have
-   one sign).  Truncation: score ``j`` is off by at most ``|a_{R+1}(t)|
+   one sign).  Only the rows the integrands need are computed
+   (:class:`_GridSum`: every 8th row for the windows of step 2, then the
+   exact rows over the union of the windows).  Truncation: score ``j`` is off by at most ``|a_{R+1}(t)|
    (H/2)^(R+1)``, ``t = x - z_j``.  Relative to ``|f(t)|`` that is, for the
    normal (``H = 1/16``, ``R = 8``), 1e-19 at ``t = 0``, 6e-18 at 2, 5e-17 at 3,
    6e-16 at 4 (and grows further out, where ``|f| < 1e-5``); at an integrand
@@ -31,23 +35,26 @@ Three steps, none of them O(n * grid):
    ``R = 10`` agree to rounding (n = 1e3..1e5, spreads 2..30); ``R = 5`` is off
    by 5e-13.
 
-2. **log g on the grid nodes** ``m_l = lo + l H`` by the trapezoid rule on the
+2. **log g on the grid nodes** ``m_l = lo + l H`` (every ``ms``-th grid point)
+   by the trapezoid rule on the
    same grid, in log space: ``log g(m_l) = logsumexp_k(log h(x_k - m_l) +
    log F(x_k)) + log H``.  The integrand is analytic in a strip, so the rule
    converges geometrically while the integrand is resolved; rows whose peak
    is narrower than ``1.7 H`` (normal scores far below many others: width
    ``~ 1 / sqrt(#above)``) are re-integrated on a local grid of step
-   ``sigma / 4`` with ``log F`` interpolated there (16-point Lagrange; ``log F``
-   is a sum of shifted smooth functions, so that error is again relative to
-   ``|log F|``), with a halved-step convergence check.  Each node sums only
+   ``sigma / 4`` with ``log F`` interpolated there (16-point Lagrange through
+   degree-6 fine tables, :func:`_interp_fine`; ``log F`` is a sum of shifted
+   smooth functions, so that error is again relative to ``|log F|``), with a
+   halved-step convergence check.  Each node sums only
    over its window (:func:`_windows`: the log integrand is concave, so a coarse
    scan bounds where it is above its peak minus 45).
 
-3. **interpolate** ``log g`` at the n scores: a 12-point local polynomial on
+3. **interpolate** ``log g`` at the n scores: a ``q``-point local polynomial on
    the node grid (node value + polynomial of differences), re-expanded once
-   into degree-4 Taylor polynomials on 16 sub-intervals per node interval
-   (:func:`_fine_tables`), so each score costs 5 ``take`` + Horner steps, in
-   cache-sized chunks.
+   into degree-4 Taylor polynomials about ``16`` points per node interval
+   (:func:`_fine_tables`); each score's row and offset split off exactly
+   (:func:`_split_lattice`), then 5 ``take`` + Horner steps, in cache-sized
+   chunks.
 
 Cauchy noise (heavy tails, the maximum sits near ``n / pi``) replaces step 2
 by near-field Gauss-Legendre panels plus a far field by multipoles
@@ -597,11 +604,12 @@ def _refine_narrow(narrow, logg, rhos, extras, geo, LF, fam, spec):
 
 
 def _fine_tables(node_values, q, S, d):
-    """Degree-``d`` Taylor tables on ``S`` sub-intervals per node interval.
+    """Degree-``d`` Taylor tables about ``S`` points per node interval.
 
     On node interval ``l .. l + 1`` the ``q``-point interpolant through nodes
-    ``l - q/2 + 1 .. l + q/2`` is, about the centre of sub-interval ``s``
-    (``pos = l + (s + 1/2 + delta) / S``, ``|delta| <= 1/2``),
+    ``l - q/2 + 1 .. l + q/2`` is, about the point ``l + s / S`` (row ``s``
+    serves ``pos = l + (s + delta) / S``, ``|delta| <= 1/2``: rows sit on the
+    lattice of spacing ``1/S``, so a position splits into row and offset exactly),
 
         base + sum_j e_j delta^j,    e_j = sum_m W[s, j, m] (v_m - base),
 
@@ -660,7 +668,7 @@ _FINE_W_LOCK = threading.Lock()
 
 def _fine_weights(q, S, d):
     """``W[s, j, m]``: coefficient of ``delta^j`` in the Lagrange basis polynomial
-    of stencil node ``m`` about the centre of sub-interval ``s`` (exact, rounded once)."""
+    of stencil node ``m`` about the point ``l + s / S`` (exact, rounded once)."""
     key = (q, S, d)
     W = _FINE_W.get(key)
     if W is None:
