@@ -118,12 +118,19 @@ def _unshifted(x, y, fam):
         return y
     if scale == 1.0:
         return x
+    u = _divide_exactly(x, scale)
+    return y if u is None else u
+
+
+def _divide_exactly(x, scale, out=None):
+    """``x / scale`` (scale a power of two) when every finite entry divides exactly
+    -- no overflow, no subnormal rounding -- else None (non-finite entries pass)."""
     with np.errstate(over="ignore", under="ignore"):
-        u = x / scale
+        u = np.divide(x, scale, out=out)
     fin = np.isfinite(x)
     if np.array_equal(np.isfinite(u), fin) and (np.abs(u[fin & (u != 0)]) >= np.finfo(np.float64).tiny).all():
         return u
-    return y
+    return None
 
 
 def _row_engine(y, fam, method, opts, x=None):
@@ -285,8 +292,8 @@ def _plain_standardized(x, fam, scratch=False, shift=True):
         if not shift:            # scale a power of two: x / scale is exact, and the
             if scale == 1.0:     # caller's engine is shift invariant
                 return x
-            y = np.divide(x, scale, out=_scratch(x.shape) if scratch else None)
-            if np.isfinite(y).all() and (np.abs(y[y != 0]) >= np.finfo(np.float64).tiny).all():
+            y = _divide_exactly(x, scale, out=_scratch(x.shape) if scratch else None)
+            if y is not None:
                 return y         # no overflow, no subnormal rounding: exact
         y = np.subtract(x, mx, out=_scratch(x.shape) if scratch else None)
     if scale != 1.0:
