@@ -89,7 +89,6 @@ MAX_NODES = 4000        # longer grids (huge spreads): declined, the caller's qu
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF = math.sqrt(0.5)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # pass 1 grid: x = C0 + S1 map(t), t = k hh; pass 2: x = c_i + s_i map(t), step HH2.
 # normal: map "lin", a-priori step h(n), row-wise left end, right end from n (see the

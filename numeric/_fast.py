@@ -629,14 +629,13 @@ def _fine_tables(node_values, q, S, d):
     """
     win = sliding_window_view(node_values, q)       # win[i] = values[i : i + q]
     base = win[:, q // 2 - 1]
-    W = _fine_weights(q, S, d)                      # (S, d + 1, q)
     nint = base.size
     off = (q // 2 - 1) * S                          # row of interval i = 0, s = 0
     tab = np.zeros((d + 1, off + nint * S))
     # e[i, j S + s] = sum_m W[s, j, m] (win[i, m] - base[i]): a (nint, q) x (q, (d+1) S)
     # product, in blocks small enough (< 2^18 multiply-adds) that OpenBLAS stays
     # on one thread
-    Wm = _fine_weights_matrix(q, S, d)
+    Wm = _fine_weights(q, S, d)
     e = np.empty((nint, (d + 1) * S))
     blk = max(1, (1 << 18) // (q * (d + 1) * S))
     for i0 in range(0, nint, blk):
@@ -648,27 +647,14 @@ def _fine_tables(node_values, q, S, d):
     return tab
 
 
-def _fine_weights_matrix(q, S, d):
-    """``_fine_weights`` as a ``(q, (d + 1) S)`` matrix, column ``j S + s``."""
-    key = ("matrix", q, S, d)
-    Wm = _FINE_W.get(key)
-    if Wm is None:
-        W = _fine_weights(q, S, d)
-        Wm = np.ascontiguousarray(W.transpose(2, 1, 0).reshape(q, (d + 1) * S))
-        Wm.flags.writeable = False
-        with _FINE_W_LOCK:
-            _FINE_W.setdefault(key, Wm)
-        Wm = _FINE_W[key]
-    return Wm
-
-
 _FINE_W = {}
 _FINE_W_LOCK = threading.Lock()
 
 
 def _fine_weights(q, S, d):
     """``W[s, j, m]``: coefficient of ``delta^j`` in the Lagrange basis polynomial
-    of stencil node ``m`` about the point ``l + s / S`` (exact, rounded once)."""
+    of stencil node ``m`` about the point ``l + s / S`` (exact, rounded once),
+    returned as the ``(q, (d + 1) S)`` matrix ``W[s, j, m]`` at ``[m, j S + s]``."""
     key = (q, S, d)
     W = _FINE_W.get(key)
     if W is None:
@@ -681,6 +667,7 @@ def _fine_weights(q, S, d):
                 for m in range(q):
                     W[s, j, m] = float(scale * sum(math.comb(k, j) * ws ** (k - j) * L[m][k]
                                                    for k in range(j, q)))
+        W = np.ascontiguousarray(W.transpose(2, 1, 0).reshape(q, (d + 1) * S))
         W.flags.writeable = False
         with _FINE_W_LOCK:
             _FINE_W.setdefault(key, W)

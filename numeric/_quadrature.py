@@ -9,7 +9,8 @@ Every integrand is handled through its logarithm
 full relative precision.  ``log F`` costs O(n) per node and is shared by
 all entries, so one sweep over G nodes costs O(n G).
 
-Integration variable: ``x = sinh(u)`` (scores shifted so ``max y = 0``).
+Integration variable: ``x = c + sinh(u)`` around the top score ``c`` (rows are not
+shifted: see :class:`Row`).
 Algebraic tails (cauchy, student_t) become exponential in ``u``; light
 tails become double-exponential.  Scores in clusters (at most
 ``SPLIT_WIDTH`` wide, split at gaps > ``SPLIT_GAP``) get one such map per cluster (``x = c_k + sinh(u - o_k)``,
@@ -69,7 +70,6 @@ _GMASK = np.isin(np.round(_KX, 15), np.round(_GX, 15))
 _GW_ON_K = np.zeros(15)
 _GW_ON_K[_GMASK] = _GW[np.argsort(_GX)]
 assert _GMASK.sum() == 7
-_LOG_KW = np.log(_KW)
 
 NODES_PER_PANEL = 15
 _CHUNK_ELEMS = 1 << 19        # ~4 MB of float64 per temporary matrix
