@@ -9,7 +9,8 @@ Public API
 ``log_probs(mu, family="gumbel", *, axis=-1, method="auto", **params)``
 ``probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params)``
 ``log_probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params)``
-``get_family``, ``Family``, ``FAMILY_NAMES``, ``METHODS``, ``QuadratureError``.
+``get_family``, ``family_from_logcdf``, ``NumericFamily``, ``FAMILY_NAMES``, ``METHODS``,
+``QuadratureError``.
 
 >>> import numpy as np
 >>> probs([0.0, np.log(3.0)]).round(12).tolist()          # Gumbel noise = softmax
@@ -29,10 +30,10 @@ from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, s
 from ._batch import BATCH_FAMILIES, N_MAX, auto_spread_limit, batch_log_probs, row_log_probs
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
-from .families import FAMILY_NAMES, Family, NumericFamily, get_family
+from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
 
-__all__ = ["probs", "log_probs", "probs_vjp", "log_probs_vjp", "get_family", "Family",
-           "NumericFamily", "FAMILY_NAMES", "METHODS", "QuadratureError", "FAST_MIN_N"]
+__all__ = ["probs", "log_probs", "probs_vjp", "log_probs_vjp", "get_family",
+           "family_from_logcdf", "NumericFamily", "FAMILY_NAMES", "METHODS", "QuadratureError", "FAST_MIN_N"]
 
 METHODS = ("auto", "closed", "quadrature", "batch", "quantile", "monte_carlo")
 VJP_METHODS = ("auto", "closed", "quadrature")
@@ -433,7 +434,7 @@ def probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
         and object arrays -> TypeError).  Leading axes are a batch, like
         ``scipy.special.softmax``; ``axis=None`` treats the whole array as one
         vector; a 0-d input is a vector of length 1 (result 1.0).
-    family : registry name (``numeric.FAMILY_NAMES``) or a ``numeric.Family``.
+    family : registry name (``numeric.FAMILY_NAMES``) or a ``numeric.NumericFamily``.
     method : "auto" (gumbel -> softmax; n = 2 -> closed form; normal,
         logistic, gumbel_min and cauchy with 3 <= n < ``FAST_MIN_N`` -> the
         vectorised small-n kernel (numeric._batch: certified trapezoid sums

@@ -29,7 +29,7 @@ _CHUNK = 1 << 20
 def _need_ppf(fam, method):
     if fam.ppf is None:
         raise ValueError(f"method={method!r} needs the family's quantile function; "
-                         f"family {fam.name!r} has no ppf (pass ppf= to numeric.Family)")
+                         f"family {fam.name!r} has no ppf (pass ppf= to numeric.family_from_logcdf)")
 
 
 def _positive_int(value, name, lo=1):

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["NumericFamily", "Family", "FAMILY_NAMES", "get_family"]
+__all__ = ["NumericFamily", "family_from_logcdf", "FAMILY_NAMES", "get_family"]
 
 FAMILY_NAMES = (
     "gumbel",
@@ -363,7 +363,7 @@ def get_family(family="gumbel", **params) -> NumericFamily:
         return get_family(family.name, **bound)
     if not isinstance(family, str):
         raise TypeError(
-            f"family must be a registry name (str) or a numeric.Family, got {type(family).__name__}"
+            f"family must be a registry name (str) or a numeric.NumericFamily, got {type(family).__name__}"
         )
     key = family.strip().lower()
     if key not in FAMILY_NAMES:
@@ -386,8 +386,8 @@ def get_family(family="gumbel", **params) -> NumericFamily:
                          loghazard_fn=_HAZARD.get(key))
 
 
-def Family(logcdf, logpdf, support=(-math.inf, math.inf), *, breakpoints=(), name="custom",
-           ppf=None, scale=1.0, validate=True) -> NumericFamily:
+def family_from_logcdf(logcdf, logpdf, support=(-math.inf, math.inf), *, breakpoints=(), name="custom",
+                       ppf=None, scale=1.0, validate=True) -> NumericFamily:
     """A user noise family from numeric callables (standard form).
 
     ``logcdf(x)`` and ``logpdf(x)`` must accept float64 arrays; ``support``
@@ -398,7 +398,7 @@ def Family(logcdf, logpdf, support=(-math.inf, math.inf), *, breakpoints=(), nam
 
     >>> import numpy as np
     >>> from scipy.special import log_ndtr
-    >>> f = Family(log_ndtr, lambda x: -x**2/2 - 0.5*np.log(2*np.pi), name="my_normal")
+    >>> f = family_from_logcdf(log_ndtr, lambda x: -x**2/2 - 0.5*np.log(2*np.pi), name="my_normal")
     """
     if not callable(logcdf) or not callable(logpdf):
         raise TypeError("logcdf and logpdf must be callables taking float64 arrays")

@@ -221,7 +221,7 @@ def perturbed_softmax(x, family="normal", dim=-1, **params):
 
     ``p_i = P[argmax_j (x_j + eps_j) = i]`` with ``eps_j`` iid from ``family``
     (a registry name such as ``"normal"``, ``"gumbel"``, ``"cauchy"``,
-    ``"student_t"`` or a :func:`numeric.Family`); ``params`` are the family's
+    ``"student_t"`` or a :class:`numeric.NumericFamily`); ``params`` are the family's
     parameters (``scale``, ``nu``) and optionally ``method`` for the forward
     algorithm.  Differentiable (first order) with the engine's O(n) VJP.
 

@@ -281,24 +281,24 @@ class TestUserFamilies:
             return -0.5 * x**2 - 0.5 * math.log(2 * math.pi)
 
         with pytest.raises(ValueError, match="CDF"):            # decreasing
-            numeric.Family(lambda x: log_ndtr(-x), norm_logpdf, name="decreasing")
+            numeric.family_from_logcdf(lambda x: log_ndtr(-x), norm_logpdf, name="decreasing")
         with pytest.raises(ValueError, match="CDF"):            # exceeds 1
-            numeric.Family(lambda x: log_ndtr(x) + 0.5, norm_logpdf, name="above_one")
+            numeric.family_from_logcdf(lambda x: log_ndtr(x) + 0.5, norm_logpdf, name="above_one")
         with pytest.raises(ValueError, match="CDF"):            # does not reach 1
-            numeric.Family(lambda x: log_ndtr(x) + math.log(0.5), norm_logpdf, name="half")
+            numeric.family_from_logcdf(lambda x: log_ndtr(x) + math.log(0.5), norm_logpdf, name="half")
         with pytest.raises(ValueError, match="derivative"):     # density is not its derivative
-            numeric.Family(log_ndtr, lambda x: norm_logpdf(x / 2) - math.log(2), name="wrong_pdf")
+            numeric.family_from_logcdf(log_ndtr, lambda x: norm_logpdf(x / 2) - math.log(2), name="wrong_pdf")
         with pytest.raises(ValueError):                         # NaN inside the support
-            numeric.Family(lambda x: np.full_like(x, np.nan), norm_logpdf, name="nan")
+            numeric.family_from_logcdf(lambda x: np.full_like(x, np.nan), norm_logpdf, name="nan")
         with pytest.raises(TypeError):
-            numeric.Family("log_ndtr", norm_logpdf)
+            numeric.family_from_logcdf("log_ndtr", norm_logpdf)
         with pytest.raises(ValueError):
-            numeric.Family(log_ndtr, norm_logpdf, support=(1.0, 0.0))
+            numeric.family_from_logcdf(log_ndtr, norm_logpdf, support=(1.0, 0.0))
 
     def test_valid_numeric_family_reproduces_registry(self):
         from scipy.special import log_ndtr
 
-        fam = numeric.Family(log_ndtr, lambda x: -0.5 * x**2 - 0.5 * math.log(2 * math.pi), name="my_normal")
+        fam = numeric.family_from_logcdf(log_ndtr, lambda x: -0.5 * x**2 - 0.5 * math.log(2 * math.pi), name="my_normal")
         p = numeric.probs(np.array([1.0, 0.0]), fam)
         expect = special.ndtr(1 / math.sqrt(2))
         assert abs(p[0] - expect) <= REL * expect

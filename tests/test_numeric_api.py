@@ -12,9 +12,12 @@ import numeric
 
 
 def test_exports():
-    for name in ("probs", "log_probs", "probs_vjp", "log_probs_vjp", "Family", "get_family",
-                 "FAMILY_NAMES", "METHODS", "QuadratureError"):
+    for name in ("probs", "log_probs", "probs_vjp", "log_probs_vjp", "NumericFamily", "get_family",
+                 "family_from_logcdf", "FAMILY_NAMES", "METHODS", "QuadratureError"):
         assert hasattr(numeric, name)
+    # one family class per side, with distinct names; both factories return instances of it
+    assert isinstance(numeric.get_family("normal"), numeric.NumericFamily)
+    assert not hasattr(numeric, "Family")
     assert set(numeric.METHODS) == {"auto", "closed", "quadrature", "batch", "quantile",
                                     "monte_carlo"}
     assert issubclass(numeric.QuadratureError, ArithmeticError)
@@ -94,7 +97,7 @@ def test_method_options_validated():
     with pytest.raises(TypeError, match="samples"):
         numeric.probs([0.0, 1.0], "normal", method="monte_carlo", samples=1.5)
     with pytest.raises(ValueError, match="not available"):
-        fam = numeric.Family(numeric.get_family("normal").logcdf, numeric.get_family("normal").logpdf)
+        fam = numeric.family_from_logcdf(numeric.get_family("normal").logcdf, numeric.get_family("normal").logpdf)
         numeric.probs([0.0, 1.0], fam, method="quantile")
 
 

@@ -26,7 +26,7 @@ import pytest
 
 from numeric import _fast
 from numeric._fast import FAST_FAMILIES, FAST_MIN_N, fast_log_probs, fast_log_probs_rows, fast_probs_vjp
-from numeric.families import Family, get_family
+from numeric.families import family_from_logcdf, get_family
 
 LOG_1E300 = math.log(1e-300)
 
@@ -397,9 +397,9 @@ def test_deterministic_and_thread_safe():
 
 @pytest.mark.parametrize("fam", [get_family("laplace"),
                                  get_family("student_t", nu=3.0),
-                                 Family(lambda x: -np.logaddexp(0.0, -x),
-                                        lambda x: -np.abs(x) - 2 * np.log1p(np.exp(-np.abs(x))),
-                                        name="my_logistic")])
+                                 family_from_logcdf(lambda x: -np.logaddexp(0.0, -x),
+                                                    lambda x: -np.abs(x) - 2 * np.log1p(np.exp(-np.abs(x))),
+                                                    name="my_logistic")])
 def test_unsupported_families_raise_not_implemented(fam):
     with pytest.raises(NotImplementedError):
         fast_log_probs(np.zeros((1, 10)), fam)

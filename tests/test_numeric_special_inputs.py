@@ -148,7 +148,7 @@ def test_bad_method_and_options():
 
 def test_density_inconsistent_with_cdf_raises():
     # logpdf of N(0, 2^2) paired with the CDF of N(0, 1): sum p != 1 -> QuadratureError
-    fam = numeric.Family(log_ndtr, lambda x: -x * x / 8 - 0.5 * math.log(8 * math.pi),
+    fam = numeric.family_from_logcdf(log_ndtr, lambda x: -x * x / 8 - 0.5 * math.log(8 * math.pi),
                          name="inconsistent", validate=False)
     with pytest.raises(QuadratureError, match="differs from 1"):
         numeric.probs([0.0, -0.5, 1.0], fam)
@@ -158,7 +158,7 @@ def test_wildly_oscillating_density_raises():
     # a density with 10^6 oscillations per unit: the adaptive rule cannot resolve it
     def logpdf(x):
         return -x * x / 2 - 0.5 * math.log(2 * math.pi) + np.log1p(0.999 * np.sin(1e6 * x))
-    fam = numeric.Family(log_ndtr, logpdf, name="wiggly", validate=False)
+    fam = numeric.family_from_logcdf(log_ndtr, logpdf, name="wiggly", validate=False)
     with pytest.raises(QuadratureError):
         numeric.probs([0.0, -0.5, 1.0], fam)
 
@@ -167,7 +167,7 @@ def test_nan_producing_family_raises():
     def logcdf(x):
         out = log_ndtr(x)
         return np.where((x > 0.2) & (x < 0.3), np.nan, out)
-    fam = numeric.Family(logcdf, lambda x: -x * x / 2 - 0.5 * math.log(2 * math.pi),
+    fam = numeric.family_from_logcdf(logcdf, lambda x: -x * x / 2 - 0.5 * math.log(2 * math.pi),
                          name="holey", validate=False)
     with pytest.raises(QuadratureError, match="nan"):
         numeric.probs([0.0, -0.5, 1.0], fam)

@@ -212,11 +212,11 @@ def test_module_validates_at_construction():
 
 
 def test_custom_numeric_family():
-    # a user-built standard normal (numeric.Family) must give the registry's normal values
+    # a user-built standard normal (numeric.family_from_logcdf) must give the registry's normal values
     import numpy as np
     from scipy.special import log_ndtr
 
-    fam = numeric.families.Family(log_ndtr, lambda z: -0.5 * z**2 - 0.5 * np.log(2 * np.pi), name="my_normal")
+    fam = numeric.families.family_from_logcdf(log_ndtr, lambda z: -0.5 * z**2 - 0.5 * np.log(2 * np.pi), name="my_normal")
     x = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
     p = perturbed_softmax(x, family=fam)
     torch.testing.assert_close(p[0, 1], torch.tensor(0.5 * math.erfc(-1.0 / 2.0), dtype=torch.float64),
