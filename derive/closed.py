@@ -276,10 +276,14 @@ def _concrete(fam, n):
         d = routes[name](fam, syms)
     elif name == "normal" and n == 3:
         d = _normal3(fam, syms)
-    elif n == 2:
-        d = _difference_route(fam, syms)
     else:
-        d = _no_closed_form(fam, syms)
+        # routes chosen by the structure of the CDF (derive.routes), the n = 2 difference route last
+        from .routes import run
+
+        d, tried = run(fam, n)
+        if d is None:
+            d = _no_closed_form(fam, syms)
+            d.extra["routes_tried"] = [str(t) for t in tried]
     d.symbols = syms
     return d
 
@@ -671,6 +675,12 @@ def _general(fam):
     from . import softmax as sm
 
     name = None if fam.custom else fam.name
+    if fam.custom:
+        from .routes import run
+
+        routed, _ = run(fam, "general")
+        if routed is not None:
+            return routed
     if name == "gumbel":
         src = sm.softmax_derivation()
         d = Derivation(src.lhs, src.steps[0].rhs, src.steps[0].reason, title="gumbel, symbolic n",

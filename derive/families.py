@@ -236,7 +236,11 @@ def _numeric_approach(e, x, point, side: str):
     """
     import mpmath
 
-    f = sp.lambdify(x, e, "mpmath")
+    from .derivation import _safe_exp
+
+    # exp of arguments beyond 2^14 clamped (0 or a huge number): a double
+    # exponential like exp(-exp(-x)) at x = -1e6 would otherwise exhaust memory
+    f = sp.lambdify(x, e, [{"exp": _safe_exp}, "mpmath"])
     out = []
     with mpmath.workdps(60):
         for k in (3, 6, 12, 24, 48):
@@ -247,7 +251,7 @@ def _numeric_approach(e, x, point, side: str):
                 t = c + (1 if side == "+" else -1) * mpmath.mpf(10) ** (-k) * (1 + abs(c))
             try:
                 v = mpmath.mpmathify(f(t))
-            except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+            except (ZeroDivisionError, ValueError, OverflowError, TypeError, MemoryError):
                 out.append(None)
                 continue
             if isinstance(v, mpmath.mpc):
