@@ -7,11 +7,12 @@ Subcommands::
     perturbmax oracle FAMILY MU... [--dps D] [--log] [--json]    # high-precision values
     perturbmax oracle --tables                                   # rewrite notes/reference/
     perturbmax probs FAMILY MU... [--log] [--json] [--method M]  # fast float64 values
-    perturbmax bench [--quick] [--out PATH]                      # measure, write notes/data/bench.json
+    perturbmax bench [--quick] [--output PATH] [--update-notes]  # measure; writes only what is asked
 
 Exit codes: 0 success, 1 a numerical failure (the message says which
 value could not be verified) or ``notes --check`` found stale files, 2 bad
-input.  Errors are a single line on stderr (``perturbmax: error: ...``),
+input or a missing optional dependency (the message names the extra to
+install); a bare ``perturbmax`` prints the usage and exits 2.  Errors are a single line on stderr (``perturbmax: error: ...``),
 never a traceback (set ``PERTURBMAX_DEBUG=1`` to see one).
 
 Negative scores work with or without ``--``: ``perturbmax probs normal -1 0 2``
@@ -128,12 +129,17 @@ def _family_params(args) -> dict:
     return params
 
 
-def _check_family(name: str) -> str:
-    from .families import FAMILY_NAMES
+# The registry's names (numeric.FAMILY_NAMES), spelled out here so that --help and
+# a misspelt family answer without importing numpy/scipy (tests/test_cli.py checks
+# that the two lists are equal).
+_FAMILY_NAMES = ("gumbel", "gumbel_min", "normal", "logistic", "laplace", "exponential", "uniform",
+                 "cauchy", "student_t")
 
+
+def _check_family(name: str) -> str:
     key = name.strip().lower()
-    if key not in FAMILY_NAMES:
-        raise UsageError(f"unknown family {name!r}; valid names: {', '.join(FAMILY_NAMES)}")
+    if key not in _FAMILY_NAMES:
+        raise UsageError(f"unknown family {name!r}; valid names: {', '.join(_FAMILY_NAMES)}")
     return key
 
 
@@ -329,17 +335,54 @@ def _notes_default():
 def _cmd_bench(args) -> int:
     from . import bench
 
-    bench.run(out=args.out, quick=args.quick, md=args.md, verbose=True, oracle_timeout_s=args.oracle_timeout)
+    notes_dir = None
+    if args.update_notes:
+        notes_dir = args.notes_dir or _notes_default()
+        if args.quick and os.path.realpath(notes_dir) == os.path.realpath(_notes_default()):
+            raise UsageError("--update-notes with --quick would put smoke-test numbers into the repository's "
+                             "notes/; give --notes-dir DIR, or drop --quick")
+    elif args.notes_dir is not None:
+        raise UsageError("--notes-dir is only used with --update-notes")
+    bench.run(quick=args.quick, sections=args.sections, output=args.output, notes_dir=notes_dir, verbose=True,
+              oracle_timeout_s=args.oracle_timeout, families=args.families, shapes=args.shapes, ops=args.ops,
+              call_cap_s=args.call_cap, cell_budget_s=args.cell_budget)
     return 0
+
+
+def _bench_list(choices, name):
+    """argparse type: a comma-separated subset of ``choices``."""
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"{name}: unknown {', '.join(bad) or 'empty list'}; "
+                                             f"choose from {', '.join(choices)}")
+        return tuple(items)
+    return parse
+
+
+def _bench_shapes(text):
+    """argparse type: comma-separated ROWSxN shapes, e.g. ``1x1e6,256x1000``."""
+    shapes = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            dims = tuple(float(v) for v in item.lower().split("x"))
+        except ValueError:
+            dims = ()
+        if len(dims) != 2 or any(not (d >= 1 and d == int(d) and d < 2 ** 31) for d in dims):
+            raise argparse.ArgumentTypeError(f"--shapes: {item!r} is not ROWSxN with positive integers "
+                                             "(e.g. 1x1e6,256x1000)")
+        shapes.append(tuple(int(d) for d in dims))
+    if not shapes:
+        raise argparse.ArgumentTypeError("--shapes: empty list")
+    return tuple(shapes)
 
 
 # ---------------------------------------------------------------------------
 # parser
 # ---------------------------------------------------------------------------
 
-_FAMILY_HELP = (
-    "noise family: gumbel, gumbel_min, normal, logistic, laplace, exponential, uniform, cauchy, student_t"
-)
+_FAMILY_HELP = "noise family: " + ", ".join(_FAMILY_NAMES)
 
 
 def _examples(*lines) -> str:
@@ -372,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
             "perturbmax bench --quick --out /tmp/bench.json",
         ),
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -444,21 +490,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_family_params(p)
     p.set_defaults(func=_cmd_probs)
 
+    from .bench_report import BENCH_FAMILIES, BENCH_OPS, BENCH_SECTIONS
+
     p = sub.add_parser(
-        "bench", formatter_class=fmt, help="measure speed, accuracy and memory; write bench.json",
-        description="Time the numeric engine against scipy.special.softmax on the same inputs (median of "
-                    "repeats), compare n = 10 normal with scipy's multivariate normal CDF, the article's "
-                    "K-point rule and Monte Carlo (errors vs the oracle), measure peak memory and oracle "
-                    "timings. Writes raw results to --out and the report benchmarks.md (plus its figures) "
-                    "next to it.",
-        epilog=_examples("perturbmax bench", "perturbmax bench --quick --out /tmp/bench.json"),
+        "bench", formatter_class=fmt, help="measure the speed matrix vs softmax (and more); writes nothing by default",
+        description="Time numeric.probs, log_probs, probs_vjp and log_probs_vjp (one-hot and dense cotangents) "
+                    "for every family and shape against scipy.special.softmax (plus its VJP) on the same "
+                    "arrays, minimum of repeated calls, wall and CPU time; then peak memory, the PyTorch "
+                    "adapter, CLI start-up, n = 10 accuracy vs cost and oracle timings. Prints the targets and "
+                    "tables. Writes nothing unless asked: --output PATH (raw JSON) and/or --update-notes "
+                    "(data/bench.json, benchmarks.md and its figures in the notes directory). A full run "
+                    "takes about 15 minutes on 2 cores; --quick is a smoke subset of under a minute.",
+        epilog=_examples("perturbmax bench --quick",
+                         "perturbmax bench --families normal,cauchy --shapes 1x1e5,256x1000 --sections matrix",
+                         "perturbmax bench --update-notes     # the full run that refreshes notes/"),
     )
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, seconds)")
-    p.add_argument("--out", default=None, metavar="PATH", help="raw results JSON (default notes/data/bench.json)")
-    p.add_argument("--md", default=None, metavar="PATH",
-                   help="report path (default: benchmarks.md in the notes directory containing --out)")
-    p.add_argument("--oracle-timeout", type=_positive_float("--oracle-timeout"), default=900.0, metavar="S",
-                   help="stop the n = 1000 oracle timing after S seconds (default 900)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke subset (4 families, 3 small shapes, tiny budgets; under a minute)")
+    p.add_argument("--output", default=None, metavar="PATH", help="write the raw results (JSON) to PATH")
+    p.add_argument("--update-notes", action="store_true",
+                   help="write data/bench.json, benchmarks.md and its figures into the notes directory")
+    p.add_argument("--notes-dir", default=None, metavar="DIR",
+                   help="notes directory for --update-notes (default: the repository's notes/)")
+    p.add_argument("--sections", type=_bench_list(BENCH_SECTIONS, "--sections"), default=None, metavar="LIST",
+                   help="comma-separated subset of: " + ", ".join(BENCH_SECTIONS) + " (default all)")
+    p.add_argument("--families", type=_bench_list(BENCH_FAMILIES, "--families"), default=None, metavar="LIST",
+                   help="comma-separated families (default all nine; --quick: four)")
+    p.add_argument("--ops", type=_bench_list(BENCH_OPS, "--ops"), default=None, metavar="LIST",
+                   help="comma-separated operations: " + ", ".join(BENCH_OPS))
+    p.add_argument("--shapes", type=_bench_shapes, default=None, metavar="LIST",
+                   help="comma-separated ROWSxN shapes, e.g. 1x1e6,256x1000 (default: the issue's ten)")
+    p.add_argument("--call-cap", type=_positive_float("--call-cap"), default=None, metavar="S",
+                   help="interrupt a call after S seconds, record the cell as capped and skip its larger "
+                        "shapes (default 2; --quick 1)")
+    p.add_argument("--cell-budget", type=_positive_float("--cell-budget"), default=None, metavar="S",
+                   help="time budget per cell and input kind (default 0.1; --quick 0.01)")
+    p.add_argument("--oracle-timeout", type=_positive_float("--oracle-timeout"), default=120.0, metavar="S",
+                   help="stop the n = 1000 oracle timing after S seconds (default 120)")
     p.set_defaults(func=_cmd_bench)
     return parser
 
@@ -479,6 +547,9 @@ def main(argv=None) -> int:
     debug = bool(os.environ.get("PERTURBMAX_DEBUG"))
     try:
         parser = build_parser()
+        if not argv:
+            parser.print_help(sys.stderr)
+            return 2
         args = parser.parse_args(_protect_negative_numbers(argv))
         rc = int(args.func(args) or 0)
         sys.stdout.flush()  # surface a closed pipe here, not at interpreter exit
@@ -489,6 +560,14 @@ def main(argv=None) -> int:
         if debug:
             raise
         _err(exc)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency (extra) that is not installed
+        from ._optional import EXTRAS, missing_message
+
+        root = (exc.name or "").partition(".")[0]
+        if debug or root not in EXTRAS:
+            raise
+        _err(missing_message(root))
         return 2
     except KeyboardInterrupt:
         _err("interrupted")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
+from importlib import metadata as _metadata
 
 import numpy as np
 
@@ -34,6 +35,11 @@ from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_famil
 
 __all__ = ["probs", "log_probs", "probs_vjp", "log_probs_vjp", "get_family",
            "family_from_logcdf", "NumericFamily", "FAMILY_NAMES", "METHODS", "QuadratureError", "FAST_MIN_N"]
+
+try:
+    __version__: str = _metadata.version("perturbmax")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 METHODS = ("auto", "closed", "quadrature", "batch", "quantile", "monte_carlo")
 VJP_METHODS = ("auto", "closed", "quadrature")

@@ -49,11 +49,12 @@ try:
     import torch
     from torch.autograd.function import once_differentiable
 except ImportError as _exc:  # pragma: no cover - exercised only without torch
-    raise ImportError(
-        "numeric.torch needs PyTorch, which is not installed. "
-        "Install the optional extra: pip install perturbmax[torch] "
-        "(on CPU-only machines install the CPU wheel first, e.g. "
-        "pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    # a bare `pip install torch` resolves to a CUDA build (several GB) on Linux,
+    # so the message names the CPU wheel index
+    raise ModuleNotFoundError(
+        "torch is not installed (needed for numeric.torch, the [torch] extra): "
+        "pip install torch --index-url https://download.pytorch.org/whl/cpu",
+        name="torch",
     ) from _exc
 
 import numpy as np

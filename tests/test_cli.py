@@ -258,7 +258,6 @@ BAD = [
     ("derive", "gumbel", "--format", "html"),
     ("notes", "--bogus"),
     ("frobnicate",),
-    (),
 ]
 
 
@@ -271,6 +270,65 @@ def test_bad_input_exit_2_one_line(capsys, argv):
     assert len(lines) == 1, err
     assert lines[0].startswith("perturbmax: error: ")
     assert "Traceback" not in err
+
+
+def test_bare_command_prints_usage_exit_2(capsys):
+    rc, out, err = run(capsys)
+    assert rc == 2 and out == ""
+    assert err.startswith("usage: perturbmax") and all(sub in err for sub in SUBCOMMANDS)
+
+
+def test_version_is_the_distribution_version(capsys):
+    from importlib.metadata import version
+
+    import derive
+    import numeric
+
+    rc, out, _ = run(capsys, "--version")
+    assert rc == 0
+    assert out.strip() == f"perturbmax {version('perturbmax')}"
+    assert derive.__version__ == numeric.__version__ == version("perturbmax")
+
+
+def test_cli_family_names_are_the_registry():
+    """The CLI spells the names out (fast --help); they must be the registry's, in order."""
+    import derive
+    import numeric
+    from derive import cli
+
+    assert cli._FAMILY_NAMES == tuple(numeric.FAMILY_NAMES) == tuple(derive.FAMILY_NAMES)
+
+
+def test_missing_flint_names_the_extra_exit_2(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "flint", None)  # `import flint` now raises ModuleNotFoundError
+    rc, out, err = run(capsys, "oracle", "uniform", "0.3", "0", "--certified")
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("perturbmax: error: python-flint is not installed")
+    assert "[certified]" in err and "pip install" in err
+
+
+def test_missing_matplotlib_names_the_extra_exit_2(capsys, monkeypatch, tmp_path):
+    # an empty notes directory: every figure is missing, so drawing needs matplotlib
+    from derive import notes
+
+    render = notes.render
+    monkeypatch.setattr(notes, "render", lambda outdir=None, parts=None: render(outdir, parts=("figures",)))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rc, out, err = run(capsys, "notes", "--outdir", str(tmp_path))
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and "matplotlib is not installed" in err and "[figures]" in err
+
+
+def test_cheap_commands_do_not_import_the_engines():
+    """--help, --version and bad input answer before sympy, numpy or scipy are imported."""
+    code = ("import sys; from derive.cli import main\n"
+            "for argv in (['--help'], ['--version'], ['probs', 'nrmal', '1'], ['probs', 'normal', 'nan'],\n"
+            "             ['derive', 'normal'], ['oracle', 'normal', '0', '--dps', '1']):\n"
+            "    main(argv)\n"
+            "heavy = sorted(m for m in ('sympy', 'numpy', 'scipy', 'mpmath', 'matplotlib') if m in sys.modules)\n"
+            "sys.stderr.write('HEAVY=' + ','.join(heavy))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.rsplit("HEAVY=", 1)[1] == ""
 
 
 def test_bad_input_via_console_script_has_no_traceback():

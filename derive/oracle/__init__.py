@@ -112,8 +112,9 @@ def _probs_full(mu, family, dps, params):
 
 
 def _certified(mu, family, dps, params, log):
-    import flint
+    from .._optional import require
 
+    flint = require("flint")  # python-flint is the [certified] extra: a missing one is named
     from . import certified as _cert
 
     dps = check_dps(dps)
