@@ -5,7 +5,7 @@ Subcommands::
     perturbmax derive FAMILY [--n N] [--format latex|markdown]   # print a derivation
     perturbmax notes [--check] [--outdir DIR]                    # regenerate notes/
     perturbmax oracle FAMILY MU... [--dps D] [--log] [--json]    # high-precision values
-    perturbmax oracle --tables                                   # rewrite notes/reference/
+    perturbmax oracle --tables                                   # rewrite derive/oracle/reference/
     perturbmax probs FAMILY MU... [--log] [--json] [--method M]  # fast float64 values
     perturbmax bench [--quick] [--output PATH] [--update-notes]  # measure; writes only what is asked
 
@@ -288,8 +288,9 @@ def _cmd_oracle(args) -> int:
             raise UsageError("--tables takes no FAMILY or MU")
         from .oracle import reference_tables
 
-        outdir = args.outdir if args.outdir is not None else os.path.join(_notes_default(), "reference")
-        reference_tables(outdir=outdir, progress=not args.quiet)
+        # default: the package's own tables (derive/oracle/reference/, read by derive.testing)
+        paths = reference_tables(outdir=args.outdir, progress=not args.quiet)
+        outdir = args.outdir if args.outdir is not None else os.path.dirname(paths[0])
         sys.stdout.write(f"reference tables written under {outdir}\n")
         return 0
     if args.family is None:
@@ -412,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
             "perturbmax probs normal -1 0 2",
             "perturbmax oracle cauchy 0 1 5 --dps 40",
             "perturbmax notes --check",
-            "perturbmax bench --quick --out /tmp/bench.json",
+            "perturbmax bench --quick --output /tmp/bench.json",
         ),
     )
     from . import __version__
@@ -439,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
         "notes", formatter_class=fmt, help="regenerate notes/ (or --check that it is up to date)",
         description="Regenerate the notes/ directory (derivations, family pages, figures, benchmark "
                     "report from notes/data/bench.json). --check writes nothing and exits 1 naming each "
-                    "stale, missing or extra file. notes/reference/ and notes/data/ are inputs, not checked.",
+                    "stale, missing or extra file; figures are compared by the digest of their data, not by "
+                    "PNG bytes. notes/data/ is input, not checked.",
         epilog=_examples("perturbmax notes", "perturbmax notes --check"),
     )
     p.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 when stale")
@@ -450,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         "oracle", formatter_class=fmt, help="high-precision (mpmath) probabilities, or --tables",
         description="Compute p (or log p) with the mpmath oracle to DPS significant digits, each value "
                     "checked by two independent evaluations. --tables rewrites the reference tables "
-                    "notes/reference/*.json (slow; not part of `notes --check`). JSON values are decimal "
+                    "derive/oracle/reference/*.json (package data; slow; not part of `notes --check`). JSON values are decimal "
                     "strings so no digit is lost.",
         epilog=_examples("perturbmax oracle normal -1 0 2 --dps 40",
                          "perturbmax oracle laplace 0 0.5 3 --log --json",
@@ -463,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--certified", action="store_true", help="rigorous interval enclosures (needs python-flint)")
     p.add_argument("--log", action="store_true", help="print log p instead of p")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--tables", action="store_true", help="regenerate notes/reference/*.json")
+    p.add_argument("--tables", action="store_true", help="regenerate derive/oracle/reference/*.json")
     p.add_argument("--outdir", default=None, metavar="DIR", help="with --tables: output directory")
     p.add_argument("--quiet", action="store_true", help="with --tables: no progress bar")
     _add_family_params(p)
@@ -490,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_family_params(p)
     p.set_defaults(func=_cmd_probs)
 
-    from .bench_report import BENCH_FAMILIES, BENCH_OPS, BENCH_SECTIONS
+    from .bench import FAMILIES as BENCH_FAMILIES, OPS as BENCH_OPS, SECTIONS as BENCH_SECTIONS
 
     p = sub.add_parser(
         "bench", formatter_class=fmt, help="measure the speed matrix vs softmax (and more); writes nothing by default",
@@ -503,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "takes about 15 minutes on 2 cores; --quick is a smoke subset of under a minute.",
         epilog=_examples("perturbmax bench --quick",
                          "perturbmax bench --families normal,cauchy --shapes 1x1e5,256x1000 --sections matrix",
-                         "perturbmax bench --update-notes     # the full run that refreshes notes/"),
+                         "perturbmax bench --update-notes"),
     )
     p.add_argument("--quick", action="store_true",
                    help="smoke subset (4 families, 3 small shapes, tiny budgets; under a minute)")
