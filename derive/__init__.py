@@ -29,6 +29,7 @@ _LAZY = {
     "Family": ("families", "Family"),
     "family": ("families", "family"),
     "family_from_cdf": ("families", "family_from_cdf"),
+    "family_from_sympy_stats": ("sympy_stats", "family_from_sympy_stats"),
     "Derivation": ("derivation", "Derivation"),
     "Step": ("derivation", "Step"),
     "softmax_derivation": ("softmax", "softmax_derivation"),

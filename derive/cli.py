@@ -452,8 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
         "oracle", formatter_class=fmt, help="high-precision (mpmath) probabilities, or --tables",
         description="Compute p (or log p) with the mpmath oracle to DPS significant digits, each value "
                     "checked by two independent evaluations. --tables rewrites the reference tables "
-                    "derive/oracle/reference/*.json (package data; slow; not part of `notes --check`). JSON values are decimal "
-                    "strings so no digit is lost.",
+                    "derive/oracle/reference/*.json (package data; slow; not part of `notes --check`). "
+                    "JSON values are decimal strings so no digit is lost.",
         epilog=_examples("perturbmax oracle normal -1 0 2 --dps 40",
                          "perturbmax oracle laplace 0 0.5 3 --log --json",
                          "perturbmax oracle --tables"),

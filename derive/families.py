@@ -315,6 +315,22 @@ def _end_value(e, x, point, side: str, end: str, target: int):
     raise ValueError(f"not a CDF: expr has no finite real value near {where}")
 
 
+def _inner_kinks(expr, x, lo, hi) -> set:
+    """Points strictly inside the support where a Piecewise / Abs / Min / Max of ``expr`` switches.
+
+    Only conditions linear in ``x`` give points (a kink of a CDF built from
+    pieces, e.g. the mode of a triangular CDF); the oracle and the routes
+    split their integrals there.
+    """
+    from .routes.piecewise import breakpoints
+
+    try:
+        pts = breakpoints(expr.rewrite(sp.Piecewise), x)
+    except (ValueError, TypeError):
+        return set()
+    return {p for p in pts if bool(p > lo) and bool(p < hi)}
+
+
 def family_from_cdf(expr, x, support=None, *, name: str = "custom", breakpoints=()) -> Family:
     """Build a :class:`Family` from a user's CDF expression.
 
@@ -394,5 +410,5 @@ def family_from_cdf(expr, x, support=None, *, name: str = "custom", breakpoints=
     else:
         cdf = e
     ends = tuple(v for v in (lo, hi) if v.is_finite)
-    kinks = tuple(sorted(set(ends) | {sp.sympify(b) for b in breakpoints}, key=float))
+    kinks = tuple(sorted(set(ends) | {sp.sympify(b) for b in breakpoints} | _inner_kinks(e, xr, lo, hi), key=float))
     return Family(str(name), {}, support, cdf, pdf, kinks, custom=True)

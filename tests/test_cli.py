@@ -201,7 +201,7 @@ def test_oracle_tables_calls_reference_tables(capsys, monkeypatch, tmp_path):
 
     calls = []
     monkeypatch.setattr(derive.oracle, "reference_tables",
-                        lambda outdir="notes/reference", families=None, progress=True: calls.append((outdir, progress)))
+                        lambda outdir=None, families=None, progress=True: calls.append((outdir, progress)))
     rc, out, err = run(capsys, "oracle", "--tables", "--outdir", str(tmp_path), "--quiet")
     assert rc == 0, err
     assert calls == [(str(tmp_path), False)]

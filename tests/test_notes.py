@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import shutil
 import struct
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from derive import notes
+from derive import notes, plots
 from derive.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +61,64 @@ def _png_chunks(data: bytes):
     return chunks
 
 
-def test_generation_is_byte_identical(rendered, tmp_notes):
+def test_generation_is_deterministic(rendered, tmp_notes):
+    """Two independent renders: text files byte-identical, figures with equal data digests."""
     on_disk = {p.relative_to(tmp_notes).as_posix(): p.read_bytes()
                for p in tmp_notes.rglob("*") if p.is_file() and p.relative_to(tmp_notes).parts[0] != "data"}
     assert set(on_disk) == set(rendered)
-    differing = [k for k in rendered if rendered[k] != on_disk[k]]
+    differing = [k for k, v in rendered.items()
+                 if (on_disk[k] != v if isinstance(v, bytes) else plots.png_digest(on_disk[k]) != v.digest)]
     assert differing == []
+
+
+def test_figure_check_compares_content_not_png_bytes(tmp_notes, rendered):
+    """Other pixels with the same data (another matplotlib release) are up to date and are
+    not redrawn; other data is stale."""
+    key = "figures/p1_vs_delta.png"
+    spec, path = rendered[key], tmp_notes / key
+    saved = path.read_bytes()
+    other_pixels = dataclasses.replace(spec, size=(5.0, 3.0)).png()
+    assert other_pixels != saved and plots.png_digest(other_pixels) == spec.digest
+    try:
+        path.write_bytes(other_pixels)
+        assert notes.check(tmp_notes, rendered=rendered) == []
+        notes.generate(tmp_notes, rendered=rendered)
+        assert path.read_bytes() == other_pixels  # up to date: not redrawn
+        changed = dict(spec.data, delta=[d + 1e-3 for d in spec.data["delta"]])
+        stale = dataclasses.replace(spec, data=changed)
+        assert stale.digest != spec.digest
+        report = dict(notes.check_report(tmp_notes, rendered=dict(rendered, **{key: stale})))
+        assert report == {str(path): "figure data or plotting code changed"}
+    finally:
+        path.write_bytes(saved)
+    assert plots.png_digest(b"not a png") is None
+
+
+def test_check_detects_benchmark_notes_stale_against_bench_json(tmp_path):
+    """benchmarks.md and its figures are rendered from data/bench.json: new data, stale notes."""
+    bench = NOTES / "data" / "bench.json"
+    if not bench.is_file():
+        pytest.skip("no bench.json")
+    doc = json.loads(bench.read_text(encoding="utf-8"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bench.json").write_text(json.dumps(doc), encoding="utf-8")
+    old = notes.render(tmp_path, parts=("benchmarks",))
+    row = doc["scaling"]["rows"][0]
+    row["time_s"] *= 2
+    row["ratio"] *= 2
+    (tmp_path / "data" / "bench.json").write_text(json.dumps(doc), encoding="utf-8")
+    new = notes.render(tmp_path, parts=("benchmarks",))
+    assert old["benchmarks.md"] != new["benchmarks.md"]
+    assert old["figures/bench_scaling.png"].digest != new["figures/bench_scaling.png"].digest
+    assert old["figures/accuracy_vs_cost.png"].digest == new["figures/accuracy_vs_cost.png"].digest
+
+
+def test_quick_bench_data_in_the_repository_notes_is_reported(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bench.json").write_text('{"quick": true}\n', encoding="utf-8")
+    monkeypatch.setattr(notes, "default_outdir", lambda: tmp_path)
+    report = dict(notes.check_report(tmp_path, rendered={}))
+    assert "--quick" in report[str(tmp_path / "data" / "bench.json")]
 
 
 def test_expected_figures(rendered):
@@ -103,9 +157,10 @@ def test_every_figure_is_referenced_with_a_caption(rendered):
             assert caption.startswith("*Figure:") and "\n" not in caption.strip(), caption
 
 
-def test_pngs_carry_no_date_or_software(rendered):
-    for key, data in rendered.items():
+def test_pngs_carry_no_date_or_software(rendered, tmp_notes):
+    for key in rendered:
         if key.endswith(".png"):
+            data = (tmp_notes / key).read_bytes()
             kinds = [k for k, _ in _png_chunks(data)]
             assert b"tIME" not in kinds
             texts = b"".join(body for k, body in _png_chunks(data) if k in (b"tEXt", b"iTXt", b"zTXt"))
@@ -159,20 +214,20 @@ def test_cli_check_exit_codes(tmp_notes, rendered, capsys, monkeypatch):
 
 
 def test_inputs_are_not_checked_or_deleted(tmp_notes, rendered):
-    ref = tmp_notes / "reference"
-    ref.mkdir(exist_ok=True)
-    (ref / "normal.json").write_text("{}\n")
+    data = tmp_notes / "data"
+    data.mkdir(exist_ok=True)
+    (data / "other.json").write_text("{}\n")
     try:
         assert notes.check(tmp_notes, rendered=rendered) == []
         notes.generate(tmp_notes, rendered=rendered)
-        assert (ref / "normal.json").is_file()
+        assert (data / "other.json").is_file()
     finally:
-        shutil.rmtree(ref)
+        (data / "other.json").unlink()
 
 
 def test_committed_notes_are_up_to_date(rendered):
     """The committed notes/ equal what the code generates now (all parts but the derivation pages)."""
-    stale = [k for k, v in rendered.items() if not (NOTES / k).is_file() or (NOTES / k).read_bytes() != v]
+    stale = [k for k, v in rendered.items() if notes._stale(NOTES / k, v) is not None]
     assert stale == [], "run `perturbmax notes`"
 
 

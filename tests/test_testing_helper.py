@@ -13,7 +13,7 @@ from scipy import special
 from derive import oracle
 from derive.testing import assert_matches_oracle
 
-REF = Path(__file__).resolve().parents[1] / "notes" / "reference"
+REF = Path(oracle.__file__).resolve().parent / "reference"
 
 
 def test_softmax_matches_the_gumbel_table():

@@ -1,6 +1,7 @@
 """Reference tables: oracle values for every family, as JSON files.
 
-``reference_tables()`` writes ``notes/reference/<family>.json``: for each
+``reference_tables()`` writes ``derive/oracle/reference/<family>.json``
+(package data, so an installed ``derive.testing`` reads them): for each
 case the scores ``mu`` (float64 values written with ``repr``, so a float64
 array holds them exactly; the oracle takes them as exact binary values),
 ``p`` and ``log_p`` as 30-significant-digit strings computed at
@@ -42,10 +43,8 @@ _SEED = 20240611
 
 
 def _default_dir() -> Path:
-    here = Path(__file__).resolve().parents[2] / "notes" / "reference"
-    if here.parent.exists():
-        return here
-    return Path.cwd() / "notes" / "reference"
+    """The tables shipped with the package (derive/oracle/reference/)."""
+    return Path(__file__).resolve().parent / "reference"
 
 
 def reference_cases():
@@ -72,7 +71,7 @@ def _family_file(outdir: Path, name: str) -> Path:
     return outdir / f"{name}.json"
 
 
-def reference_tables(outdir="notes/reference", families=None, progress=True):
+def reference_tables(outdir=None, families=None, progress=True):
     """Compute and write one JSON table per family; return the paths.
 
     ``families``: iterable of registry names (default: all nine).  A tqdm
@@ -87,7 +86,7 @@ def reference_tables(outdir="notes/reference", families=None, progress=True):
     unknown = [f for f in names if f not in FAMILY_NAMES]
     if unknown:
         raise ValueError(f"unknown families {unknown}; valid names: {', '.join(FAMILY_NAMES)}")
-    outdir = Path(outdir)
+    outdir = Path(outdir) if outdir is not None else _default_dir()
     outdir.mkdir(parents=True, exist_ok=True)
     cases = reference_cases()
     paths = []

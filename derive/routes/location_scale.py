@@ -142,6 +142,7 @@ def reduce_derivation(fam, n, name, a, b, why):
     syms = closed.mu_symbols(n)
     eps, t = closed._EPS, closed._T
     d = closed._new(fam, syms)
+    d.symbols = syms
     g_int = sp.Mul(*[G.cdf(a * (syms[0] - m + eps) + b) for m in syms[1:]])
     d.step(sp.Integral(a * G.pdf(a * eps + b) * g_int, (eps, -sp.oo, sp.oo)),
            f"{why}: $F(x)=G({sp.latex(a * sp.Symbol('x') + b)})$ with $G$ the standard {name} CDF, so "
