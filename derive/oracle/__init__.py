@@ -193,7 +193,7 @@ def log_probs(mu, family="gumbel", dps=30, *, certified=False, **params):
         return [+v for v in res]
 
 
-def reference_tables(outdir="notes/reference", families=None, progress=True):
+def reference_tables(outdir=None, families=None, progress=True):
     """Write the reference tables (one JSON per family); see :mod:`.tables`."""
     from .tables import reference_tables as _rt
 
