@@ -1,0 +1,449 @@
+"""Laplace and exponential noise: all n log-probabilities (and VJPs) in O(n) work.
+
+Both families share one structure.  Write ``w(x) = beta e^(mu - x)`` for a score
+``mu`` below ``x`` (``beta = 1/2`` laplace, ``1`` exponential); then
+
+    Phi(x - mu) = 1 - w,        h(x - mu) = phi / Phi = w / (1 - w)        (*)
+
+(laplace on ``x > mu``, exponential on its whole support).  Pick a cut ``x_s``
+and integrate in ``u = e^-(x - x_s)`` in (0, 1], so ``w = c u`` with
+``c = beta e^(mu - x_s)`` and ``dx = du / u``:
+
+    p_i = int_0^1 h_i(u) G(u) du / u,        G(u) = F(x_s - log u) = prod_j Phi_j.
+
+*Far* scores (``c_j <= 1/2``, so ``c_j u <= 1/2``) enter only through power
+series that converge like ``2^-r``:
+
+    log G = sum_near log Phi_j - sum_{r>=1} u^r P_r / r,     P_r = sum_far c_j^r,
+    p_i   = c_i sum_{r>=1} c_i^(r-1) J_(r-1),                 J_m = int_0^1 u^m G du,
+
+so the whole row needs ``O(n)`` work plus a few hundred quadrature nodes; a
+far score needs ``R = ceil(57 / log2(1/c))`` terms (``c^R <= 2^-57``: the
+dropped tail of either series is below ``2^-56`` of its first term), so
+scores far below the cut cost one term.  *Near* scores (few, see below) are
+summed directly at the nodes with the exact ``log Phi``, ``log h``.
+
+Cut and neglected mass (``L = 50``, proofs in :func:`_cut`):
+
+* exponential, ``A = sum_j e^(mu_j - top) >= 2 L'``: ``x_s = top + log 2``,
+  every score is far; else ``x_s = top`` (``F = 0`` below) and near scores
+  are ``c > 1/2`` (fewer than ``4 L'`` since ``A < 2 L'``).
+* laplace: ``x_s`` is the largest point where the bound
+  ``F(x) <= prod_{mu_j > x} e^(x - mu_j) / 2`` puts ``e^-x F`` below
+  ``e^-L`` of its integral for every ``x < x_s`` (at most
+  ``(L + 0.6 + log n) / log 2`` scores lie above it: those are near).
+* ``[u_max, 1]`` with ``log G <= -L'`` is dropped (``L' = L + log n +
+  (top - x_s) + 3``); ``G`` is decreasing in ``u``.
+
+Every neglected piece is below ``e^-L`` (~2e-22) of each ``p_i``.  The
+nodes are 16-point Gauss-Legendre panels split at the near kinks (laplace:
+``c_j u = 1/2``), graded (``b <= 2 a`` above the first kink, where ``1/u``
+enters) and bisected until ``log G`` drops by at most 6 across a panel.
+Relative error of ``p``: a few ulps; the row is renormalised by
+``logsumexp(log p)``, and a row whose sum is off by more than 1e-11 is
+declined (``ok`` False) so the caller falls back.
+
+VJP: ``(J^T g)_k = int h_k F (g_k S - Gamma) dx`` with ``S = sum_j h_j``,
+``Gamma = sum_j g_j h_j``; the far parts of ``S``, ``Gamma`` are the series
+``sum_r u^r P_r`` and ``sum_r u^r Q_r`` (``Q_r = sum_far g_j c_j^r``), and a far
+``k`` gets ``c_k sum_r c_k^(r-1) (g_k JS_(r-1) - JGamma_(r-1))``.
+
+>>> import numpy as np
+>>> from numeric.families import get_family
+>>> lp, ok = log_probs_rows(np.array([[0.0, 0.0, 0.0]]), get_family("laplace"))
+>>> np.round(np.exp(lp), 15).tolist(), ok.tolist()
+([[0.333333333333333, 0.333333333333333, 0.333333333333333]], [True])
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["SERVES", "log_probs_rows", "probs_vjp_rows"]
+
+SERVES = frozenset({"laplace", "exponential"})
+
+_LOG2 = math.log(2.0)
+_L = 50.0            # neglected mass: below e^-L of every p_i
+_DROP = 6.0          # max drop of log G across one Gauss panel
+_NT = 15             # exponential: largest near factors left out of the drop test
+_SPLIT_ROUNDS = 80
+_SUM_TOL = 1e-11     # |log sum p| above this: the row is declined
+_GX, _GW = np.polynomial.legendre.leggauss(16)
+_GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
+_GW = 0.5 * _GW
+
+
+def _terms(logc):
+    """Series terms per far score: the least ``R`` with ``c^R <= 2^-57``."""
+    with np.errstate(divide="ignore"):
+        k = -logc / _LOG2                     # log2(1/c) >= 1
+    r = np.ceil(57.0 / np.maximum(k, 1.0))
+    return np.clip(r, 1, 57).astype(np.int8)
+
+
+def _cut(y, laplace):
+    """Cut ``x_s`` per row, ``log c`` of every score, the near mask and ``L'``.
+
+    Laplace: for ``x < x_s`` the bound ``f(x) = e^-x F(x) <= exp(-x - sum_{R(x)}
+    (mu_j - x + log 2))`` (``R(x)`` the scores above ``x``, at least two of
+    them, so the bound grows at least like ``e^x``) integrates to at most
+    ``e^-x_s`` times that bound at ``x_s``; ``int f >= e^-0.6 e^-top / n`` (the
+    part ``x >= top + log n``, where ``F >= (1 - 1/(2n))^n``).  So the mass
+    below ``x_s`` is under ``e^-L`` of ``int f`` when
+    ``(m-1) d + m log 2 - D_m >= L + 0.6 + log n`` with ``d = top - x_s``,
+    ``m = |R|``, ``D_m`` the sum of the ``m`` top gaps; far ``i`` have
+    ``e^(mu_i - x) / 2 <= h_i <= 2 e^(mu_i - x)`` there, and near ``i`` have
+    ``p_i >= e^-0.6 e^(mu_i - top) / (2n)``, so each ``p_i`` loses at most
+    ``4 e^-L`` relative.  The condition holds once ``m >= (L + 0.6 + log n) /
+    log 2`` (``D_m <= m d``), so only that many top scores are sorted.
+
+    Exponential: ``F = 0`` below ``top``; with ``A = sum e^(mu_j - top) >= 2 L'``,
+    ``log F(top + log 2) <= -A / 2 <= -L'`` and the cut ``x_s = top + log 2``
+    loses at most ``8 log 2 n e^-L'`` relative (``p_i >= a_i / (4 n)``).
+    """
+    m, n = y.shape
+    top = y.max(axis=1)
+    if not laplace:
+        a = np.exp(y - top[:, None])
+        lp_ = _L + math.log(n) + 3.0
+        trunc = a.sum(axis=1) >= 2.0 * lp_
+        xs = top + np.where(trunc, _LOG2, 0.0)
+        logc = y - xs[:, None]
+        near = (a > 0.5) & ~trunc[:, None]
+        return xs, logc, near, np.full(m, lp_), trunc
+    t = _L + 0.6 + math.log(n)
+    kp = min(n, int(math.ceil(t / _LOG2)) + 2)
+    part = y if kp == n else np.partition(y, n - kp, axis=1)[:, n - kp:]
+    d = top[:, None] - np.sort(part, axis=1)[:, ::-1]          # ascending gaps, d[:, 0] = 0
+    cnt = np.arange(1, kp + 1, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sol = (t - cnt * _LOG2 + np.cumsum(d, axis=1)) / (cnt - 1.0)
+    nxt = np.concatenate([d[:, 1:], np.full((m, 1), np.inf if kp == n else -np.inf)], axis=1)
+    valid = (sol <= nxt) & (cnt >= 2)
+    k = np.argmax(valid, axis=1)
+    ds = np.maximum(sol[np.arange(m), k], d[np.arange(m), k])
+    xs = top - ds
+    logc = y - xs[:, None] - _LOG2
+    near = y > xs[:, None]
+    return xs, logc, near, _L + math.log(n) + ds + 3.0, np.ones(m, dtype=bool)
+
+
+class _Row:
+    """The near scores (padded), far power sums and log G of a block of rows."""
+
+    def __init__(self, y, laplace):
+        m, n = y.shape
+        self.m, self.n, self.laplace = m, n, laplace
+        xs, logc, near, self.lp, self.trunc = _cut(y, laplace)
+        self.logc = logc
+        # near scores, padded to K per row (c = 0 pads: log Phi = 0, h = 0)
+        rr, cc = np.nonzero(near)
+        counts = np.bincount(rr, minlength=m)
+        K = max(int(counts.max()) if m else 0, 1)
+        pos = np.arange(rr.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        nlogc = np.full((m, K), -np.inf)
+        nlogc[rr, pos] = logc[rr, cc]
+        ncol = np.zeros((m, K), dtype=np.intp)
+        ncol[rr, pos] = cc
+        order = np.argsort(-nlogc, axis=1, kind="stable")      # largest c first
+        self.nlogc = np.take_along_axis(nlogc, order, axis=1)
+        self.ncol = np.take_along_axis(ncol, order, axis=1)
+        self.nmask = np.isfinite(self.nlogc)
+        self.nc = np.exp(self.nlogc)
+        # far scores: flat, sorted by their number of series terms (descending)
+        far = ~near
+        fcount = far.sum(axis=1)
+        flogc = logc[far]
+        frow = np.repeat(np.arange(m), fcount)
+        R = _terms(flogc)
+        perm = np.argsort(-R, kind="stable")
+        self.frow, self.flogc, self.fR = frow[perm], flogc[perm], R[perm]
+        self.fc = np.exp(self.flogc)
+        self.fpos = np.flatnonzero(far)[perm]        # flat index into the (m, n) block
+        self.rmax = int(self.fR[0]) if self.fR.size else 0
+        self.kr = np.searchsorted(-self.fR, -np.arange(1, self.rmax + 2), side="right")
+        self.P = self._power_sums(self.fc)            # (m, rmax + 1), P[:, 0] unused
+
+    def _power_sums(self, first):
+        """``sum_far first_j c_j^(r-1)`` over the far scores that need term ``r``."""
+        out = np.zeros((self.m, self.rmax + 1))
+        pw = first
+        for r in range(1, self.rmax + 1):
+            k = self.kr[r - 1]
+            if self.m == 1:
+                out[0, r] = pw[:k].sum()
+            else:
+                out[:, r] = np.bincount(self.frow[:k], pw[:k], minlength=self.m)
+            if r < self.rmax:
+                k2 = self.kr[r]
+                pw = pw[:k2] * self.fc[:k2]
+        return out
+
+    # -- the near factors and log G at points u (m, P) ------------------------
+    def near_terms(self, u):
+        """``log Phi_j``, ``log h_j`` of the near scores at ``u``: (m, K, P) each.
+
+        ``c u <= 1/2`` (and every exponential factor): ``Phi = 1 - c u``,
+        ``h = c u / (1 - c u)`` (*).  Laplace with ``c u > 1/2`` (``x`` below the
+        score): ``Phi = e^(x - mu) / 2 = 1 / (4 c u)``, ``h = 1``.
+        """
+        cu = self.nc[:, :, None] * u[:, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lphi = np.log1p(-np.minimum(cu, 1.0))
+            lh = np.log(cu) - lphi
+            if self.laplace:
+                right = cu > 0.5
+                lphi = np.where(right, -np.log(4.0 * cu), lphi)
+                lh = np.where(right, 0.0, lh)
+        return lphi, lh
+
+    def far_log_g(self, u):
+        """``-sum_r u^r P_r / r`` (Horner; every term has one sign)."""
+        acc = np.zeros_like(u)
+        for r in range(self.rmax, 0, -1):
+            acc = (acc + (self.P[:, r] / r)[:, None]) * u
+        return -acc
+
+    def far_series(self, u, S):
+        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1)."""
+        acc = np.zeros_like(u)
+        for r in range(self.rmax, 0, -1):
+            acc = (acc + S[:, r][:, None]) * u
+        return acc
+
+    def log_g(self, u, drop=False):
+        lphi, _ = self.near_terms(u)
+        if drop and not self.laplace:
+            lphi = lphi[:, _NT:]
+        return lphi.sum(axis=1) + self.far_log_g(u)
+
+    # -- geometry ----------------------------------------------------------------
+    def u_max(self):
+        """Largest ``u`` with ``log G(u) >= -L'`` (bisection in ``log2 u``), or 1."""
+        one = np.ones((self.m, 1))
+        umax = np.ones(self.m)
+        if not self.laplace:
+            bis = self.trunc.copy()
+        else:
+            bis = np.ones(self.m, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            bis &= self.log_g(one)[:, 0] < -self.lp
+        if bis.any():
+            lo, hi = np.full(self.m, -60.0), np.zeros(self.m)
+            for _ in range(14):
+                mid = 0.5 * (lo + hi)
+                below = self.log_g(np.exp2(mid)[:, None])[:, 0] < -self.lp
+                hi = np.where(below, mid, hi)
+                lo = np.where(below, lo, mid)
+            umax = np.where(bis, np.exp2(hi), 1.0)
+        return umax
+
+    def panels(self):
+        """Panel edges (m, E) ascending, ``inf``-padded; ``None`` rows failed."""
+        umax = self.u_max()
+        cols = [np.zeros(self.m), umax]
+        if self.laplace:
+            with np.errstate(divide="ignore"):
+                kink = 0.5 / self.nc                   # c u = 1/2
+            kink = np.where(kink < umax[:, None], kink, np.inf)
+            cols.append(kink)
+            umin = kink.min(axis=1)
+            has = np.isfinite(umin)
+            if has.any():
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ng = np.where(has, np.ceil(np.log2(umax / umin)), 0.0)
+                ng = int(np.nanmax(ng)) if has.any() else 0
+                geo = umin[:, None] * np.exp2(np.arange(1, ng + 1))[None, :]
+                cols.append(np.where(geo < umax[:, None], geo, np.inf))
+        E = np.sort(np.concatenate([c if c.ndim == 2 else c[:, None] for c in cols], axis=1), axis=1)
+        E = E[:, : int(np.isfinite(E).sum(axis=1).max())]
+        with np.errstate(invalid="ignore"):
+            lg = self.log_g(np.where(np.isfinite(E), E, 0.5), drop=True)
+        lg = np.where(np.isfinite(E), lg, np.nan)
+        ok = np.ones(self.m, dtype=bool)
+        for _ in range(_SPLIT_ROUNDS):
+            a, b = E[:, :-1], E[:, 1:]
+            la, lb = lg[:, :-1], lg[:, 1:]
+            with np.errstate(invalid="ignore"):
+                need = (np.isfinite(b) & (b > a) & (la - lb > _DROP) & (la > -self.lp[:, None] - 5.0)
+                        & (b - a > 1e-15 * b))
+            if not need.any():
+                break
+            mid = np.where(need, 0.5 * (a + b), np.inf)
+            with np.errstate(invalid="ignore"):
+                lm = self.log_g(np.where(need, mid, 0.5), drop=True)
+            E2 = np.concatenate([E, mid], axis=1)
+            L2 = np.concatenate([lg, np.where(need, lm, np.nan)], axis=1)
+            o = np.argsort(E2, axis=1, kind="stable")
+            E2 = np.take_along_axis(E2, o, axis=1)
+            L2 = np.take_along_axis(L2, o, axis=1)
+            w = int(np.isfinite(E2).sum(axis=1).max())
+            E, lg = E2[:, :w], L2[:, :w]
+        else:
+            ok[:] = False
+            with np.errstate(invalid="ignore"):
+                a, b = E[:, :-1], E[:, 1:]
+                ok = ~(np.isfinite(b) & (lg[:, :-1] - lg[:, 1:] > _DROP)
+                       & (lg[:, :-1] > -self.lp[:, None] - 5.0)).any(axis=1)
+        return E, ok
+
+    def nodes(self):
+        """Gauss nodes ``u`` and ``log`` weights (m, N), ``log G`` there, and ok."""
+        E, ok = self.panels()
+        a, b = E[:, :-1], E[:, 1:]
+        live = np.isfinite(b) & (b > a)
+        a = np.where(live, a, 0.5)
+        wdt = np.where(live, b - a, 0.0)
+        u = (a[:, :, None] + wdt[:, :, None] * _GX).reshape(self.m, -1)
+        with np.errstate(divide="ignore"):
+            logw = np.log(wdt[:, :, None] * _GW).reshape(self.m, -1)
+        return u, logw, ok
+
+
+def _lse(a, axis):
+    mx = np.max(a, axis=axis, keepdims=True)
+    mx = np.where(np.isfinite(mx), mx, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.sum(np.exp(a - mx), axis=axis)) + np.squeeze(mx, axis=axis)
+
+
+def _far_poly(row, J):
+    """``sum_{r=1}^{R_j} c_j^(r-1) J[row_j, r-1]`` for every far score (ascending sum
+    of positive terms when ``J >= 0``)."""
+    acc = J[row.frow, 0].copy()
+    pw = np.ones_like(row.fc)
+    for r in range(2, row.rmax + 1):
+        k = row.kr[r - 1]
+        pw = pw[:k] * row.fc[:k]
+        acc[:k] += pw * J[row.frow[:k], r - 1]
+    return acc
+
+
+class _Eval:
+    """Nodes and the shared integrals of one block of rows."""
+
+    def __init__(self, y, fam):
+        if fam.name not in SERVES or fam.custom:
+            raise NotImplementedError(f"piecewise engine has no kernels for family {fam.name!r}")
+        self.row = row = _Row(y, fam.name == "laplace")
+        self.u, self.logw, self.ok = row.nodes()
+        self.lu = np.log(self.u)
+        self.lphi, self.lh = row.near_terms(self.u)
+        self.logG = self.lphi.sum(axis=1) + row.far_log_g(self.u)
+        # integrals are scaled by e^-M per row (M = max log(w G)): G can be far below 1e-300
+        self.lwg = self.logw + self.logG
+        self.M = np.max(self.lwg, axis=1)
+        self.wg = np.exp(self.lwg - self.M[:, None])             # w G e^-M  (m, N)
+
+    def moments_of(self, t):
+        """``J[:, r] = sum_nodes u^r t``, r = 0..rmax-1 (``t`` carries the weights)."""
+        row = self.row
+        J = np.zeros((row.m, max(row.rmax, 1)))
+        for r in range(row.rmax):
+            J[:, r] = t.sum(axis=1)
+            if r + 1 < row.rmax:
+                t = t * self.u
+        return J
+
+    def log_probs(self):
+        row = self.row
+        m, n = row.m, row.n
+        lp = np.empty(m * n)
+        J = self.moments_of(self.wg)
+        with np.errstate(divide="ignore"):
+            acc = _far_poly(row, J)
+            self.far_acc = acc
+            lp[row.fpos] = row.flogc + np.log(acc) + self.M[row.frow]
+            # near: log sum_nodes w h_i G / u
+            nl = _lse(self.lh + (self.lwg - self.lu)[:, None, :], axis=2)    # (m, K)
+        lpm = lp.reshape(m, n)
+        rr, kk = np.nonzero(row.nmask)
+        lpm[rr, row.ncol[rr, kk]] = nl[rr, kk]
+        s = _lse(lpm, axis=1)
+        ok = self.ok & (np.abs(s) <= _SUM_TOL) & np.isfinite(s)
+        self.lse = s
+        lpm -= s[:, None]
+        return lpm, ok
+
+
+def log_probs_rows(y, fam):
+    """``(log p (m, n), ok (m,))`` for rows ``y`` (standardized, finite, n >= 2).
+
+    ``p_i = int h(x - y_i) prod_j Phi(x - y_j) dx`` for laplace and exponential
+    noise (module docstring); rows with ``ok`` False must be recomputed by
+    the caller.
+
+    >>> import numpy as np
+    >>> from numeric.families import get_family
+    >>> lp, ok = log_probs_rows(np.array([[0.0, -1.0]]), get_family("exponential"))
+    >>> round(float(np.exp(lp[0, 1])), 15)          # e^-1 / 2
+    0.183939720585721
+    """
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    ev = _Eval(y, fam)
+    return ev.log_probs()
+
+
+def probs_vjp_rows(y, g, fam, log=False):
+    """``(J^T g (m, n), ok (m,))``: VJP of ``probs`` (``log=True``: of ``log_probs``).
+
+    ``(J^T g)_k = int h_k F (g_k S - Gamma) dx``, ``S = sum_j h_j``,
+    ``Gamma = sum_j g_j h_j``; for ``log_probs`` the cotangent is ``g_j / p_j``,
+    formed as ``g_j c_j^r / p_j = g_j c_j^(r-1) / poly_j`` (far) and in log space
+    (near), so tiny ``p_j`` do not overflow.  Per unit scale (the caller divides).
+
+    >>> import numpy as np
+    >>> from numeric.families import get_family
+    >>> v, ok = probs_vjp_rows(np.array([[0.0, -1.0]]), np.array([[1.0, 0.0]]),
+    ...                        get_family("exponential"))
+    >>> round(float(v[0, 0]), 15)                     # d/dmu_0 (1 - e^-(mu_0 - mu_1)/2)
+    0.183939720585721
+    """
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    g = np.ascontiguousarray(g, dtype=np.float64)
+    m, n = y.shape
+    ev = _Eval(y, fam)
+    row = ev.row
+    lpm, ok = ev.log_probs()
+    s = ev.lse
+    ridx = np.arange(m)[:, None]
+    gfar = g.reshape(-1)[row.fpos]
+    gnear = np.where(row.nmask, g[ridx, row.ncol], 0.0)
+    base = ev.lwg - ev.M[:, None]                                   # log(w G) - M
+    if log:
+        # g_j / p_j with p_j = c_j acc_j e^(M - s) (far) and log p_j (near):
+        # every term below is the true one times e^-kappa, kappa = s
+        phi = 1.0 / ev.far_acc
+        lam = np.where(row.nmask, lpm[ridx, row.ncol] + (s - ev.M)[:, None], 0.0)
+        kappa = s
+    else:
+        phi = row.fc
+        lam = np.zeros_like(row.nlogc)
+        kappa = ev.M
+    with np.errstate(over="ignore", invalid="ignore"):
+        h_near = np.exp(ev.lh)                                         # (m, K, N)
+        S = h_near.sum(axis=1) + row.far_series(ev.u, row.P)           # sum_j h_j
+        # Gamma w G e^-kappa: far series with Q_r = sum g_j phi_j c_j^(r-1), near directly
+        Q = row._power_sums(gfar * phi)
+        gam = (np.exp(base) * row.far_series(ev.u, Q)
+               + np.einsum("mk,mkn->mn", gnear, np.exp(ev.lh + base[:, None, :] - lam[:, :, None])))
+        wgS = np.exp(base) * S
+        JS = ev.moments_of(wgS)
+        JG = ev.moments_of(gam)
+        out = np.zeros(m * n)
+        # far k: g_k phi_k poly_S(c_k) - c_k poly_Gamma(c_k)
+        out[row.fpos] = gfar * phi * _far_poly(row, JS) - row.fc * _far_poly(row, JG)
+        # near k: sum_nodes (h_k / u) (g_k e^-lam_k w G S e^-M - Gamma w G e^-kappa)
+        hk = np.exp(ev.lh - ev.lu[:, None, :])
+        first = np.einsum("mkn,mn->mk", hk * np.exp(-lam)[:, :, None], wgS) * gnear
+        second = np.einsum("mkn,mn->mk", hk, gam)
+    vnear = first - second
+    outm = out.reshape(m, n)
+    rr, kk = np.nonzero(row.nmask)
+    outm[rr, row.ncol[rr, kk]] = vnear[rr, kk]
+    outm *= np.exp(kappa)[:, None]
+    ok &= np.isfinite(outm).all(axis=1)
+    return outm, ok
