@@ -98,7 +98,7 @@ def _resolve_family(fam, params) -> Family:
     return _family(fam, **params)
 
 
-def derive(family, n="general", **params) -> Derivation:
+def derive(family: str | Family, n: int | str = "general", **params: object) -> Derivation:
     """Attempt a closed form of ``p_i = P[argmax(mu + eps) = i]``.
 
     ``family``: registry name, a :class:`~derive.families.Family` or a user

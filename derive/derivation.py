@@ -477,8 +477,9 @@ class Derivation:
             e = e.xreplace(self.definitions)
         return e
 
-    def step(self, expr, reason: str, *, checks=("identical", "simplify", "numeric"), subs=None,
-             substitution=None) -> Step:
+    def step(self, expr: sp.Expr, reason: str, *, checks: Sequence[str] = ("identical", "simplify", "numeric"),
+             subs: Callable[[sp.Expr], sp.Expr] | None = None,
+             substitution: tuple | None = None) -> Step:
         """Append ``lhs = expr`` after verifying it equals the previous step.
 
         ``checks`` are tried in order; the first that succeeds is recorded.

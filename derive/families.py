@@ -71,11 +71,11 @@ class Family:
         """The variable in which the stored expressions are written."""
         return _x
 
-    def cdf(self, x) -> sp.Expr:
+    def cdf(self, x: sp.Expr | float) -> sp.Expr:
         """The CDF ``Phi(x)`` (a sympy expression)."""
         return self._cdf_expr.subs(_x, sp.sympify(x))
 
-    def pdf(self, x) -> sp.Expr:
+    def pdf(self, x: sp.Expr | float) -> sp.Expr:
         """The density ``phi(x) = Phi'(x)`` (a sympy expression)."""
         return self._pdf_expr.subs(_x, sp.sympify(x))
 
@@ -88,7 +88,7 @@ class Family:
         """True when the density is analytic on the whole real line."""
         return not self.breakpoints and self.support == sp.Reals
 
-    def with_params(self, **params) -> "Family":
+    def with_params(self, **params: object) -> "Family":
         """The same family with other parameter values (registry families)."""
         if self.custom:
             raise ValueError("with_params: custom families have fixed parameters")
@@ -181,7 +181,7 @@ def _positive_param(name: str, value, family_name: str):
     return v
 
 
-def family(name, **params) -> Family:
+def family(name: str | Family, **params: object) -> Family:
     """Look up a registry noise family and bind its parameters.
 
     ``family(name, scale=s)`` has CDF ``Phi(x / s)``; ``student_t`` also
@@ -331,7 +331,8 @@ def _inner_kinks(expr, x, lo, hi) -> set:
     return {p for p in pts if bool(p > lo) and bool(p < hi)}
 
 
-def family_from_cdf(expr, x, support=None, *, name: str = "custom", breakpoints=()) -> Family:
+def family_from_cdf(expr: sp.Expr | str, x: sp.Symbol, support: sp.Interval | tuple | None = None, *,
+                    name: str = "custom", breakpoints: tuple | list = ()) -> Family:
     """Build a :class:`Family` from a user's CDF expression.
 
     ``expr`` is a sympy expression in the symbol ``x`` that is a CDF on

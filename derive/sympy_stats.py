@@ -77,7 +77,7 @@ def _close(a, b):
     return diff.is_number and not diff.has(sp.nan, sp.zoo) and bool(abs(diff) < 1e-25)
 
 
-def family_from_sympy_stats(X, *, name: str | None = None) -> Family:
+def family_from_sympy_stats(X: sp.Basic, *, name: str | None = None) -> Family:
     """A noise :class:`~derive.families.Family` from a sympy.stats continuous random variable.
 
     ``X``: a ``sympy.stats`` random variable (``Gumbel("X", 2, 0)``) or a

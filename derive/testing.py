@@ -11,9 +11,15 @@ values, and on failure report the worst points.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import mpmath as mp
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from .families import Family
 
 __all__ = ["assert_matches_oracle"]
 
@@ -25,7 +31,9 @@ def _fmt_mu(mu, limit=6):
     return "[" + s + (f", ... ({len(mu)} scores)" if len(mu) > limit else "") + "]"
 
 
-def assert_matches_oracle(func, family, *, rtol, atol=0.0, cases=None, log=False, worst=5, **params):
+def assert_matches_oracle(func: Callable[[np.ndarray], ArrayLike], family: str | Family, *, rtol: float,
+                          atol: float = 0.0, cases: list | None = None, log: bool = False, worst: int = 5,
+                          **params: float) -> None:
     """Assert ``func(mu)`` matches the oracle on reference cases.
 
     Parameters

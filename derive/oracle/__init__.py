@@ -21,8 +21,9 @@ from :mod:`derive.oracle.certified` for the families in
 
 from __future__ import annotations
 
-
 import math
+import os
+from collections.abc import Sequence
 from fractions import Fraction as _Fraction
 
 import mpmath as mp
@@ -143,7 +144,8 @@ def _certified(mu, family, dps, params, log):
     return res
 
 
-def probs(mu, family="gumbel", dps=30, *, certified=False, **params):
+def probs(mu: Sequence[object], family: str | Family = "gumbel", dps: int = 30, *, certified: bool = False,
+          **params: object) -> list:
     """Perturbed-argmax probabilities ``p_i`` of the scores ``mu``.
 
     ``mu``: 1-D sequence of floats (taken as their exact binary values),
@@ -166,7 +168,8 @@ def probs(mu, family="gumbel", dps=30, *, certified=False, **params):
         return [+p for p in out]
 
 
-def log_probs(mu, family="gumbel", dps=30, *, certified=False, **params):
+def log_probs(mu: Sequence[object], family: str | Family = "gumbel", dps: int = 30, *, certified: bool = False,
+              **params: object) -> list:
     """``log p_i`` (mpf; ``-inf`` for a class that cannot win).
 
     The largest probability, when above 1/2, is taken as
@@ -193,21 +196,22 @@ def log_probs(mu, family="gumbel", dps=30, *, certified=False, **params):
         return [+v for v in res]
 
 
-def reference_tables(outdir=None, families=None, progress=True):
+def reference_tables(outdir: str | os.PathLike | None = None, families: Sequence[str] | None = None,
+                     progress: bool = True) -> list:
     """Write the reference tables (one JSON per family); see :mod:`.tables`."""
     from .tables import reference_tables as _rt
 
     return _rt(outdir=outdir, families=families, progress=progress)
 
 
-def load_reference(family, outdir=None):
+def load_reference(family: str | Family, outdir: str | os.PathLike | None = None) -> list[dict]:
     """Cases of one family's reference table; see :mod:`.tables`."""
     from .tables import load_reference as _lr
 
     return _lr(family, outdir=outdir)
 
 
-def timing_report(**kwargs):
+def timing_report(**kwargs: object) -> dict:
     """Measured seconds for the oracle's standard workloads; see :mod:`.tables`."""
     from .tables import timing_report as _tr
 
