@@ -121,9 +121,12 @@ def _cell_verdict(cell, limit):
     st = cell.get("status")
     if st == "ok":
         r = cell["ratio"]
+        partial = " (≥; some kinds left out)" if cell.get("kinds_left_out") else ""
         if limit is None:
-            return None, _x(r)
-        return (MET if r <= limit else MISSED), _x(r)
+            return None, _x(r) + partial
+        if r > limit:
+            return MISSED, _x(r) + partial
+        return (UNMEASURED if partial else MET), _x(r) + partial
     if st == "capped":
         low = cell.get("ratio_at_least")
         text = f"> cap ({'≥ ' + _x(low) if low else 'slow'})"
@@ -289,7 +292,7 @@ def _memory_table(bench, tally):
             text = f"{r['extra_mb']:.1f} MB"
             peak = f"{r['peak_mb']:.1f} MB"
         else:
-            verdict = None if limit is None else (MISSED if r.get("status") in ("capped", "error") else UNMEASURED)
+            verdict = None if limit is None else (MISSED if r.get("status") == "error" else UNMEASURED)
             text, peak = r.get("note") or r.get("status"), "-"
         tally.add("extra memory ≤ 4× input + 32 MiB", verdict)
         rows.append((r["family"] + (" (baseline)" if limit is None else ""), r["op"], peak,
@@ -415,8 +418,9 @@ def _methodology(bench) -> str:
         "of the process) is reported beside it.\n"
         f"- A call longer than {_g(cfg.get('call_cap_s'))} s is interrupted and the cell recorded as capped "
         "(not repeated; the ratio is at least cap / baseline), and the larger shapes of the same family and "
-        "operation (at least as many rows, each at least as long) are skipped. An exception is recorded in "
-        "its cell and the run continues.\n"
+        "operation (at least as many rows, each at least as long) are skipped. A cell that has taken "
+        f"{_g(cfg.get('cell_limit_s'))} s leaves its remaining input kinds out (its ratio is then a lower "
+        "bound, marked ≥). An exception is recorded in its cell and the run continues.\n"
         "- Public entry points only: `numeric.probs`, `numeric.log_probs`, `numeric.probs_vjp`, "
         "`numeric.log_probs_vjp`, `numeric.torch.perturbed_log_softmax`.\n\n")
 

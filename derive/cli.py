@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "perturbmax bench --update-notes"),
     )
     p.add_argument("--quick", action="store_true",
-                   help="smoke subset (4 families, 3 small shapes, tiny budgets; under a minute)")
+                   help="smoke subset (4 families, 3 small shapes, tiny budgets; about a minute)")
     p.add_argument("--output", default=None, metavar="PATH", help="write the raw results (JSON) to PATH")
     p.add_argument("--update-notes", action="store_true",
                    help="write data/bench.json, benchmarks.md and its figures into the notes directory")
@@ -524,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated ROWSxN shapes, e.g. 1x1e6,256x1000 (default: the issue's ten)")
     p.add_argument("--call-cap", type=_positive_float("--call-cap"), default=None, metavar="S",
                    help="interrupt a call after S seconds, record the cell as capped and skip its larger "
-                        "shapes (default 2; --quick 1)")
+                        "shapes; a cell stops trying input kinds after 2 S (default 1; --quick 0.3)")
     p.add_argument("--cell-budget", type=_positive_float("--cell-budget"), default=None, metavar="S",
                    help="time budget per cell and input kind (default 0.1; --quick 0.01)")
     p.add_argument("--oracle-timeout", type=_positive_float("--oracle-timeout"), default=120.0, metavar="S",

@@ -96,6 +96,16 @@ class Family:
         merged.update(params)
         return family(self.name, **merged)
 
+    def to_numeric(self):
+        """This family as a ``numeric`` family: ``numeric.probs(mu, family=fam)`` calls this.
+
+        Registry families map to numeric's kernels; user families are
+        compiled to numpy/scipy and verified (:func:`derive.compile.to_numeric`).
+        """
+        from .compile import to_numeric
+
+        return to_numeric(self)
+
     def __hash__(self):
         return hash((self.name, tuple(sorted(self.params.items(), key=str)), self._cdf_expr))
 

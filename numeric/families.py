@@ -345,8 +345,14 @@ def get_family(family="gumbel", **params) -> NumericFamily:
     """Resolve a registry name (or a :class:`NumericFamily`) and bind parameters.
 
     ``scale > 0`` for every family, ``nu > 0`` for ``student_t`` (default 1).
-    Unknown names raise ``ValueError`` listing the valid ones.
+    Unknown names raise ``ValueError`` listing the valid ones.  Any other
+    object with a ``to_numeric()`` method (a ``derive.Family``, compiled to
+    numpy/scipy kernels on the derive side) is converted by it first.
     """
+    if not isinstance(family, (str, NumericFamily)) and callable(getattr(family, "to_numeric", None)):
+        family = family.to_numeric()
+        if not isinstance(family, NumericFamily):
+            raise TypeError(f"to_numeric() must return a numeric.NumericFamily, got {type(family).__name__}")
     if isinstance(family, NumericFamily):
         if not params:
             return family

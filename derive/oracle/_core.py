@@ -232,7 +232,7 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
             rc = None
     info["float_recon"] = rc is not None
     if rc is not None:
-        soft = [mp.mpf(float(x)) for x in soft_breakpoints(rc)]
+        soft = [mp.mpf(float(x)) for x in soft_breakpoints(rc, df)]
         logp_rc = [mp.mpf(float(v)) for v in rc.logp]
         peak_rc = [mp.mpf(float(v)) for v in rc.peak]
         width_min = float(min(rc.wl.min(), rc.wr.min()))

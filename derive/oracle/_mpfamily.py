@@ -269,9 +269,26 @@ def _student_t(nu):
 
     lognorm = special.gammaln((nuf + 1) / 2) - special.gammaln(nuf / 2) - 0.5 * math.log(nuf * math.pi)
 
+    a_, b_ = nuf / 2, 0.5
+    log_ab = math.log(a_) + special.betaln(a_, b_) + math.log(2.0)
+
     def flc(y):
-        with np.errstate(divide="ignore"):
-            left = np.log(special.stdtr(nuf, np.minimum(y, 0.0)))
+        # Below 1e-280, stdtr would underflow (nu = 1000, y = -1000: Phi ~ 1e-1502)
+        # and hide the mass of an integrand from the reconnaissance: there
+        # Phi(y) = I_x(nu/2, 1/2) / 2 = x^a (1-x)^b 2F1(a+b, 1; a+1; x) / (2 a B(a, b)),
+        # x = nu / (nu + y^2), taken in logs (log x without forming y^2).
+        y = np.asarray(y, dtype=np.float64)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            yl = np.minimum(y, 0.0)
+            p = special.stdtr(nuf, yl)
+            left = np.log(p)
+            small = p < 1e-280
+            if np.any(small):
+                ys = np.abs(yl[small])
+                lx = math.log(nuf) - 2.0 * np.log(ys) - np.log1p(nuf / ys / ys)
+                x = np.exp(lx)
+                left[small] = (a_ * lx + b_ * np.log1p(-x) - log_ab
+                               + np.log(special.hyp2f1(a_ + b_, 1.0, a_ + 1.0, x)))
             right = np.log1p(-special.stdtr(nuf, -np.maximum(y, 0.0)))
         return np.where(y < 0, left, right)
 

@@ -37,6 +37,13 @@ __all__ = ["Recon", "reconnoitre", "soft_breakpoints"]
 
 @dataclass
 class Recon:
+    """Where the integrands keep their mass.
+
+    Per located local maximum (any target): ``modes``, ``wl``, ``wr``.  Per
+    target: ``hull_lo``, ``hull_hi``, ``logp``, ``peak``.  ``L``, ``R``: the
+    tail cuts.
+    """
+
     modes: np.ndarray
     wl: np.ndarray
     wr: np.ndarray
@@ -48,45 +55,144 @@ class Recon:
     R: float
 
 
-def _grid(dmin, lo, hi, n_unique):
-    C = 40.0
-    a, b = dmin - C, C
+#: grid spacing at distance s from the nearest score: max(h0, s / _GRADE)
+_GRADE = 8.0
+#: the graded grid reaches _REACH standardized units beyond the extreme scores
+_REACH = 40.0
+
+
+def _offsets(h0, smax):
+    """Offsets ``0 = s_0 < s_1 < ... <= smax`` with ``s_{k+1} = s_k + max(h0, s_k / _GRADE)``."""
+    lin = h0 * np.arange(int(_GRADE) + 1)
+    if smax <= lin[-1]:
+        return lin[lin <= smax]
+    r = 1.0 + 1.0 / _GRADE
+    m = int(math.ceil(math.log(smax / lin[-1]) / math.log(r)))
+    s = np.concatenate([lin, lin[-1] * r ** np.arange(1, m + 1)])
+    return s[s <= smax]
+
+
+def _grid(d, lo, hi):
+    """Sample points graded around every score: spacing ``max(h0, s / 8)`` at
+    distance ``s`` from the nearest score, ``_REACH`` beyond the extreme scores,
+    then geometric out to 1e300 on an infinite side.
+
+    ``d``: the distinct standardized scores, ascending.  Near a score the
+    factors ``Phi(x - d_v)``, ``phi(x - d_u)`` have their unit-width features;
+    at distance ``s`` from every score each factor is smooth on the scale
+    ``s`` (algebraic tails) or log-concave (light tails), so a local maximum
+    there is bracketed by two neighbouring samples and refined afterwards.
+    ``h0 >= 0.02`` grows until at most ``max(400, 3e6 / len(d))`` points remain.
+    """
+    budget = int(min(20000, max(400, 3_000_000 // max(len(d), 1))))
+    half = np.diff(d) / 2
+    smax = max(_REACH, float(half.max()) if len(half) else 0.0)
+    h0 = 0.02
+    while True:
+        tmpl = _offsets(h0, smax)
+        cnt = np.searchsorted(tmpl, half, side="right")
+        n_end = int(np.searchsorted(tmpl, _REACH, side="right"))
+        if 2 * (int(cnt.sum()) + n_end) <= budget or h0 > 1e3:
+            break
+        h0 *= 1.5
+    start = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    off = tmpl[np.arange(int(cnt.sum())) - start]
+    parts = [np.repeat(d[:-1], cnt) + off, np.repeat(d[1:], cnt) - off,
+             d[0] - tmpl[:n_end], d[-1] + tmpl[:n_end]]
+    a, b = d[0] - _REACH, d[-1] + _REACH
     if math.isfinite(lo):
-        a = max(a, lo)
-    if math.isfinite(hi):
-        b = min(b, hi)
-    K = int(min(6000, max(400, 3_000_000 // max(n_unique, 1)), max(400, (b - a) / 0.02)))
-    parts = [np.linspace(a, b, K)]
-    if not math.isfinite(lo):
+        parts.append(np.array([lo]))
+    else:
         parts.append(a - np.logspace(-1, 300, 400))
-    if not math.isfinite(hi):
+    if math.isfinite(hi):
+        parts.append(np.array([hi]))
+    else:
         parts.append(b + np.logspace(-1, 300, 400))
-    return np.unique(np.concatenate(parts))
+    X = np.unique(np.concatenate(parts))
+    return X[(X >= lo) & (X <= hi)]
 
 
-def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
-    """Locate the mass of every target integrand (see the module docstring)."""
-    lo = float(kern.lo)
-    hi = float(kern.hi)
-    X = _grid(float(df.min()), lo, hi, len(df))
-    bps = [float(b) for b in kern.breakpoints]
-    if bps:
-        extra = (df[:, None] + np.array(bps)[None, :]).ravel()
-        extra = extra[(extra >= X[0]) & (extra <= X[-1])]
-        X = np.unique(np.concatenate([X, extra]))
-    G = len(X)
+def _ell(kern, df, mult, X, targets, paired=False):
+    """``l_t(x)`` (max-CDF form) for each target ``t`` at each point ``x``: shape
+    (len(targets), len(X)), ``-inf`` where the integrand vanishes; with
+    ``paired``, ``l_{t_k}(x_k)`` for one target per point (shape (len(X),)).
+    Also returns ``sum_v m_v log Phi(x - d_v)`` over the finite terms and the
+    count of ``-inf`` terms per point."""
     with np.errstate(all="ignore"):
         Y = X[None, :] - df[:, None]
         LC = np.asarray(kern.flogcdf(Y), dtype=np.float64)
         isinf = np.isnan(LC) | (LC == -np.inf)
         ninf = (mult[:, None] * isinf).sum(axis=0)
         S = (mult[:, None] * np.where(isinf, 0.0, LC)).sum(axis=0)
-        inf_t = isinf[targets]
-        other = ninf[None, :] - inf_t
-        rest = np.where(other > 0, -np.inf, S[None, :] - np.where(inf_t, 0.0, LC[targets]))
-        LP = np.asarray(kern.flogpdf(Y[targets]), dtype=np.float64)
-        ell = LP + rest
-        ell[np.isnan(ell)] = -np.inf
+        if paired:
+            cols = np.arange(len(X))
+            inf_t, lc_t, y_t = isinf[targets, cols], LC[targets, cols], Y[targets, cols]
+            other = ninf - inf_t
+            rest = np.where(other > 0, -np.inf, S - np.where(inf_t, 0.0, lc_t))
+        else:
+            inf_t, lc_t, y_t = isinf[targets], LC[targets], Y[targets]
+            other = ninf[None, :] - inf_t
+            rest = np.where(other > 0, -np.inf, S[None, :] - np.where(inf_t, 0.0, lc_t))
+        ell = np.asarray(kern.flogpdf(y_t), dtype=np.float64) + rest
+    ell[np.isnan(ell)] = -np.inf
+    return ell, S, ninf
+
+
+def _ell_pairs(kern, df, mult, x, t):
+    """``l_{t_k}(x_k)`` for paired arrays ``x``, ``t`` (one target per point)."""
+    return _ell(kern, df, mult, x, t, paired=True)[0]
+
+
+def _refine(kern, df, mult, t, a, b):
+    """Golden-section search for a local maximum of ``l_t`` in each bracket [a, b]
+    (vectorised over brackets; 80 steps shrink a bracket by 0.618^80 ~ 2e-17)."""
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    c, e = b - g * (b - a), a + g * (b - a)
+    fc, fe = _ell_pairs(kern, df, mult, c, t), _ell_pairs(kern, df, mult, e, t)
+    for _ in range(80):
+        left = fc >= fe  # keep [a, e]
+        a = np.where(left, a, c)
+        b = np.where(left, e, b)
+        c_new = np.where(left, b - g * (b - a), e)
+        e_new = np.where(left, c, a + g * (b - a))
+        fc_old, fe_old = fc, fe
+        c, e = c_new, e_new
+        moved = np.where(left, c, e)
+        fm = _ell_pairs(kern, df, mult, moved, t)
+        fc = np.where(left, fm, fe_old)
+        fe = np.where(left, fc_old, fm)
+    return np.where(fc >= fe, c, e), np.maximum(fc, fe)
+
+
+def _drop_width(kern, df, mult, t, m, pk, s_hi, sign):
+    """Distance ``s`` in (0, s_hi] from ``m`` (direction ``sign``) at which ``l_t``
+    is ``1`` below ``pk`` (bisection; ``l_t(m + sign s_hi) < pk - 1`` is known)."""
+    lo, hi = np.zeros_like(m), s_hi.copy()
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        above = _ell_pairs(kern, df, mult, m + sign * mid, t) >= pk - 1.0
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    return hi
+
+
+def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
+    """Locate the mass of every target integrand (see the module docstring).
+
+    Every local maximum of the sampled ``l_t`` within ``T`` of its peak is a
+    mode; where the samples are coarse (bracket wider than 0.05) it is
+    refined by golden-section search and its widths by bisection.
+    """
+    lo = float(kern.lo)
+    hi = float(kern.hi)
+    X = _grid(np.unique(df), lo, hi)
+    bps = [float(b) for b in kern.breakpoints]
+    if bps:
+        extra = (df[:, None] + np.array(bps)[None, :]).ravel()
+        extra = extra[(extra >= X[0]) & (extra <= X[-1])]
+        X = np.unique(np.concatenate([X, extra]))
+    G = len(X)
+    ell, S, ninf = _ell(kern, df, mult, X, targets)
     peak = ell.max(axis=1)
     if not np.all(np.isfinite(peak)):
         bad = int(np.argmin(np.isfinite(peak)))
@@ -94,31 +200,56 @@ def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
             f"{label}: could not locate the mass of the integrand of class {int(targets[bad])} "
             "(scores too far apart for the float64 reconnaissance)"
         )
-    k = ell.argmax(axis=1)
+    # --- every local maximum of the samples within T of the peak ---
+    pad = np.full((len(targets), 1), -np.inf)
+    left = np.concatenate([pad, ell[:, :-1]], axis=1)
+    right = np.concatenate([ell[:, 1:], pad], axis=1)
+    is_max = (ell > left) & (ell >= right) & (ell >= peak[:, None] - T)
+    ti, ki = np.nonzero(is_max)
+    t_abs = np.asarray(targets)[ti]
+    pk = ell[ti, ki]
+    modes = X[ki]
+    xa, xb = X[np.maximum(ki - 1, 0)], X[np.minimum(ki + 1, G - 1)]
+    coarse = (xb - xa) > 0.05
+    if coarse.any():
+        m_r, pk_r = _refine(kern, df, mult, t_abs[coarse], xa[coarse], xb[coarse])
+        better = pk_r >= pk[coarse]
+        modes[coarse] = np.where(better, m_r, modes[coarse])
+        pk[coarse] = np.where(better, pk_r, pk[coarse])
+    peak = np.maximum(peak, np.array([pk[ti == j].max() for j in range(len(targets))]))
+    # --- hulls: where l_t is within T of its peak ---
+    inside = ell >= peak[:, None] - T
+    first = inside.argmax(axis=1)
+    last = G - 1 - inside[:, ::-1].argmax(axis=1)
+    hull_lo = np.minimum(X[np.maximum(first - 1, 0)], [modes[ti == j].min() for j in range(len(targets))])
+    hull_hi = np.maximum(X[np.minimum(last + 1, G - 1)], [modes[ti == j].max() for j in range(len(targets))])
+    # --- widths: first sample 1 below the mode's value on each side, then bisection ---
+    low1 = ell[ti] < pk[:, None] - 1.0
+    idx = np.arange(G)[None, :]
+    li = np.where(low1 & (X[None, :] < modes[:, None]), idx, -1).max(axis=1)
+    ri = np.where(low1 & (X[None, :] > modes[:, None]), idx, G).min(axis=1)
+    wl = np.where(li >= 0, modes - X[np.maximum(li, 0)], modes - hull_lo[ti])
+    wr = np.where(ri < G, X[np.minimum(ri, G - 1)] - modes, hull_hi[ti] - modes)
+    if coarse.any():
+        sel = coarse & (li >= 0)
+        if sel.any():
+            wl[sel] = _drop_width(kern, df, mult, t_abs[sel], modes[sel], pk[sel], wl[sel], -1.0)
+        sel = coarse & (ri < G)
+        if sel.any():
+            wr[sel] = _drop_width(kern, df, mult, t_abs[sel], modes[sel], pk[sel], wr[sel], +1.0)
+    tiny = 1e-12 * max(1.0, float(np.abs(df).max()))
+    wl = np.maximum(wl, tiny)
+    wr = np.maximum(wr, tiny)
+    # --- rough log p: trapezoid on the samples, or peak * (wl + wr) summed over
+    # the modes where the samples are too coarse to see a peak (the larger) ---
     w = np.empty(G)
     w[1:-1] = (X[2:] - X[:-2]) / 2
     w[0] = (X[1] - X[0]) / 2
     w[-1] = (X[-1] - X[-2]) / 2
     with np.errstate(divide="ignore"):
         logp = logsumexp(ell + np.log(w)[None, :], axis=1)
-    inside = ell >= peak[:, None] - T
-    first = inside.argmax(axis=1)
-    last = G - 1 - inside[:, ::-1].argmax(axis=1)
-    hull_lo = X[np.maximum(first - 1, 0)]
-    hull_hi = X[np.minimum(last + 1, G - 1)]
-    modes = X[k]
-    low1 = ell < peak[:, None] - 1.0
-    wl = np.empty(len(targets))
-    wr = np.empty(len(targets))
-    for i in range(len(targets)):
-        ki = k[i]
-        left = np.nonzero(low1[i, :ki])[0]
-        right = np.nonzero(low1[i, ki + 1 :])[0]
-        wl[i] = modes[i] - (X[left[-1]] if len(left) else hull_lo[i])
-        wr[i] = (X[ki + 1 + right[0]] if len(right) else hull_hi[i]) - modes[i]
-    tiny = 1e-12 * max(1.0, float(np.abs(df).max()))
-    wl = np.maximum(wl, tiny)
-    wr = np.maximum(wr, tiny)
+        by_mode = pk + np.log(wl + wr)
+    logp = np.maximum(logp, [logsumexp(by_mode[ti == j]) for j in range(len(targets))])
 
     # --- tail cuts (monotone bounds, see the module docstring) ---
     with np.errstate(all="ignore"):
@@ -140,41 +271,55 @@ def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
         R = float(X[min(j, G - 1)])
     hull_lo = np.clip(hull_lo, L, R)
     hull_hi = np.clip(hull_hi, L, R)
-    return Recon(modes, wl, wr, hull_lo, hull_hi, logp, peak, L, R)
+    return Recon(np.clip(modes, L, R), wl, wr, hull_lo, hull_hi, logp, peak, L, R)
 
 
-def soft_breakpoints(rc: Recon, max_points: int = 3000) -> np.ndarray:
-    """Breakpoints around every mode: ``m +- w 2^k`` up to the tail cuts, thinned.
+def _score_centres(scores, lo_lim, hi_lim):
+    """Scores inside the range as centres of unit width, one per half unit:
+    a score within 1/2 of a kept one is covered by that one's grading."""
+    out = []
+    for d in sorted(scores):
+        if lo_lim < d < hi_lim and (not out or d - out[-1] >= 0.5):
+            out.append(d)
+    return out
 
-    A point is kept when it is at least the local spacing
-    ``s(x) = min_u max(w_u, |x - m_u| / 2)`` away from the previous one, so
-    pieces are about one width long at the modes and grow geometrically
-    into the tails (which suits both Gaussian and algebraic decay).
+
+def soft_breakpoints(rc: Recon, scores, max_points: int = 20000) -> np.ndarray:
+    """Breakpoints graded around every centre, out to the tail cuts, thinned.
+
+    Centres: every located mode (its widths ``wl``, ``wr``) and every score
+    ``d_v`` (width 1, the standardized scale: the body of ``phi(x - d_v)``
+    and the rise of ``Phi(x - d_v)`` are there).  From each centre ``c``,
+    points ``c +- w 2^k`` up to ``L``, ``R``.  The scores are centres by
+    construction, not found by a search: a heavy-tailed integrand has mass
+    at the body of its own score *and* where the other scores' CDFs rise
+    (student_t, scores (0, -1e5): half of the loser's mass sits near 0,
+    half near -1e5), and between the scores at every scale.  A point is kept
+    when it is at least the local spacing ``s(x) = min_c max(w_c, |x - c| / 2)``
+    away from the previous one, so pieces are about one width long at the
+    centres and grow geometrically away from them.
     """
-    lo_lim = max(rc.L, float(np.min(rc.modes - 4096 * rc.wl)))
-    hi_lim = min(rc.R, float(np.max(rc.modes + 4096 * rc.wr)))
-    pts = [lo_lim, hi_lim]
-    # Up to the tail cuts, not just the hull: a heavy tail (cauchy) holds
-    # mass far beyond the point where the integrand is 1e-50 of its peak,
-    # and a single long piece would put every node where it is negligible.
-    for m, wl, wr, a, b in zip(rc.modes, rc.wl, rc.wr, rc.hull_lo, rc.hull_hi):
+    lo_lim, hi_lim = float(rc.L), float(rc.R)
+    cen = [(float(m), float(a), float(b)) for m, a, b in zip(rc.modes, rc.wl, rc.wr)]
+    cen += [(d, 1.0, 1.0) for d in _score_centres([float(s) for s in scores], lo_lim, hi_lim)]
+    pts = [lo_lim, hi_lim] + [float(v) for v in rc.hull_lo] + [float(v) for v in rc.hull_hi]
+    for m, wl, wr in cen:
         pts.append(m)
         s = wr
         while m + s < hi_lim:
             pts.append(m + s)
             s *= 2
-        pts.append(b)
         s = wl
         while m - s > lo_lim:
             pts.append(m - s)
             s *= 2
-        pts.append(a)
     pts = np.unique(np.clip(np.array(pts, dtype=np.float64), lo_lim, hi_lim))
-    w = np.minimum(rc.wl, rc.wr)
+    cs = np.array([c for c, _, _ in cen])
+    w = np.array([min(a, b) for _, a, b in cen])
     need = np.empty(len(pts))
     for s in range(0, len(pts), 2000):
         chunk = pts[s : s + 2000]
-        need[s : s + 2000] = np.maximum(w[None, :], np.abs(chunk[:, None] - rc.modes[None, :]) / 2).min(axis=1)
+        need[s : s + 2000] = np.maximum(w[None, :], np.abs(chunk[:, None] - cs[None, :]) / 2).min(axis=1)
     return np.array(_thin_breakpoints(pts, need, max_points))
 
 
