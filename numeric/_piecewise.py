@@ -70,7 +70,8 @@ _L = 50.0            # neglected mass: below e^-L of every p_i
 _DROP = 6.0          # max drop of log G across one Gauss panel
 _NT = 15             # exponential: largest near factors left out of the drop test
 _SPLIT_ROUNDS = 80
-_SUM_TOL = 1e-11     # |log sum p| above this: the row is declined
+_SUM_TOL = 1e-11
+_MAX_DEPTH = 600.0     # |log sum p| above this: the row is declined
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
 _GW = 0.5 * _GW
@@ -138,6 +139,12 @@ class _Row:
         m, n = y.shape
         self.m, self.n, self.laplace = m, n, laplace
         xs, logc, near, self.lp, self.trunc = _cut(y, laplace)
+        # a laplace cut more than 600 below the top puts kinks at u < e^-600, near
+        # the float64 floor: such rows are declined (computed on zeros, ok False)
+        self.ok = y.max(axis=1) - xs <= _MAX_DEPTH
+        if not self.ok.all():
+            y = np.where(self.ok[:, None], y, 0.0)
+            xs, logc, near, self.lp, self.trunc = _cut(y, laplace)
         self.logc = logc
         # near scores, padded to K per row (c = 0 pads: log Phi = 0, h = 0)
         rr, cc = np.nonzero(near)
@@ -329,7 +336,8 @@ class _Eval:
         if fam.name not in SERVES or fam.custom:
             raise NotImplementedError(f"piecewise engine has no kernels for family {fam.name!r}")
         self.row = row = _Row(y, fam.name == "laplace")
-        self.u, self.logw, self.ok = row.nodes()
+        self.u, self.logw, ok = row.nodes()
+        self.ok = ok & row.ok
         self.lu = np.log(self.u)
         self.lphi, self.lh = row.near_terms(self.u)
         self.logG = self.lphi.sum(axis=1) + row.far_log_g(self.u)

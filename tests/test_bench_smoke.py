@@ -56,7 +56,7 @@ def test_tiny_run_measures_and_writes_only_output(tmp_path, capsys):
         if c["status"] != "ok":
             assert c["note"]
             continue
-        assert set(c["kinds"]) == set(bench.KINDS)
+        assert set(c["kinds"]) | set(c.get("kinds_left_out", ())) == set(bench.KINDS)
         for k in c["kinds"].values():
             assert k["time_s"] > 0 and k["base_s"] > 0 and k["cpu_s"] >= 0
             assert math.isclose(k["ratio"], k["time_s"] / k["base_s"])
@@ -96,6 +96,14 @@ def test_slow_call_is_capped_and_larger_shapes_skipped():
     other = {"family": "x", "shape": [1, 5], "op": "probs", "kinds": {}}   # shorter rows: measured
     bench._measure_cell(other, [("s=1", lambda: (lambda: None, lambda: None))], cfg, skipper, "key")
     assert other["status"] == "ok"
+
+    # a cell that has taken its time limit leaves the remaining input kinds out
+    cfg = bench.config(True, call_cap_s=0.2)            # cell limit 0.4 s
+    cell = {"family": "x", "shape": [1, 3], "op": "probs", "kinds": {}}
+    pairs = [(k, lambda: (lambda: time.sleep(0.12), lambda: None)) for k in bench.KINDS]
+    bench._measure_cell(cell, pairs, cfg, skipper, "sleepy")
+    assert cell["status"] == "ok" and 1 <= len(cell["kinds"]) < len(bench.KINDS)
+    assert cell["kinds_left_out"] and "not measured" in cell["note"]
 
     def broken():
         raise NotImplementedError("no such path")
