@@ -1,4 +1,5 @@
-"""Every special or bad input gets a defined answer: numeric, oracle and CLI.
+"""Every special or bad input gets a defined answer: numeric and oracle (the CLI's
+bad input is in tests/test_cli.py).
 
 Expected values are independent of the code under test: exact limits
 (one-hot, exact zeros, 1 for n = 1), closed forms for n = 2 (normal
@@ -8,12 +9,8 @@ logistic sigmoid for gumbel), scipy.special.softmax for Gumbel noise.
 
 from __future__ import annotations
 
-import io
 import math
-import subprocess
-import sys
 import warnings
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
@@ -421,101 +418,3 @@ class TestOracle:
 
         p = _oracle().probs([0.0, 5e-324], "normal", dps=30)
         assert abs(p[0] - mp.mpf("0.5")) < mp.mpf(10) ** -29 and p[1] >= p[0]
-
-
-# ===========================================================================
-# CLI
-# ===========================================================================
-
-def _run_cli(argv):
-    from derive.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(list(argv))
-        except SystemExit as exc:   # main must return, but be robust in the test
-            rc = exc.code
-    return rc, out.getvalue(), err.getvalue()
-
-
-CLI_BAD = [
-    (["probs", "gauss", "0", "1"], "gauss"),
-    (["probs", "normal", "nan", "1"], "NaN"),
-    (["probs", "normal", "0", "abc"], "abc"),
-    (["probs", "normal", "0", "1+2j"], "1+2j"),
-    (["probs", "normal"], "MU"),
-    (["probs", "normal", "0", "1", "--scale", "0"], "scale"),
-    (["probs", "normal", "0", "1", "--scale", "-1"], "scale"),
-    (["probs", "normal", "0", "1", "--scale", "nan"], "scale"),
-    (["probs", "student_t", "0", "1", "--nu", "0"], "nu"),
-    (["probs", "student_t", "0", "1", "--nu", "nan"], "nu"),
-    (["probs", "normal", "0", "1", "--nu", "3"], "nu"),
-    (["probs", "normal", "0", "1", "--method", "magic"], "method"),
-    (["oracle", "gauss", "0", "1"], "gauss"),
-    (["oracle", "normal", "nan", "1"], "NaN"),
-    (["oracle", "normal", "inf", "0", "inf"], "inf"),
-    (["oracle", "normal", "0", "1", "--dps", "2"], "dps"),
-    (["oracle", "normal", "0", "x"], "x"),
-    (["oracle", "normal", "0", "1", "--scale", "-3"], "scale"),
-    (["derive", "gauss", "--n", "2"], "gauss"),
-    (["derive", "normal", "--n", "0"], "n"),
-    (["derive", "normal", "--n", "two"], "two"),
-    (["derive", "normal"], "n"),
-    ([], ""),
-    (["frobnicate"], "frobnicate"),
-    (["probs", "normal", "0", "1", "--no-such-option"], "no-such-option"),
-]
-
-
-@pytest.mark.parametrize("argv,word", CLI_BAD, ids=[" ".join(a) or "<none>" for a, _ in CLI_BAD])
-def test_cli_bad_input_exit_2_one_line(argv, word):
-    rc, out, err = _run_cli(argv)
-    assert rc == 2, (rc, out, err)
-    assert "Traceback" not in err and "Traceback" not in out
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert word.lower() in lines[0].lower(), lines[0]
-
-
-def _table_values(out):
-    rows = [ln.split() for ln in out.strip().splitlines()[1:]]
-    return [float(r[-1]) for r in rows]
-
-
-def test_cli_special_values_probs():
-    rc, out, err = _run_cli(["probs", "normal", "1", "-inf", "0"])
-    assert rc == 0, err
-    v = _table_values(out)
-    assert v[1] == 0.0 and abs(v[0] - special.ndtr(1 / math.sqrt(2))) <= REL
-    rc, out, err = _run_cli(["probs", "cauchy", "0", "inf", "3"])
-    assert rc == 0, err
-    assert _table_values(out) == [0.0, 1.0, 0.0]
-    rc, out, err = _run_cli(["probs", "normal", "--", "-2.5"])
-    assert rc == 0, err
-    assert _table_values(out) == [1.0]
-
-
-def test_cli_special_values_oracle():
-    rc, out, err = _run_cli(["oracle", "normal", "0", "-inf", "--dps", "15"])
-    assert rc == 0, err
-    assert _table_values(out) == [1.0, 0.0]
-    rc, out, err = _run_cli(["oracle", "laplace", "-1", "inf", "--dps", "15"])
-    assert rc == 0, err
-    assert _table_values(out) == [0.0, 1.0]
-
-
-def test_cli_several_plus_inf_probs():
-    rc, out, err = _run_cli(["probs", "normal", "inf", "0", "inf"])
-    # numeric's documented choice: k entries +inf share the mass, 1/k each
-    assert rc == 0, err
-    assert _table_values(out) == [0.5, 0.0, 0.5]
-
-
-def test_cli_real_process_no_traceback():
-    # the installed entry point: a fresh interpreter, exit status 2, one line, no traceback
-    proc = subprocess.run([sys.executable, "-m", "derive.cli", "probs", "gauss", "0", "1"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc
-    assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.splitlines()) == 1 and "gauss" in proc.stderr

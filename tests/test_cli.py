@@ -232,44 +232,73 @@ def test_derive_concrete_n(capsys):
 # bad input: exit 2, exactly one line on stderr, no traceback
 # ---------------------------------------------------------------------------
 
+# (argv, a word the one-line message must contain)
 BAD = [
-    ("probs", "nosuchfamily", "0", "1"),
-    ("probs", "normal", "0", "nan"),
-    ("probs", "normal", "-inf", "-inf"),
-    ("probs", "normal", "0", "abc"),
-    ("probs", "normal"),
-    ("probs", "normal", "0", "1", "--scale", "0"),
-    ("probs", "normal", "0", "1", "--scale", "-2"),
-    ("probs", "normal", "0", "1", "--scale", "nan"),
-    ("probs", "normal", "0", "1", "--nu", "3"),
-    ("probs", "student_t", "0", "1", "--nu", "-1"),
-    ("probs", "normal", "0", "1", "--method", "magic"),
-    ("probs", "normal", "0", "1", "--K", "10"),
-    ("oracle", "nosuchfamily", "0"),
-    ("oracle", "normal", "0", "nan"),
-    ("oracle", "normal", "0", "1", "--dps", "two"),
-    ("oracle",),
-    ("oracle", "--tables", "normal", "0"),
-    ("oracle", "normal", "0", "1", "--outdir", "x"),
-    ("derive", "nosuchfamily"),
-    ("derive", "gumbel", "--n", "0"),
-    ("derive", "gumbel", "--n", "x"),
-    ("derive", "normal"),
-    ("derive", "gumbel", "--format", "html"),
-    ("notes", "--bogus"),
-    ("frobnicate",),
+    (["probs", "gauss", "0", "1"], "gauss"),
+    (["probs", "normal", "nan", "1"], "NaN"),
+    (["probs", "normal", "-inf", "-inf"], "-inf"),
+    (["probs", "normal", "0", "abc"], "abc"),
+    (["probs", "normal", "0", "1+2j"], "1+2j"),
+    (["probs", "normal"], "MU"),
+    (["probs", "normal", "0", "1", "--scale", "0"], "scale"),
+    (["probs", "normal", "0", "1", "--scale", "-1"], "scale"),
+    (["probs", "normal", "0", "1", "--scale", "nan"], "scale"),
+    (["probs", "student_t", "0", "1", "--nu", "0"], "nu"),
+    (["probs", "student_t", "0", "1", "--nu", "nan"], "nu"),
+    (["probs", "normal", "0", "1", "--nu", "3"], "nu"),
+    (["probs", "normal", "0", "1", "--method", "magic"], "method"),
+    (["probs", "normal", "0", "1", "--K", "10"], "--K"),
+    (["probs", "normal", "0", "1", "--no-such-option"], "no-such-option"),
+    (["oracle", "gauss", "0", "1"], "gauss"),
+    (["oracle", "normal", "nan", "1"], "NaN"),
+    (["oracle", "normal", "inf", "0", "inf"], "inf"),
+    (["oracle", "normal", "0", "1", "--dps", "2"], "dps"),
+    (["oracle", "normal", "0", "1", "--dps", "two"], "dps"),
+    (["oracle", "normal", "0", "x"], "x"),
+    (["oracle", "normal", "0", "1", "--scale", "-3"], "scale"),
+    (["oracle"], "FAMILY"),
+    (["oracle", "--tables", "normal", "0"], "tables"),
+    (["oracle", "normal", "0", "1", "--outdir", "x"], "outdir"),
+    (["derive", "gauss", "--n", "2"], "gauss"),
+    (["derive", "normal", "--n", "0"], "n"),
+    (["derive", "normal", "--n", "two"], "two"),
+    (["derive", "normal"], "--n"),
+    (["derive", "gumbel", "--format", "html"], "format"),
+    (["notes", "--bogus"], "bogus"),
+    (["frobnicate"], "frobnicate"),
 ]
 
 
-@pytest.mark.parametrize("argv", BAD, ids=lambda a: " ".join(a) or "<none>")
-def test_bad_input_exit_2_one_line(capsys, argv):
+@pytest.mark.parametrize("argv,word", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_exit_2_one_line(capsys, argv, word):
     rc, out, err = run(capsys, *argv)
-    assert rc == 2
-    assert out == ""
+    assert rc == 2, (rc, out, err)
+    assert out == "" and "Traceback" not in err
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("perturbmax: error: ")
-    assert "Traceback" not in err
+    assert word.lower() in lines[0].lower(), lines[0]
+
+
+def _table_values(out):
+    return [float(r[-1]) for r in parse_table(out)[1]]
+
+
+def test_probs_special_values(capsys):
+    # -inf loses exactly; one +inf wins exactly; n = 1 gives 1; n = 2 normal is Phi(D / sqrt 2)
+    rc, out, err = run(capsys, "probs", "normal", "1", "-inf", "0")
+    assert rc == 0, err
+    v = _table_values(out)
+    assert v[1] == 0.0 and v[0] == pytest.approx(ndtr(1 / math.sqrt(2)), rel=1e-13)
+    assert _table_values(run(capsys, "probs", "cauchy", "0", "inf", "3")[1]) == [0.0, 1.0, 0.0]
+    assert _table_values(run(capsys, "probs", "normal", "--", "-2.5")[1]) == [1.0]
+    # k entries +inf share the mass, 1/k each (the limit of k tied scores running off to +inf)
+    assert _table_values(run(capsys, "probs", "normal", "inf", "0", "inf")[1]) == [0.5, 0.0, 0.5]
+
+
+def test_oracle_special_values(capsys):
+    assert _table_values(run(capsys, "oracle", "normal", "0", "-inf", "--dps", "15")[1]) == [1.0, 0.0]
+    assert _table_values(run(capsys, "oracle", "laplace", "-1", "inf", "--dps", "15")[1]) == [0.0, 1.0]
 
 
 def test_bare_command_prints_usage_exit_2(capsys):
