@@ -143,8 +143,8 @@ def test_article_properties(family):
         assert (np.diff(p[order]) >= 0).all()                      # order preserving (non-strict)
         np.testing.assert_allclose(numeric.probs(mu + 3.7, family), p, rtol=1e-12, atol=1e-300)
         perm = rng.permutation(6)
-        np.testing.assert_array_equal(numeric.probs(mu[perm], family), p[perm]) if family == "gumbel" \
-            else np.testing.assert_allclose(numeric.probs(mu[perm], family), p[perm], rtol=1e-14)
+        # permutation equivariant (to rounding: the quadrature sums in another order)
+        np.testing.assert_allclose(numeric.probs(mu[perm], family), p[perm], rtol=1e-14)
 
 
 @pytest.mark.parametrize("family", ["normal", "logistic", "cauchy", "laplace"])
