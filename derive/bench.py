@@ -74,10 +74,11 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from .bench_report import SCHEMA
+
 __all__ = ["run", "machine_info", "scores", "cotangent", "SCHEMA", "FAMILIES", "SHAPES", "OPS", "KINDS",
            "SECTIONS", "CallCapExceeded"]
 
-SCHEMA = 2
 
 FAMILIES = ("gumbel", "normal", "logistic", "cauchy", "gumbel_min", "laplace", "exponential", "uniform",
             "student_t")

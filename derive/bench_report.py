@@ -483,7 +483,16 @@ def _oracle(bench) -> str:
             + _table(("case", "time"), rows) + "\n")
 
 
+#: the bench.json layout this module reads (derive.bench.SCHEMA)
+SCHEMA = 2
+
+
 def _report(bench, *, details: bool) -> str:
+    if bench.get("schema") != SCHEMA:
+        return ("# Benchmarks\n\n"
+                f"[data/bench.json](data/bench.json) has schema {bench.get('schema')}, not {SCHEMA}: its "
+                "numbers predate the current benchmark. Re-measure with `perturbmax bench --update-notes`.\n\n"
+                + _machine(bench))
     tally = _Tally()
     body = [_matrix_tables(bench, tally), _memory_table(bench, tally), _torch_table(bench, tally),
             _cli_table(bench, tally)]
@@ -495,9 +504,6 @@ def _report(bench, *, details: bool) -> str:
     if tally.groups:
         parts.append("## Targets\n\n" + tally.table() + "\n")
     parts += body
-    if bench.get("schema") != 2:
-        parts.append(f"This bench.json has schema {bench.get('schema')}, not 2: re-measure with "
-                     "`perturbmax bench --update-notes`.\n\n")
     parts.append(_errors(bench))
     parts.append(_machine(bench))
     parts.append(_methodology(bench))

@@ -44,7 +44,6 @@ __all__ = [
     "check",
     "check_report",
     "bench_outputs",
-    "render_benchmarks",
     "readme_with_derivation",
 ]
 
@@ -57,8 +56,9 @@ FIGURES = {
     "accuracy_vs_cost.png": "Measured accuracy vs cost for all entries of an n = 10 normal-noise vector: numeric "
                             "quadrature vs the article's K-point quantile rule vs Monte Carlo vs scipy's "
                             "multivariate normal CDF (errors against the high-precision oracle; data/bench.json).",
-    "bench_scaling.png": "Measured time vs n (log-log) of numeric.probs per family next to "
-                         "scipy.special.softmax on the same inputs (data/bench.json); slope 1 = linear cost.",
+    "bench_scaling.png": "Measured time vs n (log-log) of numeric.probs per family on single rows (1, n), "
+                         "worst input kind, next to scipy.special.softmax on the same inputs, and their ratio "
+                         "(data/bench.json); slope 1 = linear cost.",
 }
 
 _INPUT_DIRS = ("data",)
@@ -113,7 +113,8 @@ def _index_page(has_bench: bool, has_torch: bool) -> str:
     for name in fams:
         lines.append(f"  - [{name}](families/{name}.md)\n")
     if has_bench:
-        lines.append("- [Benchmarks](benchmarks.md): speed vs softmax, accuracy vs cost, memory, oracle timings\n")
+        lines.append("- [Benchmarks](benchmarks.md): speed vs softmax (family x shape x operation), memory, "
+                     "PyTorch, CLI start-up, accuracy vs cost, oracle timings\n")
     if has_torch:
         lines.append("- [Worked example: normal-noise softmax in a classifier](torch_example.md)\n")
     lines.append("\n## Figures\n\n")
@@ -200,184 +201,12 @@ def _torch_page(source: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _bench_targets(bench: dict) -> str:
-    """The speed/memory targets of issue #6 next to the measured values."""
-    rows = []
-
-    def add(target, measured, ok):
-        rows.append((target, measured, "met" if ok else "**missed**"))
-
-    sc = (bench.get("scaling") or {}).get("rows", [])
-    g = [r for r in sc if r["family"] == "gumbel"]
-    if g:
-        worst = max(g, key=lambda r: r["ratio"])
-        add("gumbel <= 1.2x softmax (every n)", f"max {worst['ratio']:.2f}x (n = {worst['n']:,})",
-            worst["ratio"] <= 1.2)
-    for fam in ("normal", "logistic", "cauchy"):
-        r = [r for r in sc if r["family"] == fam and r["n"] == 100_000]
-        if r:
-            add(f"{fam} <= 10x softmax at n = 1e5", f"{r[0]['ratio']:.1f}x", r[0]["ratio"] <= 10)
-    lin = [r for r in sc if r.get("growth_overall") is not None]
-    if lin:
-        worst = max(lin, key=lambda r: r["growth_overall"])
-        add("linear growth (time ratio per doubling ~2)",
-            f"<= {worst['growth_overall']:.2f} per doubling, first to last n ({worst['family']})",
-            worst["growth_overall"] <= 2.2)
-    ac = bench.get("accuracy_vs_cost")
-    if ac:
-        by = {(r["method"], r.get("setting") or ""): r for r in ac["runs"]}
-        mvn = by.get(("scipy_mvn", ""))
-        auto = by.get(("auto", ""))
-        if mvn and auto:
-            sp = mvn["time_s"] / auto["time_s"]
-            add("n = 10 normal, all entries >= 1e4x faster than scipy MVN (one vector per call)",
-                f"{sp:.3g}x ({_ms(auto['time_s'])} vs {_ms(mvn['time_s'])}; error "
-                f"{_g(auto['max_rel_err'])} vs {_g(mvn['max_rel_err'])})", sp >= 1e4)
-        bat = [r for r in ac["runs"] if r["method"] == "batch"]
-        if mvn and bat:
-            sp = mvn["time_s"] / bat[0]["time_s"]
-            add('n = 10 normal, the same per vector of a batch (`method="batch"`)',
-                f"{sp:.3g}x ({_ms(bat[0]['time_s'])} per vector, {bat[0]['setting'].split(', ')[-1]}; "
-                f"error {_g(bat[0]['max_rel_err'])})", sp >= 1e4)
-    vj = (bench.get("vjp") or {}).get("rows", [])
-    if vj:
-        worst = max(vj, key=lambda r: r["ratio"])
-        add("probs_vjp <= 3x probs", f"max {worst['ratio']:.2f} ({worst['family']}, n = {worst['n']:,})",
-            worst["ratio"] <= 3)
-    me = (bench.get("memory") or {}).get("rows", [])
-    if me:
-        worst = max(me, key=lambda r: r["extra_mb"])
-        add("<= 200 MB extra memory (n = 1e6, batch 1000 x 1000)", f"max {worst['extra_mb']:.1f} MB "
-            f"({worst['case']})", worst["extra_mb"] <= 200)
-    if not rows:
-        return ""
-    return ("## Targets (issue #6)\n\n"
-            + _md_table(("target", "measured", ""), rows) + "\n")
-
-
-def _ms(t) -> str:
-    if not isinstance(t, (int, float)):
-        return "n/a"
-    if t >= 1.0:
-        return f"{t:.2f} s"
-    if t >= 1e-3:
-        return f"{t * 1e3:.3g} ms"
-    return f"{t * 1e6:.3g} µs"
-
-
-def _g(v, digits=3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, str):
-        return v
-    return f"{v:.{digits}g}"
-
-
-def _md_table(headers, rows) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def render_benchmarks(bench: dict) -> str:
-    """``benchmarks.md`` from the raw results of ``perturbmax bench``."""
-    m = bench.get("machine", {})
-    parts = [
-        _HEADER,
-        "# Benchmarks\n\n",
-        "Measured by `perturbmax bench`" + (" --quick (tiny smoke-test sizes)" if bench.get("quick") else "")
-        + "; raw numbers in [data/bench.json](data/bench.json).\n"
-        "Every time is the median of repeated runs; every speed ratio is against\n"
-        "`scipy.special.softmax` on the same input, timed alternately in the same run.\n\n",
-        "## Machine\n\n",
-        _md_table(("", ""), [
-            ("CPU", m.get("cpu", "?")),
-            ("cores", m.get("cores", "?")),
-            ("system", m.get("system", "?")),
-            ("Python", m.get("python", "?")),
-            ("numpy", m.get("numpy", "?")),
-            ("scipy", m.get("scipy", "?")),
-            ("load average at start", ", ".join(str(v) for v in m.get("loadavg_at_start") or []) or "?"),
-            ("measured (UTC)", m.get("date_utc", "?")),
-        ]),
-        "\n",
-    ]
-    parts.append(_bench_targets(bench))
-    sc = bench.get("scaling")
-    if sc:
-        parts.append("## Cost vs scipy.special.softmax\n\n")
-        parts.append(f"Input: {sc.get('input', '')}. *Growth per doubling* is "
-                     "`(t_n / t_prev) ** (log 2 / log(n / n_prev))` (2.0 = linear).\n\n")
-        rows = []
-        for r in sc["rows"]:
-            rows.append((r["family"], f"{r['n']:,}", _ms(r["time_s"]), _ms(r["softmax_s"]),
-                         f"{r['ratio']:.2f}x", _g(r.get("growth_per_doubling")),
-                         _g(r.get("growth_overall"))))
-        parts.append(_md_table(("family", "n", "numeric.probs", "softmax", "ratio",
-                                "growth / doubling", "growth / doubling (first to last n)"), rows))
-        parts.append("\n" + _figure_md("bench_scaling.png") + "\n")
-    ac = bench.get("accuracy_vs_cost")
-    if ac:
-        mu = ", ".join(_g(v, 4) for v in ac["mu"])
-        parts.append(f"## n = {len(ac['mu'])}, normal noise: all entries, accuracy vs cost\n\n")
-        parts.append(f"mu = ({mu}); errors against `derive.oracle.probs` at {ac['oracle_dps']} digits "
-                     f"(smallest p = {_g(ac['runs'][0].get('min_p'))}). scipy's multivariate normal CDF "
-                     "computes each p_i as the (n-1)-dimensional orthant probability of the differences "
-                     "(covariance I + 11^T), default tolerances.\n\n")
-        mvn = [r for r in ac["runs"] if r["method"] == "scipy_mvn"]
-        t_mvn = mvn[0]["time_s"] if mvn else None
-        exact = ac.get("oracle_p")
-        k_min = min(range(len(exact)), key=exact.__getitem__) if exact else None
-        rows = []
-        for r in ac["runs"]:
-            speed = f"{t_mvn / r['time_s']:.3g}x" if t_mvn else "-"
-            small = _g(r["rel_err"][k_min]) if k_min is not None and r.get("rel_err") else "-"
-            rows.append((r["method"], r.get("setting") or "", _ms(r["time_s"]), _g(r["max_rel_err"]), small,
-                         _g(r["max_abs_err"]), speed))
-        parts.append(_md_table(("method", "setting", "time (all entries)", "max rel. error",
-                                "rel. error of the smallest p", "max abs. error", "speed vs scipy MVN"), rows))
-        parts.append("\n" + _figure_md("accuracy_vs_cost.png") + "\n")
-    vj = bench.get("vjp")
-    if vj:
-        parts.append("## Gradient: probs_vjp / probs\n\n")
-        rows = [(r["family"], f"{r['n']:,}", _ms(r["probs_s"]), _ms(r["vjp_s"]), f"{r['ratio']:.2f}")
-                for r in vj["rows"]]
-        parts.append(_md_table(("family", "n", "probs", "probs_vjp", "ratio"), rows) + "\n")
-    ph = bench.get("phases")
-    if ph:
-        parts.append("## Where the large-n engine spends its time\n\n")
-        parts.append("One row through the steps of `numeric._fast` (median per step, same run as softmax). "
-                     "Every step that touches each score is a handful of numpy passes; softmax is about "
-                     "four.\n\n")
-        rows = [(r["family"], f"{r['n']:,}", r["step"], _ms(r["time_s"]), f"{r['ns_per_score']:.1f}",
-                 f"{r['time_s'] / r['softmax_s']:.1f}x") for r in ph["rows"]]
-        parts.append(_md_table(("family", "n", "step", "time", "ns / score", "vs softmax"), rows) + "\n")
-    me = bench.get("memory")
-    if me:
-        parts.append("## Peak memory\n\n")
-        parts.append(f"Measured with {me.get('tool', 'tracemalloc')}. *Extra* = peak minus the output array.\n\n")
-        rows = [(r["family"], r["case"], f"{r['input_mb']:.1f} MB", f"{r['output_mb']:.1f} MB",
-                 f"{r['peak_mb']:.1f} MB", f"{r['extra_mb']:.1f} MB") for r in me["rows"]]
-        parts.append(_md_table(("family", "case", "input", "output", "peak", "extra"), rows) + "\n")
-    orc = bench.get("oracle")
-    if orc:
-        parts.append("## Oracle timings\n\n")
-        inputs = f" ({orc['inputs']})" if orc.get("inputs") else ""
-        parts.append(f"Measured with `{orc.get('function', 'derive.oracle.timing_report')}`{inputs}.\n\n")
-        rows = [(r["case"], _ms(r["time_s"]) if r.get("time_s") is not None else r.get("note", "n/a"))
-                for r in orc["rows"]]
-        parts.append(_md_table(("case", "time"), rows) + "\n")
-    if "total_s" in bench:
-        parts.append(f"Whole bench run: {_ms(bench['total_s'])}.\n")
-    return "".join(parts)
-
-
 def _bench_parts(bench: dict) -> dict:
     """benchmarks.md (bytes) and its two figures (:class:`~derive.plots.FigureSpec`)."""
-    from . import plots
+    from . import bench_report, plots
 
     return {
-        "benchmarks.md": _text(render_benchmarks(bench)),
+        "benchmarks.md": _text(_HEADER + bench_report.render(bench)),
         "figures/accuracy_vs_cost.png": plots.accuracy_vs_cost(bench),
         "figures/bench_scaling.png": plots.bench_scaling(bench),
     }

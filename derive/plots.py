@@ -253,23 +253,34 @@ def accuracy_vs_cost(bench: dict) -> FigureSpec:
     one per method and setting (numeric auto/quadrature; the K-point rule
     per K; Monte Carlo per sample count; scipy's multivariate normal CDF).
     """
-    ac = bench["accuracy_vs_cost"]
+    ac = bench.get("accuracy_vs_cost") or {}
     runs = [{k: r.get(k) for k in ("method", "setting", "time_s", "max_rel_err", "max_abs_err")}
-            for r in ac["runs"]]
+            for r in ac.get("runs", []) if r.get("time_s")]
     return FigureSpec("accuracy_vs_cost", {"n": len(ac.get("mu") or []), "runs": runs},
                       _draw_accuracy_vs_cost, (9.0, 4.4))
 
 
+def _not_measured(fig, what: str) -> None:
+    """A figure whose data the bench run did not measure: says so instead of empty axes."""
+    ax = fig.add_subplot(1, 1, 1)
+    ax.text(0.5, 0.5, f"{what}: not measured in this bench run", ha="center", va="center",
+            transform=ax.transAxes)
+    ax.set_axis_off()
+
+
 def _draw_accuracy_vs_cost(fig, data: dict) -> None:
+    if not data["runs"]:
+        _not_measured(fig, "accuracy vs cost")
+        return
     groups: dict[str, list] = {}
     for r in data["runs"]:
         groups.setdefault(r["method"], []).append(r)
-    order = ["auto", "quadrature", "closed", "quantile", "monte_carlo", "scipy_mvn"]
+    order = ["auto", "quadrature", "batch", "quantile", "monte_carlo", "scipy_mvn"]
     methods = [m for m in order if m in groups] + sorted(m for m in groups if m not in order)
-    markers = {"auto": "o", "quadrature": "s", "closed": "P", "quantile": "^", "monte_carlo": "v", "scipy_mvn": "D"}
+    markers = {"auto": "o", "quadrature": "s", "batch": "P", "quantile": "^", "monte_carlo": "v", "scipy_mvn": "D"}
     labels = {"auto": "numeric.probs (auto)", "quadrature": "numeric quadrature",
-              "quantile": "article's K-point rule", "monte_carlo": "Monte Carlo",
-              "scipy_mvn": "scipy multivariate_normal.cdf"}
+              "batch": "numeric batch, per vector", "quantile": "article's K-point rule",
+              "monte_carlo": "Monte Carlo", "scipy_mvn": "scipy multivariate_normal.cdf"}
     floor = 1e-17
     axes = [fig.add_subplot(1, 2, k + 1) for k in range(2)]
     for ax, key, what in ((axes[0], "max_rel_err", "max relative error"),
@@ -284,7 +295,7 @@ def _draw_accuracy_vs_cost(fig, data: dict) -> None:
                 for r, ti, ei in zip(pts, t, e):
                     ax.annotate(r["setting"], (ti, ei), textcoords="offset points",
                                 xytext=(3, -9 if method == "quantile" else 4), fontsize=6.5)
-        ax.set_xlabel("time for all n entries (s, median)")
+        ax.set_xlabel("time for all n entries (s, minimum)")
         ax.set_ylabel(f"{what} vs oracle")
         ax.grid(True, which="major", alpha=0.3)
     axes[0].axhline(1e-13, color="0.5", lw=0.8, ls=":")
@@ -298,17 +309,29 @@ def _draw_accuracy_vs_cost(fig, data: dict) -> None:
 
 def bench_scaling(bench: dict) -> FigureSpec:
     """Left: time vs n (log-log) of numeric.probs per family and of softmax.
-    Right: the ratio to scipy.special.softmax on the same input."""
-    rows = [{k: r[k] for k in ("family", "n", "time_s", "ratio", "softmax_s")} for r in bench["scaling"]["rows"]]
+    Right: the ratio to scipy.special.softmax on the same input.
+
+    Points: the matrix cells of ``bench.json`` for probs on single rows
+    (1, n) that were measured, each at its worst input kind.
+    """
+    rows = []
+    for c in (bench.get("matrix") or {}).get("cells", []):
+        if c["op"] == "probs" and c["shape"][0] == 1 and c.get("status") == "ok":
+            k = c["kinds"][c["worst_kind"]]
+            rows.append({"family": c["family"], "n": c["shape"][1], "time_s": k["time_s"], "ratio": k["ratio"],
+                         "softmax_s": k["base_s"]})
     return FigureSpec("bench_scaling", {"rows": rows}, _draw_bench_scaling, (9.0, 4.2))
 
 
 def _draw_bench_scaling(fig, data: dict) -> None:
+    if not data["rows"]:
+        _not_measured(fig, "numeric.probs on single rows")
+        return
     fams: dict[str, list] = {}
     soft: dict[int, float] = {}
     for r in data["rows"]:
         fams.setdefault(r["family"], []).append((r["n"], r["time_s"], r["ratio"]))
-        soft.setdefault(r["n"], r["softmax_s"])
+        soft[r["n"]] = min(soft.get(r["n"], r["softmax_s"]), r["softmax_s"])
     ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     ns = sorted(soft)
     ax.loglog(ns, [soft[n] for n in ns], "k--", marker=".", label="scipy.special.softmax")
@@ -321,7 +344,7 @@ def _draw_bench_scaling(fig, data: dict) -> None:
         t_end = max([p[1] for pts in fams.values() for p in pts if p[0] == ns[-1]] or [soft[ns[-1]]])
         ax.loglog(ns, [t_end * n / ns[-1] for n in ns], color="0.6", lw=0.8, ls=":", label="slope 1 (linear)")
     ax.set_xlabel("n (scores per vector)")
-    ax.set_ylabel("time (s, median of repeats)")
+    ax.set_ylabel("time per call (s, minimum)")
     ax.set_title("numeric.probs: time vs n")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", frameon=False)

@@ -27,6 +27,9 @@ from importlib import metadata as _metadata
 
 import numpy as np
 
+from . import _fast
+from ._fast import FAST_FAMILIES, fast_log_probs_rows, fast_probs_vjp
+from ._fast_rows import ROWS_FAMILIES, rows_log_probs, rows_onehot_log_vjp
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._batch import BATCH_FAMILIES, N_MAX, auto_spread_limit, batch_log_probs, row_log_probs
 from ._quadrature import QuadratureError, quadrature_log_probs
@@ -50,39 +53,43 @@ VJP_METHODS = ("auto", "closed", "quadrature")
 FAST_MIN_N = 256
 
 
-def _fast_engine():
-    """``f(y (m, n), fam) -> (log_p, ok)`` from numeric._fast, or None when absent."""
-    try:
-        from . import _fast
-    except ImportError:
-        return None
-    rows = getattr(_fast, "fast_log_probs_rows", None)
-    if rows is not None:
-        return rows
-    whole = getattr(_fast, "fast_log_probs", None)
-    if whole is None:
-        return None
+def _fast_vjp_rows(y, g, fam, log):
+    """O(n) VJPs of standardized finite rows ``y`` with finite cotangents ``g``:
+    ``(out, ok)``, rows with ``ok`` False (declined) hold NaN.
 
-    def by_block(y, fam, **_):
-        try:
-            return whole(y, fam), np.ones(y.shape[0], dtype=bool)
-        except NotImplementedError:
-            return np.full(y.shape, np.nan), np.zeros(y.shape[0], dtype=bool)
-    return by_block
-
-
-def _fast_vjp_engine(fam):
-    """``numeric._fast.fast_probs_vjp`` when it serves ``fam`` (normal, logistic, gumbel_min,
-    cauchy), else None."""
-    try:
-        from . import _fast
-    except ImportError:
-        return None
-    fn = getattr(_fast, "fast_probs_vjp", None)
-    specs = getattr(_fast, "_SPECS", {})
-    if fn is None or fam.name not in specs or fam.name not in getattr(_fast, "HAZARD_C", specs):
-        return None
-    return fn
+    Rows whose cotangent has one nonzero ``c_y`` (the gradient of a negative
+    log-likelihood) take the one-hot path of numeric._fast_rows:
+    ``c_y d log p_y / dy`` (times ``p_y`` for ``probs``), every entry a positive
+    integral; all-zero rows give 0; other rows the O(n) engine's dense VJP
+    (numeric._fast.fast_probs_vjp, and for ``log_probs`` fast_log_probs_vjp when
+    the engine has it).  Divided by the scale (``y = x / scale``)."""
+    m, n = y.shape
+    out = np.full((m, n), np.nan)
+    ok = np.zeros(m, dtype=bool)
+    if fam.custom or fam.name not in FAST_FAMILIES:
+        return out, ok
+    nnz = np.count_nonzero(g, axis=1)
+    zero = nnz == 0
+    out[zero] = 0.0
+    ok[zero] = True
+    one = np.flatnonzero(nnz == 1) if fam.name in ROWS_FAMILIES else np.zeros(0, dtype=np.intp)
+    if one.size:
+        yi = np.argmax(g[one] != 0, axis=1)
+        c = g[one, yi]
+        v, okv = rows_onehot_log_vjp(y[one], yi, fam)
+        if not log:
+            lp, okp = rows_log_probs(y[one], fam)
+            v *= np.exp(lp[np.arange(one.size), yi])[:, None]
+            okv &= okp
+        v *= c[:, None]
+        out[one[okv]] = v[okv]
+        ok[one] = okv
+    dense = np.flatnonzero(~ok)
+    fn = getattr(_fast, "fast_log_probs_vjp", None) if log else fast_probs_vjp
+    if dense.size and fn is not None:
+        out[dense], ok[dense] = fn(y[dense], g[dense], fam, rows=True, assume_finite=True)
+    out /= fam.scale
+    return out, ok
 
 
 def _valid_methods(fam, n, choices=METHODS):
@@ -308,20 +315,20 @@ def _plain_standardized(x, fam, scratch=False, shift=True):
     return y
 
 
-def _large_rows(y, fam):
-    """Rows of n >= FAST_MIN_N, standardized and finite: the fast engine's log p, the
-    adaptive quadrature for rows it declines; None when the engine is absent or does
-    not serve the family."""
-    fast = _fast_engine()
-    if fast is None:
+def _large_rows(y, fam, assume_finite=True):
+    """Rows of n >= FAST_MIN_N, standardized and finite: ``(log p, ok)`` from the
+    row-batched engine (numeric._fast_rows) and the per-row O(n) engine for rows it
+    declines (``ok`` False: both declined, NaN); None when the family has no fast kernels."""
+    if fam.custom or fam.name not in FAST_FAMILIES:
         return None
-    try:
-        lp, ok = fast(y, fam, assume_finite=True)    # y: finite, checked by the caller
-    except NotImplementedError:       # family without fast kernels
-        return None
-    for r in np.flatnonzero(~ok):
-        lp[r] = quadrature_log_probs(y[r], fam)
-    return lp
+    if fam.name in ROWS_FAMILIES:
+        lp, ok = rows_log_probs(y, fam)
+    else:
+        lp, ok = np.full(y.shape, np.nan), np.zeros(y.shape[0], dtype=bool)
+    todo = np.flatnonzero(~ok)
+    if todo.size:
+        lp[todo], ok[todo] = fast_log_probs_rows(y[todo], fam, assume_finite=assume_finite)
+    return lp, ok
 
 
 def _log_probs_2d(x, fam, method, opts):
@@ -337,8 +344,11 @@ def _log_probs_2d(x, fam, method, opts):
         # forms exactly, so the scores go in unshifted (x - max would round each gap by
         # half an ulp, and log p_i moves by its slope times that: up to ~2 ulps of log p)
         y = _plain_standardized(x, fam, scratch=True, shift=not _exact_scale(fam.scale))
-        lp = None if y is None else _large_rows(y, fam)
-        if lp is not None:
+        got = None if y is None else _large_rows(y, fam)
+        if got is not None:
+            lp, ok = got
+            for r in np.flatnonzero(~ok):
+                lp[r] = quadrature_log_probs(y[r], fam)
             return lp
     lp, todo = split_rows(x)
     if not todo.any():
@@ -377,17 +387,13 @@ def _log_probs_2d(x, fam, method, opts):
             done[idx] = True
     elif method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
         done = one.copy()
-        fast = _fast_engine()
         blk = full & ~one
-        if fast is not None and blk.any():
-            try:
-                flp, ok = fast(np.ascontiguousarray(y[blk]), fam)
-            except NotImplementedError:       # family without fast kernels
-                flp, ok = None, np.zeros(int(blk.sum()), dtype=bool)
-            idx = np.flatnonzero(blk)[ok]
-            if idx.size:
-                lp[rows[idx]] = flp[ok]
-            done[idx] = True
+        if blk.any():
+            got = _large_rows(np.ascontiguousarray(y[blk]), fam, assume_finite=False)
+            if got is not None:
+                idx = np.flatnonzero(blk)[got[1]]
+                lp[rows[idx]] = got[0][got[1]]
+                done[idx] = True
     else:
         done = one.copy()
     for r in np.flatnonzero(~done):
@@ -490,16 +496,13 @@ def _vjp_2d(x, g, fam, method, log):
     from ._vjp import quadrature_vjp, softmax_log_vjp, softmax_vjp
     m, n = x.shape
     _check_method(method, fam, n, VJP_METHODS)
-    if not log and method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
+    if method == "auto" and n >= FAST_MIN_N and fam.name in FAST_FAMILIES and not fam.custom:
         # lean path for plain input (every score and cotangent finite): the O(n)
-        # engine on the unshifted scores (the VJP is shift invariant), no special-row
-        # split, no copies; rows the engine declines take the general path below
-        fast_vjp = _fast_vjp_engine(fam)
-        y = None if fast_vjp is None else _plain_standardized(x, fam, scratch=True,
-                                                               shift=not _exact_scale(fam.scale))
+        # engines on the unshifted scores (the VJP is shift invariant), no special-row
+        # split, no copies; rows the engines decline take the general path below
+        y = _plain_standardized(x, fam, scratch=True, shift=not _exact_scale(fam.scale))
         if y is not None and np.isfinite(g).all():
-            out, ok = fast_vjp(y, g, fam, rows=True, assume_finite=True)
-            out /= fam.scale
+            out, ok = _fast_vjp_rows(y, g, fam, log)
             if ok.all():
                 return out
             bad = np.flatnonzero(~ok)
@@ -528,18 +531,13 @@ def _vjp_2d(x, g, fam, method, log):
     elif method == "closed":
         raise ValueError(f"method='closed' has no vector-Jacobian product for family {fam.name!r} "
                          f"with n = {n}; valid methods here: auto, quadrature")
-    if not log and method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
-        # the O(n) engine's VJP (normal, logistic, gumbel_min, cauchy), row by row so a declined row falls back
-        # alone; log_probs_vjp stays on quadrature: g = c / p spans the float range when
-        # some p are tiny and the binned sums of the fast engine would lose it
-        fast_vjp = _fast_vjp_engine(fam)
-        if fast_vjp is not None:
-            for r in np.flatnonzero(finite.all(axis=1) & np.isfinite(gr).all(axis=1)):
-                try:
-                    out[rows[r]] = fast_vjp(y[r:r + 1], gr[r:r + 1], fam)[0] / fam.scale
-                    done[r] = True
-                except NotImplementedError:
-                    pass
+    if method == "auto" and n >= FAST_MIN_N:
+        # the O(n) engines on the rows without special entries
+        blk = np.flatnonzero(finite.all(axis=1) & np.isfinite(gr).all(axis=1))
+        if blk.size:
+            v, ok = _fast_vjp_rows(np.ascontiguousarray(y[blk]), np.ascontiguousarray(gr[blk]), fam, log)
+            out[rows[blk[ok]]] = v[ok]
+            done[blk[ok]] = True
     for r in np.flatnonzero(~done):
         sel = finite[r]
         res = np.zeros(n)

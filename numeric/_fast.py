@@ -99,7 +99,8 @@ from ._exp import exp_terms
 from ._fast_cauchy import cauchy_nodes, fast_cauchy_vjp_row
 from ._fast_kernels import HAZARD_C, KernelCache
 
-__all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "FAST_MIN_N", "FAST_FAMILIES"]
+__all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "fast_log_probs_vjp", "FAST_MIN_N",
+           "FAST_FAMILIES"]
 
 FAST_FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
 FAST_MIN_N = 16
@@ -846,7 +847,7 @@ class _LogWeight:
     def ensure(self, a, b):
         rows = np.arange(max(0, int(a)), min(self.v.size, int(b)))
         rows = rows[~self.strict[rows]]
-        if rows.size:
+        if rows.size and self.far is not None:
             self.far(self, rows, self.lnear[rows] + math.log(_FAR_EPS))
             self.strict[rows] = True
         return self.v
@@ -876,42 +877,61 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
     sel = np.flatnonzero(np.isfinite(lw))
     zs, ls = z[sel], lw[sel]
     lnear = np.full(G, -np.inf)
+    lW = np.full(geo.P, -np.inf)             # log of the weight in each bin
     band = np.floor((float(ls.max()) - ls) / _BAND)
-    for bnd in np.unique(band):
-        m = band == bnd
-        sc = float(ls[m].max())
-        Mb = _bin_moments(zs[m], geo.lo, geo.invH, geo.P, gcache.R, weights=np.exp(ls[m] - sc))
-        v = _spread_convolve(Mb, kL, geo.kR, spec, gcache, table="B")
-        with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore"):
+        for bnd in np.unique(band):
+            m = band == bnd
+            sc = float(ls[m].max())
+            Mb = _bin_moments(zs[m], geo.lo, geo.invH, geo.P, gcache.R, weights=np.exp(ls[m] - sc))
+            v = _spread_convolve(Mb, kL, geo.kR, spec, gcache, table="B")
             lnear = np.logaddexp(lnear, np.log(np.maximum(v, 0.0)) + sc)
-    # far terms: exact bins and offsets (z_j = lo + (b_j + u_j) H, x_k = lo + k H)
-    u, tmp, bi = np.empty(zs.size), np.empty(zs.size), np.empty(zs.size, dtype=np.int64)
-    _split_lattice(zs, geo.invH, _MAGIC_BITS + int(geo.lo * geo.invH), u, tmp, bi)
-    order = np.argsort(bi, kind="stable")
-    bs, us, lws = bi[order], u[order], ls[order]
-    bins, start, cnt = np.unique(bs, return_index=True, return_counts=True)
-    lW = np.maximum.reduceat(lws, start) + np.log(cnt)
+            lW = np.logaddexp(lW, np.log(Mb[0]) + sc)
+    out = _LogWeight(LFv, lnear, None)
     s_hi = gcache.s_hi
-    smax = geo.kR - int(bins[0])
+    # far terms of row k: bins b <= k - s_hi - 1, t >= (s_hi + 1/2) H, where h <= h(t_c): a cheap
+    # bound from the prefix sums of the bin weights, refined per (row, bin) where it is not enough
+    cumW = np.logaddexp.accumulate(lW)
+    kb = np.arange(kL, geo.kR + 1) - s_hi - 1             # last far bin of each row
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        h_c = float(fam.loghazard(np.array([(s_hi + 0.5) * H]))[0])
+    far_crude = np.where(kb >= 0, cumW[np.clip(kb, 0, geo.P - 1)] + h_c, -np.inf)
+    thr = lnear + math.log(_FAR_EPS)
+    rows = np.flatnonzero(far_crude > thr)
+    if rows.size == 0:
+        return out
+    bins = np.flatnonzero(np.isfinite(lW))
+    lWb = lW[bins]
     logP = math.log(bins.size)
-    budget = [100 * z.size + 200_000]
-
-    def far(obj, rows, thr):
-        pass
-
-    if smax <= s_hi:
-        return _LogWeight(LFv, lnear, far)
+    smax = geo.kR - int(bins[0])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         LHub = fam.loghazard((np.arange(s_hi + 1, smax + 1) - 0.5) * H)
-    cb = max(1, (1 << 20) // G)
+    cb = max(1, (1 << 20) // max(1, rows.size))
 
     def bounds(krows, b0, b1):
         S = krows[:, None] - bins[None, b0:b1]
         isfar = S > s_hi
-        return np.where(isfar, lW[None, b0:b1] + LHub[np.where(isfar, S - s_hi - 1, 0)], -np.inf)
+        return np.where(isfar, lWb[None, b0:b1] + LHub[np.where(isfar, S - s_hi - 1, 0)], -np.inf)
+
+    far_ub = np.full(rows.size, -np.inf)
+    for b0 in range(0, bins.size, cb):
+        far_ub = np.maximum(far_ub, bounds(rows + kL, b0, b0 + cb).max(axis=1))
+    far_ub += logP
+    keep = far_ub > thr[rows]
+    rows, far_ub = rows[keep], far_ub[keep]
+    if rows.size == 0:
+        return out
+    # the terms themselves: entries sorted by bin, exact offsets (z_j = lo + (b_j + u_j) H)
+    u, tmp, bi = np.empty(zs.size), np.empty(zs.size), np.empty(zs.size, dtype=np.int64)
+    _split_lattice(zs, geo.invH, _MAGIC_BITS + int(geo.lo * geo.invH), u, tmp, bi)
+    order = np.argsort(bi, kind="stable")
+    bs, us, lws = bi[order], u[order], ls[order]
+    start = np.searchsorted(bs, bins)
+    cnt = np.searchsorted(bs, bins, side="right") - start
+    budget = [100 * z.size + 200_000]
 
     def far(obj, rows, thr):
-        """Add the far terms above ``thr[i] - log(#bins)`` (per bin bound) to ``obj`` at ``rows``."""
+        """Add the far terms of bins whose bound exceeds ``thr - log(#bins)`` at ``rows``."""
         ri, bj = [], []
         for b0 in range(0, bins.size, cb):
             r_, c_ = np.nonzero(bounds(rows + kL, b0, b0 + cb) > (thr - logP)[:, None])
@@ -925,8 +945,6 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
         c = cnt[bj]
         total = int(c.sum())
         budget[0] -= total
-        import os
-        if os.environ.get("BDBG"): print("DBG far rows", rows.size, "x", (rows.min()+kL)*H+geo.lo, (rows.max()+kL)*H+geo.lo, "zmax", z.max(), "zmin", z.min(), "pairs", total, "G", G)
         if budget[0] < 0:
             raise NotImplementedError("VJP: too many far terms to sum exactly")
         rr = np.repeat(ri, c)
@@ -940,15 +958,7 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
         kk = rows[rr[seg]]
         obj.v[kk] = obj.LFv[kk] + np.logaddexp(obj.lnear[kk], mx + np.log(sm))
 
-    far_ub = np.full(G, -np.inf)
-    for b0 in range(0, bins.size, cb):
-        far_ub = np.maximum(far_ub, bounds(np.arange(kL, geo.kR + 1), b0, b0 + cb).max(axis=1))
-    far_ub += logP
-    thr = lnear + math.log(_FAR_EPS)
-    out = _LogWeight(LFv, lnear, far)
-    rows = np.flatnonzero(far_ub > thr)
-    if rows.size == 0:
-        return out
+    out.far = far
     # D[k] = max over nodes of (h F near at row k) - (peak of h F near): the mass test
     Llb = LFv + lnear
     D = np.full(rows.size, -np.inf)
@@ -956,9 +966,8 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
         w = win[i0:i0 + _ROWS]
         peak = (w + Llb[None, :]).max(axis=1)
         D = np.maximum(D, (w[:, rows] - peak[:, None]).max(axis=0))
-    thr_mass = math.log(_FAR_EPS) - math.log(G) - LFv[rows] - D
-    thr_r = np.maximum(thr[rows], thr_mass)
-    keep = far_ub[rows] > thr_r
+    thr_r = np.maximum(thr[rows], math.log(_FAR_EPS) - math.log(G) - LFv[rows] - D)
+    keep = far_ub > thr_r
     far(out, rows[keep], thr_r[keep])
     return out
 
@@ -1069,22 +1078,7 @@ def fast_log_probs_rows(x, fam, *, check_cost=True, assume_finite=False):
     return out, ok
 
 
-def fast_probs_vjp(x, cotangent, fam, *, check_cost=True, rows=False, assume_finite=False):
-    """Vector-Jacobian product of the probabilities, row by row, O(n) per row.
-
-    ``(J^T g)_k = int h(t - x_k) F(t) (g_k S(t) - Gamma(t)) dt`` with
-    ``S = sum_j h(t - x_j)``, ``Gamma = sum_j g_j h(t - x_j)`` (differentiate
-    the max-CDF form; the diagonal term ``-int h'_k F`` becomes ``int h_k F S``
-    by parts).  Same grids as :func:`fast_log_probs`; cost about 2.5x.
-    ``rows=True`` declines row by row like :func:`fast_log_probs_rows` and
-    returns ``(vjp, ok)``; ``assume_finite=True`` skips the finiteness passes
-    (the caller has checked scores and cotangent).
-
-    >>> from numeric.families import get_family
-    >>> v = fast_probs_vjp(np.zeros((1, 3000)), np.ones((1, 3000)), get_family("normal"))
-    >>> bool(np.abs(v).max() < 1e-16)
-    True
-    """
+def _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log):
     _check_family(fam)
     x = _check_scores(x, finite=not assume_finite)
     g = np.asarray(cotangent, dtype=np.float64)
@@ -1098,13 +1092,58 @@ def fast_probs_vjp(x, cotangent, fam, *, check_cost=True, rows=False, assume_fin
     ok = np.ones(x.shape[0], dtype=bool)
     for i in range(x.shape[0]):
         try:
-            out[i] = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost)
+            out[i] = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost, log=log)
         except NotImplementedError:
             if not rows:
                 raise
             ok[i] = False
             out[i] = np.nan
     return (out, ok) if rows else out
+
+
+def fast_probs_vjp(x, cotangent, fam, *, check_cost=True, rows=False, assume_finite=False):
+    """Vector-Jacobian product of the probabilities, row by row, O(n) per row.
+
+    ``(J^T g)_k = int h(t - x_k) F(t) (g_k S(t) - Gamma(t)) dt
+    = sum_j (g_k - g_j) int h_k h_j F dt`` with ``S = sum_j h(t - x_j)``,
+    ``Gamma = sum_j g_j h(t - x_j)`` (differentiate the max-CDF form; the
+    diagonal term ``-int h'_k F`` becomes ``int h_k F S`` by parts).  Each
+    entry is accurate relative to its own sum of |terms| (see
+    :func:`_row_vjp`), whatever the cotangent: rows whose terms the engine
+    cannot resolve are declined.  ``rows=True`` declines row by row like
+    :func:`fast_log_probs_rows` and returns ``(vjp, ok)`` (declined rows NaN,
+    for the caller's quadrature); otherwise a declined row raises
+    ``NotImplementedError``.  ``assume_finite=True`` skips the finiteness
+    passes (the caller has checked scores and cotangent).
+
+    >>> from numeric.families import get_family
+    >>> v = fast_probs_vjp(np.zeros((1, 3000)), np.ones((1, 3000)), get_family("normal"))
+    >>> bool(np.abs(v).max() < 1e-16)
+    True
+    """
+    return _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log=False)
+
+
+def fast_log_probs_vjp(x, cotangent, fam, *, check_cost=True, rows=False, assume_finite=False):
+    """Vector-Jacobian product of the log-probabilities, row by row, O(n) per row.
+
+    ``(J_log^T c)_k = sum_i c_i d log p_i / d x_k = (J^T g)_k`` with ``g_i = c_i / p_i``,
+    which spans the float range when some ``p_i`` are tiny.  So ``g`` is never
+    formed: centred, ``g'_i = (c_i - p_i sum_j c_j) / p_i``, its diagonal part is
+    ``g'_k T1_k = (c_k - p_k sum c) rho_S(x_k)`` and its ``Gamma`` enters the
+    integrals as log weights ``log|c_i - p_i sum c| - log p_i`` (weights
+    ``e^600`` apart are spread separately and summed in log space; see
+    :func:`_row_vjp`).  Same signature, accuracy statement and row-decline
+    contract as :func:`fast_probs_vjp` (``rows=True``: ``(vjp, ok)``).
+
+    >>> from numeric.families import get_family
+    >>> z = np.linspace(0.0, 30.0, 300)[None, :]       # p_0 ~ 1e-400: c / p overflows
+    >>> c = np.zeros_like(z); c[0, 0] = -1.0
+    >>> v = fast_log_probs_vjp(z, c, get_family("normal"))
+    >>> bool(abs(v.sum()) < 1e-12 * np.abs(v).sum()), bool(v[0, 0] < 0)
+    (True, True)
+    """
+    return _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log=True)
 
 
 def _check_scores(x, finite=True):

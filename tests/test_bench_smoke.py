@@ -70,6 +70,18 @@ def test_tiny_run_measures_and_writes_only_output(tmp_path, capsys):
     assert "VJP ≤ 3× the family's probs" in printed and "student_t ≤ 3× normal" in printed
 
 
+def test_update_notes_writes_the_notes_directory(tmp_path, capsys):
+    notes_dir = tmp_path / "notes"
+    assert main(["bench", "--quick", "--sections", "matrix", "--families", "gumbel", "--shapes", "1x10",
+                 "--ops", "probs", "--update-notes", "--notes-dir", str(notes_dir)]) == 0
+    capsys.readouterr()
+    res = json.loads((notes_dir / "data" / "bench.json").read_text())
+    md = (notes_dir / "benchmarks.md").read_text(encoding="utf-8")
+    assert "## Machine" in md and res["machine"]["cpu"] in md and "(1, 10)" in md
+    for fig in ("accuracy_vs_cost.png", "bench_scaling.png"):
+        assert (notes_dir / "figures" / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_quick_never_updates_the_repository_notes(capsys):
     before = _tracked_state()
     assert main(["bench", "--quick", "--update-notes"]) == 2

@@ -146,8 +146,16 @@ def _kernels(name, params, prec):
         a, b = nu / 2, arb(1) / 2
         logc = ((nu + 1) / 2).lgamma() - (nu / 2).lgamma() - (nu * arb.pi()).log() / 2
 
-        def tail(y):  # Phi(y), y <= 0: I_{nu/(nu+y^2)}(nu/2, 1/2) / 2
-            return (nu / (nu + y * y)).beta_lower(a, b, regularized=True) / 2
+        def tail(y):
+            # Phi(y), y <= 0: I_x(nu/2, 1/2) / 2 with x = nu / (nu + y^2).  For |y| < 1
+            # x is close to 1, where arb's beta_lower returns NaN once x rounds to 1
+            # (|y| ~ 1e-30); there the complement 1/2 - I_{1-x}(1/2, nu/2) / 2 with
+            # 1 - x = y^2 / (nu + y^2) is used, which cancels at most a factor 4
+            # (Phi(-1) > Phi_normal(-1) > 1/8 for every nu).
+            y2 = y * y
+            if y2.mid() < 1:
+                return (1 - (y2 / (nu + y2)).beta_lower(b, a, regularized=True)) / 2
+            return (nu / (nu + y2)).beta_lower(a, b, regularized=True) / 2
 
         def lc(y):
             if y.mid() <= 0:

@@ -251,8 +251,11 @@ def _student_t(nu):
     # y > 0: log Phi = log1p(-Phi(-y)).  pdf = c (1 + y^2/nu)^{-(nu+1)/2}.
     nuf = float(nu)
 
-    def tail(y):  # Phi(y) for y <= 0
-        return mp.betainc(nu / 2, mp.mpf(1) / 2, 0, nu / (nu + y * y), regularized=True) / 2
+    def tail(y):  # Phi(y) for y <= 0 (the complement form for |y| < 1, see _flint_eval)
+        y2 = y * y
+        if y2 < 1:
+            return (1 - mp.betainc(mp.mpf(1) / 2, nu / 2, 0, y2 / (nu + y2), regularized=True)) / 2
+        return mp.betainc(nu / 2, mp.mpf(1) / 2, 0, nu / (nu + y2), regularized=True) / 2
 
     def lc(y):
         if y <= 0:
