@@ -3,7 +3,8 @@
 Main table (section ``matrix``): every family x shape x operation,
 
 * families: gumbel, normal, logistic, cauchy, gumbel_min, laplace,
-  exponential, uniform, student_t (nu = 3);
+  exponential, uniform, student_t (nu = 3), and a user family (Frechet
+  noise given as a sympy CDF, compiled by ``derive``: :func:`_user_family`);
 * shapes (rows, n): (1, 3), (1, 10), (1, 100), (1, 1e3), (1, 1e5), (1, 1e6),
   (1000, 10), (256, 1000), (64, 32000), (8, 256000), reduced along the last axis;
 * operations: ``probs``, ``log_probs``, and ``probs_vjp`` / ``log_probs_vjp``
@@ -80,8 +81,10 @@ __all__ = ["run", "machine_info", "scores", "cotangent", "SCHEMA", "FAMILIES", "
            "SECTIONS", "CallCapExceeded"]
 
 
+#: a user family, given to derive as a sympy CDF and compiled for numeric (see _user_family)
+USER_FAMILY = "user:frechet2"
 FAMILIES = ("gumbel", "normal", "logistic", "cauchy", "gumbel_min", "laplace", "exponential", "uniform",
-            "student_t")
+            "student_t", USER_FAMILY)
 FAMILY_PARAMS = {"student_t": {"nu": 3.0}}
 SHAPES = ((1, 3), (1, 10), (1, 100), (1, 1_000), (1, 100_000), (1, 1_000_000),
           (1000, 10), (256, 1000), (64, 32_000), (8, 256_000))
@@ -204,6 +207,36 @@ def cotangent(kind: str, shape, which: str):
     return g
 
 
+_COMPILED = {}
+
+
+def _user_family():
+    """Frechet noise of shape 2, ``F(x) = exp(-x**-2)`` on ``x > 0``, the way a user brings a family:
+    a sympy CDF given to :func:`derive.family_from_cdf`, compiled by ``Family.to_numeric()``
+    (verified kernels) and run through numeric's general path.  Compiled once per process; a
+    failure is kept and re-raised for every cell."""
+    if USER_FAMILY not in _COMPILED:
+        try:
+            import sympy as sp
+
+            from . import family_from_cdf
+
+            x = sp.Symbol("x", real=True)
+            _COMPILED[USER_FAMILY] = family_from_cdf(sp.exp(-x ** -2), x, sp.Interval(0, sp.oo),
+                                                     name="frechet2").to_numeric()
+        except Exception as exc:  # kept: every cell of this family reports it
+            _COMPILED[USER_FAMILY] = exc
+    fam = _COMPILED[USER_FAMILY]
+    if isinstance(fam, Exception):
+        raise fam
+    return fam
+
+
+def _family_arg(family):
+    """What numeric's entry points take for a bench family: the registry name or the compiled user family."""
+    return _user_family() if family == USER_FAMILY else family
+
+
 def _op_pair(op, family, x, g):
     """(numeric call, baseline call) of one operation on the arrays x (scores) and g (cotangent)."""
     import numpy as np
@@ -212,6 +245,7 @@ def _op_pair(op, family, x, g):
     import numeric
 
     params = FAMILY_PARAMS.get(family, {})
+    family = _family_arg(family)
     name = op.split(":")[0]
     if name == "probs":
         return (lambda: numeric.probs(x, family, **params)), (lambda: softmax(x, axis=-1))
@@ -415,7 +449,7 @@ def _say(verbose, msg):
 
 
 def _cell_line(cell) -> str:
-    head = f"  {cell['family']:11s} {_fmt_shape(cell['shape']):14s} {cell['op']:22s}"
+    head = f"  {cell['family']:13s} {_fmt_shape(cell['shape']):14s} {cell['op']:22s}"
     if cell["status"] == "ok":
         k = cell["kinds"][cell["worst_kind"]]
         return (f"{head} {cell['ratio']:9.2f}x  ({k['time_s'] * 1e3:.3f} ms wall, {k['cpu_s'] * 1e3:.3f} ms CPU; "
@@ -529,11 +563,11 @@ def _torch(cfg, verbose):
             params = FAMILY_PARAMS.get(family, {})
 
             def make(kind):
-                x, y = xs[kind], ys[kind]
+                x, y, fam = xs[kind], ys[kind], _family_arg(family)
 
                 def step():
                     x.grad = None
-                    F.nll_loss(perturbed_log_softmax(x, family, dim=-1, **params), y).backward()
+                    F.nll_loss(perturbed_log_softmax(x, fam, dim=-1, **params), y).backward()
 
                 def base():
                     x.grad = None

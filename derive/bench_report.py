@@ -196,7 +196,7 @@ def _matrix_tables(bench, tally):
             elif fam in ANALYTIC:
                 target = f"≤ {SMALL_TARGET:g}× (n ≤ {SMALL_N}), ≤ {LARGE_TARGET:g}× (n ≥ {LARGE_N})"
             else:
-                target = "-"
+                target = "none (user family: general path)"
             row = [fam, op, target]
             for shape in shapes:
                 cell = cells.get((fam, shape, op))

@@ -517,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", type=_bench_list(BENCH_SECTIONS, "--sections"), default=None, metavar="LIST",
                    help="comma-separated subset of: " + ", ".join(BENCH_SECTIONS) + " (default all)")
     p.add_argument("--families", type=_bench_list(BENCH_FAMILIES, "--families"), default=None, metavar="LIST",
-                   help="comma-separated families (default all nine; --quick: four)")
+                   help="comma-separated families (default all: the nine registry families and "
+                        "user:frechet2, a user CDF compiled by derive; --quick: four)")
     p.add_argument("--ops", type=_bench_list(BENCH_OPS, "--ops"), default=None, metavar="LIST",
                    help="comma-separated operations: " + ", ".join(BENCH_OPS))
     p.add_argument("--shapes", type=_bench_shapes, default=None, metavar="LIST",
