@@ -76,7 +76,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from .bench_report import SCHEMA, TORCH_TARGETS
+from .bench_report import SCHEMA, TORCH_TARGETS, shape_label
 
 __all__ = ["run", "machine_info", "scores", "cotangent", "SCHEMA", "FAMILIES", "SHAPES", "OPS", "KINDS",
            "SECTIONS", "CallCapExceeded"]
@@ -405,10 +405,6 @@ class _Skipper:
         self.capped.setdefault(key, []).append(tuple(shape))
 
 
-def _fmt_shape(shape) -> str:
-    return f"({shape[0]}, {shape[1]:g})" if shape[1] >= 1e5 else f"({shape[0]}, {shape[1]})"
-
-
 def _measure_cell(cell, pairs, cfg, skipper, key, limit=None):
     """Fill ``cell`` from ``pairs`` = ``[(kind, (fn, base)), ...]``; the worst kind decides.
 
@@ -420,7 +416,7 @@ def _measure_cell(cell, pairs, cfg, skipper, key, limit=None):
     shape = tuple(cell["shape"])
     small = skipper.blocker(key, shape)
     if small is not None:
-        cell.update(status="skipped", note=f"skipped: a call at {_fmt_shape(small)} exceeded "
+        cell.update(status="skipped", note=f"skipped: a call at {shape_label(small)} exceeded "
                                            f"{cfg['call_cap_s']:g} s")
         return cell
     cell["status"] = "ok"
@@ -462,7 +458,7 @@ def _say(verbose, msg):
 
 
 def _cell_line(cell) -> str:
-    head = f"  {cell['family']:13s} {_fmt_shape(cell['shape']):14s} {cell['op']:22s}"
+    head = f"  {cell['family']:13s} {shape_label(cell['shape']):14s} {cell['op']:22s}"
     if cell["status"] == "ok":
         k = cell["kinds"][cell["worst_kind"]]
         return (f"{head} {cell['ratio']:9.2f}x  ({k['time_s'] * 1e3:.3f} ms wall, {k['cpu_s'] * 1e3:.3f} ms CPU; "
@@ -867,7 +863,7 @@ def run(*, quick=False, sections=None, output=None, notes_dir=None, verbose=True
         _say(verbose, "bench: matrix (family x shape x operation) vs scipy.special.softmax")
         result["matrix"] = _matrix(cfg, verbose)
     if "memory" in sections:
-        _say(verbose, f"bench: memory at shape {_fmt_shape(cfg['memory_shape'])}")
+        _say(verbose, f"bench: memory at shape {shape_label(cfg['memory_shape'])}")
         result["memory"] = _memory(cfg, result.get("matrix"), verbose)
     if "torch" in sections:
         _say(verbose, "bench: PyTorch adapter, log_softmax + nll_loss forward + backward")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["speed_target", "render", "summary"]
+__all__ = ["speed_target", "shape_label", "render", "summary"]
 
 GUMBEL_TARGET = 1.2
 GUMBEL_VJP_TARGET = 2.5
@@ -93,9 +93,15 @@ def _x(r) -> str:
     return f"{r:.3g}×" if r < 100 else f"{r:.0f}×"
 
 
-def _shape(shape) -> str:
+def shape_label(shape) -> str:
+    """``(rows, n)``, with a power of ten n >= 1e5 written as such.
+
+    >>> shape_label((1, 1000000)), shape_label((8, 256000))
+    ('(1, 1e6)', '(8, 256000)')
+    """
     rows, n = shape
-    return f"({rows}, {n:.0e})".replace("e+0", "e") if n >= 1e5 else f"({rows}, {n})"
+    k = round(math.log10(n)) if n > 0 else 0
+    return f"({rows}, 1e{k})" if n >= 1e5 and n == 10 ** k else f"({rows}, {n})"
 
 
 def _table(headers, rows) -> str:
@@ -214,7 +220,7 @@ def _matrix_tables(bench, tally):
                "log softmax, `g - p * sum(g)`, for log_probs_vjp. Shapes are (rows, n), reduced along n. "
                f"\"> cap\": one call took longer than {_g(cap)} s (≥: the ratio it implies); \"skipped\": a "
                "smaller shape of the same family and operation (no more rows, none longer) was capped.\n\n")
-    out.append(_table(["family", "operation", "target"] + [_shape(s) for s in shapes], rows) + "\n")
+    out.append(_table(["family", "operation", "target"] + [shape_label(s) for s in shapes], rows) + "\n")
 
     # VJP vs probs
     rows = []
@@ -233,7 +239,7 @@ def _matrix_tables(bench, tally):
     if rows and "probs" in mx["ops"]:
         out.append(f"## VJP / the same family's probs (target ≤ {VJP_VS_PROBS:g}×)\n\n")
         out.append("Per input kind on the same array; the worst kind shown.\n\n")
-        out.append(_table(["family", "operation"] + [_shape(s) for s in shapes], rows) + "\n")
+        out.append(_table(["family", "operation"] + [shape_label(s) for s in shapes], rows) + "\n")
 
     # student_t vs normal
     if "student_t" in mx["families"] and "normal" in mx["families"]:
@@ -247,7 +253,7 @@ def _matrix_tables(bench, tally):
                 row.append(_mark(verdict, text))
             rows.append(row)
         out.append(f"## student_t (ν = 3) / normal, same array and operation (target ≤ {STUDENT_VS_NORMAL:g}×)\n\n")
-        out.append(_table(["operation"] + [_shape(s) for s in shapes], rows) + "\n")
+        out.append(_table(["operation"] + [shape_label(s) for s in shapes], rows) + "\n")
 
     # linear growth
     singles = sorted(s for s in shapes if s[0] == 1 and s[1] >= LARGE_N)
@@ -273,7 +279,7 @@ def _matrix_tables(bench, tally):
                 rows.append(row)
         out.append(f"## Growth: time factor per 10× n (target ≤ {GROWTH_PER_DECADE:g}×)\n\n")
         out.append("`(t_b / t_a) ** (1 / log10(n_b / n_a))` between single rows, per input kind, worst kind.\n\n")
-        out.append(_table(["family", "operation"] + [f"{_shape(a)} → {_shape(b)}" for a, b in
+        out.append(_table(["family", "operation"] + [f"{shape_label(a)} → {shape_label(b)}" for a, b in
                                                       zip(singles, singles[1:])], rows) + "\n")
     return "".join(out)
 
@@ -298,7 +304,7 @@ def _memory_table(bench, tally):
         tally.add("extra memory ≤ 4× input + 32 MiB", verdict)
         rows.append((r["family"] + (" (baseline)" if limit is None else ""), r["op"], peak,
                      _mark(verdict, text), f"≤ {limit:.0f} MB" if limit is not None else "-"))
-    return (f"## Extra memory at {_shape(me['shape'])} (input kind {me.get('kind', '')})\n\n"
+    return (f"## Extra memory at {shape_label(me['shape'])} (input kind {me.get('kind', '')})\n\n"
             f"Measured with {me.get('tool', 'tracemalloc')}.\n\n"
             + _table(("family", "operation", "peak", "extra", "target"), rows) + "\n")
 
@@ -327,7 +333,7 @@ def _torch_table(bench, tally):
                 text += f" ({_t(cell['kinds'][cell['worst_kind']]['time_s'])})"
             row.append(_mark(verdict, text))
         rows.append(row)
-    heads = ["family"] + [f"{_shape(s)}" + (f", target ≤ {TORCH_TARGETS[s]:g}×" if s in TORCH_TARGETS else "")
+    heads = ["family"] + [f"{shape_label(s)}" + (f", target ≤ {TORCH_TARGETS[s]:g}×" if s in TORCH_TARGETS else "")
                           for s in shapes]
     return (head + f"{tc.get('dtype', 'float32')} tensors, torch {tc.get('torch', '?')} with "
             f"{tc.get('threads', '?')} threads; baseline `torch.log_softmax` + `nll_loss` forward + backward on "
@@ -371,10 +377,10 @@ def _details(bench):
             if c.get("status") == "ok":
                 k = c["kinds"][c["worst_kind"]]
                 per_kind = ", ".join(f"{kind}: {_x(v['ratio'])}" for kind, v in c["kinds"].items())
-                rows.append((_shape(c["shape"]), c["op"], _t(k["time_s"]), _t(k["cpu_s"]), _t(k["base_s"]),
+                rows.append((shape_label(c["shape"]), c["op"], _t(k["time_s"]), _t(k["cpu_s"]), _t(k["base_s"]),
                              _t(k["base_cpu_s"]), _x(k["ratio"]), _x(k.get("cpu_ratio")), k["samples"], per_kind))
             else:
-                rows.append((_shape(c["shape"]), c["op"], c.get("status"), "", "", "", "", "", "",
+                rows.append((shape_label(c["shape"]), c["op"], c.get("status"), "", "", "", "", "", "",
                              c.get("note", "")))
         out.append(f"<details><summary>{fam}</summary>\n\n")
         out.append(_table(("shape", "operation", "wall", "CPU", "baseline wall", "baseline CPU", "ratio (wall)",
@@ -431,7 +437,7 @@ def _errors(bench) -> str:
     for sec in ("matrix", "torch"):
         for c in (bench.get(sec) or {}).get("cells", []):
             if c.get("status") in ("error", "not_implemented"):
-                notes.append(f"- {c['family']} {_shape(c['shape'])} {c['op']}: {c.get('note', '')}")
+                notes.append(f"- {c['family']} {shape_label(c['shape'])} {c['op']}: {c.get('note', '')}")
     if not notes:
         return ""
     return "## Errors and unimplemented paths\n\n" + "\n".join(notes) + "\n\n"
