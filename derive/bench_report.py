@@ -284,6 +284,35 @@ def _matrix_tables(bench, tally):
     return "".join(out)
 
 
+def _by_family(bench) -> str:
+    """Worst measured ratio per family, split by row length and by operation kind (the headline)."""
+    mx = bench.get("matrix")
+    if not mx:
+        return ""
+    groups = (("probs, log_probs", lambda op: "vjp" not in op), ("VJPs", lambda op: "vjp" in op))
+    spans = ((f"n ≤ {SMALL_N}", lambda n: n <= SMALL_N), (f"n ≥ {LARGE_N}", lambda n: n >= LARGE_N))
+    rows = []
+    for fam in mx["families"]:
+        row = [fam]
+        for _, is_op in groups:
+            for _, in_span in spans:
+                sel = [c for c in mx["cells"] if c["family"] == fam and is_op(c["op"]) and in_span(c["shape"][1])]
+                ok = max([c["ratio"] for c in sel if c.get("status") == "ok"], default=None)
+                low = max([c["ratio_at_least"] for c in sel if c.get("ratio_at_least")], default=None)
+                if low is not None and (ok is None or low > ok):
+                    worst = "≥ " + _x(low)
+                else:
+                    worst = _x(ok)
+                others = sum(c.get("status") != "ok" for c in sel)
+                row.append(worst + (f" ({others} capped/skipped/failed)" if others else ""))
+        rows.append(row)
+    heads = ["family"] + [f"{g}, {sp}" for g, _ in groups for sp, _ in spans]
+    return ("## Worst ratio per family\n\n"
+            "Largest time / baseline over the shapes and operations of each group (≥: a capped call's lower "
+            "bound), and how many cells of the group were not measured to the end.\n\n"
+            + _table(heads, rows) + "\n")
+
+
 def _memory_table(bench, tally):
     me = bench.get("memory")
     if not me:
@@ -510,6 +539,7 @@ def _report(bench, *, details: bool) -> str:
     ]
     if tally.groups:
         parts.append("## Targets\n\n" + tally.table() + "\n")
+    parts.append(_by_family(bench))
     parts += body
     parts.append(_errors(bench))
     parts.append(_machine(bench))
