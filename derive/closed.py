@@ -630,12 +630,43 @@ def _normal3(fam, syms):
     d.step(value, "$p_1=P[(\\varepsilon_j-\\varepsilon_1)/\\sqrt2\\leq(\\mu_1-\\mu_j)/\\sqrt2,\\ j=2,3]$: a bivariate "
            "normal CDF with correlation $1/2$, written with Owen's $T$ (Owen 1956)", checks=("numeric",))
     d.closed_form = _by_symmetry(d.result, syms)
+    d.extra["stable_forms"] = _by_symmetry(_normal3_stable(syms), syms)
     d.status = "special"
     attempt = sp.integrate(fam.pdf(_EPS) * fam.pdf(_EPS + _T) * fam.cdf(_EPS + syms[0] - syms[2]), _EPS, risch=True)
     d.reason = ("needs Owen's $T$ (a sympy Function evaluated by mpmath): the direct route stops because sympy's Risch "
                 "integrator leaves $\\partial p_1/\\partial\\Delta_2$ unevaluated" +
                 (" (" + f"${sp.latex(attempt)}$" + ")." if attempt.has(sp.Integral) else "."))
     return d
+
+
+def _normal3_stable(syms):
+    """p_1 of normal n = 3 without cancellation, in the complementary Owen's T ``Tc = T(h, oo) - T(h, a)``.
+
+    With h = Delta_12/sqrt2, k = Delta_13/sqrt2 and Owen's a_h, a_k, Owen's formula
+    ``Phi(h)/2 + Phi(k)/2 - T(h, a_h) - T(k, a_k) - beta`` subtracts numbers of size 1/2 to
+    give p_1 ~ 1e-394 at mu = (-30, 0, 30).  Using ``Phi(x)/2 = T(x, oo)`` (x < 0),
+    ``(1 - Phi(x))/2 = T(x, oo)`` (x > 0) and ``T(x, -a) = -T(x, a)``, each sign pattern is a sum
+    of positive Tc (the lowest class), a difference of two Tc of different sizes (the middle
+    class) or 1 minus positive Tc (the top class).  Checked equal to Owen's form at 30 digits
+    by ``tests/test_evaluate.py``.
+    """
+    from .special import OwenTc
+
+    d12, d13 = syms[0] - syms[1], syms[0] - syms[2]
+    h, k = d12 / sp.sqrt(2), d13 / sp.sqrt(2)
+    ah = (2 * d13 - d12) / (sp.sqrt(3) * d12)
+    ak = (2 * d12 - d13) / (sp.sqrt(3) * d13)
+    r = 1 / sp.sqrt(3)
+    return sp.Piecewise(
+        (OwenTc(h, ah) + OwenTc(k, ak), (d12 < 0) & (d13 < 0)),
+        (OwenTc(k, ak) - OwenTc(h, -ah), (d12 > 0) & (d13 < 0)),
+        (OwenTc(h, ah) - OwenTc(k, -ak), (d12 < 0) & (d13 > 0)),
+        (1 - OwenTc(h, -ah) - OwenTc(k, -ak), (d12 > 0) & (d13 > 0)),
+        (OwenTc(k, -r), sp.Eq(d12, 0) & (d13 < 0)),
+        (sp.Rational(1, 2) - OwenTc(k, r), sp.Eq(d12, 0)),
+        (OwenTc(h, -r), d12 < 0),
+        (sp.Rational(1, 2) - OwenTc(h, r), True),
+    )
 
 
 # -- no closed form ----------------------------------------------------------------

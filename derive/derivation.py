@@ -641,7 +641,9 @@ MAX_WORKING_DPS = 20000
 def _entry_expressions(d):
     """The n expressions p_1..p_n in the plain symbols ``syms`` for a Derivation ``d`` at ``mu``."""
     if d.closed_form is not None:
-        return list(d.closed_form), tuple(d.symbols)
+        # a rearrangement without cancellation, where the route provides one (checked equal)
+        forms = d.extra.get("stable_forms") or d.closed_form
+        return list(forms), tuple(d.symbols)
     return None, None
 
 
@@ -660,10 +662,11 @@ def _as_rational(v, k):
 def _compiled(d):
     cache = d.extra.setdefault("_evaluate_cache", {})
     if "fns" not in cache:
-        from .special import owens_t_mp
+        from .special import owens_t_mp, owens_tc_mp
 
         exprs, syms = _entry_expressions(d)
-        cache["fns"] = [sp.lambdify(syms, e, modules=[{"OwenT": owens_t_mp}, "mpmath"]) for e in exprs]
+        cache["fns"] = [sp.lambdify(syms, e, modules=[{"OwenT": owens_t_mp, "OwenTc": owens_tc_mp}, "mpmath"])
+                        for e in exprs]
     return cache["fns"]
 
 
@@ -698,17 +701,23 @@ def _agree_digits(x, y, exact_zero=False):
     return -mpmath.log10(abs(x - y) / abs(y))
 
 
-def _exact_zeros(exprs, syms, mu_q):
-    """Indices whose closed form is exactly 0 at the rational point (sympy, exact arithmetic)."""
+def _exact_status(exprs, syms, mu_q):
+    """(exact zeros, singular entries): indices whose form is exactly 0, or 0/0 / infinite, at the
+    rational point (sympy, exact arithmetic).  A singular form can still return a finite number
+    in floating point (logistic at ties: 1.0 and -0.125), so singularity is decided exactly."""
     env = dict(zip(syms, mu_q))
-    out = set()
+    zeros, singular = set(), set()
     for k, e in enumerate(exprs):
         try:
-            if e.xreplace(env) == 0:
-                out.add(k)
-        except (TypeError, ValueError):
-            pass
-    return out
+            v = e.xreplace(env)
+        except (TypeError, ValueError, ZeroDivisionError):
+            singular.add(k)
+            continue
+        if v == 0:
+            zeros.add(k)
+        elif v.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+            singular.add(k)
+    return zeros, singular
 
 
 def _verified(f, mu_q, dps, shift=None, exact_zero=False):
@@ -723,13 +732,20 @@ def _verified(f, mu_q, dps, shift=None, exact_zero=False):
     """
     guard = 10
     wp = dps + 2 * guard
+    if shift is not None:
+        # the shifted point must not round back onto the singular one: carry t's digits too
+        wp += int(-mpmath.log10(shift[0])) + dps
     lo = _value_at(f, mu_q, wp, shift)
     while True:
         w_hi = wp + guard + dps // 2
         hi = _value_at(f, mu_q, w_hi, shift)
         if lo is None or hi is None:
-            return None, wp
-        agree = _agree_digits(lo, hi, exact_zero)
+            if shift is None:
+                return None, wp
+            # near a removable singularity the shifted point can still round onto it: more digits
+            agree = 0
+        else:
+            agree = _agree_digits(lo, hi, exact_zero)
         if agree >= dps + 5:
             return hi, w_hi
         if agree >= 3:
@@ -771,11 +787,11 @@ def evaluate_closed_form(d, mu, dps: int = 30) -> Evaluation:
         raise ValueError(f"mu must be a sequence of {len(syms)} real numbers (n = {len(syms)})")
     mu_q = [_as_rational(v, k) for k, v in enumerate(mu)]
     fns = _compiled(d)
-    zeros = _exact_zeros(exprs, syms, mu_q)
+    zeros, singular = _exact_status(exprs, syms, mu_q)
     vals, wps, how = [], [], "direct"
     direction = [mpmath.sqrt(k + 2) / (k + 1) for k in range(len(mu_q))]
     for k, f in enumerate(fns):
-        v, w = _verified(f, mu_q, dps, exact_zero=k in zeros)
+        v, w = (None, 0) if k in singular else _verified(f, mu_q, dps, exact_zero=k in zeros)
         if v is None:
             # 0/0 at ties: the limit along mu + t v, v with distinct entries
             a, wa = _verified(f, mu_q, dps, (mpmath.mpf(10) ** -(dps + 8), direction))

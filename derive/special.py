@@ -121,8 +121,8 @@ def owens_tc_mp(h, a):
 
     >>> import mpmath
     >>> with mpmath.workdps(20):
-    ...     print(mpmath.nstr(owens_tc_mp(3, 0.5) + owens_t_mp(3, 0.5) - mpmath.erfc(3 / mpmath.sqrt(2)) / 4, 5))
-    0.0
+    ...     print(mpmath.nstr(owens_tc_mp(3, 0.5), 15), mpmath.nstr(mpmath.erfc(3 / mpmath.sqrt(2)) / 4 - owens_t_mp(3, 0.5), 15))
+    6.98276372298524e-5 6.98276372298524e-5
     """
     prec = mpmath.mp.prec
     with mpmath.workprec(prec + _GUARD_BITS):

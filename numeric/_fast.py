@@ -978,9 +978,13 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
     ``(J^T g)_k = int h_k F (g_k S - Gamma) dx = g_k T1_k - T2_k`` with
     ``S = sum_j h_j``, ``Gamma = sum_j g_j h_j``, ``T1_k = int h_k F S = p_k rho_S(z_k)``
     and ``T2_k = int h_k F Gamma``; for ``log p`` the cotangent ``c`` enters as
-    ``g = c / p``.  ``J^T 1 = 0``, so ``g`` is first centred,
-    ``g' = g - sum_j p_j g_j`` (``= (c - p sum c) / p`` for ``log p``): an exact
-    shift that removes the common part of ``g`` before it can cancel.
+    ``g = c / p``.  ``J^T 1 = 0``, so ``g`` may be shifted, ``g' = g - s``
+    (``= (c - s p) / p`` for ``log p``), exactly.  The error bound below is in
+    the terms of ``g'``, against the entry's own sum ``sum_j |g_k - g_j| K_kj``
+    (``K_kj = int h_k h_j F``): no shift is best for a cotangent on a
+    low-probability entry (``g_k = g_j = 0`` for most pairs), ``s = g_top``
+    for one on a dominant entry (else ``T1_top - K_top,top`` cancels), so
+    ``s`` is a ``p``-weighted median of ``g``.
 
     ``T1``: ``S = (log F)'``, so by parts ``g'(m) = int h(x - m) F S dx`` and
     ``rho_S = (log g)'``, the derivative of the interpolant of ``log g`` (one
@@ -999,12 +1003,18 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
     """
     lp, rS, geo, M, LF, z = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
     p = np.exp(lp)
+    # the shift: a p-weighted median of g (of c / p for log p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        gg = g / p if log else g
+    o = np.argsort(gg, kind="stable")
+    cw = np.cumsum(p[o])
+    shift = float(gg[o[min(int(np.searchsorted(cw, 0.5 * cw[-1])), o.size - 1)]])
+    if not math.isfinite(shift):
+        shift = 0.0
+    v = g - shift * p if log else g - shift
     if fam.name == "cauchy":
-        if log:
-            # Cauchy p >~ 1 / (n spread^2): c / p stays far inside the float range
-            g = g / p
-        return fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp, dlg=rS)
-    v = g - float(g.sum()) * p if log else g - float((p * g).sum())
+        # Cauchy p >~ 1 / (n spread^2): v / p stays far inside the float range
+        return fast_cauchy_vjp_row(z, v / p if log else v, fam, spec, cache, geo, M, LF, lp)
     with np.errstate(divide="ignore"):
         lmag = np.log(np.abs(v))
     if log:

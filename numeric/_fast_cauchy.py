@@ -511,17 +511,21 @@ def cauchy_node_rhos(fam, geo, LF, S, Gam, spec, M, Mg):
     return row.logg, row.rho(S, M), row.rho(Gam, Mg)
 
 
-def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp, dlg=None):
-    """``(J^T g)_i = p_i (gc_i rho_S(z_i) - rho_Gamma(z_i))``, ``gc = g - sum_j p_j g_j``,
-    for one row of Cauchy scores, from the parts of the probabilities:
-    ``LF`` is the state returned by :func:`cauchy_nodes` (reused: no node
-    integral is redone), or log F on the grid, or None.
+def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp):
+    """``(J^T g)_i = p_i (g_i rho_S(z_i) - rho_Gamma(z_i))``, ``Gamma = sum_j g_j h_j``,
+    for one row of Cauchy scores, from the parts of the probabilities: ``LF``
+    is the state returned by :func:`cauchy_nodes` (reused: no node integral
+    is redone), or log F on the grid, or None.  ``g`` comes shifted by the
+    caller (a shift leaves ``J^T g`` unchanged but sets the size of the terms
+    that cancel).
 
-    The far field needs only the multipoles of ``gc``: its bin moments to
-    order 5 suffice there (truncation ``(H / 2T)^6 <= 128^-6 = 2e-13`` of
-    Gamma); the near field (few scores) needs the grid ``Gamma`` and so order
-    ``spec.R``.  ``dlg`` (optional): ``(log g)'`` at the scores, which is
-    ``rho_S`` there (by parts), saving the S integrals.
+    ``rho_S = (log g)'`` (by parts), but the derivative of the interpolant of
+    ``log g`` is ~1e-12 off here (log g varies on the scale of the tails, not
+    of the node spacing), so ``rho_S`` gets its own integrals, like
+    ``rho_Gamma``.  The far field needs only the multipoles of ``g``: its
+    bin moments to order 5 suffice there (truncation ``(H / 2T)^6 <= 128^-6
+    = 2e-13`` of Gamma); the near field (few scores) needs the grid
+    ``Gamma`` and so order ``spec.R``.
     """
     from ._fast import _eval_at_scores
     row = LF if isinstance(LF, _Row) else None
@@ -529,16 +533,12 @@ def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp, dlg=None):
         grid = LF if LF is not None else (lambda k: _grid(M, geo, spec, cache, k_from=k))
         row = _Row(fam, geo, spec, M, grid)
     p = np.exp(lp)
-    gc = g - float((p * g).sum())
-    Mg = _moments(z, geo, spec, weights=gc, R=spec.R if row.need_near else 5)
+    Mg = _moments(z, geo, spec, weights=g, R=spec.R if row.need_near else 5)
     rG = row.rho(lambda k: _grid(Mg, geo, spec, cache, "B", k), Mg)
-    if dlg is None:
-        rS = row.rho(lambda k: _grid(M, geo, spec, cache, "B", k), M)
-        a = _eval_at_scores(z, geo, rS)
-    else:
-        a = dlg
+    rS = row.rho(lambda k: _grid(M, geo, spec, cache, "B", k), M)
+    a = _eval_at_scores(z, geo, rS)
     b = _eval_at_scores(z, geo, rG)
-    a *= gc
+    a *= g
     a -= b
     a *= p
     return a

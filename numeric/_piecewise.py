@@ -23,7 +23,7 @@ dropped tail of either series is below ``2^-56`` of its first term), so
 scores far below the cut cost one term.  *Near* scores (few, see below) are
 summed directly at the nodes with the exact ``log Phi``, ``log h``.
 
-Cut and neglected mass (``L = 50``, proofs in :func:`_cut`):
+Cut and neglected mass (``L = 40``, proofs in :func:`_cut`):
 
 * exponential, ``A = sum_j e^(mu_j - top) >= 2 L'``: ``x_s = top + log 2``,
   every score is far; else ``x_s = top`` (``F = 0`` below) and near scores
@@ -35,7 +35,7 @@ Cut and neglected mass (``L = 50``, proofs in :func:`_cut`):
 * ``[u_max, 1]`` with ``log G <= -L'`` is dropped (``L' = L + log n +
   (top - x_s) + 3``); ``G`` is decreasing in ``u``.
 
-Every neglected piece is below ``e^-L`` (~2e-22) of each ``p_i``.  The
+Every neglected piece is below ``10 e^-L`` (~4e-17) of each ``p_i``.  The
 nodes are 16-point Gauss-Legendre panels split at the near kinks (laplace:
 ``c_j u = 1/2``), graded (``b <= 3 a`` above the first kink, where ``1/u``
 enters) and bisected until ``log G`` drops by at most 12 across a panel (Gauss-Legendre
@@ -67,12 +67,13 @@ __all__ = ["SERVES", "log_probs_rows", "probs_vjp_rows"]
 SERVES = frozenset({"laplace", "exponential"})
 
 _LOG2 = math.log(2.0)
-_L = 50.0            # neglected mass: below e^-L of every p_i
+_L = 40.0            # neglected mass: below ~10 e^-L (4e-17) of every p_i
 _DROP = 12.0         # max drop of log G across one Gauss panel
 _NT = 15             # exponential: largest near factors left out of the drop test
 _SPLIT_ROUNDS = 80
 _SUM_TOL = 1e-11
 _MAX_DEPTH = 600.0
+_BLOCK = 128
 _LOG_MID = -6.0 * _LOG2   # c > 1/64 ...
 _NEAR_MAX = 64            # ... is near when a row has at most this many such scores
 _GRADE = 3.0              # panel ratio b / a above the first laplace kink     # |log sum p| above this: the row is declined
@@ -164,40 +165,49 @@ class _Row:
         pos = np.arange(rr.size) - np.repeat(np.cumsum(counts) - counts, counts)
         nlogc = np.full((m, K), -np.inf)
         nlogc[rr, pos] = logc[rr, cc]
-        ncol = np.zeros((m, K), dtype=np.intp)
+        ncol = np.full((m, K), n, dtype=np.intp)         # padding -> dummy column n
         ncol[rr, pos] = cc
         order = np.argsort(-nlogc, axis=1, kind="stable")      # largest c first
         self.nlogc = np.take_along_axis(nlogc, order, axis=1)
         self.ncol = np.take_along_axis(ncol, order, axis=1)
         self.nmask = np.isfinite(self.nlogc)
         self.nc = np.exp(self.nlogc)
-        # far scores: flat, sorted by their number of series terms (descending;
-        # near scores get -1 and sort last)
-        R = np.where(near, -1, _terms(logc)).reshape(-1)
-        perm = np.argsort(-R, kind="stable")
-        nfar = R.size - int(np.count_nonzero(near))
-        self.fpos = perm[:nfar]                        # flat index into the (m, n) block
-        self.fR = R[self.fpos]
-        self.frow = self.fpos // n if m > 1 else None
-        self.flogc = logc.reshape(-1)[self.fpos]
-        self.fc = np.exp(self.flogc)
-        self.rmax = int(self.fR[0]) if nfar else 0
-        self.kr = np.searchsorted(-self.fR, -np.arange(1, self.rmax + 2), side="right")
+        # far scores: per row, sorted by their number of series terms (descending;
+        # near scores get -1 and sort last), padded with c = 0 to a multiple of
+        # _BLOCK columns; padding slots point at the dummy column n
+        R = np.where(near, -1, _terms(logc))
+        nf = n - int(near.sum(axis=1).min()) if m else 0
+        W = -(-max(nf, 1) // _BLOCK) * _BLOCK
+        order = np.argsort(-R, axis=1, kind="stable")[:, :nf]
+        fR = np.full((m, W), -1, dtype=np.int8)
+        fR[:, :nf] = np.take_along_axis(R, order, axis=1)
+        valid = fR >= 0
+        self.fcol = np.full((m, W), n, dtype=np.intp)
+        self.fcol[:, :nf] = np.where(valid[:, :nf], order, n)
+        self.flogc = np.full((m, W), -np.inf)
+        self.flogc[:, :nf] = np.where(valid[:, :nf], np.take_along_axis(logc, order, axis=1), -np.inf)
+        self.fR = np.maximum(fR, 0)
+        self.fvalid = valid
+        with np.errstate(under="ignore"):
+            self.fc = np.exp(self.flogc)
+        self.rmax = int(self.fR.max()) if m else 0
+        colmax = self.fR.max(axis=0)                  # non-increasing along the columns
+        # kr[r - 1]: columns holding a score that needs term r, rounded up to _BLOCK
+        cnt = (colmax[None, :] >= np.arange(1, self.rmax + 2)[:, None]).sum(axis=1)
+        self.kr = -(-cnt // _BLOCK) * _BLOCK
         self.P = self._power_sums(self.fc)            # (m, rmax + 1), P[:, 0] unused
 
     def _power_sums(self, first):
-        """``sum_far first_j c_j^(r-1)`` over the far scores that need term ``r``."""
+        """``sum_far first_j c_j^(r-1)`` over the far scores that need term ``r``
+        (sums in fixed blocks: a row's bits do not depend on its batch mates)."""
         out = np.zeros((self.m, self.rmax + 1))
         pw = first
         for r in range(1, self.rmax + 1):
             k = self.kr[r - 1]
-            if self.frow is None:
-                out[0, r] = pw[:k].sum()
-            else:
-                out[:, r] = np.bincount(self.frow[:k], pw[:k], minlength=self.m)
+            out[:, r] = _block_sum(np.where(self.fR[:, :k] >= r, pw[:, :k], 0.0))
             if r < self.rmax:
                 k2 = self.kr[r]
-                pw = pw[:k2] * self.fc[:k2]
+                pw = pw[:, :k2] * self.fc[:, :k2]
         return out
 
     # -- the near factors and log G at points u (m, P) ------------------------
@@ -210,33 +220,36 @@ class _Row:
         """
         cu = self.nc[:, :, None] * u[:, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
-            lphi = np.log1p(-np.minimum(cu, 1.0))
-            lh = np.log(cu) - lphi
+            lcu = self.nlogc[:, :, None] + np.log(u)[:, None, :]
             if self.laplace:
                 right = cu > 0.5
-                lphi = np.where(right, -np.log(4.0 * cu), lphi)
-                lh = np.where(right, 0.0, lh)
+                np.minimum(cu, 0.5, out=cu)
+            np.negative(cu, out=cu)
+            lphi = np.log1p(cu, out=cu)
+            lh = lcu - lphi
+            if self.laplace:
+                np.copyto(lphi, -2.0 * _LOG2 - lcu, where=right)
+                np.copyto(lh, 0.0, where=right)
         return lphi, lh
 
     def far_log_g(self, u):
-        """``-sum_r u^r P_r / r`` (Horner; every term has one sign)."""
-        acc = np.zeros_like(u)
-        for r in range(self.rmax, 0, -1):
-            acc = (acc + (self.P[:, r] / r)[:, None]) * u
-        return -acc
+        """``-sum_r u^r P_r / r`` (every term has one sign)."""
+        return -self.far_series(u, self.P / np.maximum(np.arange(self.rmax + 1), 1))
 
     def far_series(self, u, S):
-        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1)."""
+        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1), by Horner (a
+        batch's larger ``rmax`` only adds exact zeros)."""
         acc = np.zeros_like(u)
         for r in range(self.rmax, 0, -1):
-            acc = (acc + S[:, r][:, None]) * u
+            acc += S[:, r][:, None]
+            acc *= u
         return acc
 
     def log_g(self, u, drop=False):
         lphi, _ = self.near_terms(u)
         if drop and not self.laplace:
             lphi = lphi[:, _NT:]
-        return lphi.sum(axis=1) + self.far_log_g(u)
+        return _near_sum(lphi) + self.far_log_g(u)
 
     # -- geometry ----------------------------------------------------------------
     def u_max(self):
@@ -251,7 +264,7 @@ class _Row:
             bis &= self.log_g(one)[:, 0] < -self.lp
         if bis.any():
             lo, hi = np.full(self.m, -60.0), np.zeros(self.m)
-            for _ in range(14):
+            for _ in range(10):
                 mid = 0.5 * (lo + hi)
                 below = self.log_g(np.exp2(mid)[:, None])[:, 0] < -self.lp
                 hi = np.where(below, mid, hi)
@@ -321,28 +334,51 @@ class _Row:
         return u, logw, ok
 
 
-def _lse(a, axis):
-    mx = np.max(a, axis=axis, keepdims=True)
+def _block_sum(t):
+    """Row sums of ``t`` (m, k), k a multiple of _BLOCK: fixed-size pairwise
+    blocks, then the block sums in order -- trailing zero blocks (padding to a
+    batch's width) change nothing, so a row's bits do not depend on its
+    batch mates."""
+    m, k = t.shape
+    return np.cumsum(t.reshape(m, k // _BLOCK, _BLOCK).sum(axis=2), axis=1)[:, -1]
+
+
+def _node_sum(t):
+    """Sums over the last axis (Gauss nodes, 16 per panel; padding panels are
+    zero and last): per panel, then the panels in order."""
+    sh = t.shape
+    return np.cumsum(t.reshape(sh[:-1] + (sh[-1] // 16, 16)).sum(axis=-1), axis=-1)[..., -1]
+
+
+def _near_sum(t):
+    """Sums over axis 1 (near scores, zero padding last), in order."""
+    if t.shape[1] == 0:
+        return np.zeros((t.shape[0],) + t.shape[2:])
+    return np.cumsum(t, axis=1)[:, -1]
+
+
+def _lse_nodes(a):
+    """``log sum exp`` over the last axis (Gauss nodes)."""
+    mx = np.max(a, axis=-1, keepdims=True)
     mx = np.where(np.isfinite(mx), mx, 0.0)
     with np.errstate(divide="ignore"):
-        return np.log(np.sum(np.exp(a - mx), axis=axis)) + np.squeeze(mx, axis=axis)
+        return np.log(_node_sum(np.exp(a - mx))) + mx[..., 0]
 
 
 def _far_poly(row, J):
-    """``sum_{r=1}^{R_j} c_j^(r-1) J[row_j, r-1]`` for every far score (ascending sum
-    of positive terms when ``J >= 0``)."""
-    one = row.frow is None
-    acc = np.full(row.fc.shape, J[0, 0]) if one else J[row.frow, 0]
+    """``sum_{r=1}^{R_j} c_j^(r-1) J[row_j, r-1]`` for every far slot (m, W)
+    (ascending sum; positive terms when ``J >= 0``)."""
+    acc = np.repeat(J[:, :1], row.fc.shape[1], axis=1)
     if row.rmax < 2:
         return acc
-    pw = row.fc[: row.kr[1]].copy()
+    pw = row.fc[:, : row.kr[1]].copy()
     for r in range(2, row.rmax + 1):
         k = row.kr[r - 1]
-        if pw.size > k:
-            pw = pw[:k]
-        acc[:k] += pw * (J[0, r - 1] if one else J[row.frow[:k], r - 1])
+        if pw.shape[1] > k:
+            pw = pw[:, :k]
+        acc[:, :k] += np.where(row.fR[:, :k] >= r, pw * J[:, r - 1:r], 0.0)
         if r < row.rmax:
-            pw *= row.fc[:k]
+            pw *= row.fc[:, :k]
     return acc
 
 
@@ -357,7 +393,7 @@ class _Eval:
         self.ok = ok & row.ok
         self.lu = np.log(self.u)
         self.lphi, self.lh = row.near_terms(self.u)
-        self.logG = self.lphi.sum(axis=1) + row.far_log_g(self.u)
+        self.logG = _near_sum(self.lphi) + row.far_log_g(self.u)
         # integrals are scaled by e^-M per row (M = max log(w G)): G can be far below 1e-300
         self.lwg = self.logw + self.logG
         self.M = np.max(self.lwg, axis=1)
@@ -368,7 +404,7 @@ class _Eval:
         row = self.row
         J = np.zeros((row.m, max(row.rmax, 1)))
         for r in range(row.rmax):
-            J[:, r] = t.sum(axis=1)
+            J[:, r] = _node_sum(t)
             if r + 1 < row.rmax:
                 t = t * self.u
         return J
@@ -376,21 +412,22 @@ class _Eval:
     def log_probs(self):
         row = self.row
         m, n = row.m, row.n
-        lp = np.empty(m * n)
+        lp = np.empty((m, n + 1))                      # column n: padding slots
         J = self.moments_of(self.wg)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             acc = _far_poly(row, J)
             self.far_acc = acc
-            lp[row.fpos] = row.flogc + np.log(acc) + self.M[row.frow]
+            np.put_along_axis(lp, row.fcol, row.flogc + np.log(acc) + self.M[:, None], axis=1)
             # near: log sum_nodes w h_i G / u
-            nl = _lse(self.lh + (self.lwg - self.lu)[:, None, :], axis=2)    # (m, K)
-        lpm = lp.reshape(m, n)
-        rr, kk = np.nonzero(row.nmask)
-        lpm[rr, row.ncol[rr, kk]] = nl[rr, kk]
-        s = _lse(lpm, axis=1)
+            nl = _lse_nodes(self.lh + (self.lwg - self.lu)[:, None, :])    # (m, K)
+        np.put_along_axis(lp, row.ncol, nl, axis=1)
+        lpm = lp[:, :n]
+        mx = lpm.max(axis=1)
+        with np.errstate(invalid="ignore"):
+            s = np.log(np.sum(np.exp(lpm - mx[:, None]), axis=1)) + mx
         ok = self.ok & (np.abs(s) <= _SUM_TOL) & np.isfinite(s)
         self.lse = s
-        lpm -= s[:, None]
+        lpm = lpm - s[:, None]
         return lpm, ok
 
 
@@ -434,41 +471,42 @@ def probs_vjp_rows(y, g, fam, log=False):
     row = ev.row
     lpm, ok = ev.log_probs()
     s = ev.lse
-    ridx = np.arange(m)[:, None]
-    gfar = g.reshape(-1)[row.fpos]
-    gnear = np.where(row.nmask, g[ridx, row.ncol], 0.0)
+    gx = np.concatenate([g, np.zeros((m, 1))], axis=1)             # dummy column n
+    gfar = np.take_along_axis(gx, row.fcol, axis=1)
+    gnear = np.take_along_axis(gx, row.ncol, axis=1)
     base = ev.lwg - ev.M[:, None]                                   # log(w G) - M
     if log:
         # g_j / p_j with p_j = c_j acc_j e^(M - s) (far) and log p_j (near):
         # every term below is the true one times e^-kappa, kappa = s
-        phi = 1.0 / ev.far_acc
-        lam = np.where(row.nmask, lpm[ridx, row.ncol] + (s - ev.M)[:, None], 0.0)
+        with np.errstate(divide="ignore"):
+            phi = 1.0 / ev.far_acc           # padding slots: ignored
+        lpx = np.concatenate([lpm, np.zeros((m, 1))], axis=1)
+        lam = np.where(row.nmask, np.take_along_axis(lpx, row.ncol, axis=1) + (s - ev.M)[:, None], 0.0)
         kappa = s
     else:
         phi = row.fc
         lam = np.zeros_like(row.nlogc)
         kappa = ev.M
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         h_near = np.exp(ev.lh)                                         # (m, K, N)
-        S = h_near.sum(axis=1) + row.far_series(ev.u, row.P)           # sum_j h_j
+        S = _near_sum(h_near) + row.far_series(ev.u, row.P)            # sum_j h_j
         # Gamma w G e^-kappa: far series with Q_r = sum g_j phi_j c_j^(r-1), near directly
         Q = row._power_sums(gfar * phi)
-        gam = (np.exp(base) * row.far_series(ev.u, Q)
-               + np.einsum("mk,mkn->mn", gnear, np.exp(ev.lh + base[:, None, :] - lam[:, :, None])))
-        wgS = np.exp(base) * S
+        ebase = np.exp(base)
+        gam = (ebase * row.far_series(ev.u, Q)
+               + _near_sum(gnear[:, :, None] * np.exp(ev.lh + base[:, None, :] - lam[:, :, None])))
+        wgS = ebase * S
         JS = ev.moments_of(wgS)
         JG = ev.moments_of(gam)
-        out = np.zeros(m * n)
         # far k: g_k phi_k poly_S(c_k) - c_k poly_Gamma(c_k)
-        out[row.fpos] = gfar * phi * _far_poly(row, JS) - row.fc * _far_poly(row, JG)
+        vfar = gfar * phi * _far_poly(row, JS) - row.fc * _far_poly(row, JG)
         # near k: sum_nodes (h_k / u) (g_k e^-lam_k w G S e^-M - Gamma w G e^-kappa)
         hk = np.exp(ev.lh - ev.lu[:, None, :])
-        first = np.einsum("mkn,mn->mk", hk * np.exp(-lam)[:, :, None], wgS) * gnear
-        second = np.einsum("mkn,mn->mk", hk, gam)
-    vnear = first - second
-    outm = out.reshape(m, n)
-    rr, kk = np.nonzero(row.nmask)
-    outm[rr, row.ncol[rr, kk]] = vnear[rr, kk]
-    outm *= np.exp(kappa)[:, None]
+        first = _node_sum(hk * (np.exp(-lam)[:, :, None] * wgS[:, None, :])) * gnear
+        second = _node_sum(hk * gam[:, None, :])
+    out = np.empty((m, n + 1))
+    np.put_along_axis(out, row.fcol, vfar, axis=1)
+    np.put_along_axis(out, row.ncol, first - second, axis=1)
+    outm = out[:, :n] * np.exp(kappa)[:, None]
     ok &= np.isfinite(outm).all(axis=1)
     return outm, ok

@@ -49,6 +49,39 @@ def test_optional_dependency_messages_name_real_extras():
         assert requirement.startswith(dist)
 
 
+def test_missing_flint_raises_naming_the_extra(monkeypatch):
+    from derive import oracle
+    from derive._optional import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "flint", None)  # `import flint` raises ModuleNotFoundError
+    with pytest.raises(MissingDependency, match=r"python-flint is not installed.*\[certified\] extra") as info:
+        oracle.probs([0, 1], "normal", certified=True)
+    assert isinstance(info.value, ModuleNotFoundError) and info.value.name == "flint"
+
+
+def test_missing_torch_raises_naming_the_extra_and_the_cpu_wheel(monkeypatch):
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "numeric.torch", raising=False)
+    with pytest.raises(ModuleNotFoundError, match=r"\[torch\] extra") as info:
+        importlib.import_module("numeric.torch")
+    assert "download.pytorch.org/whl/cpu" in str(info.value) and "perturbmax[torch]" not in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_figures_are_checked_without_matplotlib(monkeypatch, tmp_path):
+    """Rendering specs and reading digests needs no matplotlib; drawing names the extra."""
+    from derive import plots
+    from derive._optional import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    spec = plots.family_bars()
+    assert len(spec.digest) == 64 and plots.png_digest(b"") is None
+    with pytest.raises(MissingDependency, match=r"\[figures\] extra"):
+        spec.png()
+
+
 def _public_callables(module):
     for name in module.__all__:
         obj = getattr(module, name)
