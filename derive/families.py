@@ -26,7 +26,7 @@ import sympy as sp
 
 # Names accepted by :func:`family`, in the order of DESIGN.md section 2: one
 # list for both sides (numeric.families holds it; derive may import numeric).
-from numeric.families import FAMILY_NAMES
+from numeric.families import FAMILY_NAMES, NumericFamily
 
 __all__ = [
     "Family",
@@ -96,7 +96,7 @@ class Family:
         merged.update(params)
         return family(self.name, **merged)
 
-    def to_numeric(self):
+    def to_numeric(self) -> NumericFamily:
         """This family as a ``numeric`` family: ``numeric.probs(mu, family=fam)`` calls this.
 
         Registry families map to numeric's kernels; user families are
