@@ -1,0 +1,153 @@
+"""numeric._piecewise: the O(n) laplace / exponential engine.
+
+References are independent of the engine: ``derive.oracle.log_probs`` (30
+digits) for ``log p``; for the VJPs, mpmath integrals of the Jacobian written
+out here from its definition (``dp_i/dmu_k = -int phi_i phi_k prod_{j != i,k}
+Phi_j`` for ``k != i``, columns summing to 0), split at every score; for long
+rows the adaptive quadrature ``numeric._quadrature`` (itself tested against
+the oracle).
+"""
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+from derive import oracle
+from numeric._piecewise import SERVES, log_probs_rows, probs_vjp_rows
+from numeric._quadrature import quadrature_log_probs
+from numeric.families import get_family
+
+from _mp_families import mp_family
+
+FAMS = ("laplace", "exponential")
+
+
+def _check_log_probs(lp, ref):
+    """README guarantees: p to 1e-13 relative (or 2 steps of log p) for p >= 1e-300,
+    log p to 1e-12 max(1, |log p|)."""
+    ref = np.asarray(ref, dtype=float)
+    err = np.abs(lp - ref)
+    assert (err <= 1e-12 * np.maximum(1.0, np.abs(ref))).all(), (err, ref)
+    big = ref >= math.log(1e-300)
+    step = np.spacing(np.abs(ref[big]))
+    assert (err[big] <= np.maximum(1e-13, 2 * step)).all(), (err[big], ref[big])
+
+
+@pytest.mark.parametrize("fam", FAMS)
+@pytest.mark.parametrize("mu", [
+    [0.3, -1.2, 2.0, 0.5, -4.0, 2.0, -60.0, 1.7],          # ties, spread 62
+    [0.0, -800.0, -801.5, -3.0],                           # p far below 1e-300
+])
+def test_log_probs_vs_oracle(fam, mu):
+    lp, ok = log_probs_rows(np.array([mu]), get_family(fam))
+    assert ok.all()
+    ref = [float(v) for v in oracle.log_probs(mu, fam, dps=30)]
+    _check_log_probs(lp[0], ref)
+
+
+def _mp_jacobian(mu, fam, dps=25):
+    """``d p_i / d mu_k`` by mpmath quadrature of ``-phi_i phi_k prod Phi_j`` (k != i)."""
+    cdf, pdf = mp_family(fam)
+    n = len(mu)
+    with mp.workdps(dps):
+        m = [mp.mpf(v) for v in mu]
+        lo = min(m) - 60 if fam == "laplace" else max(m)
+        pts = sorted({v for v in m if v >= lo} | {lo}) + [mp.inf]
+        Jm = [[mp.mpf(0)] * n for _ in range(n)]
+        for i in range(n):
+            for k in range(n):
+                if k == i:
+                    continue
+
+                def f(x, i=i, k=k):
+                    out = -pdf(x - m[i]) * pdf(x - m[k])
+                    for j in range(n):
+                        if j not in (i, k):
+                            out *= cdf(x - m[j])
+                    return out
+                Jm[i][k] = mp.quad(f, pts)
+        for k in range(n):
+            Jm[k][k] = -mp.fsum(Jm[i][k] for i in range(n) if i != k)
+        p = [float(v) for v in oracle.probs(mu, fam, dps=dps)]
+    return np.array([[float(v) for v in r] for r in Jm]), np.array(p)
+
+
+@pytest.mark.parametrize("fam", FAMS)
+def test_vjp_vs_mpmath_jacobian(fam):
+    mu = [0.4, -0.9, 1.3, 1.1]
+    J, p = _mp_jacobian(mu, fam)
+    f = get_family(fam)
+    rng = np.random.default_rng(0)
+    for g in (rng.normal(size=4), np.array([0.0, 1.0, 0.0, 0.0])):     # dense and one-hot
+        v, ok = probs_vjp_rows(np.array([mu]), g[None], f)
+        ref = J.T @ g
+        assert ok.all() and np.max(np.abs(v[0] - ref)) <= 1e-10 * np.max(np.abs(ref))
+        vl, ok = probs_vjp_rows(np.array([mu]), g[None], f, log=True)
+        refl = J.T @ (g / p)
+        assert ok.all() and np.max(np.abs(vl[0] - refl)) <= 1e-10 * np.max(np.abs(refl))
+
+
+@pytest.mark.parametrize("fam", FAMS)
+@pytest.mark.parametrize("kind", ["normal", "dense", "ties", "top_above_bulk"])
+def test_long_rows_vs_quadrature(fam, kind):
+    rng = np.random.default_rng(1)
+    n = 1500
+    y = {"normal": 3.0 * rng.normal(size=n),
+         "dense": 1e-3 * rng.uniform(size=n),
+         "ties": np.round(rng.normal(size=n) * 2) / 2,
+         "top_above_bulk": np.concatenate([[25.0, 24.0], rng.normal(size=n - 2)])}[kind]
+    lp, ok = log_probs_rows(y[None], get_family(fam))
+    assert ok.all()
+    ref = quadrature_log_probs(y, get_family(fam))
+    assert np.max(np.abs(lp[0] - ref) / np.maximum(1.0, np.abs(ref))) <= 2e-15
+    assert abs(np.exp(lp[0]).sum() - 1.0) <= 1e-14
+
+
+@pytest.mark.parametrize("fam", FAMS)
+def test_rows_independent_of_batch_mates(fam):
+    rng = np.random.default_rng(3)
+    f = get_family(fam)
+    for n in (3, 300):
+        Y = rng.normal(size=(5, n)) * np.array([0.01, 1.0, 3.0, 30.0, 0.1])[:, None]
+        Y[4] = np.round(Y[4] * 3) / 3
+        G = rng.normal(size=Y.shape)
+        lp, _ = log_probs_rows(Y, f)
+        v, _ = probs_vjp_rows(Y, G, f)
+        vl, _ = probs_vjp_rows(Y, G, f, log=True)
+        for i in range(5):
+            assert np.array_equal(log_probs_rows(Y[i:i + 1], f)[0][0], lp[i])
+            assert np.array_equal(probs_vjp_rows(Y[i:i + 1], G[i:i + 1], f)[0][0], v[i])
+            assert np.array_equal(probs_vjp_rows(Y[i:i + 1], G[i:i + 1], f, log=True)[0][0], vl[i])
+
+
+def test_declines_what_it_cannot_do():
+    # laplace cut more than 600 below the top: declined, not guessed
+    y = np.array([[1000.0, 0.0, 0.5, -0.3]])
+    _, ok = log_probs_rows(y, get_family("laplace"))
+    assert not ok.any()
+    with pytest.raises(NotImplementedError):
+        log_probs_rows(y, get_family("normal"))
+    assert SERVES == frozenset({"laplace", "exponential"})
+
+
+@pytest.mark.parametrize("fam", FAMS)
+def test_vjp_entries_sum_to_zero(fam):
+    rng = np.random.default_rng(4)
+    y = 2.0 * rng.normal(size=(3, 2000))
+    g = rng.normal(size=y.shape)
+    for log in (False, True):
+        v, ok = probs_vjp_rows(y, g, get_family(fam), log=log)
+        assert ok.all()
+        assert (np.abs(v.sum(axis=1)) <= 1e-13 * np.abs(v).sum(axis=1)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fam", FAMS)
+def test_log_probs_vs_oracle_n200(fam):
+    rng = np.random.default_rng(7)
+    mu = list(np.round(4.0 * rng.normal(size=200), 3))
+    lp, ok = log_probs_rows(np.array([mu]), get_family(fam))
+    assert ok.all()
+    _check_log_probs(lp[0], [float(v) for v in oracle.log_probs(mu, fam, dps=30)])
