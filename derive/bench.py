@@ -34,11 +34,11 @@ and freed, which makes glibc raise its mmap threshold to that size, so the
 later arrays (up to 16 MB here) come from the heap instead of fresh
 zero-filled pages that fault on every call.
 
-Slow cells cannot stall the run: a single call longer than ``call_cap_s``
-is interrupted (SIGALRM, where available) and recorded as "capped" (no
-repeats, the other input kinds not tried; the ratio is at least the cap
-over the baseline's time, which misses every target at the default cap of
-1 s), and the larger shapes of the same (family, operation) -- at least as
+Slow cells cannot stall the run: a single call using more than
+``call_cap_s`` of CPU time is interrupted (SIGALRM, where available) and
+recorded as "capped" (no repeats, the other input kinds not tried; the
+ratio is at least the call's wall time so far over the baseline's, which
+misses every target at the default cap of 1 s), and the larger shapes of the same (family, operation) -- at least as
 many rows, each at least as long -- are recorded as "skipped".  A cell
 that has taken ``cell_limit_s`` and already misses its target leaves its
 remaining input kinds out (its worst ratio is then a lower bound, and the
@@ -273,14 +273,31 @@ def _op_pair(op, family, x, g):
 
 class CallCapExceeded(BaseException):
     """One call ran past the per-call cap (a BaseException, so the engine's
-    ``except Exception`` fallbacks do not swallow it).  ``base_s``: the
-    baseline's time on the same input, when known."""
+    ``except Exception`` fallbacks do not swallow it).  ``wall_s``: the wall
+    time the call had taken; ``base_s``: the baseline's time on the same
+    input, when known."""
 
     base_s = None
 
+    @property
+    def wall_s(self):
+        return self.args[0] if self.args else None
+
+
+#: a capped call is interrupted after this many times the cap in wall time whatever its CPU time
+#: (a crowded machine cannot stall the run)
+HARD_WALL_FACTOR = 5.0
+_ARMED = {}
+
 
 def _on_alarm(signum, frame):
-    raise CallCapExceeded
+    cpu = time.process_time() - _ARMED["c0"]
+    wall = time.perf_counter() - _ARMED["w0"]
+    left = min(_ARMED["cap"] - cpu, HARD_WALL_FACTOR * _ARMED["cap"] - wall)
+    if left > 0:  # the process was descheduled: its CPU time is not spent yet
+        signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
+        return
+    raise CallCapExceeded(wall)
 
 
 def _can_interrupt() -> bool:
@@ -290,26 +307,30 @@ def _can_interrupt() -> bool:
 def call_capped(fn, cap_s):
     """``(result, wall seconds, CPU seconds)`` of one call of ``fn``.
 
-    Raises :class:`CallCapExceeded` when the call runs longer than ``cap_s``
-    seconds of wall time: the call is interrupted by SIGALRM at the next
-    Python bytecode (a single numpy operation finishes first).  Without
-    SIGALRM (Windows, or off the main thread) a slow call is detected only
-    after it returns.
+    Raises :class:`CallCapExceeded` when the call uses more than ``cap_s``
+    seconds of CPU time (all threads), or runs ``HARD_WALL_FACTOR * cap_s``
+    seconds of wall time: CPU time, so that other load on the machine does
+    not cap a call that would fit.  SIGALRM interrupts the call at the next
+    Python bytecode (a single numpy operation finishes first); without it
+    (Windows, or off the main thread) a slow call is detected only after it
+    returns.
     """
     arm = cap_s is not None and _can_interrupt()
     if arm:
         old = signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, cap_s)
     try:
         w0, c0 = time.perf_counter(), time.process_time()
+        if arm:
+            _ARMED.update(w0=w0, c0=c0, cap=cap_s)
+            signal.setitimer(signal.ITIMER_REAL, cap_s)
         out = fn()
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     finally:
         if arm:
             signal.setitimer(signal.ITIMER_REAL, 0.0)
             signal.signal(signal.SIGALRM, old)
-    if cap_s is not None and wall > cap_s:
-        raise CallCapExceeded
+    if cap_s is not None and (cpu > cap_s or wall > HARD_WALL_FACTOR * cap_s):
+        raise CallCapExceeded(wall)
     return out, wall, cpu
 
 
@@ -416,7 +437,7 @@ def _measure_cell(cell, pairs, cfg, skipper, key, limit=None):
     shape = tuple(cell["shape"])
     small = skipper.blocker(key, shape)
     if small is not None:
-        cell.update(status="skipped", note=f"skipped: a call at {shape_label(small)} exceeded "
+        cell.update(status="skipped", note=f"a call at {shape_label(small)} was capped at "
                                            f"{cfg['call_cap_s']:g} s")
         return cell
     cell["status"] = "ok"
@@ -434,9 +455,9 @@ def _measure_cell(cell, pairs, cfg, skipper, key, limit=None):
                                            min_samples=cfg["min_samples"], cap_s=cfg["call_cap_s"])
         except CallCapExceeded as exc:
             cell.update(status="capped", capped_kind=kind,
-                        note=f"one call > {cfg['call_cap_s']:g} s ({kind}); not repeated")
-            if exc.base_s:
-                cell["ratio_at_least"] = cfg["call_cap_s"] / exc.base_s
+                        note=f"one call > {cfg['call_cap_s']:g} s of CPU time ({kind}); not repeated")
+            if exc.base_s and exc.wall_s:
+                cell["ratio_at_least"] = exc.wall_s / exc.base_s
             skipper.cap(key, shape)
             break
         except KeyboardInterrupt:

@@ -218,7 +218,8 @@ def _matrix_tables(bench, tally):
     out.append("Baseline on the same array in the same run: `scipy.special.softmax` for probs and log_probs; "
                "softmax plus its VJP in numpy, `p * (g - sum(p * g))`, for probs_vjp; softmax plus the VJP of "
                "log softmax, `g - p * sum(g)`, for log_probs_vjp. Shapes are (rows, n), reduced along n. "
-               f"\"> cap\": one call took longer than {_g(cap)} s (≥: the ratio it implies); \"skipped\": a "
+               f"\"> cap\": one call used more than {_g(cap)} s of CPU time (≥: the ratio it implies); "
+               "\"skipped\": a "
                "smaller shape of the same family and operation (no more rows, none longer) was capped.\n\n")
     out.append(_table(["family", "operation", "target"] + [shape_label(s) for s in shapes], rows) + "\n")
 
@@ -452,8 +453,9 @@ def _methodology(bench) -> str:
         f"least {cfg.get('min_samples', '?')} samples were taken. The minimum time per call is kept "
         "(other load on the machine only adds time). Wall time decides the targets; CPU time (all threads "
         "of the process) is reported beside it.\n"
-        f"- A call longer than {_g(cfg.get('call_cap_s'))} s is interrupted and the cell recorded as capped "
-        "(not repeated; the ratio is at least cap / baseline), and the larger shapes of the same family and "
+        f"- A call using more than {_g(cfg.get('call_cap_s'))} s of CPU time (or 5 times that of wall time) is "
+        "interrupted and the cell recorded as capped (not repeated; the ratio is at least the wall time it had "
+        "taken over the baseline's), and the larger shapes of the same family and "
         "operation (at least as many rows, each at least as long) are skipped. A cell that has taken "
         f"{_g(cfg.get('cell_limit_s'))} s leaves its remaining input kinds out (its ratio is then a lower "
         "bound, marked ≥). An exception is recorded in its cell and the run continues.\n"
