@@ -1,0 +1,375 @@
+"""Row-batched form of the O(n) engine (numeric._fast) for normal, logistic and gumbel_min.
+
+The per-row engine (:mod:`numeric._fast`) computes, for one row of standardized
+scores ``z``,
+
+    p_i = g(z_i) / sum_j g(z_j),   g(m) = int h(x - m) F(x) dx,   log F(x) = sum_j f(x - z_j),
+
+with ``f = log Phi``, ``h = f'``: ``log F`` on a grid ``x_k = lo + k H`` from binned
+Taylor moments (``M[r, b] = sum_{j in bin b} u_j^r``), ``log g`` at nodes
+``m_l = lo + l H`` by the trapezoid rule, and a local interpolant of ``log g``
+evaluated at the scores.  Here the same three steps run on many rows at once:
+
+* rows are grouped by their bin count ``P`` (rounded up to a multiple of
+  ``_PQ``).  The grid, the nodes and every table then depend on ``P`` only, in
+  coordinates relative to the row's own origin ``lo`` (a multiple of ``H``), so
+  a group shares them: the Toeplitz matrix of the spreading
+  ``W[(r, b), k] = a_r((k - b) H) (-H)^r`` and the matrix
+  ``log h((k - l) H)`` of the node integrals are built once per ``P``.
+* ``log F`` on the integration rows is one matrix product ``M W`` per group.
+  The bulk ``r = 0`` term ``sum_b count_b log Phi((k - b) H)`` is split as
+  ``W0 = W0_hi + W0_lo`` with ``W0_hi`` on the lattice ``2^-e`` chosen so that
+  ``n max|W0| 2^e <= 2^52``: every product and partial sum of
+  ``count . W0_hi`` is then an integer multiple of ``2^-e`` below ``2^53``, so
+  that product is exact in any summation order, and ``W0_lo`` (``|W0_lo| <=
+  2^-e-1``) contributes at most ``P u n 2^-e-1`` of rounding, below
+  ``1e-19`` absolute.  ``log F`` therefore carries one rounding of its own
+  size (the per-row engine: ``O(log P)`` ulps of ``|log F|``).
+* The node integrals use every ``st``-th grid row (``_STRIDE`` by family:
+  steps 1/4 (normal), 1/4 (logistic), 1/8 (gumbel_min)).  Each integrand
+  ``h(x - m) F(x)`` is log-concave (``log h`` and ``log Phi`` are concave for
+  these families), so the per-row engine's resolution test applies at the
+  coarser step: the second difference of the log integrand at its peak must
+  be below 0.35 (at least 1.7 samples per standard deviation; a Gaussian of
+  that width is integrated by the trapezoid rule to ``exp(-2 pi^2 1.7^2) <
+  1e-24``), the peak must lie inside the rows and the integrand must have
+  decayed by ``e^-45`` at both ends.  As an independent check the rule on
+  every other row (step ``2 st H``) must agree to ``1e-8``: the trapezoid
+  error of an integrand analytic in a strip falls geometrically (at least
+  squaring when the step halves), so the full rule is then good to ``1e-16``.
+  A row failing any check is declined (``ok`` False) and the caller sends it
+  to the per-row engine, which refines narrow integrands on local grids.
+* The interpolation at the scores reads row-wise tables built by
+  :func:`numeric._fast._fine_tables` on all rows at once.
+
+Matrix products run on blocks of exactly ``_MB`` rows (the last block padded
+with zero rows): a BLAS product's rounding then depends only on the row
+itself, so a row's result does not depend on its batch mates.
+
+One-hot cotangents (:func:`rows_onehot_log_vjp`).  With ``c = c_y e_y`` (the
+gradient of a negative log-likelihood), ``sum_i c_i d log p_i / d mu_k =
+c_y (d p_y / d mu_k) / p_y`` and, differentiating the max-CDF form,
+
+    d p_y / d mu_k = - int h(x - mu_k) h(x - mu_y) F(x) dx      (k != y),
+    d p_y / d mu_y = sum_{k != y} int h_k h_y F dx               (the row sums to 0).
+
+The first is ``g_y(mu_k)`` with ``g_y(m) = int h(x - m) [F h_y](x) dx``: the
+engine's node integrals with ``log F`` replaced by ``log F + log h(x - mu_y)``
+(still log-concave), interpolated at the scores like ``log g``.  Every term is
+positive, so each entry comes out to the engine's relative accuracy however
+small it is, and the diagonal is a sum of positive terms.  ``p_y`` in the
+ratio is ``H st sum_k h(x_k - mu_y) F(x_k)``, the same rule on the same rows.
+
+>>> import numpy as np
+>>> from numeric.families import get_family
+>>> lp, ok = rows_log_probs(np.zeros((2, 500)), get_family("normal"))
+>>> bool(ok.all()), bool(np.allclose(lp, -np.log(500), rtol=0, atol=1e-13))
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._exp import exp_terms
+from ._fast import (_LATTICE_MAX, _MAGIC, _MAGIC_BITS, _SPAN_MAX, _SPECS, _TAIL, _cache_for,
+                    _fine_tables)
+
+__all__ = ["rows_log_probs", "rows_onehot_log_vjp", "ROWS_FAMILIES"]
+
+ROWS_FAMILIES = ("normal", "logistic", "gumbel_min")
+_STRIDE = {"normal": 2, "logistic": 1, "gumbel_min": 1}
+# accepted |T_2h / T_h - 1|: the normal's integrands are entire (products of phi and Phi)
+# and the rule's error falls like exp(-c / h^2), so err(h) <= err(2h)^4 <= 1e-16; the
+# others are analytic in a strip (geometric: err(h) <= err(2h)^2)
+_HALF_AGREE = {"normal": 1e-4, "logistic": 1e-8, "gumbel_min": 1e-8}
+_PQ = 8                 # bin counts rounded up to a multiple of this (fewer groups)
+_MB = 4                 # rows per matrix product (fixed: bits independent of the batch)
+_ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral block
+# largest second difference of the log integrand at its peak: 0.35 as in the per-row
+# engine; the normal's (step 1/8) 0.5, at least 1.41 samples per standard deviation,
+# where the rule's error for a Gaussian is exp(-2 pi^2 / 0.5) < 1e-17
+_CURV_MAX = {"normal": 0.5, "logistic": 0.35, "gumbel_min": 0.35}
+
+_PLANS: dict = {}
+_PLANS_LOCK = threading.Lock()
+
+
+class _Plan:
+    """Geometry and shared matrices of one family and bin count ``P``.
+
+    Grid rows ``k = kL + st j`` (``j < Gs``), nodes ``l = lL + ms i`` (``i < K``),
+    both relative to a row's origin ``lo``; ``W`` ((R + 1) P, Gs): the spreading
+    matrix without its ``r = 0`` block, which is ``W0`` (P, Gs); ``LH`` (K, Gs):
+    ``log h((k - l) H)``."""
+
+    __slots__ = ("name", "curv_max", "P", "kL", "st", "Gs", "ms", "q", "lL", "K", "W0", "W0max", "Wr", "LH", "agree", "loghazard", "_hi")
+
+    def __init__(self, fam, spec, P, st):
+        H, R = spec.H, spec.R
+        self.name = fam.name
+        self.P = P
+        self.st = st
+        self.agree = _HALF_AGREE[fam.name]
+        self.curv_max = _CURV_MAX[fam.name]
+        self.kL = kL = -int(math.ceil(spec.pad_left / H))
+        kR = P - 1 + int(math.ceil(spec.pad_right / H))
+        self.Gs = Gs = (kR - kL) // st + 1
+        self.ms, self.q = spec.ms, spec.q
+        half = spec.q // 2
+        self.lL = -(half + 1) * spec.ms
+        self.K = (P - 1 - self.lL) // spec.ms + half + 2
+        k = kL + st * np.arange(Gs)
+        s = k[None, :] - np.arange(P)[:, None]             # (P, Gs): k - b
+        cache = _cache_for(fam)
+        s0, A, _ = cache.get(int(s.min()))
+        inside = s <= cache.s_hi                           # rows beyond the right cut are 0
+        idx = np.where(inside, s - s0, 0)
+        T = np.where(inside[None], A[idx].transpose(2, 0, 1), 0.0)   # (R + 1, P, Gs)
+        self.W0 = np.ascontiguousarray(T[0])
+        self.W0max = float(np.abs(self.W0).max())
+        T[1:] *= ((-H) ** np.arange(1, R + 1))[:, None, None]
+        self.Wr = np.ascontiguousarray(T[1:].reshape(R * P, Gs))
+        l = self.lL + spec.ms * np.arange(self.K)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            self.LH = fam.loghazard((k[None, :] - l[:, None]) * H)
+        self.loghazard = fam.loghazard
+        self._hi = {}
+
+    def split(self, e):
+        """``(W0_hi, [W0_lo; Wr])`` with ``W0_hi`` on the lattice ``2^-e``."""
+        got = self._hi.get(e)
+        if got is None:
+            hi = np.rint(self.W0 * 2.0 ** e) * 2.0 ** -e
+            got = self._hi[e] = (hi, np.concatenate([self.W0 - hi, self.Wr]))
+        return got
+
+
+def _plan(fam, P, st):
+    key = (fam.name, P, st)
+    pl = _PLANS.get(key)
+    if pl is None:
+        pl = _Plan(fam, _SPECS[fam.name], P, st)
+        with _PLANS_LOCK:
+            if len(_PLANS) > 256:
+                _PLANS.clear()
+            pl = _PLANS.setdefault(key, pl)
+    return pl
+
+
+def _matmul_rows(A, B, out):
+    """``out = A @ B`` as products of exactly ``_MB`` rows of ``A`` (zero-padded) by
+    column blocks of ``B`` small enough (< 2^18 multiply-adds) that OpenBLAS stays
+    on one thread: each entry's rounding then depends on its own row only."""
+    m, k = A.shape
+    pad = (-m) % _MB
+    if pad:
+        A = np.concatenate([A, np.zeros((pad, k))])
+    cols = max(1, (1 << 18) // (_MB * k))
+    tmp = np.empty((_MB, min(cols, B.shape[1])))
+    for j0 in range(0, B.shape[1], cols):
+        j1 = min(B.shape[1], j0 + cols)
+        Bj = B[:, j0:j1]
+        t = tmp[:, :j1 - j0]
+        for i in range(0, m, _MB):
+            np.matmul(A[i:i + _MB], Bj, out=t)
+            out[i:i + _MB, j0:j1] = t[:min(_MB, m - i)]
+    return out
+
+
+def _moments(z, lo_i, spec, P):
+    """Bin moments ``M`` ((R + 1), rows, P) of rows ``z`` with origins ``lo_i H``:
+    ``M[r, row, b] = sum_{j in bin b} u_j^r`` (one bincount per order over all rows;
+    each bin's sum runs over its scores in row order)."""
+    m, n = z.shape
+    R = spec.R
+    invH = 1.0 / spec.H
+    v = z * invH
+    t = v + _MAGIC
+    b = t.view(np.int64) - (_MAGIC_BITS + lo_i)[:, None]      # exact bin index per score
+    t -= _MAGIC
+    v -= t                                                   # u in [-1/2, 1/2], exact
+    b += (np.arange(m, dtype=np.int64) * P)[:, None]         # bins of row r: r P .. r P + P - 1
+    gb = b.ravel()
+    u = v.ravel()
+    M = np.empty((R + 1, m * P))
+    M[0] = np.bincount(gb, minlength=m * P)
+    pw = u.copy()
+    for r in range(1, R + 1):
+        M[r] = np.bincount(gb, weights=pw, minlength=m * P)
+        if r < R:
+            pw *= u
+    return M.reshape(R + 1, m, P)
+
+
+def _log_F(M, pl, n):
+    """``log F`` on the plan's integration rows, (rows, Gs)."""
+    R1, m, P = M.shape
+    # W0_hi on the lattice 2^-e with n max|W0| 2^e <= 2^52: count . W0_hi is exact
+    e = int(math.floor(math.log2(2.0 ** 52 / (n * max(pl.W0max, 1.0)))))
+    hi, small = pl.split(e)
+    out = _matmul_rows(M[0], hi, np.empty((m, pl.Gs)))
+    rest = np.empty((m, R1 * P))
+    rest[:, :P] = M[0]
+    rest[:, P:].reshape(m, R1 - 1, P)[...] = M[1:].transpose(1, 0, 2)
+    out += _matmul_rows(rest, small, np.empty((m, pl.Gs)))
+    return out
+
+
+def _trapezoid(L, logw, agree, curv_max):
+    """``(log(w sum_k e^L), ok)`` over the last axis of the log integrands ``L``
+    (overwritten), with the checks of the module doc: finite peak inside the rows,
+    decayed by ``e^-45`` at both ends, second difference at the peak <= 0.35, and
+    the rule on every other row within ``1e-8``."""
+    G = L.shape[-1]
+    jm = np.argmax(L, axis=-1)[..., None]
+    peak = np.take_along_axis(L, jm, axis=-1)[..., 0]
+    jc = np.clip(jm, 1, G - 2)
+    with np.errstate(invalid="ignore"):
+        curv = (2.0 * peak - np.take_along_axis(L, jc - 1, axis=-1)[..., 0]
+                - np.take_along_axis(L, jc + 1, axis=-1)[..., 0])
+        good = (np.isfinite(peak) & (jm[..., 0] >= 2) & (jm[..., 0] <= G - 3) & (curv <= curv_max)
+                & (L[..., 0] < peak - _TAIL) & (L[..., -1] < peak - _TAIL))
+        L -= peak[..., None]
+    exp_terms(L, out=L)
+    tot = L.sum(axis=-1)
+    half = 2.0 * L[..., 0::2].sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        good &= np.abs(half / tot - 1.0) <= agree
+        return peak + (np.log(tot) + logw), good
+
+
+def _node_integrals(L_rows, pl, H):
+    """``(log int, ok)``: node integrals of ``LH[i] + L_rows[r]`` (rows, K), and per
+    row whether every node passed :func:`_trapezoid`'s checks."""
+    m, Gs = L_rows.shape
+    K = pl.K
+    logg = np.empty((m, K))
+    ok = np.ones(m, dtype=bool)
+    blk = max(1, _ELEMS // (K * Gs))
+    logw = math.log(pl.st * H)
+    for r0 in range(0, m, blk):
+        r1 = min(m, r0 + blk)
+        logg[r0:r1], good = _trapezoid(pl.LH[None, :, :] + L_rows[r0:r1, None, :], logw, pl.agree,
+                                       pl.curv_max)
+        ok[r0:r1] = good.all(axis=1)
+    return logg, ok
+
+
+def _eval(zr, lo_i, logg, pl, spec):
+    """Interpolants of the node values ``logg`` (rows, K) at the scores ``zr``
+    (rows, n); ``ok`` False for rows whose stencil leaves the nodes."""
+    m, n = zr.shape
+    S, d = spec.fine_S, spec.fine_d
+    tab = _fine_tables(logg, pl.q, S, d)              # (rows, d + 1, ncol)
+    ncol = tab.shape[2]
+    a = S / (spec.H * pl.ms)                          # a power of two
+    # fine row of score z: rint(z a) - r0, r0 = (lo + lL H) a  (lo = lo_i H)
+    r0 = (lo_i + pl.lL) * (S // pl.ms)
+    v = zr * a
+    t = v + _MAGIC
+    idx = t.view(np.int64) - (_MAGIC_BITS + r0)[:, None]
+    t -= _MAGIC
+    v -= t                                            # offset in [-1/2, 1/2]
+    ok = (idx.min(axis=1) >= (pl.q // 2 - 1) * S) & (idx.max(axis=1) < ncol)
+    idx[~ok] = (pl.q // 2 - 1) * S
+    # flat index into tab (rows, d + 1, ncol) at column 0; column j is ``j ncol`` further
+    idx += (np.arange(m, dtype=np.int64) * ((d + 1) * ncol))[:, None]
+    flat = tab.reshape(-1)
+    out = np.take(flat[d * ncol:], idx)
+    tmp = np.empty_like(out)
+    for j in range(d - 1, -1, -1):
+        out *= v
+        np.take(flat[j * ncol:], idx, out=tmp)
+        out += tmp
+    return out, ok
+
+
+def _prepare(z, fam):
+    """Per-row origins and bin counts: ``(lo_i, P, ok)``."""
+    spec = _SPECS[fam.name]
+    invH = 1.0 / spec.H
+    zmin = z.min(axis=1)
+    zmax = z.max(axis=1)
+    ok = (zmax - zmin <= _SPAN_MAX) & (np.maximum(-zmin, zmax) <= _LATTICE_MAX)
+    zmin = np.where(ok, zmin, 0.0)
+    zmax = np.where(ok, zmax, 0.0)
+    lo_i = np.floor(zmin * invH).astype(np.int64)
+    P = np.rint(zmax * invH).astype(np.int64) - lo_i + 1
+    P += (-P) % _PQ
+    return lo_i, P, ok
+
+
+def _rows(z, fam, group_fn, *args):
+    """Run ``group_fn(pl, rows, zr, lo_i, *args) -> (values, good)`` on the rows of
+    each bin count; rows a stride > 1 declines are retried at stride 1."""
+    m, n = z.shape
+    out = np.full((m, n), np.nan)
+    lo_i, P, ok = _prepare(z, fam)
+    todo = ok.copy()
+    for st in sorted({_STRIDE[fam.name], 1}, reverse=True):
+        for p in np.unique(P[todo]):
+            rows = np.flatnonzero(todo & (P == p))
+            val, good = group_fn(_plan(fam, int(p), st), rows, z[rows], lo_i[rows], *args)
+            out[rows[good]] = val[good]
+            todo[rows[good]] = False
+    ok &= ~todo
+    return out, ok
+
+
+def _log_probs_group(pl, rows, zr, lo_i):
+    spec = _SPECS[pl.name]
+    n = zr.shape[1]
+    LF = _log_F(_moments(zr, lo_i, spec, pl.P), pl, n)
+    logg, good = _node_integrals(LF, pl, spec.H)
+    lp, good2 = _eval(zr, lo_i, logg, pl, spec)
+    mx = lp.max(axis=1, keepdims=True)
+    tot = exp_terms(lp - mx).sum(axis=1, keepdims=True)
+    lp -= mx + np.log(tot)
+    np.minimum(lp, 0.0, out=lp)
+    return lp, good & good2
+
+
+def rows_log_probs(z, fam):
+    """``(log p, ok)`` for standardized finite rows ``z`` (m, n), n >= 2.
+
+    ``log p_i = log g(z_i) - log sum_j g(z_j)`` (module doc); rows with ``ok``
+    False (declined by a check) hold NaN.  A row's result depends on that row only.
+    """
+    return _rows(z, fam, _log_probs_group)
+
+
+def _onehot_group(pl, rows, zr, lo_i, y):
+    spec = _SPECS[pl.name]
+    H = spec.H
+    m, n = zr.shape
+    LF = _log_F(_moments(zr, lo_i, spec, pl.P), pl, n)
+    r = np.arange(m)
+    yr = y[rows]
+    zy = zr[r, yr]
+    # x_k - z_y on the integration rows (x_k = (lo_i + k) H exactly)
+    xk = (lo_i[:, None] + (pl.kL + pl.st * np.arange(pl.Gs))[None, :]) * H
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        LW = LF + pl.loghazard(xk - zy[:, None])
+    # log g(z_y): the rule on the same rows (the integrand h_y F, one per row)
+    gy, good = _trapezoid(LW.copy(), math.log(pl.st * H), pl.agree, pl.curv_max)
+    lgy, good1 = _node_integrals(LW, pl, H)
+    lw, good2 = _eval(zr, lo_i, lgy, pl, spec)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.exp(lw - gy[:, None])
+    np.negative(v, out=v)
+    v[r, yr] = 0.0
+    v[r, yr] = -v.sum(axis=1)
+    return v, good & good1 & good2
+
+
+def rows_onehot_log_vjp(z, y, fam):
+    """``(v, ok)``: ``v[r, k] = d log p_{y_r} / d z_{r, k}`` for standardized finite rows
+    ``z`` (m, n) and indices ``y`` (m,) (the VJP of ``log p`` with the cotangent
+    ``e_y``; multiply by ``c_y``).  Off the diagonal ``-g_y(z_k) / g(z_y)``, on it
+    the sum of those terms with the opposite sign (module doc)."""
+    return _rows(z, fam, _onehot_group, np.asarray(y))
