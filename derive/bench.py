@@ -290,7 +290,7 @@ HARD_WALL_FACTOR = 5.0
 _ARMED = {}
 
 
-def _on_alarm(signum, frame):
+def _on_alarm(_signum, _frame):
     cpu = time.process_time() - _ARMED["c0"]
     wall = time.perf_counter() - _ARMED["w0"]
     left = min(_ARMED["cap"] - cpu, HARD_WALL_FACTOR * _ARMED["cap"] - wall)
@@ -348,9 +348,10 @@ def min_time(fn, base, *, budget_s, min_samples, cap_s):
     also counts as a sample; the baseline's comes first, so that a capped
     ``fn`` (:class:`CallCapExceeded`, with ``base_s`` set) still gives a
     lower bound of its ratio.  A call slower than ``MID_CALL_S`` is sampled
-    twice in all, one slower than ``SLOW_CALL_S`` once.  Returns ``{"time_s", "cpu_s", "calls", "samples"}``, plus the
-    same for the baseline with a ``base_`` prefix, ``ratio`` (wall) and
-    ``cpu_ratio`` when ``base`` is given.
+    twice in all, one slower than ``SLOW_CALL_S`` once.  Returns
+    ``{"time_s", "cpu_s", "calls", "samples"}``, plus the same for the
+    baseline with a ``base_`` prefix, ``ratio`` (wall) and ``cpu_ratio``
+    when ``base`` is given.
     """
     fns = [fn] if base is None else [fn, base]
     best = [None] * len(fns)
@@ -358,7 +359,7 @@ def min_time(fn, base, *, budget_s, min_samples, cap_s):
     for k in reversed(range(len(fns))):
         try:
             # the baseline is called twice: its first call may pay a one-time set-up
-            # that would weaken the lower bound cap / base_s of a capped fn
+            # that would weaken the lower bound (fn's wall time / base_s) of a capped fn
             for _ in range(2 if k else 1):
                 _, w, c = call_capped(fns[k], cap_s)
                 best[k] = [w, c, 1, 1] if best[k] is None else [min(best[k][0], w), min(best[k][1], c), 2, 2]

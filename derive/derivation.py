@@ -33,6 +33,7 @@ derivation is being built, so a broken chain never reaches the notes::
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -650,11 +651,13 @@ def _entry_expressions(d):
 def _as_rational(v, k):
     if isinstance(v, bool) or isinstance(v, complex):
         raise TypeError(f"mu[{k}] must be a real number, got {v!r}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"mu[{k}] must be a finite real number, got {v!r}")
     try:
         r = sp.Rational(v.strip()) if isinstance(v, str) else sp.Rational(v)
     except (TypeError, ValueError):
         raise ValueError(f"mu[{k}] must be a finite real number, got {v!r}") from None
-    if not r.is_finite or not r.is_Rational:
+    if r is sp.nan or not r.is_Rational or not r.is_finite:
         raise ValueError(f"mu[{k}] must be a finite real number, got {v!r}")
     return r
 

@@ -154,6 +154,11 @@ def owens_tc_mp(h, a):
     return +v
 
 
+def _mp(x, dps):
+    """A real sympy number as an mpf at ``dps`` digits."""
+    return mpmath.mpf(sp.Float(sp.N(x, dps), dps)._mpf_)
+
+
 class OwenTc(sp.Function):
     """Complementary Owen's T, ``T(h, oo) - T(h, a)``, printed as ``\\bar T(h, a)`` (see :func:`owens_tc_mp`)."""
 
@@ -171,7 +176,7 @@ class OwenTc(sp.Function):
             return None
         dps = mpmath.libmp.prec_to_dps(prec) + 5
         with mpmath.workdps(dps):
-            v = owens_tc_mp(mpmath.mpf(sp.N(h, dps)._mpf_), mpmath.mpf(sp.N(a, dps)._mpf_))
+            v = owens_tc_mp(_mp(h, dps), _mp(a, dps))
         return sp.Float(v, dps)
 
     def _eval_rewrite_as_OwenT(self, h, a, **kw):
@@ -207,8 +212,8 @@ class OwenT(sp.Function):
             return None
         dps = mpmath.libmp.prec_to_dps(prec) + 5
         with mpmath.workdps(dps):
-            hv = mpmath.mpf(sp.N(h, dps)._mpf_) if h.is_real else None
-            av = mpmath.mpf(sp.N(a, dps)._mpf_) if a.is_real else None
+            hv = _mp(h, dps) if h.is_real else None
+            av = _mp(a, dps) if a.is_real else None
             if hv is None or av is None:
                 return None
             v = owens_t_mp(hv, av)

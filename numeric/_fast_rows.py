@@ -86,6 +86,8 @@ _STRIDE = {"normal": 2, "logistic": 1, "gumbel_min": 1}
 # accepted |T_2h / T_h - 1|: the normal's integrands are entire (products of phi and Phi)
 # and the rule's error falls like exp(-c / h^2), so err(h) <= err(2h)^4 <= 1e-16; the
 # others are analytic in a strip (geometric: err(h) <= err(2h)^2)
+_COARSE = 8             # column stride of the window scan
+_WQ = 16                # windows rounded outwards to multiples of this many columns
 _HALF_AGREE = {"normal": 1e-4, "logistic": 1e-8, "gumbel_min": 1e-8}
 _PQ = 8                 # bin counts rounded up to a multiple of this (fewer groups)
 _MB = 4                 # rows per matrix product (fixed: bits independent of the batch)
@@ -107,7 +109,8 @@ class _Plan:
     matrix without its ``r = 0`` block, which is ``W0`` (P, Gs); ``LH`` (K, Gs):
     ``log h((k - l) H)``."""
 
-    __slots__ = ("name", "curv_max", "P", "kL", "st", "Gs", "ms", "q", "lL", "K", "W0", "W0max", "Wr", "LH", "agree", "loghazard", "_hi")
+    __slots__ = ("name", "curv_max", "P", "kL", "st", "Gs", "ms", "q", "lL", "K", "W0", "W0max", "Wr", "LH", "agree", "loghazard", "_hi",
+                 "Wc", "LHc", "s_hi", "R")
 
     def __init__(self, fam, spec, P, st):
         H, R = spec.H, spec.R
@@ -139,13 +142,25 @@ class _Plan:
             self.LH = fam.loghazard((k[None, :] - l[:, None]) * H)
         self.loghazard = fam.loghazard
         self._hi = {}
+        self.s_hi, self.R = cache.s_hi, R
+        # coarse columns (every _COARSE-th) for the windows: plain products suffice there
+        self.Wc = np.ascontiguousarray(np.concatenate([self.W0, self.Wr])[:, ::_COARSE])
+        self.LHc = np.ascontiguousarray(self.LH[:, ::_COARSE])
 
-    def split(self, e):
-        """``(W0_hi, [W0_lo; Wr])`` with ``W0_hi`` on the lattice ``2^-e``."""
-        got = self._hi.get(e)
+    def window(self, e, a, b):
+        """``(b0, W0_hi, [W0_lo; Wr])`` for the columns ``a .. b - 1``, ``W0_hi`` on the
+        lattice ``2^-e``; bins below ``b0`` contribute nothing there (``k - b``
+        beyond the tables' right cut) and are left out."""
+        key = (e, a, b)
+        got = self._hi.get(key)
         if got is None:
-            hi = np.rint(self.W0 * 2.0 ** e) * 2.0 ** -e
-            got = self._hi[e] = (hi, np.concatenate([self.W0 - hi, self.Wr]))
+            b0 = max(0, min(self.P - 1, self.kL + self.st * a - self.s_hi))
+            W0 = self.W0[b0:, a:b]
+            hi = np.rint(W0 * 2.0 ** e) * 2.0 ** -e
+            Wr = self.Wr.reshape(self.R, self.P, self.Gs)[:, b0:, a:b].reshape(-1, b - a)
+            got = (b0, hi, np.concatenate([W0 - hi, Wr]))
+            if len(self._hi) < 64:
+                self._hi[key] = got
         return got
 
 
@@ -206,18 +221,45 @@ def _moments(z, lo_i, spec, P):
     return M.reshape(R + 1, m, P)
 
 
-def _log_F(M, pl, n):
-    """``log F`` on the plan's integration rows, (rows, Gs)."""
+def _log_F(M, pl, n, a, b):
+    """``log F`` on the plan's integration columns ``a .. b - 1``, (rows, b - a)."""
     R1, m, P = M.shape
     # W0_hi on the lattice 2^-e with n max|W0| 2^e <= 2^52: count . W0_hi is exact
     e = int(math.floor(math.log2(2.0 ** 52 / (n * max(pl.W0max, 1.0)))))
-    hi, small = pl.split(e)
-    out = _matmul_rows(M[0], hi, np.empty((m, pl.Gs)))
-    rest = np.empty((m, R1 * P))
-    rest[:, :P] = M[0]
-    rest[:, P:].reshape(m, R1 - 1, P)[...] = M[1:].transpose(1, 0, 2)
-    out += _matmul_rows(rest, small, np.empty((m, pl.Gs)))
+    b0, hi, small = pl.window(e, a, b)
+    Pw = P - b0
+    out = _matmul_rows(np.ascontiguousarray(M[0, :, b0:]), hi, np.empty((m, b - a)))
+    rest = np.empty((m, R1 * Pw))
+    rest[:, :Pw] = M[0, :, b0:]
+    rest[:, Pw:].reshape(m, R1 - 1, Pw)[...] = M[1:, :, b0:].transpose(1, 0, 2)
+    out += _matmul_rows(rest, small, np.empty((m, b - a)))
     return out
+
+
+def _windows(pl, M, extra=None):
+    """Per row, the integration columns ``[a, b)`` outside which every node's log
+    integrand is below its peak minus ``_TAIL``, rounded outwards to multiples of
+    ``_WQ`` (so rows share them; each row's depends on that row only).
+
+    From ``log F`` (plus ``extra``, the one-hot weight) on every ``_COARSE``-th
+    column: the log integrands are concave (module doc), so a coarse sample below
+    the coarse peak minus ``_TAIL`` bounds everything beyond it."""
+    m = M.shape[1]
+    Lc = _matmul_rows(M.transpose(1, 0, 2).reshape(m, -1), pl.Wc, np.empty((m, pl.Wc.shape[1])))
+    if extra is not None:
+        Lc += extra
+    L = pl.LHc[None, :, :] + Lc[:, None, :]
+    Gc = L.shape[-1]
+    with np.errstate(invalid="ignore"):
+        jm = np.argmax(L, axis=-1)
+        low = L < (np.max(L, axis=-1) - _TAIL)[..., None]
+    before = np.arange(Gc)[None, None, :] < jm[..., None]
+    nl = np.count_nonzero(low & before, axis=-1).min(axis=1)
+    nr = np.count_nonzero(low & ~before, axis=-1).min(axis=1)
+    a = np.maximum(nl - 1, 0) * _COARSE // _WQ * _WQ
+    b = np.minimum(pl.Gs, -(-((Gc - nr) * _COARSE + 1) // _WQ) * _WQ)
+    b[nr == 0] = pl.Gs
+    return a, b
 
 
 def _trapezoid(L, logw, agree, curv_max):
@@ -243,10 +285,12 @@ def _trapezoid(L, logw, agree, curv_max):
         return peak + (np.log(tot) + logw), good
 
 
-def _node_integrals(L_rows, pl, H):
-    """``(log int, ok)``: node integrals of ``LH[i] + L_rows[r]`` (rows, K), and per
-    row whether every node passed :func:`_trapezoid`'s checks."""
+def _node_integrals(L_rows, pl, H, a, b):
+    """``(log int, ok)``: node integrals of ``LH[i] + L_rows[r]`` over the columns
+    ``a .. b - 1`` (rows, K), and per row whether every node passed
+    :func:`_trapezoid`'s checks."""
     m, Gs = L_rows.shape
+    LH = pl.LH[:, a:b]
     K = pl.K
     logg = np.empty((m, K))
     ok = np.ones(m, dtype=bool)
@@ -254,7 +298,7 @@ def _node_integrals(L_rows, pl, H):
     logw = math.log(pl.st * H)
     for r0 in range(0, m, blk):
         r1 = min(m, r0 + blk)
-        logg[r0:r1], good = _trapezoid(pl.LH[None, :, :] + L_rows[r0:r1, None, :], logw, pl.agree,
+        logg[r0:r1], good = _trapezoid(LH[None, :, :] + L_rows[r0:r1, None, :], logw, pl.agree,
                                        pl.curv_max)
         ok[r0:r1] = good.all(axis=1)
     return logg, ok
@@ -321,11 +365,23 @@ def _rows(z, fam, group_fn, *args):
     return out, ok
 
 
+def _subgroups(a, b):
+    """Rows with the same window ``[a, b)``."""
+    key = a * (1 << 32) + b
+    for k in np.unique(key):
+        sel = np.flatnonzero(key == k)
+        yield int(a[sel[0]]), int(b[sel[0]]), sel
+
+
 def _log_probs_group(pl, rows, zr, lo_i):
     spec = _SPECS[pl.name]
-    n = zr.shape[1]
-    LF = _log_F(_moments(zr, lo_i, spec, pl.P), pl, n)
-    logg, good = _node_integrals(LF, pl, spec.H)
+    m, n = zr.shape
+    M = _moments(zr, lo_i, spec, pl.P)
+    logg = np.empty((m, pl.K))
+    good = np.zeros(m, dtype=bool)
+    for a, b, sel in _subgroups(*_windows(pl, M)):
+        LF = _log_F(M[:, sel], pl, n, a, b)
+        logg[sel], good[sel] = _node_integrals(LF, pl, spec.H, a, b)
     lp, good2 = _eval(zr, lo_i, logg, pl, spec)
     mx = lp.max(axis=1, keepdims=True)
     tot = exp_terms(lp - mx).sum(axis=1, keepdims=True)
@@ -347,24 +403,34 @@ def _onehot_group(pl, rows, zr, lo_i, y):
     spec = _SPECS[pl.name]
     H = spec.H
     m, n = zr.shape
-    LF = _log_F(_moments(zr, lo_i, spec, pl.P), pl, n)
+    M = _moments(zr, lo_i, spec, pl.P)
     r = np.arange(m)
     yr = y[rows]
     zy = zr[r, yr]
-    # x_k - z_y on the integration rows (x_k = (lo_i + k) H exactly)
-    xk = (lo_i[:, None] + (pl.kL + pl.st * np.arange(pl.Gs))[None, :]) * H
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        LW = LF + pl.loghazard(xk - zy[:, None])
-    # log g(z_y): the rule on the same rows (the integrand h_y F, one per row)
-    gy, good = _trapezoid(LW.copy(), math.log(pl.st * H), pl.agree, pl.curv_max)
-    lgy, good1 = _node_integrals(LW, pl, H)
+    cols = pl.kL + pl.st * np.arange(pl.Gs)
+
+    def weight(sel, c):
+        # log h(x_k - z_y) on columns c (x_k = (lo_i + k) H exactly)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return pl.loghazard((lo_i[sel, None] + cols[None, c]) * H - zy[sel, None])
+
+    gy = np.empty(m)
+    lgy = np.empty((m, pl.K))
+    good = np.zeros(m, dtype=bool)
+    for a, b, sel in _subgroups(*_windows(pl, M, weight(r, slice(None, None, _COARSE)))):
+        LW = _log_F(M[:, sel], pl, n, a, b)
+        LW += weight(sel, slice(a, b))
+        # log g(z_y): the rule on the same columns (the integrand h_y F, one per row)
+        gy[sel], g0 = _trapezoid(LW.copy(), math.log(pl.st * H), pl.agree, pl.curv_max)
+        lgy[sel], g1 = _node_integrals(LW, pl, H, a, b)
+        good[sel] = g0 & g1
     lw, good2 = _eval(zr, lo_i, lgy, pl, spec)
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.exp(lw - gy[:, None])
     np.negative(v, out=v)
     v[r, yr] = 0.0
     v[r, yr] = -v.sum(axis=1)
-    return v, good & good1 & good2
+    return v, good & good2
 
 
 def rows_onehot_log_vjp(z, y, fam):

@@ -25,8 +25,8 @@ summed directly at the nodes with the exact ``log Phi``, ``log h``.
 
 Cut and neglected mass (``L = 40``, proofs in :func:`_cut`):
 
-* exponential, ``A = sum_j e^(mu_j - top) >= 2 L'``: ``x_s = top + log 2``,
-  every score is far; else ``x_s = top`` (``F = 0`` below) and near scores
+* exponential, ``A = sum_j e^(mu_j - top) >= 2^k L'`` (largest such
+  ``k <= 40``): ``x_s = top + k log 2``, every score is far; else ``x_s = top`` (``F = 0`` below) and near scores
   are ``c > 1/2`` (fewer than ``4 L'`` since ``A < 2 L'``).
 * laplace: ``x_s`` is the largest point where the bound
   ``F(x) <= prod_{mu_j > x} e^(x - mu_j) / 2`` puts ``e^-x F`` below
@@ -107,17 +107,21 @@ def _cut(y, laplace):
     ``4 e^-L`` relative.  The condition holds once ``m >= (L + 0.6 + log n) /
     log 2`` (``D_m <= m d``), so only that many top scores are sorted.
 
-    Exponential: ``F = 0`` below ``top``; with ``A = sum e^(mu_j - top) >= 2 L'``,
-    ``log F(top + log 2) <= -A / 2 <= -L'`` and the cut ``x_s = top + log 2``
-    loses at most ``8 log 2 n e^-L'`` relative (``p_i >= a_i / (4 n)``).
+    Exponential: ``F = 0`` below ``top``; with ``A = sum e^(mu_j - top) >= 2^k L'``
+    (``1 <= k <= 40``), ``log F(top + k log 2) <= -A / 2^k <= -L'`` and the cut
+    ``x_s = top + k log 2`` loses at most ``8 k log 2 n e^-L'`` relative
+    (``p_i >= a_i / (4 n)``; ``L' = L + log n + 7``).
     """
     m, n = y.shape
     top = y.max(axis=1)
     if not laplace:
         a = np.exp(y - top[:, None])
-        lp_ = _L + math.log(n) + 3.0
-        trunc = a.sum(axis=1) >= 2.0 * lp_
-        xs = top + np.where(trunc, _LOG2, 0.0)
+        lp_ = _L + math.log(n) + 7.0
+        # the highest cut x_s = top + k log 2 (k <= 40) with A / 2^k >= L': the
+        # larger k, the smaller every c and the fewer series terms
+        k = np.floor(np.log2(a.sum(axis=1) / lp_))
+        trunc = k >= 1
+        xs = top + np.where(trunc, np.minimum(k, 40.0), 0.0) * _LOG2
         logc = y - xs[:, None]
         near = (a > 0.5) & ~trunc[:, None]
         return xs, logc, near, np.full(m, lp_), trunc
