@@ -239,7 +239,8 @@ def _matrix_tables(bench, tally):
             rows.append(row)
     if rows and "probs" in mx["ops"]:
         out.append(f"## VJP / the same family's probs (target ≤ {VJP_VS_PROBS:g}×)\n\n")
-        out.append("Per input kind on the same array; the worst kind shown.\n\n")
+        out.append("Per input kind on the same array; the worst kind shown (\"-\": one of the two cells was not "
+                   "measured, see the main table).\n\n")
         out.append(_table(["family", "operation"] + [shape_label(s) for s in shapes], rows) + "\n")
 
     # student_t vs normal
@@ -254,6 +255,7 @@ def _matrix_tables(bench, tally):
                 row.append(_mark(verdict, text))
             rows.append(row)
         out.append(f"## student_t (ν = 3) / normal, same array and operation (target ≤ {STUDENT_VS_NORMAL:g}×)\n\n")
+        out.append("Per input kind, the worst kind shown (\"-\": one of the two cells was not measured).\n\n")
         out.append(_table(["operation"] + [shape_label(s) for s in shapes], rows) + "\n")
 
     # linear growth
