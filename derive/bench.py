@@ -881,6 +881,12 @@ def run(*, quick=False, sections=None, output=None, notes_dir=None, verbose=True
     _warm_allocator()
     import numeric  # noqa: F401  (imported here, not inside the first timed call)
     import scipy.special  # noqa: F401
+    if USER_FAMILY in cfg["families"]:
+        _say(verbose, f"bench: compiling {USER_FAMILY} (derive.family_from_cdf(...).to_numeric())")
+        try:
+            _user_family()
+        except Exception:  # reported by every cell of the family
+            pass
     if "matrix" in sections:
         _say(verbose, "bench: matrix (family x shape x operation) vs scipy.special.softmax")
         result["matrix"] = _matrix(cfg, verbose)
