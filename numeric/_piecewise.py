@@ -241,13 +241,20 @@ class _Row:
         return -self.far_series(u, self.P / np.maximum(np.arange(self.rmax + 1), 1))
 
     def far_series(self, u, S):
-        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1), by Horner (a
-        batch's larger ``rmax`` only adds exact zeros)."""
-        acc = np.zeros_like(u)
-        for r in range(self.rmax, 0, -1):
-            acc += S[:, r][:, None]
-            acc *= u
-        return acc
+        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1): a table of powers,
+        summed in order of ``r`` (a batch's larger ``rmax`` only adds exact
+        zeros), in chunks of rows."""
+        m, p = u.shape
+        out = np.zeros_like(u)
+        if self.rmax == 0:
+            return out
+        step = max(1, (1 << 18) // max(1, p * self.rmax))
+        for a in range(0, m, step):
+            uu = u[a:a + step]
+            pw = np.cumprod(np.broadcast_to(uu[:, :, None], uu.shape + (self.rmax,)), axis=2)
+            pw *= S[a:a + step, None, 1:]
+            out[a:a + step] = np.cumsum(pw, axis=2)[:, :, -1]
+        return out
 
     def log_g(self, u, drop=False):
         lphi, _ = self.near_terms(u)
@@ -267,13 +274,15 @@ class _Row:
         with np.errstate(invalid="ignore"):
             bis &= self.log_g(one)[:, 0] < -self.lp
         if bis.any():
-            lo, hi = np.full(self.m, -60.0), np.zeros(self.m)
-            for _ in range(10):
-                mid = 0.5 * (lo + hi)
-                below = self.log_g(np.exp2(mid)[:, None])[:, 0] < -self.lp
-                hi = np.where(below, mid, hi)
-                lo = np.where(below, lo, mid)
-            umax = np.where(bis, np.exp2(hi), 1.0)
+            # log G is decreasing: the first grid point in log2 u below -L', then
+            # a finer grid in the bracket above it (u_max within 2^(1/16))
+            lo = np.full(self.m, -61.0)
+            for width, pts in ((61.0, 62), (1.0, 16)):
+                grid = lo[:, None] + (width / (pts - 1)) * np.arange(pts)
+                below = self.log_g(np.exp2(grid)) < -self.lp[:, None]
+                first = np.where(below.any(axis=1), np.argmax(below, axis=1), pts - 1)
+                lo = grid[np.arange(self.m), np.maximum(first - 1, 0)]
+            umax = np.where(bis, np.exp2(lo + 1.0 / 15.0), 1.0)
         return umax
 
     def panels(self):
