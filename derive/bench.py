@@ -532,8 +532,7 @@ def _matrix(cfg, verbose):
     return {"families": list(cfg["families"]), "shapes": [list(s) for s in cfg["shapes"]],
             "ops": list(cfg["ops"]), "kinds": list(cfg["kinds"]), "family_params": FAMILY_PARAMS,
             "cell_budget_s": cfg["cell_budget_s"], "min_samples": cfg["min_samples"],
-            "call_cap_s": cfg["call_cap_s"], "cell_limit_s": cfg["cell_limit_s"], "sample_s": SAMPLE_S,
-            "cells": cells}
+            "call_cap_s": cfg["call_cap_s"], "cell_limit_s": cfg["cell_limit_s"], "cells": cells}
 
 
 def _memory(cfg, matrix, verbose):
@@ -876,8 +875,9 @@ def run(*, quick=False, sections=None, output=None, notes_dir=None, verbose=True
         raise ValueError(f"sections: unknown {bad or 'empty list'}; choose from {', '.join(SECTIONS)}")
     t_start = time.perf_counter()
     result = {"schema": SCHEMA, "quick": bool(quick), "machine": machine_info(),
-              "config": {k: cfg[k] for k in ("families", "shapes", "ops", "kinds", "cell_budget_s",
-                                              "min_samples", "call_cap_s", "cell_limit_s")}}
+              "config": {**{k: cfg[k] for k in ("families", "shapes", "ops", "kinds", "cell_budget_s",
+                                                 "min_samples", "call_cap_s", "cell_limit_s")},
+                         "sample_s": SAMPLE_S}}
     _warm_allocator()
     import numeric  # noqa: F401  (imported here, not inside the first timed call)
     import scipy.special  # noqa: F401

@@ -439,7 +439,6 @@ def _machine(bench) -> str:
 
 
 def _methodology(bench) -> str:
-    mx = bench.get("matrix") or {}
     cfg = bench.get("config", {})
     return (
         "## Method\n\n"
@@ -450,7 +449,7 @@ def _methodology(bench) -> str:
         "- The allocator is warmed once (a ~31 MiB array allocated and freed, so glibc serves later arrays "
         "from its heap instead of fresh pages that fault on every call).\n"
         "- Numeric and baseline are sampled alternately; a sample is a loop of calls lasting at least "
-        f"{_g((mx.get('sample_s') or 0) * 1e3)} ms; per input kind the first call of each is a warm-up that "
+        f"{_g((cfg.get('sample_s') or 0) * 1e3)} ms; per input kind the first call of each is a warm-up that "
         f"counts as a sample, then samples continue until {_g(cfg.get('cell_budget_s'))} s are spent and at "
         f"least {cfg.get('min_samples', '?')} samples were taken. The minimum time per call is kept "
         "(other load on the machine only adds time). Wall time decides the targets; CPU time (all threads "
@@ -459,8 +458,8 @@ def _methodology(bench) -> str:
         "interrupted and the cell recorded as capped (not repeated; the ratio is at least the wall time it had "
         "taken over the baseline's), and the larger shapes of the same family and "
         "operation (at least as many rows, each at least as long) are skipped. A cell that has taken "
-        f"{_g(cfg.get('cell_limit_s'))} s leaves its remaining input kinds out (its ratio is then a lower "
-        "bound, marked ≥). An exception is recorded in its cell and the run continues.\n"
+        f"{_g(cfg.get('cell_limit_s'))} s and already misses its target leaves its remaining input kinds out "
+        "(its ratio is then a lower bound, marked ≥). An exception is recorded in its cell and the run continues.\n"
         "- Public entry points only: `numeric.probs`, `numeric.log_probs`, `numeric.probs_vjp`, "
         "`numeric.log_probs_vjp`, `numeric.torch.perturbed_log_softmax`.\n\n")
 
