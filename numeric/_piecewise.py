@@ -74,6 +74,7 @@ _SPLIT_ROUNDS = 80
 _SUM_TOL = 1e-11
 _MAX_DEPTH = 600.0
 _BLOCK = 128
+_TABLE = 1 << 19         # tables of powers up to this many entries replace loops
 _LOG_MID = -6.0 * _LOG2   # c > 1/64 ...
 _NEAR_MAX = 64            # ... is near when a row has at most this many such scores
 _GRADE = 3.0              # panel ratio b / a above the first laplace kink     # |log sum p| above this: the row is declined
@@ -205,6 +206,12 @@ class _Row:
         """``sum_far first_j c_j^(r-1)`` over the far scores that need term ``r``
         (sums in fixed blocks: a row's bits do not depend on its batch mates)."""
         out = np.zeros((self.m, self.rmax + 1))
+        if self.rmax and first.size * self.rmax <= _TABLE:
+            # the loop below as one table (same products and sums, same bits)
+            pw = _powers(first, self.fc, self.rmax)
+            mask = self.fR[None] >= np.arange(1, self.rmax + 1)[:, None, None]
+            out[:, 1:] = _block_sum(np.where(mask, pw, 0.0)).T
+            return out
         pw = first
         for r in range(1, self.rmax + 1):
             k = self.kr[r - 1]
@@ -352,8 +359,16 @@ def _block_sum(t):
     blocks, then the block sums in order -- trailing zero blocks (padding to a
     batch's width) change nothing, so a row's bits do not depend on its
     batch mates."""
-    m, k = t.shape
-    return np.cumsum(t.reshape(m, k // _BLOCK, _BLOCK).sum(axis=2), axis=1)[:, -1]
+    sh, k = t.shape[:-1], t.shape[-1]
+    return np.cumsum(t.reshape(sh + (k // _BLOCK, _BLOCK)).sum(axis=-1), axis=-1)[..., -1]
+
+
+def _powers(first, x, r):
+    """``first * x^q`` for q = 0..r-1, shape (r,) + first.shape, by sequential products."""
+    b = np.empty((r,) + first.shape)
+    b[0] = first
+    b[1:] = x
+    return np.cumprod(b, axis=0, out=b)
 
 
 def _node_sum(t):
@@ -384,6 +399,11 @@ def _far_poly(row, J):
     acc = np.repeat(J[:, :1], row.fc.shape[1], axis=1)
     if row.rmax < 2:
         return acc
+    if row.fc.size * row.rmax <= _TABLE:
+        # the loop below as one table (same products and sums, same bits)
+        t = _powers(row.fc, row.fc, row.rmax - 1) * J[:, 1:].T[:, :, None]
+        t = np.where(row.fR[None] >= np.arange(2, row.rmax + 1)[:, None, None], t, 0.0)
+        return np.cumsum(np.concatenate([acc[None], t]), axis=0)[-1]
     pw = row.fc[:, : row.kr[1]].copy()
     for r in range(2, row.rmax + 1):
         k = row.kr[r - 1]
@@ -416,6 +436,8 @@ class _Eval:
         """``J[:, r] = sum_nodes u^r t``, r = 0..rmax-1 (``t`` carries the weights)."""
         row = self.row
         J = np.zeros((row.m, max(row.rmax, 1)))
+        if row.rmax and t.size * row.rmax <= _TABLE:
+            return _node_sum(_powers(t, self.u, row.rmax)).T
         for r in range(row.rmax):
             J[:, r] = _node_sum(t)
             if r + 1 < row.rmax:

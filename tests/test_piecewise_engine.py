@@ -151,3 +151,18 @@ def test_log_probs_vs_oracle_n200(fam):
     lp, ok = log_probs_rows(np.array([mu]), get_family(fam))
     assert ok.all()
     _check_log_probs(lp[0], [float(v) for v in oracle.log_probs(mu, fam, dps=30)])
+
+
+@pytest.mark.parametrize("fam", FAMS)
+def test_table_and_loop_paths_agree_bitwise(fam, monkeypatch):
+    # small blocks use tables of powers, large ones loops over the term index;
+    # both must do the same arithmetic (a row's bits cannot depend on its block)
+    import numeric._piecewise as pw
+    rng = np.random.default_rng(5)
+    Y = rng.normal(size=(3, 400)) * np.array([0.1, 2.0, 20.0])[:, None]
+    G = rng.normal(size=Y.shape)
+    f = get_family(fam)
+    a, v = log_probs_rows(Y, f)[0], probs_vjp_rows(Y, G, f, log=True)[0]
+    monkeypatch.setattr(pw, "_TABLE", 0)
+    assert np.array_equal(log_probs_rows(Y, f)[0], a)
+    assert np.array_equal(probs_vjp_rows(Y, G, f, log=True)[0], v)
