@@ -37,9 +37,10 @@ zero-filled pages that fault on every call.
 Slow cells cannot stall the run: a single call using more than
 ``call_cap_s`` of CPU time is interrupted (SIGALRM, where available) and
 recorded as "capped" (no repeats, the other input kinds not tried; the
-ratio is at least the call's wall time so far over the baseline's, which
-misses every target at the default cap of 1 s), and the larger shapes of the same (family, operation) -- at least as
-many rows, each at least as long -- are recorded as "skipped".  A cell
+ratio is at least the call's wall time so far over the baseline's, and
+the report judges the target by that lower bound), and the larger shapes
+of the same (family, operation) -- at least as many rows, each at least
+as long -- are recorded as "skipped".  A cell
 that has taken ``cell_limit_s`` and already misses its target leaves its
 remaining input kinds out (its worst ratio is then a lower bound, and the
 report says so).  An exception is recorded in the cell
