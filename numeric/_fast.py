@@ -653,7 +653,9 @@ def _fine_tables(node_values, q, S, d):
     spreads 2..30) where ``d = 3`` gave 5e-14.  Returns ``(d + 1, rows)`` with
     row ``r = l S + s`` (rows before the first interval are unused zeros).
     ``node_values`` of shape (..., K) (several rows of nodes) gives
-    ``(..., d + 1, rows)``, each row computed by the same products as alone.
+    ``(..., d + 1, rows)``: all intervals of all rows go through products of
+    exactly ``blk`` rows (the last zero-padded), whose rounding depends on each
+    row's own data only.
     """
     win = sliding_window_view(node_values, q, axis=-1)   # win[..., i, :] = values[..., i : i + q]
     base = win[..., q // 2 - 1]
@@ -662,13 +664,22 @@ def _fine_tables(node_values, q, S, d):
     tab = np.zeros(lead + (d + 1, off + nint * S))
     # e[i, j S + s] = sum_m W[s, j, m] (win[i, m] - base[i]): a (nint, q) x (q, (d+1) S)
     # product, in blocks small enough (< 2^18 multiply-adds) that OpenBLAS stays
-    # on one thread (stacked rows: one product of that block shape per row)
+    # on one thread
     Wm = _fine_weights(q, S, d)
-    e = np.empty(lead + (nint, (d + 1) * S))
     blk = max(1, (1 << 18) // (q * (d + 1) * S))
-    for i0 in range(0, nint, blk):
-        i1 = min(nint, i0 + blk)
-        np.matmul(win[..., i0:i1, :] - base[..., i0:i1, None], Wm, out=e[..., i0:i1, :])
+    if lead:
+        diff = (win - base[..., None]).reshape(-1, q)
+        N = diff.shape[0]
+        diff = np.concatenate([diff, np.zeros(((-N) % blk, q))])
+        e = np.empty((diff.shape[0], (d + 1) * S))
+        for i0 in range(0, diff.shape[0], blk):
+            np.matmul(diff[i0:i0 + blk], Wm, out=e[i0:i0 + blk])
+        e = e[:N]
+    else:
+        e = np.empty((nint, (d + 1) * S))
+        for i0 in range(0, nint, blk):
+            i1 = min(nint, i0 + blk)
+            np.matmul(win[i0:i1] - base[i0:i1, None], Wm, out=e[i0:i1])
     e = e.reshape(lead + (nint, d + 1, S))
     e[..., 0, :] += base[..., None]
     tab[..., off:].reshape(lead + (d + 1, nint, S))[...] = np.moveaxis(e, -2, -3)

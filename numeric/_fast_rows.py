@@ -246,9 +246,12 @@ def _windows(pl, M, extra=None):
     the coarse peak minus ``_TAIL`` bounds everything beyond it."""
     m = M.shape[1]
     Lc = _matmul_rows(M.transpose(1, 0, 2).reshape(m, -1), pl.Wc, np.empty((m, pl.Wc.shape[1])))
-    if extra is not None:
-        Lc += extra
     L = pl.LHc[None, :, :] + Lc[:, None, :]
+    if extra is not None:
+        # the one-hot integrands h_m h_y F, and h_y F itself (the direct rule for g(z_y))
+        Lc += extra
+        L += extra[:, None, :]
+        L = np.concatenate([L, Lc[:, None, :]], axis=1)
     Gc = L.shape[-1]
     with np.errstate(invalid="ignore"):
         jm = np.argmax(L, axis=-1)
