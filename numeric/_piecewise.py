@@ -87,9 +87,9 @@ def _terms(logc):
     """Series terms per far score: the least ``R`` with ``c^R <= 2^-57``, i.e.
     ``ceil(57 / log2(1/c))`` (``c <= 1/2``; 0 for ``c = 0``; near scores, whose
     ``c`` may exceed 1/2, get values that the caller discards)."""
-    with np.errstate(divide="ignore"):
-        r = np.ceil((57.0 * _LOG2) / np.maximum(-logc, _LOG2))
-    return r.astype(np.int8)
+    r = np.maximum(-logc, _LOG2)
+    np.divide(57.0 * _LOG2, r, out=r)
+    return np.ceil(r, out=r).astype(np.int8)
 
 
 def _cut(y, laplace):
@@ -128,7 +128,7 @@ def _cut(y, laplace):
         return xs, logc, near, np.full(m, lp_), trunc
     t = _L + 0.6 + math.log(n)
     kp = min(n, int(math.ceil(t / _LOG2)) + 2)
-    part = y if kp == n else np.partition(y, n - kp, axis=1)[:, n - kp:]
+    part = y if kp == n else np.partition(y, n - kp, axis=1)[:, n - kp:].copy()
     d = top[:, None] - np.sort(part, axis=1)[:, ::-1]          # ascending gaps, d[:, 0] = 0
     cnt = np.arange(1, kp + 1, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -138,7 +138,8 @@ def _cut(y, laplace):
     k = np.argmax(valid, axis=1)
     ds = np.maximum(sol[np.arange(m), k], d[np.arange(m), k])
     xs = top - ds
-    logc = y - xs[:, None] - _LOG2
+    logc = np.subtract(y, xs[:, None])
+    logc -= _LOG2
     near = y > xs[:, None]
     return xs, logc, near, _L + math.log(n) + ds + 3.0, np.ones(m, dtype=bool)
 
@@ -162,7 +163,6 @@ class _Row:
         ext = mid.sum(axis=1) <= _NEAR_MAX
         if ext.any():
             near = near | (mid & ext[:, None])
-        self.logc = logc
         # near scores, padded to K per row (c = 0 pads: log Phi = 0, h = 0)
         rr, cc = np.nonzero(near)
         counts = np.bincount(rr, minlength=m)
@@ -180,25 +180,35 @@ class _Row:
         # far scores: per row, sorted by their number of series terms (descending;
         # near scores get -1 and sort last), padded with c = 0 to a multiple of
         # _BLOCK columns; padding slots point at the dummy column n
-        R = np.where(near, -1, _terms(logc))
+        R = _terms(logc)
+        np.copyto(R, -1, where=near)
+        np.negative(R, out=R)
         nf = n - int(near.sum(axis=1).min()) if m else 0
         W = -(-max(nf, 1) // _BLOCK) * _BLOCK
-        order = np.argsort(-R, axis=1, kind="stable")[:, :nf]
-        fR = np.full((m, W), -1, dtype=np.int8)
+        order = np.argsort(R, axis=1, kind="stable")[:, :nf]
+        fR = np.full((m, W), 1, dtype=np.int8)
         fR[:, :nf] = np.take_along_axis(R, order, axis=1)
+        del R
+        np.negative(fR, out=fR)
         valid = fR >= 0
-        self.fcol = np.full((m, W), n, dtype=np.intp)
-        self.fcol[:, :nf] = np.where(valid[:, :nf], order, n)
+        self.fcol = np.full((m, W), n, dtype=np.int32 if n < 2**31 - 1 else np.intp)
+        self.fcol[:, :nf] = order
         self.flogc = np.full((m, W), -np.inf)
-        self.flogc[:, :nf] = np.where(valid[:, :nf], np.take_along_axis(logc, order, axis=1), -np.inf)
-        self.fR = np.maximum(fR, 0)
-        self.fvalid = valid
+        if m == 1:
+            np.take(logc[0], order[0], out=self.flogc[0, :nf])
+        else:
+            self.flogc[:, :nf] = np.take_along_axis(logc, order, axis=1)
+        del order, logc
+        np.copyto(self.fcol, n, where=~valid)
+        np.copyto(self.flogc, -np.inf, where=~valid)
+        np.maximum(fR, 0, out=fR)
+        self.fR = fR
         with np.errstate(under="ignore"):
             self.fc = np.exp(self.flogc)
         self.rmax = int(self.fR.max()) if m else 0
         colmax = self.fR.max(axis=0)                  # non-increasing along the columns
         # kr[r - 1]: columns holding a score that needs term r, rounded up to _BLOCK
-        cnt = (colmax[None, :] >= np.arange(1, self.rmax + 2)[:, None]).sum(axis=1)
+        cnt = np.searchsorted(-colmax, -np.arange(1, self.rmax + 2), side="right")
         self.kr = -(-cnt // _BLOCK) * _BLOCK
         self.P = self._power_sums(self.fc)            # (m, rmax + 1), P[:, 0] unused
 
@@ -212,13 +222,17 @@ class _Row:
             mask = self.fR[None] >= np.arange(1, self.rmax + 1)[:, None, None]
             out[:, 1:] = _block_sum(np.where(mask, pw, 0.0)).T
             return out
-        pw = first
+        pw = first.copy()
+        buf = np.empty_like(pw)
         for r in range(1, self.rmax + 1):
             k = self.kr[r - 1]
-            out[:, r] = _block_sum(np.where(self.fR[:, :k] >= r, pw[:, :k], 0.0))
+            t = buf[:, :k]
+            np.copyto(t, pw[:, :k])
+            np.copyto(t, 0.0, where=self.fR[:, :k] < r)
+            out[:, r] = _block_sum(t)
             if r < self.rmax:
                 k2 = self.kr[r]
-                pw = pw[:, :k2] * self.fc[:, :k2]
+                pw[:, :k2] *= self.fc[:, :k2]
         return out
 
     # -- the near factors and log G at points u (m, P) ------------------------
@@ -393,6 +407,15 @@ def _lse_nodes(a):
         return np.log(_node_sum(np.exp(a - mx))) + mx[..., 0]
 
 
+def _gather(a, cols):
+    """``a[row, cols]`` with column ``n`` (padding) read as 0."""
+    n = a.shape[1]
+    pad = cols >= n
+    out = np.take_along_axis(a, np.where(pad, 0, cols), axis=1)
+    out[pad] = 0.0
+    return out
+
+
 def _far_poly(row, J):
     """``sum_{r=1}^{R_j} c_j^(r-1) J[row_j, r-1]`` for every far slot (m, W)
     (ascending sum; positive terms when ``J >= 0``)."""
@@ -405,13 +428,14 @@ def _far_poly(row, J):
         t = np.where(row.fR[None] >= np.arange(2, row.rmax + 1)[:, None, None], t, 0.0)
         return np.cumsum(np.concatenate([acc[None], t]), axis=0)[-1]
     pw = row.fc[:, : row.kr[1]].copy()
+    buf = np.empty_like(pw)
     for r in range(2, row.rmax + 1):
         k = row.kr[r - 1]
-        if pw.shape[1] > k:
-            pw = pw[:, :k]
-        acc[:, :k] += np.where(row.fR[:, :k] >= r, pw * J[:, r - 1:r], 0.0)
+        t = np.multiply(pw[:, :k], J[:, r - 1:r], out=buf[:, :k])
+        np.copyto(t, 0.0, where=row.fR[:, :k] < r)
+        acc[:, :k] += t
         if r < row.rmax:
-            pw *= row.fc[:, :k]
+            pw[:, :k] *= row.fc[:, :k]
     return acc
 
 
@@ -452,17 +476,23 @@ class _Eval:
         with np.errstate(divide="ignore", invalid="ignore"):
             acc = _far_poly(row, J)
             self.far_acc = acc
-            np.put_along_axis(lp, row.fcol, row.flogc + np.log(acc) + self.M[:, None], axis=1)
+            t = np.log(acc)
+            t += row.flogc
+            t += self.M[:, None]
+            np.put_along_axis(lp, row.fcol, t, axis=1)
+            del t
             # near: log sum_nodes w h_i G / u
             nl = _lse_nodes(self.lh + (self.lwg - self.lu)[:, None, :])    # (m, K)
         np.put_along_axis(lp, row.ncol, nl, axis=1)
         lpm = lp[:, :n]
         mx = lpm.max(axis=1)
         with np.errstate(invalid="ignore"):
-            s = np.log(np.sum(np.exp(lpm - mx[:, None]), axis=1)) + mx
+            e = np.subtract(lpm, mx[:, None])
+            s = np.log(np.sum(np.exp(e, out=e), axis=1)) + mx
+            del e
         ok = self.ok & (np.abs(s) <= _SUM_TOL) & np.isfinite(s)
         self.lse = s
-        lpm = lpm - s[:, None]
+        lpm -= s[:, None]
         return lpm, ok
 
 
@@ -506,17 +536,15 @@ def probs_vjp_rows(y, g, fam, log=False):
     row = ev.row
     lpm, ok = ev.log_probs()
     s = ev.lse
-    gx = np.concatenate([g, np.zeros((m, 1))], axis=1)             # dummy column n
-    gfar = np.take_along_axis(gx, row.fcol, axis=1)
-    gnear = np.take_along_axis(gx, row.ncol, axis=1)
+    gfar = _gather(g, row.fcol)
+    gnear = _gather(g, row.ncol)
     base = ev.lwg - ev.M[:, None]                                   # log(w G) - M
     if log:
         # g_j / p_j with p_j = c_j acc_j e^(M - s) (far) and log p_j (near):
         # every term below is the true one times e^-kappa, kappa = s
         with np.errstate(divide="ignore"):
             phi = 1.0 / ev.far_acc           # padding slots: ignored
-        lpx = np.concatenate([lpm, np.zeros((m, 1))], axis=1)
-        lam = np.where(row.nmask, np.take_along_axis(lpx, row.ncol, axis=1) + (s - ev.M)[:, None], 0.0)
+        lam = np.where(row.nmask, _gather(lpm, row.ncol) + (s - ev.M)[:, None], 0.0)
         kappa = s
     else:
         phi = row.fc
@@ -526,7 +554,9 @@ def probs_vjp_rows(y, g, fam, log=False):
         h_near = np.exp(ev.lh)                                         # (m, K, N)
         S = _near_sum(h_near) + row.far_series(ev.u, row.P)            # sum_j h_j
         # Gamma w G e^-kappa: far series with Q_r = sum g_j phi_j c_j^(r-1), near directly
-        Q = row._power_sums(gfar * phi)
+        gphi = np.multiply(gfar, phi, out=phi if log else None)      # g_j phi_j
+        del gfar
+        Q = row._power_sums(gphi)
         ebase = np.exp(base)
         gam = (ebase * row.far_series(ev.u, Q)
                + _near_sum(gnear[:, :, None] * np.exp(ev.lh + base[:, None, :] - lam[:, :, None])))
@@ -534,7 +564,12 @@ def probs_vjp_rows(y, g, fam, log=False):
         JS = ev.moments_of(wgS)
         JG = ev.moments_of(gam)
         # far k: g_k phi_k poly_S(c_k) - c_k poly_Gamma(c_k)
-        vfar = gfar * phi * _far_poly(row, JS) - row.fc * _far_poly(row, JG)
+        vfar = _far_poly(row, JS)
+        vfar *= gphi
+        t = _far_poly(row, JG)
+        t *= row.fc
+        vfar -= t
+        del t, gphi
         # near k: sum_nodes (h_k / u) (g_k e^-lam_k w G S e^-M - Gamma w G e^-kappa)
         hk = np.exp(ev.lh - ev.lu[:, None, :])
         first = _node_sum(hk * (np.exp(-lam)[:, :, None] * wgS[:, None, :])) * gnear
@@ -542,6 +577,7 @@ def probs_vjp_rows(y, g, fam, log=False):
     out = np.empty((m, n + 1))
     np.put_along_axis(out, row.fcol, vfar, axis=1)
     np.put_along_axis(out, row.ncol, first - second, axis=1)
-    outm = out[:, :n] * np.exp(kappa)[:, None]
+    outm = out[:, :n]
+    outm *= np.exp(kappa)[:, None]
     ok &= np.isfinite(outm).all(axis=1)
     return outm, ok
