@@ -194,8 +194,9 @@ class _Row:
         self.fcol = np.full((m, W), n, dtype=np.int32 if n < 2**31 - 1 else np.intp)
         self.fcol[:, :nf] = order
         self.flogc = np.full((m, W), -np.inf)
-        if m == 1:
-            np.take(logc[0], order[0], out=self.flogc[0, :nf])
+        if n >= 1 << 16:                     # long rows: no (m, n) temporary
+            for i in range(m):
+                np.take(logc[i], order[i], out=self.flogc[i, :nf])
         else:
             self.flogc[:, :nf] = np.take_along_axis(logc, order, axis=1)
         del order, logc
@@ -410,9 +411,11 @@ def _lse_nodes(a):
 def _gather(a, cols):
     """``a[row, cols]`` with column ``n`` (padding) read as 0."""
     n = a.shape[1]
-    pad = cols >= n
-    out = np.take_along_axis(a, np.where(pad, 0, cols), axis=1)
-    out[pad] = 0.0
+    if a.shape[0] == 1:
+        out = np.take(a[0], cols[0], mode="clip")[None]
+    else:
+        out = np.take_along_axis(a, np.minimum(cols, n - 1), axis=1)
+    np.copyto(out, 0.0, where=cols >= n)
     return out
 
 
@@ -468,19 +471,21 @@ class _Eval:
                 t = t * self.u
         return J
 
-    def log_probs(self):
+    def log_probs(self, keep=False):
+        """``(log p, ok)``; ``keep``: hold the far polynomials (``far_acc``) for a VJP."""
         row = self.row
         m, n = row.m, row.n
-        lp = np.empty((m, n + 1))                      # column n: padding slots
         J = self.moments_of(self.wg)
         with np.errstate(divide="ignore", invalid="ignore"):
             acc = _far_poly(row, J)
-            self.far_acc = acc
-            t = np.log(acc)
+            self.far_acc = acc if keep else None
+            t = np.log(acc, out=None if keep else acc)
             t += row.flogc
+            row.flogc = None
             t += self.M[:, None]
+            lp = np.empty((m, n + 1))                  # column n: padding slots
             np.put_along_axis(lp, row.fcol, t, axis=1)
-            del t
+            del t, acc
             # near: log sum_nodes w h_i G / u
             nl = _lse_nodes(self.lh + (self.lwg - self.lu)[:, None, :])    # (m, K)
         np.put_along_axis(lp, row.ncol, nl, axis=1)
@@ -534,7 +539,7 @@ def probs_vjp_rows(y, g, fam, log=False):
     m, n = y.shape
     ev = _Eval(y, fam)
     row = ev.row
-    lpm, ok = ev.log_probs()
+    lpm, ok = ev.log_probs(keep=log)
     s = ev.lse
     gfar = _gather(g, row.fcol)
     gnear = _gather(g, row.ncol)
@@ -550,11 +555,12 @@ def probs_vjp_rows(y, g, fam, log=False):
         phi = row.fc
         lam = np.zeros_like(row.nlogc)
         kappa = ev.M
+        lpm = None
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         h_near = np.exp(ev.lh)                                         # (m, K, N)
         S = _near_sum(h_near) + row.far_series(ev.u, row.P)            # sum_j h_j
         # Gamma w G e^-kappa: far series with Q_r = sum g_j phi_j c_j^(r-1), near directly
-        gphi = np.multiply(gfar, phi, out=phi if log else None)      # g_j phi_j
+        gphi = np.multiply(gfar, phi, out=phi if log else gfar)      # g_j phi_j
         del gfar
         Q = row._power_sums(gphi)
         ebase = np.exp(base)
