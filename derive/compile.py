@@ -93,9 +93,13 @@ def _log_of(e, x, lo):
 def _numpy(expr, x):
     expr = optimize(expr, optims_c99)
     try:
-        return sp.lambdify(x, expr, modules=[{"erfc_": special.erfc}, "numpy", "scipy"])
-    except (NameError, TypeError, KeyError, NotImplementedError) as exc:
+        f = sp.lambdify(x, expr, modules=[{"erfc_": special.erfc}, "numpy", "scipy"])
+        # functions numpy/scipy lack (hyper, meijerg, ...) are printed by name and fail only when called
+        with np.errstate(all="ignore"):
+            f(np.array([0.5]))
+    except (NameError, TypeError, KeyError, NotImplementedError, AttributeError) as exc:
         raise CompileError(f"cannot compile {expr} to numpy/scipy: {exc}") from exc
+    return f
 
 
 def _call(f, x):
@@ -105,11 +109,39 @@ def _call(f, x):
                            np.where(np.abs(np.imag(v)) <= 1e-300, np.real(v), np.nan), x.shape)
 
 
+def _clean_pieces(e, x):
+    """A CDF with Min / Max / Piecewise written as one simplified expression per interval.
+
+    sympy.stats writes the triangular CDF as ``Min(1,x)^2 - 2 Min(1,x) -
+    Min(2,x)^2/2 + 2 Min(2,x)``, which is ``x^2/2`` on ``[0, 1]`` but
+    cancels catastrophically near 0 in floating point; resolving the branch
+    on each interval between kinks and simplifying there removes that.
+    """
+    if not e.has(sp.Piecewise, sp.Min, sp.Max, sp.Abs, sp.Heaviside):
+        return e
+    from .closed import _resolve_on_segment
+    from .routes.piecewise import breakpoints
+
+    e = e.rewrite(sp.Piecewise)
+    try:
+        bps = breakpoints(e, x)
+    except ValueError:
+        return e
+    edges = [-sp.oo] + bps + [sp.oo]
+    branches = []
+    for a, b in zip(edges, edges[1:]):
+        mid = (a + b) / 2 if a.is_finite and b.is_finite else (b - 1 if a == -sp.oo else a + 1)
+        piece = sp.simplify(_resolve_on_segment(e, x, {x: mid}))
+        branches.append((piece, x < b if b.is_finite else True))
+    return sp.Piecewise(*branches)
+
+
 def _kernels(fam):
     from .routes._common import cdf_on_support
 
     x = fam.symbol
     e, lo, hi = cdf_on_support(fam)
+    e = _clean_pieces(e, x)
     pdf = sp.diff(e, x)
     log_left = _numpy(_log_of(_left_form(e), x, lo), x)
     log_s = _numpy(_log_of(_right_form(e), x, lo), x)

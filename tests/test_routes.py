@@ -1,0 +1,167 @@
+"""Closed-form routes chosen by the CDF's structure (derive.routes) against independent facts.
+
+* max-stable disguises of the Gumbel CDF: softmax(mu/s) (numpy), at n = 2, 3 and symbolic n;
+* piecewise polynomial CDFs (x^2 on [0, 1], uniform on [2, 5], triangular): exact rationals
+  from sympy integrating the defining integral with concrete rational scores (sympy's own
+  Piecewise integration, not the route's Max/Min formula), ties included;
+* reparameterised registry families (exponential of rate 3, uniform on [2, 5]): the registry's
+  closed forms at the rescaled scores;
+* everything else: the oracle at 30 digits.
+"""
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+import derive
+from derive.closed import derive as derive_closed
+from derive.routes import NotApplicable, location_scale, max_stable, piecewise, run
+
+from _user_family_refs import exact_probs as _exact_probs
+
+x = sp.Symbol("x", real=True)
+R = sp.Rational
+
+
+def _softmax(v):
+    v = np.asarray(v, dtype=float)
+    e = np.exp(v - v.max())
+    return e / e.sum()
+
+
+def _at(forms, syms, mu):
+    env = dict(zip(syms, mu))
+    return [sp.nsimplify(e.subs(env)) if all(isinstance(m, sp.Rational) for m in mu) else e.subs(env)
+            for e in forms]
+
+
+# -- (b) max-stable -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expr, s", [
+    (sp.exp(-sp.exp(-x / 2)), 2),
+    (1 / sp.exp(3 * sp.exp(-x / 2)), 2),
+    (sp.exp(-sp.exp(-x)) ** 3, 1),
+    (sp.exp(-sp.exp(1 - 4 * x)), R(1, 4)),
+    (sp.exp(-2 * sp.exp(-x) * sp.exp(-x / 3)), R(3, 4)),
+])
+def test_max_stable_detected(expr, s):
+    fam = derive.family_from_cdf(expr, x)
+    got = max_stable.detect(fam)
+    assert not isinstance(got, str), got
+    assert sp.simplify(got[0] - s) == 0
+
+
+@pytest.mark.parametrize("expr", [1 / (1 + sp.exp(-x)), (1 + sp.erf(x)) / 2, 1 - sp.exp(-sp.exp(x))])
+def test_max_stable_rejects_other_shapes(expr):
+    assert isinstance(max_stable.detect(derive.family_from_cdf(expr, x)), str)
+
+
+@pytest.mark.slow
+def test_gumbel_scale_two_is_softmax_half():
+    fam = derive.family_from_cdf(sp.exp(-sp.exp(-x / 2)), x)
+    d = derive.derive(fam, 2)
+    assert d.status == "closed" and d.extra["route"] == "max_stable"
+    mu = [0.7, -1.3]
+    got = [float(e.subs(dict(zip(d.symbols, mu)))) for e in d.closed_form]
+    assert np.allclose(got, _softmax(np.array(mu) / 2), rtol=1e-14, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("expr, s", [(1 / sp.exp(3 * sp.exp(-x / 2)), 2), (sp.exp(-sp.exp(1 - 4 * x)), R(1, 4))])
+def test_max_stable_softmax_every_n(expr, s):
+    fam = derive.family_from_cdf(expr, x)
+    for n in (3, 4):
+        d = derive.derive(fam, n)
+        assert d.status == "closed"
+        syms = d.symbols
+        soft = [sp.exp(m / s) / sp.Add(*[sp.exp(k / s) for k in syms]) for m in syms]
+        assert all(sp.simplify(a - b) == 0 for a, b in zip(d.closed_form, soft))
+    g = derive.derive(fam, "general")
+    assert g.status == "closed"
+    from derive import softmax as sm
+    want = sp.exp(sm.mu[sm.i] / s) / sp.Sum(sp.exp(sm.mu[sm.j] / s), (sm.j, 1, sm.n))
+    assert sp.simplify(g.result - want) == 0
+
+
+# -- (a) location-scale -----------------------------------------------------------------
+
+
+def test_location_scale_match_finds_exponential_rate_3():
+    fam = derive.family_from_cdf(1 - sp.exp(-3 * x), x, sp.Interval(0, sp.oo))
+    assert location_scale.match(fam)[:2] == ("exponential", 3)
+
+
+def test_location_scale_match_uniform_any_interval():
+    fam = derive.family_from_cdf((x - 2) / 3, x, sp.Interval(2, 5))
+    name, a, b = location_scale.match(fam)
+    assert (name, a, b) == ("uniform", R(1, 3), R(-2, 3))
+
+
+def test_location_scale_no_match_is_a_reason():
+    fam = derive.family_from_cdf(1 - sp.exp(-x**2), x, sp.Interval(0, sp.oo))
+    assert isinstance(location_scale.match(fam), str)
+
+
+@pytest.mark.slow
+def test_exponential_rate_3_matches_registry_at_3mu():
+    fam = derive.family_from_cdf(1 - sp.exp(-3 * x), x, sp.Interval(0, sp.oo))
+    for n in (2, 3):
+        d = derive.derive(fam, n)
+        assert d.status == "closed"
+        reg = derive_closed("exponential", n)
+        mu = [R(1, 3), R(-2, 7), R(5, 4)][:n]
+        want = _at(reg.closed_form, reg.symbols, [3 * m for m in mu])
+        got = _at(d.closed_form, d.symbols, mu)
+        assert all(sp.simplify(a - b) == 0 for a, b in zip(got, want))
+
+
+# -- (c) piecewise exponential-polynomial ------------------------------------------------
+
+
+def test_power_function_n2_exact():
+    fam = derive.family_from_cdf(x**2, x, sp.Interval(0, 1))
+    d = piecewise.attempt(fam, 2)
+    for mu in ([R(1, 2), 0], [R(1, 5), R(1, 5)], [0, R(3, 2)]):
+        assert _at(d.closed_form, d.symbols, mu) == _exact_probs(fam, mu)
+
+
+@pytest.mark.slow
+def test_power_function_and_exponential_3_no_longer_none_at_n2():
+    for expr, sup in ((x**2, sp.Interval(0, 1)), (1 - sp.exp(-3 * x), sp.Interval(0, sp.oo))):
+        d, _ = run(derive.family_from_cdf(expr, x, sup), 2)
+        assert d.status == "closed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("expr, sup", [
+    (x**2, sp.Interval(0, 1)),
+    ((x - 2) / 3, sp.Interval(2, 5)),
+    (sp.Piecewise((x**2 / 2, x <= 1), (1 - (2 - x) ** 2 / 2, True)), sp.Interval(0, 2)),
+])
+def test_piecewise_n3_exact_rationals(expr, sup):
+    fam = derive.family_from_cdf(expr, x, sup)
+    d = piecewise.attempt(fam, 3)
+    assert d.status == "closed"
+    for mu in ([R(1, 2), 0, R(-1, 3)], [R(1, 4), R(1, 4), 0], [R(2, 3), R(2, 3), R(2, 3)], [0, R(5, 2), R(1, 7)]):
+        got = _at(d.closed_form, d.symbols, mu)
+        assert got == _exact_probs(fam, mu), mu
+        assert sum(got) == 1
+
+
+def test_piecewise_not_applicable_reason():
+    out = piecewise.attempt(derive.family_from_cdf(1 - sp.exp(-x**2), x, sp.Interval(0, sp.oo)), 2)
+    assert isinstance(out, NotApplicable) and "not a finite sum" in out.reason
+
+
+@pytest.mark.slow
+def test_asymmetric_laplace_n3_vs_oracle():
+    cdf = sp.Piecewise((sp.exp(2 * x) / 3, x < 0), (1 - 2 * sp.exp(-x) / 3, True))
+    fam = derive.family_from_cdf(cdf, x, name="asym_laplace")
+    d = piecewise.attempt(fam, 3)
+    for mu in (["0.5", "0", "-0.25"], ["1", "1", "0"], ["30", "0", "-2"]):
+        got = [sp.N(e.subs(dict(zip(d.symbols, [sp.Rational(m) for m in mu]))), 40) for e in d.closed_form]
+        ref = derive.oracle.probs(mu, fam, dps=30)
+        for g, r in zip(got, ref):
+            assert abs(mpmath.mpf(str(g)) - r) <= mpmath.mpf(10) ** -28 * abs(r)

@@ -1,0 +1,138 @@
+"""One family, every side: user families (from a CDF or sympy.stats) in numeric.probs / log_probs / VJPs.
+
+References are independent of numeric: exact rationals from sympy integrating (eq:pi) with
+concrete rational scores (bounded polynomial CDFs), mpmath quadrature of (eq:pi) at 30
+digits with the user's sympy expressions (heavy tails), and in the slow tier the oracle.
+VJP references are central differences of those references at 30 digits.
+"""
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from sympy import stats as S
+
+import derive
+import numeric
+from derive.compile import CompileError
+
+from _user_family_refs import exact_probs as _exact_probs, mp_probs as _mp_probs
+
+x = sp.Symbol("x", real=True)
+R = sp.Rational
+
+
+def _rel(got, ref):
+    got = np.asarray(got, dtype=float)
+    ref = np.array([float(r) for r in ref])
+    assert np.all((got == 0) == (ref == 0)), (got, ref)
+    m = ref != 0
+    return float(np.max(np.abs(got[m] / ref[m] - 1))) if m.any() else 0.0
+
+
+@pytest.fixture(scope="module")
+def frechet():
+    return derive.family_from_cdf(sp.exp(-x**-2), x, sp.Interval(0, sp.oo), name="frechet2")
+
+
+@pytest.fixture(scope="module")
+def power2():
+    return derive.family_from_cdf(x**2, x, sp.Interval(0, 1), name="power2")
+
+
+def test_bounded_support_probs_exact(power2):
+    for mu in ([R(1, 2), 0, R(-1, 3)], [R(1, 4), R(1, 4), 0]):
+        ref = _exact_probs(power2, mu)
+        got = numeric.probs(np.array([float(m) for m in mu]), family=power2)
+        assert _rel(got, ref) < 1e-13, mu
+        lp = numeric.log_probs(np.array([float(m) for m in mu]), family=power2)
+        assert np.allclose(np.exp(lp), got, rtol=1e-13, atol=0)
+
+
+def test_heavy_tail_probs_vs_quadrature(frechet):
+    for mu in (["3", "0", "1"],):
+        ref = _mp_probs(frechet, mu)
+        got = numeric.probs(np.array([float(m) for m in mu]), family=frechet)
+        assert _rel(got, ref) < 1e-13, mu
+        lp = numeric.log_probs(np.array([float(m) for m in mu]), family=frechet)
+        assert np.max(np.abs(lp - np.array([float(mpmath.log(r)) for r in ref]))) < 1e-13
+
+
+@pytest.mark.slow
+def test_erf_form_accepted_and_accurate():
+    fam = derive.family_from_cdf((1 + sp.erf((x - R(3, 10)) / (2 * sp.sqrt(2)))) / 2, x, name="normal_2")
+    mu = ["1", "0", "-0.5"]
+    got = numeric.probs(np.array([1.0, 0.0, -0.5]), family=fam)
+    assert _rel(got, _mp_probs(fam, mu)) < 1e-13
+    # it is the normal of scale 2: the registry path agrees
+    assert np.allclose(got, numeric.probs(np.array([1.0, 0.0, -0.5]), family="normal", scale=2), rtol=1e-13)
+
+
+@pytest.mark.slow
+def test_vjp_vs_central_differences(power2):
+    mu = [R(1, 2), 0, R(-1, 3)]
+    cot = np.array([0.3, -1.0, 0.7])
+    h = R(1, 10**12)
+    grad = []
+    for k in range(3):
+        up = [m + (h if j == k else 0) for j, m in enumerate(mu)]
+        dn = [m - (h if j == k else 0) for j, m in enumerate(mu)]
+        pu, pd = _exact_probs(power2, up), _exact_probs(power2, dn)
+        grad.append([(a - b) / (2 * h) for a, b in zip(pu, pd)])  # grad[k][i] = dp_i/dmu_k
+    p = [float(v) for v in _exact_probs(power2, mu)]
+    want = np.array([sum(float(cot[i] * grad[k][i]) for i in range(3)) for k in range(3)])
+    want_log = np.array([sum(float(cot[i] * grad[k][i] / p[i]) for i in range(3)) for k in range(3)])
+    mf = np.array([float(m) for m in mu])
+    got = numeric.probs_vjp(mf, cot, family=power2)
+    got_log = numeric.log_probs_vjp(mf, cot, family=power2)
+    assert np.allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert np.allclose(got_log, want_log, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_sympy_stats_family_in_numeric():
+    fam = derive.family_from_sympy_stats(S.Triangular("X", 0, 2, 1))
+    mu = [R(1, 2), 0, R(-1, 3)]
+    got = numeric.probs(np.array([float(m) for m in mu]), family=fam)
+    assert _rel(got, _exact_probs(fam, mu)) < 1e-13
+
+
+def test_batch_and_scale(power2):
+    mu = np.array([[0.5, 0.0, -1 / 3], [0.25, 0.25, 0.0]])
+    got = numeric.probs(mu, family=power2)
+    for row, m in zip(got, ([R(1, 2), 0, R(-1, 3)], [R(1, 4), R(1, 4), 0])):
+        assert _rel(row, _exact_probs(power2, m)) < 1e-13
+    # p(mu; s) = p(mu / s; 1)
+    assert np.allclose(numeric.probs(mu * 2, family=power2, scale=2.0), got, rtol=1e-13, atol=0)
+
+
+def test_registry_family_maps_to_registry_kernels():
+    assert numeric.get_family(derive.family("normal", scale=2)) is not None
+    nf = derive.family("student_t", nu=3, scale=2).to_numeric()
+    assert nf.name == "student_t" and nf.params == {"scale": 2.0, "nu": 3.0} and not nf.custom
+
+
+@pytest.mark.slow
+def test_uncompilable_family_is_reported():
+    fam = derive.family_from_sympy_stats(S.StudentT("X", 3))
+    with pytest.raises(CompileError, match="student|compile|off by"):
+        numeric.probs(np.array([0.0, 1.0]), family=fam)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [
+    lambda: derive.family_from_cdf(sp.exp(-x**-2), x, sp.Interval(0, sp.oo), name="frechet2"),
+    lambda: derive.family_from_cdf(1 / (1 + x**-3), x, sp.Interval(0, sp.oo), name="loglogistic3"),
+    lambda: derive.family_from_sympy_stats(S.Gompertz("X", 1, R(1, 2))),
+    lambda: derive.family_from_cdf(R(1, 2) + sp.atan(x / 3) / sp.pi, x, name="cauchy3"),
+])
+def test_vs_oracle_30_digits(make):
+    fam = make()
+    for mu in (["0.5", "0", "-0.25", "1.5"], ["3", "0", "1e-3", "0"], ["30", "0", "-5", "2"]):
+        ref = derive.oracle.probs(mu, fam, dps=30)
+        got = numeric.probs(np.array([float(m) for m in mu]), family=fam)
+        assert _rel(got, ref) < 1e-13, (fam.name, mu)
+        lp = numeric.log_probs(np.array([float(m) for m in mu]), family=fam)
+        want = np.array([float(mpmath.log(r)) if r > 0 else -np.inf for r in ref])
+        ok = np.isfinite(want)
+        assert np.all(np.abs(lp[ok] - want[ok]) <= 1e-12 * np.maximum(1, np.abs(want[ok])))
