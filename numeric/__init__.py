@@ -31,7 +31,7 @@ from . import _fast
 from ._fast import FAST_FAMILIES, fast_log_probs_rows, fast_probs_vjp
 from ._fast_rows import ROWS_FAMILIES, rows_log_probs, rows_onehot_log_vjp
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
-from ._batch import BATCH_FAMILIES, N_MAX, auto_spread_limit, batch_log_probs, row_log_probs
+from ._batch import BATCH_FAMILIES, N_MAX, auto_spread_limit, batch_log_probs, batch_vjp, row_log_probs
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
@@ -90,6 +90,30 @@ def _fast_vjp_rows(y, g, fam, log):
         out[dense], ok[dense] = fn(y[dense], g[dense], fam, rows=True, assume_finite=True)
     out /= fam.scale
     return out, ok
+
+
+def _small_vjp_rows(y, g, fam, log):
+    """VJPs of short standardized finite rows by the small-n kernel
+    (numeric._batch.batch_vjp): ``(out, ok)`` like :func:`_fast_vjp_rows`; rows
+    wider than the kernel's reach (``auto_spread_limit``) are left to the caller."""
+    m, n = y.shape
+    out = np.full((m, n), np.nan)
+    ok = np.zeros(m, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        rows = np.flatnonzero(np.max(y, axis=1) - np.min(y, axis=1) <= auto_spread_limit(fam, n))
+    if rows.size:
+        v, ok[rows] = batch_vjp(y[rows], g[rows], fam, log=log)
+        out[rows] = v / fam.scale
+    return out, ok
+
+
+def _vjp_kernel(fam, n):
+    """The vectorised VJP kernel "auto" uses for rows of length n, or None."""
+    if _small_n(fam, n):
+        return _small_vjp_rows
+    if n >= FAST_MIN_N and fam.name in FAST_FAMILIES and not fam.custom:
+        return _fast_vjp_rows
+    return None
 
 
 def _valid_methods(fam, n, choices=METHODS):
@@ -496,13 +520,15 @@ def _vjp_2d(x, g, fam, method, log):
     from ._vjp import quadrature_vjp, softmax_log_vjp, softmax_vjp
     m, n = x.shape
     _check_method(method, fam, n, VJP_METHODS)
-    if method == "auto" and n >= FAST_MIN_N and fam.name in FAST_FAMILIES and not fam.custom:
-        # lean path for plain input (every score and cotangent finite): the O(n)
-        # engines on the unshifted scores (the VJP is shift invariant), no special-row
-        # split, no copies; rows the engines decline take the general path below
+    kernel = _vjp_kernel(fam, n) if method == "auto" else None
+    if kernel is not None:
+        # lean path for plain input (every score and cotangent finite): the small-n
+        # kernel or the O(n) engines on the unshifted scores (the VJP is shift
+        # invariant), no special-row split, no copies; rows they decline take the
+        # general path below
         y = _plain_standardized(x, fam, scratch=True, shift=not _exact_scale(fam.scale))
         if y is not None and np.isfinite(g).all():
-            out, ok = _fast_vjp_rows(y, g, fam, log)
+            out, ok = kernel(y, g, fam, log)
             if ok.all():
                 return out
             bad = np.flatnonzero(~ok)
@@ -531,11 +557,11 @@ def _vjp_2d(x, g, fam, method, log):
     elif method == "closed":
         raise ValueError(f"method='closed' has no vector-Jacobian product for family {fam.name!r} "
                          f"with n = {n}; valid methods here: auto, quadrature")
-    if method == "auto" and n >= FAST_MIN_N:
-        # the O(n) engines on the rows without special entries
-        blk = np.flatnonzero(finite.all(axis=1) & np.isfinite(gr).all(axis=1))
+    if kernel is not None:
+        # the small-n kernel or the O(n) engines on the rows without special entries
+        blk = np.flatnonzero(finite.all(axis=1) & np.isfinite(gr).all(axis=1) & ~done)
         if blk.size:
-            v, ok = _fast_vjp_rows(np.ascontiguousarray(y[blk]), np.ascontiguousarray(gr[blk]), fam, log)
+            v, ok = kernel(np.ascontiguousarray(y[blk]), np.ascontiguousarray(gr[blk]), fam, log)
             out[rows[blk[ok]]] = v[ok]
             done[blk[ok]] = True
     for r in np.flatnonzero(~done):

@@ -65,7 +65,7 @@ import math
 import numpy as np
 from scipy import special
 
-__all__ = ["batch_log_probs", "row_log_probs", "auto_spread_limit", "BATCH_FAMILIES", "N_MAX"]
+__all__ = ["batch_log_probs", "batch_vjp", "row_log_probs", "auto_spread_limit", "BATCH_FAMILIES", "N_MAX"]
 
 # families with analytic kernels whose tails the grids below reach
 BATCH_FAMILIES = ("normal", "logistic", "gumbel", "gumbel_min", "cauchy", "student_t")
@@ -885,3 +885,106 @@ def _own_grids(Y, ii, fam, spec, diag=None):
         good[sel] = (conv_ok & (ends - lp <= LOG_END) & np.isfinite(lp) & (lp > -LOG_MIN)
                      & conv[sel])
     return logp, good
+
+
+# ---------------------------------------------------------------------------
+# vector-Jacobian products (linear mode, all rows at once)
+# ---------------------------------------------------------------------------
+#
+# Differentiating p_k = int h_k F dx (h_j = h(x - y_j), F = prod_j Phi(x - y_j)):
+#     (J^T g)_k = int h_k F (g_k S - Gamma) dx,   S = sum_j h_j,  Gamma = sum_j g_j h_j,
+# (the diagonal term -int h'_k F becomes int h_k F S by parts).  Since J^T 1 = 0, g is
+# first centred, g' = g - sum_j p_j g_j, which removes its common part before it can
+# cancel.  For log p the cotangent c becomes g = c / p (p >= TINY in the linear mode).
+# The node terms I_k = w h_k F are the forward's, so the rule, its grid and its
+# certificate carry over; per entry the error is bounded relative to the integral of
+# |I_k (g'_k S - Gamma')| <= I_k (|g'_k| S + Gamma_abs) ("mass"): normal rows by the
+# a-priori step bound (every h_k h_j F is entire with the growth bound of the module
+# doc), other families by the even/odd-node disagreement of the signed sum; the end
+# terms of the mass integrand must be below 1e-19 of its sum.  An entry whose bound
+# exceeds VJP_RTOL of its value (beyond the floor 1e-200 of the row's mass, the
+# README's) makes the row uncertified, for the caller's quadrature.
+VJP_RTOL = 1e-11
+_VJP_FLOOR = 1e-200
+_G_MAX = 1e250          # larger cotangents (c / p): left to the caller
+
+
+def batch_vjp(y, g, fam, *, log=False):
+    """``(v, ok)``: ``v[r] = J^T g[r]`` of ``p`` (``log=True``: of ``log p``) for
+    standardized finite rows ``y`` (m, n), with respect to ``y``; rows with ``ok``
+    False hold NaN (the caller recomputes them).  A row's result depends on that
+    row only.
+
+    >>> from numeric.families import get_family
+    >>> v, ok = batch_vjp(np.array([[0.0, 0.0, 0.0]]), np.array([[1.0, 0.0, 0.0]]),
+    ...                   get_family("normal"))
+    >>> bool(ok[0]), bool(abs(v[0].sum()) < 1e-15), bool(v[0, 0] > 0 > v[0, 1])
+    (True, True, True)
+    """
+    _check(y, fam)
+    m, n = y.shape
+    out = np.full((m, n), np.nan)
+    ok = np.zeros(m, dtype=bool)
+    if m == 0 or fam.name not in _PARTS:
+        return out, ok
+    spec = _spec(fam)
+    gr = _grid(fam, spec, n)
+    y = y - y.max(axis=1, keepdims=True)
+    if gr.apriori:
+        kL, lin = _normal_rows(y, gr)
+    else:
+        spread = -y.min(axis=1)
+        kL = gr.kL(spread)
+        lin = spread <= gr.lin_max
+    lin &= (kL <= gr.kmax) & (np.abs(g).max(axis=1) <= _G_MAX)
+    rows = np.flatnonzero(lin)
+    parts, c0 = _PARTS[fam.name][0], math.exp(-_PARTS[fam.name][1])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        for k, part in _chunks(kL[rows], n, gr, _CHUNK_NORMAL):
+            sel = rows[part]
+            out[sel], ok[sel] = _vjp_chunk(y[sel], g[sel], k, gr, parts, c0, log)
+    return out, ok
+
+
+def _vjp_chunk(y, g, k, gr, parts, c0, log):
+    """:func:`batch_vjp` on rows sharing the left node count ``k``."""
+    j0 = gr.kmax - k
+    x = gr.x[j0:]
+    d = x - y[:, :, None]                                    # (rows, n, G)
+    lo, hi = gr.spec.get("LO"), gr.spec.get("HI")
+    if (lo is not None and x[0] < lo) or hi is not None:
+        np.clip(d, lo, hi, out=d)
+    P, hz = parts(d)
+    F = np.multiply.reduce(P, axis=1, keepdims=True)
+    hz /= P                                                  # h / c0
+    I = hz * (F * gr.wlin[j0:])                              # w h F (wlin carries c0)
+    T = np.add.reduce(I, axis=-1)
+    good = T.min(axis=1) >= TINY
+    if gr.apriori:
+        good &= _tails_ok(I, T).all(axis=1)
+    else:
+        good &= _certify(I)[3].all(axis=1)
+    S = np.add.reduce(T, axis=1)
+    good &= np.abs(S - 1.0) <= SUM_TOL
+    p = T / S[:, None]
+    gg = g / p if log else g
+    gc = gg - np.einsum("rn,rn->r", p, gg)[:, None]
+    Sh = np.add.reduce(hz, axis=1) * c0                      # S (rows, G)
+    Gam = np.einsum("rn,rnk->rk", gc, hz) * c0               # Gamma'
+    Gabs = np.einsum("rn,rnk->rk", np.abs(gc), hz) * c0
+    A = I * (gc[:, :, None] * Sh[:, None, :] - Gam[:, None, :])
+    B = I * (np.abs(gc)[:, :, None] * Sh[:, None, :] + Gabs[:, None, :])
+    v = np.add.reduce(A, axis=-1)
+    mass = np.add.reduce(B, axis=-1)
+    G = B.shape[-1]
+    good &= (np.maximum(B[..., 0], B[..., G - 1]) <= _TAIL_FREE * mass).all(axis=1)
+    if gr.apriori:
+        err = (_N_DISC + 1e-15) * mass
+    else:
+        err = np.abs(np.add.reduce(A[..., 0::2], axis=-1) - np.add.reduce(A[..., 1::2], axis=-1))
+        err += 1e-15 * mass
+    floor = _VJP_FLOOR * mass.sum(axis=1, keepdims=True)
+    good &= (err <= VJP_RTOL * np.abs(v) + floor).all(axis=1) & np.isfinite(v).all(axis=1)
+    v /= S[:, None]
+    v[~good] = np.nan
+    return v, good
