@@ -505,6 +505,7 @@ class TestOracle:
         with pytest.raises(TypeError):
             _oracle().probs([0.0, 1.0], "normal", dps=30.5)
 
+    @pytest.mark.slow
     def test_huge_spread(self):
         import mpmath as mp
 

@@ -217,7 +217,7 @@ def test_near_field_skipped_only_when_negligible():
                                   fast_cauchy_vjp_row(z, g, FAM, spec, cache, geo, M, LF, lp))
 
 
-@pytest.mark.parametrize("n,spread", [(24, 40.0), (60, 120.0)])
+@pytest.mark.parametrize("n,spread", [(24, 40.0), pytest.param(60, 120.0, marks=pytest.mark.slow)])
 def test_matches_derive_oracle(n, spread):
     from derive import oracle
     z = np.random.default_rng(n).uniform(-spread / 2, spread / 2, n)

@@ -43,6 +43,7 @@ def test_gumbel_latex_compiles(tmp_path):
     _compile(tmp_path, [derive.softmax_derivation().to_latex(), derive.derive("gumbel", 3).to_latex()])
 
 
+@pytest.mark.slow
 def test_other_families_latex_compiles(tmp_path):
     blocks = [derive.derive(f, n).to_latex() for f, n in
               (("exponential", 2), ("uniform", 2), ("normal", 3), ("cauchy", 2), ("normal", 4))]

@@ -131,7 +131,9 @@ def _mp_probs_grouped(vals, counts, name, lo, hi, per_unit=8):
 
 
 @pytest.mark.parametrize("family, n", [
-    ("normal", 1000), ("logistic", 1000), ("cauchy", 1000),
+    ("logistic", 1000),
+    pytest.param("normal", 1000, marks=pytest.mark.slow),
+    pytest.param("cauchy", 1000, marks=pytest.mark.slow),
     pytest.param("gumbel_min", 1000, marks=pytest.mark.slow),
     pytest.param("normal", 10000, marks=pytest.mark.slow),
     pytest.param("logistic", 10000, marks=pytest.mark.slow),
@@ -183,7 +185,7 @@ def test_scale_is_temperature(family):
                                    rtol=1e-13, atol=0)
 
 
-@pytest.mark.parametrize("nu", [0.3, 1.0, 2.5, 40.0])
+@pytest.mark.parametrize("nu", [pytest.param(0.3, marks=pytest.mark.slow), 1.0, 2.5, 40.0])
 def test_student_t_nu_against_oracle(nu):
     oracle = pytest.importorskip("derive.oracle")
     mu = [0.0, -1.5, 3.0, -12.0]
@@ -193,6 +195,7 @@ def test_student_t_nu_against_oracle(nu):
         assert abs(mp.exp(mp.mpf(float(a)) - b) - 1) <= 1e-13, (nu, float(a), mp.nstr(b, 17))
 
 
+@pytest.mark.slow
 def test_laplace_many_kinks_against_oracle_and_linear_cost():
     # laplace rows with >= 64 kinks drop the panel breaks where every integrand is below
     # 1e-30 of its own probability (numeric._quadrature._relevant_kinks): check the values
@@ -213,7 +216,8 @@ def test_laplace_many_kinks_against_oracle_and_linear_cost():
     assert abs(math.fsum(p) - 1.0) <= 1e-14
 
 
-@pytest.mark.parametrize("family, params, scale", [("cauchy", {}, 1.0), ("student_t", {"nu": 1.5}, 4.0)])
+@pytest.mark.parametrize("family, params, scale", [("cauchy", {}, 1.0),
+                                                   pytest.param("student_t", {"nu": 1.5}, 4.0, marks=pytest.mark.slow)])
 def test_cluster_far_below_the_top_keeps_its_spread(family, params, scale):
     # (1e17, 0, 0.5) - 1e17 rounds both lower scores to -1e17: a shifted row ties them,
     # while heavy tails give them probabilities ~1e-17 that differ by 16%

@@ -76,7 +76,7 @@ def test_scalar_reach_equals_vectorised_reach():
             assert B._normal_row(Y[r].tolist(), g) == (kL[r], lin[r])
 
 
-@pytest.mark.parametrize("n", [3, 10, 30])
+@pytest.mark.parametrize("n", [3, 10, pytest.param(30, marks=pytest.mark.slow)])
 def test_worst_case_rows_match_oracle(n):
     # clumps (the integrands the step and reach rules are built on) and random rows
     rng = np.random.default_rng(n)

@@ -51,7 +51,8 @@ def _vectors(rng, n, spreads):
     return out
 
 
-@pytest.mark.parametrize("family", AUTO_FAMILIES)
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f == "cauchy" else f
+                                    for f in AUTO_FAMILIES])
 def test_auto_matches_oracle_across_magnitudes(family):
     # random vectors over spreads 1e-3 .. 60 (and a shift): the auto route
     # (kernel, or the quadrature for rows it declines) meets the issue-6 bounds

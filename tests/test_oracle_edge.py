@@ -254,15 +254,16 @@ def _check_pair(family, D, dps=20, **params):
 
 
 _PAIR_FAST = [
-    ("normal", 1e3), ("normal", 1e10), ("normal", 1e100),
-    ("cauchy", 1e3), ("cauchy", 1e10), ("cauchy", 1e100),
-    ("logistic", 1e3), ("logistic", 1e10), ("logistic", 1e100),
+    ("normal", 1e3), ("normal", 1e10),
+    ("cauchy", 1e3), ("cauchy", 1e10),
+    ("logistic", 1e3), ("logistic", 1e10),
     ("gumbel", 1e3), ("gumbel", 1e10), ("gumbel", 1e100), ("gumbel", 1e300),
     ("gumbel_min", 1e3), ("gumbel_min", 1e10),
-    ("laplace", 1e3), ("laplace", 1e10), ("laplace", 1e100),
+    ("laplace", 1e3), ("laplace", 1e10),
     ("exponential", 1e3), ("exponential", 1e10), ("exponential", 1e100), ("exponential", 1e300),
 ]
 _PAIR_SLOW = [
+    ("normal", 1e100), ("cauchy", 1e100), ("logistic", 1e100), ("laplace", 1e100),
     ("normal", 1e300), ("cauchy", 1e300), ("logistic", 1e300), ("laplace", 1e300),
     ("gumbel_min", 1e100), ("gumbel_min", 1e300),
 ]
@@ -279,6 +280,7 @@ def test_huge_spread_pair_closed_forms_1e300(family, D):
     _check_pair(family, D)
 
 
+@pytest.mark.slow
 def test_huge_spread_student_t_nu1_is_cauchy():
     _check_pair("student_t", 1e10, nu=1)
 

@@ -34,6 +34,7 @@ def test_normal_noise_classifier_learns():
     assert not torch.allclose(perturbed_softmax(logits, family="normal"), torch.softmax(logits, -1), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_module_entry_point_prints_losses():
     out = subprocess.run([sys.executable, "-m", "numeric.torch_example", "--steps", "2"],
                          capture_output=True, text=True, timeout=120)
