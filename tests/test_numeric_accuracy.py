@@ -212,7 +212,7 @@ def test_laplace_many_kinks_against_oracle_and_linear_cost():
     mu = np.random.default_rng(0).normal(size=10_000) * 3.0
     t0 = time.perf_counter()
     p = numeric.probs(mu, "laplace")
-    assert time.perf_counter() - t0 < 3.0          # was ~50 s (O(n^2) panels)
+    assert time.perf_counter() - t0 < 3.0          # O(n^2) panels (a kink per score) would take ~50 s
     assert abs(math.fsum(p) - 1.0) <= 1e-14
 
 

@@ -164,8 +164,8 @@ def test_vjp_ties_and_special_rows():
 
 def test_vjp_with_entries_far_below_float_range():
     # normal, scale 0.25, scores [0, 18]: z = (0 - 18) / (0.25 sqrt 2) = -50.9, p_0 = Phi(z) ~ 1e-565.
-    # probs VJP: every term ~ phi(z) ~ 1e-565, the exact answer is 0 in float64 (it used to raise
-    # QuadratureError after many seconds).  log_probs VJP, independent closed form for n = 2:
+    # probs VJP: every term ~ phi(z) ~ 1e-565, the exact answer is 0 in float64 (not a
+    # QuadratureError after many seconds of refinement).  log_probs VJP, independent closed form for n = 2:
     #   d log p_0 / d mu_0 = phi(z)/Phi(z) / (s sqrt 2),  d log p_1 / d mu_0 = -phi(z)/Phi(-z) / (s sqrt 2)
     import time
     from scipy.special import log_ndtr
