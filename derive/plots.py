@@ -32,7 +32,6 @@ import hashlib
 import io
 import json
 import struct
-import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +76,6 @@ _RC = {
     "legend.fontsize": 8.0,
     "xtick.labelsize": 8.0,
     "ytick.labelsize": 8.0,
-    "svg.hashsalt": "perturbmax",
     "path.simplify": False,
     "figure.dpi": 100.0,
     "savefig.dpi": 100.0,
@@ -139,10 +137,8 @@ def png_digest(png: bytes) -> str | None:
     while pos + 12 <= len(png):
         (length,) = struct.unpack(">I", png[pos:pos + 4])
         kind, body = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
-        if kind == b"tEXt" and body.startswith(key):
+        if kind == b"tEXt" and body.startswith(key):  # keyword, NUL, Latin-1 text
             return body[len(key):].decode("latin-1")
-        if kind == b"zTXt" and body.startswith(key):  # keyword, NUL, method byte, deflated text
-            return zlib.decompress(body[len(key) + 1:]).decode("latin-1")
         if kind == b"IEND":
             break
         pos += 12 + length
