@@ -541,6 +541,18 @@ def probs_vjp_rows(y, g, fam, log=False):
     row = ev.row
     lpm, ok = ev.log_probs(keep=log)
     s = ev.lse
+    # J^T 1 = 0, so the cotangent may be shifted by a constant per row: by the one
+    # of the most probable entry (g / p for log_probs).  Then that entry's own term
+    # g_k h_k^2 F, which would cancel in g_k S - Gamma, is absent, and every entry
+    # is computed relative to its own sum of |(g_k - g_j) K_kj|.
+    top = np.argmax(lpm, axis=1)
+    ar = np.arange(m)
+    if log:
+        with np.errstate(under="ignore"):
+            g = g - (g[ar, top] / np.exp(lpm[ar, top]))[:, None] * np.exp(lpm)
+        g[ar, top] = 0.0
+    else:
+        g = g - g[ar, top][:, None]
     gfar = _gather(g, row.fcol)
     gnear = _gather(g, row.ncol)
     base = ev.lwg - ev.M[:, None]                                   # log(w G) - M
