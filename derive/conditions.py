@@ -187,7 +187,7 @@ def check_conditions(closed_form, symbols, *, bounded_support=False, spread=3.0,
             for a in range(n):
                 for b in range(n):
                     if vals[a] > vals[b]:
-                        good = pr[a] > pr[b] - tol if bounded_support else pr[a] > pr[b] + tol * 0
+                        good = pr[a] > pr[b] - tol if bounded_support else pr[a] > pr[b]
                         if not bounded_support and abs(pr[a] - pr[b]) <= tol * max(abs(pr[a]), tol):
                             good = False
                         if not good:
