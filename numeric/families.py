@@ -34,6 +34,7 @@ FAMILY_NAMES = (
 )
 
 _LOG2 = math.log(2.0)
+_SYMMETRIC = ("normal", "logistic", "laplace", "cauchy", "student_t")   # Phi(-x) = 1 - Phi(x)
 _LOGPI = math.log(math.pi)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -85,8 +86,13 @@ class NumericFamily:
         return np.where(lp == -np.inf, -np.inf, out)
 
     def logsf(self, x):
-        """``log(1 - Phi(x))``; accurate in the right tail when ``logcdf`` is."""
+        """``log(1 - Phi(x))``: ``log Phi(-x)`` for the symmetric registry families (exact
+        however deep the right tail: ``-expm1(log Phi)`` underflows once the tail is below
+        1e-308, e.g. student_t nu = 1000 at 1e8), else accurate in the right tail when
+        ``logcdf`` is."""
         x = np.asarray(x, dtype=np.float64)
+        if not self.custom and self.name in _SYMMETRIC:
+            return np.asarray(self.logcdf(-x), dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(-np.expm1(np.asarray(self.logcdf(x), dtype=np.float64)))
 
@@ -201,30 +207,70 @@ def _cauchy_logpdf(x):
     return np.where(a > 1e150, big, small) - _LOGPI
 
 
+def _log_betacf(a, b, x, iters=400):
+    """log of the continued fraction of the regularized incomplete beta function,
+    ``I_x(a, b) = x^a (1 - x)^b / (a B(a, b)) * cf`` (modified Lentz; Numerical
+    Recipes ``betacf``), vectorised over ``x``.  It converges fast for
+    ``x < (a + 1) / (a + b + 2)``; the caller's ``x`` lies far below that (the
+    tail is below 1e-280 there).  Iterations stop once every step changes ``cf``
+    by at most 2 ulps; no convergence raises ``FloatingPointError``."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    d = 1.0 - qab * x / qap
+    d = np.where(np.abs(d) < tiny, tiny, d)
+    d = 1.0 / d
+    c = np.ones_like(x)
+    h = d.copy()
+    for m in range(1, iters + 1):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
+                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = np.where(np.abs(d) < tiny, tiny, d)
+            c = 1.0 + aa / c
+            c = np.where(np.abs(c) < tiny, tiny, c)
+            d = 1.0 / d
+            step = d * c
+            h *= step
+        if np.all(np.abs(step - 1.0) <= 4e-16):
+            return np.log(h)
+    raise FloatingPointError("student_t tail: incomplete beta continued fraction did not converge")
+
+
 def _student_t_kernels(nu: float):
     lognorm = special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2) - 0.5 * math.log(nu * math.pi)
-
-    far = 1e5 * max(1.0, nu)
-    c2 = nu * nu * (nu + 1) / (2.0 * (nu + 2.0))
-    lead = lognorm + 0.5 * (nu + 1) * math.log(nu) - math.log(nu)
+    # log P[T < -a] = log(1/2) + log I_x(nu/2, 1/2), x = nu / (nu + a^2), written in logs:
+    # I_x(p, q) = x^p (1 - x)^q cf / (p B(p, q)), log x = log nu - log(nu + a^2),
+    # log(1 - x) = 2 log a - log(nu + a^2); cf from _log_betacf
+    lconst = -math.log(2.0) - math.log(nu / 2.0) - special.betaln(nu / 2.0, 0.5)
 
     def log_left_tail(a):
-        # a = |x| >= far: F(-a) = c nu^{(nu+1)/2} a^{-nu} / nu * (1 - c2 / a^2 + O(a^-4))
-        # (integrate (t^2/nu)^{-(nu+1)/2} (1 - nu (nu+1) / (2 t^2)) from a to inf);
-        # stdtr underflows to 0 here for large a, the expansion does not.
-        return lead - nu * np.log(a) + np.log1p(-c2 / np.square(a))
+        # used where stdtr is below 1e-280 (subnormal or 0: for nu = 300, a = 200 the
+        # tail is e^-737 and stdtr keeps ~14 bits; for nu = 100, a = 3e4 it is 0)
+        la = np.log(a)
+        with np.errstate(over="ignore"):
+            l_nu_a2 = np.where(a > 1e150, 2.0 * la + np.log1p(nu / np.square(np.minimum(a, 1e150))),
+                               np.log(nu + np.square(a)))
+        lx = math.log(nu) - l_nu_a2
+        l1x = 2.0 * la - l_nu_a2
+        return lconst + 0.5 * nu * lx + 0.5 * l1x + _log_betacf(nu / 2.0, 0.5, np.exp(lx))
 
     def logcdf(x):
-        # stdtr is accurate in the left tail (relative); on the right use log1p(-left tail)
-        # one stdtr call: s = F(-|x|), the tail on the side of x
+        # stdtr is accurate in the left tail (relative) down to ~1e-280; on the right use
+        # log1p(-left tail); one stdtr call: s = F(-|x|), the tail on the side of x
         x = np.asarray(x, dtype=np.float64)
         ax = np.abs(x)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            tail = log_left_tail(np.maximum(ax, far))
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
             s = special.stdtr(nu, -ax)
-            left = np.where(ax > far, tail, np.log(s))
-            right = np.where(ax > far, np.log1p(-np.exp(tail)), np.log1p(-s))
-        return np.where(x < 0, left, right)
+            deep = (s < 1e-280) & np.isfinite(ax)
+            left = np.log(s)
+            if deep.any():
+                left = np.where(deep, 0.0, left)
+                left[deep] = log_left_tail(ax[deep])
+            right = np.where(deep, -np.exp(left), np.log1p(-s))
+        out = np.where(x < 0, left, right)
+        # x = -inf: log 0; x = +inf: log 1
+        return np.where(np.isneginf(x), -np.inf, np.where(np.isposinf(x), 0.0, out))
 
     def logpdf(x):
         x = np.asarray(x, dtype=np.float64)
