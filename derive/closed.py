@@ -46,7 +46,8 @@ from .families import FAMILY_NAMES, Family, family as _family
 __all__ = ["derive", "mu_symbols", "STATUS_VALUES", "ORACLE_FALLBACK"]
 
 STATUS_VALUES = ("closed", "special", "none")
-ORACLE_FALLBACK = "numeric fallback: derive.oracle.probs(mu, family, dps=...) (checked quadrature)"
+ORACLE_FALLBACK = ("numeric fallback: derive.oracle.probs(mu, family, dps=...) (quadrature of the integral, "
+                   "confirmed by two independent rules)")
 
 #: largest n for which the per-ordering Piecewise of uniform / laplace is built
 MAX_PIECEWISE_N = 5
@@ -137,7 +138,7 @@ def _derive_cached(fam: Family, n, level: str) -> Derivation:
         # p(mu; s) = p(mu / s; 1): substitute x = s y in (eq:pi)
         d.closed_form = [e.xreplace({m: m / scale for m in d.symbols}) for e in d.closed_form]
         d.notes.append(f"scale s = {scale}: the closed forms use $p(\\mu; s) = p(\\mu/s; 1)$ "
-                       "(substitute $\\varepsilon = s\\,\\varepsilon'$ in (eq:pi)); the steps are for $s = 1$.")
+                       "(substitute $\\varepsilon = s\\,\\varepsilon'$ in the integral for $p_i$); the steps are for $s = 1$.")
     if d.closed_form is not None and n != "general":
         from .conditions import check_conditions
 
@@ -174,7 +175,7 @@ def planned_status(name: str, n) -> str | None:
 def _trivial(fam):
     syms = mu_symbols(1)
     d = Derivation(_P1, sp.Integral(fam.pdf(_EPS), (_EPS, -sp.oo, sp.oo)),
-                   "(eq:pi) with n = 1: the empty product is 1", sampler=_concrete_sampler(syms))
+                   "the probability that the only class wins (n = 1): the empty product is 1", sampler=_concrete_sampler(syms))
     d.step(sp.Integer(1), "a density integrates to 1", checks=("doit", "numeric"))
     d.symbols = syms
     d.closed_form = [sp.Integer(1)]
@@ -211,7 +212,7 @@ def _start(fam, syms, i=0):
 
 
 def _start_reason(fam, i=1):
-    return (f"(eq:pi) for class {i} with {fam.name} noise: $p_{i}=\\int\\phi(\\varepsilon)"
+    return (f"the probability that class {i} wins, {fam.name} noise: $p_{i}=\\int\\phi(\\varepsilon)"
             f"\\prod_{{j\\neq {i}}}\\Phi(\\mu_{i}-\\mu_j+\\varepsilon)\\,d\\varepsilon$")
 
 
@@ -552,7 +553,7 @@ def _logistic(fam, syms):
     d.closed_form = _by_symmetry(d.result, syms)
     d.status = "closed"
     d.assumptions = "distinct $\\mu_j$ (at ties take the limit; the expression has removable singularities)"
-    d.reason = ("the substitution $u=e^{-\\varepsilon}$ makes (eq:pi) a rational integral; partial fractions give "
+    d.reason = ("the substitution $u=e^{-\\varepsilon}$ makes the integral for $p_1$ rational; partial fractions give "
                 "logarithms of $e^{\\mu_j-\\mu_1}$. Removable singularities at ties.")
     return d
 
@@ -726,7 +727,7 @@ def _general(fam):
     n, i, j, mu, eps = sm.n, sm.i, sm.j, sm.mu, sm.eps
     Phi, phi = sm.Phi, sm.phi
     start = sp.Integral(phi(eps) * product_except(Phi(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo))
-    d = Derivation(sm.p_i, start, "(eq:pi) for symbolic n", title=f"{name or fam.name}, symbolic n",
+    d = Derivation(sm.p_i, start, "the probability that class $i$ wins, symbolic $n$", title=f"{name or fam.name}, symbolic n",
                    sampler=sm._sampler, points=3)
     y = sp.Symbol("y", real=True)
     cdf = sp.Lambda(y, fam.cdf(y))

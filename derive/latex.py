@@ -44,15 +44,35 @@ def _check_label(check: str) -> str:
     return "given" if check == "given" else f"check: {check}"
 
 
+def _presented(d):
+    """Display forms of the steps and closed forms (derive.present), checked equal to the derived ones."""
+    from .present import present_derivation
+
+    return present_derivation(d)
+
+
+def _where(pr) -> str:
+    """The meaning of the named symbols of a presented form, as LaTeX (empty when none)."""
+    parts = list(pr.where)
+    for sym, val in sorted(pr.definitions.items(), key=lambda kv: str(kv[0])):
+        parts.append(f"{latex(sym)}={latex(val)}")
+    return ", ".join(parts)
+
+
 def derivation_latex(d) -> str:
-    """``\\begin{aligned} ... \\end{aligned}`` for a Derivation ``d``."""
+    """``\\begin{aligned} ... \\end{aligned}`` for a Derivation ``d`` (display forms of derive.present)."""
     lines = []
     lhs = latex(d.steps[0].expr.lhs)
-    for k, st in enumerate(d.steps, start=1):
+    shown = _presented(d)["steps"]
+    for k, (st, pr) in enumerate(zip(d.steps, shown), start=1):
         head = f"{lhs} &= " if k == 1 else "&= "
         reason = text_latex(st.reason)
         label = text_latex(_check_label(st.check))
-        lines.append(f"{head}{latex(st.rhs)} && \\text{{({k}) {reason} [{label}]}}")
+        where = _where(pr)
+        where = f" (${where}$)" if where else ""
+        lines.append(f"{head}{latex(pr.expr)} && \\text{{({k}) {reason}{where} [{label}]}}")
+    if len(d.steps) == 1 and getattr(d, "status", None) == "none" and getattr(d, "reason", ""):
+        lines.append(f"&\\phantom{{=}} && \\text{{no closed form: {text_latex(d.reason)}}}")
     return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
 
@@ -63,17 +83,23 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
         out.append(heading)
         out.append("")
     lhs = latex(d.steps[0].expr.lhs)
-    for k, st in enumerate(d.steps, start=1):
+    pres = _presented(d)
+    for k, (st, pr) in enumerate(zip(d.steps, pres["steps"]), start=1):
         check = "the starting definition" if st.check == "given" else f"verified by `{st.check}`"
         out.append(f"**({k})** {st.reason} ({check})")
         out.append("")
         out.append("$$")
-        out.append(f"{lhs} = {latex(st.rhs)}")
+        out.append(f"{lhs} = {latex(pr.expr)}")
         out.append("$$")
         out.append("")
+        where = _where(pr)
+        if where:
+            out.append(f"where ${where}$ (display form checked: `{pr.check}`).")
+            out.append("")
     closed = getattr(d, "closed_form", None)
     ranks = getattr(d, "extra", {}).get("rank_forms")
     if ranks:
+        ranks = [pr.expr for pr in (pres.get("ranks") or [])] or ranks
         # per-ordering families: the rank formulas are what a reader wants; the
         # returned closed_form is the Piecewise of these over all orderings
         out.append("Closed form for $\\mu_1\\geq\\mu_2\\geq\\dots\\geq\\mu_n$ (other orderings by relabelling; "
@@ -88,18 +114,24 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
     if closed:
         out.append("Closed form" + (f" (assuming {d.assumptions})" if d.assumptions else "") + ":")
         out.append("")
-        for sym_k, expr in enumerate(closed, start=1):
+        for sym_k, pr in enumerate(pres["closed"] or [], start=1):
             out.append("$$")
-            out.append(f"p_{{{sym_k}}} = {latex(expr)}")
+            out.append(f"p_{{{sym_k}}} = {latex(pr.expr)}")
             out.append("$$")
             out.append("")
+            where = _where(pr)
+            if where:
+                out.append(f"where ${where}$.")
+                out.append("")
     conds = getattr(d, "conditions", None)
     if conds:
         out.append(conditions_markdown(conds))
         out.append("")
     status = getattr(d, "status", None)
     if status and getattr(d, "reason", ""):
-        out.append(f"Status: **{status}**. {d.reason}")
+        label = {"closed": "closed form", "special": "closed form with special functions",
+                 "none": "no closed form"}.get(status, status)
+        out.append(f"Result: **{label}**. {d.reason}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

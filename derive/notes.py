@@ -8,6 +8,7 @@ Generated (paths relative to the notes directory)::
 
     README.md                 index, figures with captions
     gumbel.md                 the article's derivation Gumbel -> softmax (sympy-checked)
+    derivations.tex           every family's derivation in one LaTeX document (pdflatex)
     families.md               the families table and derivation status, n = 2 figures
     families/<name>.md        one page per noise family
     benchmarks.md             the measured report, rendered from data/bench.json
@@ -268,6 +269,9 @@ def render(outdir=None, *, parts=None) -> dict:
         files["families.md"] = _text(_families_page())
         for name in _family_names():
             files[f"families/{name}.md"] = _text(_family_page(name))
+        from . import pages
+
+        files["derivations.tex"] = _text(pages.derivations_tex())
     if "torch" in parts and torch_src is not None:
         files["torch_example.md"] = _text(_torch_page(torch_src))
     if "figures" in parts:
@@ -344,6 +348,8 @@ def generate(outdir=None, *, rendered=None) -> dict:
 def _is_generated_file(path: Path) -> bool:
     """Only files this module wrote are ever deleted: our .md header or a figures/*.png."""
     if path.suffix == ".png" and path.parent.name == "figures":
+        return True
+    if path.name == "derivations.tex":
         return True
     if path.suffix == ".md":
         with open(path, "rb") as fh:

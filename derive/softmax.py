@@ -76,7 +76,7 @@ def _softmax_cached(level: str) -> Derivation:
     d = Derivation(
         p_i,
         start,
-        "(eq:pi): fix $\\varepsilon_i=\\varepsilon$; each $\\varepsilon_j$, $j\\neq i$, independently stays below "
+        "the probability that class $i$ wins: fix $\\varepsilon_i=\\varepsilon$; each $\\varepsilon_j$, $j\\neq i$, independently stays below "
         "$\\mu_i-\\mu_j+\\varepsilon$",
         title="Gumbel noise gives softmax",
         definitions={S_i: sp.Sum(sp.exp(mu[j] - mu[i]), (j, 1, n))},

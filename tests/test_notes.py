@@ -253,3 +253,20 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
     assert "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1] in ci.splitlines()
+
+
+@pytest.mark.slow
+def test_derivations_tex_compiles_with_pdflatex(tmp_path):
+    """notes/derivations.tex (every family's derivation) is a complete document pdflatex accepts."""
+    import subprocess
+
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        pytest.skip("no pdflatex on PATH (CI installs texlive-latex-base)")
+    from derive import pages
+
+    (tmp_path / "derivations.tex").write_text(pages.derivations_tex(), encoding="utf-8")
+    proc = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "derivations.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "derivations.pdf").stat().st_size > 0
