@@ -111,6 +111,8 @@ def families():
         ("asym_laplace", "CDF `e^{2x}/3` (x < 0), `1 - 2e^{-x}/3` (x ≥ 0): asymmetric Laplace",
          _cdf("asym_laplace", lambda sp, x: sp.Piecewise((sp.exp(2 * x) / 3, x < 0),
                                                           (1 - 2 * sp.exp(-x) / 3, True)))),
+        ("GenLogistic(2)", "CDF `(1 + e^{-x})^{-2}` (type-I generalised logistic)",
+         _cdf("GenLogistic(2)", lambda sp, x: (1 + sp.exp(-x)) ** -2)),
         ("Weibull(1,2)", "sympy.stats `Weibull(1, 2)`", _stats("Weibull", 1, 2)),
         ("Rayleigh(1)", "sympy.stats `Rayleigh(1)`", _stats("Rayleigh", 1)),
         ("Frechet(2,1,0)", "sympy.stats `Frechet(2, 1, 0)` (CDF exp(-x⁻²))", _stats("Frechet", 2, 1, 0)),

@@ -165,3 +165,28 @@ def test_asymmetric_laplace_n3_vs_oracle():
         ref = derive.oracle.probs(mu, fam, dps=30)
         for g, r in zip(got, ref):
             assert abs(mpmath.mpf(str(g)) - r) <= mpmath.mpf(10) ** -28 * abs(r)
+
+
+# -- (d) rational after u = e^{-lambda x} ---------------------------------------------------
+
+
+def test_rational_detects_generalised_logistic():
+    from derive.routes import rational
+
+    lam, R = rational.detect(derive.family_from_cdf((1 + sp.exp(-x / 2)) ** -3, x))
+    assert lam == sp.Rational(1, 2)
+    assert isinstance(rational.detect(derive.family_from_cdf((1 + sp.erf(x)) / 2, x)), str)
+
+
+@pytest.mark.slow
+def test_rational_generalised_logistic_vs_oracle_with_ties():
+    from derive.routes import rational
+
+    fam = derive.family_from_cdf((1 + sp.exp(-x)) ** -2, x, name="glogistic2")
+    d = rational.attempt(fam, 2)
+    assert d.status == "closed"
+    for mu in (["0.5", "-1"], ["1", "1"], ["30", "0"]):
+        got = d.evaluate(mu, dps=30).p
+        ref = derive.oracle.probs(mu, fam, dps=30)
+        for g, r in zip(got, ref):
+            assert abs(g - r) <= mpmath.mpf(10) ** -28 * abs(r)

@@ -1,5 +1,110 @@
+"""Route (d): CDFs rational after the substitution ``u = e^{-lambda x}`` (logistic type).
+
+If ``F(x) = R(e^{-lambda x})`` with ``R`` a rational function (the rate
+``lambda`` is the gcd of the rates of the exponentials in F), then
+``F(mu_1 - mu_j + eps) = R(c_j u)`` with ``c_j = e^{lambda (mu_j - mu_1)}``
+and ``phi(eps) d eps = R'(u) du``, so (eq:pi) becomes
+
+    p_1 = Int_0^oo -R'(u) prod_{j>1} R(c_j u) du,
+
+a rational integral: partial fractions in u (for distinct ``mu``), termwise
+antiderivatives (logarithms and rational terms), evaluated between 0 and
+oo (the ``log u`` terms at infinity must cancel, which sympy checks).  At
+ties the forms have removable singularities; ``Derivation.evaluate`` takes
+the limit.  Registry logistic keeps its hand route; this one serves user
+families such as the type-I generalised logistic ``(1 + e^{-x})^{-k}``.
+
+>>> import sympy as sp, derive
+>>> x = sp.Symbol("x", real=True)
+>>> detect(derive.family_from_cdf((1 + sp.exp(-x)) ** -2, x))
+(1, (_u + 1)**(-2))
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+
+import sympy as sp
+
 from . import NotApplicable
+from ._common import cdf_on_support
+
 NAME = "rational"
 
+_U = sp.Dummy("u", positive=True)
+
+
+def detect(fam):
+    """``(lambda, R(u))`` with ``F(x) = R(e^{-lambda x})``, else a reason string."""
+    e, lo, hi = cdf_on_support(fam)
+    if lo.is_finite or hi.is_finite:
+        return "the support is not the whole line"
+    x = fam.symbol
+    rates = []
+    for a in e.atoms(sp.exp):
+        arg = sp.expand(a.args[0])
+        if not arg.has(x):
+            continue
+        if not arg.is_polynomial(x) or sp.degree(arg, x) != 1:
+            return "an exponential's argument is not linear in x"
+        k = sp.nsimplify(arg.coeff(x, 1))
+        if not k.is_Rational:
+            return "the rates of the exponentials are not rational multiples of each other"
+        rates.append(abs(k))
+    if not rates:
+        return "no exponential of x in the CDF"
+    lam = sp.Rational(reduce(math.gcd, [int(r.p) for r in rates]), reduce(lambda a, b: a * b // math.gcd(a, b),
+                                                                         [int(r.q) for r in rates]))
+    R = sp.simplify(sp.powsimp(sp.expand_power_exp(e.subs(x, -sp.log(_U) / lam)), combine="all", force=True))
+    if R.has(x) or not R.is_rational_function(_U):
+        return f"$F$ is not rational in $u=e^{{-{sp.latex(lam)}x}}$"
+    return lam, R
+
+
 def attempt(fam, n):
-    return NotApplicable(NAME, "not implemented yet")
+    from .. import closed
+
+    if not fam.custom:
+        return NotApplicable(NAME, "registry family (logistic has its hand route)")
+    if n == "general":
+        return NotApplicable(NAME, "partial fractions are carried out per concrete n")
+    m = detect(fam)
+    if isinstance(m, str):
+        return NotApplicable(NAME, m)
+    lam, R = m
+    syms = closed.mu_symbols(n)
+    eps = closed._EPS
+    cs = [sp.Symbol(f"c_{k + 1}", positive=True) for k in range(1, n)]
+    defs = {c: sp.exp(lam * (mu - syms[0])) for c, mu in zip(cs, syms[1:])}
+    d = closed._new(fam, syms, definitions=defs)
+    d.symbols = syms
+    u = sp.Symbol("u", positive=True)
+    Ru = R.subs(_U, u)
+    d.step(sp.Integral(fam.pdf(eps) * sp.Mul(*[Ru.subs(u, c * sp.exp(-lam * eps)) for c in cs]), (eps, -sp.oo, sp.oo)),
+           f"$F(x)=R(e^{{-{sp.latex(lam)}x}})$ with $R(u)={sp.latex(Ru)}$, so "
+           f"$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=R(c_j e^{{-{sp.latex(lam)}\\varepsilon}})$, "
+           f"$c_j=e^{{{sp.latex(lam)}(\\mu_j-\\mu_1)}}$", checks=("numeric",))
+    integrand = -sp.diff(Ru, u) * sp.Mul(*[Ru.subs(u, c * u) for c in cs])
+    d.step(sp.Integral(integrand, (u, 0, sp.oo)),
+           f"substitute $u=e^{{-{sp.latex(lam)}\\varepsilon}}$: $\\phi(\\varepsilon)\\,d\\varepsilon=R'(u)\\,du$, "
+           "a rational integrand", checks=("numeric",), substitution=(eps, u, sp.exp(-lam * eps)))
+    frac = sp.apart(sp.together(integrand), u)
+    d.step(sp.Integral(frac, (u, 0, sp.oo)), "partial fractions in $u$ (distinct $\\mu$)", checks=("numeric",))
+    F = closed._antiderivative(frac, u)
+    w = sp.Symbol("w", positive=True)
+    Fw = sp.expand(sp.expand_log(F.subs(u, 1 / w), force=True))
+    log_coeff = sp.simplify(Fw.coeff(sp.log(w)))
+    if log_coeff != 0:
+        return NotApplicable(NAME, f"the logarithms at $u\\to\\infty$ do not cancel for sympy ({log_coeff})")
+    value = sp.simplify(sp.limit(Fw, w, 0, "+") - sp.limit(F, u, 0, "+"))
+    if value.has(sp.Limit, sp.nan, sp.zoo) or value.is_finite is False:
+        return NotApplicable(NAME, "sympy cannot take the limits of the antiderivative")
+    d.step(value, "termwise antiderivatives, evaluated between $u=0$ and $u=\\infty$", checks=("numeric",))
+    d.step(value.xreplace(defs), "write out $c_j$", checks=("identical",))
+    d.closed_form = closed._by_symmetry(d.result, syms)
+    d.status = "closed"
+    d.assumptions = "distinct $\\mu_j$ (at ties the limit; the forms have removable singularities)"
+    d.reason = (f"rational in $u=e^{{-{sp.latex(lam)}x}}$: partial fractions give logarithms and rational terms "
+                "in $c_j=e^{\\lambda(\\mu_j-\\mu_1)}$; removable singularities at ties.")
+    return d
