@@ -43,7 +43,7 @@ import numpy as np
 import sympy as sp
 
 from ._mpfamily import kernels_for, sympy_to_mpf
-from ._prepass import reconnoitre, reconnoitre_mp, soft_breakpoints, soft_breakpoints_mp
+from ._prepass import LOG_CONCAVE, reconnoitre, reconnoitre_mp, soft_breakpoints, soft_breakpoints_mp
 from ._quadrature import gauss_legendre_adaptive, gauss_legendre_fixed, tanh_sinh
 from .errors import OracleError
 
@@ -232,7 +232,7 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
             rc = None
     info["float_recon"] = rc is not None
     if rc is not None:
-        soft = [mp.mpf(float(x)) for x in soft_breakpoints(rc, df)]
+        soft = [mp.mpf(float(x)) for x in soft_breakpoints(rc, df, kern.name in LOG_CONCAVE and not kern.custom)]
         logp_rc = [mp.mpf(float(v)) for v in rc.logp]
         peak_rc = [mp.mpf(float(v)) for v in rc.peak]
         width_min = float(min(rc.wl.min(), rc.wr.min()))

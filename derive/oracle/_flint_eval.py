@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - optional dependency
     flint = None
 
 from ._mpfamily import sympy_to_mpf
+from .errors import OracleError
 
 __all__ = ["make_evaluator", "to_arb", "to_mpf", "available"]
 
@@ -53,8 +54,12 @@ def _neg(y):
 def _kernels(name, params, prec):
     """(logcdf, logpdf) on arb; None stands for -inf."""
     log2 = arb(2).log()
+    # Gumbel beyond e^(1e6): Phi (gumbel, y < -1e6) or phi (both kinds) is below
+    # exp(-e^(1e6)), 0 to any precision (arb's exp of such an argument is not finite)
+    far = arb(10) ** 6
     if name == "gumbel":
-        return (lambda y: -((-y).exp())), (lambda y: -y - (-y).exp())
+        return ((lambda y: None if y < -far else -((-y).exp())),
+                (lambda y: None if y < -far else -y - (-y).exp()))
     if name == "gumbel_min":
         big = arb(4 * prec)
 
@@ -70,7 +75,7 @@ def _kernels(name, params, prec):
                 return (-((-E).expm1())).log()
             return arb(0)  # -exp(-E) with E > 4 prec: below the absolute accuracy
 
-        return lc, (lambda y: y - y.exp())
+        return lc, (lambda y: None if y > far else y - y.exp())
     if name == "normal":
         r2 = arb(2).sqrt()
         c = (2 * arb.pi()).log() / 2
@@ -100,7 +105,9 @@ def _kernels(name, params, prec):
 
         return lc, (lambda y: -y * y / 2 - c)
     if name == "logistic":
-        return (lambda y: -((-y).exp().log1p())), (lambda y: -abs(y) - 2 * (-abs(y)).exp().log1p())
+        # log sigma(y) = -log1p(e^-y) = y - log1p(e^y): the form whose exp cannot overflow
+        return (lambda y: -((-y).exp().log1p()) if not _neg(y) else y - y.exp().log1p()), \
+            (lambda y: -abs(y) - 2 * (-abs(y)).exp().log1p())
     if name == "laplace":
         def lc(y):
             if _neg(y):
@@ -166,6 +173,45 @@ def _kernels(name, params, prec):
     return None
 
 
+def _tight(f, prec):
+    """``f`` (a log-kernel on arb) with its ball as narrow as the working precision.
+
+    The integrand is ``exp`` of a sum of log-kernels, so the absolute error of
+    each one is a relative error of the integrand; only the midpoint of the
+    ball is used afterwards.  Some arb functions lose far more than the
+    working precision in places (``beta_lower(500, 1/2, 0.9)`` at 164 bits:
+    radius 4e-25), so a ball wider than ``2^-(prec - 16) max(1, |mid|)``, or a
+    non-finite one, is recomputed (unless it lies below ``-2^40``, where the
+    integrand is 0 to every digit) with 64, 128, ... more bits.  If it stays
+    wide, :class:`OracleError` is raised rather than a midpoint of unknown
+    accuracy used.
+    """
+    tol = arb(2) ** -(prec - 16)
+    # a log-kernel below -2^40 makes the integrand exp(-2^40) (every other term
+    # is at most 0, plus log(1 + |x|) < 710 in the cut test): its error is moot
+    moot = -arb(2) ** 40
+
+    def ok(v):
+        return v is None or (v.is_finite() and (v < moot or v.rad() <= tol * max(arb(1), abs(v.mid()))))
+
+    def g(y):
+        v = f(y)
+        if ok(v):
+            return v
+        saved = flint.ctx.prec
+        try:
+            for extra in (64, 128, 256, 512):
+                flint.ctx.prec = prec + extra
+                v = f(y)
+                if ok(v):
+                    return v
+        finally:
+            flint.ctx.prec = saved
+        raise OracleError(f"arb kernel not accurate at y = {y.mid().str(10)}: {v}")
+
+    return g
+
+
 def _negligible_from(kern, bits):
     """Smallest y (float) with log(1 - Phi(y)) < -bits ln 2, so that
     |log Phi(y')| < 2^-bits for y' >= y (float bisection on logsf; +1 margin)."""
@@ -205,7 +251,7 @@ def make_evaluator(kern, D, mult, targets, cut):
         cuts = [to_arb(mp.mpf(c)) for c in cut]
     finally:
         flint.ctx.prec = old
-    lc_f, lp_f = ks
+    lc_f, lp_f = (_tight(f, prec) for f in ks)
     U = len(D)
     Df = [float(d) for d in D]  # ascending (the scores are sorted)
     y_skip = _negligible_from(kern, prec + 12 + max(1, sum(mult)).bit_length())

@@ -32,7 +32,11 @@ from scipy.special import logsumexp
 
 from .errors import OracleError
 
-__all__ = ["Recon", "reconnoitre", "soft_breakpoints"]
+__all__ = ["LOG_CONCAVE", "Recon", "reconnoitre", "soft_breakpoints"]
+
+#: registry families whose density and CDF are log-concave: every l_u is
+#: concave, so its mass is one hump around its unique mode.
+LOG_CONCAVE = frozenset({"gumbel", "gumbel_min", "normal", "logistic", "laplace", "exponential", "uniform"})
 
 
 @dataclass
@@ -180,7 +184,7 @@ def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
     """Locate the mass of every target integrand (see the module docstring).
 
     Every local maximum of the sampled ``l_t`` within ``T`` of its peak is a
-    mode; where the samples are coarse (bracket wider than 0.05) it is
+    mode (log-concave families: the largest sample only); where the samples are coarse (bracket wider than 0.05) it is
     refined by golden-section search and its widths by bisection.
     """
     lo = float(kern.lo)
@@ -204,7 +208,16 @@ def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
     pad = np.full((len(targets), 1), -np.inf)
     left = np.concatenate([pad, ell[:, :-1]], axis=1)
     right = np.concatenate([ell[:, 1:], pad], axis=1)
-    is_max = (ell > left) & (ell >= right) & (ell >= peak[:, None] - T)
+    if kern.name in LOG_CONCAVE and not kern.custom:
+        # concave l: the sampled maximum brackets the only mode
+        is_max = np.zeros(ell.shape, dtype=bool)
+        is_max[np.arange(len(targets)), ell.argmax(axis=1)] = True
+    else:
+        # a margin above rounding noise, so that a flat stretch is not a row of modes
+        with np.errstate(invalid="ignore"):
+            eps = 1e-12 * (1.0 + np.abs(np.where(np.isfinite(ell), ell, 0.0)))
+            is_max = (ell > left + eps) & (ell >= right) & (ell >= peak[:, None] - T)
+        is_max[np.arange(len(targets)), ell.argmax(axis=1)] = True
     ti, ki = np.nonzero(is_max)
     t_abs = np.asarray(targets)[ti]
     pk = ell[ti, ki]
@@ -237,7 +250,9 @@ def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
         sel = coarse & (ri < G)
         if sel.any():
             wr[sel] = _drop_width(kern, df, mult, t_abs[sel], modes[sel], pk[sel], wr[sel], +1.0)
-    tiny = 1e-12 * max(1.0, float(np.abs(df).max()))
+    # floor: a drop at a kink or support end (uniform, exponential) is a
+    # breakpoint already, and grading away from a width of 1e-12 would only add pieces
+    tiny = max(1e-4, 1e-12 * float(np.abs(df).max()))
     wl = np.maximum(wl, tiny)
     wr = np.maximum(wr, tiny)
     # --- rough log p: trapezoid on the samples, or peak * (wl + wr) summed over
@@ -284,24 +299,41 @@ def _score_centres(scores, lo_lim, hi_lim):
     return out
 
 
-def soft_breakpoints(rc: Recon, scores, max_points: int = 20000) -> np.ndarray:
-    """Breakpoints graded around every centre, out to the tail cuts, thinned.
+def soft_breakpoints(rc: Recon, scores, log_concave, max_points: int = 20000) -> np.ndarray:
+    """Breakpoints graded around every centre, thinned.
 
-    Centres: every located mode (its widths ``wl``, ``wr``) and every score
-    ``d_v`` (width 1, the standardized scale: the body of ``phi(x - d_v)``
-    and the rise of ``Phi(x - d_v)`` are there).  From each centre ``c``,
-    points ``c +- w 2^k`` up to ``L``, ``R``.  The scores are centres by
-    construction, not found by a search: a heavy-tailed integrand has mass
-    at the body of its own score *and* where the other scores' CDFs rise
-    (student_t, scores (0, -1e5): half of the loser's mass sits near 0,
-    half near -1e5), and between the scores at every scale.  A point is kept
-    when it is at least the local spacing ``s(x) = min_c max(w_c, |x - c| / 2)``
-    away from the previous one, so pieces are about one width long at the
-    centres and grow geometrically away from them.
+    Centres: every located mode (its widths ``wl``, ``wr``) and, unless the
+    family is log-concave, every score ``d_v`` (width 1, the standardized
+    scale: the body of ``phi(x - d_v)`` and the rise of ``Phi(x - d_v)``
+    are there).  From each centre ``c``, points ``c +- w 2^k``.
+
+    Log-concave families: every ``l_u`` is concave, so its mass is the one
+    hump around its (unique) mode; points reach 4096 widths from the modes.
+    Other families (heavy tails): an integrand has mass at the body of its
+    own score *and* where the other scores' CDFs rise (student_t, scores
+    (0, -1e5): half of the loser's mass sits near 0, half near -1e5), and
+    between the scores at every scale; the scores are centres by
+    construction, not found by a search, and points reach
+    ``64 max(1, spread)`` beyond the extreme scores; further out every
+    factor is a power of ``|x|`` to relative ``O(spread / |x|)`` and the
+    end pieces (mapped to finite ones, split geometrically when needed)
+    take the tails.  Points stay within the tail cuts ``L``, ``R``.
+
+    A point is kept when it is at least the local spacing
+    ``s(x) = min_c max(w_c, |x - c| / 2)`` away from the previous one, so
+    pieces are about one width long at the centres and grow geometrically
+    away from them.
     """
-    lo_lim, hi_lim = float(rc.L), float(rc.R)
+    L, R = float(rc.L), float(rc.R)
+    lo_lim = max(L, float(np.min(rc.modes - 4096 * rc.wl)))
+    hi_lim = min(R, float(np.max(rc.modes + 4096 * rc.wr)))
     cen = [(float(m), float(a), float(b)) for m, a, b in zip(rc.modes, rc.wl, rc.wr)]
-    cen += [(d, 1.0, 1.0) for d in _score_centres([float(s) for s in scores], lo_lim, hi_lim)]
+    if not log_concave:
+        d = [float(v) for v in scores]
+        reach = 64 * max(1.0, max(d) - min(d))
+        lo_lim = max(L, min(lo_lim, min(d) - reach))
+        hi_lim = min(R, max(hi_lim, max(d) + reach))
+        cen += [(c, 1.0, 1.0) for c in _score_centres(d, lo_lim, hi_lim)]
     pts = [lo_lim, hi_lim] + [float(v) for v in rc.hull_lo] + [float(v) for v in rc.hull_hi]
     for m, wl, wr in cen:
         pts.append(m)
@@ -331,9 +363,6 @@ def soft_breakpoints(rc: Recon, scores, max_points: int = 20000) -> np.ndarray:
 # a returned value either.
 # --------------------------------------------------------------------------
 
-#: families whose density and CDF are log-concave: every l_u is concave,
-#: so one golden-section search finds its (unique) mode.
-_LOG_CONCAVE = {"gumbel", "gumbel_min", "normal", "logistic", "laplace", "exponential", "uniform"}
 
 
 def _ell_mp(kern, D, mult, t):
@@ -433,7 +462,7 @@ def reconnoitre_mp(kern, D, mult, targets, T, T2, label) -> Recon:
     C = mp.mpf(64)
     a0 = D[0] - C if mp.isinf(lo) else lo
     b0 = C if mp.isinf(hi) else hi
-    if kern.name in _LOG_CONCAVE and not kern.custom:
+    if kern.name in LOG_CONCAVE and not kern.custom:
         intervals = [(a0, b0)]
     else:
         edges = [a0] + [d for d in D if a0 < d < b0] + [b0]
