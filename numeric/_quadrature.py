@@ -71,7 +71,6 @@ _GW_ON_K = np.zeros(15)
 _GW_ON_K[_GMASK] = _GW[np.argsort(_GX)]
 assert _GMASK.sum() == 7
 
-NODES_PER_PANEL = 15
 _CHUNK_ELEMS = 1 << 19        # ~4 MB of float64 per temporary matrix
 MAX_PANELS = 20000
 MAX_ROUNDS = 60
@@ -530,6 +529,13 @@ def _relevant_kinks(row, k, kinks):
     return ks[max(lo - 1, 0):]
 
 
+# Registry families with a log-concave density: every integrand phi_i prod_{j != i} Phi_j
+# is log-concave (products of log-concave functions), so it has one peak, which the
+# adaptive rule finds from the nodes around it.
+_LOG_CONCAVE = ("gumbel", "gumbel_min", "normal", "logistic", "laplace", "exponential", "uniform")
+_SCORE_EDGES = np.array([-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0])
+
+
 def _segment_edges(row, k, sL, sR, bps):
     """u-edges of segment k over ``x - c_k`` in [sL, sR] (see :func:`_domain`)."""
     c = row.centers[k]
@@ -545,6 +551,20 @@ def _segment_edges(row, k, sL, sR, bps):
         pts.append(np.linspace(uL, cL, max(2, int(math.ceil((cL - uL) / 2.0)) + 1)))
     if cR < uR:
         pts.append(np.linspace(cR, uR, max(2, int(math.ceil((uR - cR) / 2.0)) + 1)))
+    if row.fam.custom or row.fam.name not in _LOG_CONCAVE:
+        # Without a log-concave density the integrand h_i F can peak near every score (F
+        # rises by O(1) across each Phi(x - y_j)): both heavy tails of a far score carry
+        # mass (student_t [0, -200]: half of p_low sits at x ~ -200).  There an O(1)
+        # feature is 1/|y - c| wide in u, far below the 0.5-spaced core panels, and the
+        # adaptive rule cannot see what no node touches: panel edges at
+        # y + (-8, -4, -2, -1, 0, 1, 2, 4, 8) around every score (on the unit lattice,
+        # merged) more than 8 from the centre put nodes on each such feature.
+        inside = (row.vals <= row.centers[k]) & (row.vals >= row.lows[k])
+        far = np.unique(np.round(row.vals[inside] - c))
+        far = far[np.abs(far) > 8.0]
+        if far.size:
+            near = (far[:, None] + _SCORE_EDGES[None, :]).ravel()
+            pts.append(row.to_u(near[(near > sL) & (near < sR)], k))
     if bps.size:
         inside = (row.vals <= row.centers[k]) & (row.vals >= row.lows[k])
         kinks = ((row.vals[inside] - c)[:, None] + bps[None, :]).ravel()
