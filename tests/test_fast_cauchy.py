@@ -217,7 +217,8 @@ def test_near_field_skipped_only_when_negligible():
                                   fast_cauchy_vjp_row(z, g, FAM, spec, cache, geo, M, LF, lp))
 
 
-@pytest.mark.parametrize("n,spread", [(24, 40.0), pytest.param(60, 120.0, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("n,spread", [(24, 40.0), (60, 120.0)])
 def test_matches_derive_oracle(n, spread):
     from derive import oracle
     z = np.random.default_rng(n).uniform(-spread / 2, spread / 2, n)
@@ -243,8 +244,8 @@ def test_node_cost_does_not_grow_with_n():
 
 @pytest.mark.parametrize("a,counts", [
     ([0.0, 1.3, 2.2], [1, 4, 15]),                    # n = 20
-    ([-3.0, 0.4, 7.5, 20.0], [50, 1, 140, 9]),        # n = 200, spread 23
-    ([0.0, 1.5, 4.0], [3000, 1, 7000]),               # n = 1e4: far field only
+    pytest.param([-3.0, 0.4, 7.5, 20.0], [50, 1, 140, 9], marks=pytest.mark.slow),   # n = 200, spread 23
+    pytest.param([0.0, 1.5, 4.0], [3000, 1, 7000], marks=pytest.mark.slow),          # n = 1e4: far field only
     ([-1.0, 0.2, 3.0], [30000, 2, 70000]),            # n = 1e5
 ])
 def test_vjp_matches_mpmath_identity(a, counts):

@@ -216,8 +216,8 @@ def test_laplace_many_kinks_against_oracle_and_linear_cost():
     assert abs(math.fsum(p) - 1.0) <= 1e-14
 
 
-@pytest.mark.parametrize("family, params, scale", [("cauchy", {}, 1.0),
-                                                   pytest.param("student_t", {"nu": 1.5}, 4.0, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("family, params, scale", [("cauchy", {}, 1.0), ("student_t", {"nu": 1.5}, 4.0)])
 def test_cluster_far_below_the_top_keeps_its_spread(family, params, scale):
     # (1e17, 0, 0.5) - 1e17 rounds both lower scores to -1e17: a shifted row ties them,
     # while heavy tails give them probabilities ~1e-17 that differ by 16%
