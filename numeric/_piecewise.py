@@ -77,6 +77,7 @@ _BLOCK = 128
 _TABLE = 1 << 19         # tables of powers up to this many entries replace loops
 _LOG_MID = -6.0 * _LOG2   # c > 1/64 ...
 _NEAR_MAX = 64            # ... is near when a row has at most this many such scores
+_NEAR_ALL = 128           # rows this short: every score near
 _GRADE = 3.0              # panel ratio b / a above the first laplace kink     # |log sum p| above this: the row is declined
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
@@ -159,10 +160,14 @@ class _Row:
             xs, logc, near, self.lp, self.trunc = _cut(y, laplace)
         # scores with 1/64 < c <= 1/2 are cheaper summed directly than by up to 57
         # series terms: near when a row has at most _NEAR_MAX of them
-        mid = logc > _LOG_MID
-        ext = mid.sum(axis=1) <= _NEAR_MAX
-        if ext.any():
-            near = near | (mid & ext[:, None])
+        # (rows of at most _NEAR_ALL scores: all near)
+        if n <= _NEAR_ALL:
+            near = np.ones_like(near)
+        else:
+            mid = logc > _LOG_MID
+            ext = mid.sum(axis=1) <= _NEAR_MAX
+            if ext.any():
+                near = near | (mid & ext[:, None])
         # near scores, padded to K per row (c = 0 pads: log Phi = 0, h = 0)
         rr, cc = np.nonzero(near)
         counts = np.bincount(rr, minlength=m)
@@ -590,7 +595,9 @@ def probs_vjp_rows(y, g, fam, log=False):
         del t, gphi
         # near k: sum_nodes (h_k / u) (g_k e^-lam_k w G S e^-M - Gamma w G e^-kappa)
         hk = np.exp(ev.lh - ev.lu[:, None, :])
-        first = _node_sum(hk * (np.exp(-lam)[:, :, None] * wgS[:, None, :])) * gnear
+        # (e^-lam_k and w G apart can overflow and underflow: combined in the exponent)
+        first = _node_sum(np.exp(ev.lh - ev.lu[:, None, :] + base[:, None, :] - lam[:, :, None])
+                          * S[:, None, :]) * gnear
         second = _node_sum(hk * gam[:, None, :])
     out = np.empty((m, n + 1))
     np.put_along_axis(out, row.fcol, vfar, axis=1)
