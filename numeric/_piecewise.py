@@ -77,7 +77,8 @@ _BLOCK = 128
 _TABLE = 1 << 19         # tables of powers up to this many entries replace loops
 _LOG_MID = -6.0 * _LOG2   # c > 1/64 ...
 _NEAR_MAX = 64            # ... is near when a row has at most this many such scores
-_NEAR_ALL = 128           # rows this short: every score near
+_NEAR_ALL = 128           # rows this short: every score near (laplace: each near
+_NEAR_ALL_LAPLACE = 32    # score adds a kink, so a lower bound there)
 _GRADE = 3.0              # panel ratio b / a above the first laplace kink     # |log sum p| above this: the row is declined
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
@@ -161,7 +162,7 @@ class _Row:
         # scores with 1/64 < c <= 1/2 are cheaper summed directly than by up to 57
         # series terms: near when a row has at most _NEAR_MAX of them
         # (rows of at most _NEAR_ALL scores: all near)
-        if n <= _NEAR_ALL:
+        if n <= (_NEAR_ALL_LAPLACE if laplace else _NEAR_ALL):
             near = np.ones_like(near)
         else:
             mid = logc > _LOG_MID
