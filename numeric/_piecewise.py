@@ -26,20 +26,27 @@ summed directly at the nodes with the exact ``log Phi``, ``log h``.
 Cut and neglected mass (``L = 40``, proofs in :func:`_cut`):
 
 * exponential, ``A = sum_j e^(mu_j - top) >= 2^k L'`` (largest such
-  ``k <= 40``): ``x_s = top + k log 2``, every score is far; else ``x_s = top`` (``F = 0`` below) and near scores
-  are ``c > 1/2`` (fewer than ``4 L'`` since ``A < 2 L'``).
+  ``1 <= k <= 40``): ``x_s = top + k log 2``, every score is far; else
+  ``x_s = top`` (``F = 0`` below) and near scores are ``c > 1/2`` (fewer
+  than ``4 L'`` since ``A < 2 L'``); ``L' = L + log n + 7``.
 * laplace: ``x_s`` is the largest point where the bound
   ``F(x) <= prod_{mu_j > x} e^(x - mu_j) / 2`` puts ``e^-x F`` below
   ``e^-L`` of its integral for every ``x < x_s`` (at most
-  ``(L + 0.6 + log n) / log 2`` scores lie above it: those are near).
-* ``[u_max, 1]`` with ``log G <= -L'`` is dropped (``L' = L + log n +
-  (top - x_s) + 3``); ``G`` is decreasing in ``u``.
+  ``(L + 0.6 + log n) / log 2`` scores lie above it: those are near);
+  ``L' = L + log n + (top - x_s) + 3``.  A cut more than 600 below the top
+  (kinks at ``u < e^-600``) is declined.
+* ``[u_max, 1]`` with ``log G <= -L'`` is dropped; ``G`` is decreasing in ``u``.
+* Also near: scores with ``1/64 < c <= 1/2`` when a row has at most 64 of
+  them, and every score of rows with ``n <= 128`` (laplace: 32).
 
 Every neglected piece is below ``10 e^-L`` (~4e-17) of each ``p_i``.  The
 nodes are 16-point Gauss-Legendre panels split at the near kinks (laplace:
 ``c_j u = 1/2``), graded (``b <= 3 a`` above the first kink, where ``1/u``
-enters) and bisected until ``log G`` drops by at most 12 across a panel (Gauss-Legendre
-error for ``e^(6 s)`` on [-1, 1] with 16 points: ~1e-20 relative).
+enters) and bisected until ``log G`` drops by at most 12 across a panel
+(Gauss-Legendre error for ``e^(6 s)`` on [-1, 1] with 16 points: ~1e-20
+relative); exponential leaves its 15 largest near factors, polynomials of
+degree <= 15 in ``u`` that vanish at ``u = 1`` for tied tops, out of that
+test.
 Relative error of ``p``: a few ulps; the row is renormalised by
 ``logsumexp(log p)``, and a row whose sum is off by more than 1e-11 is
 declined (``ok`` False) so the caller falls back.
@@ -47,7 +54,10 @@ declined (``ok`` False) so the caller falls back.
 VJP: ``(J^T g)_k = int h_k F (g_k S - Gamma) dx`` with ``S = sum_j h_j``,
 ``Gamma = sum_j g_j h_j``; the far parts of ``S``, ``Gamma`` are the series
 ``sum_r u^r P_r`` and ``sum_r u^r Q_r`` (``Q_r = sum_far g_j c_j^r``), and a far
-``k`` gets ``c_k sum_r c_k^(r-1) (g_k JS_(r-1) - JGamma_(r-1))``.
+``k`` gets ``c_k sum_r c_k^(r-1) (g_k JS_(r-1) - JGamma_(r-1))``.  The
+cotangent is first shifted by the most probable entry's (``J^T 1 = 0``).
+Every sum is formed in an order fixed by the row alone, so a row's bits do
+not depend on its batch mates.
 
 >>> import numpy as np
 >>> from numeric.families import get_family
