@@ -190,3 +190,16 @@ def test_rational_generalised_logistic_vs_oracle_with_ties():
         ref = derive.oracle.probs(mu, fam, dps=30)
         for g, r in zip(got, ref):
             assert abs(g - r) <= mpmath.mpf(10) ** -28 * abs(r)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, n", [("uniform", 3), ("laplace", 2), ("exponential", 3)])
+def test_registry_families_through_the_piecewise_route(name, n):
+    """The structural route reproduces the registry's hand-route closed forms (exactly, at rational mu)."""
+    fam = derive.family(name)
+    d = piecewise.attempt(fam, n)
+    reg = derive_closed(name, n)
+    for mu in ([R(1, 2), 0, R(-1, 3)][:n], [R(1, 4), R(1, 4), 0][:n], [R(5, 3), 0, R(7, 5)][:n]):
+        got = [sp.simplify(v) for v in _at(d.closed_form, d.symbols, mu)]
+        want = [sp.simplify(v) for v in _at(reg.closed_form, reg.symbols, mu)]
+        assert all(sp.simplify(a - b) == 0 for a, b in zip(got, want)), (name, mu)
