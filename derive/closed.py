@@ -749,7 +749,10 @@ def _general(fam):
                      "partial fractions give logarithms (sympy carries it out per concrete n)."),
     }
     if name in per_n:
-        d.status, d.reason = per_n[name]
+        from .general_n import continue_general
+
+        if not continue_general(d, fam):
+            d.status, d.reason = per_n[name]
         return d
     if name == "normal":
         why = "no closed form for symbolic n: already n = 4 has none (a trivariate normal orthant probability)."

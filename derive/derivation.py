@@ -33,6 +33,7 @@ derivation is being built, so a broken chain never reaches the notes::
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
@@ -116,7 +117,8 @@ class Step:
 
 
 def _expand_sums(expr):
-    """``doit`` every Sum / Product with concrete limits, leave Integrals alone."""
+    """``doit`` every Sum / Product (and subset sum, max over a range) with concrete limits, leave Integrals alone."""
+    expr = expr.replace(lambda e: isinstance(e, (SubsetSum, MaxOver)) and e.is_concrete, lambda e: e.doit())
     return expr.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), lambda e: e.doit(deep=False))
 
 
@@ -639,13 +641,30 @@ class EvaluationError(ArithmeticError):
 MAX_WORKING_DPS = 20000
 
 
-def _entry_expressions(d):
-    """The n expressions p_1..p_n in the plain symbols ``syms`` for a Derivation ``d`` at ``mu``."""
+def _entry_expressions(d, n=None):
+    """The n expressions p_1..p_n and their plain symbols for a Derivation ``d``.
+
+    A symbolic-n derivation (``symbols = (mu,)``, an IndexedBase) is written out for ``n``
+    entries: ``n`` and ``i`` substituted, sums over subsets / ranges expanded.
+    """
     if d.closed_form is not None:
         # a rearrangement without cancellation, where the route provides one (checked equal)
         forms = d.extra.get("stable_forms") or d.closed_form
         return list(forms), tuple(d.symbols)
-    return None, None
+    syms = tuple(d.symbols or ())
+    if n is None or d.status == "none" or len(syms) != 1 or not isinstance(syms[0], sp.IndexedBase) \
+            or len(d.steps) < 3:
+        return None, None
+    from .softmax import SYMBOLS
+
+    mu = syms[0]
+    plain = tuple(sp.Symbol(f"mu_{k}", real=True) for k in range(1, n + 1))
+    res = d._unfold(d.result)
+    exprs = []
+    for k in range(1, n + 1):
+        e = _expand_sums(res.subs({SYMBOLS["n"]: n, SYMBOLS["i"]: k}))
+        exprs.append(e.xreplace({mu[q]: plain[q - 1] for q in range(1, n + 1)}))
+    return exprs, plain
 
 
 def _as_rational(v, k):
@@ -662,15 +681,15 @@ def _as_rational(v, k):
     return r
 
 
-def _compiled(d):
+def _compiled(d, exprs, syms):
     cache = d.extra.setdefault("_evaluate_cache", {})
-    if "fns" not in cache:
+    key = len(syms)
+    if key not in cache:
         from .special import owens_t_mp, owens_tc_mp
 
-        exprs, syms = _entry_expressions(d)
-        cache["fns"] = [sp.lambdify(syms, e, modules=[{"OwenT": owens_t_mp, "OwenTc": owens_tc_mp}, "mpmath"])
-                        for e in exprs]
-    return cache["fns"]
+        cache[key] = [sp.lambdify(syms, e, modules=[{"OwenT": owens_t_mp, "OwenTc": owens_tc_mp}, "mpmath"])
+                      for e in exprs]
+    return cache[key]
 
 
 def _value_at(f, mu_q, wp_dps, shift=None):
@@ -781,15 +800,17 @@ def evaluate_closed_form(d, mu, dps: int = 30) -> Evaluation:
     """
     if not isinstance(dps, int) or isinstance(dps, bool) or dps < 1:
         raise ValueError(f"dps must be a positive integer, got {dps!r}")
-    exprs, syms = _entry_expressions(d)
+    mu = list(mu) if not isinstance(mu, (str, bytes)) else None
+    if mu is None:
+        raise ValueError("mu must be a sequence of real numbers")
+    exprs, syms = _entry_expressions(d, len(mu))
     if exprs is None:
         raise ValueError(f"evaluate: this derivation has no closed form for concrete entries (status "
                          f"{d.status!r}); use derive.oracle.probs(mu, family, dps=...)")
-    mu = list(mu) if not isinstance(mu, (str, bytes)) else None
-    if mu is None or len(mu) != len(syms):
+    if len(mu) != len(syms):
         raise ValueError(f"mu must be a sequence of {len(syms)} real numbers (n = {len(syms)})")
     mu_q = [_as_rational(v, k) for k, v in enumerate(mu)]
-    fns = _compiled(d)
+    fns = _compiled(d, exprs, syms)
     zeros, singular = _exact_status(exprs, syms, mu_q)
     vals, wps, how = [], [], "direct"
     direction = [mpmath.sqrt(k + 2) / (k + 1) for k in range(len(mu_q))]
@@ -819,3 +840,92 @@ def evaluate_closed_form(d, mu, dps: int = 30) -> Evaluation:
     with mpmath.workdps(dps):
         log_p = [+v for v in logs]
     return Evaluation(p=p, log_p=log_p, dps=dps, working_dps=wp, how=how)
+
+
+# ---------------------------------------------------------------------------
+# sums over subsets (inclusion-exclusion for symbolic n)
+# ---------------------------------------------------------------------------
+
+
+class Card(sp.Function):
+    """``|S|``, the size of the subset ``S`` of a :class:`SubsetSum` (printed ``\\lvert S\\rvert``)."""
+
+    nargs = 1
+
+    def _latex(self, printer):
+        return r"\lvert %s\rvert" % printer._print(self.args[0])
+
+
+class InSum(sp.Expr):
+    """``sum_{j in S} f`` inside a :class:`SubsetSum` (``InSum(f, j, S)``)."""
+
+    is_commutative = True
+
+    def __new__(cls, f, j, S):
+        return sp.Expr.__new__(cls, sp.sympify(f), j, S)
+
+    def _latex(self, printer):
+        f, j, S = self.args
+        return r"\sum_{%s \in %s} %s" % (printer._print(j), printer._print(S),
+                                          printer.parenthesize(f, sp.printing.precedence.PRECEDENCE["Mul"]))
+
+
+class SubsetSum(sp.Expr):
+    """``sum over S subset of {1..n} minus {i}`` of ``body`` (``SubsetSum(body, S, i, n)``).
+
+    ``body`` may hold ``Card(S)`` and ``InSum(f, j, S)``; with concrete ``n`` and ``i``,
+    :meth:`doit` writes out the 2^(n-1) terms (how the numeric checks evaluate it).
+    Printed ``\\sum_{S\\subseteq[n]\\setminus\\{i\\}}``.
+    """
+
+    is_commutative = True
+
+    def __new__(cls, body, S, i, n):
+        return sp.Expr.__new__(cls, sp.sympify(body), S, sp.sympify(i), sp.sympify(n))
+
+    @property
+    def is_concrete(self):
+        return self.args[2].is_Integer and self.args[3].is_Integer
+
+    def doit(self, **hints):
+        body, S, i, n = self.args
+        if not self.is_concrete:
+            return self
+        others = [k for k in range(1, int(n) + 1) if k != int(i)]
+        terms = []
+        for size in range(len(others) + 1):
+            for T in itertools.combinations(others, size):
+                t = body.replace(lambda e: isinstance(e, InSum) and e.args[2] == S,
+                                 lambda e: sp.Add(*[e.args[0].subs(e.args[1], k) for k in T]))
+                t = t.xreplace({Card(S): sp.Integer(size)})
+                terms.append(t)
+        return sp.Add(*terms)
+
+    def _latex(self, printer):
+        body, S, i, n = self.args
+        return r"\sum_{%s \subseteq [%s] \setminus \{%s\}} %s" % (
+            printer._print(S), printer._print(n), printer._print(i),
+            printer.parenthesize(body, sp.printing.precedence.PRECEDENCE["Mul"]))
+
+
+class MaxOver(sp.Expr):
+    """``max_{j=1..n} f`` (``MaxOver(f, j, n)``); :meth:`doit` gives ``Max`` for concrete ``n``."""
+
+    is_commutative = True
+
+    def __new__(cls, f, j, n):
+        return sp.Expr.__new__(cls, sp.sympify(f), j, sp.sympify(n))
+
+    @property
+    def is_concrete(self):
+        return self.args[2].is_Integer
+
+    def doit(self, **hints):
+        f, j, n = self.args
+        if not self.is_concrete:
+            return self
+        return sp.Max(*[f.subs(j, k) for k in range(1, int(n) + 1)])
+
+    def _latex(self, printer):
+        f, j, n = self.args
+        return r"\max_{%s=1}^{%s} %s" % (printer._print(j), printer._print(n), printer._print(f))

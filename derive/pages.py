@@ -22,7 +22,8 @@ from .latex import derivation_markdown, latex
 __all__ = ["gumbel_page", "gumbel_latex", "derivations_tex", "family_page", "status_table_markdown", "families_table_markdown", "TABLE_NS"]
 
 TABLE_NS = (2, 3, 4, "general")
-_LABEL = {"closed": "closed", "special": "special", "none": "oracle only"}
+_LABEL = {"closed": "closed", "special": "special", "none": "oracle only",
+          "per_n": "closed per n (no symbolic-n form)"}
 #: student_t is reported for these degrees of freedom
 STUDENT_NUS = (1, 2, 3)
 
@@ -53,6 +54,11 @@ def _row_label(name, params):
 RUN_NS = (2, 3)
 
 
+def _has_general_derivation(d) -> bool:
+    """A symbolic-n derivation that reaches a result (not only the start and the family's CDF)."""
+    return d.status != "none" and len(d.steps) > 2
+
+
 @functools.lru_cache(maxsize=None)
 def _status(name, n, nu=None):
     from .closed import planned_status
@@ -60,6 +66,10 @@ def _status(name, n, nu=None):
     params = {"nu": nu} if nu is not None else {}
     if n in RUN_NS:
         return derive(name, n, **params).status
+    if n == "general":
+        # from the symbolic-n derivation object itself
+        d = derive(name, n, **params)
+        return d.status if _has_general_derivation(d) or d.status == "none" else "per_n"
     planned = planned_status(name, n)
     return planned if planned is not None else derive(name, n, **params).status
 
@@ -73,8 +83,10 @@ def status_table_markdown() -> str:
         lines.append(f"| {_row_label(name, params)} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("closed: elementary closed form; special: needs a non-elementary function (erf, Owen's T); "
-                 "oracle only: no closed form found, use `derive.oracle.probs`. Columns n = 2 and n = 3 are derived "
-                 "and verified while these notes are generated; n = 4 and general n follow from the route "
+                 "oracle only: no closed form found, use `derive.oracle.probs`; closed per n: a closed form for "
+                 "every concrete n (`perturbmax derive FAMILY --n N`) but no symbolic-n derivation yet. Columns "
+                 "n = 2, n = 3 and general n are derived and verified while these notes are generated (general n: "
+                 "the symbolic-n derivation on the family's page); n = 4 follows from the route "
                  "(`perturbmax derive FAMILY --n 4` runs it; the tests verify n = 4 against the oracle).")
     return "\n".join(lines) + "\n"
 
@@ -137,8 +149,8 @@ def family_page(name: str) -> str:
         for n in RUN_NS + ("general",):
             d = derive(n_, n, **p)
             label = _row_label(n_, p)
-            title = f"{label}, {'symbolic n' if n == 'general' else f'n = {n}'}: {_LABEL[d.status]}"
-            if d.status == "none" or n == "general":
+            title = f"{label}, {'symbolic n' if n == 'general' else f'n = {n}'}: {_LABEL[_status(n_, n, p.get('nu'))]}"
+            if d.status == "none" or (n == "general" and not _has_general_derivation(d)):
                 out.append(f"### {title}")
                 out.append("")
                 out.append(d.reason)
