@@ -26,7 +26,7 @@ used (the derived form is printed instead).
 >>> m1, m2 = sp.symbols("mu_1 mu_2", real=True)
 >>> pr = present(-m1 * sp.exp(-m1 + m2) / 4 + m2 * sp.exp(-m1 + m2) / 4 - sp.exp(-m1 + m2) / 2 + 1, (m1, m2), 0)
 >>> pr.expr
-1 - (Delta_12 + 2)*exp(-Delta_12)/4
+-(Delta_12 + 2)*exp(-Delta_12)/4 + 1
 >>> pr.check
 'numeric-30-digits@3-points'
 """
