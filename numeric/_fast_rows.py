@@ -76,12 +76,14 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._exp import exp_terms
-from ._fast import (_LATTICE_MAX, _MAGIC, _MAGIC_BITS, _SPAN_MAX, _SPECS, _TAIL, _cache_for,
-                    _fine_tables)
+from ._fast import (_INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS, _SPAN_MAX, _SPECS, _TAIL, _cache_for,
+                    _fine_tables, _interp_error)
 
 __all__ = ["rows_log_probs", "rows_onehot_log_vjp", "ROWS_FAMILIES"]
 
-ROWS_FAMILIES = ("normal", "logistic", "gumbel_min")
+# gumbel_min (grid step 1/32, bins four times as many per unit of spread) is served as
+# well or better by the per-row engine's convolutions
+ROWS_FAMILIES = ("normal", "logistic")
 _STRIDE = {"normal": 2, "logistic": 1, "gumbel_min": 1}
 # accepted |T_2h / T_h - 1|: the normal's integrands are entire (products of phi and Phi)
 # and the rule's error falls like exp(-c / h^2), so err(h) <= err(2h)^4 <= 1e-16; the
@@ -90,6 +92,12 @@ _COARSE = 8             # column stride of the window scan
 _WQ = 16                # windows rounded outwards to multiples of this many columns
 _HALF_AGREE = {"normal": 1e-4, "logistic": 1e-8, "gumbel_min": 1e-8}
 _PQ = 8                 # bin counts rounded up to a multiple of this (fewer groups)
+# rows with more bins are declined (the per-row engine's convolutions serve them): the
+# plan's matrices grow like P^2 ((R + 1) P x (P + pads) / st entries: 8 MB at P = 320
+# for the normal, 14 MB at P = 160 for the logistic, whose pads are 64 units)
+_P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
+_PLANS_BYTES = 64 << 20     # plans kept (their matrices) up to this many bytes
+_WINDOWS_MAX = 4            # window matrices kept per plan
 _MB = 4                 # rows per matrix product (fixed: bits independent of the batch)
 _ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral block
 # largest second difference of the log integrand at its peak: 0.35 as in the per-row
@@ -147,6 +155,11 @@ class _Plan:
         self.Wc = np.ascontiguousarray(np.concatenate([self.W0, self.Wr])[:, ::_COARSE])
         self.LHc = np.ascontiguousarray(self.LH[:, ::_COARSE])
 
+    @property
+    def nbytes(self):
+        return (self.W0.nbytes * (1 + 2 * _WINDOWS_MAX) + self.Wr.nbytes * (1 + _WINDOWS_MAX)
+                + self.LH.nbytes + self.Wc.nbytes)
+
     def window(self, e, a, b):
         """``(b0, W0_hi, [W0_lo; Wr])`` for the columns ``a .. b - 1``, ``W0_hi`` on the
         lattice ``2^-e``; bins below ``b0`` contribute nothing there (``k - b``
@@ -159,7 +172,7 @@ class _Plan:
             hi = np.rint(W0 * 2.0 ** e) * 2.0 ** -e
             Wr = self.Wr.reshape(self.R, self.P, self.Gs)[:, b0:, a:b].reshape(-1, b - a)
             got = (b0, hi, np.concatenate([W0 - hi, Wr]))
-            if len(self._hi) < 64:
+            if len(self._hi) < _WINDOWS_MAX:
                 self._hi[key] = got
         return got
 
@@ -170,7 +183,7 @@ def _plan(fam, P, st):
     if pl is None:
         pl = _Plan(fam, _SPECS[fam.name], P, st)
         with _PLANS_LOCK:
-            if len(_PLANS) > 256:
+            if sum(q.nbytes for q in _PLANS.values()) + pl.nbytes > _PLANS_BYTES:
                 _PLANS.clear()
             pl = _PLANS.setdefault(key, pl)
     return pl
@@ -323,6 +336,10 @@ def _eval(zr, lo_i, logg, pl, spec):
     t -= _MAGIC
     v -= t                                            # offset in [-1/2, 1/2]
     ok = (idx.min(axis=1) >= (pl.q // 2 - 1) * S) & (idx.max(axis=1) < ncol)
+    if pl.ms > 1:
+        # node values the q-point interpolant does not resolve (tied blocks): the
+        # per-row engine halves the node stride (numeric._fast._interp_error)
+        ok &= _interp_error(logg, pl.q) <= _INTERP_TOL
     idx[~ok] = (pl.q // 2 - 1) * S
     # flat index into tab (rows, d + 1, ncol) at column 0; column j is ``j ncol`` further
     idx += (np.arange(m, dtype=np.int64) * ((d + 1) * ncol))[:, None]
@@ -348,6 +365,7 @@ def _prepare(z, fam):
     lo_i = np.floor(zmin * invH).astype(np.int64)
     P = np.rint(zmax * invH).astype(np.int64) - lo_i + 1
     P += (-P) % _PQ
+    ok &= P <= _P_MAX[fam.name]
     return lo_i, P, ok
 
 
