@@ -197,8 +197,8 @@ def test_clustered_scores_match_mpmath(name, spread, counts):
     assert abs(np.exp(lp).sum() - 1.0) < 1e-14
 
 
-@pytest.mark.parametrize("name", ["normal", pytest.param("logistic", marks=pytest.mark.slow),
-                                  "gumbel_min"])
+@pytest.mark.parametrize("name", [pytest.param("normal", marks=pytest.mark.slow),
+                                  pytest.param("logistic", marks=pytest.mark.slow), "gumbel_min"])
 def test_distinct_random_scores_match_mpmath(name):
     rng = np.random.default_rng(7)
     z = rng.standard_normal(60) * 2.0

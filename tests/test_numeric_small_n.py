@@ -65,6 +65,7 @@ def test_auto_matches_oracle_across_magnitudes(family):
             _check(lp, p, _oracle(mu, family))
 
 
+@pytest.mark.slow
 def test_auto_normal_scale_and_larger_n():
     # max 0 and a power-of-two scale: the standardization (mu - max) / scale is exact,
     # so the reference sees the very numbers the engine sees
