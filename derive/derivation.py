@@ -118,8 +118,14 @@ class Step:
 
 def _expand_sums(expr):
     """``doit`` every Sum / Product (and subset sum, max over a range) with concrete limits, leave Integrals alone."""
-    expr = expr.replace(lambda e: isinstance(e, (SubsetSum, MaxOver)) and e.is_concrete, lambda e: e.doit())
-    return expr.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), lambda e: e.doit(deep=False))
+    # a Sum written out can expose Products whose limits only then became concrete: repeat
+    for _ in range(4):
+        new = expr.replace(lambda e: isinstance(e, (SubsetSum, MaxOver)) and e.is_concrete, lambda e: e.doit())
+        new = new.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), lambda e: e.doit(deep=False))
+        if new == expr:
+            break
+        expr = new
+    return expr
 
 
 def _kinks(integrand, var):
@@ -595,15 +601,17 @@ class SumExcept(sp.Sum):
 
 
 class ProductExcept(sp.Product):
-    """``Prod_{j=1}^{n} f_j^(1 - delta_ij)``, printed as ``\\prod_{j \\neq i} f_j``."""
+    """``Prod_{j=1}^{n} f_j^(1 - delta_ij)``, printed as ``\\prod_{j \\neq i} f_j``
+    (``\\prod_{j \\leq k,\\, j \\neq i}`` when the upper limit is not ``n``)."""
 
     def _latex(self, printer):
         (j, lo, hi), = self.limits
         i = self.args[0].atoms(sp.KroneckerDelta)
         other = [a for d in i for a in d.args if a != j]
         body = _drop_delta(self.function, other[0], j) if other else self.function
-        return r"\prod_{%s \neq %s} %s" % (printer._print(j), printer._print(other[0]) if other else "?",
-                                           printer.parenthesize(body, sp.printing.precedence.PRECEDENCE["Mul"]))
+        upto = "" if str(hi) == "n" else r"%s \leq %s,\, " % (printer._print(j), printer._print(hi))
+        return r"\prod_{%s%s \neq %s} %s" % (upto, printer._print(j), printer._print(other[0]) if other else "?",
+                                             printer.parenthesize(body, sp.printing.precedence.PRECEDENCE["Mul"]))
 
 
 def sum_except(f, j, i, n):
@@ -660,6 +668,8 @@ def _entry_expressions(d, n=None):
     mu = syms[0]
     plain = tuple(sp.Symbol(f"mu_{k}", real=True) for k in range(1, n + 1))
     res = d._unfold(d.result)
+    if res.has(sp.Integral):
+        return None, None
     exprs = []
     for k in range(1, n + 1):
         e = _expand_sums(res.subs({SYMBOLS["n"]: n, SYMBOLS["i"]: k}))

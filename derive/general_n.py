@@ -88,6 +88,71 @@ def _exponential(d, sm, fam):
     return True
 
 
+def _sorted_sampler(sm, gap=0.8):
+    """Random n in 2..5, i in 1..n, mu_1 >= mu_2 >= ... (exact rationals, gaps up to ``gap``)."""
+    def sample(rng):
+        N = rng.randint(2, 5)
+        env = {sm.n: N, sm.i: rng.randint(1, N)}
+        v = sp.Rational(rng.randint(-1000, 1000), 1000)
+        for k in range(1, N + 1):
+            env[sm.mu[k]] = v
+            v -= sp.Rational(rng.randint(1, int(1000 * gap)), 1000)
+        return env
+
+    return sample
+
+
+def _uniform(d, sm, fam):
+    """Uniform noise on [0, 1], mu_1 >= ... >= mu_n: p_i as a sum of integrals of polynomials.
+
+    For x in [mu_1, mu_i + 1] (the only place where the density of eps_i = x - mu_i and every
+    CDF factor are positive) the factors are ``x - mu_j`` for the higher classes j < i and
+    ``min(x - mu_j, 1)`` for the lower ones; the lower factors saturate at ``x = mu_k + 1``,
+    so splitting at the breakpoints ``b_k = max(mu_1, min(mu_i + 1, mu_k + 1))`` leaves, on
+    ``[b_{k+1}, b_k]``, the polynomial ``prod_{j <= k, j != i} (x - mu_j)``.
+    """
+    from .derivation import Derivation
+
+    n, i, j, mu, eps = sm.n, sm.i, sm.j, sm.mu, sm.eps
+    k = sp.Symbol("k", integer=True, positive=True)
+    y = sp.Symbol("y", real=True)
+    # without Piecewise (sympy would fold it out of the symbolic-n Product); confirmed below
+    cdf = sp.Lambda(y, sp.Min(1, sp.Max(0, y)))
+    pdf = sp.Lambda(y, (sp.sign(y) - sp.sign(y - 1)) / 2)
+    for v in (sp.Rational(-7, 3), sp.Rational(1, 5), sp.Rational(13, 4)):
+        for mine, theirs in ((cdf(v), fam.cdf(v)), (pdf(v), fam.pdf(v))):
+            if abs(sp.N(mine - theirs, 40)) > sp.Float(10) ** -30:
+                return False
+    start = d.steps[0]
+    new = Derivation(start.expr.lhs, start.rhs, start.reason + " with $\\mu_1\\geq\\mu_2\\geq\\dots\\geq\\mu_n$",
+                     title=d.title, sampler=_sorted_sampler(sm), points=3)
+    new.step(sp.Integral(pdf(eps) * product_except(cdf(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo)),
+             "uniform noise: $\\Phi(x)=\\min(1,\\max(0,x))$, $\\phi(x)=1$ on $(0,1)$, 0 outside",
+             subs=lambda e: e.replace(sm.Phi, cdf).replace(sm.phi, pdf), checks=("identical", "simplify"))
+    new.step(sp.Integral(pdf(_X - mu[i]) * product_except(cdf(_X - mu[j]), j, i, n), (_X, -sp.oo, sp.oo)),
+             "substitute $x=\\mu_i+\\varepsilon$", checks=("numeric",), substitution=(eps, _X, eps + mu[i]))
+    top = sp.Max(mu[1], mu[i] + 1)
+    body = sp.Product(_X - mu[j], (j, 1, i - 1)) * sp.Product(sp.Min(_X - mu[j], 1), (j, i + 1, n))
+    new.step(sp.Integral(body, (_X, mu[1], top)),
+             "the integrand is positive only on $[\\mu_1,\\mu_i+1]$; there $\\Phi(x-\\mu_j)=x-\\mu_j$ for $j<i$ "
+             "and $\\min(x-\\mu_j,1)$ for $j>i$", checks=("numeric",))
+    b = lambda q: sp.Max(mu[1], sp.Min(mu[i] + 1, mu[q] + 1))
+    poly = product_except(_X - mu[j], j, i, k)
+    split = (sp.Sum(sp.Integral(poly, (_X, b(k + 1), b(k))), (k, i, n - 1))
+             + sp.Integral(product_except(_X - mu[j], j, i, n), (_X, mu[1], b(n))))
+    new.step(split, "split at the breakpoints $b_k=\\max(\\mu_1,\\min(\\mu_i+1,\\mu_k+1))$ where the $k$-th "
+             "CDF reaches 1: on $[b_{k+1},b_k]$ the integrand is the polynomial $\\prod_{j\\leq k,\\,j\\neq i}(x-\\mu_j)$",
+             checks=("numeric",))
+    d.steps[:] = new.steps
+    d.sampler = new.sampler
+    d.status = "closed"
+    d.assumptions = "$\\mu_1\\geq\\mu_2\\geq\\dots\\geq\\mu_n$ (other orderings by relabelling)"
+    d.reason = ("for every n, sorted $\\mu$: $p_i$ is a sum over $k\\geq i$ of integrals of the polynomials "
+                "$\\prod_{j\\leq k,\\,j\\neq i}(x-\\mu_j)$ between consecutive clamped breakpoints (derived above for "
+                "symbolic n); classes more than 1 behind the top get exactly 0.")
+    return True
+
+
 def continue_general(d, fam) -> bool:
     """Append the symbolic-n steps after the family's CDF step of ``d``; False when no such route exists."""
     from . import softmax as sm
@@ -98,4 +163,6 @@ def continue_general(d, fam) -> bool:
         return _gumbel_min(d, sm)
     if fam.name == "exponential":
         return _exponential(d, sm, fam)
+    if fam.name == "uniform":
+        return _uniform(d, sm, fam)
     return False
