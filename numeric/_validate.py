@@ -9,7 +9,6 @@ and casts to the output dtype.
 
 from __future__ import annotations
 
-import math
 import operator
 
 import numpy as np
@@ -154,10 +153,3 @@ def split_options(method, params):
                 raise ValueError(f"option {key!r} belongs to method={owner!r}, not method={method!r}")
             opts[key] = fam_params.pop(key)
     return opts, fam_params
-
-
-def finite_float(value, name):
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v

@@ -10,8 +10,10 @@ space, so tiny probabilities keep their relative accuracy).  With
 
 The forward pass calls the numpy engine (:func:`numeric.probs` /
 :func:`numeric.log_probs`) on ``x.detach().cpu().numpy()``; the backward pass
-is the engine's O(n) vector-Jacobian product (:func:`numeric.probs_vjp` /
-:func:`numeric.log_probs_vjp`)::
+is the engine's vector-Jacobian product :func:`numeric.log_probs_vjp` (for
+``perturbed_softmax`` with the cotangent ``g * p``, since ``dp = p dlog p``, ``p``
+saved by the forward; a cotangent with one nonzero per row, as a loss on one entry
+gives, takes the engine's one-hot path)::
 
     (J^T g)_k = ∫ h(t - x_k) F(t) (g_k S(t) - Γ(t)) dt,
     F = ∏_j Phi(t - x_j),  h = phi/Phi,  S = Σ_j h(t - x_j),  Γ = Σ_j g_j h(t - x_j)
@@ -129,7 +131,7 @@ def _split_params(params: dict):
 
 class _PerturbedBase(torch.autograd.Function):
     _forward_fn = None   # name of the numeric forward function
-    _vjp_fn = None       # name of the numeric VJP function
+    _vjp_fn = None       # the VJP it needs ("probs_vjp" runs as log_probs_vjp of g * p)
 
     @staticmethod
     def _apply_engine(name, x_np, *args, **kw):
@@ -143,7 +145,8 @@ class _PerturbedBase(torch.autograd.Function):
         xm = x.movedim(dim, -1)
         out = cls._apply_engine(cls._forward_fn, _to_numpy(xm), family, axis=-1, **params)
         out_t = _from_numpy(out, x).movedim(-1, dim)
-        ctx.save_for_backward(x)
+        # the backward needs the scores, and (probabilities) the forward's output
+        ctx.save_for_backward(x, out_t)
         ctx.family = family
         ctx.dim = dim
         ctx.vjp_params = vjp_params
@@ -151,12 +154,16 @@ class _PerturbedBase(torch.autograd.Function):
 
     @classmethod
     def _backward(cls, ctx, grad_out):
-        (x,) = ctx.saved_tensors
+        x, out = ctx.saved_tensors
         dim = ctx.dim
-        xm, gm = x.movedim(dim, -1), grad_out.movedim(dim, -1)
-        mu = _to_numpy(xm).astype(np.float64)
-        cot = _to_numpy(gm).astype(np.float64)
-        grad = cls._apply_engine(cls._vjp_fn, mu, cot, ctx.family, axis=-1, **ctx.vjp_params)
+        mu = _to_numpy(x.movedim(dim, -1))
+        cot = _to_numpy(grad_out.movedim(dim, -1))
+        if cls._vjp_fn == "probs_vjp":
+            # J_p^T g = J_logp^T (g * p) (dp_i = p_i dlog p_i) with the saved p: a one-hot
+            # g (a loss on one entry per row) stays one-hot, and the engine's one-hot
+            # path then needs no second forward pass
+            cot = cot * _to_numpy(out.movedim(dim, -1))
+        grad = cls._apply_engine("log_probs_vjp", mu, cot, ctx.family, axis=-1, **ctx.vjp_params)
         grad_t = _from_numpy(grad, x).movedim(-1, dim)
         return grad_t, None, None, None
 
