@@ -610,6 +610,8 @@ class ProductExcept(sp.Product):
         other = [a for d in i for a in d.args if a != j]
         body = _drop_delta(self.function, other[0], j) if other else self.function
         upto = "" if str(hi) == "n" else r"%s \leq %s,\, " % (printer._print(j), printer._print(hi))
+        if lo != 1:
+            upto += r"%s \geq %s,\, " % (printer._print(j), printer._print(lo))
         return r"\prod_{%s%s \neq %s} %s" % (upto, printer._print(j), printer._print(other[0]) if other else "?",
                                              printer.parenthesize(body, sp.printing.precedence.PRECEDENCE["Mul"]))
 

@@ -153,6 +153,53 @@ def _uniform(d, sm, fam):
     return True
 
 
+def _laplace(d, sm, fam):
+    """Laplace noise, mu_1 >= ... >= mu_n: split the line at every mu_j.
+
+    On the segment ``(mu_{k+1}, mu_k)`` (``mu_0 = oo``, ``mu_{n+1} = -oo``) every factor is one
+    exponential branch: ``Phi(x - mu_j) = e^{x - mu_j}/2`` for ``j <= k`` (x below mu_j) and
+    ``1 - e^{-(x - mu_j)}/2`` for ``j > k``; the density is ``e^{-|x - mu_i|}/2``.
+    """
+    from .derivation import Derivation, ProductExcept
+
+    n, i, j, mu, eps = sm.n, sm.i, sm.j, sm.mu, sm.eps
+    k = sp.Symbol("k", integer=True, positive=True)
+    y = sp.Symbol("y", real=True)
+    cdf = sp.Lambda(y, sp.Rational(1, 2) + sp.sign(y) * (1 - sp.exp(-sp.Abs(y))) / 2)
+    pdf = sp.Lambda(y, sp.exp(-sp.Abs(y)) / 2)
+    for v in (sp.Rational(-7, 3), sp.Rational(1, 5), sp.Rational(13, 4)):
+        for mine, theirs in ((cdf(v), fam.cdf(v)), (pdf(v), fam.pdf(v))):
+            if abs(sp.N(mine - theirs, 40)) > sp.Float(10) ** -30:
+                return False
+    start = d.steps[0]
+    new = Derivation(start.expr.lhs, start.rhs, start.reason + " with $\\mu_1\\geq\\mu_2\\geq\\dots\\geq\\mu_n$",
+                     title=d.title, sampler=_sorted_sampler(sm, gap=1.5), points=3)
+    new.step(sp.Integral(pdf(eps) * product_except(cdf(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo)),
+             "Laplace noise: $\\Phi(x)=\\tfrac12+\\tfrac12\\operatorname{sign}(x)(1-e^{-|x|})$, $\\phi(x)=e^{-|x|}/2$",
+             subs=lambda e: e.replace(sm.Phi, cdf).replace(sm.phi, pdf), checks=("identical", "simplify"))
+    new.step(sp.Integral(pdf(_X - mu[i]) * product_except(cdf(_X - mu[j]), j, i, n), (_X, -sp.oo, sp.oo)),
+             "substitute $x=\\mu_i+\\varepsilon$", checks=("numeric",), substitution=(eps, _X, eps + mu[i]))
+
+    def seg(kk, lo, hi):
+        # the empty products (above the top score, below the lowest) are left out
+        below = 1 if kk == 0 else product_except(sp.exp(_X - mu[j]) / 2, j, i, kk)
+        above = 1 if kk == n else ProductExcept((1 - sp.exp(mu[j] - _X) / 2) ** (1 - sp.KroneckerDelta(i, j)),
+                                                (j, kk + 1, n))
+        return sp.Integral(sp.exp(-sp.Abs(_X - mu[i])) / 2 * below * above, (_X, lo, hi))
+
+    split = (seg(0, mu[1], sp.oo) + sp.Sum(seg(k, mu[k + 1], mu[k]), (k, 1, n - 1)) + seg(n, -sp.oo, mu[n]))
+    new.step(split, "split the line at every $\\mu_k$: on $(\\mu_{k+1},\\mu_k)$ the CDF factors are $e^{x-\\mu_j}/2$ "
+             "for $j\\leq k$ and $1-e^{-(x-\\mu_j)}/2$ for $j>k$", checks=("numeric",))
+    d.steps[:] = new.steps
+    d.sampler = new.sampler
+    d.status = "closed"
+    d.assumptions = "$\\mu_1\\geq\\mu_2\\geq\\dots\\geq\\mu_n$ (other orderings by relabelling)"
+    d.reason = ("for every n, sorted $\\mu$: $p_i$ is a sum over the $n+1$ segments between consecutive scores of "
+                "integrals of products of exponentials (derived above for symbolic n); each expands into "
+                "exponential-polynomial terms, as the concrete-n derivations show.")
+    return True
+
+
 def continue_general(d, fam) -> bool:
     """Append the symbolic-n steps after the family's CDF step of ``d``; False when no such route exists."""
     from . import softmax as sm
@@ -165,4 +212,6 @@ def continue_general(d, fam) -> bool:
         return _exponential(d, sm, fam)
     if fam.name == "uniform":
         return _uniform(d, sm, fam)
+    if fam.name == "laplace":
+        return _laplace(d, sm, fam)
     return False

@@ -242,15 +242,16 @@ def test_general_n_derivation_is_checked_and_matches_the_oracle(family, mu):
             assert abs(g - r) < mpmath.mpf(10) ** -29 * r
 
 
-def test_uniform_general_n_for_sorted_mu_matches_the_oracle():
+@pytest.mark.parametrize("family", ["uniform", "laplace"])
+def test_sorted_general_n_matches_the_oracle(family):
     from derive.derivation import _expand_sums, mp_value
     from derive.softmax import SYMBOLS
 
-    d = derive_closed("uniform", "general")
+    d = derive_closed(family, "general")
     assert d.status == "closed" and "\\geq" in d.assumptions
     assert all(st.check != "given" for st in d.steps[1:])
-    mu = ["0.3", "0.1", "-0.45", "-1.2"]  # sorted, the last class more than 1 behind the top
-    ref = oracle.probs(mu, "uniform", dps=30)
+    mu = ["0.3", "0.1", "-0.45", "-1.2"]  # sorted; for uniform the last class is more than 1 behind the top
+    ref = oracle.probs(mu, family, dps=30)
     env = {SYMBOLS["mu"][k + 1]: sp.Rational(m) for k, m in enumerate(mu)}
     for k in range(1, 5):
         e = _expand_sums(d.result.subs({SYMBOLS["n"]: 4, SYMBOLS["i"]: k})).xreplace(env)
