@@ -25,22 +25,23 @@ evaluated at the scores.  Here the same three steps run on many rows at once:
   2^-e-1``) contributes at most ``P u n 2^-e-1`` of rounding, below
   ``1e-19`` absolute.  ``log F`` therefore carries one rounding of its own
   size (the per-row engine: ``O(log P)`` ulps of ``|log F|``).
-* The node integrals use every ``st``-th grid row (``_STRIDE`` by family:
-  steps 1/4 (normal), 1/4 (logistic), 1/8 (gumbel_min)).  Each integrand
+* The node integrals use every grid row (step ``H``).  Each integrand
   ``h(x - m) F(x)`` is log-concave (``log h`` and ``log Phi`` are concave for
-  these families), so the per-row engine's resolution test applies at the
-  coarser step: the second difference of the log integrand at its peak must
-  be below 0.35 (at least 1.7 samples per standard deviation; a Gaussian of
+  these families), so the per-row engine's resolution test applies: the second
+  difference of the log integrand at its peak must be below 0.35 (at least 1.7 samples per standard deviation; a Gaussian of
   that width is integrated by the trapezoid rule to ``exp(-2 pi^2 1.7^2) <
   1e-24``), the peak must lie inside the rows and the integrand must have
   decayed by ``e^-45`` at both ends.  As an independent check the rule on
-  every other row (step ``2 st H``) must agree to ``1e-8``: the trapezoid
+  every other row (step ``2 H``) must agree to ``1e-8``: the trapezoid
   error of an integrand analytic in a strip falls geometrically (at least
   squaring when the step halves), so the full rule is then good to ``1e-16``.
   A row failing any check is declined (``ok`` False) and the caller sends it
   to the per-row engine, which refines narrow integrands on local grids.
 * The interpolation at the scores reads row-wise tables built by
-  :func:`numeric._fast._fine_tables` on all rows at once.
+  :func:`numeric._fast._fine_tables` on all rows at once; rows whose node values
+  fail the per-row engine's interpolation-error estimate (``_interp_error``: blocks
+  of tied scores sharpen ``log g``) are declined (the per-row engine halves its
+  node stride there).
 
 Matrix products run on blocks of exactly ``_MB`` rows (the last block padded
 with zero rows): a BLAS product's rounding then depends only on the row
@@ -84,104 +85,104 @@ __all__ = ["rows_log_probs", "rows_onehot_log_vjp", "ROWS_FAMILIES"]
 # gumbel_min (grid step 1/32, bins four times as many per unit of spread) is served as
 # well or better by the per-row engine's convolutions
 ROWS_FAMILIES = ("normal", "logistic")
-_STRIDE = {"normal": 2, "logistic": 1, "gumbel_min": 1}
-# accepted |T_2h / T_h - 1|: the normal's integrands are entire (products of phi and Phi)
-# and the rule's error falls like exp(-c / h^2), so err(h) <= err(2h)^4 <= 1e-16; the
-# others are analytic in a strip (geometric: err(h) <= err(2h)^2)
+# accepted |T_2h / T_h - 1| (the rule on every other row against the full rule): the
+# error of a rule analytic in a strip falls geometrically, err(h) <= err(2h)^2 <= 1e-16
 _COARSE = 8             # column stride of the window scan
 _WQ = 16                # windows rounded outwards to multiples of this many columns
-_HALF_AGREE = {"normal": 1e-4, "logistic": 1e-8, "gumbel_min": 1e-8}
+_HALF_AGREE = {"normal": 1e-8, "logistic": 1e-8, "gumbel_min": 1e-8}
 _PQ = 8                 # bin counts rounded up to a multiple of this (fewer groups)
 # rows with more bins are declined (the per-row engine's convolutions serve them): the
-# plan's matrices grow like P^2 ((R + 1) P x (P + pads) / st entries: 8 MB at P = 320
+# window matrices grow like P^2 ((R + 1) P x (P + pads) entries at most: 16 MB at P = 320
 # for the normal, 14 MB at P = 160 for the logistic, whose pads are 64 units)
 _P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
-_PLANS_BYTES = 64 << 20     # plans kept (their matrices) up to this many bytes
-_WINDOWS_MAX = 4            # window matrices kept per plan
+_PLANS_BYTES = 32 << 20     # plans kept up to this many bytes
+_WINDOWS_BYTES = 48 << 20   # window matrices kept up to this many bytes
 _MB = 4                 # rows per matrix product (fixed: bits independent of the batch)
 _ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral block
-# largest second difference of the log integrand at its peak: 0.35 as in the per-row
-# engine; the normal's (step 1/8) 0.5, at least 1.41 samples per standard deviation,
-# where the rule's error for a Gaussian is exp(-2 pi^2 / 0.5) < 1e-17
-_CURV_MAX = {"normal": 0.5, "logistic": 0.35, "gumbel_min": 0.35}
+# largest second difference of the log integrand at its peak (the per-row engine's)
+_CURV_MAX = {"normal": 0.35, "logistic": 0.35, "gumbel_min": 0.35}
 
 _PLANS: dict = {}
+_WINDOWS: dict = {}
 _PLANS_LOCK = threading.Lock()
 
 
 class _Plan:
     """Geometry and shared matrices of one family and bin count ``P``.
 
-    Grid rows ``k = kL + st j`` (``j < Gs``), nodes ``l = lL + ms i`` (``i < K``),
-    both relative to a row's origin ``lo``; ``W`` ((R + 1) P, Gs): the spreading
-    matrix without its ``r = 0`` block, which is ``W0`` (P, Gs); ``LH`` (K, Gs):
+    Grid rows ``k = kL + j`` (``j < Gs``), nodes ``l = lL + ms i`` (``i < K``),
+    both relative to a row's origin ``lo``; ``W`` (R + 1, P, Gs): the spreading
+    matrices ``a_r((k - b) H) (-H)^r`` (a view of one table strip); ``LH`` (K, Gs):
     ``log h((k - l) H)``."""
 
-    __slots__ = ("name", "curv_max", "P", "kL", "st", "Gs", "ms", "q", "lL", "K", "W0", "W0max", "Wr", "LH", "agree", "loghazard", "_hi",
+    __slots__ = ("name", "curv_max", "P", "kL", "Gs", "ms", "q", "lL", "K", "Tk", "W", "W0max", "LH", "agree", "loghazard",
                  "Wc", "LHc", "s_hi", "R")
 
-    def __init__(self, fam, spec, P, st):
+    def __init__(self, fam, spec, P):
         H, R = spec.H, spec.R
         self.name = fam.name
         self.P = P
-        self.st = st
         self.agree = _HALF_AGREE[fam.name]
         self.curv_max = _CURV_MAX[fam.name]
         self.kL = kL = -int(math.ceil(spec.pad_left / H))
         kR = P - 1 + int(math.ceil(spec.pad_right / H))
-        self.Gs = Gs = (kR - kL) // st + 1
+        self.Gs = Gs = kR - kL + 1
         self.ms, self.q = spec.ms, spec.q
         half = spec.q // 2
         self.lL = -(half + 1) * spec.ms
         self.K = (P - 1 - self.lL) // spec.ms + half + 2
-        k = kL + st * np.arange(Gs)
-        s = k[None, :] - np.arange(P)[:, None]             # (P, Gs): k - b
+        k = kL + np.arange(Gs)
+        # the tables along s = k - b for s = kL - (P - 1) .. kR (zero beyond the right cut),
+        # column r scaled by (-H)^r: W_r[b, j] = Tk[r, j + P - 1 - b] (a Toeplitz view)
+        s = np.arange(kL - (P - 1), kR + 1)
         cache = _cache_for(fam)
-        s0, A, _ = cache.get(int(s.min()))
-        inside = s <= cache.s_hi                           # rows beyond the right cut are 0
-        idx = np.where(inside, s - s0, 0)
-        T = np.where(inside[None], A[idx].transpose(2, 0, 1), 0.0)   # (R + 1, P, Gs)
-        self.W0 = np.ascontiguousarray(T[0])
-        self.W0max = float(np.abs(self.W0).max())
-        T[1:] *= ((-H) ** np.arange(1, R + 1))[:, None, None]
-        self.Wr = np.ascontiguousarray(T[1:].reshape(R * P, Gs))
+        s0, A, _ = cache.get(int(s[0]))
+        inside = s <= cache.s_hi
+        Tk = np.where(inside[:, None], A[np.where(inside, s - s0, 0), :R + 1], 0.0).T
+        Tk[1:] *= ((-H) ** np.arange(1, R + 1))[:, None]
+        self.Tk = Tk
+        self.W = sliding_window_view(Tk, Gs, axis=-1)[:, ::-1, :]      # (R + 1, P, Gs) view
+        self.W0max = float(np.abs(Tk[0]).max())
         l = self.lL + spec.ms * np.arange(self.K)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             self.LH = fam.loghazard((k[None, :] - l[:, None]) * H)
         self.loghazard = fam.loghazard
-        self._hi = {}
         self.s_hi, self.R = cache.s_hi, R
         # coarse columns (every _COARSE-th) for the windows: plain products suffice there
-        self.Wc = np.ascontiguousarray(np.concatenate([self.W0, self.Wr])[:, ::_COARSE])
+        self.Wc = np.ascontiguousarray(self.W[:, :, ::_COARSE].reshape((R + 1) * P, -1))
         self.LHc = np.ascontiguousarray(self.LH[:, ::_COARSE])
 
     @property
     def nbytes(self):
-        return (self.W0.nbytes * (1 + 2 * _WINDOWS_MAX) + self.Wr.nbytes * (1 + _WINDOWS_MAX)
-                + self.LH.nbytes + self.Wc.nbytes)
+        return self.Tk.nbytes + self.LH.nbytes + self.Wc.nbytes + self.LHc.nbytes
 
     def window(self, e, a, b):
         """``(b0, W0_hi, [W0_lo; Wr])`` for the columns ``a .. b - 1``, ``W0_hi`` on the
         lattice ``2^-e``; bins below ``b0`` contribute nothing there (``k - b``
-        beyond the tables' right cut) and are left out."""
-        key = (e, a, b)
-        got = self._hi.get(key)
+        beyond the tables' right cut) and are left out.  Kept in a cache bounded
+        by bytes (rows of similar data share windows)."""
+        key = (self.name, self.P, e, a, b)
+        got = _WINDOWS.get(key)
         if got is None:
-            b0 = max(0, min(self.P - 1, self.kL + self.st * a - self.s_hi))
-            W0 = self.W0[b0:, a:b]
-            hi = np.rint(W0 * 2.0 ** e) * 2.0 ** -e
-            Wr = self.Wr.reshape(self.R, self.P, self.Gs)[:, b0:, a:b].reshape(-1, b - a)
-            got = (b0, hi, np.concatenate([W0 - hi, Wr]))
-            if len(self._hi) < _WINDOWS_MAX:
-                self._hi[key] = got
+            b0 = max(0, min(self.P - 1, self.kL + a - self.s_hi))
+            W = self.W[:, b0:, a:b]
+            hi = np.rint(W[0] * 2.0 ** e) * 2.0 ** -e
+            small = np.empty((W.shape[0] * W.shape[1], b - a))
+            small[:W.shape[1]] = W[0] - hi
+            small[W.shape[1]:] = W[1:].reshape(-1, b - a)
+            got = (b0, hi, small)
+            with _PLANS_LOCK:
+                if sum(v[1].nbytes + v[2].nbytes for v in _WINDOWS.values()) > _WINDOWS_BYTES:
+                    _WINDOWS.clear()
+                _WINDOWS[key] = got
         return got
 
 
-def _plan(fam, P, st):
-    key = (fam.name, P, st)
+def _plan(fam, P):
+    key = (fam.name, P)
     pl = _PLANS.get(key)
     if pl is None:
-        pl = _Plan(fam, _SPECS[fam.name], P, st)
+        pl = _Plan(fam, _SPECS[fam.name], P)
         with _PLANS_LOCK:
             if sum(q.nbytes for q in _PLANS.values()) + pl.nbytes > _PLANS_BYTES:
                 _PLANS.clear()
@@ -311,7 +312,7 @@ def _node_integrals(L_rows, pl, H, a, b):
     logg = np.empty((m, K))
     ok = np.ones(m, dtype=bool)
     blk = max(1, _ELEMS // (K * Gs))
-    logw = math.log(pl.st * H)
+    logw = math.log(H)
     for r0 in range(0, m, blk):
         r1 = min(m, r0 + blk)
         logg[r0:r1], good = _trapezoid(LH[None, :, :] + L_rows[r0:r1, None, :], logw, pl.agree,
@@ -371,18 +372,15 @@ def _prepare(z, fam):
 
 def _rows(z, fam, group_fn, *args):
     """Run ``group_fn(pl, rows, zr, lo_i, *args) -> (values, good)`` on the rows of
-    each bin count; rows a stride > 1 declines are retried at stride 1."""
+    each bin count."""
     m, n = z.shape
     out = np.full((m, n), np.nan)
     lo_i, P, ok = _prepare(z, fam)
-    todo = ok.copy()
-    for st in sorted({_STRIDE[fam.name], 1}, reverse=True):
-        for p in np.unique(P[todo]):
-            rows = np.flatnonzero(todo & (P == p))
-            val, good = group_fn(_plan(fam, int(p), st), rows, z[rows], lo_i[rows], *args)
-            out[rows[good]] = val[good]
-            todo[rows[good]] = False
-    ok &= ~todo
+    for p in np.unique(P[ok]):
+        rows = np.flatnonzero(ok & (P == p))
+        val, good = group_fn(_plan(fam, int(p)), rows, z[rows], lo_i[rows], *args)
+        out[rows[good]] = val[good]
+        ok[rows[~good]] = False
     return out, ok
 
 
@@ -428,7 +426,7 @@ def _onehot_group(pl, rows, zr, lo_i, y):
     r = np.arange(m)
     yr = y[rows]
     zy = zr[r, yr]
-    cols = pl.kL + pl.st * np.arange(pl.Gs)
+    cols = pl.kL + np.arange(pl.Gs)
 
     def weight(sel, c):
         # log h(x_k - z_y) on columns c (x_k = (lo_i + k) H exactly)
@@ -442,7 +440,7 @@ def _onehot_group(pl, rows, zr, lo_i, y):
         LW = _log_F(M[:, sel], pl, n, a, b)
         LW += weight(sel, slice(a, b))
         # log g(z_y): the rule on the same columns (the integrand h_y F, one per row)
-        gy[sel], g0 = _trapezoid(LW.copy(), math.log(pl.st * H), pl.agree, pl.curv_max)
+        gy[sel], g0 = _trapezoid(LW.copy(), math.log(H), pl.agree, pl.curv_max)
         lgy[sel], g1 = _node_integrals(LW, pl, H, a, b)
         good[sel] = g0 & g1
     lw, good2 = _eval(zr, lo_i, lgy, pl, spec)

@@ -151,3 +151,20 @@ def test_onehot_vjp_vs_mpmath_wide(fam):
     for r in np.flatnonzero(ok):
         ref = _mp_onehot(x[r], y[r], fam)
         assert np.all(np.abs(v[r] - ref) <= 1e-12 * np.abs(ref))
+
+
+def test_tied_blocks_vs_mpmath():
+    """290 scores tied at 0 and 10 at -7.31 (normal): the lower entries' integrand is
+    sharpened by the tied block; log p of both values against mpmath (two integrals)."""
+    a = mp.mpf("-7.31")
+    with mp.workdps(30):
+        low = mp.quad(lambda x: mp.npdf(x - a) * mp.ncdf(x - a) ** 9 * mp.ncdf(x) ** 290,
+                      [-mp.inf, a - 5, a, a + 5, 0, mp.inf])
+        top = mp.quad(lambda x: mp.npdf(x) * mp.ncdf(x - a) ** 10 * mp.ncdf(x) ** 289,
+                      [-mp.inf, a, -3, 0, 3, mp.inf])
+        ref = np.array([float(mp.log(top)), float(mp.log(low))])
+    x = np.concatenate([np.zeros(290), np.full(10, -7.31)])[None, :]
+    lp, ok = rows_log_probs(x, get_family("normal"))
+    got = numeric.log_probs(x[0], "normal")
+    for v in (got, lp[0]) if ok[0] else (got,):
+        assert np.all(np.abs(v[[0, -1]] - ref) <= _log_tol(ref))
