@@ -111,6 +111,22 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
             out.append("$$")
             out.append("")
         closed = None
+    stable = getattr(d, "extra", {}).get("stable_forms")
+    if closed and stable:
+        from .present import present
+
+        pr = present(stable[0], d.symbols, 0)
+        out.append("Without cancellation (used by `Derivation.evaluate`; $\\bar T(h,a)=T(h,\\infty)-T(h,a)>0$, "
+                   f"display checked: `{pr.check}`):")
+        out.append("")
+        out.append("$$")
+        out.append(f"p_{{1}} = {latex(pr.expr)}")
+        out.append("$$")
+        out.append("")
+        where = _where(pr)
+        if where:
+            out.append(f"where ${where}$.")
+            out.append("")
     if closed:
         out.append("Closed form" + (f" (assuming {d.assumptions})" if d.assumptions else "") + ":")
         out.append("")

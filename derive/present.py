@@ -148,7 +148,7 @@ def _tidy_args(e):
 
 def _name_owen_args(e):
     """Owen's T second arguments as named symbols ``a_ij`` (the first argument carries Delta_ij)."""
-    from .special import OwenT
+    from .special import OwenT, OwenTc
 
     def name(t):
         h, a = t.args
@@ -161,14 +161,16 @@ def _name_owen_args(e):
             return t
         _OWEN_ARGS[hs] = h
         if not a.free_symbols:
-            return OwenT(hs, a)
+            return t.func(hs, a)
         sym = sp.Symbol("a_" + idx, real=True)
-        if _OWEN_ARGS.get(sym, a) != a:
-            return OwenT(hs, a)
-        _OWEN_ARGS[sym] = a
-        return OwenT(hs, sym)
+        known = _OWEN_ARGS.setdefault(sym, a)
+        if known == a:
+            return t.func(hs, sym)
+        if sp.expand(known + a) == 0:
+            return t.func(hs, -sym)
+        return t.func(hs, a)
 
-    e = e.replace(lambda x: isinstance(x, OwenT), name)
+    e = e.replace(lambda x: isinstance(x, (OwenT, OwenTc)), name)
     hs = {v: k for k, v in _OWEN_ARGS.items() if k.name.startswith("h_")}
     return e.xreplace(hs) if hs else e
 
