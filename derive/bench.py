@@ -481,6 +481,7 @@ def _measure_cell(cell, pairs, cfg, skipper, key, limit=None):
         worst = max(cell["kinds"], key=lambda k: cell["kinds"][k]["ratio"])
         cell["worst_kind"] = worst
         cell["ratio"] = cell["kinds"][worst]["ratio"]
+    cell["elapsed_s"] = time.perf_counter() - t0  # what the cell cost the run (wall)
     return cell
 
 
