@@ -539,7 +539,8 @@ def _report(bench, *, details: bool) -> str:
     quick = " --quick` (a smoke-test subset, not the full matrix)" if bench.get("quick") else "`"
     parts = [
         "# Benchmarks\n\n",
-        f"Measured by `perturbmax bench{quick}; raw numbers in [data/bench.json](data/bench.json).\n\n",
+        f"Measured by `perturbmax bench{quick}"
+        + ("; raw numbers in [data/bench.json](data/bench.json).\n\n" if details else ".\n\n"),
     ]
     if tally.groups:
         parts.append("## Targets\n\n" + tally.table() + "\n")
