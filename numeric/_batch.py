@@ -807,7 +807,7 @@ def _L_at(x, Y, ii, fam):
         return fam.logpdf(di) - Ci + C.sum(axis=2)
 
 
-def _own_grids(Y, ii, fam, spec, diag=None):
+def _own_grids(Y, ii, fam, spec):
     """Pass 2 for E = len(ii) entries (row Y[e], entry ii[e]): ``(log p, certified)``."""
     E, n = Y.shape
     yi = Y[np.arange(E), ii]
@@ -879,8 +879,6 @@ def _own_grids(Y, ii, fam, spec, diag=None):
             lp = np.log(Ef.sum(axis=1)) + mx[:, 0]
             ends = np.maximum(L[r, first], L[r, last])
         conv_ok = _converged(Ef, lp)
-        if diag is not None:
-            diag.setdefault("pass2", []).append(dict(sel=sel, rel=conv_ok, ends=ends - lp))
         logp[sel] = lp
         good[sel] = (conv_ok & (ends - lp <= LOG_END) & np.isfinite(lp) & (lp > -LOG_MIN)
                      & conv[sel])

@@ -13,7 +13,7 @@ Integration variable: ``x = c + sinh(u)`` around the top score ``c`` (rows are n
 shifted: see :class:`Row`).
 Algebraic tails (cauchy, student_t) become exponential in ``u``; light
 tails become double-exponential.  Scores in clusters (at most
-``SPLIT_WIDTH`` wide, split at gaps > ``SPLIT_GAP``) get one such map per cluster (``x = c_k + sinh(u - o_k)``,
+``SPLIT_WIDTH`` wide, split at gaps > ``SPLIT_WIDTH``) get one such map per cluster (``x = c_k + sinh(u - o_k)``,
 see :class:`Row`), so features near scores ~1e300 apart are resolved.  The u-axis is cut at the images of all
 kinks ``y_j + b`` (``b`` = family breakpoints, support ends), so every
 panel holds an analytic integrand, and integrated with an adaptive
@@ -32,8 +32,7 @@ import math
 
 import numpy as np
 
-__all__ = ["QuadratureError", "quadrature_log_probs", "integrate_components",
-           "entry_tolerance", "prepare_row"]
+__all__ = ["QuadratureError", "quadrature_log_probs", "integrate_components", "entry_tolerance"]
 
 
 class QuadratureError(ArithmeticError):
@@ -118,7 +117,15 @@ def entry_tolerance(log_ref, rtol=2e-14):
 # scores (student_t nu=2.5, [3e3, 0, -0.25]: log p off by 1.3e-13; [1e6, 0, -0.25]:
 # 4.8e-6, with no error raised); within 1e3 of a center it stays below 2e-14.
 SPLIT_WIDTH = 1e3
-SPLIT_GAP = SPLIT_WIDTH        # (former name) gaps wider than this always split
+# A value tied this often makes F steep (log-slope count * h): the top cluster's map is
+# then centred where the maximum's mass is (F = 1/2) instead of at the top score.  The
+# nodes' rounding is relative to their distance from the centre, and with slope k h a
+# rounding of 1e-16 at distance 1 moves the integrand by k h 1e-16 (uniform, 9999 tied
+# at 0 below a top at 0.01: F = x^9999 near x = 1, the probabilities 1e-12 off); near
+# the centre the nodes are exact to 1e-16 of their (small) distance, and the rounding
+# of ``x - y`` itself is corrected by :meth:`Row._tie_correction`.
+_TIE_RECENTER = 16
+_LOG2 = math.log(2.0)
 
 
 class Row:
@@ -133,7 +140,7 @@ class Row:
     by their maximum: ``(1e17, 0, 0.5) - 1e17`` would round ``0.5 - 1e17`` to
     ``-1e17`` and tie two scores whose probabilities differ by 16% (cauchy).  The integration variable is piecewise,
     one segment per cluster of scores (a cluster ends at a gap
-    > ``SPLIT_GAP`` or before a score > ``SPLIT_WIDTH`` below its top): on segment k, ``x = c_k + sinh(u - o_k)`` with
+    > ``SPLIT_WIDTH`` or before a score > ``SPLIT_WIDTH`` below its top): on segment k, ``x = c_k + sinh(u - o_k)`` with
     ``c_k`` the cluster's top score.  A single ``x = sinh u`` map cannot
     resolve O(1)-wide features at |x| ~ 1e300 (the ulp of u is 1e-13,
     i.e. 1e287 in x); with one center per cluster every feature sits
@@ -158,7 +165,7 @@ class Row:
         v = self.vals
         with np.errstate(over="ignore"):
             gaps = v[:-1] - v[1:]
-        cut = np.flatnonzero(gaps > SPLIT_GAP)           # cluster k ends at index cut[k]
+        cut = np.flatnonzero(gaps > SPLIT_WIDTH)         # cluster k ends at index cut[k]
         if v.size > 1 and v[0] - v[-1] > SPLIT_WIDTH:
             # greedy: a new cluster also where a score lies > SPLIT_WIDTH below the current top
             cuts, top = [], v[0]
@@ -171,7 +178,10 @@ class Row:
             cut = np.asarray(cuts, dtype=np.intp)
         starts = np.concatenate([[0], cut + 1])
         ends = np.concatenate([cut, [v.size - 1]])
-        self.centers = v[starts].copy()                  # top score of each cluster
+        self.tops = v[starts].copy()                     # top score of each cluster
+        self.centers = self.tops.copy()                  # the maps' centres
+        if self.counts.max() >= _TIE_RECENTER:
+            self.centers[0] = self._median_of_max()
         self.lows = v[ends].copy()                       # bottom score of each cluster
         K = starts.size
         # boundary x-value between cluster k-1 and k, stored relative to both centers
@@ -188,6 +198,24 @@ class Row:
                                - math.asinh(self.b_hi[k]))
         # u of the boundary between segment k-1 and k, ascending for searchsorted
         self.u_cuts = (self.offsets[1:] + np.arcsinh(self.b_hi[1:]))[::-1].copy()
+
+    def _median_of_max(self):
+        """A float ``x`` with ``F(x)`` near 1/2 (two 33-point scans of ``log F``), where
+        the mass of the maximum -- and so of every integrand -- lies."""
+        top = self.top
+        lo, hi = top - 1.0, top + 1.0
+        for _ in range(60):
+            lF = self.log_F(np.array([lo, hi]))
+            if lF[0] < -_LOG2 and lF[1] >= -_LOG2:
+                break
+            lo, hi = (lo - (hi - lo), hi) if lF[0] >= -_LOG2 else (lo, hi + (hi - lo))
+        else:
+            return top
+        for _ in range(2):
+            xs = np.linspace(lo, hi, 33)
+            i = int(np.searchsorted(self.log_F(xs), -_LOG2))
+            lo, hi = xs[max(i - 1, 0)], xs[min(i, 32)]
+        return float(hi) if math.isfinite(hi) else top
 
     def nodes(self, u):
         """``(c, s, log dx/du)`` for an array of u values."""
@@ -218,16 +246,41 @@ class Row:
         out = np.empty(s.shape, dtype=np.float64)
         m = len(self.vals)
         step = max(1, _CHUNK_ELEMS // max(m, 1))
+        tied = np.flatnonzero(self.counts > 1)
         for i in range(0, s.size, step):
             d = self._diff(c[i:i + step], s[i:i + step], self.vals)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 lc = np.asarray(self.fam.logcdf(d), dtype=np.float64)
+                if tied.size:
+                    lc[:, tied] += self._tie_correction(c[i:i + step], s[i:i + step], d[:, tied], tied)
                 out[i:i + step] = (lc * self.counts).sum(axis=1) if m > 1 else lc[:, 0] * self.counts[0]
         if np.isnan(out).any():
             bad = np.flatnonzero(np.isnan(out))[0]
             raise QuadratureError(f"family {self.fam.name!r}: logcdf returned nan at a quadrature node "
                                   f"x = {float(c[bad]) + float(s[bad]):.6g} (shifted scores)")
         return out
+
+    def _tie_correction(self, c, s, d, cols):
+        """First-order correction ``h(d) err`` of ``log Phi`` for the rounding ``err`` of
+        ``d = fl(s + fl(c - y))`` against ``x - y = s + c - y`` (both roundings exact by
+        TwoSum), for the tied values ``cols`` (``d`` their columns).
+
+        A rounding error of the difference is a fixed fraction of the ulp for all nodes
+        near a score (it depends on the low bits of ``c - y``), so it is a bias, not
+        noise; a value tied ``k`` times carries it ``k`` times in ``log F``: uniform,
+        (0 x 9999, 0.01): without it ``F = x^9999`` is 9999 x 1e-16 = 1e-12 off near x = 1,
+        and so are the probabilities.  With the correction the residual is ``O(h' err^2 k)``."""
+        y = self.vals[cols][None, :]
+        a, b = c[:, None], -y
+        e = a + b                                   # fl(c - y), TwoSum error e_err
+        bb = e - a
+        e_err = (a - (e - bb)) + (b - bb)
+        s2 = s[:, None]
+        bb = d - s2                                 # d = fl(s + e), TwoSum error d_err
+        d_err = (s2 - (d - bb)) + (e - bb)
+        lh = np.asarray(self.fam.loghazard(d), dtype=np.float64)
+        corr = np.exp(lh) * (d_err + e_err)
+        return np.where(np.isfinite(corr), corr, 0.0)
 
     def log_h(self, c, s=None):
         """``log h(x - y_u)`` for all unique values u: shape (m, len(x))."""
@@ -237,10 +290,6 @@ class Row:
         d = self._diff(c, s, self.vals).T
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             return np.asarray(self.fam.loghazard(d), dtype=np.float64)
-
-
-def prepare_row(y, fam):
-    return Row(y, fam)
 
 
 # ---------------------------------------------------------------------------
@@ -559,14 +608,14 @@ def _segment_edges(row, k, sL, sR, bps):
         # adaptive rule cannot see what no node touches: panel edges at
         # y + (-8, -4, -2, -1, 0, 1, 2, 4, 8) around every score (on the unit lattice,
         # merged) more than 8 from the centre put nodes on each such feature.
-        inside = (row.vals <= row.centers[k]) & (row.vals >= row.lows[k])
+        inside = (row.vals <= row.tops[k]) & (row.vals >= row.lows[k])
         far = np.unique(np.round(row.vals[inside] - c))
         far = far[np.abs(far) > 8.0]
         if far.size:
             near = (far[:, None] + _SCORE_EDGES[None, :]).ravel()
             pts.append(row.to_u(near[(near > sL) & (near < sR)], k))
     if bps.size:
-        inside = (row.vals <= row.centers[k]) & (row.vals >= row.lows[k])
+        inside = (row.vals <= row.tops[k]) & (row.vals >= row.lows[k])
         kinks = ((row.vals[inside] - c)[:, None] + bps[None, :]).ravel()
         kinks = kinks[(kinks > sL) & (kinks < sR)]
         kinks = _relevant_kinks(row, k, kinks)
