@@ -107,15 +107,6 @@ def _small_vjp_rows(y, g, fam, log):
     return out, ok
 
 
-def _vjp_kernel(fam, n):
-    """The vectorised VJP kernel "auto" uses for rows of length n, or None."""
-    if _small_n(fam, n):
-        return _small_vjp_rows
-    if n >= FAST_MIN_N and fam.name in FAST_FAMILIES and not fam.custom:
-        return _fast_vjp_rows
-    return None
-
-
 def _valid_methods(fam, n, choices=METHODS):
     out = []
     for m in choices:
@@ -230,14 +221,14 @@ def _small_row_shortcut(mu, family, axis, method, params, log):
             or family not in AUTO_SMALL_FAMILIES or (params and set(params) != {"scale"})):
         return None
     n = mu.shape[0]
-    if not SMALL_N_MIN <= n < FAST_MIN_N or n > N_MAX:
-        return None
     scale = params.get("scale", 1.0) if params else 1.0
     if type(scale) not in (int, float) or not 0.0 < scale < math.inf:
         return None
+    fam = _cached_family(family, scale)
+    if _route(fam, n, method) != "small":
+        return None
     mx = float(mu.max())
     mn = float(mu.min())
-    fam = _cached_family(family, scale)
     scale = fam.scale
     # min((mu - mx) / scale) = (mn - mx) / scale: rounding is monotone
     low = (mn - mx) / scale if math.isfinite(mx) and mn > -math.inf else math.nan
@@ -340,11 +331,9 @@ def _plain_standardized(x, fam, scratch=False, shift=True):
 
 
 def _large_rows(y, fam, assume_finite=True):
-    """Rows of n >= FAST_MIN_N, standardized and finite: ``(log p, ok)`` from the
+    """Rows of the "fast" route, standardized and finite: ``(log p, ok)`` from the
     row-batched engine (numeric._fast_rows) and the per-row O(n) engine for rows it
-    declines (``ok`` False: both declined, NaN); None when the family has no fast kernels."""
-    if fam.custom or fam.name not in FAST_FAMILIES:
-        return None
+    declines (``ok`` False: both declined, NaN)."""
     if fam.name in ROWS_FAMILIES:
         lp, ok = rows_log_probs(y, fam)
     else:
@@ -355,22 +344,72 @@ def _large_rows(y, fam, assume_finite=True):
     return lp, ok
 
 
+def _route(fam, n, method):
+    """The kernel ``method`` uses for rows of length ``n`` of family ``fam`` -- every
+    path condition in one place:
+
+    * "softmax": gumbel noise (methods "auto", "closed"): softmax of ``mu / scale``;
+    * "pair": n = 2 closed forms (``numeric._closed``, "auto" / "closed");
+    * "batch": method="batch" on the small-n kernel's families and lengths;
+    * "small": "auto", 3 <= n < FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the
+      small-n kernel (``numeric._batch``; rows wider than ``auto_spread_limit`` and
+      rows it cannot certify: the quadrature);
+    * "fast": "auto", n >= FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the O(n)
+      engines (``numeric._fast_rows`` for many rows at once, ``numeric._fast`` for
+      the rows it declines, then the quadrature);
+    * "row": one row at a time by ``method`` (quadrature, quantile, monte_carlo).
+
+    Registry families only; user families always take "row".
+    """
+    if fam.custom:
+        return "row"
+    if fam.name == "gumbel" and method in ("auto", "closed"):
+        return "softmax"
+    if method in ("auto", "closed") and n == 2 and fam.name in PAIR_FAMILIES:
+        return "pair"
+    if method == "batch" and _batch_serves(fam, n):
+        return "batch"
+    if method == "auto" and _small_n(fam, n):
+        return "small"
+    if method == "auto" and n >= FAST_MIN_N and fam.name in FAST_FAMILIES:
+        return "fast"
+    return "row"
+
+
+def _vector_rows(route, y, fam):
+    """``(log p, ok)`` of standardized rows ``y`` whose entries are all finite, by the
+    route's vectorised kernel; rows with ``ok`` False are left to the caller."""
+    if route == "pair":
+        return pair_log_probs(y, fam), np.ones(y.shape[0], dtype=bool)
+    if route == "fast":
+        return _large_rows(y, fam, assume_finite=False)
+    if route == "batch":
+        return batch_log_probs(y, fam, own_grids=True)
+    # "small": "auto" keeps each row's result independent of its batch mates (no pass 2)
+    lp = np.full(y.shape, np.nan)
+    with np.errstate(invalid="ignore"):
+        ok = np.max(y, axis=1) - np.min(y, axis=1) <= auto_spread_limit(fam, y.shape[1])
+    if ok.any():
+        lp[ok], ok[ok] = batch_log_probs(y[ok], fam)
+    return lp, ok
+
+
 def _log_probs_2d(x, fam, method, opts):
     m, n = x.shape
     _check_method(method, fam, n)
+    route = _route(fam, n, method)
     # lean paths for plain input (every entry finite): no special-row split, no copies
-    if fam.name == "gumbel" and not fam.custom and method in ("auto", "closed"):
+    if route == "softmax":
         y = _plain_standardized(x, fam)
         if y is not None:
             return softmax_log_probs(y)
-    elif method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
+    elif route == "fast":
         # scale 1: the engine works with offsets from each row's minimum only, which it
         # forms exactly, so the scores go in unshifted (x - max would round each gap by
         # half an ulp, and log p_i moves by its slope times that: up to ~2 ulps of log p)
         y = _plain_standardized(x, fam, scratch=True, shift=not _exact_scale(fam.scale))
-        got = None if y is None else _large_rows(y, fam)
-        if got is not None:
-            lp, ok = got
+        if y is not None:
+            lp, ok = _large_rows(y, fam)
             for r in np.flatnonzero(~ok):
                 lp[r] = quadrature_log_probs(y[r], fam)
             return lp
@@ -379,47 +418,22 @@ def _log_probs_2d(x, fam, method, opts):
         return lp
     rows = np.flatnonzero(todo)
     y = _standardize(x[rows], fam)
-    if fam.name == "gumbel" and not fam.custom and method in ("auto", "closed"):
+    if route == "softmax":
         lp[rows] = softmax_log_probs(y)
         return lp
     finite = np.isfinite(y)
     nfin = finite.sum(axis=1)
-    full = nfin == n
     # single finite entry: probability 1
     one = nfin == 1
     lp[rows[one]] = np.where(finite[one], 0.0, -np.inf)
-    # vectorised branches on rows whose entries are all finite
-    if method in ("auto", "closed") and n == 2 and fam.name in PAIR_FAMILIES and not fam.custom:
-        blk = full & ~one
-        if blk.any():
-            lp[rows[blk]] = pair_log_probs(y[blk], fam)
-        done = blk | one
-    elif (method == "batch" and _batch_serves(fam, n)) or (method == "auto" and _small_n(fam, n)):
-        # one vectorised trapezoid kernel for all rows (numeric._batch); rows it
-        # cannot certify (ok = False) fall through to the adaptive quadrature below.
-        # "auto" keeps each row's result independent of its batch mates (no pass 2)
-        done = one.copy()
-        blk = full & ~one
-        if method == "auto":
-            with np.errstate(invalid="ignore"):
-                blk &= -np.min(y, axis=1) <= auto_spread_limit(fam, n)
-        if blk.any():
-            blp, ok = batch_log_probs(y[blk] if not blk.all() else y, fam,
-                                      own_grids=method == "batch")
-            idx = np.flatnonzero(blk)[ok]
-            lp[rows[idx]] = blp[ok]
-            done[idx] = True
-    elif method == "auto" and n >= FAST_MIN_N and fam.is_analytic and not fam.custom:
-        done = one.copy()
-        blk = full & ~one
-        if blk.any():
-            got = _large_rows(np.ascontiguousarray(y[blk]), fam, assume_finite=False)
-            if got is not None:
-                idx = np.flatnonzero(blk)[got[1]]
-                lp[rows[idx]] = got[0][got[1]]
-                done[idx] = True
-    else:
-        done = one.copy()
+    done = one.copy()
+    blk = np.flatnonzero((nfin == n) & ~one)
+    if route != "row" and blk.size:
+        # the route's vectorised kernel on the rows without special entries; rows it
+        # declines (ok False) fall through to the per-row methods below
+        vals, ok = _vector_rows(route, np.ascontiguousarray(y[blk]), fam)
+        lp[rows[blk[ok]]] = vals[ok]
+        done[blk[ok]] = True
     for r in np.flatnonzero(~done):
         sel = finite[r]
         out = np.full(n, -np.inf)
@@ -520,7 +534,8 @@ def _vjp_2d(x, g, fam, method, log):
     from ._vjp import quadrature_vjp, softmax_log_vjp, softmax_vjp
     m, n = x.shape
     _check_method(method, fam, n, VJP_METHODS)
-    kernel = _vjp_kernel(fam, n) if method == "auto" else None
+    route = _route(fam, n, method)
+    kernel = {"small": _small_vjp_rows, "fast": _fast_vjp_rows}.get(route)
     if kernel is not None:
         # lean path for plain input (every score and cotangent finite): the small-n
         # kernel or the O(n) engines on the unshifted scores (the VJP is shift
@@ -541,14 +556,14 @@ def _vjp_2d(x, g, fam, method, log):
         return out
     y = _standardize(x[rows], fam)
     gr = g[rows]
-    if fam.name == "gumbel" and not fam.custom and method in ("auto", "closed"):
+    if route == "softmax":
         lpr = softmax_log_probs(y)
         res = softmax_log_vjp(lpr, gr) if log else softmax_vjp(lpr, gr)
         out[rows] = res / fam.scale
         return out
     finite = np.isfinite(y)
     done = np.zeros(rows.size, dtype=bool)
-    if method in ("auto", "closed") and n == 2 and fam.name in PAIR_FAMILIES and not fam.custom:
+    if route == "pair":
         # n = 2: the derivative of the closed form, c(d) = G'(d) (numeric._closed.pair_vjp)
         blk = finite.all(axis=1) & np.isfinite(gr).all(axis=1)
         if blk.any():
