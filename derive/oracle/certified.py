@@ -252,13 +252,17 @@ def _pieces(name, i, M, P):
 # ---------------------------------------------------------------------------
 
 
-def _estimate(fam_num, mu_f, s_f, i):
+def _estimate(fam_num, d):
     """(log p_est, e_center) from a float64 log-space grid (only a guide).
 
-    Correctness never depends on it: the cut points are chosen by proven
-    bounds, and a bad estimate only costs a retry.
+    ``d``: the standardized differences ``(M_i - M_j) / P`` of the other
+    entries, each rounded from its exact value (so a cluster far below the
+    top keeps its own spread).  Correctness never depends on the estimate:
+    the cut points are chosen by proven bounds, and a bad estimate only
+    costs a retry.  It is always finite (sums of exponentials are taken
+    relative to their largest term: at spread 1e10 the log-integrand,
+    ~ -1e19, has float ulps of ~2e3).
     """
-    d = (mu_f[i] - np.delete(mu_f, i)) / s_f
     lo = min(0.0, float(np.min(-d))) - 12.0
     hi = max(0.0, float(np.max(-d))) + 12.0
     slo, shi = fam_num.support
@@ -303,8 +307,11 @@ def _estimate(fam_num, mu_f, s_f, i):
     if ef.size < 2:
         return top, mode
     vf = logg(ef)
-    logp = top + math.log(np.sum(np.exp(vf - top)) * (ef[1] - ef[0]) + 1e-300)
-    return float(logp), mode
+    m, step = float(np.max(vf)), float(ef[1] - ef[0])
+    if not (math.isfinite(m) and step > 0):  # step 0: a width below the float spacing at |mode|
+        return top, mode
+    logp = m + math.log(float(np.sum(np.exp(vf - m))) * step)
+    return (float(logp) if math.isfinite(logp) else top), mode
 
 
 # ---------------------------------------------------------------------------
@@ -472,8 +479,34 @@ def _entry_ball(entry, pieces, center: Fraction, P_f, goal_bits, abs_target: arb
             hi = start + step * unit
             total += tail
         if hi > lo:
-            total += _integrate(entry.integrand(br), lo, hi, goal_bits, tol_each)
+            sub = _graded(lo, hi, center, unit)
+            for a, b in sub:
+                total += _integrate(entry.integrand(br), a, b, goal_bits, tol_each / len(sub))
     return total
+
+
+def _graded(lo: Fraction, hi: Fraction, center: Fraction, unit: Fraction):
+    """[lo, hi] split at ``center +- unit 2^k`` when it is longer than 64 units.
+
+    After the tails are cut, [lo, hi] can be 1e9 units long around a peak one
+    unit wide (normal, spread 1e10: the peak of g_i sits half-way between the
+    scores); acb.integral's bisection from the whole interval runs out of
+    evaluations before it isolates the peak, while on pieces that double in
+    length away from the peak each far piece is bounded at once by one ball
+    evaluation.  All points are exact dyadics.
+    """
+    if hi - lo <= 64 * unit:
+        return [(lo, hi)]
+    c = min(max(center, lo), hi)
+    pts = {lo, hi, c}
+    step = unit
+    while c + step < hi or c - step > lo:
+        for x in (c + step, c - step):
+            if lo < x < hi:
+                pts.add(x)
+        step *= 2
+    pts = sorted(pts)
+    return list(zip(pts[:-1], pts[1:]))
 
 
 # ---------------------------------------------------------------------------
@@ -539,7 +572,6 @@ def probs_certified(mu, fam, dps) -> list:
     from numeric.families import get_family
 
     fam_num = get_family(name, nu=float(nu)) if name == "student_t" else get_family(name)
-    mu_f = np.array([_clipped_float(m) for m in M]) / P_f  # e-units (scale 1)
 
     goal_digits = dps + 2
     goal_bits = int(math.ceil(goal_digits * math.log2(10))) + 8
@@ -564,13 +596,16 @@ def probs_certified(mu, fam, dps) -> list:
             if not pieces:
                 out.append(arb(0))  # exactly zero (uniform support is empty)
                 continue
-            logp, e_c = _estimate(fam_num, mu_f, 1.0, i)
+            d_f = np.array([_clipped_float(M[i] - M[j]) for j in range(n) if j != i]) / P_f
+            logp, e_c = _estimate(fam_num, d_f)
             center = M[i] + _dyadic(e_c) * _dyadic(P_f)
             log2p = (logp / math.log(2)) if logp is not None else -4000.0
             extra = 0
             result = None
             for attempt in range(_MAX_ATTEMPTS):
-                ctx.prec = goal_bits + 40 + span_bits + extra
+                # |log p| up to ~2^k needs k more bits for the exponent of g_i (normal, spread
+                # 1e10: log p ~ -2.5e19, 65 bits) to keep goal_bits relative in p
+                ctx.prec = goal_bits + 40 + span_bits + int(abs(log2p)).bit_length() + extra
                 heavy = name in _HEAVY
                 if name == "cauchy" or isinstance(nu, int):
                     heavy = "theta" if heavy else False
