@@ -24,17 +24,23 @@ from __future__ import annotations
 import math
 import threading
 from importlib import metadata as _metadata
+from typing import Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _fast
 from ._fast import FAST_FAMILIES, fast_log_probs_rows, fast_probs_vjp
 from ._fast_rows import ROWS_FAMILIES, rows_log_probs, rows_onehot_log_vjp
+from . import _piecewise
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._batch import BATCH_FAMILIES, N_MAX, auto_spread_limit, batch_log_probs, batch_vjp, row_log_probs
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
+
+# a registry name or a family object (a numeric.NumericFamily, or one that converts to it)
+FamilyLike = Union[str, NumericFamily, Any]
 
 __all__ = ["probs", "log_probs", "probs_vjp", "log_probs_vjp", "get_family",
            "family_from_logcdf", "NumericFamily", "FAMILY_NAMES", "METHODS", "QuadratureError", "FAST_MIN_N"]
@@ -90,6 +96,22 @@ def _fast_vjp_rows(y, g, fam, log):
         out[dense], ok[dense] = fn(y[dense], g[dense], fam, rows=True, assume_finite=True)
     out /= fam.scale
     return out, ok
+
+
+def _piecewise_vjp_rows(y, g, fam, log):
+    """VJPs of standardized finite rows by numeric._piecewise (laplace, exponential):
+    ``(out, ok)`` like :func:`_fast_vjp_rows`, divided by the scale."""
+    out, ok = _piecewise.probs_vjp_rows(y, g, fam, log=log)
+    out /= fam.scale
+    return out, ok
+
+
+def _same_noise(fam):
+    """student_t with ``nu = 1`` is the Cauchy distribution (density
+    ``1 / (pi (1 + x^2))``, CDF ``1/2 + atan(x) / pi``): it takes the cauchy routes."""
+    if fam.name == "student_t" and not fam.custom and fam.params.get("nu") == 1.0:
+        return _cached_family("cauchy", fam.scale)
+    return fam
 
 
 def _small_vjp_rows(y, g, fam, log):
@@ -357,6 +379,8 @@ def _route(fam, n, method):
     * "fast": "auto", n >= FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the O(n)
       engines (``numeric._fast_rows`` for many rows at once, ``numeric._fast`` for
       the rows it declines, then the quadrature);
+    * "piecewise": "auto", n >= 3, laplace/exponential: the O(n) engine
+      ``numeric._piecewise`` (rows it declines: the quadrature);
     * "row": one row at a time by ``method`` (quadrature, quantile, monte_carlo).
 
     Registry families only; user families always take "row".
@@ -373,6 +397,8 @@ def _route(fam, n, method):
         return "small"
     if method == "auto" and n >= FAST_MIN_N and fam.name in FAST_FAMILIES:
         return "fast"
+    if method == "auto" and n >= 3 and fam.name in _piecewise.SERVES:
+        return "piecewise"
     return "row"
 
 
@@ -385,6 +411,8 @@ def _vector_rows(route, y, fam):
         return _large_rows(y, fam, assume_finite=False)
     if route == "batch":
         return batch_log_probs(y, fam, own_grids=True)
+    if route == "piecewise":
+        return _piecewise.log_probs_rows(y, fam)
     # "small": "auto" keeps each row's result independent of its batch mates (no pass 2)
     lp = np.full(y.shape, np.nan)
     with np.errstate(invalid="ignore"):
@@ -449,14 +477,15 @@ def _log_probs_public(mu, family, axis, method, params):
     """Validate and reshape for :func:`probs` / :func:`log_probs`: ``(log p (m, n), prep)``."""
     prep = prepare_scores(mu, axis)
     opts, fparams = split_options(method, params)
-    fam = get_family(family, **fparams)
+    fam = _same_noise(get_family(family, **fparams))
     if prep.x.shape[1] == 0:
         _check_method(method, fam, 0)
         return prep.x, prep
     return _log_probs_2d(prep.x, fam, method, opts), prep
 
 
-def log_probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
+def log_probs(mu: ArrayLike, family: FamilyLike = "gumbel", *, axis: int | None = -1,
+              method: str = "auto", **params: Any) -> np.ndarray:
     """Log-probabilities ``log p_i`` of the perturbed argmax, along ``axis``.
 
     ``log p_i = log int phi(x - mu_i) prod_{j != i} Phi(x - mu_j) dx``
@@ -474,7 +503,8 @@ def log_probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
     return restore(lp, prep)
 
 
-def probs(mu, family="gumbel", *, axis=-1, method="auto", **params):
+def probs(mu: ArrayLike, family: FamilyLike = "gumbel", *, axis: int | None = -1,
+          method: str = "auto", **params: Any) -> np.ndarray:
     """Probabilities ``p_i = P[argmax_j (mu_j + eps_j) = i]`` along ``axis``.
 
     Parameters
@@ -535,7 +565,7 @@ def _vjp_2d(x, g, fam, method, log):
     m, n = x.shape
     _check_method(method, fam, n, VJP_METHODS)
     route = _route(fam, n, method)
-    kernel = {"small": _small_vjp_rows, "fast": _fast_vjp_rows}.get(route)
+    kernel = {"small": _small_vjp_rows, "fast": _fast_vjp_rows, "piecewise": _piecewise_vjp_rows}.get(route)
     if kernel is not None:
         # lean path for plain input (every score and cotangent finite): the small-n
         # kernel or the O(n) engines on the unshifted scores (the VJP is shift
@@ -594,13 +624,14 @@ def _vjp_public(mu, cotangent, family, axis, method, params, *, log):
     prep = prepare_scores(mu, axis)
     g = check_cotangent(cotangent, prep, np.shape(mu))
     _, fparams = split_options(method, params)
-    fam = get_family(family, **fparams)
+    fam = _same_noise(get_family(family, **fparams))
     if prep.x.shape[1] == 0:
         return restore(prep.x, prep)
     return restore(_vjp_2d(prep.x, g, fam, method, log=log), prep)
 
 
-def probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params):
+def probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gumbel", *,
+              axis: int | None = -1, method: str = "auto", **params: Any) -> np.ndarray:
     """Vector-Jacobian product ``(J^T g)_k = sum_i g_i dp_i/dmu_k`` of :func:`probs`.
 
     ``(J^T g)_k = int h_k F (g_k S - Gamma) dx`` with ``h_k = h(x - mu_k)``,
@@ -633,7 +664,8 @@ def probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **param
     return _vjp_public(mu, cotangent, family, axis, method, params, log=False)
 
 
-def log_probs_vjp(mu, cotangent, family="gumbel", *, axis=-1, method="auto", **params):
+def log_probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gumbel", *,
+                  axis: int | None = -1, method: str = "auto", **params: Any) -> np.ndarray:
     """Vector-Jacobian product of :func:`log_probs`: ``sum_i c_i d log p_i / dmu_k``.
 
     Computed as the VJP of ``p`` with ``g_j = c_j / p_j`` formed in log

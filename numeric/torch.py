@@ -47,6 +47,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 try:
     import torch
     from torch.autograd.function import once_differentiable
@@ -224,7 +226,7 @@ def _apply(fn, x, family, dim, params):
     return fn.apply(x, family, d, items)
 
 
-def perturbed_softmax(x, family="normal", dim=-1, **params):
+def perturbed_softmax(x: torch.Tensor, family: Any = "normal", dim: int = -1, **params: Any) -> torch.Tensor:
     """Perturbed-argmax probabilities of the scores ``x`` along ``dim``.
 
     ``p_i = P[argmax_j (x_j + eps_j) = i]`` with ``eps_j`` iid from ``family``
@@ -240,7 +242,8 @@ def perturbed_softmax(x, family="normal", dim=-1, **params):
     return _apply(PerturbedSoftmaxFunction, x, family, dim, params)
 
 
-def perturbed_log_softmax(x, family="normal", dim=-1, **params):
+def perturbed_log_softmax(x: torch.Tensor, family: Any = "normal", dim: int = -1,
+                          **params: Any) -> torch.Tensor:
     """``log`` of :func:`perturbed_softmax`, computed in log space.
 
     Use it for negative log-likelihood losses: ``F.nll_loss(perturbed_log_softmax(logits), y)``.
@@ -267,7 +270,7 @@ class PerturbedSoftmax(torch.nn.Module):
             [0.2500, 0.2500, 0.2500, 0.2500]])
     """
 
-    def __init__(self, family="normal", dim=-1, log=False, **params):
+    def __init__(self, family: Any = "normal", dim: int = -1, log: bool = False, **params: Any) -> None:
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"dim must be an int, got {type(dim).__name__}")
@@ -278,7 +281,7 @@ class PerturbedSoftmax(torch.nn.Module):
         self.log = bool(log)
         self.params = dict(params)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         fn = perturbed_log_softmax if self.log else perturbed_softmax
         return fn(x, self.family, self.dim, **self.params)
 
