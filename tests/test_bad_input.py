@@ -278,12 +278,14 @@ class TestNumericExtremeMagnitudes:
     def test_huge_spread_light_tails_log_values(self, family):
         # [1e300, 0, -1e300]: exponential left tails (logistic, laplace, gumbel, gumbel_min) give
         # log p_1 ~ -1e300 and log p_2 ~ -2e300 (gumbel_min: -3e300: both the winner's noise below
-        # -2e300 and the middle's below -1e300 are needed); others underflow to -inf
+        # -2e300 and the middle's below -1e300 are needed); so does exponential noise through its
+        # right tail (p_1 = P[eps_1 > 1e300 + eps_0] = e^-1e300 / 2; the 30-digit oracle gives
+        # -1e300, -2e300); others underflow to -inf
         lp = numeric.log_probs([1e300, 0.0, -1e300], family)
         p = numeric.probs([1e300, 0.0, -1e300], family)
         assert p.tolist() == [1.0, 0.0, 0.0] and lp[0] == 0.0
         expect = {"logistic": (-1e300, -2e300), "laplace": (-1e300, -2e300), "gumbel": (-1e300, -2e300),
-                  "gumbel_min": (-1e300, -3e300)}.get(family)
+                  "gumbel_min": (-1e300, -3e300), "exponential": (-1e300, -2e300)}.get(family)
         if expect is None:
             assert lp[1] == -np.inf and lp[2] == -np.inf
         else:
