@@ -638,11 +638,14 @@ def probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gumbel"
     ``S = sum_j h_j``, ``Gamma = sum_j g_j h_j`` (O(n G) quadrature; Gumbel:
     ``p * (g - <g, p>)``).  Entries sum to 0 (shift invariance).
     Available VJPs: this one and :func:`log_probs_vjp`, for every family,
-    methods "auto", "closed" (gumbel) and "quadrature".  "auto" with
-    n >= ``FAST_MIN_N`` uses the O(n) engine's VJP (normal, logistic,
-    gumbel_min, cauchy; ``numeric._fast.fast_probs_vjp``, 2-3x the cost of
-    ``probs`` at n = 1e4..1e5, see notes/benchmarks.md),
-    falling back to quadrature for rows it declines.  Accuracy: each
+    methods "auto", "closed" (gumbel) and "quadrature".  "auto" (normal,
+    logistic, gumbel_min, cauchy) uses the small-n kernel for
+    3 <= n < ``FAST_MIN_N`` (``numeric._batch.batch_vjp``: all rows at once on
+    the forward's grid, a per-entry error bound) and the O(n) engines above;
+    a row whose cotangent has a single nonzero ``g_y`` (a loss on one entry)
+    takes the one-hot path there, ``g_y p_y d log p_y / dmu`` with
+    ``d p_y / dmu_k = -int h_k h_y F dx`` (``numeric._fast_rows``: every term
+    positive); rows a kernel declines go to the quadrature.  Accuracy: each
     entry to ~1e-12 relative to the terms it sums; terms below 1e-200 of
     the row's scale ``sum |terms|`` (or below the float64 range) need not
     be resolved, so entries that small are returned with that absolute
@@ -668,12 +671,15 @@ def log_probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gum
                   axis: int | None = -1, method: str = "auto", **params: Any) -> np.ndarray:
     """Vector-Jacobian product of :func:`log_probs`: ``sum_i c_i d log p_i / dmu_k``.
 
-    Computed as the VJP of ``p`` with ``g_j = c_j / p_j`` formed in log
-    space (by quadrature for every n: the fast engine's binned sums would
-    not keep ``c_j / p_j`` accurate when p spans the float range), so it
-    stays exact when some ``p_j`` underflow (Gumbel:
-    ``c - p * sum(c)``, like ``log_softmax``'s backward, -inf entries included).
-    For other families, -inf entries get 0 and their cotangents are ignored.
+    The VJP of ``p`` with ``g_j = c_j / p_j``: "auto" takes the kernels of
+    :func:`probs_vjp` (the small-n kernel with ``p >= 1e-270``; the one-hot path,
+    ``c_y d log p_y / dmu_k = -c_y int h_k h_y F dx / int h_y F dx``, exact
+    however small the entries; dense cotangents on the O(n) engine's
+    ``fast_log_probs_vjp``), and the quadrature, which forms ``c_j / p_j`` in
+    log space, for the rest, so it stays exact when some ``p_j`` underflow
+    (Gumbel: ``c - p * sum(c)``, like ``log_softmax``'s backward, -inf entries
+    included).  For other families, -inf entries get 0 and their cotangents
+    are ignored.
 
     >>> log_probs_vjp([0.0, 0.0], [1.0, 0.0]).tolist()
     [0.5, -0.5]
