@@ -53,9 +53,8 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, not install
 METHODS = ("auto", "closed", "quadrature", "batch", "quantile", "monte_carlo")
 VJP_METHODS = ("auto", "closed", "quadrature")
 
-# "auto" hands analytic families with at least this many entries per row to the
-# fast O(n) engine (numeric._fast, when present); below it, or when the fast
-# engine declines (NotImplementedError), the O(n G) quadrature is used.
+# rows of at least this many entries take the O(n) engines under "auto", shorter ones
+# the small-n kernel (see _route): at n ~ 256 their costs cross
 FAST_MIN_N = 256
 
 
@@ -520,9 +519,10 @@ def probs(mu: ArrayLike, family: FamilyLike = "gumbel", *, axis: int | None = -1
         vectorised small-n kernel (numeric._batch: certified trapezoid sums
         over all rows at once, each row's result independent of its batch
         mates; rows wider than the kernel's reach, or that it cannot
-        certify, go to the quadrature); analytic families with
-        n >= ``FAST_MIN_N`` -> the fast engine when installed; otherwise
-        quadrature), "closed" (gumbel any n, and n = 2 for
+        certify, go to the quadrature); the same families with
+        n >= ``FAST_MIN_N`` -> the O(n) engines (many rows at once for
+        normal and logistic, numeric._fast_rows; one row at a time,
+        numeric._fast); otherwise quadrature), "closed" (gumbel any n, and n = 2 for
         normal, cauchy, gumbel_min, laplace, exponential, uniform),
         "quadrature" (adaptive log-space Gauss-Kronrod of the max-CDF form,
         any family), "batch" (the small-n kernel for normal, logistic,
