@@ -54,7 +54,7 @@ METHODS = ("auto", "closed", "quadrature", "batch", "quantile", "monte_carlo")
 VJP_METHODS = ("auto", "closed", "quadrature")
 
 # rows of at least this many entries take the O(n) engines under "auto", shorter ones
-# the small-n kernel (see _route): at n ~ 256 their costs cross
+# the small-n kernel (see _route), whose cost grows like n times its node count
 FAST_MIN_N = 256
 
 
