@@ -923,8 +923,10 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
     lW = np.full(geo.P, -np.inf)             # log of the weight in each bin
     band = np.floor((float(ls.max()) - ls) / _BAND)
     with np.errstate(divide="ignore"):
-        for bnd in np.unique(band):
+        for bnd in range(int(band.max()) + 1):
             m = band == bnd
+            if not m.any():
+                continue
             sc = float(ls[m].max())
             Mb = _bin_moments(zs[m], geo.lo, geo.invH, geo.P, gcache.R, weights=np.exp(ls[m] - sc))
             v = _spread_convolve(Mb, kL, geo.kR, spec, gcache, table="B")
