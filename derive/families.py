@@ -420,8 +420,9 @@ def family_from_cdf(expr: sp.Expr | str, x: sp.Symbol, support: sp.Interval | tu
             if val.real < -1e-12:
                 raise ValueError(f"not a CDF: its derivative is negative at x = {p:g} (value {val.real:.3g})")
     if support != sp.Reals:
-        cdf = sp.Piecewise((0, xr < lo), (e, xr <= hi), (1, True)) if hi.is_finite else sp.Piecewise((0, xr < lo), (e, True))
-        pdf = sp.Piecewise((0, xr < lo), (pdf, xr <= hi), (0, True)) if hi.is_finite else sp.Piecewise((0, xr < lo), (pdf, True))
+        # the ends themselves take the limit values 0 and 1 (expr may be undefined there: exp(-x**-2) at 0)
+        cdf = sp.Piecewise((0, xr <= lo), (e, xr < hi), (1, True)) if hi.is_finite else sp.Piecewise((0, xr <= lo), (e, True))
+        pdf = sp.Piecewise((0, xr <= lo), (pdf, xr < hi), (0, True)) if hi.is_finite else sp.Piecewise((0, xr <= lo), (pdf, True))
     else:
         cdf = e
     ends = tuple(v for v in (lo, hi) if v.is_finite)
