@@ -332,3 +332,54 @@ def test_spread_60_tiny_entries(name):
     mu = [0.0, -60.0, -1.0, -59.5]
     kw = _family_kw(name)
     check(cert(mu, name, 20, **kw), quad_reference(mu, name, 20, nu=kw.get("nu")), 20)
+
+
+# ---------------------------------------------------------------------------
+# plain inputs far from the unit scale: a ball containing the checked value, or
+# OracleError -- never another exception
+# ---------------------------------------------------------------------------
+
+
+def _certified_or_refused(mu, name, dps=20, **kw):
+    """Certified balls for ``mu`` via the public API, or None after an OracleError
+    whose message says what could not be certified."""
+    from derive import oracle
+
+    try:
+        return oracle.probs(mu, name, dps=dps, certified=True, **kw)
+    except OracleError as e:
+        assert str(e).startswith("certified oracle:") and name in str(e), str(e)
+        return None
+
+
+def _contains_checked_value(balls, mu, name, **kw):
+    from derive import oracle
+
+    ref = oracle.probs(mu, name, dps=30, **kw)
+    for k, (b, v) in enumerate(zip(balls, ref)):
+        assert b.contains(_arb(v)), f"entry {k}: {b} does not contain the oracle's {mpmath.nstr(v, 25)}"
+
+
+def test_issue_18_certified_inputs_raise_oracle_error_or_answer():
+    # these raised OverflowError and ValueError ("NaN to integer")
+    assert _certified_or_refused([0, -1e10], "normal") is None  # beyond the certified spread
+    assert _certified_or_refused([1e17, 0, 0.5], "normal") is None
+    mu = [1e17, 0, 0.5]
+    balls = _certified_or_refused(mu, "exponential")
+    assert balls is not None
+    _contains_checked_value(balls, mu, "exponential")
+    # the cluster keeps its own spread: p_2 / p_1 = e^0.5 for exponential noise
+    assert abs(float((balls[2] / balls[1]).mid()) - float(mpmath.exp(0.5))) < 1e-12
+
+
+_SWEEP_VECTORS = [[0, -1e-3], [0.5, 0, -2], [0, -1e2], [0, -1e4], [0, -1e10], [1e10, 0, 0.5, -1], [1e17, 0, 0.5]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CERTIFIED_FAMILIES)
+def test_certified_sweep_plain_inputs(name):
+    kw = _family_kw(name)
+    for mu in _SWEEP_VECTORS:
+        balls = _certified_or_refused(mu, name, **kw)
+        if balls is not None:
+            _contains_checked_value(balls, mu, name, **kw)

@@ -108,6 +108,12 @@ CERTIFIED_FAMILIES = (
 _ANALYTIC = ("gumbel", "gumbel_min", "normal", "logistic", "cauchy", "student_t")
 _HEAVY = ("cauchy", "student_t")
 _MAX_ATTEMPTS = 4
+#: Largest standardized spread certified for light-tailed analytic families.  The
+#: loser's peak, one unit wide, sits ~spread/2 from the scores with log g ~ -spread^2/4
+#: (normal), and acb.integral's complex erfc / logistic evaluations there take minutes
+#: beyond these spreads (measured: normal 1e4 in seconds, 1e6 not within 40 s;
+#: logistic 1e6 a non-finite ball).
+_MAX_SPREAD = {"normal": 10**4, "logistic": 10**4}
 _MAX_DOUBLINGS = 2000
 
 
@@ -582,6 +588,12 @@ def probs_certified(mu, fam, dps) -> list:
     # scores span a huge range: add the bit length of max |M| / P.
     span = max(abs(m) for m in M) / _dyadic(P_f)
     span_bits = int(span).bit_length()
+    if name in _MAX_SPREAD and span > _MAX_SPREAD[name]:
+        raise OracleError(
+            f"certified oracle: family {name} is certified for score spreads up to "
+            f"{_MAX_SPREAD[name]:g} scale units, got max |mu_i - max mu| / scale ~ {float(span):.3g} "
+            "(certified=False gives the checked, non-certified value)"
+        )
     if span_bits > 600 and name != "uniform":
         raise OracleError(
             f"certified oracle: scores spanning more than 2^600 scale units are not supported "
@@ -634,6 +646,15 @@ def probs_certified(mu, fam, dps) -> list:
                     f"relative radius must be below {mpmath.nstr(accept, 3)}"
                 )
             out.append(result)
+    except OracleError:
+        raise
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        # a numerical failure inside the ball arithmetic or the float guide (an
+        # exponent out of range, ...): reported as what it is, no value returned
+        raise OracleError(
+            f"certified oracle: could not certify p_{i} for family {name} "
+            f"(mu={[mpmath.nstr(m, 17) for m in mu]}, dps={dps}): {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         ctx.prec = old_prec
     return out
