@@ -108,12 +108,12 @@ CERTIFIED_FAMILIES = (
 _ANALYTIC = ("gumbel", "gumbel_min", "normal", "logistic", "cauchy", "student_t")
 _HEAVY = ("cauchy", "student_t")
 _MAX_ATTEMPTS = 4
-#: Largest standardized spread certified for light-tailed analytic families.  The
-#: loser's peak, one unit wide, sits ~spread/2 from the scores with log g ~ -spread^2/4
-#: (normal), and acb.integral's complex erfc / logistic evaluations there take minutes
-#: beyond these spreads (measured: normal 1e4 in seconds, 1e6 not within 40 s;
-#: logistic 1e6 a non-finite ball).
-_MAX_SPREAD = {"normal": 10**4, "logistic": 10**4}
+#: Largest standardized spread certified for these families (OracleError beyond).
+#: normal: the loser's peak, one unit wide, sits ~spread/2 from the scores with
+#: log g ~ -spread^2/4, where acb.integral's complex erfc is slow; measured: 1e4
+#: certified in seconds, 1e6 not within 40 s (logistic 1e6: a non-finite ball;
+#: laplace 1e6: not within 40 s).
+_MAX_SPREAD = {"normal": 10**4, "logistic": 10**4, "laplace": 10**4}
 _MAX_DOUBLINGS = 2000
 
 
