@@ -966,14 +966,12 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
     rows, far_ub = rows[keep], far_ub[keep]
     if rows.size == 0:
         return out
-    # the terms themselves: entries sorted by bin, exact offsets (z_j = lo + (b_j + u_j) H)
+    # the terms themselves, once some bin needs them: exact bins and offsets
+    # (z_j = lo + (b_j + u_j) H), entries sorted by bin
     u, tmp, bi = np.empty(zs.size), np.empty(zs.size), np.empty(zs.size, dtype=np.int64)
     _split_lattice(zs, geo.invH, _MAGIC_BITS + int(geo.lo * geo.invH), u, tmp, bi)
-    order = np.argsort(bi, kind="stable")
-    bs, us, lws = bi[order], u[order], ls[order]
-    start = np.searchsorted(bs, bins)
-    cnt = np.searchsorted(bs, bins, side="right") - start
     budget = [100 * z.size + 200_000]
+    srt = {}
 
     def far(obj, rows, thr):
         """Add the far terms of bins whose bound exceeds ``thr - log(#bins)`` at ``rows``."""
@@ -985,6 +983,12 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
         ri, bj = np.concatenate(ri), np.concatenate(bj)
         if ri.size == 0:
             return
+        if not srt:
+            order = np.argsort(bi, kind="stable")
+            srt["bs"], srt["us"], srt["lws"] = bi[order], u[order], ls[order]
+            srt["start"] = np.searchsorted(srt["bs"], bins)
+            srt["cnt"] = np.searchsorted(srt["bs"], bins, side="right") - srt["start"]
+        bs, us, lws, start, cnt = srt["bs"], srt["us"], srt["lws"], srt["start"], srt["cnt"]
         o = np.lexsort((bj, ri))
         ri, bj = ri[o], bj[o]
         c = cnt[bj]
@@ -1049,10 +1053,12 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
     lp, rS, geo, M, LF, z = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
     p = np.exp(lp)
     # the shift: a p-weighted median of g (of c / p for log p)
+    # (over the entries with p >= 1e-9 max p: the rest weigh < 1e-4 of it even at n = 1e5)
+    big = np.flatnonzero(p >= 1e-9 * float(p.max()))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        gg = g / p if log else g
+        gg = g[big] / p[big] if log else g[big]
     o = np.argsort(gg, kind="stable")
-    cw = np.cumsum(p[o])
+    cw = np.cumsum(p[big][o])
     shift = float(gg[o[min(int(np.searchsorted(cw, 0.5 * cw[-1])), o.size - 1)]])
     if not math.isfinite(shift):
         shift = 0.0
