@@ -565,25 +565,30 @@ def probs_vjp_rows(y, g, fam, log=False):
     ar = np.arange(m)
     if log:
         with np.errstate(under="ignore"):
-            g = g - (g[ar, top] / np.exp(lpm[ar, top]))[:, None] * np.exp(lpm)
+            t = np.exp(lpm)
+            t *= (g[ar, top] / np.exp(lpm[ar, top]))[:, None]
+            g = np.subtract(g, t, out=t)
         g[ar, top] = 0.0
     else:
         g = g - g[ar, top][:, None]
     gfar = _gather(g, row.fcol)
     gnear = _gather(g, row.ncol)
+    del g
     base = ev.lwg - ev.M[:, None]                                   # log(w G) - M
     if log:
         # g_j / p_j with p_j = c_j acc_j e^(M - s) (far) and log p_j (near):
         # every term below is the true one times e^-kappa, kappa = s
         with np.errstate(divide="ignore"):
-            phi = 1.0 / ev.far_acc           # padding slots: ignored
+            phi = np.divide(1.0, ev.far_acc, out=ev.far_acc)     # padding slots: ignored
+        ev.far_acc = None
         lam = np.where(row.nmask, _gather(lpm, row.ncol) + (s - ev.M)[:, None], 0.0)
         kappa = s
+        del lpm
     else:
         phi = row.fc
         lam = np.zeros_like(row.nlogc)
         kappa = ev.M
-        lpm = None
+        del lpm
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         h_near = np.exp(ev.lh)                                         # (m, K, N)
         S = _near_sum(h_near) + row.far_series(ev.u, row.P)            # sum_j h_j
