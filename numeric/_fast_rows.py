@@ -95,6 +95,11 @@ _PQ = 8                 # bin counts rounded up to a multiple of this (fewer gro
 # window matrices grow like P^2 ((R + 1) P x (P + pads) entries at most: 16 MB at P = 320
 # for the normal, 14 MB at P = 160 for the logistic, whose pads are 64 units)
 _P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
+# the per-score temporaries (bins, offsets, powers, evaluation) of a block of rows are
+# ~10 arrays of its size: blocks of <= 2^18 scores keep them near 20 MB; longer rows go
+# to the per-row engine, which works in cache-sized chunks
+_BLOCK_ELEMS = 1 << 18
+_N_MAX = 1 << 16
 _PLANS_BYTES = 32 << 20     # plans kept up to this many bytes
 _WINDOWS_BYTES = 48 << 20   # window matrices kept up to this many bytes
 _MB = 4                 # rows per matrix product (fixed: bits independent of the batch)
@@ -376,11 +381,15 @@ def _rows(z, fam, group_fn, *args):
     m, n = z.shape
     out = np.full((m, n), np.nan)
     lo_i, P, ok = _prepare(z, fam)
+    ok &= n <= _N_MAX
+    step = max(1, _BLOCK_ELEMS // n)
     for p in np.unique(P[ok]):
-        rows = np.flatnonzero(ok & (P == p))
-        val, good = group_fn(_plan(fam, int(p)), rows, z[rows], lo_i[rows], *args)
-        out[rows[good]] = val[good]
-        ok[rows[~good]] = False
+        group = np.flatnonzero(ok & (P == p))
+        for a in range(0, group.size, step):
+            rows = group[a:a + step]
+            val, good = group_fn(_plan(fam, int(p)), rows, z[rows], lo_i[rows], *args)
+            out[rows[good]] = val[good]
+            ok[rows[~good]] = False
     return out, ok
 
 
@@ -413,7 +422,8 @@ def rows_log_probs(z, fam):
     """``(log p, ok)`` for standardized finite rows ``z`` (m, n), n >= 2.
 
     ``log p_i = log g(z_i) - log sum_j g(z_j)`` (module doc); rows with ``ok``
-    False (declined by a check) hold NaN.  A row's result depends on that row only.
+    False (declined by a check, or longer than ``_N_MAX`` or wider than ``_P_MAX``
+    bins: the per-row engine's) hold NaN.  A row's result depends on that row only.
     """
     return _rows(z, fam, _log_probs_group)
 
