@@ -1057,9 +1057,20 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
     big = np.flatnonzero(p >= 1e-9 * float(p.max()))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         gg = g[big] / p[big] if log else g[big]
+    pw = p[big]
+    if gg.size > 4096 and np.isfinite(gg).all():
+        # the half-weight bin of a 256-bin weighted histogram, then the median inside it
+        cnt, edges = np.histogram(gg, bins=256, weights=pw)
+        cw = np.cumsum(cnt)
+        i = min(int(np.searchsorted(cw, 0.5 * cw[-1])), 255)
+        inside = (gg >= edges[i]) & (gg <= edges[i + 1])
+        half = 0.5 * cw[-1] - (cw[i - 1] if i else 0.0)
+        gg, pw = gg[inside], pw[inside]
+    else:
+        half = 0.5 * float(pw.sum())
     o = np.argsort(gg, kind="stable")
-    cw = np.cumsum(p[big][o])
-    shift = float(gg[o[min(int(np.searchsorted(cw, 0.5 * cw[-1])), o.size - 1)]])
+    cw = np.cumsum(pw[o])
+    shift = float(gg[o[min(int(np.searchsorted(cw, half)), o.size - 1)]]) if o.size else 0.0
     if not math.isfinite(shift):
         shift = 0.0
     v = g - shift * p if log else g - shift
