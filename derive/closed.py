@@ -550,12 +550,51 @@ def _logistic(fam, syms):
     d.step(value, "termwise antiderivatives (logs), evaluated between $u=0$ and $u=\\infty$",
            checks=("numeric",))
     d.step(value.xreplace(defs), "write out $c_j$", checks=("identical",))
-    d.closed_form = _by_symmetry(d.result, syms)
+    guarded = _logistic_tie_limits(value, cs, defs, syms)
+    d.closed_form = _by_symmetry(guarded if guarded is not None else d.result, syms)
     d.status = "closed"
-    d.assumptions = "distinct $\\mu_j$ (at ties take the limit; the expression has removable singularities)"
+    if guarded is not None:
+        d.extra["tie_limits"] = True
+    d.assumptions = ("distinct $\\mu_j$ in the steps; the closed form holds the limits at ties"
+                     if guarded is not None else
+                     "distinct $\\mu_j$ (at ties take the limit; the expression has removable singularities)")
     d.reason = ("the substitution $u=e^{-\\varepsilon}$ makes the integral for $p_1$ rational; partial fractions give "
                 "logarithms of $e^{\\mu_j-\\mu_1}$. Removable singularities at ties.")
     return d
+
+
+#: largest n whose logistic closed form carries its tie limits (the limits of n = 4 cost minutes)
+MAX_TIE_LIMIT_N = 3
+
+
+def _logistic_tie_limits(value, cs, defs, syms):
+    """The logistic p_1 with its removable singularities filled in, or None for n > MAX_TIE_LIMIT_N.
+
+    ``value`` (in ``c_j = e^{mu_j - mu_1}``) is 0/0 where some c_j = 1 (a tie with class 1)
+    or c_j = c_k (a tie among the others).  Each tie pattern gets sympy's limit of the
+    general form (one equality at a time; the all-equal pattern from a one-equality limit),
+    as a Piecewise branch ahead of the general form, most specific pattern first.  Checked
+    against the oracle at ties by tests/test_closed_forms.py.
+    """
+    if len(cs) + 1 > MAX_TIE_LIMIT_N:
+        return None
+    t = sp.Symbol("t", positive=True)
+    branches = []
+    if len(cs) == 1:
+        (c2,) = cs
+        branches.append((sp.limit(value, c2, 1), sp.Eq(syms[1], syms[0])))
+    else:
+        c2, c3 = cs
+        at2 = sp.limit(value, c2, 1)
+        at3 = sp.limit(value, c3, 1)
+        at23 = sp.limit(value.subs(c3, c2 + t), t, 0)
+        all_ = sp.limit(at2, c3, 1)
+        branches += [(all_, sp.Eq(syms[1], syms[0]) & sp.Eq(syms[2], syms[0])),
+                     (at2, sp.Eq(syms[1], syms[0])), (at3, sp.Eq(syms[2], syms[0])),
+                     (at23, sp.Eq(syms[1], syms[2]))]
+    if any(b.has(sp.Limit, sp.nan, sp.zoo) for b, _ in branches):
+        return None
+    return sp.Piecewise(*[(b.xreplace(defs), c) for b, c in branches], (value.xreplace(defs), True))
 
 
 # -- n = 2 by the difference density ---------------------------------------

@@ -127,9 +127,14 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
         if where:
             out.append(f"where ${where}$.")
             out.append("")
-    if closed:
+    if closed and getattr(d, "extra", {}).get("tie_limits"):
+        out.append("Closed form for distinct scores (at ties, where it is 0/0, `.closed_form` holds sympy's limits as "
+                   "Piecewise branches, e.g. $p_i=1/n$ when all scores are equal):")
+        out.append("")
+    elif closed:
         out.append("Closed form" + (f" (assuming {d.assumptions})" if d.assumptions else "") + ":")
         out.append("")
+    if closed:
         for sym_k, pr in enumerate(pres["closed"] or [], start=1):
             out.append("$$")
             out.append(f"p_{{{sym_k}}} = {latex(pr.expr)}")

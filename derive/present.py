@@ -450,7 +450,11 @@ def present_derivation(d) -> dict:
     steps = [present(st.rhs, syms, r, definitions=d.definitions, family=fam) for st in d.steps]
     closed = None
     if d.closed_form is not None:
-        closed = [present(e, syms, k, definitions=None) for k, e in enumerate(d.closed_form)]
+        forms = d.closed_form
+        if d.extra.get("tie_limits"):
+            # the displayed form is the one for distinct scores; the tie limits are stated in words
+            forms = [e.args[-1][0] if isinstance(e, sp.Piecewise) else e for e in forms]
+        closed = [present(e, syms, k, definitions=None) for k, e in enumerate(forms)]
     ranks = d.extra.get("rank_forms")
     rank_p = [present(e, syms, k) for k, e in enumerate(ranks)] if ranks else None
     out = {"steps": steps, "closed": closed, "ranks": rank_p}

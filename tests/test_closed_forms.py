@@ -258,3 +258,16 @@ def test_sorted_general_n_matches_the_oracle(family):
         v = mp_value(e)
         with mpmath.workdps(40):
             assert abs(v - ref[k - 1]) < mpmath.mpf(10) ** -29 * max(ref[k - 1], mpmath.mpf(10) ** -30)
+
+
+def test_logistic_closed_form_has_its_limits_at_ties():
+    # the partial-fraction form is 0/0 at ties; the closed form carries the limits (n <= 3)
+    d = derive_closed("logistic", 3)
+    with mpmath.workdps(45):
+        for mu in (["0.5", "0.5", "0"], ["1", "1", "1"], ["0", "2", "2"], ["1", "0", "1"]):
+            got = _eval(d, [Fraction(m) for m in mu])
+            ref = oracle.probs(mu, "logistic", dps=30)
+            for g, r in zip(got, ref):
+                assert abs(mpmath.mpf(str(g)) - r) < mpmath.mpf(10) ** -28 * r, (mu, g, r)
+    d2 = derive_closed("logistic", 2)
+    assert [sp.nsimplify(e.subs(dict(zip(d2.symbols, (1, 1))))) for e in d2.closed_form] == [sp.Rational(1, 2)] * 2

@@ -63,10 +63,17 @@ def test_other_families_match_the_oracle(family, mu):
 
 
 def test_logistic_ties_give_the_limit():
-    # the partial-fraction form is 0/0 at ties; evaluate takes the limit along mu + t v
+    # the closed form carries its tie limits (n <= 3) ...
     for mu in (["0.5", "0.5", "0"], ["1", "1", "1"]):
-        e = _against_oracle("logistic", 3, mu)
+        _against_oracle("logistic", 3, mu)
+    # ... and the bare partial-fraction form, 0/0 at ties, is evaluated as the limit along mu + t v
+    d = derive.derive("logistic", 3)
+    bare = [e.args[-1][0] if isinstance(e, sp.Piecewise) else e for e in d.closed_form]
+    plain = types.SimpleNamespace(closed_form=bare, symbols=d.symbols, extra={}, status=d.status)
+    for mu in (["0.5", "0.5", "0"], ["1", "1", "1"]):
+        e = evaluate_closed_form(plain, mu, dps=30)
         assert e.how == "limit at ties"
+        _close(e.p, oracle.probs(mu, "logistic", dps=30))
 
 
 def test_normal_stable_form_equals_owens_form():
