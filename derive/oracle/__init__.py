@@ -156,7 +156,11 @@ def probs(mu: Sequence[object], family: str | Family = "gumbel", dps: int = 30, 
     digits (in practice ``dps``), or :class:`OracleError` is raised.
 
     Returns a list of mpmath ``mpf`` (``certified=True``: python-flint
-    ``arb`` enclosures).
+    ``arb`` enclosures).  The values carry ``dps + 3`` digits, but an mpf
+    prints at mpmath's global ``mp.dps`` and an arb at ``flint.ctx.prec``
+    (whose decimal rounding of the midpoint also widens the printed
+    radius): show them with ``mp.nstr(p, dps)``, resp.
+    ``b.mid().str(dps, radius=False)`` and ``b.rad()``.
 
     >>> [mp.nstr(p, 15) for p in probs(["0.3", "0.1", 0], "uniform", dps=20)]
     ['0.573833333333333', '0.262833333333333', '0.163333333333333']
