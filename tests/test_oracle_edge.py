@@ -208,7 +208,7 @@ def test_float_and_string_parameters_are_exact():
 
 
 # --------------------------------------------------------------------------
-# Huge spreads (issue 7): scores 1e3 .. 1e300 apart.  The loser of two has
+# Huge spreads: scores 1e3 .. 1e300 apart.  The loser of two has
 # an independent closed form for every family; its p is astronomically
 # small but an mpf, and log p must keep full relative precision.
 # --------------------------------------------------------------------------
@@ -323,8 +323,8 @@ def test_huge_spread_three_light_tails(family, D):
 @pytest.mark.parametrize("family", ["laplace", "exponential", "uniform"])
 @pytest.mark.parametrize("mu", [(0.0, 1e-6, 2.0), (3.5, 3.500001, -2.0), (0.0, 1e-12, 0.75)])
 def test_close_kinks_stay_piece_ends(family, mu):
-    # kinks 1e-6 (and 1e-12) apart used to be merged into one piece; Gauss-Legendre then
-    # missed the kink by 1e-13 and the oracle raised.  Reference: the exact n = 3
+    # kinks 1e-6 (and 1e-12) apart must stay separate piece ends (a kink inside a
+    # piece defeats Gauss-Legendre's error estimate).  Reference: the exact n = 3
     # closed form (derive.derive, sympy rationals of the float scores).
     import sympy as sp
     from fractions import Fraction

@@ -1,6 +1,6 @@
 """The oracle's computation for ``n >= 2`` finite scores.
 
-Max-CDF form (DESIGN.md section 1), standardized and shifted so that the
+Max-CDF form, standardized and shifted so that the
 largest score is 0 (shift invariance, ``p(mu; s) = p(mu/s; 1)``):
 
     d_u = (mu_u - max mu) / s,     F(x) = prod_v Phi(x - d_v),
@@ -20,10 +20,12 @@ and every score (heavy tails keep mass at every scale up to the spread).
 Gumbel beyond the float range is the exact softmax, checked at two
 precisions.
 
-Procedure: float64 reconnaissance (:mod:`._prepass`) -> breakpoints at
-the kinks ``d_v + b``, at the support ends and around each class's mode
-(geometric away from it), end pieces reaching +-inf (mapped to finite
-ones, so no tail is dropped) -> adaptive Gauss-Legendre (rule A, mpmath's
+Procedure: float64 reconnaissance (:mod:`._prepass`: every local maximum
+of every integrand on a grid graded around all scores) -> breakpoints at
+the kinks ``d_v + b``, at the support ends, around each located mode and,
+for families that are not log-concave (heavy tails), around every score
+by construction (geometric away from each centre), end pieces reaching
++-inf (mapped to finite ones, so no tail is dropped) -> adaptive Gauss-Legendre (rule A, mpmath's
 degree-doubling estimate, relative to each class's own p) -> rule B
 (tanh-sinh on small problems, otherwise Gauss-Legendre of twice the degree
 on the same pieces) at 32 more bits with the scores re-rounded at that
@@ -144,7 +146,7 @@ def _evaluator(kern, D, mult, targets, cut):
 
 def _gumbel_softmax(uniq, mult, mu_fracs, index, scale, spread, dps, label, t0):
     """Gumbel noise: ``p_u = e^{d_u} / sum_v m_v e^{d_v}`` exactly (the softmax,
-    DESIGN.md section 2), used when the spread is beyond the float scan.
+    the Gumbel derivation), used when the spread is beyond the float scan.
 
     ``d_u`` needs ``log10(spread)`` extra digits to be known to ``dps``
     absolute digits, so that ``e^{d_u}`` has ``dps`` relative ones.  Checked
@@ -274,10 +276,10 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
                         hard.add(x)
             inner = sorted(hard | {x for x in soft if lo < x < hi})
             clean = [lo]
-            # merge only points that coincide at the working precision (a kink must
-            # stay a piece end however close to the next one: kinks 1e-6 apart used
-            # to be merged by a ~1e-5 threshold, and Gauss-Legendre then mis-estimated
-            # its error on the piece with the kink inside by 1e-13)
+            # merge only points that coincide at the working precision: a kink must
+            # stay a piece end however close to the next one (with a kink inside a
+            # piece, Gauss-Legendre converges slowly and its degree-doubling estimate
+            # can be off by orders of magnitude)
             for x in inner + [hi]:
                 if mp.isinf(clean[-1]) or x - clean[-1] > mp.mpf(2) ** (-(prec_bits - 24)) * (1 + abs(x)):
                     clean.append(x)
