@@ -245,7 +245,10 @@ def _mp_vjp(mu, g, fam, log, dps=20):
     n = len(mu)
     with mp.workdps(dps):
         m = [mp.mpf(float(v)) for v in mu]
-        pts = [-mp.inf] + sorted(set(m)) + [mp.inf]
+        # gumbel_min's density exp(t - e^t) is below e^-397 past t = 6, and mpmath's
+        # tanh-sinh rule on [max, inf) does not terminate on that double exponential
+        hi = max(m) + 6 if fam == "gumbel_min" else mp.inf
+        pts = [-mp.inf] + sorted(set(m)) + [hi]
 
         def integral(a, b):
             def f(x):
