@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special, stats
 
 __all__ = ["NumericFamily", "family_from_logcdf", "FAMILY_NAMES", "get_family"]
@@ -70,7 +71,7 @@ class NumericFamily:
     def is_analytic(self) -> bool:
         return not self.breakpoints and self.support == (-math.inf, math.inf)
 
-    def loghazard(self, x):
+    def loghazard(self, x: ArrayLike) -> np.ndarray:
         """``log h(x) = log(phi(x)/Phi(x))``, the log of ``d log Phi / dx``.
 
         Built-in families use a dedicated cancellation-free kernel; user
@@ -85,7 +86,7 @@ class NumericFamily:
             out = lp - np.asarray(self.logcdf(x), dtype=np.float64)
         return np.where(lp == -np.inf, -np.inf, out)
 
-    def logsf(self, x):
+    def logsf(self, x: ArrayLike) -> np.ndarray:
         """``log(1 - Phi(x))``: ``log Phi(-x)`` for the symmetric registry families (exact
         however deep the right tail: ``-expm1(log Phi)`` underflows once the tail is below
         1e-308, e.g. student_t nu = 1000 at 1e8), else accurate in the right tail when
@@ -387,7 +388,7 @@ def _check_positive(name: str, value) -> float:
     return v
 
 
-def get_family(family="gumbel", **params) -> NumericFamily:
+def get_family(family: str | NumericFamily = "gumbel", **params: float) -> NumericFamily:
     """Resolve a registry name (or a :class:`NumericFamily`) and bind parameters.
 
     ``scale > 0`` for every family, ``nu > 0`` for ``student_t`` (default 1).
@@ -438,8 +439,10 @@ def get_family(family="gumbel", **params) -> NumericFamily:
                          loghazard_fn=_HAZARD.get(key))
 
 
-def family_from_logcdf(logcdf, logpdf, support=(-math.inf, math.inf), *, breakpoints=(), name="custom",
-                       ppf=None, scale=1.0, validate=True) -> NumericFamily:
+def family_from_logcdf(logcdf: Callable[[np.ndarray], np.ndarray], logpdf: Callable[[np.ndarray], np.ndarray],
+                       support: tuple[float, float] = (-math.inf, math.inf), *, breakpoints: tuple | list = (),
+                       name: str = "custom", ppf: Callable[[np.ndarray], np.ndarray] | None = None,
+                       scale: float = 1.0, validate: bool = True) -> NumericFamily:
     """A user noise family from numeric callables (standard form).
 
     ``logcdf(x)`` and ``logpdf(x)`` must accept float64 arrays; ``support``
