@@ -85,8 +85,11 @@ def _quad(nu, d, dps):
 
         f = lambda x: pdf(x + d) * cdf(x)  # noqa: E731
         pts = {mp.mpf(k) for k in range(-8, 9)} | {-d + k for k in range(-8, 9)} | {-d / 2}
+        # geometric points out to where the outer tail (~ |x|^-nu relative) is below
+        # 10^-(dps + 10): the end pieces to +-inf then only hold a negligible rest
+        reach = (d + 10) * mp.mpf(10) ** max(6, (dps + 10) / nu)
         k = 4
-        while 2 ** k < 1e6 * (d + 10):
+        while 2 ** k < reach:
             pts |= {mp.mpf(2) ** k, -d - 2 ** k}
             if 2 ** k < d / 2:
                 pts |= {-mp.mpf(2) ** k, -d + 2 ** k}
