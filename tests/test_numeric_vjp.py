@@ -90,7 +90,8 @@ def _check_vjp(family, J, p):
         assert abs(math.fsum(got)) <= 1e-15 * np.abs(got).sum() * 10
 
 
-@pytest.mark.parametrize("family", ["normal", "logistic", "laplace", "exponential", "cauchy"])
+@pytest.mark.parametrize("family", ["normal", pytest.param("logistic", marks=pytest.mark.slow), "laplace",
+                                    pytest.param("exponential", marks=pytest.mark.slow), "cauchy"])
 def test_vjp_against_derivative_integrals(family):
     with mp.workdps(20):
         mmu = [mp.mpf(m) for m in CASES[family]]

@@ -254,15 +254,14 @@ def _check_pair(family, D, dps=20, **params):
 
 
 _PAIR_FAST = [
-    ("normal", 1e3), ("normal", 1e10),
-    ("cauchy", 1e3), ("cauchy", 1e10),
-    ("logistic", 1e3), ("logistic", 1e10),
+    ("normal", 1e3), ("cauchy", 1e3), ("logistic", 1e3),
     ("gumbel", 1e3), ("gumbel", 1e10), ("gumbel", 1e100), ("gumbel", 1e300),
     ("gumbel_min", 1e3), ("gumbel_min", 1e10),
     ("laplace", 1e3), ("laplace", 1e10),
     ("exponential", 1e3), ("exponential", 1e10), ("exponential", 1e100), ("exponential", 1e300),
 ]
 _PAIR_SLOW = [
+    ("normal", 1e10), ("cauchy", 1e10), ("logistic", 1e10),
     ("normal", 1e100), ("cauchy", 1e100), ("logistic", 1e100), ("laplace", 1e100),
     ("normal", 1e300), ("cauchy", 1e300), ("logistic", 1e300), ("laplace", 1e300),
     ("gumbel_min", 1e100), ("gumbel_min", 1e300),
@@ -321,7 +320,8 @@ def test_huge_spread_three_light_tails(family, D):
 
 
 @pytest.mark.parametrize("family", ["laplace", "exponential", "uniform"])
-@pytest.mark.parametrize("mu", [(0.0, 1e-6, 2.0), (3.5, 3.500001, -2.0), (0.0, 1e-12, 0.75)])
+@pytest.mark.parametrize("mu", [(0.0, 1e-6, 2.0), pytest.param((3.5, 3.500001, -2.0), marks=pytest.mark.slow),
+                                pytest.param((0.0, 1e-12, 0.75), marks=pytest.mark.slow)])
 def test_close_kinks_stay_piece_ends(family, mu):
     # kinks 1e-6 (and 1e-12) apart must stay separate piece ends (a kink inside a
     # piece defeats Gauss-Legendre's error estimate).  Reference: the exact n = 3
