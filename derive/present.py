@@ -33,6 +33,7 @@ used (the derived form is printed instead).
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 
@@ -76,7 +77,9 @@ def delta(i: int, j: int) -> sp.Symbol:
 # ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def _ops_len(e) -> int:
+    """Characters of LaTeX (sympy's printer is slow: the same subexpressions are measured often)."""
     from .latex import latex
 
     return len(latex(e))
@@ -286,6 +289,20 @@ def _equal_numeric(a, b, syms, k=3, seed=5, extra=()):
         return False
     tol = mpmath.mpf(10) ** -CHECK_DIGITS
     nonzero = 0
+    used = [s for s in syms if a.has(s) or b.has(s)] + extra
+    fa, fb = _mp_function(a, used), _mp_function(b, used)
+    if fa is not None and fb is not None:
+        with mpmath.workdps(WORK_DPS):
+            for env in _points(used[:len(used) - len(extra)], extra, 15 * k, seed):
+                args = [mpmath.mpf(env[v].p) / env[v].q for v in used]
+                try:
+                    va, vb = mpmath.mpmathify(fa(*args)), mpmath.mpmathify(fb(*args))
+                except (TypeError, ValueError, ZeroDivisionError):
+                    return False
+                if not (mpmath.isfinite(va) and mpmath.isfinite(vb)) or abs(va - vb) > tol * max(abs(va), abs(vb), 1):
+                    return False
+                nonzero += va != 0
+        return nonzero >= k
     with mpmath.workdps(WORK_DPS):
         # bounded supports make both sides 0 at many random points: 15 k points are compared
         # and at least k of them must have a nonzero derived side
@@ -300,15 +317,25 @@ def _equal_numeric(a, b, syms, k=3, seed=5, extra=()):
     return nonzero >= k
 
 
-def _verify(derived, shown, defs, syms, extra_defs=None):
+def _mp_function(e, args):
+    """``e`` compiled to an mpmath function of ``args`` (None when it cannot be: integrals, unknown functions)."""
+    from .special import owens_t_mp, owens_tc_mp
+
+    if e.has(sp.Integral) or e.atoms(sp.core.function.AppliedUndef):
+        return None
+    try:
+        return sp.lambdify(args, e, modules=[{"OwenT": owens_t_mp, "OwenTc": owens_tc_mp}, "mpmath"])
+    except (TypeError, ValueError, NameError, SyntaxError):
+        return None
+
+
+def _verify(derived, shown, defs, syms, k=3):
     """Name of the check proving ``shown`` (with ``defs``) equal to ``derived``, or None."""
     back = _unfold(shown, defs)
-    if extra_defs:
-        back = _apply_function_defs(back, extra_defs)
     if back == derived:
         return "identical"
-    if _equal_numeric(derived, back, syms):
-        return "numeric-30-digits@3-points"
+    if _equal_numeric(derived, back, syms, k=k):
+        return f"numeric-30-digits@{k}-points"
     return None
 
 
@@ -328,7 +355,7 @@ def _raw_integral(f, limits):
     return sp.Expr.__new__(sp.Integral, f, sp.Tuple(*limits))
 
 
-def _eqpi_display(e, fam, syms, r):
+def _eqpi_display(e, fam, syms, r, k=3):
     """``Integral phi(v + s) prod_j Phi(v + s_j)`` equal to the Integral ``e``, or None."""
     if fam is None or not isinstance(e, sp.Integral) or len(e.limits) != 1 or len(e.limits[0]) != 3:
         return None
@@ -346,7 +373,7 @@ def _eqpi_display(e, fam, syms, r):
     defs = {delta(r + 1, k + 1): mi - syms[k] for k in others}
     for c in cands:
         back = _apply_function_defs(_unfold(c, defs), fdefs)
-        if _equal_numeric(e.function, back, syms, k=3, extra=(var,)):
+        if _equal_numeric(e.function, back, syms, k=k, extra=(var,)):
             shown = _raw_integral(c, (var, lo, hi))
             used = {d: v for d, v in defs.items() if c.has(d)}
             return shown, used
@@ -366,7 +393,7 @@ def _family_where(fam):
 # ---------------------------------------------------------------------------
 
 
-def present(expr, syms, r=0, *, definitions=None, family=None) -> Presented:
+def present(expr, syms, r=0, *, definitions=None, family=None, k=3) -> Presented:
     """Compact display form of ``expr`` (an expression of the scores ``syms`` for class ``r``).
 
     ``definitions`` (symbol -> expression, e.g. ``c_j``) are put back where they appear;
@@ -377,10 +404,10 @@ def present(expr, syms, r=0, *, definitions=None, family=None) -> Presented:
     if not syms or not all(isinstance(s, sp.Symbol) for s in syms):
         return Presented(expr, {}, "identical")
     if isinstance(expr, sp.Integral):
-        got = _eqpi_display(expr, family, syms, r)
+        got = _eqpi_display(expr, family, syms, r, k)
         if got is not None:
             shown, defs = got
-            return Presented(shown, defs, "numeric-integrand-30-digits@3-points", _family_where(family))
+            return Presented(shown, defs, f"numeric-integrand-30-digits@{k}-points", _family_where(family))
         return Presented(expr, {}, "identical")
     if expr.has(sp.Integral):
         return Presented(expr, {}, "identical")
@@ -418,7 +445,7 @@ def present(expr, syms, r=0, *, definitions=None, family=None) -> Presented:
         if d.name.startswith("Delta_") and len(d.name) == 8:
             i, j = int(d.name[6]), int(d.name[7])
             full_defs[d] = syms[i - 1] - syms[j - 1]
-    check = _verify(expr, shown, full_defs, syms)
+    check = _verify(expr, shown, full_defs, syms, k)
     if check is None:
         return Presented(expr, {}, "identical")
     return Presented(shown, full_defs, check)
@@ -447,16 +474,18 @@ def present_derivation(d) -> dict:
         return out
     r = _class_index(d.steps[0].expr.lhs, len(syms))
     fam = d.family if d.family is not None and not getattr(d.family, "custom", False) else d.family
-    steps = [present(st.rhs, syms, r, definitions=d.definitions, family=fam) for st in d.steps]
+    # as many random points as the derivation's own numeric checks (fewer at the notes' "light" level)
+    k = max(2, min(3, d.points))
+    steps = [present(st.rhs, syms, r, definitions=d.definitions, family=fam, k=k) for st in d.steps]
     closed = None
     if d.closed_form is not None:
         forms = d.closed_form
         if d.extra.get("tie_limits"):
             # the displayed form is the one for distinct scores; the tie limits are stated in words
             forms = [e.args[-1][0] if isinstance(e, sp.Piecewise) else e for e in forms]
-        closed = [present(e, syms, k, definitions=None) for k, e in enumerate(forms)]
+        closed = [present(e, syms, q, k=k) for q, e in enumerate(forms)]
     ranks = d.extra.get("rank_forms")
-    rank_p = [present(e, syms, k) for k, e in enumerate(ranks)] if ranks else None
+    rank_p = [present(e, syms, q, k=k) for q, e in enumerate(ranks)] if ranks else None
     out = {"steps": steps, "closed": closed, "ranks": rank_p}
     d.extra["_presented"] = out
     return out
