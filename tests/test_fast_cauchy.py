@@ -167,6 +167,7 @@ def test_clustered_log_probs_match_mpmath(spread, counts):
     assert abs(np.exp(lp).sum() - 1.0) < 1e-14
 
 
+@pytest.mark.slow
 def test_node_log_g_matches_mpmath_at_the_nodes():
     # g(m) = int h(x - m) F(x) dx at a few node positions, 20 distinct scores over 40
     z = np.random.default_rng(5).uniform(-20.0, 20.0, 20)

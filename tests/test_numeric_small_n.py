@@ -51,7 +51,7 @@ def _vectors(rng, n, spreads):
     return out
 
 
-@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f == "cauchy" else f
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in ("cauchy", "normal") else f
                                     for f in AUTO_FAMILIES])
 def test_auto_matches_oracle_across_magnitudes(family):
     # random vectors over spreads 1e-3 .. 60 (and a shift): the auto route

@@ -21,7 +21,8 @@ def test_laplace_n2_delta_form():
     assert sp.simplify(pr.expr - (1 - (2 + D) * sp.exp(-D) / 4)) == 0
 
 
-@pytest.mark.parametrize("family,n,params", [("normal", 3, {}), ("laplace", 2, {}), ("student_t", 2, {"nu": 3}),
+@pytest.mark.parametrize("family,n,params", [pytest.param("normal", 3, {}, marks=pytest.mark.slow), ("laplace", 2, {}),
+                                             pytest.param("student_t", 2, {"nu": 3}, marks=pytest.mark.slow),
                                              ("gumbel_min", 3, {}), ("exponential", 3, {})])
 def test_budget_and_equality(family, n, params):
     d = derive.derive(family, n, **params)
