@@ -37,7 +37,7 @@ def parse_table(out):
 # help
 # ---------------------------------------------------------------------------
 
-SUBCOMMANDS = ("derive", "notes", "oracle", "probs", "bench")
+SUBCOMMANDS = ("derive", "notes", "oracle", "probs", "bench", "atlas")
 
 
 def test_top_level_help_lists_subcommands_and_examples(capsys):
