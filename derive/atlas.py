@@ -402,8 +402,9 @@ def render_markdown(data) -> str:
         if ver:
             ok = all(v.get("passed") for v in ver)
             worst = max((v.get("max_rel_error", 1.0) for v in ver if "max_rel_error" in v), default=None)
-            vtxt = ("yes" if ok else "**no**") + (f" ({worst:.1e}, {sum(v.get('vectors', 0) for v in ver)} vectors)"
-                                                 if worst is not None else "")
+            word = "**no**" if any(_failed(v) for v in ver) else ("yes" if ok else "incomplete (oracle/evaluation error)")
+            vtxt = word + (f" ({worst:.1e}, {sum(v.get('vectors', 0) for v in ver if 'max_rel_error' in v)} vectors)"
+                           if worst is not None else "")
         else:
             vtxt = "—"
         lines.append(f"| {_page(rec)} | " + " | ".join(_status_cell(cells[str(n)]) for n in ns) +
