@@ -1053,6 +1053,12 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
 
     the entry's own sum of |terms| (``T2_+ + T2_- = sum_j |g'_j| int h_k h_j F``).
     """
+    if log and fam.name == "gumbel_min":
+        # gumbel_min p_j fall doubly exponentially, so 1/p_j spans e^7000 over a row of
+        # spread ~6 and the thorough property found rows (dense and sparse c) whose T2
+        # integrals this engine gets wrong without its checks noticing: declined (the
+        # caller's quadrature answers) until that is resolved
+        raise NotImplementedError("log_probs VJP of gumbel_min: not certified on the O(n) engine")
     lp, rS, geo, M, LF, z = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
     p = np.exp(lp)
     # the shift: a p-weighted median of g (of c / p for log p)

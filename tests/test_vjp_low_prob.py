@@ -93,8 +93,11 @@ def test_k_smallest_random_cotangents(name, log):
     sup = {int(o[i]): float(rng.normal()) for i in range(k)}
     ref, terms, _ = reference_vjp(z, sup, name, log=log)
     fn = fast_log_probs_vjp if log else fast_probs_vjp
-    got = fn(z[None], _dense(sup, n)[None], get_family(name))[0]
-    _check(got, ref, terms)
+    got, ok = fn(z[None], _dense(sup, n)[None], get_family(name), rows=True)
+    if not ok[0]:
+        # declined by the O(n) engine (gumbel_min log VJP): the public call answers
+        got = (numeric.log_probs_vjp if log else numeric.probs_vjp)(z, _dense(sup, n), name)[None]
+    _check(got[0], ref, terms)
 
 
 def test_log_vjp_beyond_the_float_range():
