@@ -293,8 +293,9 @@ def _end_value(e, x, point, side: str, end: str, target: int):
     returns nan where the expression is undefined at a finite end
     (``exp(-x**-2)`` at 0).  Each candidate (``limit`` of ``e``, of ``e``
     rewritten with erfc) is accepted only when ``e`` evaluated at 60 digits
-    on points approaching the end agrees with it (last point within 1e-6
-    and the distance not growing); when no candidate agrees, the numeric
+    on points approaching the end agrees with it (last point within 1e-6, or
+    the distance to it shrinking strictly at every point and at least halved,
+    for slowly converging forms such as ``t**(1/100)`` at 0); when no candidate agrees, the numeric
     values decide: the CDF is accepted if they reach ``target`` within
     1e-20 (and approach it monotonically), which for an expression of
     elementary and special functions evaluated at ``10^48`` is a limit to
@@ -313,7 +314,11 @@ def _end_value(e, x, point, side: str, end: str, target: int):
         if abs(c.imag) > 1e-25:
             continue
         if good and abs(good[-1] - mpmath.mpf(c.real)) > 1e-6:
-            continue  # sympy's limit contradicts the values near the end: not trusted
+            # far from sympy's value at 10^-48 from the end: trusted only when the
+            # values approach it strictly (t^(1/100) at 0 is still 0.33 there)
+            dc = [abs(v - mpmath.mpf(c.real)) for v in good]
+            if not (len(dc) >= 3 and all(a > b for a, b in zip(dc, dc[1:])) and dc[-1] < dc[0] / 2):
+                continue  # sympy's limit contradicts the values near the end: not trusted
         if abs(c.real - target) > 1e-25:
             raise ValueError(f"not a CDF: expr must tend to {target} at {where}, but the limit is {cand}")
         return
