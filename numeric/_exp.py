@@ -1,16 +1,15 @@
 """``exp`` of terms of a normalised sum, without the slow path of tiny results.
 
-numpy's vectorised ``exp`` is slow for arguments whose result is subnormal or
-underflows (measured on this machine: 16384 arguments near -740 take 460 us
-against 9 us near -10; below -745, where the result is 0, still 80 us).  The
-log integrands of the fast path are shifted by their maximum, and their
-far tails (or whole rows of a block below their own window) sit there.
-For terms of a sum whose largest term is ``O(1)`` the argument can be
-floored at -700: what that adds is below ``1e-304`` of the sum.
+numpy's vectorised ``exp`` takes a slow path for arguments whose result is
+subnormal or underflows (tens of times slower per element than for ordinary
+arguments on common x86 CPUs; notes/benchmarks.md).  The log integrands of the
+fast path are shifted by their maximum, and their far tails (or whole rows of
+a block below their own window) sit there.  For terms of a sum whose largest
+term is ``O(1)`` the argument can be floored at -700: what that adds is below
+``1e-304`` of the sum.
 
-(The probabilities themselves keep ``np.exp``: a subnormal ``p`` is a correct
-value, and on this CPU producing subnormals is slow by any route -- scaling
-``exp(x + 64 log 2) * 2^-64`` or masking measured no faster.)
+The probabilities themselves keep ``np.exp``: a subnormal ``p`` is a correct
+value, and it has to be produced whatever route computes it.
 
 >>> import numpy as np
 >>> exp_terms(np.array([0.0, -2000.0])).tolist() == [1.0, float(np.exp(-700.0))]
