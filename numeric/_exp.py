@@ -2,7 +2,7 @@
 
 numpy's vectorised ``exp`` takes a slow path for arguments whose result is
 subnormal or underflows (tens of times slower per element than for ordinary
-arguments on common x86 CPUs; notes/benchmarks.md).  The log integrands of the
+arguments on common x86 CPUs).  The log integrands of the
 fast path are shifted by their maximum, and their far tails (or whole rows of
 a block below their own window) sit there.  For terms of a sum whose largest
 term is ``O(1)`` the argument can be floored at -700: what that adds is below
