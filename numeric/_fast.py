@@ -340,7 +340,8 @@ def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1):
     # zero-padded table slice for s = s_lo .. kR (rows beyond s_hi are zero),
     # one contiguous row per order r
     Tsl = np.zeros((R + 1, kR - s_lo + 1))
-    Tsl[:, :s_top - s_lo + 1] = T[s_lo - s0: s_top - s0 + 1, :R + 1].T
+    if s_top >= s_lo:        # else the whole slice lies beyond the cut: all zero
+        Tsl[:, :s_top - s_lo + 1] = T[s_lo - s0: s_top - s0 + 1, :R + 1].T
     # Mr[r, j] = M[r, b] (-H)^r with j = P - 1 - b (exact: H a power of two), so that
     # row k' = k - kL of the sum is sum_j Tsl[r, k' + j] Mr[r, j]
     Mr = M[:, ::-1] * ((-H) ** np.arange(R + 1))[:, None]
