@@ -152,7 +152,9 @@ def test_onehot_vjp_vs_mpmath_wide(fam):
     v, ok = rows_onehot_log_vjp(x, y, get_family(fam))
     for r in np.flatnonzero(ok):
         ref = _mp_onehot(x[r], y[r], fam)
-        assert np.all(np.abs(v[r] - ref) <= 1e-12 * np.abs(ref))
+        # the README's VJP bound (1e-10 of each entry; one-hot entries share a sign):
+        # this 30-digit quadrature reference itself is only ~2e-11 converged here
+        assert np.all(np.abs(v[r] - ref) <= 1e-10 * np.abs(ref))
 
 
 def test_tied_blocks_vs_mpmath():
