@@ -2,7 +2,7 @@
 
 A :class:`Family` holds the CDF ``Phi`` and density ``phi`` of one iid noise
 distribution as sympy expressions, its support and its parameters.  The
-registry (:data:`FAMILY_NAMES`) follows DESIGN.md section 2; every family
+registry (:data:`FAMILY_NAMES`) is the table of families in the README; every family
 takes ``scale > 0`` and ``student_t`` also takes ``nu > 0``::
 
     >>> from derive import family
@@ -24,7 +24,7 @@ from typing import Callable
 
 import sympy as sp
 
-# Names accepted by :func:`family`, in the order of DESIGN.md section 2: one
+# Names accepted by :func:`family`, in the registry's order: one
 # list for both sides (numeric.families holds it; derive may import numeric).
 from numeric.families import FAMILY_NAMES, NumericFamily
 

@@ -1,7 +1,7 @@
 """Large-n fast path: all n log-probabilities in O(n + grid) work.
 
 Standardized scores ``z`` (one row), noise CDF ``Phi``, ``f = log Phi``,
-hazard ``h = f'``.  The max-CDF form (DESIGN.md section 1) reads
+hazard ``h = f'``.  The max-CDF form (p_i = ∫ h(x - mu_i) F(x) dx) reads
 
     p_i = g(z_i),      g(m) = int h(x - m) F(x) dx,      log F(x) = sum_j f(x - z_j).
 

@@ -1,7 +1,7 @@
 """The ``perturbmax`` command line: every subcommand, JSON output, bad input.
 
 Expected values are computed independently here (numpy softmax, the n = 2
-closed forms of DESIGN.md, mpmath), never copied from the program's output.
+closed forms derived in derive/, mpmath), never copied from the program's output.
 """
 
 from __future__ import annotations
