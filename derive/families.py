@@ -2,7 +2,7 @@
 
 A :class:`Family` holds the CDF ``Phi`` and density ``phi`` of one iid noise
 distribution as sympy expressions, its support and its parameters.  The
-registry (:data:`FAMILY_NAMES`) is the table of families in the README; every family
+registry (:data:`FAMILY_NAMES`) holds the nine families listed below; every family
 takes ``scale > 0`` and ``student_t`` also takes ``nu > 0``::
 
     >>> from derive import family
