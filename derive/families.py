@@ -2,7 +2,8 @@
 
 A :class:`Family` holds the CDF ``Phi`` and density ``phi`` of one iid noise
 distribution as sympy expressions, its support and its parameters.  The
-registry (:data:`FAMILY_NAMES`) holds the nine families listed below; every family
+registry (:data:`FAMILY_NAMES`: gumbel, gumbel_min, normal, logistic, laplace,
+exponential, uniform, cauchy, student_t) is defined here; every family
 takes ``scale > 0`` and ``student_t`` also takes ``nu > 0``::
 
     >>> from derive import family
