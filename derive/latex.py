@@ -76,6 +76,11 @@ def derivation_latex(d) -> str:
     return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
 
+def _display(out: list, lhs: str, expr) -> None:
+    """Append one Markdown display equation ``$$ lhs = expr $$`` and a blank line."""
+    out += ["$$", f"{lhs} = {latex(expr)}", "$$", ""]
+
+
 def derivation_markdown(d, *, heading: str | None = None) -> str:
     """GitHub Markdown for a Derivation: numbered reasons, one ``$$`` block per step."""
     out = []
@@ -88,10 +93,7 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
         check = "the starting definition" if st.check == "given" else f"verified by `{st.check}`"
         out.append(f"**({k})** {st.reason} ({check})")
         out.append("")
-        out.append("$$")
-        out.append(f"{lhs} = {latex(pr.expr)}")
-        out.append("$$")
-        out.append("")
+        _display(out, lhs, pr.expr)
         where = _where(pr)
         if where:
             out.append(f"where ${where}$ (display form checked: `{pr.check}`).")
@@ -106,10 +108,7 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
                    "`.closed_form` holds the Piecewise over all orderings):")
         out.append("")
         for k, expr in enumerate(ranks, start=1):
-            out.append("$$")
-            out.append(f"p_{{{k}}} = {latex(expr)}")
-            out.append("$$")
-            out.append("")
+            _display(out, f"p_{{{k}}}", expr)
         closed = None
     stable = getattr(d, "extra", {}).get("stable_forms")
     if closed and stable:
@@ -119,10 +118,7 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
         out.append("Without cancellation (used by `Derivation.evaluate`; $\\bar T(h,a)=T(h,\\infty)-T(h,a)>0$, "
                    f"display checked: `{pr.check}`):")
         out.append("")
-        out.append("$$")
-        out.append(f"p_{{1}} = {latex(pr.expr)}")
-        out.append("$$")
-        out.append("")
+        _display(out, f"p_{{1}}", pr.expr)
         where = _where(pr)
         if where:
             out.append(f"where ${where}$.")
@@ -136,10 +132,7 @@ def derivation_markdown(d, *, heading: str | None = None) -> str:
         out.append("")
     if closed:
         for sym_k, pr in enumerate(pres["closed"] or [], start=1):
-            out.append("$$")
-            out.append(f"p_{{{sym_k}}} = {latex(pr.expr)}")
-            out.append("$$")
-            out.append("")
+            _display(out, f"p_{{{sym_k}}}", pr.expr)
             where = _where(pr)
             if where:
                 out.append(f"where ${where}$.")
