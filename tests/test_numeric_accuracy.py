@@ -68,7 +68,13 @@ def test_oracle_helper_on_quadrature():
 # ---------------------------------------------------------------------------
 # n = 2 closed forms from the literature (difference of two iid noises)
 # ---------------------------------------------------------------------------
-mp.mp.dps = 30
+@pytest.fixture(scope="module", autouse=True)
+def _thirty_digits():
+    """The references of this module are evaluated at 30 digits."""
+    with mp.workdps(30):
+        yield
+
+
 PAIR_REFERENCE = {
     "normal": lambda d: mp.ncdf(d / mp.sqrt(2)),
     "cauchy": lambda d: mp.mpf(1) / 2 + mp.atan(d / 2) / mp.pi if d > -1e10 else mp.atan(-2 / d) / mp.pi,

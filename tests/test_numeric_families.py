@@ -9,7 +9,13 @@ import pytest
 import numeric
 from numeric.families import family_from_logcdf, get_family
 
-mp.mp.dps = 40
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forty_digits():
+    """The mpmath references of this module are evaluated at 40 digits."""
+    with mp.workdps(40):
+        yield
 
 
 def _mp_cdf_pdf(name, nu=None):
