@@ -264,17 +264,15 @@ def _small_row_shortcut(mu, family, axis, method, params, log):
     return lp if log else np.exp(lp)
 
 
-def _softmax_shortcut(mu, family, axis, method, params):
-    """Gumbel noise, plain float64 input: ``softmax(mu / scale)`` directly.
+def _gumbel_shifted(mu, family, axis, method, params):
+    """Gumbel noise, plain float64 input: ``(mu - max) / scale`` along ``axis`` (a new array).
 
-    Same passes as ``scipy.special.softmax`` (max, exp(x - max), sum,
-    divide), so the common case costs what softmax costs.  Returns None
-    -- the general path then validates and handles the row -- unless the
-    input is a float64 ndarray with a valid int axis, a non-empty axis,
-    only a plain positive float/int ``scale`` and every row maximum finite
-    (no NaN, no +inf, no all -inf row).  -inf entries need no special care:
-    exp(-inf - max) = 0 exactly.  A gap beyond the float range overflows to
-    -inf, i.e. p = 0, as in the general path.
+    Returns None -- the general path then validates and handles the row --
+    unless the input is a float64 ndarray with a valid int axis, a non-empty
+    axis, only a plain positive float/int ``scale`` and every row maximum
+    finite (no NaN, no +inf, no all -inf row).  -inf entries need no special
+    care: exp(-inf - max) = 0 exactly.  A gap beyond the float range
+    overflows to -inf, i.e. p = 0, as in the general path.
     """
     if (family != "gumbel" or method not in ("auto", "closed") or type(mu) is not np.ndarray
             or mu.dtype != np.float64 or mu.ndim == 0 or type(axis) is not int
@@ -284,16 +282,47 @@ def _softmax_shortcut(mu, family, axis, method, params):
     scale = params.get("scale", 1.0)
     if type(scale) not in (int, float) or not 0.0 < scale < math.inf:
         return None
-    top = np.max(mu, axis=axis, keepdims=True)
-    finite = math.isfinite(top.item(0)) if top.size == 1 else np.isfinite(top).all()
-    if not finite:
-        return None
+    if mu.shape[axis] == mu.size:     # one vector: scalar reductions (less overhead)
+        top = mu.max()
+        if not math.isfinite(top):
+            return None
+    else:
+        top = np.max(mu, axis=axis, keepdims=True)
+        if not np.isfinite(top).all():
+            return None
     with np.errstate(over="ignore"):
         z = np.subtract(mu, top)
         if scale != 1:
             z /= scale
+    return z
+
+
+def _row_sum(z, axis):
+    """``z.sum(axis, keepdims=True)``; a plain scalar sum when ``z`` is one vector."""
+    return z.sum() if z.shape[axis] == z.size else np.sum(z, axis=axis, keepdims=True)
+
+
+def _softmax_shortcut(mu, family, axis, method, params):
+    """``softmax(mu / scale)`` for plain input (see :func:`_gumbel_shifted`), or None.
+
+    Same passes as ``scipy.special.softmax`` (max, exp(x - max), sum,
+    divide), so the common case costs what softmax costs."""
+    z = _gumbel_shifted(mu, family, axis, method, params)
+    if z is None:
+        return None
     np.exp(z, out=z)
-    z /= np.sum(z, axis=axis, keepdims=True)
+    z /= _row_sum(z, axis)
+    return z
+
+
+def _log_softmax_shortcut(mu, family, axis, method, params):
+    """``log_softmax(mu / scale) = z - log sum exp(z)``, ``z = (mu - max) / scale``, for
+    plain input (see :func:`_gumbel_shifted`), or None.  The sum is at least 1 (the
+    maximum's term), so its log is exact to an ulp and no entry loses accuracy."""
+    z = _gumbel_shifted(mu, family, axis, method, params)
+    if z is None:
+        return None
+    z -= np.log(_row_sum(np.exp(z), axis))
     return z
 
 
@@ -495,7 +524,9 @@ def log_probs(mu: ArrayLike, family: FamilyLike = "gumbel", *, axis: int | None 
     >>> float(log_probs([0.0, -60.0], "normal")[1].round(6))
     -904.667264
     """
-    quick = _small_row_shortcut(mu, family, axis, method, params, True)
+    quick = _log_softmax_shortcut(mu, family, axis, method, params)
+    if quick is None:
+        quick = _small_row_shortcut(mu, family, axis, method, params, True)
     if quick is not None:
         return quick
     lp, prep = _log_probs_public(mu, family, axis, method, params)
@@ -661,9 +692,13 @@ def probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gumbel"
     p = _softmax_shortcut(mu, family, axis, method, params)
     if (p is not None and type(cotangent) is np.ndarray and cotangent.dtype == np.float64
             and cotangent.shape == p.shape and np.isfinite(cotangent).all()):
-        out = p * (cotangent - np.sum(p * cotangent, axis=axis, keepdims=True))
+        out = np.multiply(p, cotangent)
+        np.subtract(cotangent, _row_sum(out, axis), out=out)
+        out *= p
         scale = params.get("scale", 1.0)
-        return out / scale if scale != 1 else out
+        if scale != 1:
+            out /= scale
+        return out
     return _vjp_public(mu, cotangent, family, axis, method, params, log=False)
 
 
@@ -684,4 +719,15 @@ def log_probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gum
     >>> log_probs_vjp([0.0, 0.0], [1.0, 0.0]).tolist()
     [0.5, -0.5]
     """
+    # Gumbel: d log p_i / d mu_k = (delta_ik - p_k) / scale, so
+    # J^T c = (c - p * sum(c)) / scale -- one softmax and two passes
+    if type(cotangent) is np.ndarray and cotangent.dtype == np.float64:
+        p = _softmax_shortcut(mu, family, axis, method, params)
+        if p is not None and cotangent.shape == p.shape and np.isfinite(cotangent).all():
+            p *= -_row_sum(cotangent, axis)
+            p += cotangent
+            scale = params.get("scale", 1.0)
+            if scale != 1:
+                p /= scale
+            return p
     return _vjp_public(mu, cotangent, family, axis, method, params, log=True)

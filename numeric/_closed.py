@@ -41,8 +41,8 @@ def softmax_log_probs(y):
     mx = np.max(y, axis=-1, keepdims=True)
     mx = np.where(np.isfinite(mx), mx, 0.0)
     z = y - mx
-    # log sum exp(z) with the max term (= 1) split off: log1p(sum of the rest) is exact
-    # for dominant rows (one entry near 1, others tiny)
+    # sum exp(z) >= 1 (the maximum's term), so log(s) carries an ulp of absolute
+    # error at most and every z - log(s) keeps its relative accuracy
     e = np.exp(z)
     s = e.sum(axis=-1, keepdims=True)
     return z - np.log(s)

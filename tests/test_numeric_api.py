@@ -29,6 +29,32 @@ def test_gumbel_is_softmax_any_shape_and_axis():
     np.testing.assert_allclose(numeric.probs(x, axis=None), softmax(x, axis=None), rtol=1e-14)
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.75])
+def test_gumbel_log_probs_and_vjps_any_shape_and_axis(scale):
+    """Gumbel: log_probs is scipy's log_softmax of mu / scale, and both VJPs are the
+    explicit Jacobians (diag(p) - p p^T) / scale and (I - 1 p^T) / scale applied to g,
+    along every axis, a -inf entry included."""
+    from scipy.special import log_softmax
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 4, 5)) * 4
+    x[1, 2, 3] = -np.inf
+    g = rng.normal(size=x.shape)
+    for axis in (0, 1, 2, -1, None):
+        lp = numeric.log_probs(x, axis=axis, scale=scale)
+        np.testing.assert_allclose(lp, log_softmax(x / scale, axis=axis), rtol=1e-14, atol=1e-14)
+        xs = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis]) if axis is not None else x.reshape(1, -1)
+        gs = np.moveaxis(g, axis, -1).reshape(xs.shape) if axis is not None else g.reshape(1, -1)
+        want_p, want_l = [], []
+        for row, c in zip(xs, gs):
+            p = np.exp(log_softmax(row / scale))
+            want_p.append((np.diag(p) - np.outer(p, p)) @ c / scale)
+            want_l.append((c - p * c.sum()) / scale)
+        for fn, want in ((numeric.probs_vjp, want_p), (numeric.log_probs_vjp, want_l)):
+            got = fn(x, g, axis=axis, scale=scale)
+            got = np.moveaxis(got, axis, -1).reshape(xs.shape) if axis is not None else got.reshape(1, -1)
+            np.testing.assert_allclose(got, np.array(want), rtol=1e-13, atol=1e-15)
+
+
 @pytest.mark.parametrize("family", ["normal", "laplace", "cauchy"])
 def test_batch_equals_rows(family):
     x = np.random.default_rng(1).normal(size=(2, 3, 4))
