@@ -6,7 +6,8 @@
 
 along ``dim``; ``perturbed_log_softmax`` returns ``log p_i`` (computed in log
 space, so tiny probabilities keep their relative accuracy).  With
-``family="gumbel"`` both equal ``torch.softmax`` / ``torch.log_softmax``.
+``family="gumbel"`` both equal ``torch.softmax`` / ``torch.log_softmax``, and are
+computed by them (autograd included) unless a score is ``+inf``.
 
 The forward pass calls the numpy engine (:func:`numeric.probs` /
 :func:`numeric.log_probs`) on ``x.detach().cpu().numpy()``; the backward pass
@@ -217,8 +218,28 @@ def _validate(x, family, dim, params):
     return d
 
 
+def _native_gumbel(fn, x, family, d, params):
+    """Gumbel noise is softmax: ``torch.softmax`` / ``torch.log_softmax`` of ``x / scale``,
+    differentiated by torch itself, or None when the engine must answer (another family,
+    other options, or a ``+inf`` score: the engine gives ``1/k`` to the ``k`` infinite
+    scores, the limit of growing ties, where torch's softmax gives NaN)."""
+    if not (isinstance(family, str) and family == "gumbel" and set(params) <= {"scale"}):
+        return None
+    if bool((x == float("inf")).any()):
+        return None
+    z = x.to(torch.float32) if x.dtype in _UPCAST else x
+    scale = params.get("scale", 1.0)
+    if scale != 1:
+        z = z / scale
+    out = (torch.log_softmax if fn is PerturbedLogSoftmaxFunction else torch.softmax)(z, d)
+    return out.to(x.dtype)
+
+
 def _apply(fn, x, family, dim, params):
     d = _validate(x, family, dim, params)
+    native = _native_gumbel(fn, x, family, d, params)
+    if native is not None:
+        return native
     items = tuple(sorted(params.items()))
     if x.dim() == 0:
         # a 0-d tensor is one score vector of length 1 (as torch.softmax treats it)

@@ -152,6 +152,23 @@ def test_float16_computed_in_float32_and_cast_back():
     torch.testing.assert_close(p, torch.softmax(x.float(), -1).half())
 
 
+def test_gumbel_native_path_and_infinite_scores():
+    # gumbel is computed by torch itself (same values and gradients as torch.log_softmax of
+    # x / scale); a +inf score goes to the engine, which gives 1/k to the k infinite scores
+    x = torch.tensor([[0.5, -0.5, 2.0], [1.0, -math.inf, 0.0]], dtype=torch.float64, requires_grad=True)
+    lp = perturbed_log_softmax(x, family="gumbel", scale=2.0)
+    xr = x.detach().clone().requires_grad_(True)
+    ref = torch.log_softmax(xr / 2.0, -1)
+    torch.testing.assert_close(lp, ref, rtol=1e-15, atol=0)
+    w = torch.tensor([[1.0, 0.0, -2.0], [0.5, 0.0, 1.0]], dtype=torch.float64)
+    (lp * w).sum().backward()
+    (ref * w).sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad, rtol=1e-15, atol=0)
+    y = torch.tensor([[math.inf, 0.0, math.inf]], dtype=torch.float64)
+    torch.testing.assert_close(perturbed_softmax(y, family="gumbel"),
+                               torch.tensor([[0.5, 0.0, 0.5]], dtype=torch.float64))
+
+
 def test_requires_grad_false_path():
     x = torch.tensor([[0.5, -0.5, 2.0]], dtype=torch.float64)
     p = perturbed_softmax(x, family="gumbel")
