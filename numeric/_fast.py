@@ -17,7 +17,7 @@ Three steps, none of them O(n * grid):
        f(x - z_j) = sum_r a_r(x - c_b) (-u_j H)^r,      a_r = f^(r) / r!
 
    so ``log F(x_k) = sum_b sum_r M[r, b] A_r[k - b]`` with the bin moments
-   ``M[r, b] = sum_{j in b} u_j^r`` (one sort, then segmented sums) and the
+   ``M[r, b] = sum_{j in b} u_j^r`` (one bincount per order) and the
    tables ``A_r[s] = a_r(s H) (-H)^r`` (``_fast_kernels``).  The sum over
    ``b`` is a discrete convolution done *directly* (never an FFT): the bulk
    ``r = 0`` term as a Toeplitz product summed pairwise, so its rounding is
@@ -237,15 +237,13 @@ def _bin_moments(z, lo, invH, P, R, weights=None):
     """``M[r, b] = sum_{j in bin b} wt_j u_j^r`` with ``z_j = lo + (b + u_j) H``,
     ``|u_j| <= 1/2`` (``wt = 1`` when ``weights`` is None).
 
-    Unweighted: sort once, then all moments are one segmented sum
-    (``np.add.reduceat``), several times cheaper than bincounts.  Weighted
-    (the VJP's ``Gamma``): one bincount per order -- cheaper there than
-    reordering the weights (a random gather).  Both in cache-sized chunks.
+    One bincount per order over the scores in their own order, in cache-sized
+    chunks: no sort, no reordering of the weights (a comparison sort of the
+    scores costs several times all the bincounts together).  Each bin's sum
+    runs over its scores in row order (chunk by chunk), a sequential sum of
+    terms of one sign for even orders.
     """
     M = np.zeros((R + 1, P))
-    if weights is None:
-        _segment_moments(np.sort(z), lo, invH, R, M)
-        return M
     m = min(_CHUNK, z.size)
     v, tmp, b = np.empty(m), np.empty(m), np.empty(m, dtype=np.int64)
     kb = _MAGIC_BITS + int(lo * invH)
@@ -253,38 +251,18 @@ def _bin_moments(z, lo, invH, P, R, weights=None):
         k = min(_CHUNK, z.size - c0)
         vk, bk = v[:k], b[:k]
         _split_lattice(z[c0:c0 + k], invH, kb, vk, tmp[:k], bk)
-        pw = np.array(weights[c0:c0 + k], dtype=np.float64)
-        M[0] += np.bincount(bk, weights=pw, minlength=P)
-        for r in range(1, R + 1):
+        if weights is None:
+            M[0] += np.bincount(bk, minlength=P)
+            pw = vk.copy()
+        else:
+            pw = np.array(weights[c0:c0 + k], dtype=np.float64)
+            M[0] += np.bincount(bk, weights=pw, minlength=P)
             pw *= vk
+        for r in range(1, R + 1):
+            if r > 1:
+                pw *= vk
             M[r] += np.bincount(bk, weights=pw, minlength=P)
     return M
-
-
-def _segment_moments(zs, lo, invH, R, M):
-    """Add ``sum u^r`` per bin (r = 0..R) to ``M`` for sorted scores ``zs``."""
-    # rows: 0 = bin offset (u = v - b), r = u^r (r = 1..R); R >= 2 in every spec
-    buf = np.empty((max(R + 1, 3), min(_CHUNK, zs.size)))
-    bins_i = np.empty(buf.shape[1], dtype=np.int64)
-    kb = _MAGIC_BITS + int(lo * invH)
-    for c0 in range(0, zs.size, _CHUNK):
-        zc = zs[c0:c0 + _CHUNK]
-        m = zc.size
-        bi = bins_i[:m]
-        u = buf[1, :m]
-        # exact bin and offset (lo on the H lattice, see _split_lattice):
-        # v = z / H, b = rint(v) - lo / H, u = v - rint(v) in [-1/2, 1/2]
-        _split_lattice(zc, invH, kb, u, buf[0, :m], bi)
-        # b is sorted, so each bin is one contiguous segment (found by bisection)
-        b0, b1 = int(bi[0]), int(bi[-1])
-        edges = np.searchsorted(bi, np.arange(b0, b1 + 2, dtype=np.int64))
-        counts = np.diff(edges)
-        nz = np.flatnonzero(counts)
-        bins = nz + b0
-        for r in range(2, R + 1):
-            np.multiply(buf[r - 1, :m], u, out=buf[r, :m])
-        M[0, bins] += counts[nz]
-        M[1:, bins] += np.add.reduceat(buf[1:R + 1, :m], edges[nz], axis=1)
 
 
 # 1.5 * 2^52: for |v| < 2^51, v + _MAGIC lies in [2^52, 2^53) where the spacing of
