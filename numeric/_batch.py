@@ -90,41 +90,39 @@ MAX_NODES = 4000        # longer grids (huge spreads): declined, the caller's qu
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF = math.sqrt(0.5)
 
-# pass 1 grid: x = C0 + S1 map(t), t = k hh; pass 2: x = c_i + s_i map(t), step HH2.
-# normal: map "lin", a-priori step h(n), row-wise left end, right end from n (see the
-# "normal" section); pass 2 keeps the "soft" map (MAP2).
-# Others: reach X (|x| covered): light tails need ~40 units, algebraic tails (cauchy:
-# h ~ x^-2, Phi(-x) ~ 1/(pi x)) need |x| ~ 1e19 so the dropped tail is < 1e-18.
+# pass 1: normal rows on the shared grid x_k = k h(n) (see the "normal" section), the
+# other families on row-placed core maps (see "core maps"); pass 2: x = c_i + s_i map(t),
+# map MAP2 (default MAP), step HH2, reach XL/XR.  LO/HI: clipping bounds of the linear
+# mode's differences; LIN_MAX: widest spread tried in the linear mode.
 _SPEC = {
-    "normal": dict(MAP="lin", MAP2="soft", S1=1.0, XL=4.0e3, HH2=0.25, LO=-37.0, LIN_MAX=math.inf),
-    "logistic": dict(MAP="sinh", S1=2.5, HH1=0.033, PAD=3.0, PADN=42.0, XL=60.0, XR=60.0,
-                     HH2=0.033, LO=-700.0, LIN_MAX=600.0),
-    "gumbel": dict(MAP="expr", S1=1.0, HH1=0.095, PAD=6.0, XL=8.0, XR=46.0, HH2=0.095, LO=-6.5,
-                   LIN_MAX=600.0),
-    "gumbel_min": dict(MAP="expl", S1=1.0, C0=-4.0, HH1=0.056, PAD=3.0, PADN=42.0, XL=60.0,
-                       XR=6.0, HH2=0.056, LO=-700.0, HI=700.0, LIN_MAX=600.0),
-    "cauchy": dict(MAP="sinh", S1=1.0, HH1=0.05, PAD=0.0, ALG=20.0, XL=1e19, XR=1e19, HH2=0.05),
+    "normal": dict(MAP="lin", MAP2="soft", XL=4.0e3, HH2=0.25, LO=-37.0, LIN_MAX=math.inf),
+    "logistic": dict(MAP="sinh", XL=60.0, XR=60.0, HH2=0.033, LO=-700.0, LIN_MAX=600.0),
+    "gumbel": dict(MAP="expr", XL=8.0, XR=46.0, HH2=0.095, LO=-6.5, LIN_MAX=600.0),
+    "gumbel_min": dict(MAP="expl", XL=60.0, XR=6.0, HH2=0.056, LO=-700.0, HI=700.0,
+                       LIN_MAX=600.0),
+    "cauchy": dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf),
 }
 
 
-# Largest standardized spread (max - min of a row) for which "auto" tries this kernel
-# before the quadrature: beyond it the fixed grids of these families (poles of the
-# cauchy CDF at y_j +- i, the double-exponential left tail of gumbel_min) need far more
-# nodes than they have and nearly every row would be declined (measured certification
-# rates, n = 3..150: >= 90% below these limits, mostly 0% well above them).
-_AUTO_SPREAD = {
-    "normal": lambda n: math.inf,
-    "logistic": lambda n: 4.0 * math.sqrt(n) + 2.0,
-    "gumbel_min": lambda n: 6.0,
-    "cauchy": lambda n: 0.1 * n + 0.7,
-}
+def _spec(fam):
+    if fam.name == "student_t":
+        nu = float(fam.params.get("nu", 1.0))
+        # tails |x|^-nu: reach 1e-20^(1/nu), capped (larger reach -> pass declines)
+        X = min(1e300, 10.0 ** (20.0 / nu)) if nu > 0.07 else 1e300
+        return dict(MAP="sinh", XL=max(X, 40.0), XR=max(X, 40.0), HH2=0.05, LIN_MAX=-1.0)
+    return _SPEC[fam.name]
 
 
 def auto_spread_limit(fam, n):
-    """Spread up to which ``method="auto"`` sends a row of length n to this kernel (0: never)."""
-    if fam.custom or fam.name not in _AUTO_SPREAD:
+    """Spread up to which ``method="auto"`` sends a row of length n to this kernel (0: never).
+
+    Every registry family the "auto" route serves gets every finite row: the kernel
+    places its nodes around the row's own scores and declines (``ok`` False, for the
+    caller's quadrature) the rows it cannot certify or that need more than
+    ``MAX_NODES`` nodes."""
+    if fam.custom or fam.name not in ("normal", "logistic", "gumbel_min", "cauchy"):
         return 0.0
-    return _AUTO_SPREAD[fam.name](n)
+    return math.inf
 
 
 # maps t -> x / S (entire, increasing): "lin" for gaussian tails on both sides, "sinh"
@@ -171,16 +169,6 @@ def _inverse(kind, x):
         else:
             hi = mid
     return 0.5 * (lo + hi)
-
-
-def _spec(fam):
-    if fam.name == "student_t":
-        nu = float(fam.params.get("nu", 1.0))
-        # tails |x|^-nu: reach 1e-20^(1/nu), capped (larger reach -> pass declines)
-        X = min(1e300, 10.0 ** (20.0 / nu)) if nu > 0.07 else 1e300
-        return dict(MAP="sinh", S1=1.0, HH1=0.05, PAD=0.0, ALG=20.0 / nu, XL=max(X, 40.0),
-                    XR=max(X, 40.0), HH2=0.05)
-    return _SPEC[fam.name]
 
 
 # ---------------------------------------------------------------------------
@@ -252,82 +240,201 @@ _PARTS = {"normal": (_normal_parts, _LOG_SQRT_2PI), "logistic": (_logistic_parts
 
 
 # ---------------------------------------------------------------------------
-# grids (cached per family and n; deterministic functions of n)
+# the normal grid (cached per n; a deterministic function of n)
 # ---------------------------------------------------------------------------
 
 class _Grid:
-    """Nodes ``x[k0 + j]`` for ``k = -kmax .. kR`` and log weights; ``kL(spread)`` per row."""
+    """Normal nodes ``x[j] = (j - kmax) h`` for ``k = -kmax .. kR``, linear and log
+    weights; rows pick their left node count (see :func:`_normal_rows`)."""
 
-    __slots__ = ("hh", "kmax", "kR", "x", "wlin", "logw", "kind", "S1", "C0", "pad", "half", "XL",
-                 "spec", "lin_max", "xlist", "apriori", "klin", "kq")
+    __slots__ = ("hh", "kmax", "kR", "x", "wlin", "logw", "pad", "XL", "spec", "xlist", "klin",
+                 "kq")
 
     def kL_one(self, spread):
         """:meth:`kL` for one row (the same comparisons, the same result)."""
-        idx = bisect.bisect_right(self.xlist, -min(self.XL, self.pad + self.half * spread)) - 1
+        idx = bisect.bisect_right(self.xlist, -min(self.XL, self.pad + 0.5 * spread)) - 1
         k = self.kmax - idx
         return min(-(-k // self.kq) * self.kq, self.kmax + self.kq)
 
     def kL(self, spread):
         """Left node counts of rows with these spreads (``-min y``): the smallest ``k``
-        with ``x(-k) <= -reach`` (reach ``pad + half spread``), rounded up to a multiple
-        of ``_KQ``; ``> kmax``: beyond the grid.  (Normal rows: :func:`_normal_rows`;
-        this is its spread-only bound.)"""
-        return self.kL_at(-np.minimum(self.XL, self.pad + self.half * spread))
+        with ``x(-k) <= -(pad + spread / 2)``, rounded up to a multiple of ``kq``;
+        ``> kmax``: beyond the grid (the spread-only bound of :func:`_normal_rows`)."""
+        return self.kL_at(-np.minimum(self.XL, self.pad + 0.5 * spread))
 
     def kL_at(self, xL):
         """Left node counts for left ends ``xL``: the smallest ``k`` with ``x(-k) <= xL``,
-        rounded up to a multiple of ``_KQ``; ``> kmax``: beyond the grid."""
+        rounded up to a multiple of ``kq``; ``> kmax``: beyond the grid."""
         idx = np.searchsorted(self.x, xL, side="right") - 1
         k = self.kmax - idx
         return np.minimum(-(-k // self.kq) * self.kq, self.kmax + self.kq)
 
 
 _GRIDS = {}
-# left node counts are rounded up to multiples of _KQ: rows of a batch fall into few
-# groups with identical grids (a group shares every node; no row sees another's nodes)
-_KQ = 4
+# left node counts are rounded up to multiples of _KQ_NORMAL: rows of a batch fall into
+# few groups with identical grids (a group shares every node; no row sees another's)
 _KQ_NORMAL = 4          # measured: 1 or 2 (fewer padded nodes) lose on small batches
 
 
 def _grid(fam, spec, n):
-    key = (fam.name, float(fam.params.get("nu", 0.0)), n)
+    """The normal grid for rows of length n (``fam`` must be the normal family)."""
+    key = (fam.name, n)
     g = _GRIDS.get(key)
     if g is not None:
         return g
     g = _Grid()
-    g.spec, g.kind, g.S1, g.C0 = spec, spec["MAP"], spec["S1"], spec.get("C0", 0.0)
-    g.half, g.apriori = 1.0, fam.name == "normal"
-    # the even/odd certificate needs even left counts; the normal grid's does not
-    g.kq = _KQ_NORMAL if g.apriori else _KQ
-    if fam.name == "normal":
-        g.hh = _normal_step(n)
-        g.pad, g.half = _N_PAD, 0.5
-        XR = _normal_right_reach(n, g.hh)
-    else:
-        g.hh = spec["HH1"] * (10.0 / max(n, 10)) ** 0.27
-        # left reach: the decay length of the left tails, which steepen with n
-        # (F ~ e^{n x} for exponential tails, |x|^{-nu n} for algebraic ones)
-        g.pad = spec["PAD"] + spec.get("PADN", 0.0) / n + spec.get("PADQ", 0.0) / math.sqrt(n)
-        if "ALG" in spec:
-            g.pad = 10.0 ** min(300.0, spec["ALG"] / n + 1.0)
-        XR = spec["XR"]
+    g.spec, g.kq = spec, _KQ_NORMAL
+    g.hh = _normal_step(n)
+    g.pad = _N_PAD
     g.XL = spec["XL"]
-    g.kR = int(math.ceil(_inverse(g.kind, (XR - g.C0) / g.S1) / g.hh))
-    g.kmax = min(MAX_NODES - g.kR, int(math.ceil(-_inverse(g.kind, (-g.XL - g.C0) / g.S1) / g.hh)))
+    g.kR = int(math.ceil(_normal_right_reach(n, g.hh) / g.hh))
+    g.kmax = min(MAX_NODES - g.kR, int(math.ceil(g.XL / g.hh)))
     g.kmax += (-g.kmax) % g.kq
-    fwd, jac = _MAPS[g.kind]
-    t = g.hh * np.arange(-g.kmax, g.kR + 1)
-    g.x = g.C0 + g.S1 * fwd(t)
-    g.logw = np.log(g.S1 * g.hh * jac(t))
+    g.x = g.hh * np.arange(-g.kmax, g.kR + 1)
+    g.logw = np.full(g.x.size, math.log(g.hh))
     # linear-mode weights carry the constant factor the parts leave out of phi
-    g.wlin = np.exp(g.logw - _PARTS[fam.name][1]) if fam.name in _PARTS else None
-    g.lin_max = spec.get("LIN_MAX", math.inf) if fam.name in _PARTS else -1.0
+    g.wlin = np.exp(g.logw - _PARTS[fam.name][1])
     # largest left count whose first node is >= LO (no clipping in the linear mode)
-    g.klin = g.kmax - int(np.searchsorted(g.x, spec.get("LO", -math.inf), side="left"))
+    g.klin = g.kmax - int(np.searchsorted(g.x, spec["LO"], side="left"))
     g.x.flags.writeable = False
     g.xlist = g.x.tolist()
     _GRIDS[key] = g
     return g
+
+
+# ---------------------------------------------------------------------------
+# core maps: row-placed nodes (logistic, gumbel_min, cauchy; gumbel and student_t
+# under method="batch")
+# ---------------------------------------------------------------------------
+#
+# Each integrand g_i = h(x - y_i) F(x) has its features (the steps of the factors
+# Phi(x - y_j), the peak of h(x - y_i)) at the row's scores, on the family's unit
+# scale, and decays beyond them: exponentially (logistic both sides, gumbel_min left,
+# gumbel right: F ~ e^{n (x - ymin)} left of the lowest score), double-exponentially
+# (gumbel_min right, gumbel left) or algebraically (cauchy: h(x) ~ 1/(pi x^2) right,
+# F ~ prod_j 1/(pi |x - y_j|) left).  A map fixed per family cannot resolve every
+# score of a wide row (sinh spacing near x is ~ |x| hh).  Row r gets its own map
+#     x(u) = u - SL e^{(a_r - u)/SL} + SR e^{(u - b)/SR},
+#     a_r = max(ymin_r, -XLMAX) - CL,   b = CR,
+# linear on the core [a_r, b] that holds every score (there x' - 1 <= e^{-dist/S} at a
+# distance dist from the core's ends) and exponential beyond it (SL or SR None: linear
+# on that side too; double-exponential tails need no growth).  x is entire, x' >= 1,
+# and x' vanishes only at u = b +- i pi SR (2k+1), a_r +- i pi SL (2k+1): with
+# SL, SR >= 1/pi times the family's own strip half-width (the poles of h and Phi at
+# y_j +- i for cauchy, y_j +- i pi for logistic, Im = pi/2 for gumbel_min) the map does
+# not narrow the strip in which the trapezoid converges geometrically.  Nodes
+# u_k = a_r + xiL + k hh, k = 0 .. G_r - 1: xiL (fixed per family and n) puts the first
+# node at x = max(ymin, -XLMAX) - PL(n) (the left reach), G_r reaches x >= XR on the
+# right and is rounded up on a ladder of 8 steps per octave, so a batch falls into few
+# groups; every node depends on its own row only (bit-identical results whatever the
+# batch).  Certificate (unchanged): the even-node sum (step 2 hh) agrees with the full
+# sum to AGREE, and both end terms are below END of the sum (:func:`_certify`).
+_CORE = {
+    # HH: step at n <= 10 (x' ~ 1: the node spacing on the core), scaled by
+    # (10 / n)^HX (default 0.27: F's n factors grow off the real axis like a power n);
+    # the steps are the largest that certified every row of s * N(0, 1) scores
+    # (s = 1, 2, 5) and of clustered rows with ties at n = 3 .. 255, less a margin;
+    # PL(n): left reach below the lowest score; XR: right reach
+    "logistic": dict(HH=0.15, CL=2.0, CR=3.0, SL=1.5, SR=1.5, XR=60.0, XLMAX=math.inf,
+                     PL=lambda n: 3.0 + 42.0 / n),
+    "gumbel_min": dict(HH=0.085, HX=0.4, CL=2.0, CR=None, SL=1.0, SR=None, XR=6.0, XLMAX=math.inf,
+                       PL=lambda n: 3.0 + 42.0 / n),
+    "gumbel": dict(HH=0.1, CL=1.0, CR=3.0, SL=None, SR=1.0, XR=46.0, XLMAX=4.0,
+                   PL=lambda n: 4.0),
+    "cauchy": dict(HH=0.085, CL=2.0, CR=2.0, SL=0.5, SR=0.5, XR=1e19, XLMAX=math.inf,
+                   PL=lambda n: 10.0 ** min(300.0, 20.0 / n + 1.0)),
+}
+
+
+def _core_spec(fam):
+    if fam.name == "student_t":
+        nu = float(fam.params.get("nu", 1.0))
+        # tails |x|^-nu: reach 1e-20^(1/nu), capped (a larger reach needs more nodes
+        # than MAX_NODES: declined); left tail F ~ |x|^{-nu n}
+        X = min(1e300, 10.0 ** (20.0 / nu)) if nu > 0.07 else 1e300
+        return dict(HH=0.05, CL=2.0, CR=2.0, SL=0.5, SR=0.5, XR=max(X, 40.0), XLMAX=math.inf,
+                    PL=lambda n: 10.0 ** min(300.0, 20.0 / (nu * n) + 1.0))
+    return _CORE[fam.name]
+
+
+def _solve_tail(q):
+    """``v`` with ``v + e^v = q`` (Newton from the right: the function is convex, increasing)."""
+    v = math.log(q) if q > 1.0 else q
+    for _ in range(60):
+        ev = math.exp(v)
+        step = (v + ev - q) / (1.0 + ev)
+        v -= step
+        if abs(step) <= 1e-15 * (1.0 + abs(v)):
+            break
+    return v
+
+
+class _Core:
+    """Core-map tables of one family and n: ``layout(ymin)`` -> ``(a, G)`` per row and
+    ``nodes(a, G)`` -> ``(x, wlin, logw)`` of shape (rows, G) (see "core maps")."""
+
+    __slots__ = ("hh", "SL", "SR", "b", "lo", "uR", "xi", "baseL", "jacL", "XLMAX", "CL", "c0",
+                 "spec")
+
+    def __init__(self, fam, n):
+        c = _core_spec(fam)
+        self.spec = _spec(fam)
+        self.hh = c["HH"] * (10.0 / max(n, 10)) ** c.get("HX", 0.27)
+        self.SL, self.SR, self.CL, self.XLMAX = c["SL"], c["SR"], c["CL"], c["XLMAX"]
+        self.b = c["CR"] if c["CR"] is not None else 0.0
+        # left: x(a + xiL) = a + CL - PL, i.e. xiL - SL e^{-xiL/SL} = CL - PL
+        q = c["PL"](n) - c["CL"]
+        xiL = -self.SL * _solve_tail(q / self.SL) if self.SL else -q
+        # right: x(uR) = XR, i.e. w + e^w = (XR - b) / SR with uR = b + SR w
+        self.uR = (self.b + self.SR * _solve_tail((c["XR"] - self.b) / self.SR) if self.SR
+                   else c["XR"])
+        self.xi = xiL + self.hh * np.arange(MAX_NODES + 1)
+        self.baseL = self.xi.copy()
+        self.jacL = np.ones_like(self.xi)
+        if self.SL:
+            with np.errstate(over="ignore"):
+                e = np.exp(-self.xi / self.SL)
+            self.baseL -= self.SL * e
+            self.jacL += e
+        self.lo = xiL
+        self.c0 = _PARTS[fam.name][1] if fam.name in _PARTS else 0.0
+
+    def layout(self, ymin):
+        """``(a, G)``: core left ends and node counts of rows with lowest scores ``ymin``
+        (``G > MAX_NODES``: beyond the budget, declined)."""
+        a = np.maximum(ymin, -self.XLMAX) - self.CL
+        with np.errstate(invalid="ignore", over="ignore"):
+            G = np.ceil((self.uR - a - self.lo) / self.hh) + 1.0
+        G = np.where(np.isfinite(G), G, MAX_NODES + 1.0).astype(np.int64)
+        # ladder: 8 steps per octave (<= 12.5% extra nodes, few groups per batch)
+        q = np.maximum(4, 1 << np.maximum(0, np.floor(np.log2(np.maximum(G, 1))).astype(np.int64) - 3))
+        G = -(-G // q) * q
+        return a, np.minimum(G, MAX_NODES + 1)
+
+    def nodes(self, a, G):
+        """Nodes ``x`` (rows, G), linear weights (the parts' constant removed) and log
+        weights for rows with core left ends ``a``."""
+        u = a[:, None] + self.xi[None, :G]
+        x = a[:, None] + self.baseL[None, :G]
+        jac = np.broadcast_to(self.jacL[:G], x.shape)
+        if self.SR:
+            with np.errstate(over="ignore", under="ignore"):
+                e = np.exp((u - self.b) / self.SR)
+            x += self.SR * e
+            jac = jac + e
+        logw = np.log(jac) + math.log(self.hh)
+        return x, np.exp(logw - self.c0), logw
+
+
+_CORES = {}
+
+
+def _core(fam, n):
+    key = (fam.name, float(fam.params.get("nu", 0.0)), n)
+    c = _CORES.get(key)
+    if c is None:
+        c = _CORES[key] = _Core(fam, n)
+    return c
 
 
 # ---------------------------------------------------------------------------
@@ -508,17 +615,17 @@ def _tails_ok_ends(e, f, T):
 # pass 1
 # ---------------------------------------------------------------------------
 
-def _lin_terms(d, g, fam, w, x0):
+def _lin_terms(d, spec, fam, w, x0):
     """Weighted linear-space node terms ``I = w phi(d_i) F / Phi(d_i)`` (in place of d).
 
-    ``d`` (..., n, G) node-minus-score differences (nodes last), ``w`` (G,) weights.
-    ``F = prod_j Phi(d_j)`` runs over the entry axis (an outer axis: a sequential,
-    vectorised product, the same bits for one row or many).  ``d`` is clipped where
-    ``Phi`` would underflow (``LO``) or overflow (``HI``): only terms below 1e-297
-    change (see module doc)."""
-    lo, hi = g.spec.get("LO"), g.spec.get("HI")
+    ``d`` (..., n, G) node-minus-score differences (nodes last), ``w`` weights
+    broadcasting against it.  ``F = prod_j Phi(d_j)`` runs over the entry axis (an
+    outer axis: a sequential, vectorised product, the same bits for one row or many).
+    ``d`` is clipped where ``Phi`` would underflow (``LO``) or overflow (``HI``): only
+    terms below 1e-297 change (see module doc).  ``x0``: the lowest node."""
+    lo, hi = spec.get("LO"), spec.get("HI")
     if (lo is not None and x0 < lo) or hi is not None:
-        # d >= x0 (the first node; scores are <= 0): clip only if reachable
+        # d >= x0 (scores are <= 0): clip only if reachable
         np.clip(d, lo, hi, out=d)
     P, I = _PARTS[fam.name][0](d)
     F = np.multiply.reduce(P, axis=-2, keepdims=True)
@@ -539,18 +646,77 @@ def _certify(I):
     return T, Se, So, good
 
 
-def _pass1(y, kL, g, fam, mode, entries=False):
-    """``(log p (m, n), ok (m,))`` for rows ``y`` (max 0) sharing the left node count ``kL``.
+# Linear mode only where every entry is predicted above TINY: log p_min of the lowest
+# score is about -sum_j (y_j - ymin) for exponential left tails (F ~ prod_j e^{x - y_j}
+# below the scores) and -sum_j log(1 + pi (y_j - ymin)) for cauchy's algebraic ones; a
+# row the prediction misses is recomputed in the log mode (the linear mode refuses it).
+_LIN_LOGP = 620.0
 
-    Nodes ``k = -kL .. kR`` (``kL`` even); arrays are (rows, n, nodes).
+
+def _lin_rows(y, ymin, fam, spec):
+    """Rows tried in the linear mode (the others go straight to the log mode)."""
+    lin = -ymin <= spec["LIN_MAX"]
+    if fam.name in ("logistic", "gumbel_min"):
+        lin &= np.add.reduce(y, axis=1) - y.shape[1] * ymin <= _LIN_LOGP
+    elif fam.name == "cauchy":
+        lin &= np.add.reduce(np.log1p(math.pi * (y - ymin[:, None])), axis=1) <= _LIN_LOGP
+    return lin
+
+
+class _Plan:
+    """Node sets of standardized rows ``y`` (maximum 0): normal rows on the shared grid
+    (grouped by left node count), the others on their core maps (grouped by node count).
+    ``lin``: rows for the linear mode; ``reach``: rows the node budget serves."""
+
+    def __init__(self, y, fam):
+        self.fam, self.n = fam, y.shape[1]
+        self.spec = _spec(fam)
+        self.apriori = fam.name == "normal"
+        if self.apriori:
+            self.g = _grid(fam, self.spec, self.n)
+            self.key, lin = _normal_rows(y, self.g)
+            self.reach = self.key <= self.g.kmax
+        else:
+            self.g = _core(fam, self.n)
+            ymin = y.min(axis=1)
+            self.a, self.key = self.g.layout(ymin)
+            self.reach = self.key <= MAX_NODES
+            lin = _lin_rows(y, ymin, fam, self.spec) if fam.name in _PARTS else False
+        self.lin = lin & self.reach
+
+    def size(self, k):
+        return self.g.kmax - k + self.g.kR + 1 if self.apriori else k
+
+    def chunks(self, rows, elems=_CHUNK_ELEMS):
+        """``(rows, x, wlin, logw)``: groups of ``rows`` sharing a node count, ~``elems``
+        (rows x n x nodes) elements each; ``x`` (G,) shared or (rows, 1, G) per row."""
+        key = self.key[rows]
+        for k in np.unique(key):
+            r = rows[key == k]
+            step = max(1, elems // (self.n * self.size(int(k))))
+            for a0 in range(0, r.size, step):
+                sel = r[a0:a0 + step]
+                yield (sel,) + self.nodes(sel, int(k))
+
+    def nodes(self, sel, k):
+        g = self.g
+        if self.apriori:
+            j0 = g.kmax - k
+            return g.x[j0:], g.wlin[j0:], g.logw[j0:]
+        x, wl, lw = g.nodes(self.a[sel], k)
+        return x[:, None, :], wl[:, None, :], lw[:, None, :]
+
+
+def _pass1(y, x, wlin, logw, plan, mode, entries=False):
+    """``(log p (m, n), ok (m,))`` for rows ``y`` (max 0) on the nodes ``x`` (see
+    :meth:`_Plan.chunks`); arrays are (rows, n, nodes).
     ``entries=True``: the unnormalised ``(log T, certified)`` per entry instead."""
-    j0 = g.kmax - kL                                 # first node index in the cached grid
-    x = g.x[j0:]
+    fam = plan.fam
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         d = x - y[:, :, None]                                          # (m, n, G)
         if mode == "lin":
-            I = _lin_terms(d, g, fam, g.wlin[j0:], x[0])
-            T, good = _certify_tails(I) if g.apriori else _certify(I)[::3]
+            I = _lin_terms(d, plan.spec, fam, wlin, x[..., 0].min())
+            T, good = _certify_tails(I) if plan.apriori else _certify(I)[::3]
             good &= T >= TINY
             if entries:
                 return np.log(T), good
@@ -559,47 +725,51 @@ def _pass1(y, kL, g, fam, mode, entries=False):
         L = fam.logpdf(d)
         L -= C
         L += np.add.reduce(C, axis=1, keepdims=True)
-        L += g.logw[j0:]
+        L += logw
         L[np.isnan(L)] = -np.inf
         mx = L.max(axis=-1)
         mx[~np.isfinite(mx)] = 0.0
         L -= mx[..., None]
         I = np.exp(L, out=L)
-        if g.apriori:
+        if plan.apriori:
             T, good = _certify_tails(I)
             logT = np.log(T) + mx
             good &= np.isfinite(logT) & (logT > -LOG_MIN)
             return (logT, good) if entries else _normalise(logT, good)
         T, Se, So, good = _certify(I)
         logT = np.log(T) + mx
-        # node values carry rounding noise ~ eps |L|, which the even/odd disagreement of
-        # entries with |log p| > 460 shows: there the targets are p to 2e-13 (p >= 1e-300,
-        # half of it here) and below p = 1e-300 log p to 1e-12 |log p| (a tenth of it)
-        tol = np.where(logT < -690.0, 1e-13 * np.abs(logT), 1e-13)
-        deep = (~good & (logT < -460.0) & (np.abs(Se - So) <= tol * T)
+        # node values carry rounding noise ~ eps |L| (L ~ log T at the peak), which the
+        # even/odd disagreement of entries with large |log p| shows: there it is accepted
+        # up to 1.5 eps |log T|, capped at the p target 1e-13 for p >= 1e-300 but not below
+        # 2 rounding steps of log T (the README's floor where p cannot be held finer:
+        # |log p| > 256), and below p = 1e-300 up to 1e-13 |log p| (a tenth of the log
+        # target 1e-12 |log p|)
+        aT = np.abs(logT)
+        tol = np.where(logT < -690.0, 1e-13 * aT,
+                       np.maximum(np.minimum(1e-13, 3.3e-16 * aT), 2.0 * np.spacing(aT)))
+        deep = (~good & (np.abs(Se - So) <= tol * T)
                 & (np.maximum(I[..., 0], I[..., -1]) <= END * T))
         good |= deep
         good &= np.isfinite(logT) & (logT > -LOG_MIN)
     return (logT, good) if entries else _normalise(logT, good)
 
 
-def _lin_normal(y, kL, g, fam):
-    """Linear mode of normal rows ``y`` (left counts ``kL``): :func:`_pass1` with the
-    row-wise steps (sums, tail test, normalisation) done once for all rows instead of
-    per chunk (elementwise: the same bits)."""
+def _lin_normal(y, plan, rows):
+    """Linear mode of the normal rows ``y[rows]``: :func:`_pass1` with the row-wise steps
+    (sums, tail test, normalisation) done once for all rows instead of per chunk
+    (elementwise: the same bits)."""
     m, n = y.shape
-    T = np.empty((m, n))
-    ends = np.empty((m, n, 2))
-    inner = np.empty((m, n, 2))
+    T = np.ones((m, n))
+    ends = np.zeros((m, n, 2))
+    inner = np.ones((m, n, 2))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        for k, sel in _chunks(kL, n, g, _CHUNK_NORMAL):
-            j0 = g.kmax - k
-            x = g.x[j0:]
-            I = _lin_terms(x - y[sel][:, :, None], g, fam, g.wlin[j0:], x[0])
+        for sel, x, wlin, _ in plan.chunks(rows, _CHUNK_NORMAL):
+            I = _lin_terms(x - y[sel][:, :, None], plan.spec, plan.fam, wlin, x[0])
             G = I.shape[-1]
             T[sel] = np.add.reduce(I, axis=-1)
             ends[sel] = I[..., ::G - 1]
             inner[sel] = I[..., 1::G - 3]
+        T, ends, inner = T[rows], ends[rows], inner[rows]
         good = _tails_ok_ends(ends, inner, T)
         good &= T >= TINY
         return _normalise_lin(T, good)
@@ -628,17 +798,6 @@ def _normalise_lin(T, good):
     return lp, ok
 
 
-def _chunks(kL, n, g, elems=None):
-    """``(kL, rows)`` groups: rows with the same left node count, ~``elems`` elements
-    (default ``_CHUNK_ELEMS``) each."""
-    out = []
-    for k in np.unique(kL):
-        rows = np.flatnonzero(kL == k)
-        step = max(1, (elems or _CHUNK_ELEMS) // (n * (int(k) + g.kR + 1)))
-        out.extend((int(k), rows[a:a + step]) for a in range(0, rows.size, step))
-    return out
-
-
 def _check(y, fam):
     if not hasattr(fam, "logcdf") or not hasattr(fam, "logpdf"):
         raise TypeError("fam must be a NumericFamily (numeric.families.get_family)")
@@ -663,35 +822,34 @@ def row_log_probs(y, fam, low=None):
     (which it calls when the linear mode does not certify the row).  ``low``:
     ``y.min()`` when the caller knows it."""
     n = y.size
-    g = _GRIDS.get((fam.name, fam.params.get("nu", 0.0), n)) or _grid(fam, _spec(fam), n)
-    if g.apriori:
+    if fam.name == "normal":
+        g = _GRIDS.get((fam.name, n)) or _grid(fam, _spec(fam), n)
         kL, lin = _normal_row(y.tolist(), g)
-    else:
-        spread = -float(y.min() if low is None else low)
-        lin = spread <= g.lin_max
-        kL = g.kL_one(spread) if lin else 0
-    if lin:
-        if kL <= g.kmax:
+        if lin and kL <= g.kmax:
+            # no floating-point warning is possible here (P > 0, exp underflow is
+            # silent by default, log of T >= TINY): skip the errstate context
             j0 = g.kmax - kL
-            x = g.x[j0:]
-            if fam.name == "normal":
-                # no floating-point warning is possible here (P > 0, exp underflow is
-                # silent by default, log of T >= TINY): skip the errstate context
-                lp = _row_lin(y, g, fam, x, j0)
-            else:
-                with np.errstate(divide="ignore", invalid="ignore", over="ignore",
-                                 under="ignore"):
-                    lp = _row_lin(y, g, fam, x, j0)
+            lp = _row_lin(y, g.spec, fam, g.x[j0:], g.wlin[j0:], True)
+            if lp is not None:
+                return lp, True
+    else:
+        c = _CORES.get((fam.name, float(fam.params.get("nu", 0.0)), n)) or _core(fam, n)
+        ymin = np.array([y.min() if low is None else low])
+        a, G = c.layout(ymin)
+        if G[0] <= MAX_NODES and fam.name in _PARTS and _lin_rows(y[None, :], ymin, fam, c.spec)[0]:
+            x, wl, _ = c.nodes(a, int(G[0]))
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+                lp = _row_lin(y, c.spec, fam, x[0], wl[0], False)
             if lp is not None:
                 return lp, True
     lp, ok = batch_log_probs(y[None, :], fam)
     return lp[0], bool(ok[0])
 
 
-def _row_lin(y, g, fam, x, j0):
+def _row_lin(y, spec, fam, x, wlin, apriori):
     """Linear mode on one row: :func:`_pass1` + :func:`_normalise_lin`; None if uncertified."""
-    I = _lin_terms(x - y[:, None], g, fam, g.wlin[j0:], x[0])
-    if g.apriori:
+    I = _lin_terms(x - y[:, None], spec, fam, wlin, x[0])
+    if apriori:
         # T >= TINY > 0 first: the tail test divides by T (no warnings possible)
         T = np.add.reduce(I, axis=-1)
         good = T.min() >= TINY and _tails_ok(I, T).all()
@@ -727,44 +885,32 @@ def batch_log_probs(y, fam, *, own_grids=False):
     ok = np.zeros(m, dtype=bool)
     if m == 0:
         return out, ok
-    spec = _spec(fam)
-    g = _grid(fam, spec, n)
     y = y - y.max(axis=1, keepdims=True)
-    if g.apriori:
-        kL, lin = _normal_rows(y, g)
-        reach = kL <= g.kmax
-        lin &= reach
+    plan = _Plan(y, fam)
+    lin, reach = plan.lin, plan.reach
+    rows = np.flatnonzero(lin)
+    if plan.apriori:
+        out[rows], ok[rows] = _lin_normal(y, plan, rows)
     else:
-        spread = -y.min(axis=1)
-        kL = g.kL(spread)
-        reach = kL <= g.kmax
-        lin = reach & (spread <= g.lin_max)
-    if g.apriori:
-        rows = np.flatnonzero(lin)
-        out[rows], ok[rows] = _lin_normal(y[rows], kL[rows], g, fam)
-    for mode, rows in (("lin", np.flatnonzero(lin)), ("log", np.flatnonzero(reach & ~lin))):
-        if mode == "lin" and g.apriori:
-            continue
-        for k, part in _chunks(kL[rows], n, g):
-            sel = rows[part]
-            out[sel], ok[sel] = _pass1(y[sel], k, g, fam, mode)
-    # linear-mode rows it cannot certify (an entry below TINY, ...): the log mode
-    redo = np.flatnonzero(lin & ~ok)
-    for k, part in _chunks(kL[redo], n, g):
-        sel = redo[part]
-        out[sel], ok[sel] = _pass1(y[sel], k, g, fam, "log")
+        for sel, x, wl, lw in plan.chunks(rows):
+            out[sel], ok[sel] = _pass1(y[sel], x, wl, lw, plan, "lin")
+    # rows the linear mode cannot certify (an entry below TINY, ...) or was not tried on:
+    # the log mode
+    for sel, x, wl, lw in plan.chunks(np.flatnonzero(reach & ~ok)):
+        out[sel], ok[sel] = _pass1(y[sel], x, wl, lw, plan, "log")
     if own_grids:
         rows = np.flatnonzero(~ok)
         if rows.size:
             logT = np.full((rows.size, n), -np.inf)
             good = np.zeros((rows.size, n), dtype=bool)
-            r2 = np.flatnonzero(reach[rows])
-            for k, part in _chunks(kL[rows[r2]], n, g):
-                sel = r2[part]
-                logT[sel], good[sel] = _pass1(y[rows[sel]], k, g, fam, "log", entries=True)
+            pos = np.full(m, -1)
+            pos[rows] = np.arange(rows.size)
+            for sel, x, wl, lw in plan.chunks(rows[reach[rows]]):
+                logT[pos[sel]], good[pos[sel]] = _pass1(y[sel], x, wl, lw, plan, "log",
+                                                        entries=True)
             rr, ii = np.nonzero(~good)
             if rr.size:
-                lp2, g2 = _own_grids(y[rows[rr]], ii, fam, spec)
+                lp2, g2 = _own_grids(y[rows[rr]], ii, fam, plan.spec)
                 logT[rr, ii] = lp2
                 good[rr, ii] = g2
             out[rows], ok[rows] = _normalise(logT, good)
@@ -925,40 +1071,29 @@ def batch_vjp(y, g, fam, *, log=False):
     ok = np.zeros(m, dtype=bool)
     if m == 0 or fam.name not in _PARTS:
         return out, ok
-    spec = _spec(fam)
-    gr = _grid(fam, spec, n)
     y = y - y.max(axis=1, keepdims=True)
-    if gr.apriori:
-        kL, lin = _normal_rows(y, gr)
-    else:
-        spread = -y.min(axis=1)
-        kL = gr.kL(spread)
-        lin = spread <= gr.lin_max
-    lin &= (kL <= gr.kmax) & (np.abs(g).max(axis=1) <= _G_MAX)
-    rows = np.flatnonzero(lin)
+    plan = _Plan(y, fam)
+    rows = np.flatnonzero(plan.lin & (np.abs(g).max(axis=1) <= _G_MAX))
     parts, c0 = _PARTS[fam.name][0], math.exp(-_PARTS[fam.name][1])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        for k, part in _chunks(kL[rows], n, gr, _CHUNK_NORMAL):
-            sel = rows[part]
-            out[sel], ok[sel] = _vjp_chunk(y[sel], g[sel], k, gr, parts, c0, log)
+        for sel, x, wlin, _ in plan.chunks(rows, _CHUNK_NORMAL):
+            out[sel], ok[sel] = _vjp_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log)
     return out, ok
 
 
-def _vjp_chunk(y, g, k, gr, parts, c0, log):
-    """:func:`batch_vjp` on rows sharing the left node count ``k``."""
-    j0 = gr.kmax - k
-    x = gr.x[j0:]
+def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
+    """:func:`batch_vjp` on rows sharing the node set ``x`` (weights ``wlin``)."""
     d = x - y[:, :, None]                                    # (rows, n, G)
-    lo, hi = gr.spec.get("LO"), gr.spec.get("HI")
-    if (lo is not None and x[0] < lo) or hi is not None:
+    lo, hi = plan.spec.get("LO"), plan.spec.get("HI")
+    if (lo is not None and x[..., 0].min() < lo) or hi is not None:
         np.clip(d, lo, hi, out=d)
     P, hz = parts(d)
     F = np.multiply.reduce(P, axis=1, keepdims=True)
     hz /= P                                                  # h / c0
-    I = hz * (F * gr.wlin[j0:])                              # w h F (wlin carries c0)
+    I = hz * (F * wlin)                                      # w h F (wlin carries c0)
     T = np.add.reduce(I, axis=-1)
     good = T.min(axis=1) >= TINY
-    if gr.apriori:
+    if plan.apriori:
         good &= _tails_ok(I, T).all(axis=1)
     else:
         good &= _certify(I)[3].all(axis=1)
@@ -976,7 +1111,7 @@ def _vjp_chunk(y, g, k, gr, parts, c0, log):
     mass = np.add.reduce(B, axis=-1)
     G = B.shape[-1]
     good &= (np.maximum(B[..., 0], B[..., G - 1]) <= _TAIL_FREE * mass).all(axis=1)
-    if gr.apriori:
+    if plan.apriori:
         err = (_N_DISC + 1e-15) * mass
     else:
         err = np.abs(np.add.reduce(A[..., 0::2], axis=-1) - np.add.reduce(A[..., 1::2], axis=-1))

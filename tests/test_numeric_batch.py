@@ -185,10 +185,10 @@ def test_bad_input():
 
 
 def test_own_grids_certify_wide_rows_exactly():
-    # gumbel_min [0, -9, -1, -0.5]: the shared grid cannot resolve the entry at -9
-    # (declined), the per-entry grids of method="batch" can -- and are exact
+    # gumbel_min [0, -400, -1, -0.5]: the row's core map would need more than MAX_NODES
+    # nodes (declined), the per-entry grids of method="batch" certify it -- exactly
     fam = get_family("gumbel_min")
-    y = np.array([[0.0, -9.0, -1.0, -0.5]])
+    y = np.array([[0.0, -400.0, -1.0, -0.5]])
     lp, ok = batch_log_probs(y, fam)
     assert not ok[0] and np.isnan(lp[0]).all()
     lp, ok = batch_log_probs(y, fam, own_grids=True)
