@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike
 
 from . import _fast
 from ._fast import FAST_FAMILIES, fast_log_probs_rows, fast_probs_vjp
-from ._fast_rows import ROWS_FAMILIES, rows_log_probs, rows_onehot_log_vjp
+from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp
 from . import _piecewise
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._batch import BATCH_FAMILIES, N_MAX, auto_spread_limit, batch_log_probs, batch_vjp, row_log_probs
@@ -65,9 +65,11 @@ def _fast_vjp_rows(y, g, fam, log):
     Rows whose cotangent has one nonzero ``c_y`` (the gradient of a negative
     log-likelihood) take the one-hot path of numeric._fast_rows:
     ``c_y d log p_y / dy`` (times ``p_y`` for ``probs``), every entry a positive
-    integral; all-zero rows give 0; other rows the O(n) engine's dense VJP
-    (numeric._fast.fast_probs_vjp, and for ``log_probs`` fast_log_probs_vjp when
-    the engine has it).  Divided by the scale (``y = x / scale``)."""
+    integral; all-zero rows give 0; other rows the row-batched dense VJP
+    (numeric._fast_rows.rows_dense_vjp, normal and logistic), then for the rows
+    it declines the per-row engine's (numeric._fast.fast_probs_vjp, and for
+    ``log_probs`` fast_log_probs_vjp when the engine has it).  Divided by the
+    scale (``y = x / scale``)."""
     m, n = y.shape
     out = np.full((m, n), np.nan)
     ok = np.zeros(m, dtype=bool)
@@ -90,6 +92,13 @@ def _fast_vjp_rows(y, g, fam, log):
         out[one[okv]] = v[okv]
         ok[one] = okv
     dense = np.flatnonzero(~ok)
+    if dense.size and fam.name in ROWS_FAMILIES:
+        # all rows of a bin count together (numeric._fast_rows); the per-row engine below
+        # takes the rows it declines
+        v, okd = rows_dense_vjp(y[dense], g[dense], fam, log=log)
+        out[dense[okd]] = v[okd]
+        ok[dense[okd]] = True
+        dense = dense[~okd]
     fn = getattr(_fast, "fast_log_probs_vjp", None) if log else fast_probs_vjp
     if dense.size and fn is not None:
         out[dense], ok[dense] = fn(y[dense], g[dense], fam, rows=True, assume_finite=True)
@@ -98,7 +107,7 @@ def _fast_vjp_rows(y, g, fam, log):
 
 
 def _piecewise_vjp_rows(y, g, fam, log):
-    """VJPs of standardized finite rows by numeric._piecewise (laplace, exponential):
+    """VJPs of standardized finite rows by numeric._piecewise (laplace, exponential, uniform):
     ``(out, ok)`` like :func:`_fast_vjp_rows`, divided by the scale."""
     out, ok = _piecewise.probs_vjp_rows(y, g, fam, log=log)
     out /= fam.scale
@@ -407,8 +416,9 @@ def _route(fam, n, method):
     * "fast": "auto", n >= FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the O(n)
       engines (``numeric._fast_rows`` for many rows at once, ``numeric._fast`` for
       the rows it declines, then the quadrature);
-    * "piecewise": "auto", n >= 3, laplace/exponential: the O(n) engine
-      ``numeric._piecewise`` (rows it declines: the quadrature);
+    * "piecewise": "auto", n >= 3, laplace/exponential/uniform: the O(n) engine
+      ``numeric._piecewise`` (uniform: ``numeric._uniform``; rows it declines: the
+      quadrature);
     * "row": one row at a time by ``method`` (quadrature, quantile, monte_carlo).
 
     Registry families only; user families always take "row".

@@ -1,5 +1,8 @@
 """Laplace and exponential noise: all n log-probabilities (and VJPs) in O(n) work.
 
+(Uniform noise, also served here, is handed to :mod:`numeric._uniform`: exact
+Gauss rules on the piecewise-polynomial max-CDF.)
+
 Both families share one structure.  Write ``w(x) = beta e^(mu - x)`` for a score
 ``mu`` below ``x`` (``beta = 1/2`` laplace, ``1`` exponential); then
 
@@ -72,9 +75,11 @@ import math
 
 import numpy as np
 
+from . import _uniform
+
 __all__ = ["SERVES", "log_probs_rows", "probs_vjp_rows"]
 
-SERVES = frozenset({"laplace", "exponential"})
+SERVES = frozenset({"laplace", "exponential", "uniform"})   # uniform: numeric._uniform
 
 _LOG2 = math.log(2.0)
 _L = 40.0            # neglected mass: below ~10 e^-L (4e-17) of every p_i
@@ -530,6 +535,8 @@ def log_probs_rows(y, fam):
     >>> round(float(np.exp(lp[0, 1])), 15)          # e^-1 / 2
     0.183939720585721
     """
+    if fam.name == "uniform" and not fam.custom:
+        return _uniform.log_probs_rows(y)
     y = np.ascontiguousarray(y, dtype=np.float64)
     ev = _Eval(y, fam)
     return ev.log_probs()
@@ -550,6 +557,8 @@ def probs_vjp_rows(y, g, fam, log=False):
     >>> round(float(v[0, 0]), 15)                     # d/dmu_0 (1 - e^-(mu_0 - mu_1)/2)
     0.183939720585721
     """
+    if fam.name == "uniform" and not fam.custom:
+        return _uniform.probs_vjp_rows(y, g, log=log)
     y = np.ascontiguousarray(y, dtype=np.float64)
     g = np.ascontiguousarray(g, dtype=np.float64)
     m, n = y.shape

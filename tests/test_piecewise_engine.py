@@ -129,7 +129,7 @@ def test_declines_what_it_cannot_do():
     assert not ok.any()
     with pytest.raises(NotImplementedError):
         log_probs_rows(y, get_family("normal"))
-    assert SERVES == frozenset({"laplace", "exponential"})
+    assert SERVES == frozenset({"laplace", "exponential", "uniform"})
 
 
 @pytest.mark.parametrize("fam", FAMS)
@@ -168,7 +168,7 @@ def test_table_and_loop_paths_agree_bitwise(fam, monkeypatch):
     assert np.array_equal(probs_vjp_rows(Y, G, f, log=True)[0], v)
 
 
-@pytest.mark.parametrize("fam", FAMS)
+@pytest.mark.parametrize("fam", FAMS + ("uniform",))
 def test_public_api_uses_the_engine(fam, monkeypatch):
     # numeric.log_probs / probs_vjp / log_probs_vjp with method "auto" route rows of
     # these families here; the results equal the engine's own (scale divides the scores)

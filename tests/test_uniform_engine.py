@@ -1,0 +1,184 @@
+"""numeric._uniform: exact Gauss rules for uniform noise.
+
+References are independent of the engine: exact rational arithmetic (uniform
+probabilities and Jacobian entries are integrals of piecewise polynomials; the
+scores are dyadic, so the float inputs are those rationals exactly), the 30-digit
+oracle, and the adaptive quadrature (itself oracle-tested) for long rows.
+"""
+
+import math
+from fractions import Fraction as Fr
+
+import numpy as np
+import pytest
+
+import numeric
+from derive import oracle
+from numeric._quadrature import quadrature_log_probs
+from numeric._uniform import log_probs_rows, probs_vjp_rows
+from numeric.families import get_family
+
+
+def _poly_mul(a, b):
+    out = [Fr(0)] * (len(a) + len(b) - 1)
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            out[i + j] += x * y
+    return out
+
+
+def _integral(mu, skip, upper):
+    """Exact ``int_T^upper prod_(j not in skip) clip(x - mu_j, 0, 1) dx`` (x from the
+    top score T), split at every breakpoint ``mu_j + 1``."""
+    T = max(mu)
+    cuts = sorted({T, upper} | {m + 1 for m in mu if T < m + 1 < upper})
+    tot = Fr(0)
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if b <= a:
+            continue
+        mid = (a + b) / 2
+        poly = [Fr(1)]
+        for j, m in enumerate(mu):
+            if j in skip or mid - m >= 1:
+                continue
+            poly = _poly_mul(poly, [-m, Fr(1)])          # (x - m_j)
+        tot += sum(c * (b ** (k + 1) - a ** (k + 1)) / (k + 1) for k, c in enumerate(poly))
+    return tot
+
+
+def _exact_probs(mu):
+    mu = [Fr(v) for v in mu]
+    T = max(mu)
+    return [_integral(mu, {i}, m + 1) if m + 1 > T else Fr(0) for i, m in enumerate(mu)]
+
+
+def _exact_jacobian(mu):
+    """``K_kj = int h_k h_j F`` (k != j) exactly: the integrand is the product without
+    factors k and j, on x < min(mu_k, mu_j) + 1."""
+    mu = [Fr(v) for v in mu]
+    T = max(mu)
+    n = len(mu)
+    K = [[Fr(0)] * n for _ in range(n)]
+    for k in range(n):
+        for j in range(k + 1, n):
+            up = min(mu[k], mu[j]) + 1
+            if up > T:
+                K[k][j] = K[j][k] = _integral(mu, {k, j}, up)
+    return K
+
+
+def _check_log_p(lp, p_exact):
+    for got, p in zip(lp, p_exact):
+        if p == 0:
+            assert got == -np.inf
+            continue
+        ref = math.log(p.numerator) - math.log(p.denominator) if p < Fr(1, 10**300) else math.log(float(p))
+        assert abs(got - ref) <= 1e-13 * max(1.0, abs(ref)), (got, ref)
+
+
+DYADIC = [
+    [0, -0.5, -0.25, -2.0],
+    [0, 0, -0.5, -0.5, -0.75, -1.0, -1.5],                   # ties, one exactly 1 below
+    [1.0, 0.9375, 0.875, 0.5, 0.0625, 0.125, -3.0, 0.96875],
+    [0, -2 ** -40, -0.5, -1 + 2 ** -40],                      # near-ties, a breakpoint near s = 0
+    [0, -0.999755859375] * 3,                                 # ties just above the cut
+]
+
+
+@pytest.mark.parametrize("mu", DYADIC)
+def test_probs_exact_rationals(mu):
+    lp, ok = log_probs_rows(np.array([mu], dtype=float))
+    assert ok.all()
+    _check_log_p(lp[0], _exact_probs(mu))
+
+
+def test_issue_18_cluster_exact():
+    # 9999 tied scores 0.01 below the top: p_top = d + (1 - d^10000) / 10000 for the
+    # float d = 0.01 (the rest of the row shares 1 - p_top)
+    x = np.r_[np.zeros(9999), 0.01]
+    d = Fr(0.01)
+    p_top = d + (1 - d ** 10000) / 10000
+    p = numeric.probs(x, "uniform")
+    assert abs(p[-1] / float(p_top) - 1) <= 1e-13
+    assert abs(p[0] / float((1 - p_top) / 9999) - 1) <= 1e-13
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("mu", DYADIC[:3])
+def test_vjp_exact_rationals(mu, log):
+    rng = np.random.default_rng(len(mu))
+    n = len(mu)
+    K = _exact_jacobian(mu)
+    P = _exact_probs(mu)
+    for c in (np.eye(n)[1], np.round(rng.normal(size=n) * 64) / 64):
+        v, ok = probs_vjp_rows(np.array([mu], dtype=float), c[None], log=log)
+        assert ok.all()
+        g = [Fr(float(ci)) / P[i] if (log and P[i] > 0) else (Fr(float(ci)) if not log else Fr(0))
+             for i, ci in enumerate(c)]
+        for k in range(n):
+            ref = sum((g[k] - g[j]) * K[k][j] for j in range(n) if j != k and P[k] > 0)
+            terms = sum(abs(g[k] - g[j]) * K[k][j] for j in range(n) if j != k and P[k] > 0)
+            assert abs(v[0, k] - float(ref)) <= 1e-12 * float(terms) + 1e-300, (k, v[0, k], float(ref))
+
+
+@pytest.mark.parametrize("s", [1.0, 2.0, 5.0, 0.3])
+def test_random_rows_vs_oracle(s):
+    rng = np.random.default_rng(int(10 * s))
+    x = s * rng.normal(size=(2, 8))
+    lp = numeric.log_probs(x, "uniform")
+    for r in range(2):
+        ref = np.array([float(v) for v in oracle.log_probs(x[r].tolist(), "uniform", dps=30)])
+        fin = np.isfinite(ref)
+        assert (np.isfinite(lp[r]) == fin).all()
+        err = np.abs(lp[r][fin] - ref[fin])
+        assert (err <= 1e-13 * np.maximum(1.0, np.abs(ref[fin]))).all(), err
+
+
+@pytest.mark.parametrize("kind", ["normal", "cluster", "deep"])
+def test_long_rows_vs_quadrature(kind):
+    rng = np.random.default_rng(3)
+    fam = get_family("uniform")
+    if kind == "normal":
+        x = rng.normal(size=2000)
+    elif kind == "cluster":                     # M > 64: the bisected 32-point panels
+        x = np.r_[1e-3 * rng.normal(size=80), rng.normal(size=200) - 0.7]
+        x[:20] = x[0]
+    else:                                       # deep ties: probabilities ~e^-15 and below
+        x = np.r_[0.0, np.full(100, -0.999), -0.9 - 0.05 * rng.random(size=30)]
+    lp, ok = log_probs_rows(x[None])
+    assert ok.all()
+    ref = quadrature_log_probs(x, fam)
+    fin = np.isfinite(ref)
+    assert (np.isfinite(lp[0]) == fin).all()
+    err = np.abs(lp[0][fin] - ref[fin])
+    # the quadrature's own guarantee is 1e-12 |log p| (README): compare at that level
+    assert (err <= 1e-12 * np.maximum(1.0, np.abs(ref[fin]))).all(), err.max()
+    assert abs(np.exp(lp[0][fin]).sum() - 1) <= 1e-14
+
+
+def test_public_paths_float32_and_batch_independence():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 12))
+    x[3, :6] = x[3, 0]
+    x[7] *= 0.02
+    c = rng.normal(size=x.shape)
+    for fn, args in ((numeric.log_probs, ()), (numeric.probs_vjp, (c,)), (numeric.log_probs_vjp, (c,))):
+        full = fn(x, *args, family="uniform")
+        q = fn(x, *args, family="uniform", method="quadrature")
+        assert np.allclose(full, q, rtol=1e-11, atol=1e-12)
+        for r in (0, 3, 7, 39):
+            one = fn(x[r:r + 1], *(a[r:r + 1] for a in args), family="uniform")
+            assert np.array_equal(one[0], full[r])
+    x32 = x.astype(np.float32)
+    p = numeric.probs(x32, "uniform", scale=2.0)
+    assert p.dtype == np.float32
+    ref = numeric.probs(x32.astype(np.float64) / 2.0, "uniform", method="quadrature")
+    assert np.allclose(p, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_declines_rows_with_too_many_distinct_active_scores():
+    x = np.linspace(0, -0.9, 400)[None]
+    lp, ok = log_probs_rows(x)
+    assert not ok[0] and np.isnan(lp[0]).all()
+    p = numeric.probs(x[0], "uniform")             # the quadrature serves it
+    assert abs(p.sum() - 1) < 1e-14
