@@ -134,8 +134,10 @@ class KernelCache:
 
     def _block(self, k):
         end = self.s_hi + 1 - k * _BLOCK
-        s = np.arange(end - _BLOCK, end)
-        return taylor_tables(self._fam, s * self.H, self.R, self._rho, self._ncirc)
+        t = np.arange(end - _BLOCK, end) * self.H
+        # rho: a radius, or a function of the points (a radius per point)
+        rho = self._rho(t) if callable(self._rho) else self._rho
+        return taylor_tables(self._fam, t, self.R, rho, self._ncirc)
 
     def get(self, s_lo):
         data = self._data

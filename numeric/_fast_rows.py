@@ -77,10 +77,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._exp import exp_terms
-from ._fast import (_INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS, _SPAN_MAX, _SPECS, _TAIL, _cache_for,
-                    _fine_tables, _interp_error)
+from ._fast import (_BAND, _CACHES, _CACHES_LOCK, _FAR_EPS, _INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS,
+                    _SPAN_MAX, _SPECS, _TAIL, _cache_for, _fine_tables, _gamma_cache, _interp_error)
+from ._fast_kernels import KernelCache
 
-__all__ = ["rows_log_probs", "rows_onehot_log_vjp", "ROWS_FAMILIES"]
+__all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "ROWS_FAMILIES"]
 
 # gumbel_min (grid step 1/32, bins four times as many per unit of spread) is served as
 # well or better by the per-row engine's convolutions
@@ -183,16 +184,81 @@ class _Plan:
         return got
 
 
-def _plan(fam, P):
-    key = (fam.name, P)
+def _normal_gamma_rho(t):
+    """Cauchy-formula radius for the normal's hazard Taylor tables out to ``t = 37``:
+    1/2 up to ``t = 4``, then ``2 / t``.  On the circle ``|h| <~ e^(t rho) h(t)``,
+    so the FFT's rounding (1e-16 of max |h| on the circle) enters ``b_r delta^r`` as
+    ``1e-16 e^(t rho) (delta / rho)^r <= 7.4e-16 0.58^r`` (``delta <= H/2 = 1/32``);
+    aliasing ``(t rho)^(r + 64) / (r + 64)! <= 2^64 / 64!`` is negligible."""
+    return np.where(t > 4.0, 2.0 / np.maximum(t, 4.0), 0.5)
+
+
+# The rows engine's Gamma tables.  normal: cut at t_c = 37 (h(37) ~ e^-690, so weights
+# up to e^600 per band leave far terms below the float range of the near ones), not at
+# numeric._fast's 12: the log-probability VJP's weights 1/p_j of low entries make the
+# tails of h_j far above z_j matter.  Taylor truncation relative to the term h(t)
+# (b_r / h ~ t^r / r!, delta <= 1/32): (t delta)^(R+1) / (R+1)! e^(t delta), 1e-13 at
+# t = 37 and 5e-17 at t = 24 with R = 16.  logistic: numeric._fast's tables (cut at 93).
+_ROWS_GAMMA = {"normal": (37.0, 16, _normal_gamma_rho, 64)}
+
+
+def _rows_gamma_cache(fam):
+    spec = _ROWS_GAMMA.get(fam.name)
+    if spec is None:
+        return _gamma_cache(fam)
+    key = fam.name + ":rows-gamma"
+    with _CACHES_LOCK:
+        c = _CACHES.get(key)
+        if c is None:
+            t_c, R, rho, ncirc = spec
+            c = _CACHES[key] = KernelCache(fam, _SPECS[fam.name].H, R, t_c, rho, ncirc)
+        return c
+
+
+class _GammaPlan:
+    """The spreading matrix of ``Gamma(x) = sum_j w_j h(x - z_j)`` on a plan's columns:
+    ``WG[(r, b), j] = b_r((k - b) H) (-H)^r`` (``k = kL + j``; ``b_r = h^(r) / r!``
+    from :func:`_rows_gamma_cache`, zero beyond their cut ``t_c``), and
+    ``log h`` at ``(s_hi + 1/2) H``, which bounds every term beyond the cut."""
+
+    __slots__ = ("WG", "R", "s_hi", "log_hc")
+
+    def __init__(self, fam, pl):
+        gc = _rows_gamma_cache(fam)
+        H, R, P = _SPECS[fam.name].H, gc.R, pl.P
+        s = np.arange(pl.kL - (P - 1), pl.kL + pl.Gs)
+        s0, _, B = gc.get(int(s[0]))
+        inside = s <= gc.s_hi
+        Tk = np.where(inside[:, None], B[np.where(inside, s - s0, 0), :R + 1], 0.0).T
+        Tk[1:] *= ((-H) ** np.arange(1, R + 1))[:, None]
+        W = sliding_window_view(Tk, pl.Gs, axis=-1)[:, ::-1, :]       # (R + 1, P, Gs)
+        self.WG = np.ascontiguousarray(W.reshape((R + 1) * P, pl.Gs))
+        self.R, self.s_hi = R, gc.s_hi
+        with np.errstate(divide="ignore"):
+            self.log_hc = float(fam.loghazard(np.array([(gc.s_hi + 0.5) * H]))[0])
+
+    @property
+    def nbytes(self):
+        return self.WG.nbytes
+
+
+def _cached_plan(key, build):
     pl = _PLANS.get(key)
     if pl is None:
-        pl = _Plan(fam, _SPECS[fam.name], P)
+        pl = build()
         with _PLANS_LOCK:
             if sum(q.nbytes for q in _PLANS.values()) + pl.nbytes > _PLANS_BYTES:
                 _PLANS.clear()
             pl = _PLANS.setdefault(key, pl)
     return pl
+
+
+def _plan(fam, P):
+    return _cached_plan((fam.name, P), lambda: _Plan(fam, _SPECS[fam.name], P))
+
+
+def _gamma_plan(fam, pl):
+    return _cached_plan((fam.name, pl.P, "gamma"), lambda: _GammaPlan(fam, pl))
 
 
 def _matmul_rows(A, B, out):
@@ -215,21 +281,26 @@ def _matmul_rows(A, B, out):
     return out
 
 
+def _split(z, lo_i, spec, P):
+    """Exact bins and offsets of rows ``z`` with origins ``lo_i H``: ``(gb, u)``, flat,
+    ``z = (lo_i + b + u) H`` with ``|u| <= 1/2`` and ``gb = row P + b``."""
+    m, n = z.shape
+    v = z * (1.0 / spec.H)
+    t = v + _MAGIC
+    b = t.view(np.int64) - (_MAGIC_BITS + lo_i)[:, None]      # exact bin index per score
+    t -= _MAGIC
+    v -= t                                                   # u in [-1/2, 1/2], exact
+    b += (np.arange(m, dtype=np.int64) * P)[:, None]         # bins of row r: r P .. r P + P - 1
+    return b.ravel(), v.ravel()
+
+
 def _moments(z, lo_i, spec, P):
     """Bin moments ``M`` ((R + 1), rows, P) of rows ``z`` with origins ``lo_i H``:
     ``M[r, row, b] = sum_{j in bin b} u_j^r`` (one bincount per order over all rows;
     each bin's sum runs over its scores in row order)."""
     m, n = z.shape
     R = spec.R
-    invH = 1.0 / spec.H
-    v = z * invH
-    t = v + _MAGIC
-    b = t.view(np.int64) - (_MAGIC_BITS + lo_i)[:, None]      # exact bin index per score
-    t -= _MAGIC
-    v -= t                                                   # u in [-1/2, 1/2], exact
-    b += (np.arange(m, dtype=np.int64) * P)[:, None]         # bins of row r: r P .. r P + P - 1
-    gb = b.ravel()
-    u = v.ravel()
+    gb, u = _split(z, lo_i, spec, P)
     M = np.empty((R + 1, m * P))
     M[0] = np.bincount(gb, minlength=m * P)
     pw = u.copy()
@@ -326,9 +397,13 @@ def _node_integrals(L_rows, pl, H, a, b):
     return logg, ok
 
 
-def _eval(zr, lo_i, logg, pl, spec):
+def _eval(zr, lo_i, logg, pl, spec, deriv=False, abs_tol=None):
     """Interpolants of the node values ``logg`` (rows, K) at the scores ``zr``
-    (rows, n); ``ok`` False for rows whose stencil leaves the nodes."""
+    (rows, n); ``ok`` False for rows whose stencil leaves the nodes or whose
+    node values the interpolant does not resolve (``_interp_error``: relative to
+    ``max(1, |log g|)`` within ``_INTERP_TOL``, or with ``abs_tol`` the absolute
+    error within it).  ``deriv``: also the derivative with respect to the score
+    (the same Horner pass, ``d t / d z = a``): ``(values, derivative, ok)``."""
     m, n = zr.shape
     S, d = spec.fine_S, spec.fine_d
     tab = _fine_tables(logg, pl.q, S, d)              # (rows, d + 1, ncol)
@@ -342,7 +417,9 @@ def _eval(zr, lo_i, logg, pl, spec):
     t -= _MAGIC
     v -= t                                            # offset in [-1/2, 1/2]
     ok = (idx.min(axis=1) >= (pl.q // 2 - 1) * S) & (idx.max(axis=1) < ncol)
-    if pl.ms > 1:
+    if abs_tol is not None:
+        ok &= _interp_error(logg, pl.q, absolute=True) <= abs_tol
+    elif pl.ms > 1:
         # node values the q-point interpolant does not resolve (tied blocks): the
         # per-row engine halves the node stride (numeric._fast._interp_error)
         ok &= _interp_error(logg, pl.q) <= _INTERP_TOL
@@ -351,11 +428,19 @@ def _eval(zr, lo_i, logg, pl, spec):
     idx += (np.arange(m, dtype=np.int64) * ((d + 1) * ncol))[:, None]
     flat = tab.reshape(-1)
     out = np.take(flat[d * ncol:], idx)
+    dout = out.copy() if deriv else None
     tmp = np.empty_like(out)
     for j in range(d - 1, -1, -1):
         out *= v
         np.take(flat[j * ncol:], idx, out=tmp)
         out += tmp
+        if deriv and j > 0:
+            # p' = sum_j j e_j delta^(j-1): Horner alongside the value
+            dout *= v
+            dout += out
+    if deriv:
+        dout *= a
+        return out, dout, ok
     return out, ok
 
 
@@ -468,3 +553,192 @@ def rows_onehot_log_vjp(z, y, fam):
     ``e_y``; multiply by ``c_y``).  Off the diagonal ``-g_y(z_k) / g(z_y)``, on it
     the sum of those terms with the opposite sign (module doc)."""
     return _rows(z, fam, _onehot_group, np.asarray(y))
+
+
+def _weighted_median(gg, pw):
+    """Per row, a ``pw``-weighted median of ``gg`` (m, n) (entries with ``pw = 0`` are
+    ignored; rows without weight give 0): the 256-bin weighted histogram of each row
+    locates the bin holding half the weight, and the entries of that bin are sorted
+    (all rows together)."""
+    m, n = gg.shape
+    live = pw > 0
+    with np.errstate(invalid="ignore"):
+        lo = np.where(live, gg, np.inf).min(axis=1)
+        hi = np.where(live, gg, -np.inf).max(axis=1)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    lo = np.where(np.isfinite(lo), lo, 0.0)
+    with np.errstate(invalid="ignore"):
+        t = np.floor((gg - lo[:, None]) * (256.0 / span)[:, None])
+    idx = np.clip(np.nan_to_num(t, nan=0.0), 0, 255).astype(np.int64)
+    idx += (np.arange(m, dtype=np.int64) * 256)[:, None]
+    cw = np.cumsum(np.bincount(idx[live], weights=pw[live], minlength=m * 256).reshape(m, 256), axis=1)
+    half = 0.5 * cw[:, -1]
+    i = np.minimum(np.argmax(cw >= half[:, None], axis=1), 255)
+    below = np.where(i > 0, cw[np.arange(m), np.maximum(i - 1, 0)], 0.0)
+    rr, cc = np.nonzero(live & (idx == (np.arange(m) * 256 + i)[:, None]))
+    vals = gg[rr, cc]
+    o = np.lexsort((vals, rr))
+    rr, vals = rr[o], vals[o]
+    cs = np.cumsum(pw[rr, cc[o]])
+    first = np.searchsorted(rr, np.arange(m))
+    base = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
+    # the first entry of each row's bin where the running weight reaches half
+    reach = cs - base[rr] >= (half - below)[rr]
+    pick = np.full(m, -1)
+    hit = np.flatnonzero(reach)
+    pick[rr[hit[::-1]]] = hit[::-1]
+    last = np.searchsorted(rr, np.arange(m), side="right") - 1
+    pick = np.where(pick >= 0, pick, last)
+    out = np.zeros(m)
+    has = (last >= first) & (cw[:, -1] > 0)
+    out[has] = vals[pick[has]]
+    return out
+
+
+def _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec):
+    """``log Gamma_+-`` on the plan's columns, (2 rows, Gs) (the ``+`` rows first), for
+    the weights ``e^lmag`` of the entries with ``neg`` False (``+``) and True (``-``),
+    and the log of a bound on the terms beyond the Gamma tables' cut, (2 rows, Gs).
+
+    Weights within ``e^_BAND`` of their (sign, row)'s band's largest are spread
+    together, scaled by it (numeric._fast's bands); bands add in log space.  All
+    terms are positive, so each ``Gamma`` is good to its tables' relative
+    truncation plus a few ulps.  A bin ``b`` of weight ``W_b`` adds at most
+    ``W_b h((k - b - 1/2) H)`` at column ``k`` beyond the cut (``h`` decreases
+    there), so the far terms of column ``k`` are at most
+    ``h((s_hi + 1/2) H) sum_{b <= k - s_hi - 1} W_b``."""
+    m, n = zr.shape
+    P, R = pl.P, gp.R
+    gb, u = _split(zr, lo_i, spec, P)
+    gb += np.where(neg, m * P, 0).ravel()                  # bins of the - weights after the +
+    lm = lmag.ravel()
+    key = (np.where(neg, m, 0) + np.arange(m)[:, None]).ravel()   # (sign, row) of each entry
+    top = np.concatenate([np.where(neg, -np.inf, lmag).max(axis=1), np.where(neg, lmag, -np.inf).max(axis=1)])
+    with np.errstate(invalid="ignore"):
+        band = np.floor((top[key] - lm) / _BAND)
+    fin = np.isfinite(band)
+    lgam = np.full((2 * m, pl.Gs), -np.inf)
+    lW = np.full((2 * m, P), -np.inf)
+    for bnd in range(int(band[fin].max()) + 1 if fin.any() else 0):
+        inb = np.flatnonzero(fin & (band == bnd))
+        if not inb.size:
+            continue
+        sc = np.full(2 * m, -np.inf)
+        np.maximum.at(sc, key[inb], lm[inb])
+        sc[~np.isfinite(sc)] = 0.0
+        w = np.zeros(lm.size)
+        w[inb] = np.exp(lm[inb] - sc[key[inb]])
+        Mw = np.empty((R + 1, 2 * m * P))
+        Mw[0] = np.bincount(gb, weights=w, minlength=2 * m * P)
+        for r in range(1, R + 1):
+            w *= u
+            Mw[r] = np.bincount(gb, weights=w, minlength=2 * m * P)
+        A = Mw.reshape(R + 1, 2 * m, P).transpose(1, 0, 2).reshape(2 * m, (R + 1) * P)
+        Gam = _matmul_rows(A, gp.WG, np.empty((2 * m, pl.Gs)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lgam = np.logaddexp(lgam, np.log(np.maximum(Gam, 0.0)) + sc[:, None])
+            lW = np.logaddexp(lW, np.log(Mw[0].reshape(2 * m, P)) + sc[:, None])
+    cumW = np.logaddexp.accumulate(lW, axis=1)
+    ib = pl.kL + np.arange(pl.Gs) - gp.s_hi - 1            # last far bin of each column
+    far = np.where(ib >= 0, cumW[:, np.clip(ib, 0, P - 1)] + gp.log_hc, -np.inf)
+    return lgam, far
+
+
+def _far_ok(Lfar, logT, pl, H):
+    """Per row, whether the terms beyond the Gamma tables' cut are negligible at
+    every node: their trapezoid sum ``H sum_k h(x_k - m) F_k far_k`` (``Lfar = log
+    (F far)``) is at most ``Gs H`` times its largest term, required below
+    ``_FAR_EPS`` of the node's integral ``e^logT``."""
+    m, Gs = Lfar.shape
+    ok = np.ones(m, dtype=bool)
+    rows = np.flatnonzero(np.isfinite(Lfar).any(axis=1))
+    blk = max(1, _ELEMS // (pl.K * Gs))
+    lim = math.log(_FAR_EPS) - math.log(Gs * H)
+    for r0 in range(0, rows.size, blk):
+        rr = rows[r0:r0 + blk]
+        mx = (pl.LH[None, :, :] + Lfar[rr, None, :]).max(axis=-1)
+        with np.errstate(invalid="ignore"):
+            ok[rr] = (mx <= logT[rr] + lim).all(axis=1)
+    return ok
+
+
+def _dense_group(pl, rows, zr, lo_i, fam, G, log):
+    spec = _SPECS[pl.name]
+    H = spec.H
+    m, n = zr.shape
+    g = G[rows]
+    M = _moments(zr, lo_i, spec, pl.P)
+    LF = _log_F(M, pl, n, 0, pl.Gs)
+    logg = np.empty((m, pl.K))
+    good = np.zeros(m, dtype=bool)
+    for a, b, sel in _subgroups(*_windows(pl, M)):
+        logg[sel], good[sel] = _node_integrals(np.ascontiguousarray(LF[sel, a:b]), pl, H, a, b)
+    lp, rS, good2 = _eval(zr, lo_i, logg, pl, spec, deriv=True)
+    good &= good2
+    mx = lp.max(axis=1, keepdims=True)
+    lp -= mx + np.log(exp_terms(lp - mx).sum(axis=1, keepdims=True))
+    np.minimum(lp, 0.0, out=lp)
+    p = np.exp(lp)
+    # the shift s (J^T 1 = 0): a p-weighted median of g (of c / p for log p) over the
+    # entries with p >= 1e-9 max p, as in numeric._fast._row_vjp
+    big = p >= 1e-9 * p.max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        gg = np.where(big, g / p if log else g, 0.0)
+    shift = _weighted_median(gg, np.where(big, p, 0.0))
+    shift[~np.isfinite(shift)] = 0.0
+    v = g - shift[:, None] * p if log else g - shift[:, None]
+    out = rS * v
+    if not log:
+        out *= p
+    with np.errstate(divide="ignore"):
+        lmag = np.log(np.abs(v))
+    if log:
+        lmag -= lp
+    neg = v < 0
+    gp = _gamma_plan(fam, pl)
+    lgam, far = _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec)
+    for si, sgn in enumerate((1.0, -1.0)):
+        has = np.flatnonzero(np.isfinite(lgam[si * m:(si + 1) * m]).any(axis=1) & good)
+        if not has.size:
+            continue
+        L = LF[has] + lgam[si * m + has]
+        logT, okT = _node_integrals(L, pl, H, 0, pl.Gs)
+        okT &= _far_ok(LF[has] + far[si * m + has], logT, pl, H)
+        # log T2 interpolated like log g; decline unless its estimated absolute error
+        # -- the relative error of T2 -- is below 2e-11 (numeric._fast._row_vjp)
+        T, okE = _eval(zr[has], lo_i[has], logT, pl, spec, abs_tol=2e-11)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[has] -= sgn * np.exp(T)
+        good[has] &= okT & okE
+    good &= np.isfinite(out).all(axis=1)
+    return out, good
+
+
+def rows_dense_vjp(z, g, fam, log=False):
+    """``(v, ok)``: the VJP of ``p`` (``log=False``) or ``log p`` (``log=True``) for
+    standardized finite rows ``z`` (m, n) and finite cotangents ``g`` (m, n), all rows
+    of a bin count together on the grid of :func:`rows_log_probs`.
+
+    ``(J^T g)_k = g'_k T1_k - T2_k`` with ``g' = g - s`` (``J^T 1 = 0``; for ``log p``
+    ``g = c / p``, so ``g' p = c - s p``), ``T1_k = int h_k F S = p_k (log g)'(z_k)``
+    (``S = (log F)'``, by parts; the derivative of the interpolant of ``log g``,
+    from the same Horner pass) and ``T2_k = int h_k F Gamma``, ``Gamma = sum_j g'_j
+    h_j`` split by sign into two integrals of positive functions (weights
+    ``log|g'_j|`` in log space), each integrated at the nodes with the checks of
+    the module doc on all columns, and ``log T2_+-`` interpolated at the scores.
+    Rows are declined (``ok`` False, NaN) when a check fails, when the terms of
+    ``Gamma`` beyond its tables' cut are not negligible at every node
+    (:func:`_far_ok`), when ``log T2`` is not resolved by its interpolant, or
+    when a term overflows; the caller sends them to the per-row engine
+    (numeric._fast.fast_probs_vjp), which sums far terms exactly.  The shift
+    ``s`` is a ``p``-weighted median of ``g``; each entry is then accurate to
+    ~1e-13 of ``|g'_k| T1_k + T2_+(z_k) + T2_-(z_k)``, the per-row engine's bound.
+    A row's result depends on that row only.
+
+    >>> import numpy as np
+    >>> from numeric.families import get_family
+    >>> v, ok = rows_dense_vjp(np.zeros((1, 300)), np.ones((1, 300)), get_family("normal"))
+    >>> bool(ok[0]), bool(np.abs(v).max() < 1e-15)
+    (True, True)
+    """
+    return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log)
