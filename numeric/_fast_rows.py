@@ -103,7 +103,10 @@ _BLOCK_ELEMS = 1 << 18
 _N_MAX = 1 << 16
 _PLANS_BYTES = 32 << 20     # plans kept up to this many bytes
 _WINDOWS_BYTES = 48 << 20   # window matrices kept up to this many bytes
-_MB = 4                 # rows per matrix product (fixed: bits independent of the batch)
+_MB = 8                 # rows per matrix product (fixed: bits independent of the batch)
+# multiply-adds per product: below OpenBLAS's threading threshold (one thread: on a
+# shared machine its worker threads spin and cost more than the work)
+_MM_MACS = 900_000
 _ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral block
 # largest second difference of the log integrand at its peak (the per-row engine's)
 _CURV_MAX = {"normal": 0.35, "logistic": 0.35, "gumbel_min": 0.35}
@@ -263,13 +266,13 @@ def _gamma_plan(fam, pl):
 
 def _matmul_rows(A, B, out):
     """``out = A @ B`` as products of exactly ``_MB`` rows of ``A`` (zero-padded) by
-    column blocks of ``B`` small enough (< 2^18 multiply-adds) that OpenBLAS stays
-    on one thread: each entry's rounding then depends on its own row only."""
+    column blocks of ``B`` small enough (``_MM_MACS`` multiply-adds) that OpenBLAS
+    stays on one thread: each entry's rounding then depends on its own row only."""
     m, k = A.shape
     pad = (-m) % _MB
     if pad:
         A = np.concatenate([A, np.zeros((pad, k))])
-    cols = max(1, (1 << 18) // (_MB * k))
+    cols = max(1, _MM_MACS // (_MB * k))
     tmp = np.empty((_MB, min(cols, B.shape[1])))
     for j0 in range(0, B.shape[1], cols):
         j1 = min(B.shape[1], j0 + cols)
@@ -595,8 +598,9 @@ def _weighted_median(gg, pw):
     return out
 
 
-def _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec):
-    """``log Gamma_+-`` on the plan's columns, (2 rows, Gs) (the ``+`` rows first), for
+def _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec, wins):
+    """``log Gamma_+-`` on the columns ``a .. b - 1`` of each window ``(a, b, rows)`` of
+    ``wins`` (``-inf`` elsewhere), (2 rows, Gs) (the ``+`` rows first), for
     the weights ``e^lmag`` of the entries with ``neg`` False (``+``) and True (``-``),
     and the log of a bound on the terms beyond the Gamma tables' cut, (2 rows, Gs).
 
@@ -634,7 +638,10 @@ def _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec):
             w *= u
             Mw[r] = np.bincount(gb, weights=w, minlength=2 * m * P)
         A = Mw.reshape(R + 1, 2 * m, P).transpose(1, 0, 2).reshape(2 * m, (R + 1) * P)
-        Gam = _matmul_rows(A, gp.WG, np.empty((2 * m, pl.Gs)))
+        Gam = np.zeros((2 * m, pl.Gs))
+        for a, b, sel in wins:
+            both = np.r_[sel, sel + m]
+            Gam[both, a:b] = _matmul_rows(A[both], gp.WG[:, a:b], np.empty((both.size, b - a)))
         with np.errstate(divide="ignore", invalid="ignore"):
             lgam = np.logaddexp(lgam, np.log(np.maximum(Gam, 0.0)) + sc[:, None])
             lW = np.logaddexp(lW, np.log(Mw[0].reshape(2 * m, P)) + sc[:, None])
@@ -644,11 +651,12 @@ def _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec):
     return lgam, far
 
 
-def _far_ok(Lfar, logT, pl, H):
+def _far_ok(Lfar, logT, pl, H, a, b):
     """Per row, whether the terms beyond the Gamma tables' cut are negligible at
-    every node: their trapezoid sum ``H sum_k h(x_k - m) F_k far_k`` (``Lfar = log
-    (F far)``) is at most ``Gs H`` times its largest term, required below
-    ``_FAR_EPS`` of the node's integral ``e^logT``."""
+    every node: their trapezoid sum ``H sum_k h(x_k - m) F_k far_k`` over the
+    columns ``a .. b - 1`` (``Lfar = log (F far)`` there) is at most ``(b - a) H``
+    times its largest term, required below ``_FAR_EPS`` of the node's integral
+    ``e^logT``."""
     m, Gs = Lfar.shape
     ok = np.ones(m, dtype=bool)
     rows = np.flatnonzero(np.isfinite(Lfar).any(axis=1))
@@ -656,7 +664,7 @@ def _far_ok(Lfar, logT, pl, H):
     lim = math.log(_FAR_EPS) - math.log(Gs * H)
     for r0 in range(0, rows.size, blk):
         rr = rows[r0:r0 + blk]
-        mx = (pl.LH[None, :, :] + Lfar[rr, None, :]).max(axis=-1)
+        mx = (pl.LH[None, :, a:b] + Lfar[rr, None, :]).max(axis=-1)
         with np.errstate(invalid="ignore"):
             ok[rr] = (mx <= logT[rr] + lim).all(axis=1)
     return ok
@@ -671,7 +679,11 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     LF = _log_F(M, pl, n, 0, pl.Gs)
     logg = np.empty((m, pl.K))
     good = np.zeros(m, dtype=bool)
-    for a, b, sel in _subgroups(*_windows(pl, M)):
+    # the integration windows of h F (every node's integrand above its peak minus
+    # _TAIL); the T2 integrands h F Gamma use them too, their decay at the window
+    # ends is checked by _trapezoid (weights 1/p_j of low entries may move the mass)
+    wins = list(_subgroups(*_windows(pl, M)))
+    for a, b, sel in wins:
         logg[sel], good[sel] = _node_integrals(np.ascontiguousarray(LF[sel, a:b]), pl, H, a, b)
     lp, rS, good2 = _eval(zr, lo_i, logg, pl, spec, deriv=True)
     good &= good2
@@ -696,20 +708,27 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
         lmag -= lp
     neg = v < 0
     gp = _gamma_plan(fam, pl)
-    lgam, far = _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec)
+    lgam, far = _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec, wins)
     for si, sgn in enumerate((1.0, -1.0)):
-        has = np.flatnonzero(np.isfinite(lgam[si * m:(si + 1) * m]).any(axis=1) & good)
+        has = np.isfinite(lgam[si * m:(si + 1) * m]).any(axis=1) & good
+        logT = np.full((m, pl.K), -np.inf)
+        okT = np.ones(m, dtype=bool)
+        for a, b, sel in wins:
+            sel = sel[has[sel]]
+            if not sel.size:
+                continue
+            L = LF[sel, a:b] + lgam[si * m + sel, a:b]
+            logT[sel], okT[sel] = _node_integrals(L, pl, H, a, b)
+            okT[sel] &= _far_ok(LF[sel, a:b] + far[si * m + sel, a:b], logT[sel], pl, H, a, b)
+        has = np.flatnonzero(has)
         if not has.size:
             continue
-        L = LF[has] + lgam[si * m + has]
-        logT, okT = _node_integrals(L, pl, H, 0, pl.Gs)
-        okT &= _far_ok(LF[has] + far[si * m + has], logT, pl, H)
         # log T2 interpolated like log g; decline unless its estimated absolute error
         # -- the relative error of T2 -- is below 2e-11 (numeric._fast._row_vjp)
-        T, okE = _eval(zr[has], lo_i[has], logT, pl, spec, abs_tol=2e-11)
+        T, okE = _eval(zr[has], lo_i[has], logT[has], pl, spec, abs_tol=2e-11)
         with np.errstate(over="ignore", invalid="ignore"):
             out[has] -= sgn * np.exp(T)
-        good[has] &= okT & okE
+        good[has] &= okT[has] & okE
     good &= np.isfinite(out).all(axis=1)
     return out, good
 
