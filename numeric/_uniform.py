@@ -147,6 +147,7 @@ class _Rows:
         sa, sb = cb, c.copy()
         ta, tb = np.zeros((m, K)), width
         self.rule = _rule(N)
+        self.N = N
         self.ok = np.ones(m, dtype=bool)
         if bisect:
             pm, sa, sb, ta, tb = self._bisect(pm, sa, sb, ta, tb)
@@ -173,9 +174,9 @@ class _Rows:
         dm = np.take_along_axis(gd, pm, axis=1)
         z = tau[:, None, :] + (dm[:, None, :] - gd[:, :, None])
         with np.errstate(divide="ignore", invalid="ignore"):
-            near = np.log1p(-np.minimum(z, 0.5))
-            far = np.log(s[:, None, :] + gd[:, :, None])
-        out = np.where(z <= 0.5, near, far)
+            out = np.log(s[:, None, :] + gd[:, :, None])
+            np.negative(z, out=z)
+            np.log1p(z, out=out, where=z >= -0.5)
         out[np.arange(self.K)[None, :, None] > pm[:, None, :]] = np.inf
         return out
 
@@ -249,16 +250,27 @@ def _seq(a, axis):
     return np.take(np.cumsum(a, axis=axis), -1, axis=axis)
 
 
+def _node_sum(a, N):
+    """Sum over the last axis (nodes, ``N`` per panel): each panel's ``N`` values by
+    numpy's fixed-length reduction, then the panels in order (padding panels: zeros)."""
+    sh = a.shape
+    return _seq(a.reshape(sh[:-1] + (sh[-1] // N, N)).sum(axis=-1), -1)
+
+
 def _over_groups(w, T):
     """``sum_J w_J T_J`` (w (m, K), T (m, K, P)) in group order."""
-    return _seq(w[:, :, None] * T, 1)
+    out = w[:, 0, None] * T[:, 0]
+    for j in range(1, T.shape[1]):
+        out += w[:, j, None] * T[:, j]
+    return out
 
 
-def _lse(a, axis=-1):
-    mx = np.max(a, axis=axis, keepdims=True)
+def _lse(a, N):
+    """``log sum exp`` over the last axis (nodes, ``N`` per panel)."""
+    mx = np.max(a, axis=-1, keepdims=True)
     mx = np.where(np.isfinite(mx), mx, 0.0)
     with np.errstate(divide="ignore", under="ignore"):
-        return np.log(_seq(np.exp(a - mx), axis)) + np.squeeze(mx, axis)
+        return np.log(_node_sum(np.exp(a - mx), N)) + mx[..., 0]
 
 
 def _blocks(y):
@@ -307,9 +319,9 @@ def log_probs_rows(y):
 def _log_probs_block(R):
     """Group log-probabilities (m, K), renormalised, and ok."""
     E = R.entry_logs()
-    lp = _lse(E)                                    # (m, K)
+    lp = _lse(E, R.N)                               # (m, K)
     with np.errstate(invalid="ignore"):
-        tot = _lse(np.where(R.gw > 0, lp + np.log(np.maximum(R.gw, 1.0)), -np.inf))
+        tot = _lse(np.where(R.gw > 0, lp + np.log(np.maximum(R.gw, 1.0)), -np.inf), 1)
     ok = R.ok & np.isfinite(tot) & (np.abs(tot) <= _SUM_TOL)
     return lp - tot[:, None], ok
 
@@ -366,12 +378,16 @@ def _vjp_block(R, lp, ge, gid, valid, log):
         if log:
             # Gamma w G = sum_J (C_J / p_J - w_J q_t) h_J w G, C_J / p_J in log space
             lpg = np.where(R.gw > 0, lp, 0.0)                # padding groups: no -inf
-            Phi = (_over_groups(C * inc, np.exp(R.lwG[:, None, :] + lh - lpg[:, :, None]))
-                   - qt[:, None] * wG * _over_groups(R.gw * inc, H))
+            if lpg.min() > -700.0:
+                # 1 / p_J representable: C_J / p_J times h_J w G directly
+                t1 = wG * _over_groups(C * inc * np.exp(-lpg), H)
+            else:
+                t1 = _over_groups(C * inc, np.exp(R.lwG[:, None, :] + lh - lpg[:, :, None]))
+            Phi = t1 - qt[:, None] * wG * _over_groups(R.gw * inc, H)
         else:
             Phi = wG * _over_groups((C - R.gw * qt[:, None]) * inc, H)
-        B = _seq(H * Phi[:, None, :], -1)                   # (m, K)
-        A = _seq(H * (wG * S)[:, None, :], -1)
+        BA = _node_sum(H[..., None, :] * np.stack([Phi, wG * S], axis=1)[:, None], R.N)
+        B, A = BA[:, :, 0], BA[:, :, 1]                     # (m, K) each
         A[lone, 0] = 0.0
         Ae = np.take_along_axis(A, gid, axis=1)
         Be = np.take_along_axis(B, gid, axis=1)
