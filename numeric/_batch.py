@@ -405,7 +405,7 @@ class _Core:
         a = np.maximum(ymin, -self.XLMAX) - self.CL
         with np.errstate(invalid="ignore", over="ignore"):
             G = np.ceil((self.uR - a - self.lo) / self.hh) + 1.0
-        G = np.where(np.isfinite(G), G, MAX_NODES + 1.0).astype(np.int64)
+        G = np.where(G <= MAX_NODES, G, MAX_NODES + 1.0).astype(np.int64)   # NaN, huge
         # ladder: 8 steps per octave (<= 12.5% extra nodes, few groups per batch)
         q = np.maximum(4, 1 << np.maximum(0, np.floor(np.log2(np.maximum(G, 1))).astype(np.int64) - 3))
         G = -(-G // q) * q
@@ -685,7 +685,7 @@ class _Plan:
         self.lin = lin & self.reach
 
     def size(self, k):
-        return self.g.kmax - k + self.g.kR + 1 if self.apriori else k
+        return k + self.g.kR + 1 if self.apriori else k
 
     def chunks(self, rows, elems=_CHUNK_ELEMS):
         """``(rows, x, wlin, logw)``: groups of ``rows`` sharing a node count, ~``elems``
@@ -1073,12 +1073,72 @@ def batch_vjp(y, g, fam, *, log=False):
         return out, ok
     y = y - y.max(axis=1, keepdims=True)
     plan = _Plan(y, fam)
+    # the linear mode where the forward pass uses it (every entry above TINY)
     rows = np.flatnonzero(plan.lin & (np.abs(g).max(axis=1) <= _G_MAX))
     parts, c0 = _PARTS[fam.name][0], math.exp(-_PARTS[fam.name][1])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         for sel, x, wlin, _ in plan.chunks(rows, _CHUNK_NORMAL):
             out[sel], ok[sel] = _vjp_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log)
+        # the rest (entries below TINY, cotangents c / p beyond _G_MAX): log space
+        for sel, x, _, logw in plan.chunks(np.flatnonzero(plan.reach & ~ok), _CHUNK_ELEMS // 4):
+            out[sel], ok[sel] = _vjp_log_chunk(y[sel], g[sel], x, logw, plan, log)
     return out, ok
+
+
+def _vjp_log_chunk(y, c, x, logw, plan, log):
+    """:func:`batch_vjp` in log space on rows sharing the node set ``x``.
+
+    With ``e^{L_k} = w h_k F`` (the forward's log-mode node terms) and
+    ``R_kj = int h_k F h_j / int h_k F`` (so ``K_kj = int h_k h_j F = p_k R_kj``),
+    ``(J^T g)_k = sum_j (g_k - g_j) K_kj`` becomes, for ``log p`` (``g = c / p``),
+    ``v = c (R 1) - R^T c``, and for ``p``, ``v_k = p_k (g_k (R 1)_k - (R g)_k)``:
+    every ``p`` that would over- or underflow cancels inside a ratio of two node sums
+    of the same entry, shifted by that entry's largest term.  ``R`` is one matrix
+    product per row over the nodes; its even-node version (step 2 hh) gives the
+    error bound, as in :func:`_vjp_chunk`; the end terms of every ``e^{L_k} h_j`` must
+    be below END of its sum."""
+    fam = plan.fam
+    d = x - y[:, :, None]                                    # (rows, n, G)
+    C = fam.logcdf(d)
+    logh = fam.logpdf(d)
+    logh -= C
+    L = logh + logw
+    L += np.add.reduce(C, axis=1, keepdims=True)
+    L[np.isnan(L)] = -np.inf
+    mx = L.max(axis=-1)
+    mx[~np.isfinite(mx)] = 0.0
+    E = np.exp(L - mx[..., None])                            # (rows, n, G)
+    H = np.exp(logh)                                         # h_j at the nodes
+    T = np.add.reduce(E, axis=-1)
+    T2 = 2.0 * np.add.reduce(E[..., ::2], axis=-1)
+    Ht = np.swapaxes(H, 1, 2)
+    R = np.matmul(E, Ht) / T[:, :, None]                     # (rows, n, n)
+    R2 = 2.0 * np.matmul(E[..., ::2], Ht[:, ::2, :]) / T2[:, :, None]
+    ends = np.maximum(E[..., :1] * H[:, None, :, 0], E[..., -1:] * H[:, None, :, -1])
+    good = (ends <= END * R * T[:, :, None]).all(axis=(1, 2))
+    logT = np.log(T) + mx
+    top = logT.max(axis=1, keepdims=True)
+    lse = np.log(np.add.reduce(np.exp(logT - top), axis=1, keepdims=True)) + top
+    good &= np.isfinite(lse[:, 0]) & (logT > -LOG_MIN).all(axis=1)
+
+    def apply(R):
+        if log:
+            return c * np.add.reduce(R, axis=2) - np.einsum("rjk,rj->rk", R, c)
+        p = np.exp(logT - lse)
+        return p * (c * np.add.reduce(R, axis=2) - np.einsum("rkj,rj->rk", R, c))
+
+    v = apply(R)
+    err = np.abs(v - apply(R2))
+    if log:
+        mass = np.abs(c) * np.add.reduce(R, axis=2) + np.einsum("rjk,rj->rk", R, np.abs(c))
+    else:
+        mass = np.exp(logT - lse) * (np.abs(c) * np.add.reduce(R, axis=2)
+                                     + np.einsum("rkj,rj->rk", R, np.abs(c)))
+    err += 1e-15 * mass
+    floor = _VJP_FLOOR * mass.sum(axis=1, keepdims=True)
+    good &= (err <= VJP_RTOL * np.abs(v) + floor).all(axis=1) & np.isfinite(v).all(axis=1)
+    v[~good] = np.nan
+    return v, good
 
 
 def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
