@@ -480,14 +480,16 @@ def _node_kernel(geo, fam, spec):
 
 
 def _windows_fine(win, LFv):
-    """Per node row, grid indices ``[lo, hi]`` just outside the first and last
+    """Per node row, grid indices ``[lo, hi]`` two rows outside the first and last
     grid rows where ``L = win[i] + LFv`` is within ``_TAIL`` of its maximum.
 
     No shape is assumed (the VJP's integrands ``h F Gamma`` need not be
     unimodal: ``Gamma`` is a sum of terms peaking at different scores), so every
     grid row is tested; the rule then sums every row between, and the caller
     checks that the end rows are below the threshold (else the window was
-    clipped by the grid and the row is declined)."""
+    clipped by the grid and the row is declined).  The two rows of margin keep
+    the peak of an integrand narrower than a grid step two rows from the
+    window's ends, where :func:`_refine_narrow` reads its three samples."""
     K, G = win.shape
     lo = np.empty(K, dtype=np.intp)
     hi = np.empty(K, dtype=np.intp)
@@ -498,8 +500,8 @@ def _windows_fine(win, LFv):
             above = L >= (L.max(axis=1) - _TAIL)[:, None]
         first = np.argmax(above, axis=1)
         last = G - 1 - np.argmax(above[:, ::-1], axis=1)
-        lo[i0:i1] = np.maximum(first - 1, 0)
-        hi[i0:i1] = np.minimum(last + 1, G - 1)
+        lo[i0:i1] = np.maximum(first - 2, 0)
+        hi[i0:i1] = np.minimum(last + 2, G - 1)
     return lo, hi
 
 
@@ -549,64 +551,108 @@ def _node_integrals(geo, LF, fam, spec, win=None, fine=False):
         if nr.size:
             kk = kmax[nr]
             trip = np.stack([L[nr, kk - 1], L[nr, kk], L[nr, kk + 1]], axis=1)
-            narrow.append((i0 + nr, kk + A, trip, curv[nr]))
+            # the first and last grid rows within _TAIL of the peak: the local rule
+            # must span them (a multimodal integrand has mass away from its top peak)
+            with np.errstate(invalid="ignore"):
+                above = L[nr] >= (peak[nr] - _TAIL)[:, None]
+            first = np.argmax(above, axis=1)
+            last = B - A - 1 - np.argmax(above[:, ::-1], axis=1)
+            narrow.append((i0 + nr, kk + A, trip, curv[nr], first + A, last + A))
         L -= peak[:, None]
         exp_terms(L, out=L)         # (rows of the block below their own window: no slow exp)
         tot = L.sum(axis=1)
         logg[i0:i1] = peak + (np.log(tot) + logH)
     if narrow:
-        _refine_narrow(narrow, logg, geo, LF, fam, spec)
+        _refine_narrow(narrow, logg, geo, LF, fam, spec, check_interp=fine)
     # row i <-> node l = lR - ms i: reverse to increasing l (= lL + ms j)
     return np.ascontiguousarray(logg[::-1])
 
 
-def _refine_narrow(narrow, logg, geo, LF, fam, spec):
+def _refine_narrow(narrow, logg, geo, LF, fam, spec, check_interp=False):
     """Re-integrate under-resolved rows on a local grid around the peak.
 
     The peak is narrower than 1.7 H only when log F has curvature >> 1 (a
-    normal score far below many others).  Local trapezoid rule with step
-    sigma/4 (sigma from the curvature at the peak), on +-12 sigma, widened
-    (x4, up to +-768 sigma) for rows whose integrand has not decayed by
-    e^-45 at the window ends (one-sided shapes: steep on one side, slowly
-    decaying on the other).  Convergence check: the rule with step sigma/2
-    (every other node) must agree to 1e-8; the error of a geometrically
-    converging rule at step sigma/4 is then below 1e-16.
+    normal score far below many others; for gumbel_min every score far below
+    many others: its posterior ``h_j F`` has ``sigma ~ 1 / sqrt(#above)``).
+    Local trapezoid rule with step sigma/4 (sigma from the curvature at the
+    peak), on +-12 sigma, widened (x4, up to +-768 sigma) for rows whose
+    integrand has not decayed by e^-45 at the window ends (one-sided shapes:
+    steep on one side, slowly decaying on the other), and from the start
+    wide enough to span every grid row within e^-45 of the grid peak: the
+    VJP's integrands ``h F Gamma`` are multimodal (``Gamma`` weights each
+    score's posterior), and a rule around the top peak alone would end in a
+    valley between peaks, pass the decay test and drop the other peaks'
+    mass.  Convergence check: the rule with step sigma/2 (every other node)
+    must agree to 1e-8; the error of a geometrically converging rule at step
+    sigma/4 is then below 1e-16.
+
+    ``check_interp`` (the log weights ``log(F Gamma)``): ``log Gamma`` is a
+    log-sum of terms that take turns at dominating, so it need not be smooth
+    on the grid scale as ``log F`` is; wherever the integrand is within
+    e^-45 of its peak, the interpolation error of its 16-point stencil,
+    estimated from the stencil's 16th difference (as for ``log g``,
+    :func:`_interp_error`), must stay below ``1e-11`` (absolute in the log:
+    relative in the integrand, against the VJP's 1e-10), else the row is
+    declined.  (The samples' own rounding, ``1e-16 |log F|`` with ``|log F|``
+    up to ~1e4, reaches ``2^16`` times that in the 16th difference, ~3e-13
+    after the factor :func:`_interp_bound`; a tighter limit would read it.)
     """
     H = spec.H
-    # one entry (rows, peak index, three samples around it, curvature) per block
+    # one entry (rows, peak index, three samples around it, curvature, first and last
+    # grid row within _TAIL of the peak) per block
     rows = np.concatenate([r[0] for r in narrow])
     kmax = np.concatenate([r[1] for r in narrow]).astype(np.float64)
     trip = np.concatenate([r[2] for r in narrow])
     curv = np.concatenate([r[3] for r in narrow])
+    first = np.concatenate([r[4] for r in narrow])
+    last = np.concatenate([r[5] for r in narrow])
     # vertex of the parabola through the three samples around the peak
     centre = kmax + (trip[:, 2] - trip[:, 0]) / (2.0 * curv)
     sig = 1.0 / np.sqrt(curv)                       # in units of H
+    # half width (in sigma) that spans the rows within _TAIL of the grid peak, plus a row
+    need = np.maximum(centre - first, last - centre) / sig + 1.0 / sig
     todo = np.arange(rows.size)
     width = 12
     while todo.size:
         if width > 768:
             raise NotImplementedError("narrow integrand not decayed within +-768 sigma")
-        uu = np.arange(-4 * width, 4 * width + 1) * 0.25
-        pos = centre[todo, None] + sig[todo, None] * uu[None, :]       # grid position k - kL
-        if pos.min() < _QF or pos.max() > geo.G - 1 - _QF:
-            raise NotImplementedError("narrow integrand window leaves the x grid")
-        ml = (geo.lR - geo.ms * rows[todo]).astype(np.float64)       # node index l
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lh = fam.loghazard(((pos + geo.kL - ml[:, None]) * H).ravel()).reshape(pos.shape)
-        # exact grid sums under every stencil (the windows' union may not reach)
-        span = (max(0, int(math.floor(pos.min())) - _QF), min(geo.G, int(math.floor(pos.max())) + _QF + 1))
-        L = lh + _interp_fine(LF.ensure(*span), *span, pos.ravel()).reshape(pos.shape)
-        peak = L.max(axis=1)
-        ok = (L[:, 0] < peak - _TAIL) & (L[:, -1] < peak - _TAIL)
-        E = exp_terms(L - peak[:, None])
-        tot = E.sum(axis=1)
-        half_rule = 2.0 * E[:, ::2].sum(axis=1)
-        if np.any(ok & ~(np.abs(half_rule / tot - 1.0) < 1e-8)):
-            raise NotImplementedError("narrow integrand: local trapezoid rule not converged")
-        sel = todo[ok]
-        logg[rows[sel]] = peak[ok] + (np.log(tot[ok]) + np.log(sig[sel] * H * 0.25))
-        todo = todo[~ok]
+        now = todo[need[todo] <= width]
+        if now.size:
+            ok = _refine_rows(rows[now], centre[now], sig[now], width, logg, geo, LF, fam, H, check_interp)
+            todo = np.setdiff1d(todo, now[ok], assume_unique=True)
         width *= 4
+
+
+def _refine_rows(rows, centre, sig, width, logg, geo, LF, fam, H, check_interp):
+    """One pass of :func:`_refine_narrow` at half width ``width`` sigma: writes the rows
+    whose integrand decayed at both ends, returns that mask."""
+    uu = np.arange(-4 * width, 4 * width + 1) * 0.25
+    pos = centre[:, None] + sig[:, None] * uu[None, :]       # grid position k - kL
+    if pos.min() < _QF or pos.max() > geo.G - 1 - _QF:
+        raise NotImplementedError("narrow integrand window leaves the x grid")
+    ml = (geo.lR - geo.ms * rows).astype(np.float64)       # node index l
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lh = fam.loghazard(((pos + geo.kL - ml[:, None]) * H).ravel()).reshape(pos.shape)
+    # exact grid sums under every stencil (the windows' union may not reach)
+    span = (max(0, int(math.floor(pos.min())) - _QF), min(geo.G, int(math.floor(pos.max())) + _QF + 1))
+    vals = LF.ensure(*span)
+    L = lh + _interp_fine(vals, *span, pos.ravel()).reshape(pos.shape)
+    peak = L.max(axis=1)
+    ok = (L[:, 0] < peak - _TAIL) & (L[:, -1] < peak - _TAIL)
+    if check_interp:
+        # stencil of the point at pos: samples floor(pos) - QF/2 + 1 .. floor(pos) + QF/2
+        with np.errstate(invalid="ignore"):
+            err = np.abs(np.diff(vals[span[0]:span[1]], n=_QF)) * _interp_bound(_QF)
+            at = err[np.floor(pos).astype(np.intp) - span[0] - (_QF // 2 - 1)]
+            if np.any((L >= (peak - _TAIL)[:, None]) & ~(at <= 1e-11)):
+                raise NotImplementedError("VJP: log(F Gamma) not resolved by its 16-point stencil")
+    E = exp_terms(L - peak[:, None])
+    tot = E.sum(axis=1)
+    half_rule = 2.0 * E[:, ::2].sum(axis=1)
+    if np.any(ok & ~(np.abs(half_rule / tot - 1.0) < 1e-8)):
+        raise NotImplementedError("narrow integrand: local trapezoid rule not converged")
+    logg[rows[ok]] = peak[ok] + (np.log(tot[ok]) + np.log(sig[ok] * H * 0.25))
+    return ok
 
 
 def _fine_tables(node_values, q, S, d):
@@ -766,15 +812,23 @@ def _interp_error(logg, q, absolute=False):
     """Estimated interpolation error of log g relative to ``max(1, |log g|)`` (see
     above; ``absolute=True``: the error itself), the largest over the nodes of each row
     of ``logg`` (..., K)."""
+    B = _interp_bound(q)
+    D = np.abs(np.diff(logg, n=q, axis=-1))
+    if absolute:
+        return (D * B).max(axis=-1)
+    return (D * B / np.maximum(1.0, np.abs(logg[..., q // 2:q // 2 + D.shape[-1]]))).max(axis=-1)
+
+
+def _interp_bound(q):
+    """``max_s prod_i |s - i| / q!`` over the central interval ``0 <= s <= 1`` of the
+    ``q``-point stencil ``i = -q/2 + 1 .. q/2``: the factor of the ``q``-th difference
+    in the stencil's error estimate."""
     B = _INTERP_B.get(q)
     if B is None:
         s = np.linspace(0.0, 1.0, 257)[:, None]
         i = np.arange(-q // 2 + 1, q // 2 + 1)[None, :]
         B = _INTERP_B.setdefault(q, float(np.prod(np.abs(s - i), axis=1).max()) / math.factorial(q))
-    D = np.abs(np.diff(logg, n=q, axis=-1))
-    if absolute:
-        return (D * B).max(axis=-1)
-    return (D * B / np.maximum(1.0, np.abs(logg[..., q // 2:q // 2 + D.shape[-1]]))).max(axis=-1)
+    return B
 
 
 _INTERP_B: dict = {}
@@ -1032,12 +1086,6 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
 
     the entry's own sum of |terms| (``T2_+ + T2_- = sum_j |g'_j| int h_k h_j F``).
     """
-    if log and fam.name == "gumbel_min":
-        # gumbel_min p_j fall doubly exponentially, so 1/p_j spans e^7000 over a row of
-        # spread ~6 and the thorough property found rows (dense and sparse c) whose T2
-        # integrals this engine gets wrong without its checks noticing: declined (the
-        # caller's quadrature answers) until that is resolved
-        raise NotImplementedError("log_probs VJP of gumbel_min: not certified on the O(n) engine")
     lp, rS, geo, M, LF, z = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
     p = np.exp(lp)
     # the shift: a p-weighted median of g (of c / p for log p)
@@ -1158,7 +1206,15 @@ def _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log):
     ok = np.ones(x.shape[0], dtype=bool)
     for i in range(x.shape[0]):
         try:
-            out[i] = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost, log=log)
+            v = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost, log=log)
+            # J^T 1 = 0: every row sums to 0 (README: within 1e-12 of its absolute sum,
+            # plus the float resolution of subnormal entries).  An integral the checks
+            # above missed moves its entries, and so the sum, by its own error: a row
+            # that fails is declined, never returned (numpy's pairwise sum is good to
+            # ~log2(n) ulps of sum |v|, far inside the limit)
+            if not abs(float(np.sum(v))) <= 1e-12 * float(np.abs(v).sum()) + v.size * 5e-324:
+                raise NotImplementedError("VJP: row does not sum to 0")
+            out[i] = v
         except NotImplementedError:
             if not rows:
                 raise
