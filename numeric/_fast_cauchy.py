@@ -28,7 +28,7 @@ common shift ``exp(log F - s)``, so each is accurate to a few ulps.
   terms: ``f`` and ``h`` are analytic in the disc of radius ``|t +- i| > t``).
   The second series separates m from x: the far field of every node is
   ``sum_k (-d)^k C_k``, ``C_k = sum_i w_i F_i b_k(+-t_i)``, one moment vector
-  per call.  ``mu_r`` comes from the bin moments ``M`` of ``numeric._fast``
+  per call.  ``mu_r`` comes from the bin moments ``M`` of ``numeric._fast_grid``
   (``z_j = c_b + u_j H``): ``mu_r = sum_b sum_{k<=R} C(r, k) (c_b - c)^(r-k)
   H^k M[k, b]`` (the dropped ``k > R`` terms are ``(H / 2t)^(R+1)`` relative,
   the spreading's own truncation).  Taylor rows from Cauchy's formula on
@@ -74,6 +74,7 @@ import threading
 
 import numpy as np
 
+from ._fast_grid import _bin_moments, _eval_at_scores, _spread_convolve
 from ._fast_kernels import taylor_tables
 
 __all__ = ["cauchy_node_log_g", "cauchy_nodes", "cauchy_node_rhos", "fast_cauchy_vjp_row"]
@@ -443,13 +444,11 @@ class _Row:
 
 
 def _moments(z, geo, spec, weights=None, R=None):
-    from ._fast import _bin_moments        # late import: numeric._fast imports this module
     return _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R if R is None else R, weights=weights)
 
 
 def _grid(M, geo, spec, cache, table="A", k_from=None):
     """Table A (log F) or B (sum of h) on the x grid points ``k_from..kR``."""
-    from ._fast import _spread_convolve
     return _spread_convolve(M, geo.kL if k_from is None else k_from, geo.kR, spec, cache, table=table)
 
 
@@ -468,7 +467,7 @@ def cauchy_node_log_g(z, fam, geo, LF, spec, M=None):
 
 def cauchy_nodes(z, fam, geo, M, spec, cache):
     """``(log g at the m nodes, state)``: like :func:`cauchy_node_log_g`, but
-    builds log F on the grid (``numeric._fast._spread_convolve``) only when
+    builds log F on the grid (``numeric._fast_grid._spread_convolve``) only when
     the near field carries weight (not for n >~ 100 T: ``F(c + T) ~ e^{-n/(pi T)}``).
     ``state`` is opaque: hand it to :func:`fast_cauchy_vjp_row` (as its ``LF``).
 
@@ -527,7 +526,6 @@ def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp):
     = 2e-13`` of Gamma); the near field (few scores) needs the grid
     ``Gamma`` and so order ``spec.R``.
     """
-    from ._fast import _eval_at_scores
     row = LF if isinstance(LF, _Row) else None
     if row is None:
         grid = LF if LF is not None else (lambda k: _grid(M, geo, spec, cache, k_from=k))
