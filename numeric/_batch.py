@@ -4,25 +4,26 @@ For a row ``y`` (standardized, finite, maximum 0) and ``F(x) = prod_j Phi(x - y_
 
     p_i = int h(x - y_i) F(x) dx = int phi(x - y_i) F(x) / Phi(x - y_i) dx.
 
-Rule: the trapezoid on a mapped variable ``x = C0 + S map(t)`` (map: t, sinh t,
-t + e^t - 1 or t - e^-t + 1 by family, see ``_MAPS``), nodes ``t_k = k hh`` with
-an absolute integer ``k``.  For an integrand analytic in a strip around the real
-t-axis and decaying at both ends the trapezoid error is ``O(exp(-2 pi d / hh))``.
-The sum over the even nodes (step ``2 hh``) is the error estimate: when it agrees
-with the full sum to ``AGREE`` (3e-14) relative, the full sum (which converges
-much faster) is at least as accurate, below the 1e-13 target.  The truncation is
-certified by requiring the weighted terms at both ends of the row's own t-range
-to be below ``1e-18`` of the sum (the tails decay at least geometrically in t).
+Rule: the trapezoid on a mapped variable ``x = map_r(u)``, nodes ``u_k`` a fixed
+step ``hh`` apart.  For an integrand analytic in a strip around the real u-axis and
+decaying at both ends the trapezoid error is ``O(exp(-2 pi d / hh))``.  Logistic,
+gumbel_min and cauchy (and gumbel, student_t under method="batch") use row-placed
+"core maps" (see that section): a linear core over the row's own scores, whatever
+the spread, with exponential growth only beyond them, so every score's step of
+``Phi`` is resolved on the family's unit scale.  The sum over the even nodes (step
+``2 hh``) is the error estimate: when it agrees with the full sum to ``AGREE``
+(3e-14) relative, the full sum (which converges much faster) is at least as
+accurate, below the 1e-13 target.  The truncation is certified by requiring the
+weighted terms at both ends of the row's nodes to be below ``1e-18`` of the sum
+(the tails decay at least geometrically in u).
 
 Normal noise has a certificate that needs no second grid: its integrands are entire
 with a proven growth off the real axis, so the step ``h(n)`` bounds the trapezoid
 error a priori (relative ``_N_DISC`` = 2e-15, every row of length n); they are
 log-concave, so two terms at each end bound the dropped tails.  Its nodes are
-``x_k = k h`` (map "lin"), each row's left end comes from a Gaussian model of its
-integrands (:func:`_normal_rows`), and ``Phi`` comes from ``erfcx`` and the
-``exp(-d^2/2)`` that ``phi`` needs anyway.  About half the nodes of the even/odd
-grid and ~60% of ndtr's cost per node: n = 10 rows cost ~5 us instead of ~12 us.
-See the "normal" section below.
+``x_k = k h``, shared by all rows, each row's left end comes from a Gaussian model
+of its integrands (:func:`_normal_rows`), and ``Phi`` comes from ``erfcx`` and the
+``exp(-d^2/2)`` that ``phi`` needs anyway.  See the "normal" section below.
 
 Pass 1 (``_pass1``), vectorised over the rows of a chunk, in two modes:
 
@@ -31,18 +32,20 @@ Pass 1 (``_pass1``), vectorised over the rows of a chunk, in two modes:
   integral is above ``TINY`` (1e-270): arguments are clipped where ``Phi``
   would underflow, which changes only terms below 1e-297 (negligible against
   ``1e-18 TINY``); smaller entries are not certified in this mode.
-* "log": the same grid in log space (rows with an entry below ``TINY``).
+* "log": the same nodes in log space (rows with an entry below ``TINY``, predicted
+  from the scores or refused by the linear mode).
 
-Determinism: each row's grid (step, map, left end ``k = -kL_r`` rounded up to a
-multiple of 4, right end ``kR``) depends on that row and ``n`` only (normal rows:
-:func:`_normal_row` recomputes the vectorised reach bit for bit in scalar code); rows with the
-same grid are computed together on (rows, n, nodes) arrays, products run over the
-entry axis (sequential) and sums along each entry's own nodes, so a row's result
-never depends on its batch mates (bit for bit; the lean single-row function
+Determinism: each row's nodes (normal: the shared grid from the left end ``k = -kL_r``
+rounded up to a multiple of 4; core maps: the row's own map and node count, rounded up
+on a ladder) depend on that row and ``n`` only (normal rows: :func:`_normal_row`
+recomputes the vectorised reach bit for bit in scalar code); rows with the same node
+count are computed together on (rows, n, nodes) arrays, products run over the entry
+axis (sequential) and sums along each entry's own nodes, so a row's result never
+depends on its batch mates (bit for bit; the lean single-row function
 :func:`row_log_probs` does the same arithmetic on an (n, nodes) array).
 
 Pass 2 (``own_grids=True``, method="batch" only): entries pass 1 cannot certify
-(tiny entries of rows wider than the grid's reach) get their own grid centred
+(rows needing more than ``MAX_NODES`` nodes, ...) get their own grid centred
 at the mode of their integrand (damped Newton, Laplace width); this pass groups
 entries of different rows, so its last bits may depend on the batch.
 
@@ -92,10 +95,10 @@ _SQRT_HALF = math.sqrt(0.5)
 
 # pass 1: normal rows on the shared grid x_k = k h(n) (see the "normal" section), the
 # other families on row-placed core maps (see "core maps"); pass 2: x = c_i + s_i map(t),
-# map MAP2 (default MAP), step HH2, reach XL/XR.  LO/HI: clipping bounds of the linear
+# map MAP, step HH2, reach XL/XR.  LO/HI: clipping bounds of the linear
 # mode's differences; LIN_MAX: widest spread tried in the linear mode.
 _SPEC = {
-    "normal": dict(MAP="lin", MAP2="soft", XL=4.0e3, HH2=0.25, LO=-37.0, LIN_MAX=math.inf),
+    "normal": dict(MAP="soft", XL=4.0e3, HH2=0.25, LO=-37.0, LIN_MAX=math.inf),
     "logistic": dict(MAP="sinh", XL=60.0, XR=60.0, HH2=0.033, LO=-700.0, LIN_MAX=600.0),
     "gumbel": dict(MAP="expr", XL=8.0, XR=46.0, HH2=0.095, LO=-6.5, LIN_MAX=600.0),
     "gumbel_min": dict(MAP="expl", XL=60.0, XR=6.0, HH2=0.056, LO=-700.0, HI=700.0,
@@ -125,7 +128,7 @@ def auto_spread_limit(fam, n):
     return math.inf
 
 
-# maps t -> x / S (entire, increasing): "lin" for gaussian tails on both sides, "sinh"
+# pass-2 maps t -> (x - c) / s (entire, increasing): "soft" for gaussian tails, "sinh"
 # for exponential/algebraic tails on both sides, "expr"/"expl" for an exponential tail on
 # the right/left and a double-exponential one on the other side (gumbel / gumbel_min):
 # a map that grows fast where the integrand decays doubly exponentially would make it
@@ -141,7 +144,6 @@ def _softplus(u):
 _SOFT_B, _SOFT_S, _SOFT_T0 = 1.0, 1.5, 3.0
 
 _MAPS = {
-    "lin": (lambda t: t, lambda t: np.ones_like(t)),
     "soft": (lambda t: t + _SOFT_B * _SOFT_S * (_softplus((t - _SOFT_T0) / _SOFT_S)
                                                 - _softplus(-_SOFT_T0 / _SOFT_S)),
              lambda t: 1.0 + _SOFT_B * special.expit((t - _SOFT_T0) / _SOFT_S)),
@@ -153,8 +155,6 @@ _MAPS = {
 
 def _inverse(kind, x):
     """t with map(t) = x (scalar, by bisection; the maps are increasing)."""
-    if kind == "lin":
-        return float(x)
     if kind == "sinh":
         return math.asinh(x)
     f = _MAPS[kind][0]
@@ -334,14 +334,15 @@ _CORE = {
     # (10 / n)^HX (default 0.27: F's n factors grow off the real axis like a power n);
     # the steps are the largest that certified every row of s * N(0, 1) scores
     # (s = 1, 2, 5) and of clustered rows with ties at n = 3 .. 255, less a margin;
-    # PL(n): left reach below the lowest score; XR: right reach
-    "logistic": dict(HH=0.15, CL=2.0, CR=3.0, SL=1.5, SR=1.5, XR=60.0, XLMAX=math.inf,
+    # PL(n): left reach below the lowest score; XR: right reach (times spread^XRP)
+    "logistic": dict(HH=0.15, HX=0.2, CL=2.0, CR=3.0, SL=1.5, SR=1.5, XR=60.0, XLMAX=math.inf,
                      PL=lambda n: 3.0 + 42.0 / n),
     "gumbel_min": dict(HH=0.085, HX=0.4, CL=2.0, CR=None, SL=1.0, SR=None, XR=6.0, XLMAX=math.inf,
                        PL=lambda n: 3.0 + 42.0 / n),
     "gumbel": dict(HH=0.1, CL=1.0, CR=3.0, SL=None, SR=1.0, XR=46.0, XLMAX=4.0,
                    PL=lambda n: 4.0),
-    "cauchy": dict(HH=0.085, CL=2.0, CR=2.0, SL=0.5, SR=0.5, XR=1e19, XLMAX=math.inf,
+    "cauchy": dict(HH=0.085, HX=0.2, CL=2.0, CR=2.0, SL=0.5, SR=0.5, XR=1e19, XRP=1.0,
+                   XLMAX=math.inf,
                    PL=lambda n: 10.0 ** min(300.0, 20.0 / n + 1.0)),
 }
 
@@ -352,7 +353,8 @@ def _core_spec(fam):
         # tails |x|^-nu: reach 1e-20^(1/nu), capped (a larger reach needs more nodes
         # than MAX_NODES: declined); left tail F ~ |x|^{-nu n}
         X = min(1e300, 10.0 ** (20.0 / nu)) if nu > 0.07 else 1e300
-        return dict(HH=0.05, CL=2.0, CR=2.0, SL=0.5, SR=0.5, XR=max(X, 40.0), XLMAX=math.inf,
+        return dict(HH=0.05, CL=2.0, CR=2.0, SL=0.5, SR=0.5, XR=max(X, 40.0), XRP=1.0 / nu,
+                    XLMAX=math.inf,
                     PL=lambda n: 10.0 ** min(300.0, 20.0 / (nu * n) + 1.0))
     return _CORE[fam.name]
 
@@ -374,7 +376,7 @@ class _Core:
     ``nodes(a, G)`` -> ``(x, wlin, logw)`` of shape (rows, G) (see "core maps")."""
 
     __slots__ = ("hh", "SL", "SR", "b", "lo", "uR", "xi", "baseL", "jacL", "XLMAX", "CL", "c0",
-                 "spec")
+                 "spec", "grow")
 
     def __init__(self, fam, n):
         c = _core_spec(fam)
@@ -382,6 +384,9 @@ class _Core:
         self.hh = c["HH"] * (10.0 / max(n, 10)) ** c.get("HX", 0.27)
         self.SL, self.SR, self.CL, self.XLMAX = c["SL"], c["SR"], c["CL"], c["XLMAX"]
         self.b = c["CR"] if c["CR"] is not None else 0.0
+        # algebraic right tails: an entry far below the top has T ~ 1/spread, so the
+        # right reach grows like the spread (XR spread^XRP: u by SR XRP log spread)
+        self.grow = self.SR * c.get("XRP", 0.0) if self.SR else 0.0
         # left: x(a + xiL) = a + CL - PL, i.e. xiL - SL e^{-xiL/SL} = CL - PL
         q = c["PL"](n) - c["CL"]
         xiL = -self.SL * _solve_tail(q / self.SL) if self.SL else -q
@@ -403,13 +408,16 @@ class _Core:
         """``(a, G)``: core left ends and node counts of rows with lowest scores ``ymin``
         (``G > MAX_NODES``: beyond the budget, declined)."""
         a = np.maximum(ymin, -self.XLMAX) - self.CL
-        with np.errstate(invalid="ignore", over="ignore"):
-            G = np.ceil((self.uR - a - self.lo) / self.hh) + 1.0
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            uR = self.uR + self.grow * np.log(np.maximum(1.0, -ymin))
+            G = np.ceil((uR - a - self.lo) / self.hh) + 1.0
         G = np.where(G <= MAX_NODES, G, MAX_NODES + 1.0).astype(np.int64)   # NaN, huge
-        # ladder: 8 steps per octave (<= 12.5% extra nodes, few groups per batch)
+        # ladder: 8 steps per octave (<= 12.5% extra nodes, few groups per batch); the
+        # extra nodes extend the linear core to the left (the tails keep their reach)
         q = np.maximum(4, 1 << np.maximum(0, np.floor(np.log2(np.maximum(G, 1))).astype(np.int64) - 3))
-        G = -(-G // q) * q
-        return a, np.minimum(G, MAX_NODES + 1)
+        Gq = -(-G // q) * q
+        a = a - (Gq - G) * self.hh
+        return a, np.minimum(Gq, MAX_NODES + 1)
 
     def nodes(self, a, G):
         """Nodes ``x`` (rows, G), linear weights (the parts' constant removed) and log
@@ -986,10 +994,10 @@ def _own_grids(Y, ii, fam, spec):
     e2 = np.exp2(np.floor(np.log2(np.abs(x) + 1.0)) - 12)
     c = np.round(x / e2) * e2
     # pass-2 grid: x = c_i + s_i map(t), t = k hh, restricted to |x - c_i| <= reach
-    kind = spec.get("MAP2", spec["MAP"])
+    kind = spec["MAP"]
     fwd, jacf = _MAPS[kind]
     hh = spec["HH2"]
-    X = max(spec["XL"], spec.get("XR", 10.0)) if kind != "lin" else 10.0
+    X = max(spec["XL"], spec.get("XR", 10.0))
     logp = np.full(E, -np.inf)
     good = np.zeros(E, dtype=bool)
     order = np.argsort(s)                    # similar widths share a chunk (similar node counts)
