@@ -479,6 +479,15 @@ def _log_probs_2d(x, fam, method, opts):
             for r in np.flatnonzero(~ok):
                 lp[r] = quadrature_log_probs(y[r], fam)
             return lp
+    elif route == "piecewise":
+        # the general path's arithmetic ((x - max) / scale, the same fallback) without
+        # its special-row split and copies
+        y = _plain_standardized(x, fam)
+        if y is not None:
+            lp, ok = _piecewise.log_probs_rows(y, fam)
+            for r in np.flatnonzero(~ok):
+                lp[r] = quadrature_log_probs(_unshifted(x[r], y[r], fam), fam)
+            return lp
     lp, todo = split_rows(x)
     if not todo.any():
         return lp
