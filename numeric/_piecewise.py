@@ -94,7 +94,8 @@ _LOG_MID = -6.0 * _LOG2   # c > 1/64 ...
 _NEAR_MAX = 64            # ... is near when a row has at most this many such scores
 _NEAR_ALL = 128           # rows this short: every score near (laplace: each near
 _NEAR_ALL_LAPLACE = 32    # score adds a kink, so a lower bound there)
-_GRADE = 3.0              # panel ratio b / a above the first laplace kink     # |log sum p| above this: the row is declined
+_GRADE = 3.0              # panel ratio b / a above the first laplace kink
+_EXACT_N = 32             # exponential rows this short: one exact Gauss rule (nodes())
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
 _GW = 0.5 * _GW
@@ -378,7 +379,19 @@ class _Row:
         return E, ok
 
     def nodes(self):
-        """Gauss nodes ``u`` and ``log`` weights (m, N), ``log G`` there, and ok."""
+        """Gauss nodes ``u`` and ``log`` weights (m, N), ok, and the nodes per panel.
+
+        Exponential rows of ``n <= _EXACT_N`` scores (all near, cut at the top):
+        every integrand, ``c_i prod_(j != i) (1 - c_j u)`` and the VJP's
+        ``c_k c_j u prod_(l != k, j) (1 - c_l u)``, is a polynomial of degree
+        ``<= n - 1`` on [0, 1], which the ``ceil(n / 2)``-point Gauss-Legendre rule
+        on the single panel [0, 1] integrates exactly."""
+        if not self.laplace and self.n <= _EXACT_N and not self.trunc.any():
+            npp = (self.n + 1) // 2
+            gx, gw = _gauss(npp)
+            u = np.broadcast_to(gx, (self.m, npp)).copy()
+            logw = np.broadcast_to(np.log(gw), (self.m, npp)).copy()
+            return u, logw, np.ones(self.m, dtype=bool), npp
         E, ok = self.panels()
         a, b = E[:, :-1], E[:, 1:]
         live = np.isfinite(b) & (b > a)
@@ -387,7 +400,7 @@ class _Row:
         u = (a[:, :, None] + wdt[:, :, None] * _GX).reshape(self.m, -1)
         with np.errstate(divide="ignore"):
             logw = np.log(wdt[:, :, None] * _GW).reshape(self.m, -1)
-        return u, logw, ok
+        return u, logw, ok, 16
 
 
 def _block_sum(t):
@@ -407,11 +420,23 @@ def _powers(first, x, r):
     return np.cumprod(b, axis=0, out=b)
 
 
-def _node_sum(t):
-    """Sums over the last axis (Gauss nodes, 16 per panel; padding panels are
+def _node_sum(t, npp):
+    """Sums over the last axis (Gauss nodes, ``npp`` per panel; padding panels are
     zero and last): per panel, then the panels in order."""
     sh = t.shape
-    return np.cumsum(t.reshape(sh[:-1] + (sh[-1] // 16, 16)).sum(axis=-1), axis=-1)[..., -1]
+    return np.cumsum(t.reshape(sh[:-1] + (sh[-1] // npp, npp)).sum(axis=-1), axis=-1)[..., -1]
+
+
+_RULES: dict = {}
+
+
+def _gauss(N):
+    """``N``-point Gauss-Legendre nodes and weights on [0, 1]."""
+    r = _RULES.get(N)
+    if r is None:
+        x, w = np.polynomial.legendre.leggauss(N)
+        r = _RULES[N] = (0.5 * (x + 1.0), 0.5 * w)
+    return r
 
 
 def _near_sum(t):
@@ -421,12 +446,12 @@ def _near_sum(t):
     return np.cumsum(t, axis=1)[:, -1]
 
 
-def _lse_nodes(a):
-    """``log sum exp`` over the last axis (Gauss nodes)."""
+def _lse_nodes(a, npp):
+    """``log sum exp`` over the last axis (Gauss nodes, ``npp`` per panel)."""
     mx = np.max(a, axis=-1, keepdims=True)
     mx = np.where(np.isfinite(mx), mx, 0.0)
     with np.errstate(divide="ignore"):
-        return np.log(_node_sum(np.exp(a - mx))) + mx[..., 0]
+        return np.log(_node_sum(np.exp(a - mx), npp)) + mx[..., 0]
 
 
 def _gather(a, cols):
@@ -470,7 +495,7 @@ class _Eval:
         if fam.name not in SERVES or fam.custom:
             raise NotImplementedError(f"piecewise engine has no kernels for family {fam.name!r}")
         self.row = row = _Row(y, fam.name == "laplace")
-        self.u, self.logw, ok = row.nodes()
+        self.u, self.logw, ok, self.npp = row.nodes()
         self.ok = ok & row.ok
         self.lu = np.log(self.u)
         self.lphi, self.lh = row.near_terms(self.u)
@@ -485,9 +510,9 @@ class _Eval:
         row = self.row
         J = np.zeros((row.m, max(row.rmax, 1)))
         if row.rmax and t.size * row.rmax <= _TABLE:
-            return _node_sum(_powers(t, self.u, row.rmax)).T
+            return _node_sum(_powers(t, self.u, row.rmax), self.npp).T
         for r in range(row.rmax):
-            J[:, r] = _node_sum(t)
+            J[:, r] = _node_sum(t, self.npp)
             if r + 1 < row.rmax:
                 t = t * self.u
         return J
@@ -508,7 +533,7 @@ class _Eval:
             np.put_along_axis(lp, row.fcol, t, axis=1)
             del t, acc
             # near: log sum_nodes w h_i G / u
-            nl = _lse_nodes(self.lh + (self.lwg - self.lu)[:, None, :])    # (m, K)
+            nl = _lse_nodes(self.lh + (self.lwg - self.lu)[:, None, :], self.npp)    # (m, K)
         np.put_along_axis(lp, row.ncol, nl, axis=1)
         lpm = lp[:, :n]
         mx = lpm.max(axis=1)
@@ -622,8 +647,8 @@ def probs_vjp_rows(y, g, fam, log=False):
         hk = np.exp(ev.lh - ev.lu[:, None, :])
         # (e^-lam_k and w G apart can overflow and underflow: combined in the exponent)
         first = _node_sum(np.exp(ev.lh - ev.lu[:, None, :] + base[:, None, :] - lam[:, :, None])
-                          * S[:, None, :]) * gnear
-        second = _node_sum(hk * gam[:, None, :])
+                          * S[:, None, :], ev.npp) * gnear
+        second = _node_sum(hk * gam[:, None, :], ev.npp)
     out = np.empty((m, n + 1))
     np.put_along_axis(out, row.fcol, vfar, axis=1)
     np.put_along_axis(out, row.ncol, first - second, axis=1)

@@ -200,3 +200,28 @@ def test_public_api_uses_the_engine(fam, monkeypatch):
         assert np.max(np.abs(a[fin] - b[fin]) / np.maximum(1.0, np.abs(b[fin]))) <= 1e-13
     p32 = numeric.probs(x.astype(np.float32), fam)
     assert p32.dtype == np.float32 and np.allclose(p32.sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [3, 17, 32])
+def test_exponential_exact_rule_matches_panels(n, monkeypatch):
+    # exponential rows of n <= 32 use one ceil(n/2)-point Gauss rule, exact for their
+    # polynomial integrands; the general panels (16-point, split by the drop test) and
+    # the adaptive quadrature agree with it on random, tied and clustered rows
+    import numeric._piecewise as pw
+    rng = np.random.default_rng(n)
+    f = get_family("exponential")
+    y = np.concatenate([s * rng.normal(size=(2, n)) for s in (1.0, 2.0, 5.0)])
+    y[0, : n // 2] = y[0, 0]
+    y[1] = 1e-3 * y[1]
+    g = rng.normal(size=y.shape)
+    lp, ok = log_probs_rows(y, f)
+    v, okv = probs_vjp_rows(y, g, f, log=True)
+    assert ok.all() and okv.all()
+    monkeypatch.setattr(pw, "_EXACT_N", 0)
+    lp2, _ = log_probs_rows(y, f)
+    v2, _ = probs_vjp_rows(y, g, f, log=True)
+    assert np.max(np.abs(lp - lp2) / np.maximum(1.0, np.abs(lp2))) <= 2e-15
+    assert np.max(np.abs(v - v2)) <= 1e-12 * np.max(np.abs(v2))
+    for r in range(y.shape[0]):
+        ref = quadrature_log_probs(y[r], f)
+        assert np.max(np.abs(lp[r] - ref) / np.maximum(1.0, np.abs(ref))) <= 2e-15
