@@ -91,7 +91,7 @@ ROWS_FAMILIES = ("normal", "logistic")
 _COARSE = 8             # column stride of the window scan
 _WQ = 16                # windows rounded outwards to multiples of this many columns
 _HALF_AGREE = {"normal": 1e-8, "logistic": 1e-8, "gumbel_min": 1e-8}
-_PQ = 8                 # bin counts rounded up to a multiple of this (fewer groups)
+_PQ = 16                 # bin counts rounded up to a multiple of this (fewer groups)
 # rows with more bins are declined (the per-row engine's convolutions serve them): the
 # window matrices grow like P^2 ((R + 1) P x (P + pads) entries at most: 16 MB at P = 320
 # for the normal, 14 MB at P = 160 for the logistic, whose pads are 64 units)
@@ -101,8 +101,11 @@ _P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
 # to the per-row engine, which works in cache-sized chunks
 _BLOCK_ELEMS = 1 << 18
 _N_MAX = 1 << 16
+# the dense VJP takes rows up to twice as long: its temporaries stay below ~20 MB
+# there, and the per-row engine's dense VJP costs several times more at n ~ 1e5
+_N_MAX_VJP = 1 << 17
 _PLANS_BYTES = 32 << 20     # plans kept up to this many bytes
-_WINDOWS_BYTES = 48 << 20   # window matrices kept up to this many bytes
+_WINDOWS_BYTES = 64 << 20   # spreading matrices kept up to this many bytes
 _MB = 8                 # rows per matrix product (fixed: bits independent of the batch)
 # multiply-adds per product: below OpenBLAS's threading threshold (one thread: on a
 # shared machine its worker threads spin and cost more than the work)
@@ -165,25 +168,26 @@ class _Plan:
     def nbytes(self):
         return self.Tk.nbytes + self.LH.nbytes + self.Wc.nbytes + self.LHc.nbytes
 
-    def window(self, e, a, b):
-        """``(b0, W0_hi, [W0_lo; Wr])`` for the columns ``a .. b - 1``, ``W0_hi`` on the
-        lattice ``2^-e``; bins below ``b0`` contribute nothing there (``k - b``
-        beyond the tables' right cut) and are left out.  Kept in a cache bounded
-        by bytes (rows of similar data share windows)."""
-        key = (self.name, self.P, e, a, b)
+    def spread(self, e):
+        """``(W0_hi, S)``: the spreading matrices on all columns, ``W0_hi`` (P, Gs) on the
+        lattice ``2^-e`` and ``S`` (P (R + 1), Gs) with row ``b (R + 1) + r`` holding
+        ``W0 - W0_hi`` (``r = 0``) and ``W_r`` (``r >= 1``) of bin ``b``, so that the
+        bins from ``b0`` on are the rows from ``b0 (R + 1)`` on.  Kept in a cache
+        bounded by bytes (least recently built dropped first)."""
+        key = (self.name, self.P, e)
         got = _WINDOWS.get(key)
         if got is None:
-            b0 = max(0, min(self.P - 1, self.kL + a - self.s_hi))
-            W = self.W[:, b0:, a:b]
+            W = self.W
             hi = np.rint(W[0] * 2.0 ** e) * 2.0 ** -e
-            small = np.empty((W.shape[0] * W.shape[1], b - a))
-            small[:W.shape[1]] = W[0] - hi
-            small[W.shape[1]:] = W[1:].reshape(-1, b - a)
-            got = (b0, hi, small)
+            S = np.empty((self.P, self.R + 1, self.Gs))
+            np.subtract(W[0], hi, out=S[:, 0])
+            S[:, 1:] = W[1:].transpose(1, 0, 2)
+            got = (hi, S.reshape(-1, self.Gs))
+            size = hi.nbytes + S.nbytes
             with _PLANS_LOCK:
-                if sum(v[1].nbytes + v[2].nbytes for v in _WINDOWS.values()) > _WINDOWS_BYTES:
-                    _WINDOWS.clear()
-                _WINDOWS[key] = got
+                while _WINDOWS and sum(v[0].nbytes + v[1].nbytes for v in _WINDOWS.values()) + size > _WINDOWS_BYTES:
+                    _WINDOWS.pop(next(iter(_WINDOWS)))
+                got = _WINDOWS.setdefault(key, got)
         return got
 
 
@@ -315,17 +319,18 @@ def _moments(z, lo_i, spec, P):
 
 
 def _log_F(M, pl, n, a, b):
-    """``log F`` on the plan's integration columns ``a .. b - 1``, (rows, b - a)."""
+    """``log F`` on the plan's integration columns ``a .. b - 1``, (rows, b - a).
+
+    Bins below ``b0`` contribute nothing there (``k - b`` beyond the tables' right
+    cut for every column) and are left out."""
     R1, m, P = M.shape
     # W0_hi on the lattice 2^-e with n max|W0| 2^e <= 2^52: count . W0_hi is exact
     e = int(math.floor(math.log2(2.0 ** 52 / (n * max(pl.W0max, 1.0)))))
-    b0, hi, small = pl.window(e, a, b)
-    Pw = P - b0
-    out = _matmul_rows(np.ascontiguousarray(M[0, :, b0:]), hi, np.empty((m, b - a)))
-    rest = np.empty((m, R1 * Pw))
-    rest[:, :Pw] = M[0, :, b0:]
-    rest[:, Pw:].reshape(m, R1 - 1, Pw)[...] = M[1:, :, b0:].transpose(1, 0, 2)
-    out += _matmul_rows(rest, small, np.empty((m, b - a)))
+    hi, S = pl.spread(e)
+    b0 = max(0, min(P - 1, pl.kL + a - pl.s_hi))
+    out = _matmul_rows(np.ascontiguousarray(M[0, :, b0:]), hi[b0:, a:b], np.empty((m, b - a)))
+    rest = np.ascontiguousarray(M[:, :, b0:].transpose(1, 2, 0)).reshape(m, -1)     # (row, (b, r))
+    out += _matmul_rows(rest, S[b0 * R1:, a:b], np.empty((m, b - a)))
     return out
 
 
@@ -463,13 +468,13 @@ def _prepare(z, fam):
     return lo_i, P, ok
 
 
-def _rows(z, fam, group_fn, *args):
+def _rows(z, fam, group_fn, *args, n_max=_N_MAX):
     """Run ``group_fn(pl, rows, zr, lo_i, *args) -> (values, good)`` on the rows of
-    each bin count."""
+    each bin count (rows longer than ``n_max``: declined)."""
     m, n = z.shape
     out = np.full((m, n), np.nan)
     lo_i, P, ok = _prepare(z, fam)
-    ok &= n <= _N_MAX
+    ok &= n <= n_max
     step = max(1, _BLOCK_ELEMS // n)
     for p in np.unique(P[ok]):
         group = np.flatnonzero(ok & (P == p))
@@ -760,4 +765,4 @@ def rows_dense_vjp(z, g, fam, log=False):
     >>> bool(ok[0]), bool(np.abs(v).max() < 1e-15)
     (True, True)
     """
-    return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log)
+    return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log, n_max=_N_MAX_VJP)
