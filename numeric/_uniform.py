@@ -32,7 +32,10 @@ the real axis the same way), except panels whose every integrand is below
 
 and the integrand of any ``p_i`` on a panel ``[a, b]`` is at most
 ``G(b) / b``, so a panel whose ``log G(b)`` lies ``L = 45 + log(panels)``
-below that bound adds at most ``e^-45`` relative, computed or not.
+below that bound adds at most ``e^-45`` relative, computed or not.  Rows with
+more than ``_K_MAX`` = 256 distinct active values (the tables hold ``K^2 N``
+entries), or whose panels do not settle, are declined (``ok`` False: the caller's
+quadrature takes them).
 
 Rounding: a factor ``s + d_J`` close to 1, tied ``w_J`` times, would carry its
 rounding ``w_J`` times; each node therefore also knows its distance ``tau`` to
@@ -95,7 +98,7 @@ def _groups(y):
 
     Returns ``gd`` (m, K) the distinct ``d = T - mu < 1`` ascending (padding 1.0),
     ``gw`` (m, K) multiplicities (padding 0), ``cols``/``gid`` (m, k) the active
-    columns and their group index (padding: column n), and ``M`` per row."""
+    columns and their group index (padding: column n), and the active count per row."""
     m, n = y.shape
     top = y.max(axis=1)
     d = top[:, None] - y
@@ -212,8 +215,10 @@ class _Rows:
             fl = np.take_along_axis(floor, pm, axis=1)
             hi_deg = ~np.take_along_axis(exact, pm, axis=1)
             with np.errstate(invalid="ignore"):
-                need = (hi_deg & (sb > sa) & (lb - la > _DROP) & (lb + (apow - 1.0) * np.log(sb) > fl - Lr)
-                        & (sb - sa > 1e-15 * sb))
+                need = (hi_deg & (sb > sa) & (lb - la > _DROP) & (lb + (apow - 1.0) * np.log(sb) > fl - Lr))
+            # a panel that must split but is down to the float resolution: decline the row
+            self.ok &= ~(need & (sb - sa <= 1e-15 * sb)).any(axis=1)
+            need &= sb - sa > 1e-15 * sb
             if not need.any():
                 break
             # split: the new panel is the lower half, the old one keeps the upper half
@@ -235,7 +240,7 @@ class _Rows:
             pm, sa, sb, ta, tb, la, lb = (np.concatenate([v, a], axis=1) for v, a in
                                           zip((pm, sa, sb, ta, tb, la, lb), add))
         else:
-            self.ok[:] = False
+            self.ok &= ~need.any(axis=1)
         return pm, sa, sb, ta, tb
 
     def entry_logs(self):
