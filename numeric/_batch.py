@@ -341,7 +341,7 @@ _CORE = {
                        PL=lambda n: 3.0 + 42.0 / n),
     "gumbel": dict(HH=0.1, CL=1.0, CR=3.0, SL=None, SR=1.0, XR=46.0, XLMAX=4.0,
                    PL=lambda n: 4.0),
-    "cauchy": dict(HH=0.085, HX=0.2, CL=2.0, CR=2.0, SL=0.5, SR=0.5, XR=1e19, XRP=1.0,
+    "cauchy": dict(HH=0.085, HX=0.2, CL=2.0, CR=2.0, SL=0.35, SR=0.35, XR=1e19, XRP=1.0,
                    XLMAX=math.inf,
                    PL=lambda n: 10.0 ** min(300.0, 20.0 / n + 1.0)),
 }
@@ -746,16 +746,11 @@ def _pass1(y, x, wlin, logw, plan, mode, entries=False):
             return (logT, good) if entries else _normalise(logT, good)
         T, Se, So, good = _certify(I)
         logT = np.log(T) + mx
-        # node values carry rounding noise ~ eps |L| (L ~ log T at the peak), which the
-        # even/odd disagreement of entries with large |log p| shows: there it is accepted
-        # up to 1.5 eps |log T|, capped at the p target 1e-13 for p >= 1e-300 but not below
-        # 2 rounding steps of log T (the README's floor where p cannot be held finer:
-        # |log p| > 256), and below p = 1e-300 up to 1e-13 |log p| (a tenth of the log
-        # target 1e-12 |log p|)
-        aT = np.abs(logT)
-        tol = np.where(logT < -690.0, 1e-13 * aT,
-                       np.maximum(np.minimum(1e-13, 3.3e-16 * aT), 2.0 * np.spacing(aT)))
-        deep = (~good & (np.abs(Se - So) <= tol * T)
+        # node values carry rounding noise ~ eps |L|, which the even/odd disagreement of
+        # entries with |log p| > 460 shows: there the targets are p to 2e-13 (p >= 1e-300,
+        # half of it here) and below p = 1e-300 log p to 1e-12 |log p| (a tenth of it)
+        tol = np.where(logT < -690.0, 1e-13 * np.abs(logT), 1e-13)
+        deep = (~good & (logT < -460.0) & (np.abs(Se - So) <= tol * T)
                 & (np.maximum(I[..., 0], I[..., -1]) <= END * T))
         good |= deep
         good &= np.isfinite(logT) & (logT > -LOG_MIN)
