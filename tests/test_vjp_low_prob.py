@@ -209,6 +209,28 @@ def test_gumbel_min_log_vjp_one_hot_on_the_engine(s):
         _check(v[0], ref, terms)
 
 
+def test_gumbel_min_log_vjp_clusters_ties_float32():
+    # clusters of near-ties (jitter 1e-3), exact ties and a tied maximum, through the
+    # public call in float32 (computed in float64 on the float32 values): one-hot on a
+    # low and a top score, against the independent reference
+    rng = np.random.default_rng(5)
+    centres = 3.0 * rng.normal(size=3)
+    z = centres[rng.integers(0, 3, 300)] + 1e-3 * rng.normal(size=300)
+    z[rng.integers(0, 300, 60)] = z[rng.integers(0, 300, 60)]
+    z[0] = z.max()
+    z32 = z.astype(np.float32)
+    for k in (int(z32.argmin()), 0):
+        c = _dense({k: -1.0}, 300)
+        got = numeric.log_probs_vjp(z32, c.astype(np.float32), "gumbel_min")
+        assert got.dtype == np.float32
+        ref, terms, _ = reference_vjp(z32.astype(np.float64), {k: -1.0}, "gumbel_min", log=True)
+        v, ok = fast_log_probs_vjp(z32[None].astype(np.float64), c[None], get_family("gumbel_min"), rows=True)
+        assert ok[0]
+        _check(v[0], ref, terms)
+        # float32 output: rounded once from the float64 result
+        np.testing.assert_allclose(got, v[0].astype(np.float32), rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+
+
 @pytest.mark.slow
 def test_gumbel_min_long_row_wide_spread_one_hot_vs_quadrature():
     # n = 1e4, s = 5 (spread ~70, |log F| ~ 1e5 at the low scores): the one-hot log VJP
