@@ -191,17 +191,24 @@ def _table(headers, rows) -> str:
 # ---------------------------------------------------------------------------
 
 
+#: registry families with a symbolic-n closed form (derive.general_n; tests/test_general_n.py checks
+#: the list against derive.derive(name, "general")), named here so bad input answers before sympy loads
+SYMBOLIC_N_FAMILIES = ("gumbel", "gumbel_min", "exponential", "uniform", "laplace", "logistic")
+
+
 def _cmd_derive(args) -> int:
     key = _check_family(args.family)
     params = _family_params(args)
+    if args.n is None:
+        if key not in SYMBOLIC_N_FAMILIES:
+            raise UsageError(f"family {key!r} needs --n N (no symbolic-n closed form; these have one: "
+                             f"{', '.join(SYMBOLIC_N_FAMILIES)})")
+        if params:
+            raise UsageError("--scale/--nu need --n N (the symbolic-n derivations are for scale 1)")
     import derive
 
     if args.n is None:
-        if key != "gumbel":
-            raise UsageError(f"family {key!r} needs --n N (only gumbel has a symbolic-n derivation)")
-        if params:
-            raise UsageError("--scale/--nu need --n N (the symbolic-n gumbel derivation is for scale 1)")
-        d = derive.softmax_derivation()
+        d = derive.softmax_derivation() if key == "gumbel" else derive.derive(key, "general")
     else:
         fam = derive.family(key, **params)
         d = derive.derive(fam, args.n)
@@ -457,13 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "derive", formatter_class=fmt, help="print the derivation of the argmax probabilities",
         description="Print the sympy-checked derivation of p_i for a noise family "
-                    "(gumbel without --n: the article's symbolic-n derivation of softmax).",
+                    "(without --n: the symbolic-n derivation; for gumbel the article's derivation of softmax).",
         epilog=_examples("perturbmax derive gumbel --format latex",
                          "perturbmax derive normal --n 2 --format markdown"),
     )
     p.add_argument("family", metavar="FAMILY", help=_FAMILY_HELP)
     p.add_argument("--n", type=_positive_int("--n"), default=None, metavar="N",
-                   help="number of scores (a concrete n >= 1); omit for gumbel's symbolic n")
+                   help="number of scores (a concrete n >= 1); omit for the symbolic-n derivation")
     p.add_argument("--format", choices=("latex", "markdown"), default="latex", help="output format (default latex)")
     _add_family_params(p)
     p.set_defaults(func=_cmd_derive)

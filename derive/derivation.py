@@ -42,7 +42,8 @@ from typing import Callable, Sequence
 import mpmath
 import sympy as sp
 
-__all__ = ["Derivation", "Step", "DerivationError", "Evaluation", "EvaluationError", "numeric_equal", "mp_value"]
+__all__ = ["Derivation", "Step", "DerivationError", "Evaluation", "EvaluationError", "numeric_equal", "mp_value",
+           "ElementarySymmetric", "ExpSegment", "Abbreviation"]
 
 #: digits that must agree in a numeric check, and the working precision
 CHECK_DIGITS = 30
@@ -120,12 +121,27 @@ def _expand_sums(expr):
     """``doit`` every Sum / Product (and subset sum, max over a range) with concrete limits, leave Integrals alone."""
     # a Sum written out can expose Products whose limits only then became concrete: repeat
     for _ in range(4):
-        new = expr.replace(lambda e: isinstance(e, (SubsetSum, MaxOver)) and e.is_concrete, lambda e: e.doit())
-        new = new.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), lambda e: e.doit(deep=False))
+        new = expr.replace(lambda e: isinstance(e, (SubsetSum, MaxOver, ElementarySymmetric)) and e.is_concrete,
+                           lambda e: e.doit())
+        new = new.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), _write_out)
         if new == expr:
             break
         expr = new
     return expr
+
+
+def _write_out(e):
+    """One Sum / Product level written out: the outermost range term by term when it is concrete.
+
+    sympy merges nested sums into one ``Sum(f, (m, 0, k - 1), (k, a, b))`` and its ``doit`` starts
+    with the inner, still symbolic, range (and leaves an empty outer range ``k = 2..1`` unevaluated).
+    """
+    var, lo, hi = e.limits[-1]
+    if not (lo.is_Integer and hi.is_Integer and hi >= lo - 1) or isinstance(e, (SumExcept, ProductExcept)):
+        return e.doit(deep=False)
+    inner = e.func(e.function, *e.limits[:-1]) if len(e.limits) > 1 else e.function
+    terms = [inner.subs(var, v) for v in range(int(lo), int(hi) + 1)]
+    return sp.Add(*terms) if isinstance(e, sp.Sum) else sp.Mul(*terms)
 
 
 def _kinks(integrand, var):
@@ -480,6 +496,8 @@ class Derivation:
     def _unfold(self, e):
         if self.definitions:
             e = e.xreplace(self.definitions)
+        if e.has(Abbreviation):
+            e = e.replace(lambda x: isinstance(x, Abbreviation), lambda x: x.unfold())
         return e
 
     def step(self, expr: sp.Expr, reason: str, *, checks: Sequence[str] = ("identical", "simplify", "numeric"),
@@ -579,8 +597,42 @@ class Derivation:
 # ---------------------------------------------------------------------------
 
 
-def _drop_delta(expr, i, j):
-    return expr.subs(sp.KroneckerDelta(i, j), 0).subs(sp.KroneckerDelta(j, i), 0)
+def _has_exclusion(marks, j):
+    return any(isinstance(1 - fac, sp.KroneckerDelta) and j in (1 - fac).args for fac in sp.Mul.make_args(marks))
+
+
+def _exclusion(obj):
+    """``(body, excluded)`` of a :class:`SumExcept` / :class:`ProductExcept`: the summand without its
+    ``1 - delta_kj`` factors (exponents, for a product) and the indices ``k`` they exclude."""
+    (j, _, _), = obj.limits
+    f = obj.function
+    base, marks = (f.base, f.exp) if isinstance(obj, sp.Product) and f.is_Pow else (None, f)
+    if base is not None and not _has_exclusion(marks, j) and _has_exclusion(-marks, j):
+        # sympy folds (1/g)^(1 - delta) into g^(delta - 1)
+        base, marks = 1 / base, -marks
+    keep, excluded = [], []
+    for fac in sp.Mul.make_args(marks):
+        d = 1 - fac
+        if isinstance(d, sp.KroneckerDelta) and j in d.args:
+            excluded.append(d.args[0] if d.args[1] == j else d.args[1])
+        else:
+            keep.append(fac)
+    rest = sp.Mul(*keep)
+    return (rest if base is None else base ** rest), excluded
+
+
+def _doit_except(obj, combine, hints):
+    """Write out a :class:`SumExcept` / :class:`ProductExcept` with concrete limits, leaving the
+    excluded terms out instead of multiplying them by 0 (or raising them to the power 0): a term
+    that is singular at ``j = i`` (``1/(c_j - 1)`` with ``c_i = 1``) would give ``0 * zoo = nan``."""
+    (j, lo, hi), = obj.limits
+    body, others = _exclusion(obj)
+    if not (lo.is_Integer and hi.is_Integer and all(o.is_Integer for o in others)):
+        return None
+    terms = [body.subs(j, k) for k in range(int(lo), int(hi) + 1) if k not in others]
+    if hints.get("deep", True):
+        terms = [t.doit(**hints) for t in terms]
+    return combine(*terms)
 
 
 class SumExcept(sp.Sum):
@@ -591,28 +643,33 @@ class SumExcept(sp.Sum):
     article writes it.
     """
 
+    def doit(self, **hints):
+        out = _doit_except(self, sp.Add, hints)
+        return super().doit(**hints) if out is None else out
+
     def _latex(self, printer):
         (j, lo, hi), = self.limits
-        i = self.args[0].atoms(sp.KroneckerDelta)
-        other = [a for d in i for a in d.args if a != j]
-        body = _drop_delta(self.function, other[0], j) if other else self.function
-        return r"\sum_{%s \neq %s} %s" % (printer._print(j), printer._print(other[0]) if other else "?",
+        body, others = _exclusion(self)
+        return r"\sum_{%s \neq %s} %s" % (printer._print(j), ", ".join(printer._print(o) for o in others) or "?",
                                           printer.parenthesize(body, sp.printing.precedence.PRECEDENCE["Mul"]))
 
 
 class ProductExcept(sp.Product):
-    """``Prod_{j=1}^{n} f_j^(1 - delta_ij)``, printed as ``\\prod_{j \\neq i} f_j``
-    (``\\prod_{j \\leq k,\\, j \\neq i}`` when the upper limit is not ``n``)."""
+    """``Prod_{j=1}^{n} f_j^((1 - delta_ij) (1 - delta_kj) ...)``, printed as ``\\prod_{j \\neq i, k} f_j``
+    (``\\prod_{j \\leq m,\\, j \\neq i}`` when the upper limit is not ``n``)."""
+
+    def doit(self, **hints):
+        out = _doit_except(self, sp.Mul, hints)
+        return super().doit(**hints) if out is None else out
 
     def _latex(self, printer):
         (j, lo, hi), = self.limits
-        i = self.args[0].atoms(sp.KroneckerDelta)
-        other = [a for d in i for a in d.args if a != j]
-        body = _drop_delta(self.function, other[0], j) if other else self.function
+        body, others = _exclusion(self)
         upto = "" if str(hi) == "n" else r"%s \leq %s,\, " % (printer._print(j), printer._print(hi))
         if lo != 1:
             upto += r"%s \geq %s,\, " % (printer._print(j), printer._print(lo))
-        return r"\prod_{%s%s \neq %s} %s" % (upto, printer._print(j), printer._print(other[0]) if other else "?",
+        excluded = ", ".join(printer._print(o) for o in others) or "?"
+        return r"\prod_{%s%s \neq %s} %s" % (upto, printer._print(j), excluded,
                                              printer.parenthesize(body, sp.printing.precedence.PRECEDENCE["Mul"]))
 
 
@@ -621,9 +678,10 @@ def sum_except(f, j, i, n):
     return SumExcept(f * (1 - sp.KroneckerDelta(i, j)), (j, 1, n))
 
 
-def product_except(f, j, i, n):
-    """``product over j = 1..n, j != i`` of ``f`` (a :class:`ProductExcept`)."""
-    return ProductExcept(f ** (1 - sp.KroneckerDelta(i, j)), (j, 1, n))
+def product_except(f, j, i, n, *more):
+    """``product over j = 1..n, j != i`` (and ``j`` not in ``more``) of ``f`` (a :class:`ProductExcept`)."""
+    power = sp.Mul(*[1 - sp.KroneckerDelta(k, j) for k in (i,) + more])
+    return ProductExcept(f ** power, (j, 1, n))
 
 
 # ---------------------------------------------------------------------------
@@ -677,6 +735,19 @@ def _entry_expressions(d, n=None):
         e = _expand_sums(res.subs({SYMBOLS["n"]: n, SYMBOLS["i"]: k}))
         exprs.append(e.xreplace({mu[q]: plain[q - 1] for q in range(1, n + 1)}))
     return exprs, plain
+
+
+class _SortedView:
+    """``d`` read as is, without its ``sorted_scores`` mark (the caller has sorted the scores)."""
+
+    def __init__(self, d):
+        self._d = d
+        self.extra = {k: v for k, v in d.extra.items() if k != "sorted_scores"}
+        d.extra.setdefault("_evaluate_cache", {})
+        self.extra["_evaluate_cache"] = d.extra["_evaluate_cache"]
+
+    def __getattr__(self, name):
+        return getattr(self._d, name)
 
 
 def _as_rational(v, k):
@@ -822,6 +893,13 @@ def evaluate_closed_form(d, mu, dps: int = 30) -> Evaluation:
     if len(mu) != len(syms):
         raise ValueError(f"mu must be a sequence of {len(syms)} real numbers (n = {len(syms)})")
     mu_q = [_as_rational(v, k) for k, v in enumerate(mu)]
+    if d.extra.get("sorted_scores"):
+        # a form derived for mu_1 >= ... >= mu_n: evaluate at the sorted scores, then relabel
+        order = sorted(range(len(mu_q)), key=lambda k: -mu_q[k])
+        e = evaluate_closed_form(_SortedView(d), [mu_q[k] for k in order], dps)
+        back = {k: r for r, k in enumerate(order)}
+        return Evaluation(p=[e.p[back[k]] for k in range(len(mu_q))], log_p=[e.log_p[back[k]] for k in range(len(mu_q))],
+                          dps=e.dps, working_dps=e.working_dps, how=e.how)
     fns = _compiled(d, exprs, syms)
     zeros, singular = _exact_status(exprs, syms, mu_q)
     vals, wps, how = [], [], "direct"
@@ -941,3 +1019,85 @@ class MaxOver(sp.Expr):
     def _latex(self, printer):
         f, j, n = self.args
         return r"\max_{%s=1}^{%s} %s" % (printer._print(j), printer._print(n), printer._print(f))
+
+
+class Abbreviation(sp.Function):
+    """A named shorthand of a derivation (printed short, e.g. ``b_k``): :meth:`unfold` gives its meaning,
+    put in by the derivation before every check (like ``Derivation.definitions``, but with arguments)."""
+
+    def unfold(self):
+        raise NotImplementedError
+
+
+class ElementarySymmetric(sp.Expr):
+    """``e_r`` of ``{f_j : lo <= j <= hi, j != i}`` (``ElementarySymmetric(r, f, j, lo, hi, i)``).
+
+    ``e_r(x_1..x_m) = sum over the r-subsets T of prod_{j in T} x_j`` (``e_0 = 1``; 0 for
+    ``r < 0`` or ``r > m``): the coefficients of a product of linear factors,
+    ``prod_j (x - a_j) = sum_r (-1)^r e_r(a) x^(m - r)``.  With concrete ``r``, ``lo``,
+    ``hi`` and ``i``, :meth:`doit` writes out the sum (how the numeric checks evaluate it).
+
+    >>> j = sp.Symbol("j", integer=True)
+    >>> a = sp.IndexedBase("a")
+    >>> ElementarySymmetric(2, a[j], j, 1, 4, 2).doit()
+    a[1]*a[3] + a[1]*a[4] + a[3]*a[4]
+    """
+
+    is_commutative = True
+
+    def __new__(cls, r, f, j, lo, hi, i):
+        if sp.sympify(r) == 0:
+            return sp.Integer(1)
+        return sp.Expr.__new__(cls, *map(sp.sympify, (r, f, j, lo, hi, i)))
+
+    @property
+    def is_concrete(self):
+        r, _, _, lo, hi, i = self.args
+        return all(v.is_Integer for v in (r, lo, hi, i))
+
+    def doit(self, **hints):
+        if not self.is_concrete:
+            return self
+        r, f, j, lo, hi, i = self.args
+        members = [f.subs(j, k) for k in range(int(lo), int(hi) + 1) if k != int(i)]
+        if r < 0 or r > len(members):
+            return sp.Integer(0)
+        return sp.Add(*[sp.Mul(*T) for T in itertools.combinations(members, int(r))])
+
+    def _latex(self, printer):
+        r, f, j, lo, hi, i = self.args
+        pj = printer._print(j)
+        return r"e_{%s}\left(%s : %s \leq %s \leq %s,\, %s \neq %s\right)" % (
+            printer._print(r), printer._print(f), printer._print(lo), pj, printer._print(hi), pj, printer._print(i))
+
+
+class ExpSegment(sp.Function):
+    """``E_lam(a, b) = int_a^b e^(lam x) dx``: ``(e^(lam b) - e^(lam a)) / lam``, and ``b - a`` at ``lam = 0``.
+
+    Stays unevaluated while ``lam`` is symbolic (a summation index) and may be 0; an integer
+    ``lam`` gives the elementary value, and so does a half-line where the integral converges
+    (``b = oo`` with ``lam < 0``: ``-e^(lam a)/lam``; ``a = -oo`` with ``lam > 0``: ``e^(lam b)/lam``).
+
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> ExpSegment(0, a, b), ExpSegment(-2, a, sp.oo)
+    (-a + b, exp(-2*a)/2)
+    """
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, lam, a, b):
+        if b == sp.oo and lam.is_negative:
+            return sp.exp(lam * a) / (-lam)
+        if a == -sp.oo and lam.is_positive:
+            return sp.exp(lam * b) / lam
+        if not lam.is_Integer:
+            return None
+        if lam == 0:
+            return b - a
+        return (sp.exp(lam * b) - sp.exp(lam * a)) / lam
+
+    def _latex(self, printer, exp=None):
+        lam, a, b = self.args
+        out = r"E_{%s}\left(%s, %s\right)" % (printer._print(lam), printer._print(a), printer._print(b))
+        return out if exp is None else r"%s^{%s}" % (out, exp)

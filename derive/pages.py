@@ -55,8 +55,8 @@ RUN_NS = (2, 3)
 
 
 def _has_general_derivation(d) -> bool:
-    """A symbolic-n derivation that reaches a result (not only the start and the family's CDF)."""
-    return d.status != "none" and len(d.steps) > 2
+    """A symbolic-n derivation that reaches a formula (no integral left, not only the start and the CDF)."""
+    return d.status != "none" and len(d.steps) > 2 and not d.result.has(sp.Integral)
 
 
 @functools.lru_cache(maxsize=None)
