@@ -405,18 +405,16 @@ def _node_integrals(L_rows, pl, H, a, b):
     return logg, ok
 
 
-def _eval(zr, lo_i, logg, pl, spec, deriv=False, abs_tol=None):
-    """Interpolants of the node values ``logg`` (rows, K) at the scores ``zr``
-    (rows, n); ``ok`` False for rows whose stencil leaves the nodes or whose
-    node values the interpolant does not resolve (``_interp_error``: relative to
-    ``max(1, |log g|)`` within ``_INTERP_TOL``, or with ``abs_tol`` the absolute
-    error within it).  ``deriv``: also the derivative with respect to the score
-    (the same Horner pass, ``d t / d z = a``): ``(values, derivative, ok)``."""
+def _points(zr, lo_i, pl, spec):
+    """Where the scores ``zr`` (rows, n) sit in the fine tables of the plan's nodes
+    (:func:`numeric._fast._fine_tables`): ``(idx, v, ok)`` with ``idx`` the flat
+    index of each score's fine row into a (rows, d + 1, ncol) table (column 0),
+    ``v`` its offset in ``[-1/2, 1/2]`` (an exact split of ``z a``, ``a = S / (ms H)``
+    a power of two) and ``ok`` False for rows whose stencil leaves the nodes."""
     m, n = zr.shape
     S, d = spec.fine_S, spec.fine_d
-    tab = _fine_tables(logg, pl.q, S, d)              # (rows, d + 1, ncol)
-    ncol = tab.shape[2]
-    a = S / (spec.H * pl.ms)                          # a power of two
+    ncol = (pl.q // 2 - 1) * S + (pl.K - pl.q + 1) * S
+    a = S / (spec.H * pl.ms)
     # fine row of score z: rint(z a) - r0, r0 = (lo + lL H) a  (lo = lo_i H)
     r0 = (lo_i + pl.lL) * (S // pl.ms)
     v = zr * a
@@ -425,16 +423,30 @@ def _eval(zr, lo_i, logg, pl, spec, deriv=False, abs_tol=None):
     t -= _MAGIC
     v -= t                                            # offset in [-1/2, 1/2]
     ok = (idx.min(axis=1) >= (pl.q // 2 - 1) * S) & (idx.max(axis=1) < ncol)
+    idx[~ok] = (pl.q // 2 - 1) * S
+    idx += (np.arange(m, dtype=np.int64) * ((d + 1) * ncol))[:, None]
+    return idx, v, ok
+
+
+def _interp(logg, pts, pl, spec, deriv=False, abs_tol=None):
+    """Interpolants of the node values ``logg`` (rows, K) at the points ``pts`` of
+    :func:`_points`; ``ok`` False for rows whose stencil leaves the nodes or whose
+    node values the interpolant does not resolve (``_interp_error``: relative to
+    ``max(1, |log g|)`` within ``_INTERP_TOL``, or with ``abs_tol`` the absolute
+    error within it).  ``deriv``: also the derivative with respect to the score
+    (the same Horner pass, ``d t / d z = a``): ``(values, derivative, ok)``."""
+    idx, v, ok = pts
+    S, d = spec.fine_S, spec.fine_d
+    tab = _fine_tables(logg, pl.q, S, d)              # (rows, d + 1, ncol)
+    ncol = tab.shape[2]
     if abs_tol is not None:
-        ok &= _interp_error(logg, pl.q, absolute=True) <= abs_tol
+        ok = ok & (_interp_error(logg, pl.q, absolute=True) <= abs_tol)
     elif pl.ms > 1:
         # node values the q-point interpolant does not resolve (tied blocks): the
         # per-row engine halves the node stride (numeric._fast._interp_error)
-        ok &= _interp_error(logg, pl.q) <= _INTERP_TOL
-    idx[~ok] = (pl.q // 2 - 1) * S
-    # flat index into tab (rows, d + 1, ncol) at column 0; column j is ``j ncol`` further
-    idx += (np.arange(m, dtype=np.int64) * ((d + 1) * ncol))[:, None]
+        ok = ok & (_interp_error(logg, pl.q) <= _INTERP_TOL)
     flat = tab.reshape(-1)
+    # column j of a row's table is ``j ncol`` after its column 0
     out = np.take(flat[d * ncol:], idx)
     dout = out.copy() if deriv else None
     tmp = np.empty_like(out)
@@ -447,9 +459,14 @@ def _eval(zr, lo_i, logg, pl, spec, deriv=False, abs_tol=None):
             dout *= v
             dout += out
     if deriv:
-        dout *= a
+        dout *= S / (spec.H * pl.ms)
         return out, dout, ok
     return out, ok
+
+
+def _eval(zr, lo_i, logg, pl, spec):
+    """:func:`_interp` of ``logg`` at the scores ``zr``: ``(values, ok)``."""
+    return _interp(logg, _points(zr, lo_i, pl, spec), pl, spec)
 
 
 def _prepare(z, fam):
@@ -675,6 +692,14 @@ def _far_ok(Lfar, logT, pl, H, a, b):
     return ok
 
 
+def _merge_left(wins):
+    """``(b, rows)`` per distinct right end ``b`` of the windows ``(a, b, rows)``."""
+    ends = {}
+    for _, b, sel in wins:
+        ends.setdefault(b, []).append(sel)
+    return [(b, np.concatenate(sels)) for b, sels in ends.items()]
+
+
 def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     spec = _SPECS[pl.name]
     H = spec.H
@@ -690,7 +715,8 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     wins = list(_subgroups(*_windows(pl, M)))
     for a, b, sel in wins:
         logg[sel], good[sel] = _node_integrals(np.ascontiguousarray(LF[sel, a:b]), pl, H, a, b)
-    lp, rS, good2 = _eval(zr, lo_i, logg, pl, spec, deriv=True)
+    pts = _points(zr, lo_i, pl, spec)
+    lp, rS, good2 = _interp(logg, pts, pl, spec, deriv=True)
     good &= good2
     mx = lp.max(axis=1, keepdims=True)
     lp -= mx + np.log(exp_terms(lp - mx).sum(axis=1, keepdims=True))
@@ -713,6 +739,10 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
         lmag -= lp
     neg = v < 0
     gp = _gamma_plan(fam, pl)
+    # the T2 integrands h F Gamma on the windows of h F widened to the left end of the
+    # grid: large weights (1/p_j of low entries for log p) move their mass towards
+    # the low scores, where F is small
+    wins = [(0, b, sel) for b, sel in _merge_left(wins)]
     lgam, far = _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec, wins)
     for si, sgn in enumerate((1.0, -1.0)):
         has = np.isfinite(lgam[si * m:(si + 1) * m]).any(axis=1) & good
@@ -725,15 +755,20 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
             L = LF[sel, a:b] + lgam[si * m + sel, a:b]
             logT[sel], okT[sel] = _node_integrals(L, pl, H, a, b)
             okT[sel] &= _far_ok(LF[sel, a:b] + far[si * m + sel, a:b], logT[sel], pl, H, a, b)
-        has = np.flatnonzero(has)
-        if not has.size:
+        if not has.any():
             continue
         # log T2 interpolated like log g; decline unless its estimated absolute error
         # -- the relative error of T2 -- is below 2e-11 (numeric._fast._row_vjp)
-        T, okE = _eval(zr[has], lo_i[has], logT[has], pl, spec, abs_tol=2e-11)
+        logT[~has] = 0.0
+        T, okE = _interp(logT, pts, pl, spec, abs_tol=2e-11)
         with np.errstate(over="ignore", invalid="ignore"):
-            out[has] -= sgn * np.exp(T)
-        good[has] &= okT[has] & okE
+            np.exp(T, out=T)
+        T[~has] = 0.0
+        if sgn > 0:
+            out -= T
+        else:
+            out += T
+        good &= okT & (okE | ~has)
     good &= np.isfinite(out).all(axis=1)
     return out, good
 
