@@ -11,7 +11,7 @@ Properties: ``p >= 0``, ``sum p = 1`` within 1e-14, order preservation,
 shift invariance (dyadic inputs, exact shifts), temperature equivalence,
 permutation equivariance, ``sum_k (J^T g)_k = 0``, ``log_probs = log(probs)``,
 and agreement with an independent method (the adaptive quadrature,
-``method="quadrature"``) on a few entries.  Tolerances are the accuracy
+``method="quadrature"``) on a few entries, and of both VJPs with dense cotangents.  Tolerances are the accuracy
 contract's, as in ``tests/test_properties.py``.  The slow ``test_thorough_large_n``
 runs every property with >= 10,000 examples (agreement: 1,000, since each
 quadrature call is O(n G)).
@@ -147,6 +147,20 @@ def prop_agrees_with_quadrature(mu, seed, fam, s):
     assert (np.abs(lp - ref) <= 2e-12 * np.maximum(1.0, np.abs(ref))).all()
 
 
+def prop_vjps_agree_with_quadrature(mu, seed, fam, s):
+    """Dense cotangents (the row-batched dense VJP for normal and logistic, the
+    per-row engine otherwise) against the adaptive quadrature's VJP, both kinds;
+    rows sum to 0."""
+    COUNTS["vjps_agree_with_quadrature"] += 1
+    g = np.random.default_rng(seed).normal(size=mu.size)
+    for f in (numeric.probs_vjp, numeric.log_probs_vjp):
+        v = f(mu, g, fam, scale=s)
+        ref = f(mu, g, fam, scale=s, method="quadrature")
+        assert np.isfinite(v).all()
+        assert (np.abs(v - ref) <= 1e-10 * np.abs(ref).max()).all(), np.abs(v - ref).max() / np.abs(ref).max()
+        assert abs(math.fsum(v)) <= 1e-12 * np.abs(v).sum()
+
+
 THOROUGH = {
     "normalized": (prop_normalized, (long_scores(), family, scale), 10_000),
     "order": (prop_order, (long_scores(), family, scale), 10_000),
@@ -159,12 +173,16 @@ THOROUGH = {
     "log_matches_probs": (prop_log_matches_probs, (long_scores(), family, scale), 10_000),
     "agrees_with_quadrature": (prop_agrees_with_quadrature,
                                (long_scores(), st.integers(0, 2**32 - 1), family, scale), 1_000),
+    "vjps_agree_with_quadrature": (prop_vjps_agree_with_quadrature,
+                                   (long_scores(), st.integers(0, 2**32 - 1), st.sampled_from(("normal", "logistic")),
+                                    scale), 300),
 }
 
 
 #: examples per property in the default run (the thorough counts are in THOROUGH)
 DEFAULT = {"normalized": 6, "order": 6, "shift": 4, "temperature": 4, "permutation": 4,
-           "vjp_sums_to_zero": 4, "log_matches_probs": 2, "agrees_with_quadrature": 2}
+           "vjp_sums_to_zero": 4, "log_matches_probs": 2, "agrees_with_quadrature": 2,
+           "vjps_agree_with_quadrature": 2}
 
 
 def _run(name, count, derandomize=False):
