@@ -150,11 +150,18 @@ def _kernels(fam):
     lo_f = float(lo) if lo.is_finite else -math.inf
     hi_f = float(hi) if hi.is_finite else math.inf
 
-    def logcdf(t):
+    # a point inside the support: the sympy forms are evaluated there for t outside (result discarded)
+    inner = ((lo_f + hi_f) / 2 if math.isfinite(lo_f + hi_f) else
+             (lo_f + 1 if math.isfinite(lo_f) else (hi_f - 1 if math.isfinite(hi_f) else 0.0)))
+
+    def clamped(t):
+        """``(t, inside, u)``: t as float64, the mask of the open support, t with the outside at ``inner``."""
         t = np.asarray(t, dtype=np.float64)
         inside = (t > lo_f) & (t < hi_f)
-        u = np.where(inside, t, (lo_f + hi_f) / 2 if math.isfinite(lo_f + hi_f) else
-                     (lo_f + 1 if math.isfinite(lo_f) else (hi_f - 1 if math.isfinite(hi_f) else 0.0)))
+        return t, inside, np.where(inside, t, inner)
+
+    def logcdf(t):
+        t, inside, u = clamped(t)
         with np.errstate(all="ignore"):
             F = _call(plain, u)
             left = _call(log_left, u)
@@ -166,10 +173,7 @@ def _kernels(fam):
         return out
 
     def logpdf(t):
-        t = np.asarray(t, dtype=np.float64)
-        inside = (t > lo_f) & (t < hi_f)
-        u = np.where(inside, t, (lo_f + hi_f) / 2 if math.isfinite(lo_f + hi_f) else
-                     (lo_f + 1 if math.isfinite(lo_f) else (hi_f - 1 if math.isfinite(hi_f) else 0.0)))
+        t, inside, u = clamped(t)
         with np.errstate(all="ignore"):
             v = _call(log_pdf, u)
         return np.where(inside, np.where(np.isnan(v), -np.inf, v), -np.inf)

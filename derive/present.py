@@ -332,6 +332,8 @@ def _mp_function(e, args):
 def _verify(derived, shown, defs, syms, k=3):
     """Name of the check proving ``shown`` (with ``defs``) equal to ``derived``, or None."""
     back = _unfold(shown, defs)
+    # the derivation's own helper symbols (c_j = e^{mu_j - mu_1}) stand for the same values in both forms
+    derived = _unfold(derived, defs)
     if back == derived:
         return "identical"
     if _equal_numeric(derived, back, syms, k=k):
@@ -441,7 +443,8 @@ def present(expr, syms, r=0, *, definitions=None, family=None, k=3) -> Presented
     if shown == expr:
         return Presented(expr, {}, "identical")
     full_defs = dict(defs)
-    for d in list(full_defs):
+    named = set(full_defs).union(*(sp.sympify(v).free_symbols for v in full_defs.values()))
+    for d in sorted(named, key=lambda s: s.name):
         if d.name.startswith("Delta_") and len(d.name) == 8:
             i, j = int(d.name[6]), int(d.name[7])
             full_defs[d] = syms[i - 1] - syms[j - 1]

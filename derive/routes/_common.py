@@ -30,6 +30,17 @@ def cdf_on_support(fam):
     return e, lo, hi
 
 
+def custom_match(route, fam, detect, registry_reason):
+    """``detect(fam)`` for a user family; a ``NotApplicable`` of ``route`` for a registry family
+    (``registry_reason``) or when ``detect`` returns its reason (a string) instead of a match."""
+    from . import NotApplicable
+
+    if not fam.custom:
+        return NotApplicable(route, registry_reason)
+    m = detect(fam)
+    return NotApplicable(route, m) if isinstance(m, str) else m
+
+
 def mp_function(expr, x):
     """An mpmath callable of ``expr`` (a function of ``x``)."""
     return sp.lambdify(x, expr, "mpmath")

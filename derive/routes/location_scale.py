@@ -27,7 +27,7 @@ import mpmath
 import sympy as sp
 
 from . import NotApplicable
-from ._common import DPS, cdf_on_support, mp_function, quantile_points
+from ._common import DPS, cdf_on_support, custom_match, mp_function, quantile_points
 
 NAME = "location_scale"
 
@@ -208,15 +208,17 @@ def reduce_general(fam, name, a, b, why):
     return d
 
 
-def attempt(fam, n):
-    if not fam.custom:
-        # a registry family is its own target: its hand route (derive.closed) is the reduction
-        return NotApplicable(NAME, "registry family (the reduction is the identity)")
-    m = match(fam)
-    if isinstance(m, str):
-        return NotApplicable(NAME, m)
-    name, a, b = m
-    why = "location-scale"
+def reduce_to(fam, n, name, a, b, why):
+    """``p(mu; F) = p(a mu; G)`` at ``n`` (an int, or ``"general"`` for symbolic n)."""
     if n == "general":
         return reduce_general(fam, name, a, b, why)
     return reduce_derivation(fam, n, name, a, b, why)
+
+
+def attempt(fam, n):
+    # a registry family is its own target: its hand route (derive.closed) is the reduction
+    m = custom_match(NAME, fam, match, "registry family (the reduction is the identity)")
+    if isinstance(m, NotApplicable):
+        return m
+    name, a, b = m
+    return reduce_to(fam, n, name, a, b, "location-scale")

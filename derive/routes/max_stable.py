@@ -18,8 +18,8 @@ from __future__ import annotations
 import sympy as sp
 
 from . import NotApplicable
-from ._common import cdf_on_support
-from .location_scale import reduce_derivation, reduce_general
+from ._common import cdf_on_support, custom_match
+from .location_scale import reduce_to
 
 NAME = "max_stable"
 
@@ -45,16 +45,14 @@ def detect(fam):
 
 
 def attempt(fam, n):
-    if not fam.custom:
-        return NotApplicable(NAME, "registry family (gumbel has its own derivation)")
-    m = detect(fam)
-    if isinstance(m, str):
-        return NotApplicable(NAME, m)
+    m = custom_match(NAME, fam, detect, "registry family (gumbel has its own derivation)")
+    if isinstance(m, NotApplicable):
+        return m
     s, c = m
     a, b = 1 / s, -sp.log(c)
     why = f"max-stable: $\\log(-\\log F)={sp.latex(sp.log(c))}-x/{sp.latex(s)}$ is affine"
+    d = reduce_to(fam, n, "gumbel", a, b, why)
     if n == "general":
-        return reduce_general(fam, "gumbel", a, b, why)
-    d = reduce_derivation(fam, n, "gumbel", a, b, why)
+        return d
     d.reason = f"max-stable (Gumbel type, $s={sp.latex(s)}$): softmax of $\\mu/{sp.latex(s)}$ for every n."
     return d
