@@ -15,8 +15,8 @@ exponential    ``x = mu_1 + eps``; integrand vanishes below ``M = max mu``;
 uniform        ordered ``mu_1 >= ... >= mu_n``: split ``[max mu, mu_r + 1]``
                where the CDFs saturate; Piecewise over all n! orderings
 laplace        ordered ``mu``: split the line at every ``mu_j``
-logistic       ``u = exp(-eps)`` makes the integrand rational: partial
-               fractions, termwise antiderivatives, limits (distinct ``mu``)
+logistic       no hand route: the rational route (derive.routes.rational),
+               ``u = exp(-eps)``, partial fractions, limits at ties (n <= 3)
 n = 2          (normal, cauchy, student_t, user families) differentiate under
                the integral sign: ``dp_1/dDelta`` is the density of
                ``eps_2 - eps_1``, integrated back from ``-oo``
@@ -271,7 +271,6 @@ def _concrete(fam, n):
         "exponential": _exponential,
         "uniform": _uniform,
         "laplace": _laplace,
-        "logistic": _logistic,
     }
     if name in routes:
         d = routes[name](fam, syms)
@@ -515,52 +514,6 @@ def _laplace(fam, syms):
 
 
 # -- logistic ---------------------------------------------------------------
-
-
-def _logistic(fam, syms):
-    n = len(syms)
-    cs = [sp.Symbol(f"c_{k + 1}", positive=True) for k in range(1, n)]
-    defs = {c: sp.exp(m - syms[0]) for c, m in zip(cs, syms[1:])}
-    d = _new(fam, syms, definitions=defs)
-    integrand = sp.exp(-_EPS) / (1 + sp.exp(-_EPS)) ** 2 * sp.Mul(*[1 / (1 + c * sp.exp(-_EPS)) for c in cs])
-    d.step(sp.Integral(integrand, (_EPS, -sp.oo, sp.oo)),
-           "$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=1/(1+c_j e^{-\\varepsilon})$ with $c_j=e^{\\mu_j-\\mu_1}$",
-           checks=("numeric",))
-    sub = d.result.transform(sp.exp(-_EPS), _U)
-    d.step(sub, "substitute $u=e^{-\\varepsilon}$: a rational integrand", checks=("numeric",),
-           substitution=(_EPS, _U, sp.exp(-_EPS)))
-    f = sub.function
-    lo, hi = sub.limits[0][1], sub.limits[0][2]
-    sign = 1
-    if (lo, hi) == (sp.oo, 0):
-        sign = -1
-    frac = sp.apart(sp.together(sign * f), _U)
-    d.step(sp.Integral(frac, (_U, 0, sp.oo)), "partial fractions in $u$ (distinct $\\mu$)",
-           checks=("numeric",))
-    F = _antiderivative(frac, _U)
-    # F(oo): write log(1 + c u) = log(u) + log(c + 1/u); the log(u) coefficient must vanish
-    w = sp.Symbol("w", positive=True)
-    Fw = sp.expand_log(F.subs(_U, 1 / w), force=True)
-    Fw = sp.expand(Fw)
-    log_coeff = sp.simplify(Fw.coeff(sp.log(w)))
-    if log_coeff != 0:
-        return _failed(d, f"the logarithmic terms at $u\\to\\infty$ do not cancel for sympy (coefficient {log_coeff}).")
-    at_inf = sp.limit(Fw - log_coeff * sp.log(w), w, 0, "+")
-    value = sp.simplify(at_inf - F.subs(_U, 0))
-    d.step(value, "termwise antiderivatives (logs), evaluated between $u=0$ and $u=\\infty$",
-           checks=("numeric",))
-    d.step(value.xreplace(defs), "write out $c_j$", checks=("identical",))
-    guarded = _logistic_tie_limits(value, cs, defs, syms)
-    d.closed_form = _by_symmetry(guarded if guarded is not None else d.result, syms)
-    d.status = "closed"
-    if guarded is not None:
-        d.extra["tie_limits"] = True
-    d.assumptions = ("distinct $\\mu_j$ in the steps; the closed form holds the limits at ties"
-                     if guarded is not None else
-                     "distinct $\\mu_j$ (at ties take the limit; the expression has removable singularities)")
-    d.reason = ("the substitution $u=e^{-\\varepsilon}$ makes the integral for $p_1$ rational; partial fractions give "
-                "logarithms of $e^{\\mu_j-\\mu_1}$. Removable singularities at ties.")
-    return d
 
 
 #: largest n whose logistic closed form carries its tie limits (the limits of n = 4 cost minutes)

@@ -203,3 +203,17 @@ def test_registry_families_through_the_piecewise_route(name, n):
         got = [sp.simplify(v) for v in _at(d.closed_form, d.symbols, mu)]
         want = [sp.simplify(v) for v in _at(reg.closed_form, reg.symbols, mu)]
         assert all(sp.simplify(a - b) == 0 for a, b in zip(got, want)), (name, mu)
+
+
+def test_registry_logistic_goes_through_the_rational_route_with_tie_limits():
+    """The registry logistic has no hand route: the rational route derives it, ties included
+    (p = 1/2 at a tie of two: the exact value, from the symmetry of iid noise)."""
+    import mpmath
+
+    d = derive.derive("logistic", 2)
+    assert d.extra["route"] == "rational" and d.extra["tie_limits"]
+    m1, m2 = d.symbols
+    assert d.closed_form[0].subs({m1: sp.Rational(3, 7), m2: sp.Rational(3, 7)}) == sp.Rational(1, 2)
+    want = derive.oracle.probs([0.75, -0.5], "logistic", dps=30)
+    got = d.evaluate([0.75, -0.5], dps=30).p
+    assert all(abs(g - w) <= mpmath.mpf(10) ** -29 * w for g, w in zip(got, want))

@@ -10,9 +10,12 @@ and ``phi(eps) d eps = R'(u) du``, so (eq:pi) becomes
 a rational integral: partial fractions in u (for distinct ``mu``), termwise
 antiderivatives (logarithms and rational terms), evaluated between 0 and
 oo (the ``log u`` terms at infinity must cancel, which sympy checks).  At
-ties the forms have removable singularities; ``Derivation.evaluate`` takes
-the limit.  Registry logistic keeps its hand route; this one serves user
-families such as the type-I generalised logistic ``(1 + e^{-x})^{-k}``.
+ties the forms have removable singularities: for n <= 3 the closed form
+carries sympy's limits per tie pattern as Piecewise branches ahead of the
+general form (``derive.closed._logistic_tie_limits``); beyond that
+``Derivation.evaluate`` takes the limit.  The registry logistic (``R(u) =
+1/(1 + u)``) goes through this route like user families such as the type-I
+generalised logistic ``(1 + e^{-x})^{-k}``.
 
 >>> import sympy as sp, derive
 >>> x = sp.Symbol("x", real=True)
@@ -65,8 +68,6 @@ def detect(fam):
 def attempt(fam, n):
     from .. import closed
 
-    if not fam.custom:
-        return NotApplicable(NAME, "registry family (logistic has its hand route)")
     if n == "general":
         return NotApplicable(NAME, "partial fractions are carried out per concrete n")
     m = detect(fam)
@@ -81,13 +82,15 @@ def attempt(fam, n):
     d.symbols = syms
     u = sp.Symbol("u", positive=True)
     Ru = R.subs(_U, u)
+    # the rate as a LaTeX factor (none for the standard rate 1)
+    lt = "" if lam == 1 else sp.latex(lam)
     d.step(sp.Integral(fam.pdf(eps) * sp.Mul(*[Ru.subs(u, c * sp.exp(-lam * eps)) for c in cs]), (eps, -sp.oo, sp.oo)),
-           f"$F(x)=R(e^{{-{sp.latex(lam)}x}})$ with $R(u)={sp.latex(Ru)}$, so "
-           f"$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=R(c_j e^{{-{sp.latex(lam)}\\varepsilon}})$, "
-           f"$c_j=e^{{{sp.latex(lam)}(\\mu_j-\\mu_1)}}$", checks=("numeric",))
+           f"$F(x)=R(e^{{-{lt}x}})$ with $R(u)={sp.latex(Ru)}$, so "
+           f"$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=R(c_j e^{{-{lt}\\varepsilon}})$, "
+           f"$c_j=e^{{{lt}(\\mu_j-\\mu_1)}}$", checks=("numeric",))
     integrand = -sp.diff(Ru, u) * sp.Mul(*[Ru.subs(u, c * u) for c in cs])
     d.step(sp.Integral(integrand, (u, 0, sp.oo)),
-           f"substitute $u=e^{{-{sp.latex(lam)}\\varepsilon}}$: $\\phi(\\varepsilon)\\,d\\varepsilon=R'(u)\\,du$, "
+           f"substitute $u=e^{{-{lt}\\varepsilon}}$: $\\phi(\\varepsilon)\\,d\\varepsilon=R'(u)\\,du$, "
            "a rational integrand", checks=("numeric",), substitution=(eps, u, sp.exp(-lam * eps)))
     frac = sp.apart(sp.together(integrand), u)
     d.step(sp.Integral(frac, (u, 0, sp.oo)), "partial fractions in $u$ (distinct $\\mu$)", checks=("numeric",))
@@ -102,9 +105,13 @@ def attempt(fam, n):
         return NotApplicable(NAME, "sympy cannot take the limits of the antiderivative")
     d.step(value, "termwise antiderivatives, evaluated between $u=0$ and $u=\\infty$", checks=("numeric",))
     d.step(value.xreplace(defs), "write out $c_j$", checks=("identical",))
-    d.closed_form = closed._by_symmetry(d.result, syms)
+    guarded = closed._logistic_tie_limits(value, cs, defs, syms)
+    d.closed_form = closed._by_symmetry(guarded if guarded is not None else d.result, syms)
     d.status = "closed"
-    d.assumptions = "distinct $\\mu_j$ (at ties the limit; the forms have removable singularities)"
-    d.reason = (f"rational in $u=e^{{-{sp.latex(lam)}x}}$: partial fractions give logarithms and rational terms "
-                "in $c_j=e^{\\lambda(\\mu_j-\\mu_1)}$; removable singularities at ties.")
+    if guarded is not None:
+        d.extra["tie_limits"] = True
+    d.assumptions = ("distinct $\\mu_j$ in the steps; the closed form holds the limits at ties" if guarded is not None
+                     else "distinct $\\mu_j$ (at ties the limit; the forms have removable singularities)")
+    d.reason = (f"rational in $u=e^{{-{lt}x}}$: partial fractions give logarithms and rational terms "
+                f"in $c_j=e^{{{lt}(\\mu_j-\\mu_1)}}$; removable singularities at ties.")
     return d
