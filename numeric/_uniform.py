@@ -18,9 +18,9 @@ a polynomial of degree ``M_m = sum_(J <= m) w_J``; the integrand of ``p_i``
 (one factor removed) has degree ``M_m - 1``, that of the VJP kernel
 ``K_ij = int G / ((s + d_i)(s + d_j))`` degree ``M_m - 2``.  An ``N``-point
 Gauss-Legendre rule is exact for degree ``<= 2N - 1``: rows with ``M <= 64``
-take ``N = ceil(M / 2)`` nodes per interval and no other approximation (the
-rule's own rounding: nodes and weights to ~1e-16, the positive sums to a few
-ulps).  Rows with more active entries (clusters, ties: ``M`` up to any size)
+take ``N >= ceil(M / 2)`` nodes per interval (the next power of two) and no
+other approximation (the rule's own rounding: nodes and weights to ~1e-16, the
+positive sums to a few ulps).  Rows with more active entries (clusters, ties: ``M`` up to any size)
 use 32-point panels bisected until ``log G`` changes by at most ``_DROP`` = 16
 across each (32-point Gauss-Legendre on ``e^(8 t)``, ``t`` in [-1, 1]: error
 below 1e-25 relative; ``log G`` is concave, so the drop bounds its growth off
@@ -214,7 +214,7 @@ class _Rows:
             Lr = _L + math.log(pm.shape[1])
             fl = np.take_along_axis(floor, pm, axis=1)
             hi_deg = ~np.take_along_axis(exact, pm, axis=1)
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore", divide="ignore"):
                 need = (hi_deg & (sb > sa) & (lb - la > _DROP) & (lb + (apow - 1.0) * np.log(sb) > fl - Lr))
             # a panel that must split but is down to the float resolution: decline the row
             self.ok &= ~(need & (sb - sa <= 1e-15 * sb)).any(axis=1)
@@ -285,7 +285,10 @@ def _blocks(y):
     gd, gw, cols, gid, cnt = _groups(y)
     K = (gw > 0).sum(axis=1)
     M = gw.sum(axis=1)
-    N = np.where(M <= 2 * _N_EXACT, np.maximum(1, np.ceil(M / 2.0)), _N_EXACT).astype(np.intp)
+    # ceil(M / 2) points suffice; rounded up to a power of two, so a batch has at most
+    # six rules (blocks) -- more points than needed stay exact
+    half = np.maximum(1.0, np.ceil(M / 2.0))
+    N = np.where(M <= 2 * _N_EXACT, np.exp2(np.ceil(np.log2(half))), _N_EXACT).astype(np.intp)
     for v in np.unique(N):
         rows = np.flatnonzero((N == v) & (K <= _K_MAX))
         if rows.size == 0:
