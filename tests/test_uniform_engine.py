@@ -182,3 +182,41 @@ def test_declines_rows_with_too_many_distinct_active_scores():
     assert not ok[0] and np.isnan(lp[0]).all()
     p = numeric.probs(x[0], "uniform")             # the quadrature serves it
     assert abs(p.sum() - 1) < 1e-14
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_vjp_high_degree_rows_vs_quadrature(log):
+    # M > 64 active entries: the bisected 32-point panels; dense and one-hot cotangents
+    rng = np.random.default_rng(7)
+    x = np.r_[0.0, np.full(100, -0.999), -0.9 - 0.05 * rng.random(size=30)]
+    fn = numeric.log_probs_vjp if log else numeric.probs_vjp
+    for c in (rng.normal(size=x.size), np.eye(x.size)[0], np.eye(x.size)[120]):
+        v, ok = probs_vjp_rows(x[None], c[None], log=log)
+        assert ok.all()
+        ref = fn(x, c, "uniform", method="quadrature")
+        assert np.max(np.abs(v[0] - ref)) <= 1e-12 * np.max(np.abs(ref))
+        assert abs(v[0].sum()) <= 1e-13 * np.abs(v[0]).sum()
+
+
+@pytest.mark.slow
+def test_random_dyadic_rows_exact():
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        n = int(rng.integers(3, 9))
+        mu = (np.round(rng.normal(size=n) * 32) / 32 * float(rng.choice([0.25, 1.0]))).tolist()
+        if rng.random() < 0.3:
+            mu[1] = mu[0]
+        lp, ok = log_probs_rows(np.array([mu]))
+        assert ok.all()
+        _check_log_p(lp[0], _exact_probs(mu))
+
+
+@pytest.mark.slow
+def test_long_row_1e5_vs_quadrature():
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=100_000)
+    lp = numeric.log_probs(x, "uniform")
+    ref = quadrature_log_probs(x, get_family("uniform"))
+    fin = np.isfinite(ref)
+    assert np.array_equal(np.isfinite(lp), fin)
+    assert np.max(np.abs(lp[fin] - ref[fin]) / np.maximum(1.0, np.abs(ref[fin]))) <= 1e-13
