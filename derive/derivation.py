@@ -737,19 +737,6 @@ def _entry_expressions(d, n=None):
     return exprs, plain
 
 
-class _SortedView:
-    """``d`` read as is, without its ``sorted_scores`` mark (the caller has sorted the scores)."""
-
-    def __init__(self, d):
-        self._d = d
-        self.extra = {k: v for k, v in d.extra.items() if k != "sorted_scores"}
-        d.extra.setdefault("_evaluate_cache", {})
-        self.extra["_evaluate_cache"] = d.extra["_evaluate_cache"]
-
-    def __getattr__(self, name):
-        return getattr(self._d, name)
-
-
 def _as_rational(v, k):
     if isinstance(v, bool) or isinstance(v, complex):
         raise TypeError(f"mu[{k}] must be a real number, got {v!r}")
@@ -878,6 +865,9 @@ def evaluate_closed_form(d, mu, dps: int = 30) -> Evaluation:
     taken at ``t = 10^-(dps+8)`` and ``10^-(2 dps+16)``; the form is analytic in ``t`` there,
     so the two agree to dps + 5 digits only once the O(t) term is below them (checked).
 
+    A symbolic-n form derived for sorted scores ``mu_1 >= ... >= mu_n`` (uniform, laplace:
+    ``d.extra["sorted_scores"]``) is evaluated at the sorted scores and relabelled.
+
     Raises :class:`EvaluationError` when the precision cap is reached or ``sum p`` is not 1,
     ``ValueError`` for bad ``mu`` or a derivation without a closed form.
     """
@@ -893,13 +883,18 @@ def evaluate_closed_form(d, mu, dps: int = 30) -> Evaluation:
     if len(mu) != len(syms):
         raise ValueError(f"mu must be a sequence of {len(syms)} real numbers (n = {len(syms)})")
     mu_q = [_as_rational(v, k) for k, v in enumerate(mu)]
-    if d.extra.get("sorted_scores"):
-        # a form derived for mu_1 >= ... >= mu_n: evaluate at the sorted scores, then relabel
-        order = sorted(range(len(mu_q)), key=lambda k: -mu_q[k])
-        e = evaluate_closed_form(_SortedView(d), [mu_q[k] for k in order], dps)
-        back = {k: r for r, k in enumerate(order)}
-        return Evaluation(p=[e.p[back[k]] for k in range(len(mu_q))], log_p=[e.log_p[back[k]] for k in range(len(mu_q))],
-                          dps=e.dps, working_dps=e.working_dps, how=e.how)
+    if not d.extra.get("sorted_scores"):
+        return _evaluate_at(d, exprs, syms, mu_q, dps)
+    # a form derived for mu_1 >= ... >= mu_n: evaluate at the sorted scores, then relabel
+    order = sorted(range(len(mu_q)), key=lambda k: -mu_q[k])
+    e = _evaluate_at(d, exprs, syms, [mu_q[k] for k in order], dps)
+    rank = {k: r for r, k in enumerate(order)}
+    return Evaluation(p=[e.p[rank[k]] for k in range(len(mu_q))], log_p=[e.log_p[rank[k]] for k in range(len(mu_q))],
+                      dps=e.dps, working_dps=e.working_dps, how=e.how)
+
+
+def _evaluate_at(d, exprs, syms, mu_q, dps):
+    """:func:`evaluate_closed_form` at the rational scores ``mu_q`` (in the order the forms expect)."""
     fns = _compiled(d, exprs, syms)
     zeros, singular = _exact_status(exprs, syms, mu_q)
     vals, wps, how = [], [], "direct"

@@ -1,14 +1,17 @@
-"""Symbolic-n derivations beyond Gumbel: inclusion-exclusion as a sum over subsets.
-
-For noises whose CDF factors become exponentials after a substitution, the product
-``prod_{j != i} (1 - x_j)`` expands over the subsets ``S`` of ``[n] minus {i}``
-(``sum_S (-1)^|S| prod_{j in S} x_j``) and every term integrates in closed form:
+"""Symbolic-n derivations beyond Gumbel, each ending in an explicit formula for every n.
 
 * gumbel_min: ``u = e^eps`` turns (the integral for p_i) into
-  ``Integral_0^oo e^{-u} prod_{j != i} (1 - exp(-u e^{mu_i - mu_j})) du`` and
+  ``Integral_0^oo e^{-u} prod_{j != i} (1 - exp(-u e^{mu_i - mu_j})) du``; expanding the product
+  over the subsets ``S`` of ``[n] minus {i}`` gives
   ``p_i = sum_S (-1)^|S| / (1 + sum_{j in S} e^{mu_i - mu_j})``;
 * exponential: ``x = mu_i + eps``; the integrand vanishes below ``M = max_j mu_j`` and
-  ``p_i = sum_S (-1)^|S| e^{mu_i + sum_{j in S} mu_j - (|S| + 1) M} / (|S| + 1)``.
+  ``p_i = sum_S (-1)^|S| e^{mu_i + sum_{j in S} mu_j - (|S| + 1) M} / (|S| + 1)``;
+* uniform (sorted ``mu``): a double sum of powers of clamped breakpoints weighted by elementary
+  symmetric polynomials of the scores (:func:`_uniform`);
+* laplace (sorted ``mu``): a two-sided sum of exponentials over the segments between the scores,
+  weighted by elementary symmetric polynomials of ``e^{mu_j}`` (:func:`_laplace`);
+* logistic (distinct ``mu``): partial fractions in ``u = e^{-eps}``, one residue per score
+  (:func:`_logistic`).
 
 Every step is checked like the Gumbel derivation: the steps sympy cannot decide for
 symbolic ``n`` are compared at 30 digits at random points with ``n`` and ``i`` replaced by

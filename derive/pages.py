@@ -184,9 +184,14 @@ def derivations_tex() -> str:
              "\\begin{equation*}\\scriptsize", softmax_derivation().to_latex(), "\\end{equation*}"]
     for name, params in _rows():
         parts.append(f"\\section*{{{text_latex(_row_label(name, params))}}}")
-        for n in RUN_NS:
+        for n in RUN_NS + ("general",):
             d = derive(name, n, **params)
-            parts.append(f"\\subsection*{{$n = {n}$: {_LABEL[d.status]}}}")
+            if n == "general":
+                if not _has_general_derivation(d):
+                    continue
+                parts.append(f"\\subsection*{{symbolic $n$: {_LABEL[d.status]}}}")
+            else:
+                parts.append(f"\\subsection*{{$n = {n}$: {_LABEL[d.status]}}}")
             if d.status == "none":
                 parts.append(text_latex(d.reason))
                 continue
