@@ -101,9 +101,11 @@ _P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
 # to the per-row engine, which works in cache-sized chunks
 _BLOCK_ELEMS = 1 << 18
 _N_MAX = 1 << 16
-# the dense VJP takes rows up to twice as long: its temporaries stay below ~20 MB
-# there, and the per-row engine's dense VJP costs several times more at n ~ 1e5
-_N_MAX_VJP = 1 << 17
+# the dense VJP runs its per-score passes in column chunks and keeps three arrays of
+# the rows' size (log p, its slope, the result), so it takes long rows too: the
+# per-row engine's dense VJP costs several times more time and memory there
+_N_MAX_VJP = 1 << 21
+_COLS = 1 << 15         # scores per column chunk of the per-score passes
 _PLANS_BYTES = 32 << 20     # plans kept up to this many bytes
 _WINDOWS_BYTES = 64 << 20   # spreading matrices kept up to this many bytes
 _MB = 8                 # rows per matrix product (fixed: bits independent of the batch)
@@ -288,6 +290,13 @@ def _matmul_rows(A, B, out):
     return out
 
 
+def _chunks(n):
+    """Column slices of ``_COLS`` scores (the last shorter): per-score temporaries of a
+    block of rows stay small, and a row's sums run in the same order whatever its
+    batch mates (the slices depend on ``n`` only)."""
+    return [slice(c0, min(n, c0 + _COLS)) for c0 in range(0, n, _COLS)]
+
+
 def _split(z, lo_i, spec, P):
     """Exact bins and offsets of rows ``z`` with origins ``lo_i H``: ``(gb, u)``, flat,
     ``z = (lo_i + b + u) H`` with ``|u| <= 1/2`` and ``gb = row P + b``."""
@@ -307,14 +316,15 @@ def _moments(z, lo_i, spec, P):
     each bin's sum runs over its scores in row order)."""
     m, n = z.shape
     R = spec.R
-    gb, u = _split(z, lo_i, spec, P)
-    M = np.empty((R + 1, m * P))
-    M[0] = np.bincount(gb, minlength=m * P)
-    pw = u.copy()
-    for r in range(1, R + 1):
-        M[r] = np.bincount(gb, weights=pw, minlength=m * P)
-        if r < R:
-            pw *= u
+    M = np.zeros((R + 1, m * P))
+    for c in _chunks(n):
+        gb, u = _split(z[:, c], lo_i, spec, P)
+        M[0] += np.bincount(gb, minlength=m * P)
+        pw = u.copy()
+        for r in range(1, R + 1):
+            M[r] += np.bincount(gb, weights=pw, minlength=m * P)
+            if r < R:
+                pw *= u
     return M.reshape(R + 1, m, P)
 
 
@@ -428,23 +438,29 @@ def _points(zr, lo_i, pl, spec):
     return idx, v, ok
 
 
-def _interp(logg, pts, pl, spec, deriv=False, abs_tol=None):
-    """Interpolants of the node values ``logg`` (rows, K) at the points ``pts`` of
-    :func:`_points`; ``ok`` False for rows whose stencil leaves the nodes or whose
-    node values the interpolant does not resolve (``_interp_error``: relative to
-    ``max(1, |log g|)`` within ``_INTERP_TOL``, or with ``abs_tol`` the absolute
-    error within it).  ``deriv``: also the derivative with respect to the score
-    (the same Horner pass, ``d t / d z = a``): ``(values, derivative, ok)``."""
-    idx, v, ok = pts
-    S, d = spec.fine_S, spec.fine_d
-    tab = _fine_tables(logg, pl.q, S, d)              # (rows, d + 1, ncol)
-    ncol = tab.shape[2]
+def _tables(logg, pl, spec, abs_tol=None):
+    """Fine tables (:func:`numeric._fast._fine_tables`) of the node values ``logg``
+    (rows, K) and per row whether the interpolant resolves them
+    (``_interp_error``: relative to ``max(1, |log g|)`` within ``_INTERP_TOL``, or
+    with ``abs_tol`` the absolute error within it)."""
+    tab = _fine_tables(logg, pl.q, spec.fine_S, spec.fine_d)       # (rows, d + 1, ncol)
+    ok = np.ones(logg.shape[0], dtype=bool)
     if abs_tol is not None:
-        ok = ok & (_interp_error(logg, pl.q, absolute=True) <= abs_tol)
+        ok = _interp_error(logg, pl.q, absolute=True) <= abs_tol
     elif pl.ms > 1:
         # node values the q-point interpolant does not resolve (tied blocks): the
         # per-row engine halves the node stride (numeric._fast._interp_error)
-        ok = ok & (_interp_error(logg, pl.q) <= _INTERP_TOL)
+        ok = _interp_error(logg, pl.q) <= _INTERP_TOL
+    return tab, ok
+
+
+def _horner(tab, pts, pl, spec, deriv=False):
+    """The fine tables ``tab`` at the points ``pts`` of :func:`_points` (Horner in the
+    offset); ``deriv``: also the derivative with respect to the score (the same
+    pass, ``d t / d z = S / (ms H)``)."""
+    idx, v, _ = pts
+    d = spec.fine_d
+    ncol = tab.shape[2]
     flat = tab.reshape(-1)
     # column j of a row's table is ``j ncol`` after its column 0
     out = np.take(flat[d * ncol:], idx)
@@ -459,14 +475,18 @@ def _interp(logg, pts, pl, spec, deriv=False, abs_tol=None):
             dout *= v
             dout += out
     if deriv:
-        dout *= S / (spec.H * pl.ms)
-        return out, dout, ok
-    return out, ok
+        dout *= spec.fine_S / (spec.H * pl.ms)
+        return out, dout
+    return out
 
 
 def _eval(zr, lo_i, logg, pl, spec):
-    """:func:`_interp` of ``logg`` at the scores ``zr``: ``(values, ok)``."""
-    return _interp(logg, _points(zr, lo_i, pl, spec), pl, spec)
+    """Interpolants of the node values ``logg`` (rows, K) at the scores ``zr`` (rows,
+    n): ``(values, ok)``, ``ok`` False for rows whose stencil leaves the nodes or
+    whose node values the interpolant does not resolve (:func:`_tables`)."""
+    pts = _points(zr, lo_i, pl, spec)
+    tab, ok = _tables(logg, pl, spec)
+    return _horner(tab, pts, pl, spec), ok & pts[2]
 
 
 def _prepare(z, fam):
@@ -489,15 +509,20 @@ def _rows(z, fam, group_fn, *args, n_max=_N_MAX):
     """Run ``group_fn(pl, rows, zr, lo_i, *args) -> (values, good)`` on the rows of
     each bin count (rows longer than ``n_max``: declined)."""
     m, n = z.shape
-    out = np.full((m, n), np.nan)
     lo_i, P, ok = _prepare(z, fam)
     ok &= n <= n_max
     step = max(1, _BLOCK_ELEMS // n)
-    for p in np.unique(P[ok]):
-        group = np.flatnonzero(ok & (P == p))
+    groups = [np.flatnonzero(ok & (P == p)) for p in np.unique(P[ok])]
+    if len(groups) == 1 and groups[0].size == m <= step:
+        # one block of every row (long rows): no copies of the rows or the result
+        val, good = group_fn(_plan(fam, int(P[0])), groups[0], z, lo_i, *args)
+        val[~good] = np.nan
+        return val, good
+    out = np.full((m, n), np.nan)
+    for group in groups:
         for a in range(0, group.size, step):
             rows = group[a:a + step]
-            val, good = group_fn(_plan(fam, int(p)), rows, z[rows], lo_i[rows], *args)
+            val, good = group_fn(_plan(fam, int(P[rows[0]])), rows, z[rows], lo_i[rows], *args)
             out[rows[good]] = val[good]
             ok[rows[~good]] = False
     return out, ok
@@ -580,51 +605,108 @@ def rows_onehot_log_vjp(z, y, fam):
     return _rows(z, fam, _onehot_group, np.asarray(y))
 
 
-def _weighted_median(gg, pw):
-    """Per row, a ``pw``-weighted median of ``gg`` (m, n) (entries with ``pw = 0`` are
-    ignored; rows without weight give 0): the 256-bin weighted histogram of each row
-    locates the bin holding half the weight, and the entries of that bin are sorted
-    (all rows together)."""
-    m, n = gg.shape
-    live = pw > 0
-    with np.errstate(invalid="ignore"):
-        lo = np.where(live, gg, np.inf).min(axis=1)
-        hi = np.where(live, gg, -np.inf).max(axis=1)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    lo = np.where(np.isfinite(lo), lo, 0.0)
-    with np.errstate(invalid="ignore"):
-        t = np.floor((gg - lo[:, None]) * (256.0 / span)[:, None])
-    idx = np.clip(np.nan_to_num(t, nan=0.0), 0, 255).astype(np.int64)
-    idx += (np.arange(m, dtype=np.int64) * 256)[:, None]
-    cw = np.cumsum(np.bincount(idx[live], weights=pw[live], minlength=m * 256).reshape(m, 256), axis=1)
-    half = 0.5 * cw[:, -1]
-    i = np.minimum(np.argmax(cw >= half[:, None], axis=1), 255)
-    below = np.where(i > 0, cw[np.arange(m), np.maximum(i - 1, 0)], 0.0)
-    rr, cc = np.nonzero(live & (idx == (np.arange(m) * 256 + i)[:, None]))
-    vals = gg[rr, cc]
-    o = np.lexsort((vals, rr))
-    rr, vals = rr[o], vals[o]
-    cs = np.cumsum(pw[rr, cc[o]])
-    first = np.searchsorted(rr, np.arange(m))
-    base = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
-    # the first entry of each row's bin where the running weight reaches half
-    reach = cs - base[rr] >= (half - below)[rr]
-    pick = np.full(m, -1)
-    hit = np.flatnonzero(reach)
-    pick[rr[hit[::-1]]] = hit[::-1]
-    last = np.searchsorted(rr, np.arange(m), side="right") - 1
-    pick = np.where(pick >= 0, pick, last)
-    out = np.zeros(m)
-    has = (last >= first) & (cw[:, -1] > 0)
-    out[has] = vals[pick[has]]
+_MEDIAN_SORT = 4096     # a row's candidates for the weighted median are sorted below this many
+
+
+def _weighted_median(get, m, n):
+    """Per row, a ``pw``-weighted median of ``gg`` over rows of ``n`` entries given by
+    column chunks, ``get(cols) -> (gg, pw)`` (m, chunk) (entries with ``pw = 0`` are
+    ignored; rows without weight give 0).  A 256-bin weighted histogram of each
+    row's candidates locates the bin holding the median, whose entries become the
+    candidates of the next level, until at most ``_MEDIAN_SORT`` are left in every
+    row (or they are all equal); those are sorted (all rows together)."""
+    chunks = _chunks(n)
+    rows = np.arange(m)
+    lo = np.full(m, np.inf)
+    hi = np.full(m, -np.inf)
+    for c in chunks:
+        gg, pw = get(c)
+        live = pw > 0
+        lo = np.minimum(lo, np.where(live, gg, np.inf).min(axis=1))
+        hi = np.maximum(hi, np.where(live, gg, -np.inf).max(axis=1))
+    out = np.where(np.isfinite(lo), lo, 0.0)
+    levels = []                                   # (lo, scale, chosen bin) per level
+
+    def candidates(gg, pw):
+        cand = pw > 0
+        for lv, sc, ch in levels:
+            cand &= _bin256(gg, lv, sc) == ch[:, None]
+        return cand
+
+    need = half = below = None
+    todo = np.isfinite(lo) & (hi > lo)
+    for _ in range(8):
+        if not todo.any():
+            break
+        scale = 256.0 / np.where(hi > lo, hi - lo, 1.0)
+        lo0 = np.where(np.isfinite(lo), lo, 0.0)
+        hist = np.zeros(m * 256)
+        cnt = np.zeros(m * 256)
+        for c in chunks:
+            gg, pw = get(c)
+            cand = candidates(gg, pw)
+            b = (_bin256(gg, lo0, scale) + (rows * 256)[:, None])[cand]
+            hist += np.bincount(b, weights=pw[cand], minlength=m * 256)
+            cnt += np.bincount(b, minlength=m * 256)
+        cw = np.cumsum(hist.reshape(m, 256), axis=1)
+        if half is None:
+            half = 0.5 * cw[:, -1]
+            below = np.zeros(m)
+        i = np.minimum(np.argmax(cw >= (half - below)[:, None], axis=1), 255)
+        below = below + np.where(i > 0, cw[rows, np.maximum(i - 1, 0)], 0.0)
+        levels.append((lo0, scale, i))
+        need = cnt.reshape(m, 256)[rows, i]
+        # the chosen bin's range for the next level
+        bmin = np.full(m, np.inf)
+        bmax = np.full(m, -np.inf)
+        for c in chunks:
+            gg, pw = get(c)
+            cand = candidates(gg, pw)
+            bmin = np.minimum(bmin, np.where(cand, gg, np.inf).min(axis=1))
+            bmax = np.maximum(bmax, np.where(cand, gg, -np.inf).max(axis=1))
+        lo, hi = bmin, bmax
+        done = todo & ~(bmin < bmax)
+        out[done & np.isfinite(bmin)] = bmin[done & np.isfinite(bmin)]
+        todo &= bmin < bmax
+        if (need[todo] <= _MEDIAN_SORT).all():
+            break
+    sort = np.flatnonzero(todo)
+    if sort.size:
+        rr, vals, ws = [], [], []
+        for c in chunks:
+            gg, pw = get(c)
+            r_, c_ = np.nonzero(candidates(gg, pw)[sort])
+            rr.append(r_)
+            vals.append(gg[sort][r_, c_])
+            ws.append(pw[sort][r_, c_])
+        rr, vals, ws = np.concatenate(rr), np.concatenate(vals), np.concatenate(ws)
+        o = np.lexsort((vals, rr))
+        rr, vals = rr[o], vals[o]
+        cs = np.cumsum(ws[o])
+        first = np.searchsorted(rr, np.arange(sort.size))
+        base = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
+        # the first candidate of each row where the running weight reaches half
+        hit = np.flatnonzero(cs - base[rr] >= (half - below)[sort][rr])
+        pick = np.searchsorted(rr, np.arange(sort.size), side="right") - 1
+        pick[rr[hit[::-1]]] = hit[::-1]
+        out[sort] = vals[pick]
     return out
 
 
-def _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec, wins):
+def _bin256(gg, lo, scale):
+    """Bin ``floor((gg - lo) scale)`` of each entry, clipped to 0..255 (rows of ``gg``
+    against per-row ``lo``, ``scale``)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = np.floor((gg - lo[:, None]) * scale[:, None])
+    return np.clip(np.nan_to_num(t, nan=0.0), 0, 255).astype(np.int64)
+
+
+def _gamma_logs(zr, lo_i, getw, pl, gp, spec, wins):
     """``log Gamma_+-`` on the columns ``a .. b - 1`` of each window ``(a, b, rows)`` of
-    ``wins`` (``-inf`` elsewhere), (2 rows, Gs) (the ``+`` rows first), for
-    the weights ``e^lmag`` of the entries with ``neg`` False (``+``) and True (``-``),
-    and the log of a bound on the terms beyond the Gamma tables' cut, (2 rows, Gs).
+    ``wins`` (``-inf`` elsewhere), (2 rows, Gs) (the ``+`` rows first), for the
+    weights ``e^lmag`` of the entries with ``neg`` False (``+``) and True (``-``),
+    ``getw(cols) -> (lmag, neg)`` by column chunks, and the log of a bound on the
+    terms beyond the Gamma tables' cut, (2 rows, Gs).
 
     Weights within ``e^_BAND`` of their (sign, row)'s band's largest are spread
     together, scaled by it (numeric._fast's bands); bands add in log space.  All
@@ -635,30 +717,44 @@ def _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec, wins):
     ``h((s_hi + 1/2) H) sum_{b <= k - s_hi - 1} W_b``."""
     m, n = zr.shape
     P, R = pl.P, gp.R
-    gb, u = _split(zr, lo_i, spec, P)
-    gb += np.where(neg, m * P, 0).ravel()                  # bins of the - weights after the +
-    lm = lmag.ravel()
-    key = (np.where(neg, m, 0) + np.arange(m)[:, None]).ravel()   # (sign, row) of each entry
-    top = np.concatenate([np.where(neg, -np.inf, lmag).max(axis=1), np.where(neg, lmag, -np.inf).max(axis=1)])
-    with np.errstate(invalid="ignore"):
-        band = np.floor((top[key] - lm) / _BAND)
-    fin = np.isfinite(band)
+    chunks = _chunks(n)
+    rows = np.arange(m)
+    top = np.full(2 * m, -np.inf)
+    low = np.full(2 * m, np.inf)
+    for c in chunks:
+        lm, neg = getw(c)
+        fin = np.isfinite(lm)
+        for si, side in enumerate((~neg & fin, neg & fin)):
+            top[si * m:(si + 1) * m] = np.maximum(top[si * m:(si + 1) * m], np.where(side, lm, -np.inf).max(axis=1))
+            low[si * m:(si + 1) * m] = np.minimum(low[si * m:(si + 1) * m], np.where(side, lm, np.inf).min(axis=1))
+    live = np.isfinite(top)
+    nb = int(np.floor((top[live] - low[live]) / _BAND).max()) + 1 if live.any() else 0
     lgam = np.full((2 * m, pl.Gs), -np.inf)
     lW = np.full((2 * m, P), -np.inf)
-    for bnd in range(int(band[fin].max()) + 1 if fin.any() else 0):
-        inb = np.flatnonzero(fin & (band == bnd))
-        if not inb.size:
-            continue
+    for bnd in range(nb):
+        Mw = np.zeros((R + 1, 2 * m * P))
         sc = np.full(2 * m, -np.inf)
-        np.maximum.at(sc, key[inb], lm[inb])
+        for c in chunks:
+            lm, neg = getw(c)
+            key = np.where(neg, m, 0) + rows[:, None]          # (sign, row) of each entry
+            with np.errstate(invalid="ignore"):
+                inb = np.floor((top[key] - lm) / _BAND) == bnd
+            np.maximum.at(sc, key[inb], lm[inb])
+        if not np.isfinite(sc).any():
+            continue
         sc[~np.isfinite(sc)] = 0.0
-        w = np.zeros(lm.size)
-        w[inb] = np.exp(lm[inb] - sc[key[inb]])
-        Mw = np.empty((R + 1, 2 * m * P))
-        Mw[0] = np.bincount(gb, weights=w, minlength=2 * m * P)
-        for r in range(1, R + 1):
-            w *= u
-            Mw[r] = np.bincount(gb, weights=w, minlength=2 * m * P)
+        for c in chunks:
+            lm, neg = getw(c)
+            key = np.where(neg, m, 0) + rows[:, None]
+            with np.errstate(invalid="ignore"):
+                inb = np.floor((top[key] - lm) / _BAND) == bnd
+            gb, u = _split(zr[:, c], lo_i, spec, P)
+            gb += (np.where(neg, m * P, 0)).ravel()             # bins of the - weights after the +
+            w = np.where(inb, np.exp(np.where(inb, lm - sc[key], 0.0)), 0.0).ravel()
+            Mw[0] += np.bincount(gb, weights=w, minlength=2 * m * P)
+            for r in range(1, R + 1):
+                w *= u
+                Mw[r] += np.bincount(gb, weights=w, minlength=2 * m * P)
         A = Mw.reshape(R + 1, 2 * m, P).transpose(1, 0, 2).reshape(2 * m, (R + 1) * P)
         Gam = np.zeros((2 * m, pl.Gs))
         for a, b, sel in wins:
@@ -704,49 +800,69 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     spec = _SPECS[pl.name]
     H = spec.H
     m, n = zr.shape
-    g = G[rows]
+    g = G if rows.size == G.shape[0] else G[rows]      # (all rows: _rows passes them in order)
+    chunks = _chunks(n)
     M = _moments(zr, lo_i, spec, pl.P)
     LF = _log_F(M, pl, n, 0, pl.Gs)
     logg = np.empty((m, pl.K))
     good = np.zeros(m, dtype=bool)
-    # the integration windows of h F (every node's integrand above its peak minus
-    # _TAIL); the T2 integrands h F Gamma use them too, their decay at the window
-    # ends is checked by _trapezoid (weights 1/p_j of low entries may move the mass)
+    # the integration windows of h F (every node's integrand above its peak minus _TAIL)
     wins = list(_subgroups(*_windows(pl, M)))
     for a, b, sel in wins:
         logg[sel], good[sel] = _node_integrals(np.ascontiguousarray(LF[sel, a:b]), pl, H, a, b)
-    pts = _points(zr, lo_i, pl, spec)
-    lp, rS, good2 = _interp(logg, pts, pl, spec, deriv=True)
-    good &= good2
-    mx = lp.max(axis=1, keepdims=True)
-    lp -= mx + np.log(exp_terms(lp - mx).sum(axis=1, keepdims=True))
+    tab, ok = _tables(logg, pl, spec)
+    good &= ok
+    # log p and its slope (log g)' at the scores, chunk by chunk
+    lp = np.empty((m, n))
+    rS = np.empty((m, n))
+    for c in chunks:
+        pts = _points(zr[:, c], lo_i, pl, spec)
+        lp[:, c], rS[:, c] = _horner(tab, pts, pl, spec, deriv=True)
+        good &= pts[2]
+    mx = lp.max(axis=1)
+    tot = np.zeros(m)
+    for c in chunks:
+        tot += exp_terms(lp[:, c] - mx[:, None]).sum(axis=1)
+    lp -= (mx + np.log(tot))[:, None]
     np.minimum(lp, 0.0, out=lp)
-    p = np.exp(lp)
     # the shift s (J^T 1 = 0): a p-weighted median of g (of c / p for log p) over the
     # entries with p >= 1e-9 max p, as in numeric._fast._row_vjp
-    big = p >= 1e-9 * p.max(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        gg = np.where(big, g / p if log else g, 0.0)
-    shift = _weighted_median(gg, np.where(big, p, 0.0))
+    lcut = (lp.max(axis=1) + math.log(1e-9))[:, None]
+
+    def median_terms(c):
+        lpc = lp[:, c]
+        big = lpc >= lcut
+        p = np.exp(lpc)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            gg = np.where(big, g[:, c] / p if log else g[:, c], 0.0)
+        return gg, np.where(big, p, 0.0)
+
+    shift = _weighted_median(median_terms, m, n)
     shift[~np.isfinite(shift)] = 0.0
-    v = g - shift[:, None] * p if log else g - shift[:, None]
-    out = rS * v
-    if not log:
-        out *= p
-    with np.errstate(divide="ignore"):
-        lmag = np.log(np.abs(v))
-    if log:
-        lmag -= lp
-    neg = v < 0
+
+    def centred(c):
+        """``v = g - s`` (``c - s p`` for log p) on the columns ``c``, and ``p`` there."""
+        p = np.exp(lp[:, c])
+        return (g[:, c] - shift[:, None] * p if log else g[:, c] - shift[:, None]), p
+
+    def weights(c):
+        v, _ = centred(c)
+        with np.errstate(divide="ignore"):
+            lm = np.log(np.abs(v))
+        if log:
+            lm -= lp[:, c]
+        return lm, v < 0
+
     gp = _gamma_plan(fam, pl)
     # the T2 integrands h F Gamma on the windows of h F widened to the left end of the
     # grid: large weights (1/p_j of low entries for log p) move their mass towards
-    # the low scores, where F is small
+    # the low scores, where F is small; their decay at the window ends is checked
     wins = [(0, b, sel) for b, sel in _merge_left(wins)]
-    lgam, far = _gamma_logs(zr, lo_i, lmag, neg, pl, gp, spec, wins)
-    for si, sgn in enumerate((1.0, -1.0)):
+    lgam, far = _gamma_logs(zr, lo_i, weights, pl, gp, spec, wins)
+    tabs = []
+    for si in range(2):
         has = np.isfinite(lgam[si * m:(si + 1) * m]).any(axis=1) & good
-        logT = np.full((m, pl.K), -np.inf)
+        logT = np.zeros((m, pl.K))
         okT = np.ones(m, dtype=bool)
         for a, b, sel in wins:
             sel = sel[has[sel]]
@@ -755,21 +871,30 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
             L = LF[sel, a:b] + lgam[si * m + sel, a:b]
             logT[sel], okT[sel] = _node_integrals(L, pl, H, a, b)
             okT[sel] &= _far_ok(LF[sel, a:b] + far[si * m + sel, a:b], logT[sel], pl, H, a, b)
-        if not has.any():
-            continue
         # log T2 interpolated like log g; decline unless its estimated absolute error
         # -- the relative error of T2 -- is below 2e-11 (numeric._fast._row_vjp)
-        logT[~has] = 0.0
-        T, okE = _interp(logT, pts, pl, spec, abs_tol=2e-11)
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.exp(T, out=T)
-        T[~has] = 0.0
-        if sgn > 0:
-            out -= T
-        else:
-            out += T
+        tabT, okE = _tables(logT, pl, spec, abs_tol=2e-11)
         good &= okT & (okE | ~has)
-    good &= np.isfinite(out).all(axis=1)
+        tabs.append((tabT, has))
+    # (J^T g)_k = v_k T1_k - T2_+(z_k) + T2_-(z_k), T1_k = p_k rho_S(z_k) (v_k rho_S for log p)
+    out = rS
+    for c in chunks:
+        v, p = centred(c)
+        o = out[:, c]
+        o *= v
+        if not log:
+            o *= p
+        pts = _points(zr[:, c], lo_i, pl, spec)
+        for (tabT, has), sgn in zip(tabs, (-1.0, 1.0)):
+            if has.any():
+                with np.errstate(over="ignore", invalid="ignore"):
+                    T = np.exp(_horner(tabT, pts, pl, spec))
+                T[~has] = 0.0
+                if sgn > 0:
+                    o += T
+                else:
+                    o -= T
+        good &= np.isfinite(o).all(axis=1)
     return out, good
 
 
