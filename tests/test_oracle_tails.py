@@ -159,3 +159,80 @@ _SPREADS = [1e3, 1e5, 1e8]
 @pytest.mark.parametrize("nu", _NUS + ["cauchy"])
 def test_heavy_tail_sweep(nu, d):
     _check(nu, d)
+
+
+# ---------------------------------------------------------------------------
+# Entries far below 10^-dps: the sum check cannot see them, the survival form
+# (rule C, a different integrand on a staggered partition) must agree.
+# References independent of the oracle: exact two-point forms (normal:
+# Phi(-d/sqrt 2); gumbel_min: the logistic 1/(1 + e^d); cauchy: atan(2/d)/pi;
+# odd nu: the Gil-Pelaez sum above) and the second-order tail expansion.
+# ---------------------------------------------------------------------------
+
+def _two_point_exact(family, d):
+    d = mp.mpf(d)
+    if family == "normal":
+        return mp.ncdf(-d / mp.sqrt(2))
+    if family == "gumbel_min":
+        return 1 / (1 + mp.exp(d))
+    if family == "cauchy":
+        return _cauchy_exact(d)
+    raise ValueError(family)
+
+
+def _tiny_check(family, d, dps=30, **params):
+    p = oracle.probs([0, -d], family, dps=dps, **params)
+    with mp.workdps(dps + 20):
+        if family == "student_t":
+            nu = params["nu"]
+            if nu % 2 == 1 and nu <= 7:
+                ref, tol = _odd_nu_exact(nu, d), mp.mpf(10) ** -(dps - 2)
+            else:
+                ref, c1 = _asymptotic(nu, d)
+                tol = 50 * c1 ** 2 + mp.mpf(10) ** -(dps - 2)
+        else:
+            ref, tol = _two_point_exact(family, d), mp.mpf(10) ** -(dps - 2)
+        assert abs(p[1] / ref - 1) < tol, (family, params, d, mp.nstr(p[1], 20), mp.nstr(ref, 20))
+    return p[1]
+
+
+@pytest.mark.parametrize("family, d, size", [("normal", 60.5, "1e-400"), ("gumbel_min", 921.0, "1e-400"),
+                                             ("normal", 21.2, "1e-50")])
+def test_tiny_entries_exact_two_point(family, d, size):
+    got = _tiny_check(family, d)
+    assert mp.mpf(size) / 10 < got < mp.mpf(size) * 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, d, params", [
+    ("gumbel_min", 115.0, {}),            # 1e-50
+    ("cauchy", 6.4e49, {}),               # 1e-50
+    ("cauchy", 1e120, {}),                # 6e-121
+    ("student_t", 1e10, {"nu": 5}),       # ~1e-48, exact odd nu
+    ("student_t", 1e20, {"nu": 7}),       # ~1e-138, exact odd nu
+    ("student_t", 1e5, {"nu": 30}),       # 2e-129, the issue-18 case at 30 digits
+    ("student_t", 1e4, {"nu": 100}),      # ~1e-361, expansion to c_1^2 ~ 3e-9
+])
+def test_tiny_entries_heavy_and_light_tails(family, d, params):
+    _tiny_check(family, d, **params)
+
+
+def test_rule_c_catches_a_region_lost_by_both_max_cdf_rules(monkeypatch):
+    """A max-CDF integrand that drops the region x < -d/2 (as the issue-18 oracle did for
+    student_t, nu = 30, d = 1e5: p halved) passes rules A and B and the sum check -- the
+    entry, ~2 P[t_30 > 1e3] ~ 1e-69, is far below 10^-dps -- and is caught by the survival form."""
+    from derive.oracle import _core
+
+    def lossy(make):
+        def factory(kern, D, mult, targets, cut):
+            ev = make(kern, D, mult, targets, cut)
+
+            def evaluate(xs):
+                rows = ev(xs)
+                return [[mp.mpf(0) if x < -500 else v for v in row] for x, row in zip(xs, rows)]
+            return evaluate
+        return factory
+
+    monkeypatch.setattr(_core, "_evaluator", lossy(_core._make_mp_evaluator))
+    with pytest.raises(oracle.OracleError, match="survival form"):
+        oracle.probs([0, -1e3], "student_t", dps=20, nu=30)

@@ -175,6 +175,113 @@ def _gumbel_softmax(uniq, mult, mu_fracs, index, scale, spread, dps, label, t0):
     return [vals[1][index[q]] for q in mu_fracs]
 
 
+def _make_survival_evaluator(kern, D, mult, targets, cut):
+    """Node list -> per node, per target the survival-form integrand of ``p_u``.
+
+    ``p_u = P[d_u + eps_u > M_u]`` with ``M_u`` the largest of the other scores'
+    noisy values (the other copies of ``d_u`` included), so
+
+        p_u = int f_M(x) S(x - d_u) dx,   f_M = G_u sum_w m'_w phi(x - d_w) / Phi(x - d_w),
+        G_u(x) = prod_w Phi(x - d_w)^m'_w,  m'_w = m_w - [w = u],  S = 1 - Phi:
+
+    a different integrand from the max-CDF form (the density sits on the other
+    classes, the survival function on ``u``), every term positive.  The ratios
+    ``r_w = phi/Phi`` are shared by all targets; a copy with ``Phi = 0`` at ``x``
+    leaves only its own term when it is the only one, and nothing otherwise.
+    """
+    U = len(D)
+    ninf_val = mp.ninf
+
+    def evaluate(xs):
+        out = []
+        for x in xs:
+            lx = mp.log(1 + abs(x))
+            lcs = [kern.logcdf(x - D[v]) for v in range(U)]
+            lps = [kern.logpdf(x - D[v]) for v in range(U)]
+            r = [mp.exp(p - c) if c != ninf_val and p != ninf_val else None for p, c in zip(lps, lcs)]
+            row = []
+            for j, t in enumerate(targets):
+                m = list(mult)
+                m[t] -= 1
+                zeros = [v for v in range(U) if m[v] and lcs[v] == ninf_val]
+                lsf = kern.logsf(x - D[t])
+                if lsf == ninf_val or len(zeros) > 1 or (zeros and m[zeros[0]] > 1):
+                    row.append(mp.mpf(0))
+                    continue
+                S = mp.fsum(m[v] * lcs[v] for v in range(U) if m[v] and lcs[v] != ninf_val)
+                if zeros:
+                    w = zeros[0]
+                    e = lps[w] + S + lsf if lps[w] != ninf_val else ninf_val
+                else:
+                    H = mp.fsum(m[w] * r[w] for w in range(U) if m[w] and r[w] is not None)
+                    e = mp.log(H) + S + lsf if H > 0 else ninf_val
+                row.append(mp.exp(e) if e != ninf_val and e + lx > cut[j] else mp.mpf(0))
+            out.append(row)
+        return out
+
+    return evaluate
+
+
+def _staggered(accepted, fixed, lo, hi):
+    """Pieces whose ends are ``fixed`` and the midpoints of ``accepted``'s finite pieces.
+
+    ``fixed`` holds the scores and the kinks: every factor ``Phi(x - d_v)``,
+    ``phi(x - d_v)``, ``S(x - d_u)`` changes on the unit scale around its
+    score, so a score inside a piece much longer than 1 (huge spreads, where
+    the pieces grow geometrically) is a step at that piece's scale and no
+    degree resolves it.  Every other end of ``accepted`` is replaced by the
+    midpoints on either side, so no node is shared and a hump that one
+    partition's rule under-resolves sits in the middle of a piece of the other.
+    """
+    pts = set(fixed)
+    for a, b, _ in accepted:
+        if not (mp.isinf(a) or mp.isinf(b)):
+            pts.add((a + b) / 2)
+    ends = [lo] + sorted(x for x in pts if lo < x < hi) + [hi]
+    return list(zip(ends[:-1], ends[1:]))
+
+
+def _survival_check(kern, D, mult, targets, values, cut, accepted, dps, prec, label, mu_fracs):
+    """Rule C for entries too small for the sum check (``m_u p_u < 10^-(dps-3)``).
+
+    The sum check bounds a class's absolute error by ``10^-(dps+1)``: below
+    ``10^-(dps-3)`` it vouches for fewer than 4 of its digits, and rules A and B
+    share their partition, so a hump both under-resolve would pass.  Rule C
+    integrates a different integrand (the survival form,
+    :func:`_make_survival_evaluator`) with its own adaptive Gauss-Legendre on a
+    staggered partition (:func:`_staggered`); it must agree with B to
+    ``dps + 1`` digits, otherwise :class:`OracleError`.  The two forms put
+    their narrow humps in different places: the max-CDF form has
+    ``phi(x - d_u)`` (a hump at ``d_u``) times slowly varying CDFs of the
+    others, the survival form has ``phi(x - d_w)`` (humps at the other scores)
+    times the slowly varying ``S(x - d_u)``, so a region whose hump one form
+    loses carries smooth mass in the other.
+
+    Run where an integrand can have several humps: families that are not
+    log-concave (heavy tails, user families).  For a log-concave family each
+    ``l_u`` is concave, its mass is the one hump around the mode that the
+    reconnaissance locates and the pieces grade around, so there is no second
+    region to lose.
+    """
+    fixed = {d + b for d in D for b in kern.breakpoints} | set(D)
+    pieces = _staggered(accepted, fixed, kern.lo, kern.hi)
+    from . import _flint_eval
+
+    cuts = [mp.mpf(c) for c in cut]
+    ev = _flint_eval.make_survival_evaluator(kern, D, mult, targets, cuts) or \
+        _make_survival_evaluator(kern, D, mult, targets, cuts)
+    tol = [v * mp.mpf(10) ** (-(dps + 6)) for v in values]
+    budget = len(pieces) + min(4000, max(100, 200_000 // len(targets)))
+    C, errC, _ = gauss_legendre_adaptive(pieces, ev, len(targets), tol, prec, max_pieces=budget)
+    agree = mp.mpf(10) ** (-(dps + 1))
+    for t, v, c, e in zip(targets, values, C, errC):
+        if not (abs(v - c) <= agree * v and e <= agree * v):
+            raise OracleError(
+                f"{label}: the survival form disagrees with the max-CDF form for class {t} "
+                f"(mu = {_fmt_mu(mu_fracs)}, dps = {dps}): {mp.nstr(c, dps + 5)} vs {mp.nstr(v, dps + 5)}"
+            )
+
+
 def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
     """Probabilities (mpf) of ``n >= 2`` finite scores given as Fractions.
 
@@ -342,6 +449,14 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
                 )
             if not errB[j] <= agree * abs(B[j]):
                 raise OracleError(f"{label}: {rule_b} error estimate too large for class {t}, mu = {_fmt_mu(mu_fracs)}")
+
+    # --- rule C: the entries the sum check cannot see ---
+    with mp.workprec(wp_bits):
+        unseen = [j for j, t in enumerate(targets) if mult_list[t] * B[j] < mp.mpf(10) ** (-(dps - 3))]
+        if unseen and (kern.custom or kern.name not in LOG_CONCAVE):
+            D, _ = run_rules(wp_bits)
+            _survival_check(kern, D, mult_list, [targets[j] for j in unseen], [B[j] for j in unseen],
+                            [cut_base[j] for j in unseen], accepted, dps, wp_bits, label, mu_fracs)
 
     # --- assemble, check the sum ---
     with mp.workprec(wp_bits):

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - optional dependency
 from ._mpfamily import sympy_to_mpf
 from .errors import OracleError
 
-__all__ = ["make_evaluator", "to_arb", "to_mpf", "available"]
+__all__ = ["make_evaluator", "make_survival_evaluator", "to_arb", "to_mpf", "available"]
 
 available = flint is not None
 
@@ -308,6 +308,74 @@ def make_evaluator(kern, D, mult, targets, cut):
                         continue
                     e = lp + rest
                     row.append(e.exp() if (e + lx).mid() > cuts[j].mid() else None)
+                out.append(row)
+            return out
+        finally:
+            flint.ctx.prec = saved
+
+    evaluate.arb = True
+    evaluate.prec = prec
+    return evaluate
+
+
+#: registry families with a symmetric density: log S(y) = log Phi(-y)
+_SYMMETRIC = frozenset({"normal", "logistic", "laplace", "cauchy", "student_t"})
+
+
+def make_survival_evaluator(kern, D, mult, targets, cut):
+    """The survival-form integrand of ``_core._make_survival_evaluator`` with arb
+    kernels (symmetric registry families, ``log S(y) = log Phi(-y)``), or None."""
+    if flint is None or kern.custom or kern.name not in _SYMMETRIC:
+        return None
+    prec = mp.mp.prec
+    old = flint.ctx.prec
+    flint.ctx.prec = prec
+    try:
+        ks = _kernels(kern.name, getattr(kern, "params", {}), prec)
+        if ks is None:
+            return None
+        Da = [to_arb(d) for d in D]
+        cuts = [to_arb(mp.mpf(c)) for c in cut]
+    finally:
+        flint.ctx.prec = old
+    lc_f, lp_f = (_tight(f, prec) for f in ks)
+    U = len(D)
+
+    def evaluate(xs):
+        saved = flint.ctx.prec
+        flint.ctx.prec = prec
+        try:
+            out = []
+            for x in xs:
+                xa = to_arb(x)
+                lx = (1 + abs(xa)).log()
+                ys = [xa - d for d in Da]
+                lcs = [lc_f(y) for y in ys]
+                lps = [lp_f(y) for y in ys]
+                r = [(p - c).exp() if c is not None and p is not None else None for p, c in zip(lps, lcs)]
+                row = []
+                for j, t in enumerate(targets):
+                    m = list(mult)
+                    m[t] -= 1
+                    zeros = [v for v in range(U) if m[v] and lcs[v] is None]
+                    lsf = lc_f(-ys[t])
+                    if lsf is None or len(zeros) > 1 or (zeros and m[zeros[0]] > 1):
+                        row.append(None)
+                        continue
+                    S = arb(0)
+                    for v in range(U):
+                        if m[v] and lcs[v] is not None:
+                            S += lcs[v] * m[v]
+                    if zeros:
+                        w = zeros[0]
+                        e = lps[w] + S + lsf if lps[w] is not None else None
+                    else:
+                        H = arb(0)
+                        for w in range(U):
+                            if m[w] and r[w] is not None:
+                                H += r[w] * m[w]
+                        e = H.log() + S + lsf if H.mid() > 0 else None
+                    row.append(e.exp() if e is not None and (e + lx).mid() > cuts[j].mid() else None)
                 out.append(row)
             return out
         finally:
