@@ -164,16 +164,31 @@ _CACHES_LOCK = threading.Lock()
 _QF = 16  # points of the Lagrange stencil for log F at off-grid points
 
 
-def _cache_for(fam) -> KernelCache:
+def _cache_for(fam, spec=None) -> KernelCache:
+    """The kernel tables of ``fam`` on the grid step of ``spec`` (default: the family's)."""
+    spec = _SPECS[fam.name] if spec is None else spec
+    key = fam.name if spec.H == _SPECS[fam.name].H else (fam.name, spec.H)
     with _CACHES_LOCK:
-        c = _CACHES.get(fam.name)
+        c = _CACHES.get(key)
         if c is None:
-            spec = _SPECS[fam.name]
             # the cache holds its own standard-family kernels (scale is irrelevant:
             # the inputs are standardized)
             c = KernelCache(fam, spec.H, spec.R, spec.t_right, spec.rho, spec.ncirc)
-            _CACHES[fam.name] = c
+            _CACHES[key] = c
         return c
+
+
+# a row whose log g the node stencil cannot resolve even with a node at every grid
+# point (blocks of ~1e5 near-tied scores: F rises within ~1/#block of the block, so log g
+# bends on that scale) is redone once on a grid this many times finer (node spacing
+# H / 4; every truncation and resolution bound of the module docstring only improves as
+# H shrinks, and the grids' cost grows ~16x: still far below exact O(nG) quadrature)
+_REFINE = 4
+
+
+def _refined(spec):
+    """``spec`` on a grid ``_REFINE`` times finer (the same pads, orders and stencils)."""
+    return dataclasses.replace(spec, H=spec.H / _REFINE)
 
 
 def _check_family(fam):
@@ -577,8 +592,9 @@ _INTERP_B: dict = {}
 
 def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
     """log p for one row (into ``out`` when given); with ``parts`` also
-    ``(d log g / d m at the scores, geo, M, LF, z)`` (``z`` as used: see
-    :func:`_near_origin`)."""
+    ``(d log g / d m at the scores, geo, M, LF, z, spec, cache)`` (``z`` as used:
+    see :func:`_near_origin`; ``spec`` and ``cache`` as used: see :data:`_REFINE`)."""
+    z_in = z
     z, zrange = _near_origin(z)
     geo = _Geo(z, spec, check_cost, zrange)
     M = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
@@ -594,7 +610,10 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
             LF.geo = geo
             logg = _node_integrals(geo, LF, fam, spec)
             if _interp_error(logg, geo.q) > _INTERP_TOL:
-                raise NotImplementedError("log g not resolved by its node interpolant")
+                if spec.H < _SPECS[fam.name].H:
+                    raise NotImplementedError("log g not resolved by its node interpolant")
+                fine = _refined(_SPECS[fam.name])
+                return _row_log_probs(z_in, fam, fine, _cache_for(fam, fine), parts, check_cost, out)
     dlg = np.empty_like(z) if parts else None
     # common renormalisation: sum p = 1 (a shift of order 1e-15)
     mx = float(logg.max())
@@ -603,7 +622,7 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
     # log p <= 0; a near one-hot row could round its leader to +1 ulp (p = 1 + 2e-16)
     np.minimum(lp, 0.0, out=lp)
     if parts:
-        return lp, dlg, geo, M, LF, z
+        return lp, dlg, geo, M, LF, z, spec, cache
     return lp
 
 
@@ -633,13 +652,15 @@ _BAND = 600.0          # weights within e^600 of their band's largest share one 
 _BANDS_MAX = 32        # occupied bands spread per Gamma (each one a full grid spreading)
 
 
-def _gamma_cache(fam):
-    key = fam.name + ":gamma"
+def _gamma_cache(fam, H=None):
+    """The Gamma tables of ``fam`` on the grid step ``H`` (default: the family's)."""
+    H = _SPECS[fam.name].H if H is None else H
+    key = fam.name + ":gamma" + ("" if H == _SPECS[fam.name].H else f":{H}")
     with _CACHES_LOCK:
         c = _CACHES.get(key)
         if c is None:
             t_c, R, rho, ncirc = _GAMMA_SPECS[fam.name]
-            c = KernelCache(fam, _SPECS[fam.name].H, R, t_c, rho, ncirc)
+            c = KernelCache(fam, H, R, t_c, rho, ncirc)
             _CACHES[key] = c
         return c
 
@@ -694,7 +715,7 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
     share of exact quadrature the row is declined (``NotImplementedError``).
     """
     H, G, kL = spec.H, geo.G, geo.kL
-    gcache = _gamma_cache(fam)
+    gcache = _gamma_cache(fam, H)
     sel = np.flatnonzero(np.isfinite(lw))
     zs, ls = z[sel], lw[sel]
     lnear = np.full(G, -np.inf)
@@ -833,7 +854,7 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
 
     the entry's own sum of |terms| (``T2_+ + T2_- = sum_j |g'_j| int h_k h_j F``).
     """
-    lp, rS, geo, M, LF, z = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
+    lp, rS, geo, M, LF, z, spec, cache = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
     p = np.exp(lp)
     # the shift: a p-weighted median of g (of c / p for log p)
     # (over the entries with p >= 1e-9 max p: the rest weigh < 1e-4 of it even at n = 1e5)
