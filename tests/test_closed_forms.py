@@ -271,3 +271,23 @@ def test_logistic_closed_form_has_its_limits_at_ties():
                 assert abs(mpmath.mpf(str(g)) - r) < mpmath.mpf(10) ** -28 * r, (mu, g, r)
     d2 = derive_closed("logistic", 2)
     assert [sp.nsimplify(e.subs(dict(zip(d2.symbols, (1, 1))))) for e in d2.closed_form] == [sp.Rational(1, 2)] * 2
+
+
+@pytest.mark.slow
+def test_logistic_n4_at_ties_and_near_ties_by_evaluate():
+    """n >= 4: the closed form is the partial-fraction expression, 0/0 at ties (its tie
+    limits are not built symbolically).  Derivation.evaluate takes the limit along
+    mu + t v (verified at two t) at exact ties and raises its precision at near ties;
+    every tie pattern of n = 4 (pairs, a pair with the leader, two pairs, a triple, all
+    four) and near ties 1e-25 and 2^-40 apart, against the oracle at 30 digits."""
+    d = derive_closed("logistic", 4)
+    assert d.status == "closed"
+    vectors = [["0", "0", "1", "2"], ["2", "2", "1", "0"], ["1", "1", "0", "0"], ["0.5", "0.5", "0.5", "-3"],
+               ["3", "3", "3", "3"], ["1", "0", "1", "-2"], ["0", "1e-25", "1", "2"],
+               [0.0, 2.0 ** -40, -1.5, -1.5 + 2.0 ** -40]]
+    with mpmath.workdps(45):
+        for mu in vectors:
+            e = d.evaluate(mu, dps=DPS)
+            ref = oracle.probs(mu, "logistic", dps=DPS)
+            for g, r in zip(e.p, ref):
+                assert abs(g - r) <= mpmath.mpf(10) ** -(DPS - 2) * r, (mu, e.how, g, r)
