@@ -106,6 +106,9 @@ _N_MAX = 1 << 16
 # per-row engine's dense VJP costs several times more time and memory there
 _N_MAX_VJP = 1 << 21
 _COLS = 1 << 15         # scores per column chunk of the per-score passes
+# columns the probs VJP's T2 windows reach left of those of h F (Gamma's weights |g'_j|
+# move some mass towards lower scores)
+_T2_LEFT = 64
 _PLANS_BYTES = 32 << 20     # plans kept up to this many bytes
 _WINDOWS_BYTES = 64 << 20   # spreading matrices kept up to this many bytes
 _MB = 8                 # rows per matrix product (fixed: bits independent of the batch)
@@ -854,10 +857,11 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
         return lm, v < 0
 
     gp = _gamma_plan(fam, pl)
-    # the T2 integrands h F Gamma on the windows of h F widened to the left end of the
-    # grid: large weights (1/p_j of low entries for log p) move their mass towards
-    # the low scores, where F is small; their decay at the window ends is checked
-    wins = [(0, b, sel) for b, sel in _merge_left(wins)]
+    # the T2 integrands h F Gamma on the windows of h F widened to the left, for log p
+    # to the end of the grid: its weights 1/p_j of low entries move the mass towards
+    # the low scores, where F is small; the decay at the window ends is checked
+    wins = ([(0, b, sel) for b, sel in _merge_left(wins)] if log
+            else [(max(0, a - _T2_LEFT), b, sel) for a, b, sel in wins])
     lgam, far = _gamma_logs(zr, lo_i, weights, pl, gp, spec, wins)
     tabs = []
     for si in range(2):

@@ -83,3 +83,20 @@ def test_row_result_independent_of_batch(fam):
         for r in range(6):
             a, oka = rows_dense_vjp(x[r:r + 1], c[r:r + 1], F, log=log)
             assert oka[0] == ok[r] and np.array_equal(a[0], v[r], equal_nan=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fam", FAMS)
+def test_long_row_chunks_vs_quadrature(fam):
+    """A row longer than the column chunks (n = 70,000: three chunks of the per-score
+    passes), dense cotangents, both VJPs, against the quadrature."""
+    rng = np.random.default_rng(8)
+    x = 1.5 * rng.normal(size=(1, 70_000))
+    c = rng.normal(size=x.shape)
+    F = get_family(fam)
+    for f, log in ((numeric.probs_vjp, False), (numeric.log_probs_vjp, True)):
+        v, ok = rows_dense_vjp(x, c, F, log=log)
+        assert ok[0]
+        ref = f(x[0], c[0], fam, method="quadrature")
+        assert np.all(np.abs(v[0] - ref) <= 1e-11 * np.abs(ref).max())
+        assert abs(v[0].sum()) <= 1e-12 * np.abs(v[0]).sum()
