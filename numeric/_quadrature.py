@@ -648,11 +648,14 @@ def _domain(row):
             continue
         pts.append(_segment_edges(row, k, sL, sR, bps))
     edges = np.unique(np.concatenate(pts))
-    # kinks closer than 1e-13 (relative) are one point for the rule: merge them
-    keep = np.concatenate([[True], np.diff(edges) > 1e-13 * np.maximum(1.0, np.abs(edges[1:]))])
+    # kinks closer than 1e-13 of their own magnitude are one point for the rule: merge
+    # them.  The tolerance is relative only: near u = 0 a panel of width 2^-52 is well
+    # resolved by the rule's nodes and can hold all of an entry's mass (uniform,
+    # (0, -(1 - 2^-52)): p_2 = e^-72.8 lives on [0, 2^-52])
+    keep = np.concatenate([[True], np.diff(edges) > 1e-13 * np.abs(edges[1:])])
     keep[-1] = True
     edges = edges[keep]
-    if edges.size >= 3 and not edges[-1] - edges[-2] > 1e-13 * max(1.0, abs(edges[-1])):
+    if edges.size >= 3 and not edges[-1] - edges[-2] > 1e-13 * abs(edges[-1]):
         edges = np.delete(edges, -2)
     return edges, (math.isfinite(lo), math.isfinite(hi))
 
