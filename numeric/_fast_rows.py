@@ -101,10 +101,13 @@ _P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
 # to the per-row engine, which works in cache-sized chunks
 _BLOCK_ELEMS = 1 << 18
 _N_MAX = 1 << 16
-# the dense VJP runs its per-score passes in column chunks and keeps three arrays of
-# the rows' size (log p, its slope, the result), so it takes long rows too: the
-# per-row engine's dense VJP costs several times more time and memory there
-_N_MAX_VJP = 1 << 21
+# the VJPs run their per-score passes in column chunks and keep at most two arrays of
+# the rows' size, so they take long rows too (the per-row engine's VJPs need several
+# times more memory there) -- for the normal only up to 2^16 scores: beyond, the
+# integrands of low nodes become narrower than the grid (log F curves like the number
+# of scores above) and most rows fail the half-step check, which the per-row engine's
+# local refinement serves
+_N_MAX_VJP = {"normal": 1 << 16, "logistic": 1 << 21}
 _COLS = 1 << 15         # scores per column chunk of the per-score passes
 # columns the probs VJP's T2 windows reach left of those of h F (Gamma's weights |g'_j|
 # move some mass towards lower scores)
@@ -591,13 +594,20 @@ def _onehot_group(pl, rows, zr, lo_i, y):
         gy[sel], g0 = _trapezoid(LW.copy(), math.log(H), pl.agree, pl.curv_max)
         lgy[sel], g1 = _node_integrals(LW, pl, H, a, b)
         good[sel] = g0 & g1
-    lw, good2 = _eval(zr, lo_i, lgy, pl, spec)
-    with np.errstate(over="ignore", invalid="ignore"):
-        v = np.exp(lw - gy[:, None])
-    np.negative(v, out=v)
+    tab, good2 = _tables(lgy, pl, spec)
+    good &= good2
+    v = np.empty((m, n))
+    for c in _chunks(n):
+        pts = _points(zr[:, c], lo_i, pl, spec)
+        good &= pts[2]
+        vc = _horner(tab, pts, pl, spec)
+        vc -= gy[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.exp(vc, out=vc)
+        np.negative(vc, out=v[:, c])
     v[r, yr] = 0.0
     v[r, yr] = -v.sum(axis=1)
-    return v, good & good2
+    return v, good
 
 
 def rows_onehot_log_vjp(z, y, fam):
@@ -605,7 +615,7 @@ def rows_onehot_log_vjp(z, y, fam):
     ``z`` (m, n) and indices ``y`` (m,) (the VJP of ``log p`` with the cotangent
     ``e_y``; multiply by ``c_y``).  Off the diagonal ``-g_y(z_k) / g(z_y)``, on it
     the sum of those terms with the opposite sign (module doc)."""
-    return _rows(z, fam, _onehot_group, np.asarray(y))
+    return _rows(z, fam, _onehot_group, np.asarray(y), n_max=_N_MAX_VJP[fam.name])
 
 
 _MEDIAN_SORT = 4096     # a row's candidates for the weighted median are sorted below this many
@@ -929,4 +939,4 @@ def rows_dense_vjp(z, g, fam, log=False):
     >>> bool(ok[0]), bool(np.abs(v).max() < 1e-15)
     (True, True)
     """
-    return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log, n_max=_N_MAX_VJP)
+    return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log, n_max=_N_MAX_VJP[fam.name])

@@ -100,3 +100,19 @@ def test_long_row_chunks_vs_quadrature(fam):
         ref = f(x[0], c[0], fam, method="quadrature")
         assert np.all(np.abs(v[0] - ref) <= 1e-11 * np.abs(ref).max())
         assert abs(v[0].sum()) <= 1e-12 * np.abs(v[0]).sum()
+
+
+@pytest.mark.slow
+def test_long_row_onehot_vs_quadrature():
+    """The one-hot path on a logistic row of 70,000 entries (three column chunks of its
+    evaluation), a cotangent on the smallest entry, against the quadrature."""
+    from numeric._fast_rows import rows_onehot_log_vjp
+    rng = np.random.default_rng(12)
+    x = 2.0 * rng.normal(size=(1, 70_000))
+    y = int(np.argmin(x[0]))
+    v, ok = rows_onehot_log_vjp(x, np.array([y]), get_family("logistic"))
+    assert ok[0]
+    c = np.zeros(x.shape[1])
+    c[y] = 1.0
+    ref = numeric.log_probs_vjp(x[0], c, "logistic", method="quadrature")
+    assert np.all(np.abs(v[0] - ref) <= 1e-10 * np.abs(ref))
