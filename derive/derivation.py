@@ -136,8 +136,13 @@ def _write_out(e):
     sympy merges nested sums into one ``Sum(f, (m, 0, k - 1), (k, a, b))`` and its ``doit`` starts
     with the inner, still symbolic, range (and leaves an empty outer range ``k = 2..1`` unevaluated).
     """
+    if isinstance(e, (SumExcept, ProductExcept)):
+        # an inner product over k != i, j waits until the outer sum has made j concrete: written
+        # out earlier, its delta_jk would read as a second exclusion of the outer sum
+        out = _doit_except(e, sp.Add if isinstance(e, sp.Sum) else sp.Mul, {"deep": False})
+        return e if out is None else out
     var, lo, hi = e.limits[-1]
-    if not (lo.is_Integer and hi.is_Integer and hi >= lo - 1) or isinstance(e, (SumExcept, ProductExcept)):
+    if not (lo.is_Integer and hi.is_Integer and hi >= lo - 1):
         return e.doit(deep=False)
     inner = e.func(e.function, *e.limits[:-1]) if len(e.limits) > 1 else e.function
     terms = [inner.subs(var, v) for v in range(int(lo), int(hi) + 1)]
@@ -408,6 +413,11 @@ def _is_zero(e) -> bool:
     e = sp.sympify(e)
     if e == 0:
         return True
+    if e.has(sp.Piecewise, sp.Min, sp.Max):
+        # simplify distributes the branch conditions of products of Piecewise / Min / Max over
+        # each other (exponential in the number of factors): only the structural test here, the
+        # callers fall back to their 30-digit pointwise checks
+        return sp.expand(e) == 0
     z = sp.simplify(e)
     return z == 0
 
@@ -597,28 +607,24 @@ class Derivation:
 # ---------------------------------------------------------------------------
 
 
-def _has_exclusion(marks, j):
-    return any(isinstance(1 - fac, sp.KroneckerDelta) and j in (1 - fac).args for fac in sp.Mul.make_args(marks))
+def _outer_deltas(expr, j):
+    """The ``KroneckerDelta(k, j)`` of ``expr`` outside nested sums / products (theirs exclude their own index)."""
+    if isinstance(expr, sp.KroneckerDelta):
+        return {expr} if j in expr.args else set()
+    if isinstance(expr, (sp.Sum, sp.Product)):
+        return set()
+    return set().union(*(_outer_deltas(a, j) for a in expr.args))
 
 
 def _exclusion(obj):
-    """``(body, excluded)`` of a :class:`SumExcept` / :class:`ProductExcept`: the summand without its
-    ``1 - delta_kj`` factors (exponents, for a product) and the indices ``k`` they exclude."""
+    """``(body, excluded)`` of a :class:`SumExcept` / :class:`ProductExcept`: the summand with its
+    ``delta_kj`` set to 0 and the indices ``k`` they exclude.  The summand is ``f (1 - delta_ij)`` or
+    ``f^(1 - delta_ij)`` as built, or any form sympy folds it into (``g^(delta - 1)``,
+    ``exp(-(1 - delta) h)``): at ``j = i`` each is the neutral term, elsewhere ``delta = 0``."""
     (j, _, _), = obj.limits
-    f = obj.function
-    base, marks = (f.base, f.exp) if isinstance(obj, sp.Product) and f.is_Pow else (None, f)
-    if base is not None and not _has_exclusion(marks, j) and _has_exclusion(-marks, j):
-        # sympy folds (1/g)^(1 - delta) into g^(delta - 1)
-        base, marks = 1 / base, -marks
-    keep, excluded = [], []
-    for fac in sp.Mul.make_args(marks):
-        d = 1 - fac
-        if isinstance(d, sp.KroneckerDelta) and j in d.args:
-            excluded.append(d.args[0] if d.args[1] == j else d.args[1])
-        else:
-            keep.append(fac)
-    rest = sp.Mul(*keep)
-    return (rest if base is None else base ** rest), excluded
+    deltas = sorted(_outer_deltas(obj.function, j), key=sp.default_sort_key)
+    excluded = [d.args[0] if d.args[1] == j else d.args[1] for d in deltas]
+    return obj.function.xreplace({d: 0 for d in deltas}), excluded
 
 
 def _doit_except(obj, combine, hints):

@@ -438,7 +438,9 @@ def present(expr, syms, r=0, *, definitions=None, family=None, k=3) -> Presented
     if _ops_len(shown) > LATEX_BUDGET:
         shown = _name_clamps(shown, defs)
     tangled = any(isinstance(g.args[0], (sp.Pow, sp.Mul, sp.exp)) for g in expr.atoms(sp.log))
-    if _ops_len(shown) >= _ops_len(expr) and not defs and not tangled:
+    # a derived form already written in the derivation's own symbols (Delta, c_j) stays unless a
+    # log of powers is untangled; otherwise a form no shorter is kept only when it names differences
+    if not tangled and (not expr.has(*syms) or (_ops_len(shown) >= _ops_len(expr) and not defs)):
         shown, defs = expr, {}
     if shown == expr:
         return Presented(expr, {}, "identical")

@@ -84,10 +84,11 @@ def attempt(fam, n):
     Ru = R.subs(_U, u)
     # the rate as a LaTeX factor (none for the standard rate 1)
     lt = "" if lam == 1 else sp.latex(lam)
+    cj = f"c_j=e^{{{lt}(\\mu_j-\\mu_1)}}" if lt else "c_j=e^{\\mu_j-\\mu_1}"
     d.step(sp.Integral(fam.pdf(eps) * sp.Mul(*[Ru.subs(u, c * sp.exp(-lam * eps)) for c in cs]), (eps, -sp.oo, sp.oo)),
            f"$F(x)=R(e^{{-{lt}x}})$ with $R(u)={sp.latex(Ru)}$, so "
            f"$\\Phi(\\mu_1-\\mu_j+\\varepsilon)=R(c_j e^{{-{lt}\\varepsilon}})$, "
-           f"$c_j=e^{{{lt}(\\mu_j-\\mu_1)}}$", checks=("numeric",))
+           f"${cj}$", checks=("numeric",))
     integrand = -sp.diff(Ru, u) * sp.Mul(*[Ru.subs(u, c * u) for c in cs])
     d.step(sp.Integral(integrand, (u, 0, sp.oo)),
            f"substitute $u=e^{{-{lt}\\varepsilon}}$: $\\phi(\\varepsilon)\\,d\\varepsilon=R'(u)\\,du$, "
@@ -113,5 +114,5 @@ def attempt(fam, n):
     d.assumptions = ("distinct $\\mu_j$ in the steps; the closed form holds the limits at ties" if guarded is not None
                      else "distinct $\\mu_j$ (at ties the limit; the forms have removable singularities)")
     d.reason = (f"rational in $u=e^{{-{lt}x}}$: partial fractions give logarithms and rational terms "
-                f"in $c_j=e^{{{lt}(\\mu_j-\\mu_1)}}$; removable singularities at ties.")
+                f"in ${cj}$; removable singularities at ties.")
     return d
