@@ -208,20 +208,23 @@ def _normal_gamma_rho(t):
     return np.where(t > 4.0, 2.0 / np.maximum(t, 4.0), 0.5)
 
 
-# The rows engine's Gamma tables.  normal: cut at t_c = 37 (h(37) ~ e^-690, so weights
-# up to e^600 per band leave far terms below the float range of the near ones), not at
-# numeric._fast's 12: the log-probability VJP's weights 1/p_j of low entries make the
-# tails of h_j far above z_j matter.  Taylor truncation relative to the term h(t)
-# (b_r / h ~ t^r / r!, delta <= 1/32): (t delta)^(R+1) / (R+1)! e^(t delta), 1e-13 at
-# t = 37 and 5e-17 at t = 24 with R = 16.  logistic: numeric._fast's tables (cut at 93).
-_ROWS_GAMMA = {"normal": (37.0, 16, _normal_gamma_rho, 64)}
+# The rows engine's Gamma tables, per family and kind of VJP.  Taylor truncation of a
+# term relative to itself, h(t) (normal: b_r / h ~ t^r / r!, delta <= H/2 = 1/32):
+# (t delta)^(R+1) / (R+1)! e^(t delta).  normal, log p: cut at t_c = 37 (h(37) ~ e^-690,
+# so weights up to e^600 per band leave far terms below the float range of the near
+# ones): the weights 1/p_j of low entries make the tails of h_j far above z_j matter;
+# R = 16 gives 1e-13 at t = 37 and 5e-17 at t = 24.  normal, p (weights |g'_j|, the far
+# terms are bounded by _far_ok and rarely matter): cut at 12 with R = 12, 7e-16 at
+# t = 12.  logistic: numeric._fast's tables (cut at 93) for both.
+_ROWS_GAMMA = {("normal", True): (37.0, 16, _normal_gamma_rho, 64),
+               ("normal", False): (12.0, 12, 0.5, 64)}
 
 
-def _rows_gamma_cache(fam):
-    spec = _ROWS_GAMMA.get(fam.name)
+def _rows_gamma_cache(fam, log):
+    spec = _ROWS_GAMMA.get((fam.name, log))
     if spec is None:
         return _gamma_cache(fam)
-    key = fam.name + ":rows-gamma"
+    key = f"{fam.name}:rows-gamma:{log}"
     with _CACHES_LOCK:
         c = _CACHES.get(key)
         if c is None:
@@ -238,8 +241,8 @@ class _GammaPlan:
 
     __slots__ = ("WG", "R", "s_hi", "log_hc")
 
-    def __init__(self, fam, pl):
-        gc = _rows_gamma_cache(fam)
+    def __init__(self, fam, pl, log):
+        gc = _rows_gamma_cache(fam, log)
         H, R, P = _SPECS[fam.name].H, gc.R, pl.P
         s = np.arange(pl.kL - (P - 1), pl.kL + pl.Gs)
         s0, _, B = gc.get(int(s[0]))
@@ -272,8 +275,8 @@ def _plan(fam, P):
     return _cached_plan((fam.name, P), lambda: _Plan(fam, _SPECS[fam.name], P))
 
 
-def _gamma_plan(fam, pl):
-    return _cached_plan((fam.name, pl.P, "gamma"), lambda: _GammaPlan(fam, pl))
+def _gamma_plan(fam, pl, log):
+    return _cached_plan((fam.name, pl.P, "gamma", log), lambda: _GammaPlan(fam, pl, log))
 
 
 def _matmul_rows(A, B, out):
@@ -866,7 +869,7 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
             lm -= lp[:, c]
         return lm, v < 0
 
-    gp = _gamma_plan(fam, pl)
+    gp = _gamma_plan(fam, pl, log)
     # the T2 integrands h F Gamma on the windows of h F widened to the left, for log p
     # to the end of the grid: its weights 1/p_j of low entries move the mass towards
     # the low scores, where F is small; the decay at the window ends is checked
