@@ -1,4 +1,4 @@
-"""Row-batched form of the O(n) engine (numeric._fast) for normal, logistic and gumbel_min.
+"""Row-batched form of the O(n) engine (numeric._fast) for normal and logistic noise.
 
 The per-row engine (:mod:`numeric._fast`) computes, for one row of standardized
 scores ``z``,
@@ -45,7 +45,18 @@ evaluated at the scores.  Here the same three steps run on many rows at once:
 
 Matrix products run on blocks of exactly ``_MB`` rows (the last block padded
 with zero rows): a BLAS product's rounding then depends only on the row
-itself, so a row's result does not depend on its batch mates.
+itself, so a row's result does not depend on its batch mates.  Per-score
+passes of the VJPs run in column chunks of ``_COLS`` scores (fixed by ``n``),
+so long rows need only the result and a few arrays of their size.
+
+Dense cotangents (:func:`rows_dense_vjp`).  ``(J^T g)_k = g'_k T1_k - T2_k`` with
+``g' = g - s`` (``J^T 1 = 0``; for ``log p``, ``g = c / p``), ``T1_k = p_k (log
+g)'(z_k)`` (the derivative of the interpolant of ``log g``) and ``T2_k = int h_k F
+Gamma``, ``Gamma = sum_j g'_j h_j``: ``Gamma`` is spread by sign (two sums of
+positive terms, weights ``log|g'_j|`` in bands of ``e^600``) with the hazard's
+Taylor tables on the same columns, the ``T2`` node integrals take the checks
+above on windows widened to the left, and ``log T2`` is interpolated at the
+scores like ``log g``.
 
 One-hot cotangents (:func:`rows_onehot_log_vjp`).  With ``c = c_y e_y`` (the
 gradient of a negative log-likelihood), ``sum_i c_i d log p_i / d mu_k =
