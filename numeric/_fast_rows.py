@@ -123,7 +123,8 @@ _COLS = 1 << 15         # scores per column chunk of the per-score passes
 # columns the probs VJP's T2 windows reach left of those of h F (Gamma's weights |g'_j|
 # move some mass towards lower scores)
 _T2_LEFT = 64
-_PLANS_BYTES = 32 << 20     # plans kept up to this many bytes
+_PLANS_BYTES = 96 << 20     # plans kept up to this many bytes (a batch of s * N(0, 1) rows
+                            # spans ~6 bin counts; each count's Gamma matrices take 10-14 MB)
 _WINDOWS_BYTES = 64 << 20   # spreading matrices kept up to this many bytes
 _MB = 8                 # rows per matrix product (fixed: bits independent of the batch)
 # multiply-adds per product: below OpenBLAS's threading threshold (one thread: on a
@@ -276,8 +277,9 @@ def _cached_plan(key, build):
     if pl is None:
         pl = build()
         with _PLANS_LOCK:
-            if sum(q.nbytes for q in _PLANS.values()) + pl.nbytes > _PLANS_BYTES:
-                _PLANS.clear()
+            # the oldest built go first
+            while _PLANS and sum(q.nbytes for q in _PLANS.values()) + pl.nbytes > _PLANS_BYTES:
+                _PLANS.pop(next(iter(_PLANS)))
             pl = _PLANS.setdefault(key, pl)
     return pl
 
