@@ -236,10 +236,9 @@ def _negligible_from(kern, bits):
     return hi + 1.0
 
 
-def make_evaluator(kern, D, mult, targets, cut):
-    """An ``evaluate(xs)`` returning arb values, or None when not applicable."""
-    if flint is None or kern.custom:
-        return None
+def _setup(kern, D, cut):
+    """(prec, tight logcdf, tight logpdf, scores, cuts) as arb at the working precision,
+    or None when arb has no kernels for the family."""
     prec = mp.mp.prec
     old = flint.ctx.prec
     flint.ctx.prec = prec
@@ -252,6 +251,17 @@ def make_evaluator(kern, D, mult, targets, cut):
     finally:
         flint.ctx.prec = old
     lc_f, lp_f = (_tight(f, prec) for f in ks)
+    return prec, lc_f, lp_f, Da, cuts
+
+
+def make_evaluator(kern, D, mult, targets, cut):
+    """An ``evaluate(xs)`` returning arb values, or None when not applicable."""
+    if flint is None or kern.custom:
+        return None
+    setup = _setup(kern, D, cut)
+    if setup is None:
+        return None
+    prec, lc_f, lp_f, Da, cuts = setup
     U = len(D)
     Df = [float(d) for d in D]  # ascending (the scores are sorted)
     y_skip = _negligible_from(kern, prec + 12 + max(1, sum(mult)).bit_length())
@@ -327,18 +337,10 @@ def make_survival_evaluator(kern, D, mult, targets, cut):
     kernels (symmetric registry families, ``log S(y) = log Phi(-y)``), or None."""
     if flint is None or kern.custom or kern.name not in _SYMMETRIC:
         return None
-    prec = mp.mp.prec
-    old = flint.ctx.prec
-    flint.ctx.prec = prec
-    try:
-        ks = _kernels(kern.name, getattr(kern, "params", {}), prec)
-        if ks is None:
-            return None
-        Da = [to_arb(d) for d in D]
-        cuts = [to_arb(mp.mpf(c)) for c in cut]
-    finally:
-        flint.ctx.prec = old
-    lc_f, lp_f = (_tight(f, prec) for f in ks)
+    setup = _setup(kern, D, cut)
+    if setup is None:
+        return None
+    prec, lc_f, lp_f, Da, cuts = setup
     U = len(D)
 
     def evaluate(xs):
