@@ -1051,7 +1051,7 @@ def _own_grids(Y, ii, fam, spec):
 
 
 # ---------------------------------------------------------------------------
-# vector-Jacobian products (linear mode, all rows at once)
+# vector-Jacobian products (all rows at once, on the forward's nodes)
 # ---------------------------------------------------------------------------
 #
 # Differentiating p_k = int h_k F dx (h_j = h(x - y_j), F = prod_j Phi(x - y_j)):
@@ -1066,7 +1066,9 @@ def _own_grids(Y, ii, fam, spec):
 # doc), other families by the even/odd-node disagreement of the signed sum; the end
 # terms of the mass integrand must be below 1e-19 of its sum.  An entry whose bound
 # exceeds VJP_RTOL of its value (beyond the floor 1e-200 of the row's mass, the
-# README's) makes the row uncertified, for the caller's quadrature.
+# README's) makes the row uncertified.  Rows the linear mode does not serve (an entry
+# below TINY, c / p beyond _G_MAX) take the log-space form of :func:`_vjp_log_chunk`
+# on the same nodes; rows neither certifies are left to the caller's quadrature.
 VJP_RTOL = 1e-11
 _VJP_FLOOR = 1e-200
 _G_MAX = 1e250          # larger cotangents (c / p): left to the caller
