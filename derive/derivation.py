@@ -43,7 +43,7 @@ import mpmath
 import sympy as sp
 
 __all__ = ["Derivation", "Step", "DerivationError", "Evaluation", "EvaluationError", "numeric_equal", "mp_value",
-           "ElementarySymmetric", "ExpSegment", "Abbreviation"]
+           "ElementarySymmetric", "ExpSegment"]
 
 #: digits that must agree in a numeric check, and the working precision
 CHECK_DIGITS = 30
@@ -506,8 +506,6 @@ class Derivation:
     def _unfold(self, e):
         if self.definitions:
             e = e.xreplace(self.definitions)
-        if e.has(Abbreviation):
-            e = e.replace(lambda x: isinstance(x, Abbreviation), lambda x: x.unfold())
         return e
 
     def step(self, expr: sp.Expr, reason: str, *, checks: Sequence[str] = ("identical", "simplify", "numeric"),
@@ -1020,14 +1018,6 @@ class MaxOver(sp.Expr):
     def _latex(self, printer):
         f, j, n = self.args
         return r"\max_{%s=1}^{%s} %s" % (printer._print(j), printer._print(n), printer._print(f))
-
-
-class Abbreviation(sp.Function):
-    """A named shorthand of a derivation (printed short, e.g. ``b_k``): :meth:`unfold` gives its meaning,
-    put in by the derivation before every check (like ``Derivation.definitions``, but with arguments)."""
-
-    def unfold(self):
-        raise NotImplementedError
 
 
 class ElementarySymmetric(sp.Expr):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .derivation import (Abbreviation, Card, ElementarySymmetric, ExpSegment, InSum, MaxOver, ProductExcept, SubsetSum,
+from .derivation import (Card, ElementarySymmetric, ExpSegment, InSum, MaxOver, ProductExcept, SubsetSum,
                          product_except, sum_except)
 
 __all__ = ["continue_general"]
@@ -142,17 +142,21 @@ def _sorted_sampler(sm, gap=0.8):
     return sample
 
 
-class Breakpoint(Abbreviation):
-    """``b_q``: where the uniform CDF factor of the q-th score reaches 1, clamped to the range
-    ``[mu_1, mu_i + 1]`` of the integrand, ``max(mu_1, min(mu_i + 1, mu_q + 1))``; ``b_{n+1} = mu_1``."""
+class Breakpoint(sp.Function):
+    """``b_q`` (``Breakpoint(q, n, i)``): where the uniform CDF factor of the q-th score reaches 1, clamped
+    to the range ``[mu_1, mu_i + 1]`` of the integrand, ``max(mu_1, min(mu_i + 1, mu_q + 1))``;
+    ``b_{n+1} = mu_1``.  Printed ``b_q``; its value appears once ``q``, ``n`` and ``i`` are integers."""
 
-    nargs = 1
+    nargs = 3
 
-    def unfold(self):
+    @classmethod
+    def eval(cls, q, n, i):
+        if not (q.is_Integer and n.is_Integer and i.is_Integer):
+            return None
         from .softmax import SYMBOLS
 
-        q, n, i, mu = self.args[0], SYMBOLS["n"], SYMBOLS["i"], SYMBOLS["mu"]
-        return sp.Piecewise((mu[1], sp.Eq(q, n + 1)), (sp.Max(mu[1], sp.Min(mu[i] + 1, mu[q] + 1)), True))
+        mu = SYMBOLS["mu"]
+        return mu[1] if q == n + 1 else sp.Max(mu[1], sp.Min(mu[i] + 1, mu[q] + 1))
 
     def _latex(self, printer, exp=None):
         out = "b_{%s}" % printer._print(self.args[0])
@@ -192,7 +196,7 @@ def _uniform(d, sm, fam):
              "and $\\min(x-\\mu_j,1)$ for $j>i$", checks=("numeric",))
     def segments(term):
         # segments k = i..n between b_{k+1} and b_k (b_{n+1} = mu_1)
-        return sp.Sum(term(k, Breakpoint(k + 1), Breakpoint(k)), (k, i, n))
+        return sp.Sum(term(k, Breakpoint(k + 1, n, i), Breakpoint(k, n, i)), (k, i, n))
 
     new.step(segments(lambda q, lo, hi: sp.Integral(product_except(_X - mu[j], j, i, q), (_X, lo, hi))),
              "split at the breakpoints $b_k=\\max(\\mu_1,\\min(\\mu_i+1,\\mu_k+1))$, $b_{n+1}=\\mu_1$, where the $k$-th "
