@@ -542,7 +542,7 @@ def _refine_rows(rows, centre, sig, width, logg, geo, LF, fam, H, check_interp):
         with np.errstate(invalid="ignore"):
             B = _interp_bound(_QF)
             v = vals[span[0]:span[1]]
-            err = np.abs(np.diff(v, n=_QF)) * B - (2.0 ** _QF * B * 2.3e-16) * np.abs(v[_QF // 2:v.size - _QF // 2])
+            err = np.abs(np.diff(v, n=_QF)) * B - (2.0 ** _QF * B * _ROUNDING) * np.abs(v[_QF // 2:v.size - _QF // 2])
             at = err[np.floor(pos).astype(np.intp) - span[0] - (_QF // 2 - 1)]
             moved = np.where(E > 0, np.maximum(at, 0.0), 0.0)
             moved *= E
@@ -564,14 +564,24 @@ def _refine_rows(rows, centre, sig, width, logg, geo, LF, fam, H, check_interp):
 _INTERP_TOL = 1e-15
 
 
-def _interp_error(logg, q, absolute=False):
+# the values' own rounding (eps |v| each) enters a q-th difference up to 2^q times
+_ROUNDING = 2.3e-16
+
+
+def _interp_error(logg, q, absolute=False, less_rounding=False):
     """Estimated interpolation error of log g relative to ``max(1, |log g|)`` (see
     above; ``absolute=True``: the error itself), the largest over the nodes of each row
-    of ``logg`` (..., K)."""
+    of ``logg`` (..., K).  ``less_rounding`` (with ``absolute``): each estimate less
+    what the node values' own rounding can put into it, ``2^q eps |log g|`` times the
+    factor :func:`_interp_bound` -- an error of the values, present whatever the
+    stencil, within the ``1e-13 |log p|`` the README allows entries that small."""
     B = _interp_bound(q)
     D = np.abs(np.diff(logg, n=q, axis=-1))
     if absolute:
-        return (D * B).max(axis=-1)
+        E = D * B
+        if less_rounding:
+            E -= (2.0 ** q * B * _ROUNDING) * np.abs(logg[..., q // 2:q // 2 + D.shape[-1]])
+        return E.max(axis=-1)
     return (D * B / np.maximum(1.0, np.abs(logg[..., q // 2:q // 2 + D.shape[-1]]))).max(axis=-1)
 
 
@@ -900,7 +910,8 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
         # (weights 1/p_j of very low entries against the bulk) it can bend too sharply
         # for the node stencil (gumbel_min log VJP, dense c: 6e-2): decline unless the
         # estimated error of log T2 -- the relative error of T2 -- is below 2e-11
-        if _interp_error(logT, geo.q, absolute=True) > 2e-11:
+        # (beyond the rounding of log T2 itself, ~1e-16 |log T2|: rows with |log F| ~ 1e6)
+        if _interp_error(logT, geo.q, absolute=True, less_rounding=True) > 2e-11:
             raise NotImplementedError("VJP: log T2 not resolved by its node interpolant")
         with np.errstate(over="ignore"):
             out -= sgn * np.exp(_eval_at_scores(z, geo, logT))
