@@ -1109,15 +1109,17 @@ def batch_vjp(y, g, fam, *, log=False):
 def _vjp_log_chunk(y, c, x, logw, plan, log):
     """:func:`batch_vjp` in log space on rows sharing the node set ``x``.
 
-    With ``e^{L_k} = w h_k F`` (the forward's log-mode node terms) and
-    ``R_kj = int h_k F h_j / int h_k F`` (so ``K_kj = int h_k h_j F = p_k R_kj``),
-    ``(J^T g)_k = sum_j (g_k - g_j) K_kj`` becomes, for ``log p`` (``g = c / p``),
-    ``v = c (R 1) - R^T c``, and for ``p``, ``v_k = p_k (g_k (R 1)_k - (R g)_k)``:
-    every ``p`` that would over- or underflow cancels inside a ratio of two node sums
-    of the same entry, shifted by that entry's largest term.  ``R`` is one product
-    over the nodes per row; its even-node version (step 2 hh) gives the
-    error bound, as in :func:`_vjp_chunk`; the end terms of every ``e^{L_k} h_j`` must
-    be below END of its sum."""
+    With ``e^{L_k} = w h_k F`` (the forward's log-mode node terms, shifted by each
+    entry's largest term: ``E_k``, sum ``T_k``) and ``R_kj = int h_k F h_j / int h_k F``
+    (so ``K_kj = int h_k h_j F = p_k R_kj``), ``(J^T g)_k = sum_j (g_k - g_j) K_kj``
+    becomes, for ``log p`` (``g = c / p``), ``v = c (R 1) - R^T c``, and for ``p``,
+    ``v_k = p_k (g_k (R 1)_k - (R g)_k)``, where over the nodes
+    ``(R 1)_k = sum E_k S / T_k`` (``S = sum_j h_j``), ``(R^T c)_k = sum h_k W``
+    (``W = sum_j c_j E_j / T_j``) and ``(R g)_k = sum E_k Gamma / T_k``
+    (``Gamma = sum_j g_j h_j``): O(n G) per row, and every ``p`` that would over- or
+    underflow cancels inside a ratio of node sums of the same entry.  The same sums
+    over the even nodes (step 2 hh) give the error bound, as in :func:`_vjp_chunk`;
+    the end terms of the integrands must be below END of their sums."""
     fam = plan.fam
     d = x - y[:, :, None]                                    # (rows, n, G)
     C = fam.logcdf(d)
@@ -1131,37 +1133,43 @@ def _vjp_log_chunk(y, c, x, logw, plan, log):
     E = np.exp(L - mx[..., None])                            # (rows, n, G)
     H = np.exp(logh)                                         # h_j at the nodes
     T = np.add.reduce(E, axis=-1)
-    T2 = 2.0 * np.add.reduce(E[..., ::2], axis=-1)
-    # einsum's own loop, not BLAS matmul: neither its result nor its cost depends on a
-    # BLAS thread pool competing for the cores; even and odd nodes summed apart give
-    # the step-h and step-2h products at the cost of one
-    Re = np.einsum("rkg,rjg->rkj", E[..., ::2], H[..., ::2])
-    R = (Re + np.einsum("rkg,rjg->rkj", E[..., 1::2], H[..., 1::2])) / T[:, :, None]
-    R2 = 2.0 * Re / T2[:, :, None]                           # (rows, n, n)
-    ends = np.maximum(E[..., :1] * H[:, None, :, 0], E[..., -1:] * H[:, None, :, -1])
-    good = (ends <= END * R * T[:, :, None]).all(axis=(1, 2))
     logT = np.log(T) + mx
     top = logT.max(axis=1, keepdims=True)
     lse = np.log(np.add.reduce(np.exp(logT - top), axis=1, keepdims=True)) + top
-    good &= np.isfinite(lse[:, 0]) & (logT > -LOG_MIN).all(axis=1)
+    p = np.exp(logT - lse)
+    a = np.abs(c)
 
-    def apply(R):
+    def sums(E, H):
+        """``(v, mass, end ratio)`` from the node sums over ``E``, ``H`` (all nodes or
+        every other one; each ratio uses the sums of its own node set)."""
+        Ts = np.add.reduce(E, axis=-1)
+        S = np.add.reduce(H, axis=1)                         # (rows, G)
+        ES = E * S[:, None, :]
+        R1 = np.add.reduce(ES, axis=-1) / Ts
         if log:
-            return c * np.add.reduce(R, axis=2) - np.einsum("rjk,rj->rk", R, c)
-        p = np.exp(logT - lse)
-        return p * (c * np.add.reduce(R, axis=2) - np.einsum("rkj,rj->rk", R, c))
+            W = np.einsum("rj,rjg->rg", c / Ts, E)
+            Wa = np.einsum("rj,rjg->rg", a / Ts, E)
+            HW = H * Wa[:, None, :]
+            v = c * R1 - np.einsum("rkg,rg->rk", H, W)
+            mass = a * R1 + np.add.reduce(HW, axis=-1)
+            ends = np.maximum(ES[..., 0] + HW[..., 0], ES[..., -1] + HW[..., -1])
+            return v, mass, ends / np.maximum(ES.sum(axis=-1) + HW.sum(axis=-1), 1e-300)
+        Gam = np.einsum("rj,rjg->rg", c, H)
+        Ga = np.einsum("rj,rjg->rg", a, H)
+        EG = E * Ga[:, None, :]
+        v = p * (c * R1 - np.einsum("rkg,rg->rk", E, Gam) / Ts)
+        mass = p * (a * R1 + np.add.reduce(EG, axis=-1) / Ts)
+        ends = np.maximum(ES[..., 0] + EG[..., 0], ES[..., -1] + EG[..., -1])
+        return v, mass, ends / np.maximum(ES.sum(axis=-1) + EG.sum(axis=-1), 1e-300)
 
-    v = apply(R)
-    err = np.abs(v - apply(R2))
+    v, mass, endr = sums(E, H)
+    v2, _, _ = sums(E[..., ::2], H[..., ::2])
+    err = np.abs(v - v2) + 1e-15 * mass
     if not log:
+        T2 = 2.0 * np.add.reduce(E[..., ::2], axis=-1)
         err += np.abs(T2 / T - 1.0) * np.abs(v)             # the factor p_k's own error
-    if log:
-        mass = np.abs(c) * np.add.reduce(R, axis=2) + np.einsum("rjk,rj->rk", R, np.abs(c))
-    else:
-        mass = np.exp(logT - lse) * (np.abs(c) * np.add.reduce(R, axis=2)
-                                     + np.einsum("rkj,rj->rk", R, np.abs(c)))
-    err += 1e-15 * mass
     floor = _VJP_FLOOR * mass.sum(axis=1, keepdims=True)
+    good = np.isfinite(lse[:, 0]) & (logT > -LOG_MIN).all(axis=1) & (endr <= END).all(axis=1)
     good &= (err <= VJP_RTOL * np.abs(v) + floor).all(axis=1) & np.isfinite(v).all(axis=1)
     v[~good] = np.nan
     return v, good
