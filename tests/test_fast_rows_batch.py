@@ -88,10 +88,10 @@ def test_row_result_independent_of_batch(fam):
 @pytest.mark.slow
 @pytest.mark.parametrize("fam", FAMS)
 def test_long_row_chunks_vs_quadrature(fam):
-    """A row longer than the column chunks (n = 70,000: three chunks of the per-score
+    """A row longer than the column chunks (n = 65,000: two chunks of the per-score
     passes), dense cotangents, both VJPs, against the quadrature."""
     rng = np.random.default_rng(8)
-    x = 1.5 * rng.normal(size=(1, 70_000))
+    x = 1.5 * rng.normal(size=(1, 65_000))
     c = rng.normal(size=x.shape)
     F = get_family(fam)
     for f, log in ((numeric.probs_vjp, False), (numeric.log_probs_vjp, True)):
@@ -104,11 +104,11 @@ def test_long_row_chunks_vs_quadrature(fam):
 
 @pytest.mark.slow
 def test_long_row_onehot_vs_quadrature():
-    """The one-hot path on a logistic row of 70,000 entries (three column chunks of its
+    """The one-hot path on a logistic row of 65,000 entries (two column chunks of its
     evaluation), a cotangent on the smallest entry, against the quadrature."""
     from numeric._fast_rows import rows_onehot_log_vjp
     rng = np.random.default_rng(12)
-    x = 2.0 * rng.normal(size=(1, 70_000))
+    x = 2.0 * rng.normal(size=(1, 65_000))
     y = int(np.argmin(x[0]))
     v, ok = rows_onehot_log_vjp(x, np.array([y]), get_family("logistic"))
     assert ok[0]
@@ -116,3 +116,19 @@ def test_long_row_onehot_vs_quadrature():
     c[y] = 1.0
     ref = numeric.log_probs_vjp(x[0], c, "logistic", method="quadrature")
     assert np.all(np.abs(v[0] - ref) <= 1e-10 * np.abs(ref))
+
+
+@pytest.mark.slow
+def test_very_long_logistic_row_vs_per_row_engine():
+    """n = 300,000 (beyond _N_LONG: the batched VJPs with ten column chunks) against the
+    per-row engine (numeric._fast, itself tested against the quadrature), both VJPs."""
+    from numeric._fast import fast_log_probs_vjp, fast_probs_vjp
+    rng = np.random.default_rng(13)
+    x = 2.0 * rng.normal(size=(1, 300_000))
+    c = rng.normal(size=x.shape)
+    F = get_family("logistic")
+    for fn, log in ((fast_probs_vjp, False), (fast_log_probs_vjp, True)):
+        v, ok = rows_dense_vjp(x, c, F, log=log)
+        assert ok[0]
+        ref = fn(x, c, F)
+        assert np.all(np.abs(v - ref) <= 1e-11 * np.abs(ref).max())
