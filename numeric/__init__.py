@@ -34,7 +34,7 @@ from ._fast import FAST_FAMILIES, fast_log_probs_rows, fast_probs_vjp
 from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp
 from . import _piecewise
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
-from ._batch import BATCH_FAMILIES, N_MAX, auto_spread_limit, batch_log_probs, batch_vjp, row_log_probs
+from ._batch import BATCH_FAMILIES, N_MAX, batch_log_probs, batch_vjp, row_log_probs
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
@@ -124,16 +124,10 @@ def _same_noise(fam):
 
 def _small_vjp_rows(y, g, fam, log):
     """VJPs of short standardized finite rows by the small-n kernel
-    (numeric._batch.batch_vjp): ``(out, ok)`` like :func:`_fast_vjp_rows`; rows
-    wider than the kernel's reach (``auto_spread_limit``) are left to the caller."""
-    m, n = y.shape
-    out = np.full((m, n), np.nan)
-    ok = np.zeros(m, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        rows = np.flatnonzero(np.max(y, axis=1) - np.min(y, axis=1) <= auto_spread_limit(fam, n))
-    if rows.size:
-        v, ok[rows] = batch_vjp(y[rows], g[rows], fam, log=log)
-        out[rows] = v / fam.scale
+    (numeric._batch.batch_vjp): ``(out, ok)`` like :func:`_fast_vjp_rows`; rows the
+    kernel cannot certify (``ok`` False) are left to the caller."""
+    out, ok = batch_vjp(y, g, fam, log=log)
+    out /= fam.scale
     return out, ok
 
 
@@ -212,7 +206,7 @@ def _batch_serves(fam, n):
 
 # "auto" sends rows with SMALL_N_MIN <= n < FAST_MIN_N of these families to the
 # vectorised small-n kernel (numeric._batch); n = 2 has closed forms, gumbel is softmax
-# (rows wider than ``auto_spread_limit`` go straight to the quadrature)
+# (rows the kernel declines go to the quadrature)
 AUTO_SMALL_FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
 SMALL_N_MIN = 3
 
@@ -267,7 +261,7 @@ def _small_row_shortcut(mu, family, axis, method, params, log):
     y = mu - mx
     if scale != 1.0:                          # x / 1.0 == x: the general path's bits
         y /= scale
-    lp, ok = row_log_probs(y, fam, low) if -low <= auto_spread_limit(fam, n) else (None, False)
+    lp, ok = row_log_probs(y, fam, low)
     if not ok:
         lp = quadrature_log_probs(_unshifted(mu, y, fam), fam)
     return lp if log else np.exp(lp)
@@ -411,8 +405,8 @@ def _route(fam, n, method):
     * "pair": n = 2 closed forms (``numeric._closed``, "auto" / "closed");
     * "batch": method="batch" on the small-n kernel's families and lengths;
     * "small": "auto", 3 <= n < FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the
-      small-n kernel (``numeric._batch``; rows wider than ``auto_spread_limit`` and
-      rows it cannot certify: the quadrature);
+      small-n kernel (``numeric._batch``, nodes placed around each row's own scores;
+      rows it cannot certify or that need more than its node budget: the quadrature);
     * "fast": "auto", n >= FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the O(n)
       engines (``numeric._fast_rows`` for many rows at once, ``numeric._fast`` for
       the rows it declines, then the quadrature);
@@ -452,12 +446,7 @@ def _vector_rows(route, y, fam):
     if route == "piecewise":
         return _piecewise.log_probs_rows(y, fam)
     # "small": "auto" keeps each row's result independent of its batch mates (no pass 2)
-    lp = np.full(y.shape, np.nan)
-    with np.errstate(invalid="ignore"):
-        ok = np.max(y, axis=1) - np.min(y, axis=1) <= auto_spread_limit(fam, y.shape[1])
-    if ok.any():
-        lp[ok], ok[ok] = batch_log_probs(y[ok], fam)
-    return lp, ok
+    return batch_log_probs(y, fam)
 
 
 def _log_probs_2d(x, fam, method, opts):

@@ -68,7 +68,7 @@ import math
 import numpy as np
 from scipy import special
 
-__all__ = ["batch_log_probs", "batch_vjp", "row_log_probs", "auto_spread_limit", "BATCH_FAMILIES", "N_MAX"]
+__all__ = ["batch_log_probs", "batch_vjp", "row_log_probs", "BATCH_FAMILIES", "N_MAX"]
 
 # families with analytic kernels whose tails the grids below reach
 BATCH_FAMILIES = ("normal", "logistic", "gumbel", "gumbel_min", "cauchy", "student_t")
@@ -114,18 +114,6 @@ def _spec(fam):
         X = min(1e300, 10.0 ** (20.0 / nu)) if nu > 0.07 else 1e300
         return dict(MAP="sinh", XL=max(X, 40.0), XR=max(X, 40.0), HH2=0.05, LIN_MAX=-1.0)
     return _SPEC[fam.name]
-
-
-def auto_spread_limit(fam, n):
-    """Spread up to which ``method="auto"`` sends a row of length n to this kernel (0: never).
-
-    Every registry family the "auto" route serves gets every finite row: the kernel
-    places its nodes around the row's own scores and declines (``ok`` False, for the
-    caller's quadrature) the rows it cannot certify or that need more than
-    ``MAX_NODES`` nodes."""
-    if fam.custom or fam.name not in ("normal", "logistic", "gumbel_min", "cauchy"):
-        return 0.0
-    return math.inf
 
 
 # pass-2 maps t -> (x - c) / s (entire, increasing): "soft" for gaussian tails, "sinh"
