@@ -127,9 +127,9 @@ SPLIT_WIDTH = 1e3
 # kinks (support ends, where the density may jump) the centre is then moved to the
 # nearest kink ``y_j + b`` within one scale unit: a panel ending at a kink at distance
 # d from the centre ends ulp(d) away from it, and an integrand that jumps there by J
-# loses ~ulp(d) J of an entry p_i (uniform, 0 and 100 scores tied at -0.999: the centre
-# F = 1/2 at x = 0.5 put the kink 0.001 ~1e-16 off, where p_2 = 5e-7 has J = 1e-3:
-# log p_2 2.5e-13 off; at the kink itself the panel ends are exact).
+# loses ~ulp(d) J of an entry p_i (uniform, 0 and 100 scores tied at -0.999: a centre
+# at F = 1/2, x = 0.5, would end the panel ~1e-16 off the kink 0.001, where p_2 = 5e-7
+# has J = 1e-3, an error of 2e-13 in log p_2; at the kink itself the panel ends are exact).
 _TIE_RECENTER = 16
 _LOG2 = math.log(2.0)
 
