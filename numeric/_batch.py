@@ -238,15 +238,6 @@ class _Grid:
     __slots__ = ("hh", "kmax", "kR", "x", "wlin", "logw", "pad", "XL", "spec", "xlist", "klin",
                  "kq")
 
-    def kL_one(self, spread):
-        """Left node count bounding every row of this spread (``-min y``): the smallest
-        ``k`` with ``x(-k) <= -(pad + spread / 2)`` (every integrand peaks right of
-        ``-spread / 2``), rounded up to a multiple of ``kq``; ``> kmax``: beyond the grid
-        (:func:`_normal_rows` places each row's left end more tightly)."""
-        idx = bisect.bisect_right(self.xlist, -min(self.XL, self.pad + 0.5 * spread)) - 1
-        k = self.kmax - idx
-        return min(-(-k // self.kq) * self.kq, self.kmax + self.kq)
-
     def kL_at(self, xL):
         """Left node counts for left ends ``xL``: the smallest ``k`` with ``x(-k) <= xL``,
         rounded up to a multiple of ``kq``; ``> kmax``: beyond the grid."""
