@@ -220,7 +220,9 @@ def _closed_values(d, mu):
         return d.evaluate([str(m) for m in mu], dps=30).p
     except EvaluationError:
         env = dict(zip(d.symbols, mu))
-        return [mpmath.mpf(sp.Float(sp.N(e.subs(env), 40), 40)) for e in d.closed_form]
+        # mpf() rounds to the working precision: convert at 40 digits, not mpmath's default 15
+        with mpmath.workdps(40):
+            return [mpmath.mpf(sp.Float(sp.N(e.subs(env), 40), 40)) for e in d.closed_form]
 
 
 def _form_text(d):

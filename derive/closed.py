@@ -205,10 +205,23 @@ def _concrete_sampler(syms, *, ordered=False, spread=3.0, gap=None):
     return sample
 
 
+def _unfolded_integral(body, limits):
+    """``Integral(body, limits)`` built as written.
+
+    ``sp.Integral(...)`` runs ``piecewise_fold`` on its body, which for a
+    product of n Piecewise CDFs distributes their conditions over each
+    other: a Piecewise with up to k^n branches and And/Or conditions
+    (minutes at n = 3, hours at n = 4 for a triangular CDF).  The value is
+    the same either way; every consumer (checks, routes) works on the
+    product of Piecewise factors.
+    """
+    return sp.Basic.__new__(sp.Integral, body, sp.Tuple(*limits))
+
+
 def _start(fam, syms, i=0):
     """(eq:pi) for class i+1: Integral phi(eps) prod_{j != i} Phi(mu_i - mu_j + eps) d eps."""
     prod = sp.Mul(*[fam.cdf(syms[i] - syms[j] + _EPS) for j in range(len(syms)) if j != i])
-    return sp.Integral(fam.pdf(_EPS) * prod, (_EPS, -sp.oo, sp.oo))
+    return _unfolded_integral(fam.pdf(_EPS) * prod, (_EPS, -sp.oo, sp.oo))
 
 
 def _start_reason(fam, i=1):
@@ -343,8 +356,15 @@ def _gumbel_min(fam, syms):
 
 
 def _to_x_form(d, i_sym):
-    """Step: x = mu_i + eps (sympy's change of variables)."""
-    sub = d.result.transform(_EPS, (_X - i_sym, _X))
+    """Step: x = mu_i + eps, checked as a change of variables.
+
+    A shift has Jacobian 1 and moves the ends by mu_i, so the new
+    integrand is the old one at eps = x - mu_i.  Written directly rather
+    than by ``Integral.transform``, which folds a product of Piecewise
+    factors into one Piecewise (see :func:`_unfolded_integral`).
+    """
+    (var, lo, hi), = d.result.limits
+    sub = _unfolded_integral(d.result.function.subs(var, _X - i_sym), (_X, lo + i_sym, hi + i_sym))
     d.step(sub, f"substitute $x={sp.latex(i_sym)}+\\varepsilon$", checks=("numeric",),
            substitution=(_EPS, _X, _EPS + i_sym))
     return sub

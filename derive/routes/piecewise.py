@@ -156,6 +156,64 @@ def _integral(terms, x, L, U, cache):
     return sp.Add(*out)
 
 
+def _shifted(terms, m):
+    """``{(r, lam): coef}`` of ``f(x - m)`` from the terms of ``f``.
+
+    ``c (x - m)^k e^{lam (x - m)} = sum_r c C(k, r) (-m)^(k-r) e^{-lam m} x^r e^{lam x}``
+    (binomial theorem), so the shifted piece is again exp-poly in ``x``.
+    """
+    out = {}
+    for c, k, lam in terms:
+        base = c * sp.exp(-lam * m)
+        for r in range(k + 1):
+            out[(r, lam)] = out.get((r, lam), 0) + base * sp.binomial(k, r) * (-m) ** (k - r)
+    return out
+
+
+def _product_terms(factors):
+    """``[(c, r, lam)]`` of the product of exp-poly factors given as ``{(r, lam): c}``.
+
+    ``x^a e^{l x} x^b e^{l' x} = x^(a+b) e^{(l+l') x}``: the product is the
+    convolution of the term tables; coefficients (polynomials in mu times
+    exponentials of mu) are expanded once at the end.
+    """
+    acc = {(0, sp.Integer(0)): sp.Integer(1)}
+    for f in factors:
+        nxt = {}
+        for (r1, l1), c1 in acc.items():
+            for (r2, l2), c2 in f.items():
+                key = (r1 + r2, l1 + l2)
+                nxt[key] = nxt.get(key, 0) + c1 * c2
+        acc = nxt
+    out = []
+    for (r, lam), c in acc.items():
+        c = sp.powsimp(sp.expand(c), combine="exp")
+        if c != 0:
+            out.append((c, r, lam))
+    return out
+
+
+def _swap(e, rep):
+    """``e.xreplace(rep)`` keeping Max / Min unevaluated (sympy's pairwise simplification of
+    Max / Min of k symbolic arguments costs O(k^2) comparisons per rebuilt node)."""
+    if e in rep:
+        return rep[e]
+    if not e.args:
+        return e
+    args = [_swap(a, rep) for a in e.args]
+    if isinstance(e, (sp.Max, sp.Min)):
+        return e.func(*args, evaluate=False)
+    return e.func(*args)
+
+
+def _max(args):
+    return args[0] if len(args) == 1 else sp.Max(*args, evaluate=False)
+
+
+def _min(args):
+    return args[0] if len(args) == 1 else sp.Min(*args, evaluate=False)
+
+
 def attempt(fam, n):
     from .. import closed
 
@@ -167,42 +225,46 @@ def attempt(fam, n):
         return NotApplicable(NAME, pieces)
     x = closed._X
     syms = closed.mu_symbols(n)
-    dens = [(lo, hi, sp.expand(g.subs(fam.symbol, x))) for lo, hi, _, g in pieces if sp.simplify(g) != 0]
-    cdfs = [(lo, hi, f.subs(fam.symbol, x)) for lo, hi, f, _ in pieces if sp.simplify(f) != 0]
+    dens, cdfs = [], []
+    for lo, hi, f, g in pieces:
+        f, g = sp.expand(f.subs(fam.symbol, x)), sp.expand(g.subs(fam.symbol, x))
+        if g != 0:
+            dens.append((lo, hi, g, exppoly_terms(g, x)))
+        if f != 0:
+            cdfs.append((lo, hi, f, exppoly_terms(f, x)))
     count = len(dens) * len(cdfs) ** (n - 1)
     if count > MAX_COMBINATIONS:
         return NotApplicable(NAME, f"{count} piece combinations at n = {n} (limit {MAX_COMBINATIONS})")
     d = closed._new(fam, syms)
     closed._to_x_form(d, syms[0])
+    # each piece shifted to each score once; a pick multiplies n of them
+    shifted = [[(lo + m if lo.is_finite else lo, hi + m if hi.is_finite else hi, f.subs(x, x - m), _shifted(t, m))
+                for lo, hi, f, t in (dens if j == 0 else cdfs)] for j, m in enumerate(syms)]
     cache = {}
     parts, values = [], []
-    for pick in itertools.product(dens, *([cdfs] * (n - 1))):
-        shifted = [(lo + m if lo.is_finite else lo, hi + m if hi.is_finite else hi, f.subs(x, x - m))
-                   for (lo, hi, f), m in zip(pick, syms)]
-        lows = [lo for lo, _, _ in shifted if lo.is_finite]
-        highs = [hi for _, hi, _ in shifted if hi.is_finite]
-        L = sp.Max(*lows) if lows else -sp.oo
-        U = sp.Min(*highs) if highs else sp.oo
+    for pick in itertools.product(*shifted):
+        lows = [lo for lo, _, _, _ in pick if lo.is_finite]
+        highs = [hi for _, hi, _, _ in pick if hi.is_finite]
+        L = _max(lows) if lows else -sp.oo
+        U = _min(highs) if highs else sp.oo
         if L.is_finite and U.is_finite:
-            U = sp.Max(L, U)
-        body = sp.Mul(*[f for _, _, f in shifted])
-        terms = exppoly_terms(body, x)
+            U = sp.Max(L, U, evaluate=False)
+        terms = _product_terms([t for _, _, _, t in pick])
         if not terms:
             continue
-        parts.append(sp.Integral(body, (x, L, U)))
+        parts.append(sp.Integral(sp.Mul(*[f for _, _, f, _ in pick]), (x, L, U)))
         try:
             values.append(_integral(terms, x, L, U, cache))
         except ValueError as exc:
             return NotApplicable(NAME, f"{exc} (the pieces do not give an integrable product)")
-    if len(parts) <= 40:
-        d.step(sp.Add(*parts), "split the line at every $\\mu_j+b_k$ ($b_k$ the kinks of $F$): on each "
-               "intersection of pieces the integrand is a product of sums of $x^m e^{\\lambda x}$ "
-               "(an empty intersection has $\\max(L,U)=L$)", checks=("pointwise", "numeric"))
+    d.step(sp.Add(*parts), "split the line at every $\\mu_j+b_k$ ($b_k$ the kinks of $F$): on each "
+           "intersection of pieces the integrand is a product of sums of $x^m e^{\\lambda x}$ "
+           "(an empty intersection has $\\max(L,U)=L$)", checks=("pointwise", "numeric"))
     value = sp.Add(*values)
     d.step(value, "integrate each piece (sympy antiderivatives of $x^m e^{\\lambda x}$, termwise)",
            checks=("numeric",))
     d.symbols = syms
-    d.closed_form = closed._by_symmetry(d.result, syms)
+    d.closed_form = [value] + [_swap(value, {syms[0]: m, m: syms[0]}) for m in syms[1:]]
     d.status = "closed"
     d.extra["pieces"] = len(parts)
     d.reason = (f"piecewise exponential-polynomial CDF ({len(pieces)} pieces): exact, one formula for every "
