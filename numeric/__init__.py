@@ -58,6 +58,12 @@ VJP_METHODS = ("auto", "closed", "quadrature")
 FAST_MIN_N = 256
 
 
+def _rows_of(idx, m, *arrays):
+    """Rows ``idx`` of each of ``arrays`` (``m`` rows each): the arrays themselves, not
+    copies, when ``idx`` is every row (a long single row: no n-sized copies)."""
+    return arrays if idx.size == m else tuple(a[idx] for a in arrays)
+
+
 def _fast_vjp_rows(y, g, fam, log):
     """O(n) VJPs of standardized finite rows ``y`` with finite cotangents ``g``:
     ``(out, ok)``, rows with ``ok`` False (declined) hold NaN.
@@ -95,13 +101,14 @@ def _fast_vjp_rows(y, g, fam, log):
     if dense.size and fam.name in ROWS_FAMILIES:
         # all rows of a bin count together (numeric._fast_rows); the per-row engine below
         # takes the rows it declines
-        v, okd = rows_dense_vjp(y[dense], g[dense], fam, log=log)
+        v, okd = rows_dense_vjp(*_rows_of(dense, m, y, g), fam, log=log)
         out[dense[okd]] = v[okd]
         ok[dense[okd]] = True
         dense = dense[~okd]
+        del v       # (n-sized per row: not kept alive through the per-row engine)
     fn = getattr(_fast, "fast_log_probs_vjp", None) if log else fast_probs_vjp
     if dense.size and fn is not None:
-        out[dense], ok[dense] = fn(y[dense], g[dense], fam, rows=True, assume_finite=True)
+        out[dense], ok[dense] = fn(*_rows_of(dense, m, y, g), fam, rows=True, assume_finite=True)
     out /= fam.scale
     return out, ok
 

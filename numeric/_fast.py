@@ -98,7 +98,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ._exp import exp_terms
 from ._fast_cauchy import cauchy_nodes, fast_cauchy_vjp_row
 # (_MAGIC is read from here by numeric._fast_rows)
-from ._fast_grid import (_LATTICE_MAX, _MAGIC, _MAGIC_BITS, _bin_moments, _eval_at_scores,  # noqa: F401
+from ._fast_grid import (_CHUNK, _LATTICE_MAX, _MAGIC, _MAGIC_BITS, _bin_moments, _eval_at_scores,  # noqa: F401
                          _fine_tables, _split_lattice, _spread_convolve)
 from ._fast_kernels import HAZARD_C, KernelCache
 
@@ -660,6 +660,7 @@ _GAMMA_SPECS = {       # (t_c, R, rho, ncirc)
 _FAR_EPS = 1e-17       # far terms below this share of the near sum at a grid row are dropped
 _BAND = 600.0          # weights within e^600 of their band's largest share one linear spread
 _BANDS_MAX = 32        # occupied bands spread per Gamma (each one a full grid spreading)
+_FAR_TERMS = 1 << 18   # far terms (and (row, bin) bounds) handled per block: bounds the memory
 
 
 def _gamma_cache(fam, H=None):
@@ -705,9 +706,10 @@ class _LogWeight:
         return self.v
 
 
-def _log_weight(z, lw, geo, spec, fam, win, LFv):
-    """:class:`_LogWeight` for ``Gamma = sum_j exp(lw_j) h(x_k - z_j)`` over the
-    entries with finite ``lw``, on the x grid rows ``k = kL..kR``.
+def _log_weight(z, sel, ls, geo, spec, fam, win, LFv):
+    """:class:`_LogWeight` for ``Gamma = sum_j exp(ls_j) h(x_k - z_j)`` over the
+    entries ``j`` in ``sel`` (``ls`` finite, one per entry of ``sel``), on the x grid
+    rows ``k = kL..kR``.
 
     Near terms (``t = x - z_j <= t_c``): one linear spread per band of weights
     (weights within ``e^_BAND`` of the band's largest, scaled by it); all
@@ -726,23 +728,25 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
     """
     H, G, kL = spec.H, geo.G, geo.kL
     gcache = _gamma_cache(fam, H)
-    sel = np.flatnonzero(np.isfinite(lw))
-    zs, ls = z[sel], lw[sel]
+    zs = z[sel]
     lnear = np.full(G, -np.inf)
     lW = np.full(geo.P, -np.inf)             # log of the weight in each bin
-    band = np.floor((float(ls.max()) - ls) / _BAND)
-    # each occupied band costs one spreading of the whole grid: beyond _BANDS_MAX of
-    # them (weights 1 / p_j spanning more than ~e^19000: gumbel_min log VJP of a
-    # long row, spread ~50) exact quadrature is the cheaper answer
-    if np.unique(band).size > _BANDS_MAX:
-        raise NotImplementedError("VJP: cotangent weights span too many e^600 bands")
+    lmax = float(ls.max())
+    if lmax - float(ls.min()) < _BAND:
+        bands = ((zs, ls),)        # one band (the common case): no masks, no copies
+    else:
+        band = np.floor((lmax - ls) / _BAND)
+        occupied = np.unique(band)
+        # each occupied band costs one spreading of the whole grid: beyond _BANDS_MAX of
+        # them (weights 1 / p_j spanning more than ~e^19000: gumbel_min log VJP of a
+        # long row, spread ~50) exact quadrature is the cheaper answer
+        if occupied.size > _BANDS_MAX:
+            raise NotImplementedError("VJP: cotangent weights span too many e^600 bands")
+        bands = ((zs[m], ls[m]) for m in (band == b for b in occupied))
     with np.errstate(divide="ignore"):
-        for bnd in range(int(band.max()) + 1):
-            m = band == bnd
-            if not m.any():
-                continue
-            sc = float(ls[m].max())
-            Mb = _bin_moments(zs[m], geo.lo, geo.invH, geo.P, gcache.R, weights=np.exp(ls[m] - sc))
+        for zb, lb in bands:
+            sc = float(lb.max())
+            Mb = _bin_moments(zb, geo.lo, geo.invH, geo.P, gcache.R, weights=np.exp(lb - sc))
             v = _spread_convolve(Mb, kL, geo.kR, spec, gcache, table="B")
             lnear = np.logaddexp(lnear, np.log(np.maximum(v, 0.0)) + sc)
             lW = np.logaddexp(lW, np.log(Mb[0]) + sc)
@@ -765,7 +769,8 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
     smax = geo.kR - int(bins[0])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         LHub = fam.loghazard((np.arange(s_hi + 1, smax + 1) - 0.5) * H)
-    cb = max(1, (1 << 20) // max(1, rows.size))
+    # (row, bin) bounds in blocks of ~_FAR_TERMS elements
+    cb = max(1, _FAR_TERMS // max(1, rows.size))
 
     def bounds(krows, b0, b1):
         S = krows[:, None] - bins[None, b0:b1]
@@ -780,46 +785,71 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
     rows, far_ub = rows[keep], far_ub[keep]
     if rows.size == 0:
         return out
-    # the terms themselves, once some bin needs them: exact bins and offsets
-    # (z_j = lo + (b_j + u_j) H), entries sorted by bin
-    u, tmp, bi = np.empty(zs.size), np.empty(zs.size), np.empty(zs.size, dtype=np.int64)
-    _split_lattice(zs, geo.invH, _MAGIC_BITS + int(geo.lo * geo.invH), u, tmp, bi)
     budget = [100 * z.size + 200_000]
     srt = {}
 
-    def far(obj, rows, thr):
-        """Add the far terms of bins whose bound exceeds ``thr - log(#bins)`` at ``rows``."""
-        ri, bj = [], []
-        for b0 in range(0, bins.size, cb):
-            r_, c_ = np.nonzero(bounds(rows + kL, b0, b0 + cb) > (thr - logP)[:, None])
-            ri.append(r_)
-            bj.append(c_ + b0)
-        ri, bj = np.concatenate(ri), np.concatenate(bj)
-        if ri.size == 0:
-            return
+    def sorted_entries():
+        """Exact offsets ``u_j`` (``z_j = lo + (b_j + u_j) H``) of the entries and their
+        log weights, sorted by bin ``b_j``, with each occupied bin's first entry and count."""
         if not srt:
+            u, bi, tmp = np.empty(zs.size), np.empty(zs.size, dtype=np.int64), np.empty(_CHUNK)
+            kbits = _MAGIC_BITS + int(geo.lo * geo.invH)
+            for c0 in range(0, zs.size, _CHUNK):
+                c1 = min(zs.size, c0 + _CHUNK)
+                _split_lattice(zs[c0:c1], geo.invH, kbits, u[c0:c1], tmp[:c1 - c0], bi[c0:c1])
             order = np.argsort(bi, kind="stable")
-            srt["bs"], srt["us"], srt["lws"] = bi[order], u[order], ls[order]
-            srt["start"] = np.searchsorted(srt["bs"], bins)
-            srt["cnt"] = np.searchsorted(srt["bs"], bins, side="right") - srt["start"]
-        bs, us, lws, start, cnt = srt["bs"], srt["us"], srt["lws"], srt["start"], srt["cnt"]
-        o = np.lexsort((bj, ri))
-        ri, bj = ri[o], bj[o]
-        c = cnt[bj]
-        total = int(c.sum())
-        budget[0] -= total
-        if budget[0] < 0:
-            raise NotImplementedError("VJP: too many far terms to sum exactly")
-        rr = np.repeat(ri, c)
-        first = np.repeat(start[bj] - (np.cumsum(c) - c), c) + np.arange(total)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lv = lws[first] + fam.loghazard(((rows[rr] + kL - bs[first]) - us[first]) * H)
-        seg = np.flatnonzero(np.r_[True, rr[1:] != rr[:-1]])
-        mx = np.maximum.reduceat(lv, seg)
-        with np.errstate(under="ignore"):
-            sm = np.add.reduceat(np.exp(lv - np.repeat(mx, np.diff(np.r_[seg, total]))), seg)
-        kk = rows[rr[seg]]
-        obj.v[kk] = obj.LFv[kk] + np.logaddexp(obj.lnear[kk], mx + np.log(sm))
+            bs = bi[order]
+            del bi
+            srt["us"] = u[order]
+            del u
+            srt["lws"] = ls[order]
+            srt["start"] = np.searchsorted(bs, bins)
+            srt["cnt"] = np.searchsorted(bs, bins, side="right") - srt["start"]
+        return srt["us"], srt["lws"], srt["start"], srt["cnt"]
+
+    def far(obj, rows, thr):
+        """Add the far terms of bins whose bound exceeds ``thr - log(#bins)`` at ``rows``.
+
+        The (row, bin) pairs are found block by block of bins and their terms summed
+        in groups of about ``_FAR_TERMS`` (a group ends at a pair's end), each row's
+        log-sum carried across groups in ``acc``: the memory stays bounded whatever
+        the number of terms (the budget caps the time)."""
+        acc = np.full(rows.size, -np.inf)
+        touched = np.zeros(rows.size, dtype=bool)
+        for b0 in range(0, bins.size, cb):
+            ri, bj = np.nonzero(bounds(rows + kL, b0, b0 + cb) > (thr - logP)[:, None])
+            if ri.size == 0:
+                continue
+            bj += b0
+            us, lws, start, cnt = sorted_entries()
+            c = cnt[bj]
+            cum = np.cumsum(c)
+            budget[0] -= int(cum[-1])
+            if budget[0] < 0:
+                raise NotImplementedError("VJP: too many far terms to sum exactly")
+            # groups of pairs (ri ascending within the block): pair i joins group
+            # (terms before it) // _FAR_TERMS
+            grp = np.flatnonzero(np.diff((cum - c) // _FAR_TERMS)) + 1
+            for p0, p1 in zip(np.r_[0, grp], np.r_[grp, ri.size]):
+                cg = c[p0:p1]
+                total = int(cg.sum())
+                if total == 0:
+                    continue
+                rr = np.repeat(ri[p0:p1], cg)
+                bg = bj[p0:p1]
+                first = np.repeat(start[bg] - (np.cumsum(cg) - cg), cg) + np.arange(total)
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    lv = lws[first] + fam.loghazard(((rows[rr] + kL - np.repeat(bins[bg], cg)) - us[first]) * H)
+                seg = np.flatnonzero(np.r_[True, rr[1:] != rr[:-1]])
+                mx = np.maximum.reduceat(lv, seg)
+                with np.errstate(under="ignore", invalid="ignore"):
+                    sm = np.add.reduceat(np.exp(lv - np.repeat(mx, np.diff(np.r_[seg, total]))), seg)
+                r_seg = rr[seg]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    acc[r_seg] = np.logaddexp(acc[r_seg], mx + np.log(sm))
+                touched[r_seg] = True
+        kk = rows[touched]
+        obj.v[kk] = obj.LFv[kk] + np.logaddexp(obj.lnear[kk], acc[touched])
 
     out.far = far
     # D[k] = max over nodes of (h F near at row k) - (peak of h F near): the mass test
@@ -835,8 +865,9 @@ def _log_weight(z, lw, geo, spec, fam, win, LFv):
     return out
 
 
-def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
-    """One row of the VJP of ``p`` (``log=False``) or of ``log p`` (``log=True``).
+def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
+    """One row of the VJP of ``p`` (``log=False``) or of ``log p`` (``log=True``),
+    written into ``out`` when given.
 
     ``(J^T g)_k = int h_k F (g_k S - Gamma) dx = g_k T1_k - T2_k`` with
     ``S = sum_j h_j``, ``Gamma = sum_j g_j h_j``, ``T1_k = int h_k F S = p_k rho_S(z_k)``
@@ -890,22 +921,30 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
     v = g - shift * p if log else g - shift
     if fam.name == "cauchy":
         # Cauchy p >~ 1 / (n spread^2): v / p stays far inside the float range
-        return fast_cauchy_vjp_row(z, v / p if log else v, fam, spec, cache, geo, M, LF, lp)
+        if log:
+            v /= p
+        del rS, lp
+        return fast_cauchy_vjp_row(z, v, fam, spec, cache, geo, M, LF, p, out=out)
+    # the diagonal part first, so that rho_S and p are freed before the Gamma
+    # integrals (n-sized arrays live at once bound the row's extra memory)
+    out = np.multiply(rS, v, out=out)
+    if not log:
+        out *= p
+    del rS
     with np.errstate(divide="ignore"):
         lmag = np.log(np.abs(v))
     if log:
         lmag -= lp
+    del lp, p
     LFv = LF.ensure(0, geo.G)
     win = _node_kernel(geo, fam, spec)
-    out = rS * v
-    if not log:
-        out *= p
     for sgn in (1.0, -1.0):
-        lw = np.where(sgn * v > 0, lmag, -np.inf)
-        if not np.isfinite(lw).any():
+        sel = np.flatnonzero(((v > 0) if sgn > 0 else (v < 0)) & np.isfinite(lmag))
+        if sel.size == 0:
             continue
-        lwt = _log_weight(z, lw, geo, spec, fam, win, LFv)
+        lwt = _log_weight(z, sel, lmag[sel], geo, spec, fam, win, LFv)
         logT = _node_integrals(geo, lwt, fam, spec, win=win, fine=True)
+        del sel, lwt
         # log T2 is interpolated like log g; where Gamma's mass moves between regions
         # (weights 1/p_j of very low entries against the bulk) it can bend too sharply
         # for the node stencil (gumbel_min log VJP, dense c: 6e-2): decline unless the
@@ -913,8 +952,14 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False):
         # (beyond the rounding of log T2 itself, ~1e-16 |log T2|: rows with |log F| ~ 1e6)
         if _interp_error(logT, geo.q, absolute=True, less_rounding=True) > 2e-11:
             raise NotImplementedError("VJP: log T2 not resolved by its node interpolant")
+        T2 = _eval_at_scores(z, geo, logT)
         with np.errstate(over="ignore"):
-            out -= sgn * np.exp(_eval_at_scores(z, geo, logT))
+            np.exp(T2, out=T2)
+        if sgn > 0:
+            out -= T2
+        else:
+            out += T2
+        del T2
     if not np.all(np.isfinite(out)):
         raise NotImplementedError("VJP: a term overflowed float64")
     return out
@@ -985,7 +1030,7 @@ def _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log):
     ok = np.ones(x.shape[0], dtype=bool)
     for i in range(x.shape[0]):
         try:
-            v = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost, log=log)
+            v = _row_vjp(x[i], g[i], fam, spec, cache, check_cost=check_cost, log=log, out=out[i])
             # J^T 1 = 0: every row sums to 0 (README: within 1e-12 of its absolute sum,
             # plus the float resolution of subnormal entries).  An integral the checks
             # above missed moves its entries, and so the sum, by its own error: a row
@@ -993,7 +1038,6 @@ def _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log):
             # ~log2(n) ulps of sum |v|, far inside the limit)
             if not abs(float(np.sum(v))) <= 1e-12 * float(np.abs(v).sum()) + v.size * 5e-324:
                 raise NotImplementedError("VJP: row does not sum to 0")
-            out[i] = v
         except NotImplementedError:
             if not rows:
                 raise

@@ -510,9 +510,10 @@ def cauchy_node_rhos(fam, geo, LF, S, Gam, spec, M, Mg):
     return row.logg, row.rho(S, M), row.rho(Gam, Mg)
 
 
-def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp):
+def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, p, out=None):
     """``(J^T g)_i = p_i (g_i rho_S(z_i) - rho_Gamma(z_i))``, ``Gamma = sum_j g_j h_j``,
-    for one row of Cauchy scores, from the parts of the probabilities: ``LF``
+    for one row of Cauchy scores (into ``out`` when given), from the
+    probabilities ``p`` and the parts of their computation: ``LF``
     is the state returned by :func:`cauchy_nodes` (reused: no node integral
     is redone), or log F on the grid, or None.  ``g`` comes shifted by the
     caller (a shift leaves ``J^T g`` unchanged but sets the size of the terms
@@ -530,13 +531,13 @@ def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, lp):
     if row is None:
         grid = LF if LF is not None else (lambda k: _grid(M, geo, spec, cache, k_from=k))
         row = _Row(fam, geo, spec, M, grid)
-    p = np.exp(lp)
     Mg = _moments(z, geo, spec, weights=g, R=spec.R if row.need_near else 5)
     rG = row.rho(lambda k: _grid(Mg, geo, spec, cache, "B", k), Mg)
     rS = row.rho(lambda k: _grid(M, geo, spec, cache, "B", k), M)
-    a = _eval_at_scores(z, geo, rS)
-    b = _eval_at_scores(z, geo, rG)
+    a = _eval_at_scores(z, geo, rS, out=out)
     a *= g
+    b = _eval_at_scores(z, geo, rG)
     a -= b
+    del b
     a *= p
     return a
