@@ -58,3 +58,36 @@ def test_every_family_builds():
     for key, _, make in atlas.families():
         fam = make()
         assert fam.support.measure > 0, key
+
+
+def test_a_cell_over_its_time_limit_is_recorded_and_the_next_starts(monkeypatch):
+    import time
+
+    calls = []
+
+    def slow_cell(fam, n, w):
+        calls.append(n)
+        if n == 2:
+            time.sleep(30)
+        return {"status": "closed"}
+
+    monkeypatch.setattr(atlas, "_cell", slow_cell)
+    t0 = time.time()
+    out = atlas._timed_cell(None, 2, 1, 0.3)
+    assert time.time() - t0 < 5
+    assert out["status"] == "none" and "not finished" in out["reason"]
+    assert atlas._timed_cell(None, 3, 1, 5) == {"status": "closed"} and calls == [2, 3]
+
+
+def test_exact_max_min_forms_keep_30_digits():
+    import types
+
+    import mpmath
+
+    a, b = sp.symbols("mu_1 mu_2", real=True)
+    # 1/3 and 2/3 at mu = (1, 0): a float-precision conversion would miss 1e-25 by far
+    d = types.SimpleNamespace(symbols=(a, b), closed_form=[sp.Max(a, b) / 3, 1 - sp.Max(a, b) / 3])
+    got = atlas._closed_values(d, [sp.Integer(1), sp.Integer(0)])
+    with mpmath.workdps(40):
+        assert abs(got[0] - mpmath.mpf(1) / 3) < mpmath.mpf(10) ** -38
+        assert abs(got[1] - mpmath.mpf(2) / 3) < mpmath.mpf(10) ** -38
