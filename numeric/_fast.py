@@ -899,10 +899,16 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
     p = np.exp(lp)
     # the shift: a p-weighted median of g (of c / p for log p)
     # (over the entries with p >= 1e-9 max p: the rest weigh < 1e-4 of it even at n = 1e5)
-    big = np.flatnonzero(p >= 1e-9 * float(p.max()))
+    big = p >= 1e-9 * float(p.max())
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        gg = g[big] / p[big] if log else g[big]
-    pw = p[big]
+        if big.all():
+            # (every entry: heavy tails, or a short spread) no index array, no copies
+            gg, pw = (g / p if log else g), p
+        else:
+            big = np.flatnonzero(big)
+            gg = g[big] / p[big] if log else g[big]
+            pw = p[big]
+    del big
     if gg.size > 4096 and np.isfinite(gg).all():
         # the half-weight bin of a 256-bin weighted histogram, then the median inside it
         cnt, edges = np.histogram(gg, bins=256, weights=pw)
@@ -911,11 +917,18 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
         inside = (gg >= edges[i]) & (gg <= edges[i + 1])
         half = 0.5 * cw[-1] - (cw[i - 1] if i else 0.0)
         gg, pw = gg[inside], pw[inside]
+        del inside
     else:
         half = 0.5 * float(pw.sum())
-    o = np.argsort(gg, kind="stable")
-    cw = np.cumsum(pw[o])
-    shift = float(gg[o[min(int(np.searchsorted(cw, half)), o.size - 1)]]) if o.size else 0.0
+    if gg.size and float(gg.min()) == float(gg.max()):
+        # one value left (the zeros of a one-hot cotangent): it is the median, no sort
+        shift = float(gg[0])
+    else:
+        o = np.argsort(gg, kind="stable")
+        cw = np.cumsum(pw[o])
+        shift = float(gg[o[min(int(np.searchsorted(cw, half)), o.size - 1)]]) if o.size else 0.0
+        del o, cw
+    del gg, pw
     if not math.isfinite(shift):
         shift = 0.0
     v = g - shift * p if log else g - shift
