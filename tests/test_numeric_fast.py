@@ -518,6 +518,33 @@ def test_memory_at_one_million_scores():
     assert peak < 200e6, peak
 
 
+@pytest.mark.parametrize("name,log,kind", [("normal", True, "dense"), ("normal", False, "one-hot"),
+                                           ("cauchy", True, "one-hot"), ("gumbel_min", False, "dense")])
+def test_vjp_memory(name, log, kind):
+    # issue #13 item 2: extra memory (tracemalloc peak less the output) <= 4x the input's
+    # bytes + 32 MiB.  At n = 2^17 the dense log VJP of a normal row sums millions of far
+    # terms (weights c_j / p_j); held all at once they took ~3x that limit
+    n = 1 << 17
+    rng = np.random.default_rng(11)
+    z = 2.0 * rng.standard_normal((1, n))
+    if kind == "dense":
+        c = rng.standard_normal(z.shape)
+    else:
+        c = np.zeros_like(z)
+        c[0, int(np.argmax(z))] = 1.0
+    fam = get_family(name)
+    fn = _fast.fast_log_probs_vjp if log else fast_probs_vjp
+    fn(z, c, fam)                               # kernel tables built
+    tracemalloc.start()
+    try:
+        out = fn(z, c, fam)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.all(np.isfinite(out))
+    assert peak - out.nbytes <= 4 * z.nbytes + 32 * 2 ** 20, peak
+
+
 # ---------------------------------------------------------------------------
 # distinct random scores at n ~ 1e3 against the oracle (slow: the oracle takes 10-60 s)
 # ---------------------------------------------------------------------------
