@@ -46,7 +46,7 @@ NS = (2, 3, 4)
 FAMILY_TIMEOUT = 420
 #: at most this many seconds per cell (and at most the family's limit over its cells): a cell still
 #: in sympy then is recorded as not finished and the family's next cell starts
-CELL_TIMEOUT = 150
+CELL_TIMEOUT = 300
 #: a verified closed form agrees with the oracle to this relative error
 VERIFY_TOL = 1e-25
 #: closed forms longer than this (LaTeX characters) are summarised in the table
