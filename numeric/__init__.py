@@ -89,11 +89,13 @@ def _fast_vjp_rows(y, g, fam, log):
     if one.size:
         yi = np.argmax(g[one] != 0, axis=1)
         c = g[one, yi]
-        v, okv = rows_onehot_log_vjp(y[one], yi, fam)
+        (yo,) = _rows_of(one, m, y)
+        v, okv = rows_onehot_log_vjp(yo, yi, fam)
         if not log:
-            lp, okp = rows_log_probs(y[one], fam)
+            lp, okp = rows_log_probs(yo, fam)
             v *= np.exp(lp[np.arange(one.size), yi])[:, None]
             okv &= okp
+            del lp
         v *= c[:, None]
         out[one[okv]] = v[okv]
         ok[one] = okv
