@@ -147,12 +147,10 @@ def test_gumbel_min_log_vjp_dense_cotangent_never_wrong():
     assert abs(math.fsum(q)) <= SUM_REL * np.abs(q).sum()
 
 
-def _property_case(seed, it):
-    """A row and cotangent drawn like :func:`_row_and_cotangent` (numpy only)."""
-    rng = np.random.default_rng([seed, it])
-    n = int(rng.integers(256, 1201))
-    z = rng.normal(0.0, rng.choice([0.3, 1.0, 3.0, 10.0, 30.0]), n)
-    kind = rng.choice(["dense", "signed", "lowest", "top", "k_smallest", "mid"])
+def _cotangent(z, kind, rng):
+    """A cotangent of the given kind for scores ``z``: dense, signed over six decades,
+    one-hot on the lowest / top / middle score, or the k smallest scores."""
+    n = z.size
     g = np.zeros(n)
     o = np.argsort(z)
     if kind == "dense":
@@ -168,6 +166,16 @@ def _property_case(seed, it):
         g[o[:k]] = rng.normal(size=k)
     else:
         g[o[n // 2]] = 1.0
+    return g
+
+
+def _property_case(seed, it):
+    """A row and cotangent drawn like :func:`_row_and_cotangent` (numpy only)."""
+    rng = np.random.default_rng([seed, it])
+    n = int(rng.integers(256, 1201))
+    z = rng.normal(0.0, rng.choice([0.3, 1.0, 3.0, 10.0, 30.0]), n)
+    kind = rng.choice(["dense", "signed", "lowest", "top", "k_smallest", "mid"])
+    g = _cotangent(z, kind, rng)
     return z, g
 
 
@@ -270,21 +278,7 @@ def _row_and_cotangent(draw):
     spread = draw(st.sampled_from([0.3, 1.0, 3.0, 10.0, 30.0]))
     z = rng.normal(0.0, spread, n)
     kind = draw(st.sampled_from(["dense", "signed", "lowest", "top", "k_smallest", "mid"]))
-    g = np.zeros(n)
-    o = np.argsort(z)
-    if kind == "dense":
-        g = rng.uniform(0.0, 1.0, n)
-    elif kind == "signed":
-        g = rng.normal(size=n) * 10.0 ** rng.uniform(-3, 3, n)
-    elif kind == "lowest":
-        g[o[0]] = -1.0
-    elif kind == "top":
-        g[o[-1]] = 1.0
-    elif kind == "k_smallest":
-        k = int(rng.integers(1, 20))
-        g[o[:k]] = rng.normal(size=k)
-    else:
-        g[o[n // 2]] = 1.0
+    g = _cotangent(z, kind, rng)
     return z, g, draw(st.sampled_from(FAMILIES)), draw(st.booleans())
 
 
