@@ -327,6 +327,17 @@ def _softmax_shortcut(mu, family, axis, method, params):
     return z
 
 
+def _softmax_for_vjp(mu, cotangent, family, axis, method, params):
+    """The softmax of :func:`_softmax_shortcut` when both Gumbel VJP shortcuts apply
+    (plain input and a finite float64 ndarray cotangent of the same shape), else None."""
+    if type(cotangent) is not np.ndarray or cotangent.dtype != np.float64:
+        return None
+    p = _softmax_shortcut(mu, family, axis, method, params)
+    if p is None or cotangent.shape != p.shape or not np.isfinite(cotangent).all():
+        return None
+    return p
+
+
 def _log_softmax_shortcut(mu, family, axis, method, params):
     """``log_softmax(mu / scale) = z - log sum exp(z)``, ``z = (mu - max) / scale``, for
     plain input (see :func:`_gumbel_shifted`), or None.  The sum is at least 1 (the
@@ -706,9 +717,8 @@ def probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gumbel"
     """
     # Gumbel: d p_i / d mu_k = p_i (delta_ik - p_k) / scale, so
     # J^T g = p * (g - <g, p>) / scale -- one softmax and two passes
-    p = _softmax_shortcut(mu, family, axis, method, params)
-    if (p is not None and type(cotangent) is np.ndarray and cotangent.dtype == np.float64
-            and cotangent.shape == p.shape and np.isfinite(cotangent).all()):
+    p = _softmax_for_vjp(mu, cotangent, family, axis, method, params)
+    if p is not None:
         out = np.multiply(p, cotangent)
         np.subtract(cotangent, _row_sum(out, axis), out=out)
         out *= p
@@ -738,13 +748,12 @@ def log_probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gum
     """
     # Gumbel: d log p_i / d mu_k = (delta_ik - p_k) / scale, so
     # J^T c = (c - p * sum(c)) / scale -- one softmax and two passes
-    if type(cotangent) is np.ndarray and cotangent.dtype == np.float64:
-        p = _softmax_shortcut(mu, family, axis, method, params)
-        if p is not None and cotangent.shape == p.shape and np.isfinite(cotangent).all():
-            p *= -_row_sum(cotangent, axis)
-            p += cotangent
-            scale = params.get("scale", 1.0)
-            if scale != 1:
-                p /= scale
-            return p
+    p = _softmax_for_vjp(mu, cotangent, family, axis, method, params)
+    if p is not None:
+        p *= -_row_sum(cotangent, axis)
+        p += cotangent
+        scale = params.get("scale", 1.0)
+        if scale != 1:
+            p /= scale
+        return p
     return _vjp_public(mu, cotangent, family, axis, method, params, log=True)
