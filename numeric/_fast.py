@@ -102,11 +102,9 @@ from ._fast_grid import (_CHUNK, _LATTICE_MAX, _MAGIC, _MAGIC_BITS, _bin_moments
                          _fine_tables, _split_lattice, _spread_convolve)
 from ._fast_kernels import HAZARD_C, KernelCache
 
-__all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "fast_log_probs_vjp", "FAST_MIN_N",
-           "FAST_FAMILIES"]
+__all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "fast_log_probs_vjp", "FAST_FAMILIES"]
 
 FAST_FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
-FAST_MIN_N = 16
 
 # integrand values below peak * e^-_TAIL are dropped (n_grid * e^-45 < 1e-16)
 _TAIL = 45.0
