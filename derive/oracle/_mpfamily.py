@@ -352,46 +352,70 @@ def _student_t_kernels(nu_sym):
     return lc, lp, ls, fl[3], fl[4], fl[5]
 
 
+def _log_expr(e):
+    """``log(e)`` with products, powers and ``log(exp(a)) = a`` expanded (branch by branch).
+
+    The expansion is what keeps nested exponentials finite: for the Gumbel
+    CDF ``exp(-exp(-x/2))`` it gives ``-exp(-x/2)``, which mpmath evaluates
+    at any x, whereas the CDF itself at x = -1e300 asks mpmath for
+    ``exp(-e^(5e299))`` (a shift by ~7e299 bits: MemoryError, or gigabytes for
+    milder arguments).  ``force=True`` splits ``log(a b)`` even where a
+    factor is negative; the real part is unchanged (``Re log(a) + Re log(b) =
+    log|ab|``) and the imaginary part, an odd multiple of pi exactly when
+    the value is negative, is read by :func:`_custom`.
+    """
+    if isinstance(e, sp.Piecewise):
+        return sp.Piecewise(*[(_log_expr(v), c) for v, c in e.args])
+    if e == 0:
+        return sp.S.NegativeInfinity
+    return sp.expand_log(sp.log(e), force=True)
+
+
+def _log1mexp(v):
+    """``log(1 - e^v)`` for ``v <= 0`` without forming ``e^v`` where that is out of reach.
+
+    For ``v < -2^30``, ``e^v < e^(-1e9)``: ``log(1 - e^v) = -e^v`` is 0 to
+    within 1e-400000000, far below any working precision in log space,
+    and mpmath's ``exp`` of a huge argument would allocate its shifted
+    mantissa (the failure :func:`_log_expr` avoids).
+    """
+    if v == mp.ninf or v < -(2**30):
+        return mp.mpf(0)
+    if v >= 0:
+        return mp.ninf
+    return mp.log(-mp.expm1(v))
+
+
 def _custom(fam):
     x = fam.symbol
-    cdf_expr = fam.cdf(x)
-    pdf_expr = fam.pdf(x)
-    cdf_f = sp.lambdify(x, cdf_expr, "mpmath")
-    pdf_f = sp.lambdify(x, pdf_expr, "mpmath")
+    # the kernels are logs: evaluate log F and log f directly (see _log_expr)
+    logcdf_f = sp.lambdify(x, _log_expr(fam.cdf(x)), "mpmath")
+    logpdf_f = sp.lambdify(x, _log_expr(fam.pdf(x)), "mpmath")
 
-    def guarded(f):
+    def guarded(f, what):
         # The user's expression may cancel (1 - exp(-t) near 0, ...): evaluate
-        # it at twice the working precision and take the real part.
+        # it at twice the working precision.  A complex log is the log of a
+        # negative rounding residue (imaginary part an odd multiple of pi,
+        # see _log_expr): the value is <= 0 there, its log -inf.
         def g(y):
             with mp.workprec(2 * mp.mp.prec + 20):
                 try:
-                    v = f(y)
+                    v = mp.mpmathify(f(y))
                 except (ZeroDivisionError, ValueError, OverflowError):
                     v = mp.nan
-                v = mp.mpmathify(v)
                 if isinstance(v, mp.mpc):
-                    v = v.real
+                    v = mp.ninf if int(mp.nint(v.imag / mp.pi)) % 2 else v.real
+            if mp.isnan(v):
+                raise ArithmeticError(f"custom family {fam.name!r}: {what} is NaN at {mp.nstr(y, 10)}")
             return v
 
         return g
 
-    cdf_g, pdf_g = guarded(cdf_f), guarded(pdf_f)
-
-    def lc(y):
-        v = cdf_g(y)
-        if mp.isnan(v):
-            raise ArithmeticError(f"custom family {fam.name!r}: CDF is NaN at {mp.nstr(y, 10)}")
-        return mp.log(v) if v > 0 else mp.ninf
-
-    def lp(y):
-        v = pdf_g(y)
-        if mp.isnan(v):
-            raise ArithmeticError(f"custom family {fam.name!r}: density is NaN at {mp.nstr(y, 10)}")
-        return mp.log(v) if v > 0 else mp.ninf
+    lc = guarded(logcdf_f, "CDF")
+    lp = guarded(logpdf_f, "density")
 
     def ls(y):
-        v = 1 - cdf_g(y)
-        return mp.log(v) if v > 0 else mp.ninf
+        return _log1mexp(lc(y))
 
     def vec(f):
         def fv(y):
