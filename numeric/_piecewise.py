@@ -76,6 +76,7 @@ import math
 import numpy as np
 
 from . import _uniform
+from ._exp import exp_terms
 
 __all__ = ["SERVES", "log_probs_rows", "probs_vjp_rows"]
 
@@ -95,7 +96,7 @@ _NEAR_MAX = 64            # ... is near when a row has at most this many such sc
 _NEAR_ALL = 128           # rows this short: every score near (laplace: each near
 _NEAR_ALL_LAPLACE = 32    # score adds a kink, so a lower bound there)
 _GRADE = 3.0              # panel ratio b / a above the first laplace kink
-_EXACT_N = 32             # exponential rows this short: one exact Gauss rule (nodes())
+_EXACT_N = 128            # exponential rows this short: one exact Gauss rule (_ExactExp)
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
 _GW = 0.5 * _GW
@@ -379,19 +380,8 @@ class _Row:
         return E, ok
 
     def nodes(self):
-        """Gauss nodes ``u`` and ``log`` weights (m, N), ok, and the nodes per panel.
-
-        Exponential rows of ``n <= _EXACT_N`` scores (all near, cut at the top):
-        every integrand, ``c_i prod_(j != i) (1 - c_j u)`` and the VJP's
-        ``c_k c_j u prod_(l != k, j) (1 - c_l u)``, is a polynomial of degree
-        ``<= n - 1`` on [0, 1], which the ``ceil(n / 2)``-point Gauss-Legendre rule
-        on the single panel [0, 1] integrates exactly."""
-        if not self.laplace and self.n <= _EXACT_N and not self.trunc.any():
-            npp = (self.n + 1) // 2
-            gx, gw = _gauss(npp)
-            u = np.broadcast_to(gx, (self.m, npp)).copy()
-            logw = np.broadcast_to(np.log(gw), (self.m, npp)).copy()
-            return u, logw, np.ones(self.m, dtype=bool), npp
+        """Gauss nodes ``u`` and ``log`` weights (m, N), ok, and the nodes per panel
+        (short exponential rows take :class:`_ExactExp` instead)."""
         E, ok = self.panels()
         a, b = E[:, :-1], E[:, 1:]
         live = np.isfinite(b) & (b > a)
@@ -425,18 +415,6 @@ def _node_sum(t, npp):
     zero and last): per panel, then the panels in order."""
     sh = t.shape
     return np.cumsum(t.reshape(sh[:-1] + (sh[-1] // npp, npp)).sum(axis=-1), axis=-1)[..., -1]
-
-
-_RULES: dict = {}
-
-
-def _gauss(N):
-    """``N``-point Gauss-Legendre nodes and weights on [0, 1]."""
-    r = _RULES.get(N)
-    if r is None:
-        x, w = np.polynomial.legendre.leggauss(N)
-        r = _RULES[N] = (0.5 * (x + 1.0), 0.5 * w)
-    return r
 
 
 def _near_sum(t):
@@ -547,6 +525,109 @@ class _Eval:
         return lpm, ok
 
 
+class _ExactExp:
+    """Exponential rows of ``n <= _EXACT_N`` scores cut at their top: one exact Gauss rule.
+
+    With ``c_j = e^(mu_j - top)`` and ``u = e^-(x - top)`` in (0, 1], (*) gives
+
+        p_i = c_i int_0^1 prod_(j != i) (1 - c_j u) du,
+        (J^T g)_k = c_k int_0^1 G(u) / (1 - c_k u) (g_k S - Gamma) du,
+        S = sum_j h_j,  Gamma = sum_j g_j h_j,  h_j = c_j u / (1 - c_j u),
+
+    polynomials of degree ``<= n - 1`` in ``u`` (``h_j G`` and ``G / (1 - c_k u)``
+    lose a factor each, ``u`` adds one), which the ``ceil(n / 2)``-point
+    Gauss-Legendre rule on [0, 1] integrates exactly.  Its weights are positive
+    and so are the integrands of ``p``: the sums lose only rounding (a few ulps
+    of ``p``).  Each factor is formed as ``1 - c u = (1 - c) + c (1 - u)`` from
+    ``-expm1(log c)`` and the mirrored node ``1 - u`` (both to full relative
+    precision), so a factor near 0 (a top score at a node near ``u = 1``) keeps
+    its relative precision.  The terms of the node sums are floored at ``e^-700``
+    of their largest (``numeric._exp``): what that changes is below 1e-300 of
+    the sum.
+
+    Served rows: no cut above the top (``A = sum_j c_j < 2 L'``, see
+    :func:`_cut`) and a spread of at most ``_MAX_DEPTH`` (so ``c_j``, ``p_j``
+    and ``1 / p_j`` stay normal floats); :meth:`serves` tells which.
+    """
+
+    def __init__(self, y):
+        m, n = y.shape
+        self.m, self.n = m, n
+        lo, hi, w = _uniform._rule((n + 1) // 2)
+        self.logc = y - y.max(axis=1)[:, None]
+        self.c = np.exp(self.logc)
+        # 1 - c u at every (row, node, entry): nodes on axis 1, entries last
+        om = np.multiply.outer(hi, self.c).transpose(1, 0, 2)
+        om += -np.expm1(self.logc)[:, None, :]
+        self.om = om
+        self.u = lo
+        self.L = np.log(om)                                   # log(1 - c_j u)
+        # log of w G at the nodes (sums over the entries: n terms in a fixed order)
+        self.T = np.log(w) + self.L.sum(axis=2)
+        self.M = self.T.max(axis=1)
+
+    @staticmethod
+    def serves(y):
+        """Rows (bool mask) the exact rule takes: see the class docstring."""
+        n = y.shape[1]
+        d = y - y.max(axis=1)[:, None]
+        a = np.exp(d).sum(axis=1)
+        return (a < 2.0 * (_L + math.log(n) + 7.0)) & (d.min(axis=1) >= -_MAX_DEPTH)
+
+    def log_probs(self):
+        """``(log p, ok)``, renormalised like :meth:`_Eval.log_probs`."""
+        e = exp_terms(self.T[:, :, None] - self.M[:, None, None] - self.L)
+        with np.errstate(divide="ignore"):
+            lp = np.log(e.sum(axis=1))
+        del e
+        lp += self.logc
+        lp += self.M[:, None]
+        mx = lp.max(axis=1)
+        s = np.log(np.exp(lp - mx[:, None]).sum(axis=1)) + mx
+        ok = np.isfinite(s) & (np.abs(s) <= _SUM_TOL)
+        lp -= s[:, None]
+        return lp, ok
+
+    def vjp(self, g, log):
+        """``(J^T g, ok)``; ``log``: the VJP of ``log p`` (cotangent ``g / p``).
+
+        The cotangent is first shifted by that of the most probable entry
+        (``J^T 1 = 0``), as in :func:`probs_vjp_rows`: its own term, which would
+        cancel in ``g_k S - Gamma``, is then absent."""
+        lp, ok = self.log_probs()
+        ar = np.arange(self.m)
+        top = np.argmax(lp, axis=1)
+        if log:
+            g = g * np.exp(-lp)
+        g = g - g[ar, top][:, None]
+        h = self.c[:, None, :] * self.u[None, :, None]
+        h /= self.om                                          # (m, N, n)
+        # (every sum below runs over one axis in a fixed order: a row's bits do not
+        # depend on its batch mates)
+        S = h.sum(axis=2)
+        h *= g[:, None, :]
+        gam = h.sum(axis=2)
+        del h
+        wg = exp_terms(self.T - self.M[:, None])
+        r = np.divide(1.0, self.om, out=self.om)              # 1 / (1 - c_k u)
+        A = (r * (wg * S)[:, :, None]).sum(axis=1)
+        r *= (wg * gam)[:, :, None]
+        B = r.sum(axis=1)
+        v = g * A
+        v -= B
+        v *= self.c * np.exp(self.M)[:, None]
+        ok &= np.isfinite(v).all(axis=1)
+        return v, ok
+
+
+def _exact_split(y, fam):
+    """Rows of ``y`` the exact exponential rule serves (index array), or None."""
+    if fam.name != "exponential" or y.shape[1] > _EXACT_N:
+        return None
+    sel = np.flatnonzero(_ExactExp.serves(y))
+    return sel if sel.size else None
+
+
 def log_probs_rows(y, fam):
     """``(log p (m, n), ok (m,))`` for rows ``y`` (standardized, finite, n >= 2).
 
@@ -563,8 +644,18 @@ def log_probs_rows(y, fam):
     if fam.name == "uniform" and not fam.custom:
         return _uniform.log_probs_rows(y)
     y = np.ascontiguousarray(y, dtype=np.float64)
-    ev = _Eval(y, fam)
-    return ev.log_probs()
+    sel = _exact_split(y, fam)
+    if sel is None:
+        return _Eval(y, fam).log_probs()
+    lp, ok = _ExactExp(y[sel]).log_probs()
+    if sel.size == y.shape[0]:
+        return lp, ok
+    rest = np.setdiff1d(np.arange(y.shape[0]), sel)
+    out = np.empty(y.shape)
+    good = np.empty(y.shape[0], dtype=bool)
+    out[sel], good[sel] = lp, ok
+    out[rest], good[rest] = _Eval(y[rest], fam).log_probs()
+    return out, good
 
 
 def probs_vjp_rows(y, g, fam, log=False):
@@ -586,6 +677,22 @@ def probs_vjp_rows(y, g, fam, log=False):
         return _uniform.probs_vjp_rows(y, g, log=log)
     y = np.ascontiguousarray(y, dtype=np.float64)
     g = np.ascontiguousarray(g, dtype=np.float64)
+    sel = _exact_split(y, fam)
+    if sel is not None:
+        v, ok = _ExactExp(y[sel]).vjp(g[sel], log)
+        if sel.size == y.shape[0]:
+            return v, ok
+        rest = np.setdiff1d(np.arange(y.shape[0]), sel)
+        out = np.empty(y.shape)
+        good = np.empty(y.shape[0], dtype=bool)
+        out[sel], good[sel] = v, ok
+        out[rest], good[rest] = _panel_vjp(y[rest], g[rest], fam, log)
+        return out, good
+    return _panel_vjp(y, g, fam, log)
+
+
+def _panel_vjp(y, g, fam, log):
+    """:func:`probs_vjp_rows` on the panels of :class:`_Eval` (module docstring)."""
     m, n = y.shape
     ev = _Eval(y, fam)
     row = ev.row
