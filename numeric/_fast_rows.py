@@ -103,10 +103,18 @@ _COARSE = 8             # column stride of the window scan
 _WQ = 16                # windows rounded outwards to multiples of this many columns
 _HALF_AGREE = {"normal": 1e-8, "logistic": 1e-8, "gumbel_min": 1e-8}
 _PQ = 16                 # bin counts rounded up to a multiple of this (fewer groups)
-# rows with more bins are declined (the per-row engine's convolutions serve them): the
-# window matrices grow like P^2 ((R + 1) P x (P + pads) entries at most: 16 MB at P = 320
-# for the normal, 14 MB at P = 160 for the logistic, whose pads are 64 units)
+# up to _P_MAX bins a plan keeps the spreading matrices of all its bins and columns
+# ((R + 1) P x (P + pads) entries: 16 MB at P = 320 for the normal, 14 MB at P = 160 for
+# the logistic, whose pads are 64 units)
 _P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
+# wider rows ("wide" plans, bin counts rounded up to a multiple of _PQ_WIDE, up to
+# _P_WIDE) take the spreading matrices of their integration window only
+# (:func:`_window_spread`): a row's integrands live where F is not negligible, near its
+# top scores, and bins more than the tables' cut below the window add nothing there.
+# Rows wider than _P_WIDE bins, and the dense VJPs of rows wider than _P_MAX (their
+# Gamma tables span every bin and column), are declined: the per-row engine serves them
+_P_WIDE = {"normal": 768, "logistic": 384}
+_PQ_WIDE = 64
 # the per-score temporaries (bins, offsets, powers, evaluation) of a block of rows are
 # ~10 arrays of its size: blocks of <= 2^18 scores keep them near 20 MB; longer rows go
 # to the per-row engine, which works in cache-sized chunks
@@ -152,7 +160,7 @@ class _Plan:
     ``log h((k - l) H)``."""
 
     __slots__ = ("name", "curv_max", "P", "kL", "Gs", "ms", "q", "lL", "K", "Tk", "W", "W0max", "LH", "agree", "loghazard",
-                 "Wc", "LHc", "s_hi", "R")
+                 "Wc", "LHc", "s_hi", "R", "kcache")
 
     def __init__(self, fam, spec, P):
         H, R = spec.H, spec.R
@@ -171,7 +179,7 @@ class _Plan:
         # the tables along s = k - b for s = kL - (P - 1) .. kR (zero beyond the right cut),
         # column r scaled by (-H)^r: W_r[b, j] = Tk[r, j + P - 1 - b] (a Toeplitz view)
         s = np.arange(kL - (P - 1), kR + 1)
-        cache = _cache_for(fam)
+        self.kcache = cache = _cache_for(fam)
         s0, A, _ = cache.get(int(s[0]))
         inside = s <= cache.s_hi
         Tk = np.where(inside[:, None], A[np.where(inside, s - s0, 0), :R + 1], 0.0).T
@@ -191,6 +199,11 @@ class _Plan:
     @property
     def nbytes(self):
         return self.Tk.nbytes + self.LH.nbytes + self.Wc.nbytes + self.LHc.nbytes
+
+    @property
+    def wide(self):
+        """Whether the plan takes its spreading matrices per window (:func:`_window_spread`)."""
+        return self.P > _P_MAX[self.name]
 
     def spread(self, e):
         """``(W0_hi, S)``: the spreading matrices on all columns, ``W0_hi`` (P, Gs) on the
@@ -213,6 +226,41 @@ class _Plan:
                     _WINDOWS.pop(next(iter(_WINDOWS)))
                 got = _WINDOWS.setdefault(key, got)
         return got
+
+
+def _window_spread(pl, e, s0, nb, w):
+    """``(W0_hi, S)`` of :meth:`_Plan.spread` restricted to ``nb`` bins and ``w`` columns
+    whose first bin sits ``s0`` grid steps below the first column: entry ``(j, c)`` is
+    the table at offset ``s0 + c - j`` (the matrices are Toeplitz in column minus bin).
+    Kept per ``(family, e, s0)`` at the largest extents asked for (views of them are
+    returned), in the byte-bounded cache of :meth:`_Plan.spread`; the entries are the
+    same numbers as the full plan's, so a row's sums do not depend on the path."""
+    key = (pl.name, "window", e, s0)
+    R1 = pl.R + 1
+    got = _WINDOWS.get(key)
+    if got is None or got[0].shape[0] < nb or got[0].shape[1] < w:
+        NB, WB = (nb, w) if got is None else (max(nb, got[0].shape[0]), max(w, got[0].shape[1]))
+        H = _SPECS[pl.name].H
+        s = np.arange(s0 - (NB - 1), s0 + WB)           # offsets column minus bin, ascending
+        cache = pl.kcache
+        c0, A, _ = cache.get(int(s[0]))
+        inside = s <= cache.s_hi
+        Tk = np.where(inside[:, None], A[np.where(inside, s - c0, 0), :R1], 0.0).T
+        Tk[1:] *= ((-H) ** np.arange(1, R1))[:, None]
+        W = sliding_window_view(Tk, WB, axis=-1)[:, ::-1, :]      # (R + 1, NB, WB): W[r, j, c]
+        hi = np.rint(W[0] * 2.0 ** e) * 2.0 ** -e
+        S = np.empty((NB, R1, WB))
+        np.subtract(W[0], hi, out=S[:, 0])
+        S[:, 1:] = W[1:].transpose(1, 0, 2)
+        got = (hi, S.reshape(-1, WB))
+        size = hi.nbytes + S.nbytes
+        with _PLANS_LOCK:
+            _WINDOWS.pop(key, None)
+            while _WINDOWS and sum(v[0].nbytes + v[1].nbytes for v in _WINDOWS.values()) + size > _WINDOWS_BYTES:
+                _WINDOWS.pop(next(iter(_WINDOWS)))
+            _WINDOWS[key] = got
+    hi, S = got
+    return hi[:nb, :w], S[:nb * R1, :w]
 
 
 def _normal_gamma_rho(t):
@@ -362,11 +410,15 @@ def _log_F(M, pl, n, a, b):
     R1, m, P = M.shape
     # W0_hi on the lattice 2^-e with n max|W0| 2^e <= 2^52: count . W0_hi is exact
     e = int(math.floor(math.log2(2.0 ** 52 / (n * max(pl.W0max, 1.0)))))
-    hi, S = pl.spread(e)
     b0 = max(0, min(P - 1, pl.kL + a - pl.s_hi))
-    out = _matmul_rows(np.ascontiguousarray(M[0, :, b0:]), hi[b0:, a:b], np.empty((m, b - a)))
+    if pl.wide:
+        hi, S = _window_spread(pl, e, pl.kL + a - b0, P - b0, b - a)
+    else:
+        hi, S = pl.spread(e)
+        hi, S = hi[b0:, a:b], S[b0 * R1:, a:b]
+    out = _matmul_rows(np.ascontiguousarray(M[0, :, b0:]), hi, np.empty((m, b - a)))
     rest = np.ascontiguousarray(M[:, :, b0:].transpose(1, 2, 0)).reshape(m, -1)     # (row, (b, r))
-    out += _matmul_rows(rest, S[b0 * R1:, a:b], np.empty((m, b - a)))
+    out += _matmul_rows(rest, S, np.empty((m, b - a)))
     return out
 
 
@@ -515,8 +567,9 @@ def _eval(zr, lo_i, logg, pl, spec):
     return _horner(tab, pts, pl, spec), ok & pts[2]
 
 
-def _prepare(z, fam):
-    """Per-row origins and bin counts: ``(lo_i, P, ok)``."""
+def _prepare(z, fam, wide=False):
+    """Per-row origins and bin counts: ``(lo_i, P, ok)`` (``wide``: rows up to
+    ``_P_WIDE`` bins taken, see there)."""
     spec = _SPECS[fam.name]
     invH = 1.0 / spec.H
     zmin = z.min(axis=1)
@@ -527,7 +580,9 @@ def _prepare(z, fam):
     lo_i = np.floor(zmin * invH).astype(np.int64)
     P = np.rint(zmax * invH).astype(np.int64) - lo_i + 1
     P += (-P) % _PQ
-    ok &= P <= _P_MAX[fam.name]
+    big = P > _P_MAX[fam.name]
+    P[big] += (-P[big]) % _PQ_WIDE
+    ok &= P <= (_P_WIDE[fam.name] if wide else _P_MAX[fam.name])
     return lo_i, P, ok
 
 
@@ -536,11 +591,11 @@ def _vjp_takes(fam, n):
     return n <= _N_MAX or _N_LONG < n <= _N_MAX_VJP[fam.name]
 
 
-def _rows(z, fam, group_fn, *args, takes=True):
+def _rows(z, fam, group_fn, *args, takes=True, wide=False):
     """Run ``group_fn(pl, rows, zr, lo_i, *args) -> (values, good)`` on the rows of
-    each bin count (all declined unless ``takes``)."""
+    each bin count (all declined unless ``takes``; ``wide``: see :func:`_prepare`)."""
     m, n = z.shape
-    lo_i, P, ok = _prepare(z, fam)
+    lo_i, P, ok = _prepare(z, fam, wide)
     ok &= takes
     step = max(1, _BLOCK_ELEMS // n)
     groups = [np.flatnonzero(ok & (P == p)) for p in np.unique(P[ok])]
@@ -591,7 +646,7 @@ def rows_log_probs(z, fam):
     False (declined by a check, or longer than ``_N_MAX`` or wider than ``_P_MAX``
     bins: the per-row engine's) hold NaN.  A row's result depends on that row only.
     """
-    return _rows(z, fam, _log_probs_group, takes=z.shape[1] <= _N_MAX)
+    return _rows(z, fam, _log_probs_group, takes=z.shape[1] <= _N_MAX, wide=True)
 
 
 def _onehot_group(pl, rows, zr, lo_i, y):
@@ -640,7 +695,7 @@ def rows_onehot_log_vjp(z, y, fam):
     ``z`` (m, n) and indices ``y`` (m,) (the VJP of ``log p`` with the cotangent
     ``e_y``; multiply by ``c_y``).  Off the diagonal ``-g_y(z_k) / g(z_y)``, on it
     the sum of those terms with the opposite sign (module doc)."""
-    return _rows(z, fam, _onehot_group, np.asarray(y), takes=_vjp_takes(fam, z.shape[1]))
+    return _rows(z, fam, _onehot_group, np.asarray(y), takes=_vjp_takes(fam, z.shape[1]), wide=True)
 
 
 _MEDIAN_SORT = 4096     # a row's candidates for the weighted median are sorted below this many
