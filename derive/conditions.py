@@ -18,13 +18,14 @@ A condition that fails raises :class:`~derive.derivation.DerivationError`
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 import mpmath
 import sympy as sp
 
 from .derivation import DerivationError, WORK_DPS
 
-__all__ = ["check_conditions", "check_conditions_symbolic_n", "CONDITION_NAMES"]
+__all__ = ["check_conditions", "check_conditions_symbolic_n", "CONDITION_NAMES", "evaluate_dag"]
 
 CONDITION_NAMES = {
     1: "1. $p_i \\geq 0$",
@@ -135,10 +136,85 @@ def _numeric_symbolic_n(p, mu, i, n, points, seed):
 # ---------------------------------------------------------------------------
 
 
+def evaluate_dag(expr, env, *, exact=False):
+    """The value of ``expr`` at ``env`` (symbol -> number), each distinct subexpression computed once.
+
+    For the closed forms of the piecewise routes: sums of products of
+    polynomials and exponentials whose limits ``max``/``min`` of the scores
+    recur in every factor (hundreds of occurrences of a few distinct
+    subexpressions per piece).  ``lambdify`` prints and compiles every
+    occurrence; this walks the expression once per distinct node.
+    ``exact=True`` computes in exact rationals (``Fraction``; ``env`` rational)
+    and raises ``ValueError`` at anything irrational (an exponential); else
+    mpmath at the working precision.  Nodes other than numbers, symbols,
+    ``+``, ``*``, powers, ``exp``, ``Max``, ``Min`` raise ``TypeError``.
+
+    >>> x, y = sp.symbols("x y")
+    >>> evaluate_dag(sp.Max(x, y) ** 2 / 3 - x, {x: Fraction(1, 2), y: 2}, exact=True)
+    Fraction(5, 6)
+    """
+    memo = {}
+
+    def num(e):
+        if e.is_Rational:
+            return Fraction(int(e.p), int(e.q)) if exact else mpmath.mpf(int(e.p)) / int(e.q)
+        if exact:
+            raise ValueError(f"{e} is not rational")
+        return mpmath.mpf(sp.Float(e.evalf(mpmath.mp.dps + 5), mpmath.mp.dps + 5)._mpf_)
+
+    def go(e):
+        if e in memo:
+            return memo[e]
+        if e.is_Symbol:
+            v = env[e]
+        elif e.is_number and not e.args or e.is_Rational:
+            v = num(e)
+        elif e.is_Add:
+            v = sum((go(a) for a in e.args[1:]), go(e.args[0]))
+        elif e.is_Mul:
+            v = go(e.args[0])
+            for a in e.args[1:]:
+                v = v * go(a)
+        elif e.is_Pow and e.exp.is_Integer:
+            v = go(e.base) ** int(e.exp)
+        elif isinstance(e, sp.exp):
+            if exact:
+                raise ValueError(f"{e} is not rational")
+            v = mpmath.exp(go(e.args[0]))
+        elif isinstance(e, sp.Max):
+            v = max(go(a) for a in e.args)
+        elif isinstance(e, sp.Min):
+            v = min(go(a) for a in e.args)
+        elif e.is_number:
+            v = num(e)
+        else:
+            raise TypeError(f"evaluate_dag: unsupported node {type(e).__name__}")
+        memo[e] = v
+        return v
+
+    return go(expr)
+
+
 def _lambdify_all(exprs, symbols):
+    """Callables of the closed forms: :func:`evaluate_dag` for Max/Min forms, else ``lambdify`` (mpmath)."""
     from .special import owens_t_mp
 
-    return [sp.lambdify(symbols, e, modules=[{"OwenT": owens_t_mp}, "mpmath"]) for e in exprs]
+    def dag(e):
+        def f(*vals):
+            return evaluate_dag(e, dict(zip(symbols, vals)))
+        return f
+
+    out = []
+    for e in exprs:
+        if e.has(sp.Max, sp.Min) and not e.has(sp.Piecewise):
+            try:
+                evaluate_dag(e, {s: mpmath.mpf(k + 1) / 7 for k, s in enumerate(symbols)})
+                out.append(dag(e))
+                continue
+            except TypeError:
+                pass
+        out.append(sp.lambdify(symbols, e, modules=[{"OwenT": owens_t_mp}, "mpmath"]))
+    return out
 
 
 def check_conditions(closed_form, symbols, *, bounded_support=False, spread=3.0, points: int = 20,

@@ -30,7 +30,7 @@ import sympy as sp
 from .derivation import (Card, ElementarySymmetric, ExpSegment, InSum, MaxOver, ProductExcept, SubsetSum,
                          product_except, sum_except)
 
-__all__ = ["continue_general"]
+__all__ = ["continue_general", "free_forms", "Breakpoint"]
 
 _U = sp.Symbol("u", positive=True)
 _X = sp.Symbol("x", real=True)
@@ -70,6 +70,26 @@ def _confirmed(fam, cdf, pdf) -> bool:
     return True
 
 
+def free_forms(fam):
+    """``(cdf, pdf)`` of the registry family ``fam`` (scale 1) as Lambdas without Piecewise, or None.
+
+    Exponential, uniform and Laplace are written with sign / Min / Max / Abs (a
+    Piecewise in a symbolic-n Product is folded wrongly, see :func:`_confirmed`), the
+    others as the family writes them; each is confirmed against the family at 30 digits.
+    """
+    y = sp.Symbol("y", real=True)
+    forms = {
+        "exponential": ((1 - sp.exp(-y)) * (1 + sp.sign(y)) / 2, sp.exp(-y) * (1 + sp.sign(y)) / 2),
+        "uniform": (sp.Min(1, sp.Max(0, y)), (sp.sign(y) - sp.sign(y - 1)) / 2),
+        "laplace": (sp.Rational(1, 2) + sp.sign(y) * (1 - sp.exp(-sp.Abs(y))) / 2, sp.exp(-sp.Abs(y)) / 2),
+    }
+    cdf, pdf = forms.get(fam.name, (fam.cdf(y), fam.pdf(y)))
+    if cdf.has(sp.Piecewise) or pdf.has(sp.Piecewise):
+        return None
+    cdf, pdf = sp.Lambda(y, cdf), sp.Lambda(y, pdf)
+    return (cdf, pdf) if _confirmed(fam, cdf, pdf) else None
+
+
 def _x_form(d, sm, cdf, pdf, family_text):
     """Append the family's CDF and density (``family_text``) and the substitution ``x = mu_i + eps``."""
     n, i, j, mu, eps = sm.n, sm.i, sm.j, sm.mu, sm.eps
@@ -102,11 +122,10 @@ def _adopt(d, new, reason):
 def _exponential(d, sm, fam):
     n, i, j, mu = sm.n, sm.i, sm.j, sm.mu
     M = sp.Symbol("M", real=True)
-    y = sp.Symbol("y", real=True)
-    cdf = sp.Lambda(y, (1 - sp.exp(-y)) * (1 + sp.sign(y)) / 2)
-    pdf = sp.Lambda(y, sp.exp(-y) * (1 + sp.sign(y)) / 2)
-    if not _confirmed(fam, cdf, pdf):
+    forms = free_forms(fam)
+    if forms is None:
         return False
+    cdf, pdf = forms
     d.definitions[M] = MaxOver(mu[j], j, n)
     d.steps[1:] = []
     _x_form(d, sm, cdf, pdf, "exponential noise: $\\Phi(x)=1-e^{-x}$, $\\phi(x)=e^{-x}$ for $x>0$, both 0 below "
@@ -145,18 +164,21 @@ def _sorted_sampler(sm, gap=0.8):
 class Breakpoint(sp.Function):
     """``b_q`` (``Breakpoint(q, n, i)``): where the uniform CDF factor of the q-th score reaches 1, clamped
     to the range ``[mu_1, mu_i + 1]`` of the integrand, ``max(mu_1, min(mu_i + 1, mu_q + 1))``;
-    ``b_{n+1} = mu_1``.  Printed ``b_q``; its value appears once ``q``, ``n`` and ``i`` are integers."""
+    ``b_{n+1} = mu_1``.  Printed ``b_q``; its value appears once ``q``, ``n`` and ``i`` are integers.
+    ``Breakpoint(q, n, i, a)`` is the same at the scores ``a mu`` (a location-scale image of the
+    uniform): ``max(a mu_1, min(a mu_i + 1, a mu_q + 1))``."""
 
-    nargs = 3
+    nargs = (3, 4)
 
     @classmethod
-    def eval(cls, q, n, i):
+    def eval(cls, q, n, i, a=None):
         if not (q.is_Integer and n.is_Integer and i.is_Integer):
             return None
         from .softmax import SYMBOLS
 
+        s = 1 if a is None else a
         mu = SYMBOLS["mu"]
-        return mu[1] if q == n + 1 else sp.Max(mu[1], sp.Min(mu[i] + 1, mu[q] + 1))
+        return s * mu[1] if q == n + 1 else sp.Max(s * mu[1], sp.Min(s * mu[i] + 1, s * mu[q] + 1))
 
     def _latex(self, printer, exp=None):
         out = "b_{%s}" % printer._print(self.args[0])
@@ -182,11 +204,10 @@ def _uniform(d, sm, fam):
     n, i, j, mu = sm.n, sm.i, sm.j, sm.mu
     k = sp.Symbol("k", integer=True, positive=True)
     m = sp.Symbol("m", integer=True, nonnegative=True)
-    y = sp.Symbol("y", real=True)
-    cdf = sp.Lambda(y, sp.Min(1, sp.Max(0, y)))
-    pdf = sp.Lambda(y, (sp.sign(y) - sp.sign(y - 1)) / 2)
-    if not _confirmed(fam, cdf, pdf):
+    forms = free_forms(fam)
+    if forms is None:
         return False
+    cdf, pdf = forms
     new = _sorted_chain(d, sm, 0.8)
     _x_form(new, sm, cdf, pdf, "uniform noise: $\\Phi(x)=\\min(1,\\max(0,x))$, $\\phi(x)=1$ on $(0,1)$, 0 outside")
     top = sp.Max(mu[1], mu[i] + 1)
@@ -235,11 +256,10 @@ def _laplace(d, sm, fam):
     n, i, j, mu = sm.n, sm.i, sm.j, sm.mu
     k = sp.Symbol("k", integer=True, nonnegative=True)
     r = sp.Symbol("r", integer=True, nonnegative=True)
-    y = sp.Symbol("y", real=True)
-    cdf = sp.Lambda(y, sp.Rational(1, 2) + sp.sign(y) * (1 - sp.exp(-sp.Abs(y))) / 2)
-    pdf = sp.Lambda(y, sp.exp(-sp.Abs(y)) / 2)
-    if not _confirmed(fam, cdf, pdf):
+    forms = free_forms(fam)
+    if forms is None:
         return False
+    cdf, pdf = forms
     new = _sorted_chain(d, sm, 1.5)
     _x_form(new, sm, cdf, pdf, "Laplace noise: $\\Phi(x)=\\tfrac12+\\tfrac12\\operatorname{sign}(x)(1-e^{-|x|})$, "
             "$\\phi(x)=e^{-|x|}/2$")

@@ -171,40 +171,75 @@ def reduce_derivation(fam, n, name, a, b, why):
     return d
 
 
+def at_scaled_scores(expr, mu, a):
+    """``expr`` (written with the scores ``mu[k]``) at the scores ``a mu``: every ``mu[k]`` -> ``a mu[k]``
+    (the uniform's breakpoints ``b_q`` carry the factor as their fourth argument)."""
+    from ..general_n import Breakpoint
+
+    e = expr.replace(lambda t: isinstance(t, sp.Indexed) and t.base == mu, lambda t: a * t)
+    return e.replace(lambda t: isinstance(t, Breakpoint),
+                     lambda t: Breakpoint(*t.args[:3], a * (t.args[3] if len(t.args) > 3 else 1)))
+
+
 def reduce_general(fam, name, a, b, why):
-    """Symbolic n: ``p(mu; F) = p(a mu; G)`` with G's symbolic-n result (softmax for G = gumbel)."""
+    """Symbolic n: ``p(mu; F) = p(a mu; G)``, G's symbolic-n derivation carried over as one step.
+
+    The chain: (eq:pi) with abstract ``Phi``, ``phi``; F written as ``G(a x + b)`` (G's CDF
+    and density without Piecewise, :func:`derive.general_n.free_forms`, confirmed against
+    F at 30 digits); the substitution ``t = a eps + b``; then G's symbolic-n result at the
+    scores ``a mu`` (:func:`derive.derive` ``(G, "general")``, every step of it verified),
+    checked against the previous line at random n, i and scores.
+    """
     from .. import closed
     from .. import softmax as sm
     from ..derivation import Derivation, product_except
     from ..families import family
+    from ..general_n import _confirmed, free_forms
 
     G = family(name)
     n, i, j, mu, eps, t = sm.n, sm.i, sm.j, sm.mu, sm.eps, sm.t
-    start = sp.Integral(fam.pdf(eps) * product_except(fam.cdf(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo))
+    base = closed.derive(name, "general")
+    start = sp.Integral(sm.phi(eps) * product_except(sm.Phi(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo))
+
     def sampler(rng):
-        # a*mu in [-3, 3] (see reduce_derivation)
-        env = sm._sampler(rng)
-        return {k: (v / a if isinstance(k, sp.Indexed) and a > 1 else v) for k, v in env.items()}
+        # G's points (sorted scores where G's result needs them) at mu = nu / a: a mu lies where G was checked
+        env = (base.sampler or sm._sampler)(rng)
+        return {k: (v / a if isinstance(k, sp.Indexed) and k.base == mu else v) for k, v in env.items()}
 
     d = Derivation(sm.p_i, start, f"(eq:pi) for symbolic n with {fam.name} noise", title=f"{fam.name}, symbolic n",
                    sampler=sampler, points=3)
-    d.step(sp.Integral(G.pdf(t) * product_except(G.cdf(t + a * mu[i] - a * mu[j]), j, i, n), (t, -sp.oo, sp.oo)),
-           f"{why}: $F(x)=G({sp.latex(a * sp.Symbol('x') + b)})$ ({name}); substitute $t={sp.latex(a * eps + b)}$",
-           checks=("numeric",), substitution=(eps, t, a * eps + b))
     d.symbols = (mu,)
     d.closed_form = None
-    d.extra.update(reduced_to=name, a=a, b=b)
-    if name == "gumbel":
-        d.step(sp.exp(a * mu[i]) / sp.Sum(sp.exp(a * mu[j]), (j, 1, n)),
-               f"the Gumbel derivation (derive.softmax_derivation()) at the scores ${sp.latex(a)}\\mu$: softmax",
-               checks=("numeric",))
-        d.status = "closed"
-        d.reason = (f"max-stable (Gumbel type): softmax of ${sp.latex(a)}\\mu$ for every n, "
-                    "by the symbolic-n Gumbel derivation.")
+    d.extra.update(reduced_to=name, a=a, b=b, base=base)
+    forms = free_forms(G)
+    y = sp.Symbol("y", real=True)
+    ax_b = sp.latex(a * sp.Symbol("x") + b)
+    if forms is not None:
+        cdf_g, pdf_g = forms
+        cdf_f, pdf_f = sp.Lambda(y, cdf_g(a * y + b)), sp.Lambda(y, a * pdf_g(a * y + b))
+        if _confirmed(fam, cdf_f, pdf_f):
+            d.step(sp.Integral(pdf_f(eps) * product_except(cdf_f(mu[i] - mu[j] + eps), j, i, n), (eps, -sp.oo, sp.oo)),
+                   f"{why}: $F(x)=G({ax_b})$ with $G$ the standard {name} CDF, $\\phi_F(x)={sp.latex(a)}\\,g({ax_b})$",
+                   subs=lambda e: e.replace(sm.Phi, cdf_f).replace(sm.phi, pdf_f), checks=("identical", "simplify"))
+            d.step(sp.Integral(pdf_g(t) * product_except(cdf_g(t + a * mu[i] - a * mu[j]), j, i, n),
+                               (t, -sp.oo, sp.oo)),
+                   f"substitute $t={sp.latex(a * eps + b)}$: (eq:pi) for {name} noise at the scores "
+                   f"${sp.latex(a)}\\mu$ (the location drops out)", checks=("numeric",),
+                   substitution=(eps, t, a * eps + b))
+    if base.status == "none" or len(d.steps) < 3 or base.result.has(sp.Integral):
+        d.status = "none"
+        d.reason = (f"location-scale of the {name} family ($p(\\mu;F)=p({sp.latex(a)}\\mu;\\,\\mathrm{{{name}}})$): "
+                    + (base.reason if base.status == "none" else
+                       f"{name} has a symbolic-n result but its CDF could not be written without Piecewise."))
         return d
-    base = closed.derive(name, "general")
+    d.definitions.update({k: at_scaled_scores(v, mu, a) for k, v in base.definitions.items()})
+    d.step(at_scaled_scores(base.result, mu, a),
+           f"the symbolic-n {name} derivation (derive('{name}', 'general'), {len(base.steps) - 1} verified steps) "
+           f"at the scores ${sp.latex(a)}\\mu$", checks=("numeric",))
     d.status = base.status
-    d.reason = f"location-scale of the {name} family ($p(\\mu;F)=p({sp.latex(a)}\\mu;\\,\\mathrm{{{name}}})$): {base.reason}"
+    d.assumptions = base.assumptions
+    d.reason = (f"location-scale of the {name} family: $p(\\mu;F)=p({sp.latex(a)}\\mu;\\,\\mathrm{{{name}}})$ for "
+                f"every n, by {name}'s symbolic-n derivation: " + base.reason)
     return d
 
 

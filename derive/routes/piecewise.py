@@ -31,6 +31,7 @@ case split) and is exact at rational ``mu``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import sympy as sp
@@ -193,25 +194,93 @@ def _product_terms(factors):
     return out
 
 
-def _swap(e, rep):
-    """``e.xreplace(rep)`` keeping Max / Min unevaluated (sympy's pairwise simplification of
-    Max / Min of k symbolic arguments costs O(k^2) comparisons per rebuilt node)."""
-    if e in rep:
-        return rep[e]
-    if not e.args:
-        return e
-    args = [_swap(a, rep) for a in e.args]
-    if isinstance(e, (sp.Max, sp.Min)):
-        return e.func(*args, evaluate=False)
-    return e.func(*args)
+class Max(sp.Max):
+    """``Max`` that stays unevaluated until every argument is a number.
+
+    sympy's ``Max`` of k symbolic arguments compares them pairwise whenever it
+    is rebuilt (``subs`` rebuilds it once per substituted symbol): O(k^2)
+    undecidable comparisons per node.  The limits here are maxima of
+    ``mu_j + b_k``, which sympy cannot order anyway; at numbers ``Max``
+    evaluates as usual.  The arguments keep the order they are given in
+    (deterministic: the order the pieces are enumerated).  Named ``Max`` so that
+    every printer (str, LaTeX, lambdify) treats it as sympy's.
+    """
+
+    def __new__(cls, *args, **options):
+        args = [sp.sympify(a) for a in args]
+        if options.pop("evaluate", True) and all(a.is_number for a in args):
+            return cls.__base__(*args)
+        obj = sp.Expr.__new__(cls, *args)
+        obj._argset = frozenset(args)
+        return obj
+
+
+class Min(sp.Min):
+    """``Min`` counterpart of :class:`Max`."""
+
+    __new__ = Max.__new__
+
+
+def relabel(expr, rep):
+    """``expr.xreplace(rep)`` with each distinct subexpression rebuilt once.
+
+    The Newton-Cotes forms repeat their limits ``L``, ``U`` in every factor of
+    every node (hundreds of occurrences per piece, a handful of distinct
+    subexpressions); ``xreplace`` rebuilds every occurrence, this rebuilds every
+    distinct node once (a memo keyed by the node).
+    """
+    memo = dict(rep)
+
+    def go(e):
+        out = memo.get(e)
+        if out is None:
+            out = e.func(*[go(a) for a in e.args]) if e.args else e
+            memo[e] = out
+        return out
+
+    return go(expr)
 
 
 def _max(args):
-    return args[0] if len(args) == 1 else sp.Max(*args, evaluate=False)
+    return args[0] if len(args) == 1 else Max(*args)
 
 
 def _min(args):
-    return args[0] if len(args) == 1 else sp.Min(*args, evaluate=False)
+    return args[0] if len(args) == 1 else Min(*args)
+
+
+@functools.lru_cache(maxsize=None)
+def newton_cotes(d):
+    """Weights ``w_0..w_d`` (exact rationals) of the closed (d+1)-point Newton-Cotes rule on [0, 1].
+
+    ``Int_0^1 g = sum_k w_k g(k/d)`` for every polynomial ``g`` of degree <= d: the
+    weights solve ``sum_k w_k (k/d)^m = 1/(m+1)``, m = 0..d (an interpolatory rule).
+
+    >>> newton_cotes(2)
+    (1/6, 2/3, 1/6)
+    """
+    if d == 0:
+        return (sp.Integer(1),)
+    nodes = [sp.Rational(k, d) for k in range(d + 1)]
+    V = sp.Matrix([[t**m for t in nodes] for m in range(d + 1)])
+    rhs = sp.Matrix([sp.Rational(1, m + 1) for m in range(d + 1)])
+    return tuple(V.LUsolve(rhs))
+
+
+def _polynomial_integral(polys, L, U):
+    """``Int_L^U prod_k P_k(x) dx`` exactly, the product kept unexpanded.
+
+    ``polys`` are ``(P, degree)`` with ``P`` a one-argument Lambda.  With
+    ``D = sum of the degrees`` the closed (D+1)-point Newton-Cotes rule is exact:
+    ``(U - L) sum_k w_k prod P(L + k (U - L)/D)``.  Expanding the product instead
+    gives hundreds of monomials in the scores per piece at n = 5 (a triangular
+    piece: 810); here the size is ``(D + 1) n`` small factors.
+    """
+    D = sum(deg for _, deg in polys)
+    w = newton_cotes(D)
+    h = U - L
+    nodes = [L] + [L + sp.Rational(k, D) * h for k in range(1, D + 1)]
+    return h * sp.Add(*[wk * sp.Mul(*[P(t) for P, _ in polys]) for wk, t in zip(w, nodes)])
 
 
 def attempt(fam, n):
@@ -237,34 +306,44 @@ def attempt(fam, n):
         return NotApplicable(NAME, f"{count} piece combinations at n = {n} (limit {MAX_COMBINATIONS})")
     d = closed._new(fam, syms)
     closed._to_x_form(d, syms[0])
-    # each piece shifted to each score once; a pick multiplies n of them
-    shifted = [[(lo + m if lo.is_finite else lo, hi + m if hi.is_finite else hi, f.subs(x, x - m), _shifted(t, m))
-                for lo, hi, f, t in (dens if j == 0 else cdfs)] for j, m in enumerate(syms)]
+    y = sp.Dummy("y")
+    # each piece shifted to each score once: (lo, hi, exp-poly term table, degree or None, Lambda)
+    shifted = []
+    for j, m in enumerate(syms):
+        row = []
+        for lo, hi, f, t in (dens if j == 0 else cdfs):
+            poly = all(lam == 0 for _, _, lam in t)
+            row.append((lo + m if lo.is_finite else lo, hi + m if hi.is_finite else hi, _shifted(t, m),
+                        max(k for _, k, _ in t) if poly else None, sp.Lambda(y, f.subs(x, y - m)), f.subs(x, x - m)))
+        shifted.append(row)
     cache = {}
     parts, values = [], []
     for pick in itertools.product(*shifted):
-        lows = [lo for lo, _, _, _ in pick if lo.is_finite]
-        highs = [hi for _, hi, _, _ in pick if hi.is_finite]
+        lows = [lo for lo, _, _, _, _, _ in pick if lo.is_finite]
+        highs = [hi for _, hi, _, _, _, _ in pick if hi.is_finite]
         L = _max(lows) if lows else -sp.oo
         U = _min(highs) if highs else sp.oo
         if L.is_finite and U.is_finite:
-            U = sp.Max(L, U, evaluate=False)
-        terms = _product_terms([t for _, _, _, t in pick])
-        if not terms:
+            U = Max(L, U)
+        parts.append(sp.Integral(sp.Mul(*[f for _, _, _, _, _, f in pick]), (x, L, U)))
+        if L.is_finite and U.is_finite and all(deg is not None for _, _, _, deg, _, _ in pick):
+            values.append(_polynomial_integral([(P, deg) for _, _, _, deg, P, _ in pick], L, U))
             continue
-        parts.append(sp.Integral(sp.Mul(*[f for _, _, f, _ in pick]), (x, L, U)))
+        terms = _product_terms([t for _, _, t, _, _, _ in pick])
         try:
             values.append(_integral(terms, x, L, U, cache))
         except ValueError as exc:
             return NotApplicable(NAME, f"{exc} (the pieces do not give an integrable product)")
     d.step(sp.Add(*parts), "split the line at every $\\mu_j+b_k$ ($b_k$ the kinks of $F$): on each "
-           "intersection of pieces the integrand is a product of sums of $x^m e^{\\lambda x}$ "
-           "(an empty intersection has $\\max(L,U)=L$)", checks=("pointwise", "numeric"))
+           "intersection $[L, U]$ of pieces ($L$ the largest lower end, $U$ the smallest upper end) the "
+           "integrand is a product of sums of $x^m e^{\\lambda x}$; an empty intersection has $\\max(L,U)=L$",
+           checks=("pointwise", "numeric"))
     value = sp.Add(*values)
-    d.step(value, "integrate each piece (sympy antiderivatives of $x^m e^{\\lambda x}$, termwise)",
-           checks=("numeric",))
+    d.step(value, "integrate each piece: a product of polynomials of total degree $D$ by the $(D+1)$-point "
+           "Newton-Cotes rule (exact for degree $\\leq D$, the product left unexpanded), products with "
+           "exponentials termwise ($\\int x^m e^{\\lambda x}dx$ by sympy)", checks=("numeric",))
     d.symbols = syms
-    d.closed_form = [value] + [_swap(value, {syms[0]: m, m: syms[0]}) for m in syms[1:]]
+    d.closed_form = [value] + [relabel(value, {syms[0]: m, m: syms[0]}) for m in syms[1:]]
     d.status = "closed"
     d.extra["pieces"] = len(parts)
     d.reason = (f"piecewise exponential-polynomial CDF ({len(pieces)} pieces): exact, one formula for every "
