@@ -68,6 +68,8 @@ import math
 
 import numpy as np
 
+from ._exp import exp_terms
+
 __all__ = ["log_probs_rows", "probs_vjp_rows"]
 
 _N_EXACT = 32          # Gauss points per panel for rows with M > 2 N_EXACT
@@ -165,14 +167,17 @@ class _Rows:
             self.lw = np.log(np.where(live, h, 0.0)[:, :, None] * w).reshape(m, -1)
         # nodes of empty panels (padding) use no group (T = +inf) and weight 0
         livep = np.repeat(live, N, axis=1)
-        self.T = np.where(livep[:, None, :], self.table(self.node_m, self.s, self.tau), np.inf)
-        lG = _over_groups(gw, np.where(self.T == np.inf, 0.0, self.T))
+        T, sat = self._logs(self.node_m, self.s, self.tau)
+        sat |= ~livep[:, None, :]
+        np.copyto(T, 0.0, where=sat)
+        lG = _over_groups(gw, T)
+        np.copyto(T, np.inf, where=sat)
+        self.T, self.sat = T, sat          # sat: no integrand of J at the node
         self.lwG = np.where(livep, self.lw + lG, -np.inf)
 
-    def table(self, pm, s, tau):
-        """``log(s + d_J)`` for every group ``J`` at points ``(m, s, tau)`` (m, K, P);
-        ``+inf`` where ``J`` is saturated (``J > m``: its factor is 1 and its
-        integrand 0)."""
+    def _logs(self, pm, s, tau):
+        """``log(s + d_J)`` for every group ``J`` at points ``(m, s, tau)`` (m, K, P),
+        and where ``J`` is saturated (``J > m``: its factor is 1, its integrand 0)."""
         gd = self.gd
         dm = np.take_along_axis(gd, pm, axis=1)
         z = tau[:, None, :] + (dm[:, None, :] - gd[:, :, None])
@@ -180,7 +185,12 @@ class _Rows:
             out = np.log(s[:, None, :] + gd[:, :, None])
             np.negative(z, out=z)
             np.log1p(z, out=out, where=z >= -0.5)
-        out[np.arange(self.K)[None, :, None] > pm[:, None, :]] = np.inf
+        return out, np.arange(self.K)[None, :, None] > pm[:, None, :]
+
+    def table(self, pm, s, tau):
+        """:meth:`_logs` with ``+inf`` where ``J`` is saturated."""
+        out, sat = self._logs(pm, s, tau)
+        np.copyto(out, np.inf, where=sat)
         return out
 
     def log_g(self, pm, s, tau, wts=None):
@@ -256,10 +266,18 @@ def _seq(a, axis):
 
 
 def _node_sum(a, N):
-    """Sum over the last axis (nodes, ``N`` per panel): each panel's ``N`` values by
-    numpy's fixed-length reduction, then the panels in order (padding panels: zeros)."""
+    """Sum over the last axis (nodes, ``N`` per panel): each panel's ``N`` values
+    (short panels: in node order, by strided adds -- numpy's reduction over a
+    length-``N`` axis costs a call per panel; longer ones: numpy's fixed-length
+    reduction), then the panels in order (padding panels: zeros)."""
     sh = a.shape
-    return _seq(a.reshape(sh[:-1] + (sh[-1] // N, N)).sum(axis=-1), -1)
+    v = a.reshape(sh[:-1] + (sh[-1] // N, N))
+    if N > 8:
+        return _seq(v.sum(axis=-1), -1)
+    t = v[..., 0].copy()
+    for j in range(1, N):
+        t += v[..., j]
+    return _seq(t, -1)
 
 
 def _over_groups(w, T):
@@ -271,11 +289,16 @@ def _over_groups(w, T):
 
 
 def _lse(a, N):
-    """``log sum exp`` over the last axis (nodes, ``N`` per panel)."""
+    """``log sum exp`` over the last axis (nodes, ``N`` per panel); ``-inf`` where every
+    term is.  The terms are floored at ``e^-700`` of the largest (numeric._exp: what
+    that adds is below 1e-300 of the sum, and ``exp`` avoids its slow path for
+    results that underflow)."""
     mx = np.max(a, axis=-1, keepdims=True)
+    fin = np.isfinite(mx[..., 0])
     mx = np.where(np.isfinite(mx), mx, 0.0)
     with np.errstate(divide="ignore", under="ignore"):
-        return np.log(_node_sum(np.exp(a - mx), N)) + mx[..., 0]
+        out = np.log(_node_sum(exp_terms(a - mx), N)) + mx[..., 0]
+    return np.where(fin, out, -np.inf)
 
 
 def _blocks(y):
@@ -380,7 +403,8 @@ def _vjp_block(R, lp, ge, gid, valid, log):
     inc[lone, 0] = 0.0
     lh = -R.T                                               # log h_J at the nodes, -inf off
     with np.errstate(under="ignore", over="ignore", invalid="ignore", divide="ignore"):
-        H = np.exp(lh)
+        H = np.zeros_like(lh)                               # (exp(-inf) is slow: not asked)
+        np.exp(lh, out=H, where=~R.sat)
         wG = np.exp(R.lwG)
         S = _over_groups(R.gw, H)
         if log:
