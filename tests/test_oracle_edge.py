@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -237,9 +239,32 @@ def _loser_log_ref(family, D):
     raise AssertionError(family)
 
 
+def _log_probs_and_probs(mu, family, dps, **params):
+    """``(oracle.log_probs(...), oracle.probs(...))`` of one input from one integration.
+
+    Both public functions round the same unrounded result of the oracle's
+    ``compute`` (the integrals: all of the cost at these spreads); it is run once
+    and handed to the second call, so each function's own post-processing (log1p
+    of the rest for the winner, log of the loser, the final rounding) is still
+    what the caller checks."""
+    memo = {}
+
+    def once(mu_fracs, fam, dps_):
+        key = (tuple(mu_fracs), repr(fam), dps_)
+        if key not in memo:
+            memo[key] = real(mu_fracs, fam, dps_)
+        return list(memo[key])
+
+    real = oracle.compute
+    with mock.patch.object(oracle, "compute", once):
+        lp = oracle.log_probs(mu, family, dps=dps, **params)
+        p = oracle.probs(mu, family, dps=dps, **params)
+    assert len(memo) == 1, "the two calls integrated different problems"
+    return lp, p
+
+
 def _check_pair(family, D, dps=20, **params):
-    lp = oracle.log_probs([D, 0.0], family, dps=dps, **params)
-    p = oracle.probs([D, 0.0], family, dps=dps, **params)
+    lp, p = _log_probs_and_probs([D, 0.0], family, dps, **params)
     Dm = mp.mpf(D)
     with mp.workdps(int(2 * mp.log10(Dm)) + 3 * dps + 40):
         ref = _loser_log_ref(family, Dm)
@@ -309,8 +334,7 @@ def test_huge_spread_three_light_tails(family, D):
     # mu = (D, 0, -D): the middle class wins iff it beats the top by D and the
     # bottom does not beat it by D; the latter fails with relative probability
     # ~ exp(-D) (light tails), so p_mid equals the loser of two to all digits.
-    lp = oracle.log_probs([D, 0.0, -D], family, dps=20)
-    p = oracle.probs([D, 0.0, -D], family, dps=20)
+    lp, p = _log_probs_and_probs([D, 0.0, -D], family, 20)
     assert p[2] > 0 and abs(mp.fsum(p) - 1) <= mp.mpf(10) ** -17
     with mp.workdps(int(2 * mp.log10(D)) + 80):
         ref = _loser_log_ref(family, mp.mpf(D))
