@@ -13,10 +13,13 @@ evaluated at the scores.  Here the same three steps run on many rows at once:
 * rows are grouped by their bin count ``P`` (rounded up to a multiple of
   ``_PQ``).  The grid, the nodes and every table then depend on ``P`` only, in
   coordinates relative to the row's own origin ``lo`` (a multiple of ``H``), so
-  a group shares them: the Toeplitz matrix of the spreading
-  ``W[(r, b), k] = a_r((k - b) H) (-H)^r`` and the matrix
-  ``log h((k - l) H)`` of the node integrals are built once per ``P``.
-* ``log F`` on the integration rows is one matrix product ``M W`` per group.
+  a group shares them: the matrix ``log h((k - l) H)`` of the node integrals
+  is built once per ``P``; the Toeplitz matrices of the spreading
+  ``W[(r, b), k] = a_r((k - b) H) (-H)^r`` depend on ``k - b`` only and are
+  shared by every window (:func:`_window_spread`).
+* ``log F`` on the integration rows (each row's window: its integrands live
+  near its top scores, and bins more than the tables' cut below the window add
+  nothing) is one matrix product ``M W`` per group of rows with one window.
   The bulk ``r = 0`` term ``sum_b count_b log Phi((k - b) H)`` is split as
   ``W0 = W0_hi + W0_lo`` with ``W0_hi`` on the lattice ``2^-e`` chosen so that
   ``n max|W0| 2^e <= 2^52``: every product and partial sum of
@@ -37,6 +40,10 @@ evaluated at the scores.  Here the same three steps run on many rows at once:
   squaring when the step halves), so the full rule is then good to ``1e-16``.
   A row failing any check is declined (``ok`` False) and the caller sends it
   to the per-row engine, which refines narrow integrands on local grids.
+  For ``log p`` and the one-hot VJP the node sums are matrix products of
+  exponentially tilted factors (:func:`_node_products`: positive terms scaled
+  to at most 1, no ``exp`` per node and column); the dense VJP's ``T2``
+  integrands need not be log-concave and keep the log-space rule.
 * The interpolation at the scores reads row-wise tables built by
   :func:`numeric._fast._fine_tables` on all rows at once; rows whose node values
   fail the per-row engine's interpolation-error estimate (``_interp_error``: blocks
@@ -103,16 +110,15 @@ _COARSE = 8             # column stride of the window scan
 _WQ = 16                # windows rounded outwards to multiples of this many columns
 _HALF_AGREE = {"normal": 1e-8, "logistic": 1e-8, "gumbel_min": 1e-8}
 _PQ = 16                 # bin counts rounded up to a multiple of this (fewer groups)
-# up to _P_MAX bins a plan keeps the spreading matrices of all its bins and columns
-# ((R + 1) P x (P + pads) entries: 16 MB at P = 320 for the normal, 14 MB at P = 160 for
-# the logistic, whose pads are 64 units)
+# the spreading matrices of log F cover a row's integration window only
+# (:func:`_window_spread`): its integrands live where F is not negligible, near the top
+# scores, and bins more than the tables' cut below the window add nothing there.  The
+# dense VJPs' Gamma tables span every bin and column ((R + 1) P x (P + pads) entries:
+# 16 MB at P = 320 for the normal, 14 MB at P = 160 for the logistic, whose pads are 64
+# units): they take rows of at most _P_MAX bins, the rest of the engine rows of up to
+# _P_WIDE (bin counts above _P_MAX rounded up to a multiple of _PQ_WIDE: fewer plans);
+# the per-row engine serves the rows declined
 _P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
-# wider rows ("wide" plans, bin counts rounded up to a multiple of _PQ_WIDE, up to
-# _P_WIDE) take the spreading matrices of their integration window only
-# (:func:`_window_spread`): a row's integrands live where F is not negligible, near its
-# top scores, and bins more than the tables' cut below the window add nothing there.
-# Rows wider than _P_WIDE bins, and the dense VJPs of rows wider than _P_MAX (their
-# Gamma tables span every bin and column), are declined: the per-row engine serves them
 _P_WIDE = {"normal": 768, "logistic": 384}
 _PQ_WIDE = 64
 # the per-score temporaries (bins, offsets, powers, evaluation) of a block of rows are
@@ -160,7 +166,7 @@ class _Plan:
     ``log h((k - l) H)``."""
 
     __slots__ = ("name", "curv_max", "P", "kL", "Gs", "ms", "q", "lL", "K", "Tk", "W", "W0max", "LH", "agree", "loghazard",
-                 "Wc", "LHc", "s_hi", "R", "kcache")
+                 "Wc", "LHc", "s_hi", "R", "kcache", "d_lo", "lam", "tilts")
 
     def __init__(self, fam, spec, P):
         H, R = spec.H, spec.R
@@ -190,6 +196,10 @@ class _Plan:
         l = self.lL + spec.ms * np.arange(self.K)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             self.LH = fam.loghazard((k[None, :] - l[:, None]) * H)
+            # log h along every offset d = k - l of a column from a node (the tilted kernels)
+            self.d_lo = kL - int(l[-1])
+            self.lam = fam.loghazard(np.arange(self.d_lo, kR - self.lL + 1) * H)
+        self.tilts = {}
         self.loghazard = fam.loghazard
         self.s_hi, self.R = cache.s_hi, R
         # coarse columns (every _COARSE-th) for the windows: plain products suffice there
@@ -200,48 +210,42 @@ class _Plan:
     def nbytes(self):
         return self.Tk.nbytes + self.LH.nbytes + self.Wc.nbytes + self.LHc.nbytes
 
-    @property
-    def wide(self):
-        """Whether the plan takes its spreading matrices per window (:func:`_window_spread`)."""
-        return self.P > _P_MAX[self.name]
-
-    def spread(self, e):
-        """``(W0_hi, S)``: the spreading matrices on all columns, ``W0_hi`` (P, Gs) on the
-        lattice ``2^-e`` and ``S`` (P (R + 1), Gs) with row ``b (R + 1) + r`` holding
-        ``W0 - W0_hi`` (``r = 0``) and ``W_r`` (``r >= 1``) of bin ``b``, so that the
-        bins from ``b0`` on are the rows from ``b0 (R + 1)`` on.  Kept in a cache
-        bounded by bytes (least recently built dropped first)."""
-        key = (self.name, self.P, e)
-        got = _WINDOWS.get(key)
+    def tilted(self, c):
+        """``(e, C1)``: the kernel ``e[d - d_lo] = exp(log h(d H) + c d H - C1)`` along the
+        offsets ``d`` of :attr:`lam`, ``C1`` the integer ceiling of the exponent's
+        maximum (so ``e <= 1``, and ``C1 - c d H`` is exact: ``c`` an integer, ``H`` a
+        power of two)."""
+        got = self.tilts.get(c)
         if got is None:
-            W = self.W
-            hi = np.rint(W[0] * 2.0 ** e) * 2.0 ** -e
-            S = np.empty((self.P, self.R + 1, self.Gs))
-            np.subtract(W[0], hi, out=S[:, 0])
-            S[:, 1:] = W[1:].transpose(1, 0, 2)
-            got = (hi, S.reshape(-1, self.Gs))
-            size = hi.nbytes + S.nbytes
-            with _PLANS_LOCK:
-                while _WINDOWS and sum(v[0].nbytes + v[1].nbytes for v in _WINDOWS.values()) + size > _WINDOWS_BYTES:
-                    _WINDOWS.pop(next(iter(_WINDOWS)))
-                got = _WINDOWS.setdefault(key, got)
+            H = _SPECS[self.name].H
+            with np.errstate(invalid="ignore", over="ignore"):
+                arg = self.lam + c * H * np.arange(self.d_lo, self.d_lo + self.lam.size)
+                C1 = float(math.ceil(np.max(arg[np.isfinite(arg)])))
+                got = self.tilts.setdefault(c, (np.exp(arg - C1), C1))
         return got
 
-
 def _window_spread(pl, e, s0, nb, w):
-    """``(W0_hi, S)`` of :meth:`_Plan.spread` restricted to ``nb`` bins and ``w`` columns
-    whose first bin sits ``s0`` grid steps below the first column: entry ``(j, c)`` is
-    the table at offset ``s0 + c - j`` (the matrices are Toeplitz in column minus bin).
-    Kept per ``(family, e, s0)`` at the largest extents asked for (views of them are
-    returned), in the byte-bounded cache of :meth:`_Plan.spread`; the entries are the
-    same numbers as the full plan's, so a row's sums do not depend on the path."""
-    key = (pl.name, "window", e, s0)
+    """``(W0_hi, S)``: the spreading matrices of ``nb`` bins on ``w`` columns whose first
+    bin sits ``s0`` grid steps below the first column, ``W0_hi`` (nb, w) the ``r = 0``
+    table on the lattice ``2^-e`` and ``S`` (nb (R + 1), w) with row ``j (R + 1) + r``
+    holding ``W0 - W0_hi`` (``r = 0``) and ``W_r`` (``r >= 1``) of bin ``j``; entry
+    ``(j, c)`` is the table at offset ``s0 + c - j`` (column minus bin).
+
+    The matrices are Toeplitz in column minus bin, so one matrix per family, ``e`` and
+    residue of ``s0`` modulo ``_WQ`` (windows start on multiples of ``_WQ``) serves
+    every window: it holds offsets from its smallest ``s_base`` on, and a window is
+    the view of its columns from ``s0 - s_base``.  Grown to the extents asked for and
+    kept in a cache bounded by bytes (least recently built dropped first); its
+    entries do not depend on which windows were asked for first."""
+    key = (pl.name, e, s0 % _WQ)
     R1 = pl.R + 1
     got = _WINDOWS.get(key)
-    if got is None or got[0].shape[0] < nb or got[0].shape[1] < w:
-        NB, WB = (nb, w) if got is None else (max(nb, got[0].shape[0]), max(w, got[0].shape[1]))
+    if got is None or got[0] > s0 or got[1].shape[0] < nb or got[0] + got[1].shape[1] < s0 + w:
+        base, NB, end = (s0, nb, s0 + w) if got is None else (
+            min(s0, got[0]), max(nb, got[1].shape[0]), max(s0 + w, got[0] + got[1].shape[1]))
+        WB = end - base
         H = _SPECS[pl.name].H
-        s = np.arange(s0 - (NB - 1), s0 + WB)           # offsets column minus bin, ascending
+        s = np.arange(base - (NB - 1), end)             # offsets column minus bin, ascending
         cache = pl.kcache
         c0, A, _ = cache.get(int(s[0]))
         inside = s <= cache.s_hi
@@ -252,15 +256,16 @@ def _window_spread(pl, e, s0, nb, w):
         S = np.empty((NB, R1, WB))
         np.subtract(W[0], hi, out=S[:, 0])
         S[:, 1:] = W[1:].transpose(1, 0, 2)
-        got = (hi, S.reshape(-1, WB))
+        got = (base, hi, S.reshape(-1, WB))
         size = hi.nbytes + S.nbytes
         with _PLANS_LOCK:
             _WINDOWS.pop(key, None)
-            while _WINDOWS and sum(v[0].nbytes + v[1].nbytes for v in _WINDOWS.values()) + size > _WINDOWS_BYTES:
+            while _WINDOWS and sum(v[1].nbytes + v[2].nbytes for v in _WINDOWS.values()) + size > _WINDOWS_BYTES:
                 _WINDOWS.pop(next(iter(_WINDOWS)))
             _WINDOWS[key] = got
-    hi, S = got
-    return hi[:nb, :w], S[:nb * R1, :w]
+    base, hi, S = got
+    o = s0 - base
+    return hi[:nb, o:o + w], S[:nb * R1, o:o + w]
 
 
 def _normal_gamma_rho(t):
@@ -411,21 +416,19 @@ def _log_F(M, pl, n, a, b):
     # W0_hi on the lattice 2^-e with n max|W0| 2^e <= 2^52: count . W0_hi is exact
     e = int(math.floor(math.log2(2.0 ** 52 / (n * max(pl.W0max, 1.0)))))
     b0 = max(0, min(P - 1, pl.kL + a - pl.s_hi))
-    if pl.wide:
-        hi, S = _window_spread(pl, e, pl.kL + a - b0, P - b0, b - a)
-    else:
-        hi, S = pl.spread(e)
-        hi, S = hi[b0:, a:b], S[b0 * R1:, a:b]
+    hi, S = _window_spread(pl, e, pl.kL + a - b0, P - b0, b - a)
     out = _matmul_rows(np.ascontiguousarray(M[0, :, b0:]), hi, np.empty((m, b - a)))
     rest = np.ascontiguousarray(M[:, :, b0:].transpose(1, 2, 0)).reshape(m, -1)     # (row, (b, r))
     out += _matmul_rows(rest, S, np.empty((m, b - a)))
     return out
 
 
-def _windows(pl, M, extra=None):
+def _windows(pl, M, extra=None, peaks=False):
     """Per row, the integration columns ``[a, b)`` outside which every node's log
     integrand is below its peak minus ``_TAIL``, rounded outwards to multiples of
-    ``_WQ`` (so rows share them; each row's depends on that row only).
+    ``_WQ`` (so rows share them; each row's depends on that row only); with
+    ``peaks`` also each node's coarse peak ``jm`` (rows, K): the integrand peaks
+    within ``_COARSE`` columns of column ``_COARSE jm``.
 
     From ``log F`` (plus ``extra``, the one-hot weight) on every ``_COARSE``-th
     column: the log integrands are concave (module doc), so a coarse sample below
@@ -441,14 +444,22 @@ def _windows(pl, M, extra=None):
     Gc = L.shape[-1]
     with np.errstate(invalid="ignore"):
         jm = np.argmax(L, axis=-1)
-        low = L < (np.max(L, axis=-1) - _TAIL)[..., None]
-    before = np.arange(Gc)[None, None, :] < jm[..., None]
+        if peaks:
+            # the windows from every _WSAMPLE-th node and the last ones (the extreme
+            # windows are those of the extreme nodes: a peak moves right with its node);
+            # a node whose integrand has not decayed at the ends fails the rule's checks
+            keep = np.r_[0:L.shape[1] - _WSAMPLE:_WSAMPLE, L.shape[1] - _WSAMPLE:L.shape[1]]
+            L, jm_w = L[:, keep], jm[:, keep]
+        else:
+            jm_w = jm
+        low = L < (np.take_along_axis(L, jm_w[..., None], axis=-1) - _TAIL)
+    before = np.arange(Gc)[None, None, :] < jm_w[..., None]
     nl = np.count_nonzero(low & before, axis=-1).min(axis=1)
     nr = np.count_nonzero(low & ~before, axis=-1).min(axis=1)
     a = np.maximum(nl - 1, 0) * _COARSE // _WQ * _WQ
     b = np.minimum(pl.Gs, -(-((Gc - nr) * _COARSE + 1) // _WQ) * _WQ)
     b[nr == 0] = pl.Gs
-    return a, b
+    return (a, b, jm[:, :pl.K]) if peaks else (a, b)
 
 
 def _trapezoid(L, logw, agree, curv_max):
@@ -491,6 +502,96 @@ def _node_integrals(L_rows, pl, H, a, b):
                                        pl.curv_max)
         ok[r0:r1] = good.all(axis=1)
     return logg, ok
+
+
+# tilts c of the node integrals as products (:func:`_node_products`), per family: the
+# normal's log h(t) + c t peaks near t = c, so the tilt nearest a node's peak offset t*
+# keeps its terms within ~(t* - c)^2 of 1; the logistic's (log h)' lies in (-1, 0), and
+# h F <= 1 needs no tilt
+_TILTS = {"normal": tuple(range(0, 57, 8)), "logistic": (0,)}
+# smallest accepted sum of a node's scaled terms, e^-600: its terms within e^-_TAIL of the
+# largest are then normal floats (> e^-700), each rounded relative to itself
+_SUM_MIN = -600.0
+_NEAR = _COARSE + 1     # columns either side of a coarse peak searched for the exact peak
+_WSAMPLE = 4            # windows of the node products from every _WSAMPLE-th node (_windows)
+
+
+def _node_products(L, pl, H, a, b, jm):
+    """``(log int, ok)`` like :func:`_node_integrals` (the trapezoid rule on the columns
+    ``a .. b - 1`` of the log integrands ``LH[i] + L[r]``, the same checks), with the
+    sums as matrix products: per tilt ``c`` (:data:`_TILTS`)
+
+        sum_k e^(LH[i, k] + L_k) = e^(C1 - c d_c H + L_kc) sum_k E_c[i, k] f_k,
+        E_c[i, k] = e^(log h(d H) + c d H - C1),   f_k = e^(L_k - L_kc - c (k - kc) H),
+
+    ``d = k - l_i`` (column minus node), ``kc`` the column where ``L_k - c k H`` is
+    largest, ``d_c = kc - l_i``: both factors are at most 1 and ``C1 - c d_c H`` is
+    exact, so the only roundings are those of the exponents near the node's terms
+    (as in the log-space rule) and the product's sum of positive terms.  Each node
+    takes the tilt nearest its peak offset ``t*`` (from the coarse peak ``jm`` of
+    :func:`_windows`); a sum below ``e^_SUM_MIN`` declines the row (its largest terms
+    would not be normal floats).  The rule on every other column is the product with
+    the odd columns of ``f`` zeroed.  The checks of :func:`_trapezoid` need each
+    node's exact peak: the log integrand is concave, so it lies within ``_COARSE``
+    columns of the coarse peak, and the ``2 _NEAR + 1`` columns around it are read."""
+    m, W = L.shape
+    K, Gs = pl.K, pl.Gs
+    ii = np.arange(K)
+    cols = np.clip(_COARSE * jm[:, :, None] + np.arange(-_NEAR, _NEAR + 1), a, b - 1)     # (m, K, 2 NEAR + 1)
+    with np.errstate(invalid="ignore"):
+        vals = pl.LH.ravel()[ii[None, :, None] * Gs + cols] + L.ravel()[np.arange(m)[:, None, None] * W + cols - a]
+        jp = np.argmax(vals, axis=-1)[..., None]
+        peak = np.take_along_axis(vals, jp, axis=-1)[..., 0]
+        jc = np.clip(jp, 1, 2 * _NEAR - 1)
+        curv = (2.0 * peak - np.take_along_axis(vals, jc - 1, axis=-1)[..., 0]
+                - np.take_along_axis(vals, jc + 1, axis=-1)[..., 0])
+        pcol = np.take_along_axis(cols, jp, axis=-1)[..., 0]
+        jp = jp[..., 0]
+        good = (np.isfinite(peak) & (jp >= 1) & (jp <= 2 * _NEAR - 1) & (pcol >= a + 2) & (pcol <= b - 3)
+                & (curv <= pl.curv_max)
+                & (pl.LH[None, :, a] + L[:, :1] < peak - _TAIL) & (pl.LH[None, :, b - 1] + L[:, -1:] < peak - _TAIL))
+    del vals, cols
+    tilts = _TILTS[pl.name]
+    step = tilts[1] - tilts[0] if len(tilts) > 1 else 1
+    l = pl.lL + pl.ms * ii
+    # each node's tilt: the one nearest its peak offset t* = (column - node) H
+    tstar = (pl.kL + _COARSE * jm - l[None, :]) * H
+    ti = np.clip(np.rint(tstar / step), 0, len(tilts) - 1).astype(np.intp)
+    logg = np.full((m, K), np.nan)
+    half = np.full((m, K), np.nan)
+    x = (pl.kL + a + np.arange(W)) * H             # column positions (exact)
+    rows = np.arange(m)
+    for t in np.unique(ti):
+        c = tilts[t]
+        e, C1 = pl.tilted(c)
+        use = ti == t
+        nodes = np.flatnonzero(use.any(axis=0))
+        i0, i1 = int(nodes[0]), int(nodes[-1]) + 1
+        with np.errstate(invalid="ignore"):
+            kc = np.argmax(L - c * x, axis=1)
+        Lkc = L[rows, kc]
+        with np.errstate(invalid="ignore"):
+            D = L - Lkc[:, None]
+            D -= c * (x[None, :] - x[kc][:, None])
+        A = np.empty((2 * m, W))
+        exp_terms(D, out=A[:m])
+        A[m:] = A[:m]
+        A[m:, 1::2] = 0.0
+        # B[k, j] = e[(kL + a + k) - l_(i0 + j) - d_lo]: a Toeplitz block of the tilted kernel
+        start = pl.kL + a - int(l[i0]) - pl.d_lo
+        B = np.ascontiguousarray(sliding_window_view(e, W)[start - pl.ms * (i1 - i0 - 1):start + 1:pl.ms][::-1].T)
+        Sm = _matmul_rows(A, B, np.empty((2 * m, i1 - i0)))
+        # log of the scale: C1 - c (x_kc - m_i) + L_kc (the first two exact)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lS = np.log(Sm[:m])
+            scale = (C1 - c * (x[kc][:, None] - l[None, i0:i1] * H)) + Lkc[:, None]
+            u = use[:, i0:i1]
+            logg[:, i0:i1] = np.where(u, lS + scale, logg[:, i0:i1])
+            half[:, i0:i1] = np.where(u, 2.0 * Sm[m:] / Sm[:m], half[:, i0:i1])
+            good[:, i0:i1] &= ~u | (lS >= _SUM_MIN)
+    with np.errstate(invalid="ignore"):
+        good &= np.abs(half - 1.0) <= pl.agree
+    return logg + math.log(H), good.all(axis=1)
 
 
 def _points(zr, lo_i, pl, spec):
@@ -628,9 +729,10 @@ def _log_probs_group(pl, rows, zr, lo_i):
     M = _moments(zr, lo_i, spec, pl.P)
     logg = np.empty((m, pl.K))
     good = np.zeros(m, dtype=bool)
-    for a, b, sel in _subgroups(*_windows(pl, M)):
+    a, b, jm = _windows(pl, M, peaks=True)
+    for a, b, sel in _subgroups(a, b):
         LF = _log_F(M[:, sel], pl, n, a, b)
-        logg[sel], good[sel] = _node_integrals(LF, pl, spec.H, a, b)
+        logg[sel], good[sel] = _node_products(LF, pl, spec.H, a, b, jm[sel])
     lp, good2 = _eval(zr, lo_i, logg, pl, spec)
     mx = lp.max(axis=1, keepdims=True)
     tot = exp_terms(lp - mx).sum(axis=1, keepdims=True)
@@ -667,12 +769,13 @@ def _onehot_group(pl, rows, zr, lo_i, y):
     gy = np.empty(m)
     lgy = np.empty((m, pl.K))
     good = np.zeros(m, dtype=bool)
-    for a, b, sel in _subgroups(*_windows(pl, M, weight(r, slice(None, None, _COARSE)))):
+    a, b, jm = _windows(pl, M, weight(r, slice(None, None, _COARSE)), peaks=True)
+    for a, b, sel in _subgroups(a, b):
         LW = _log_F(M[:, sel], pl, n, a, b)
         LW += weight(sel, slice(a, b))
         # log g(z_y): the rule on the same columns (the integrand h_y F, one per row)
         gy[sel], g0 = _trapezoid(LW.copy(), math.log(H), pl.agree, pl.curv_max)
-        lgy[sel], g1 = _node_integrals(LW, pl, H, a, b)
+        lgy[sel], g1 = _node_products(LW, pl, H, a, b, jm[sel])
         good[sel] = g0 & g1
     tab, good2 = _tables(lgy, pl, spec)
     good &= good2
