@@ -108,6 +108,7 @@ ROWS_FAMILIES = ("normal", "logistic")
 # error of a rule analytic in a strip falls geometrically, err(h) <= err(2h)^2 <= 1e-16
 _COARSE = 8             # column stride of the window scan
 _WQ = 16                # windows rounded outwards to multiples of this many columns
+_WQ_ONEHOT = 64         # ... those of the one-hot VJP (a multiple of _WQ)
 _HALF_AGREE = {"normal": 1e-8, "logistic": 1e-8, "gumbel_min": 1e-8}
 _PQ = 16                 # bin counts rounded up to a multiple of this (fewer groups)
 # the spreading matrices of log F cover a row's integration window only
@@ -411,15 +412,28 @@ def _log_F(M, pl, n, a, b):
     """``log F`` on the plan's integration columns ``a .. b - 1``, (rows, b - a).
 
     Bins below ``b0`` contribute nothing there (``k - b`` beyond the tables' right
-    cut for every column) and are left out."""
+    cut for every column) and are left out, and so, per block of ``_TRI`` columns,
+    are the bins below the first that reaches the block's first column (the
+    matrices are zero where column minus bin exceeds the cut)."""
     R1, m, P = M.shape
     # W0_hi on the lattice 2^-e with n max|W0| 2^e <= 2^52: count . W0_hi is exact
     e = int(math.floor(math.log2(2.0 ** 52 / (n * max(pl.W0max, 1.0)))))
     b0 = max(0, min(P - 1, pl.kL + a - pl.s_hi))
-    hi, S = _window_spread(pl, e, pl.kL + a - b0, P - b0, b - a)
-    out = _matmul_rows(np.ascontiguousarray(M[0, :, b0:]), hi, np.empty((m, b - a)))
+    s0 = pl.kL + a - b0
+    hi, S = _window_spread(pl, e, s0, P - b0, b - a)
+    M0 = np.ascontiguousarray(M[0, :, b0:])
     rest = np.ascontiguousarray(M[:, :, b0:].transpose(1, 2, 0)).reshape(m, -1)     # (row, (b, r))
-    out += _matmul_rows(rest, S, np.empty((m, b - a)))
+    out = np.empty((m, b - a))
+    for c0 in range(0, b - a, _TRI):
+        c1 = min(b - a, c0 + _TRI)
+        # bin j reaches column c when s0 + c - j <= s_hi
+        j0 = min(P - b0, max(0, s0 + c0 - pl.s_hi))
+        o = out[:, c0:c1]
+        if j0 == P - b0:
+            o[...] = 0.0
+            continue
+        _matmul_rows(M0[:, j0:], hi[j0:, c0:c1], o)
+        o += _matmul_rows(rest[:, j0 * R1:], S[j0 * R1:, c0:c1], np.empty((m, c1 - c0)))
     return out
 
 
@@ -456,8 +470,10 @@ def _windows(pl, M, extra=None, peaks=False):
     before = np.arange(Gc)[None, None, :] < jm_w[..., None]
     nl = np.count_nonzero(low & before, axis=-1).min(axis=1)
     nr = np.count_nonzero(low & ~before, axis=-1).min(axis=1)
-    a = np.maximum(nl - 1, 0) * _COARSE // _WQ * _WQ
-    b = np.minimum(pl.Gs, -(-((Gc - nr) * _COARSE + 1) // _WQ) * _WQ)
+    # (the one-hot windows, which differ more between rows, in coarser steps: fewer groups)
+    wq = _WQ if extra is None else _WQ_ONEHOT
+    a = np.maximum(nl - 1, 0) * _COARSE // wq * wq
+    b = np.minimum(pl.Gs, -(-((Gc - nr) * _COARSE + 1) // wq) * wq)
     b[nr == 0] = pl.Gs
     return (a, b, jm[:, :pl.K]) if peaks else (a, b)
 
@@ -513,6 +529,7 @@ _TILTS = {"normal": tuple(range(0, 57, 8)), "logistic": (0,)}
 # largest are then normal floats (> e^-700), each rounded relative to itself
 _SUM_MIN = -600.0
 _NEAR = _COARSE + 1     # columns either side of a coarse peak searched for the exact peak
+_TRI = 64               # column blocks of the spreading product (each skips the bins below its reach)
 _WSAMPLE = 4            # windows of the node products from every _WSAMPLE-th node (_windows)
 
 
