@@ -199,23 +199,30 @@ def _fine_tables(node_values, q, S, d):
     # product, in blocks small enough (< 2^18 multiply-adds) that OpenBLAS stays
     # on one thread
     Wm = _fine_weights(q, S, d)
-    blk = max(1, (1 << 18) // (q * (d + 1) * S))
     if lead:
+        # one product per order j, written straight into the table's layout (no
+        # (intervals, d + 1, S) intermediate to transpose): blocks of exactly blkj rows
+        blkj = max(1, (1 << 18) // (q * S))
         diff = (win - base[..., None]).reshape(-1, q)
         N = diff.shape[0]
-        diff = np.concatenate([diff, np.zeros(((-N) % blk, q))])
-        e = np.empty((diff.shape[0], (d + 1) * S))
-        for i0 in range(0, diff.shape[0], blk):
-            np.matmul(diff[i0:i0 + blk], Wm, out=e[i0:i0 + blk])
-        e = e[:N]
-    else:
-        e = np.empty((nint, (d + 1) * S))
-        for i0 in range(0, nint, blk):
-            i1 = min(nint, i0 + blk)
-            np.matmul(win[i0:i1] - base[i0:i1, None], Wm, out=e[i0:i1])
-    e = e.reshape(lead + (nint, d + 1, S))
-    e[..., 0, :] += base[..., None]
-    tab[..., off:].reshape(lead + (d + 1, nint, S))[...] = np.moveaxis(e, -2, -3)
+        diff = np.concatenate([diff, np.zeros(((-N) % blkj, q))])
+        ej = np.empty((diff.shape[0], S))
+        tab2 = tab.reshape(-1, d + 1, tab.shape[-1])
+        for j in range(d + 1):
+            Wj = np.ascontiguousarray(Wm[:, j * S:(j + 1) * S])
+            for i0 in range(0, diff.shape[0], blkj):
+                np.matmul(diff[i0:i0 + blkj], Wj, out=ej[i0:i0 + blkj])
+            tab2[:, j, off:] = ej[:N].reshape(tab2.shape[0], nint * S)
+        tab2[:, 0, off:] += np.repeat(base.reshape(-1, nint), S, axis=1)
+        return tab
+    blk = max(1, (1 << 18) // (q * (d + 1) * S))
+    e = np.empty((nint, (d + 1) * S))
+    for i0 in range(0, nint, blk):
+        i1 = min(nint, i0 + blk)
+        np.matmul(win[i0:i1] - base[i0:i1, None], Wm, out=e[i0:i1])
+    e = e.reshape(nint, d + 1, S)
+    e[:, 0, :] += base[:, None]
+    tab[:, off:].reshape(d + 1, nint, S)[...] = np.moveaxis(e, 0, 1)
     return tab
 
 
