@@ -366,8 +366,12 @@ def _cmd_atlas(args) -> int:
         cells = ", ".join(f"n={n}: {c['status']}" for n, c in rec["cells"].items())
         print(f"{rec['key']}: {cells}", flush=True)
 
+    cells = set(args.cells) if args.cells else None
+    if cells and not cells <= {str(n) for n in atlas.NS} | {"general"}:
+        raise UsageError(f"--cells: each must be one of {', '.join(map(str, atlas.NS))} or general, got "
+                         f"{' '.join(args.cells)}")
     paths = atlas.write(outdir, keys=set(args.only) if args.only else None, jobs=args.jobs,
-                        timeout=args.timeout or atlas.FAMILY_TIMEOUT, progress=progress)
+                        timeout=args.timeout or atlas.FAMILY_TIMEOUT, progress=progress, cells=cells)
     print("wrote " + " and ".join(paths))
     return 0
 
@@ -584,9 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="check the stored atlas (exit 1 when stale)")
     p.add_argument("--render", action="store_true", help="re-render atlas.md from atlas.json only")
     p.add_argument("--only", nargs="+", default=None, metavar="KEY", help="recompute these families only")
+    p.add_argument("--cells", nargs="+", default=None, metavar="N",
+                   help="recompute only these cells (e.g. 5 general), the others kept from atlas.json")
     p.add_argument("--jobs", type=_positive_int("--jobs"), default=1, help="families computed at once")
     p.add_argument("--timeout", type=_positive_float("--timeout"), default=None, metavar="S",
-                   help="seconds per family (default 420)")
+                   help="seconds per family (default 1500)")
     p.add_argument("--outdir", default=None, metavar="DIR", help="notes directory (default: the repository's)")
     p.set_defaults(func=_cmd_atlas)
     return parser

@@ -17,6 +17,7 @@ A condition that fails raises :class:`~derive.derivation.DerivationError`
 
 from __future__ import annotations
 
+import operator
 import random
 from fractions import Fraction
 
@@ -43,6 +44,17 @@ def _record(k, method, holds, strict=True):
     if k == 3 and not strict:
         name = "3. order preserving (non-strict, bounded support): $\\mu_i > \\mu_k \\Rightarrow p_i \\geq p_k$"
     return {"name": name, "method": method, "holds": bool(holds)}
+
+
+def _few_nodes(exprs, limit):
+    """True when the expressions together have at most ``limit`` nodes (the walk stops at the limit)."""
+    count = 0
+    for e in exprs:
+        for _ in sp.preorder_traversal(e):
+            count += 1
+            if count > limit:
+                return False
+    return True
 
 
 def _zero(e):
@@ -136,6 +148,10 @@ def _numeric_symbolic_n(p, mu, i, n, points, seed):
 # ---------------------------------------------------------------------------
 
 
+_RELATIONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
+              "!=": operator.ne}
+
+
 def evaluate_dag(expr, env, *, exact=False):
     """The value of ``expr`` at ``env`` (symbol -> number), each distinct subexpression computed once.
 
@@ -147,7 +163,8 @@ def evaluate_dag(expr, env, *, exact=False):
     ``exact=True`` computes in exact rationals (``Fraction``; ``env`` rational)
     and raises ``ValueError`` at anything irrational (an exponential); else
     mpmath at the working precision.  Nodes other than numbers, symbols,
-    ``+``, ``*``, powers, ``exp``, ``Max``, ``Min`` raise ``TypeError``.
+    ``+``, ``*``, integer powers, ``exp``, ``Max``, ``Min`` and ``Piecewise`` (with
+    relational / And / Or conditions) raise ``TypeError``.
 
     >>> x, y = sp.symbols("x y")
     >>> evaluate_dag(sp.Max(x, y) ** 2 / 3 - x, {x: Fraction(1, 2), y: 2}, exact=True)
@@ -163,14 +180,19 @@ def evaluate_dag(expr, env, *, exact=False):
         return mpmath.mpf(sp.Float(e.evalf(mpmath.mp.dps + 5), mpmath.mp.dps + 5)._mpf_)
 
     def go(e):
-        if e in memo:
+        try:
             return memo[e]
+        except KeyError:
+            pass
         if e.is_Symbol:
             v = env[e]
-        elif e.is_number and not e.args or e.is_Rational:
+        elif e.is_Rational:
             v = num(e)
         elif e.is_Add:
-            v = sum((go(a) for a in e.args[1:]), go(e.args[0]))
+            args = [go(a) for a in e.args]
+            v = args[0]
+            for a in args[1:]:
+                v = v + a
         elif e.is_Mul:
             v = go(e.args[0])
             for a in e.args[1:]:
@@ -185,6 +207,15 @@ def evaluate_dag(expr, env, *, exact=False):
             v = max(go(a) for a in e.args)
         elif isinstance(e, sp.Min):
             v = min(go(a) for a in e.args)
+        elif isinstance(e, sp.Piecewise):
+            v = next(go(val) for val, cond in e.args if go(cond))
+        elif e in (sp.true, sp.false):
+            v = bool(e)
+        elif isinstance(e, sp.Rel):
+            v = _RELATIONS[e.rel_op](go(e.lhs), go(e.rhs))
+        elif isinstance(e, (sp.And, sp.Or)):
+            parts = (go(a) for a in e.args)
+            v = all(parts) if isinstance(e, sp.And) else any(parts)
         elif e.is_number:
             v = num(e)
         else:
@@ -206,12 +237,12 @@ def _lambdify_all(exprs, symbols):
 
     out = []
     for e in exprs:
-        if e.has(sp.Max, sp.Min) and not e.has(sp.Piecewise):
+        if e.has(sp.Max, sp.Min):
             try:
                 evaluate_dag(e, {s: mpmath.mpf(k + 1) / 7 for k, s in enumerate(symbols)})
                 out.append(dag(e))
                 continue
-            except TypeError:
+            except (TypeError, KeyError):
                 pass
         out.append(sp.lambdify(symbols, e, modules=[{"OwenT": owens_t_mp}, "mpmath"]))
     return out
@@ -231,7 +262,9 @@ def check_conditions(closed_form, symbols, *, bounded_support=False, spread=3.0,
     n = len(symbols)
     c = sp.Symbol("c", real=True)
     rng = random.Random(seed)
-    small = symbolic and sum(sp.count_ops(e) for e in closed_form) <= _MAX_SYMBOLIC_OPS
+    # count_ops walks the whole tree: sized only when the forms have few nodes at all
+    small = symbolic and _few_nodes(closed_form, 8 * _MAX_SYMBOLIC_OPS) and \
+        sum(sp.count_ops(e) for e in closed_form) <= _MAX_SYMBOLIC_OPS
     out = {}
 
     # random vectors
