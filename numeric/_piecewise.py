@@ -97,6 +97,7 @@ _NEAR_ALL = 128           # rows this short: every score near (laplace: each nea
 _NEAR_ALL_LAPLACE = 32    # score adds a kink, so a lower bound there)
 _GRADE = 3.0              # panel ratio b / a above the first laplace kink
 _EXACT_N = 128            # exponential rows this short: one exact Gauss rule (_ExactExp)
+_LINEAR_SPREAD = 500.0    # laplace rows of <= _NEAR_ALL_LAPLACE scores: linear arithmetic (_NearLaplace)
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
 _GW = 0.5 * _GW
@@ -620,12 +621,121 @@ class _ExactExp:
         return v, ok
 
 
-def _exact_split(y, fam):
-    """Rows of ``y`` the exact exponential rule serves (index array), or None."""
-    if fam.name != "exponential" or y.shape[1] > _EXACT_N:
+class _NearLaplace:
+    """Laplace rows of ``n <= _NEAR_ALL_LAPLACE`` scores (every score near) with a
+    spread of at most ``_LINEAR_SPREAD``: the panels and nodes of :class:`_Row`,
+    the integrands in linear arithmetic.
+
+    At a node ``u`` each score has ``Phi = 1 - c u``, ``h = c u / (1 - c u)`` when
+    ``c u <= 1/2`` and ``Phi = 1 / (4 c u)``, ``h = 1`` otherwise (*), so
+
+        log G = log prod_(c u <= 1/2) (1 - c u) - sum_(c u > 1/2) (log 4 + log c + log u)
+
+    (the product of at most ``n`` factors in [1/2, 1] cannot underflow), and with
+    ``V = w G / u`` (``w`` the Gauss weights; the row's largest ``V`` scaled to 1)
+
+        p_i = sum_nodes V h_i,
+        (J^T g)_k = sum_nodes V h_k (g_k S - Gamma),  S = sum_j h_j,  Gamma = sum_j g_j h_j,
+
+    the nodes and error bounds being those of the panels (module docstring).  Every
+    ``p_i`` is at least ``e^-(spread + log(2n) + 1)`` of the largest, and each
+    ``V h_i`` that makes up a sizeable part of it is as large: with the spread at
+    most 500 no term that matters comes near the float64 floor (terms are floored
+    at ``e^-700`` of the largest, ``numeric._exp``, changing each sum by less than
+    1e-300 of its largest term), and ``1 / p_j`` (the VJP of ``log p``) does not
+    overflow.  Sums over the nodes go panel by panel (:func:`_node_sum`), sums over
+    the scores in their sorted order: a row's bits do not depend on its batch mates.
+    """
+
+    def __init__(self, y):
+        row = _Row(y, True)
+        self.row = row
+        u, logw, ok, npp = row.nodes()
+        self.ok = ok & row.ok
+        self.npp = npp
+        live = np.isfinite(logw)
+        cu = row.nc[:, :, None] * u[:, None, :]                 # (m, K, P)
+        right = cu > 0.5
+        one = np.subtract(1.0, cu)
+        np.copyto(one, 1.0, where=right)
+        # the scores with c u > 1/2 at a node are the first nr of the sorted ones
+        # (largest c first): their sum of log c is a prefix sum
+        nr = right.sum(axis=1)
+        pre = np.zeros((row.m, row.nlogc.shape[1] + 1))
+        np.cumsum(np.where(row.nmask, row.nlogc, 0.0), axis=1, out=pre[:, 1:])
+        sr = np.take_along_axis(pre, nr, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lu = np.log(u)
+            logg = np.log(one.prod(axis=1)) - nr * (2.0 * _LOG2 + lu) - sr
+            t = logw + logg - lu                                    # log(w G / u)
+        t = np.where(live, t, -np.inf)
+        self.M = t.max(axis=1)
+        self.V = np.where(live, exp_terms(t - self.M[:, None]), 0.0)
+        np.divide(cu, one, out=cu)                                  # h (left scores)
+        np.copyto(cu, 1.0, where=right)
+        self.h = cu
+
+    @staticmethod
+    def serves(y):
+        return y.max(axis=1) - y.min(axis=1) <= _LINEAR_SPREAD
+
+    def _sorted_log_probs(self):
+        """``log p`` in the order of ``row.ncol`` (m, K) and the renormalising sum."""
+        with np.errstate(divide="ignore"):
+            lk = np.log(_node_sum(self.h * self.V[:, None, :], self.npp)) + self.M[:, None]
+        lk = np.where(self.row.nmask, lk, -np.inf)
+        mx = lk.max(axis=1)
+        s = np.log(np.exp(lk - mx[:, None]).sum(axis=1)) + mx
+        return lk - s[:, None], s
+
+    def _scatter(self, vals):
+        m, n = self.row.m, self.row.n
+        out = np.empty((m, n + 1))
+        np.put_along_axis(out, self.row.ncol, vals, axis=1)
+        return out[:, :n]
+
+    def log_probs(self):
+        lk, s = self._sorted_log_probs()
+        ok = self.ok & np.isfinite(s) & (np.abs(s) <= _SUM_TOL)
+        return self._scatter(lk), ok
+
+    def vjp(self, g, log):
+        """``(J^T g, ok)``; the cotangent shifted by that of the most probable entry
+        (its own term, which would cancel in ``g_k S - Gamma``, is then absent)."""
+        lk, s = self._sorted_log_probs()
+        ok = self.ok & np.isfinite(s) & (np.abs(s) <= _SUM_TOL)
+        m = self.row.m
+        ar = np.arange(m)
+        gk = _gather(g, self.row.ncol)
+        if log:
+            with np.errstate(over="ignore"):
+                gk = np.where(self.row.nmask, gk * np.exp(-lk), 0.0)
+        top = np.argmax(lk, axis=1)
+        gk = gk - gk[ar, top][:, None]
+        S = self.h.sum(axis=1)
+        gam = (self.h * gk[:, :, None]).sum(axis=1)
+        a = _node_sum(self.h * (self.V * S)[:, None, :], self.npp)
+        b = _node_sum(self.h * (self.V * gam)[:, None, :], self.npp)
+        v = gk * a
+        v -= b
+        v *= np.exp(self.M)[:, None]
+        v = np.where(self.row.nmask, v, 0.0)
+        ok &= np.isfinite(v).all(axis=1)
+        return self._scatter(v), ok
+
+
+def _lean_split(y, fam):
+    """``(kernel class, rows)`` for the rows a lean kernel serves (exponential:
+    :class:`_ExactExp`, laplace: :class:`_NearLaplace`), or None."""
+    n = y.shape[1]
+    if fam.name == "exponential" and n <= _EXACT_N:
+        cls = _ExactExp
+    elif fam.name == "laplace" and n <= _NEAR_ALL_LAPLACE:
+        cls = _NearLaplace
+    else:
         return None
-    sel = np.flatnonzero(_ExactExp.serves(y))
-    return sel if sel.size else None
+    sel = np.flatnonzero(cls.serves(y))
+    return (cls, sel) if sel.size else None
 
 
 def log_probs_rows(y, fam):
@@ -644,18 +754,26 @@ def log_probs_rows(y, fam):
     if fam.name == "uniform" and not fam.custom:
         return _uniform.log_probs_rows(y)
     y = np.ascontiguousarray(y, dtype=np.float64)
-    sel = _exact_split(y, fam)
-    if sel is None:
-        return _Eval(y, fam).log_probs()
-    lp, ok = _ExactExp(y[sel]).log_probs()
-    if sel.size == y.shape[0]:
-        return lp, ok
-    rest = np.setdiff1d(np.arange(y.shape[0]), sel)
+    return _by_kernel(y, fam, lambda cls, rows: cls(y[rows]).log_probs(),
+                      lambda rows: _Eval(y[rows], fam).log_probs())
+
+
+def _by_kernel(y, fam, lean_fn, general_fn):
+    """``(out (m, n), ok (m,))``: ``lean_fn(kernel class, rows)`` for the rows a lean
+    kernel serves (:func:`_lean_split`), ``general_fn(rows)`` for the others."""
+    m = y.shape[0]
+    lean = None if fam.custom else _lean_split(y, fam)
+    if lean is None:
+        return general_fn(slice(None))
+    cls, sel = lean
+    if sel.size == m:
+        return lean_fn(cls, slice(None))
     out = np.empty(y.shape)
-    good = np.empty(y.shape[0], dtype=bool)
-    out[sel], good[sel] = lp, ok
-    out[rest], good[rest] = _Eval(y[rest], fam).log_probs()
-    return out, good
+    ok = np.empty(m, dtype=bool)
+    out[sel], ok[sel] = lean_fn(cls, sel)
+    rest = np.setdiff1d(np.arange(m), sel)
+    out[rest], ok[rest] = general_fn(rest)
+    return out, ok
 
 
 def probs_vjp_rows(y, g, fam, log=False):
@@ -677,18 +795,8 @@ def probs_vjp_rows(y, g, fam, log=False):
         return _uniform.probs_vjp_rows(y, g, log=log)
     y = np.ascontiguousarray(y, dtype=np.float64)
     g = np.ascontiguousarray(g, dtype=np.float64)
-    sel = _exact_split(y, fam)
-    if sel is not None:
-        v, ok = _ExactExp(y[sel]).vjp(g[sel], log)
-        if sel.size == y.shape[0]:
-            return v, ok
-        rest = np.setdiff1d(np.arange(y.shape[0]), sel)
-        out = np.empty(y.shape)
-        good = np.empty(y.shape[0], dtype=bool)
-        out[sel], good[sel] = v, ok
-        out[rest], good[rest] = _panel_vjp(y[rest], g[rest], fam, log)
-        return out, good
-    return _panel_vjp(y, g, fam, log)
+    return _by_kernel(y, fam, lambda cls, rows: cls(y[rows]).vjp(g[rows], log),
+                      lambda rows: _panel_vjp(y[rows], g[rows], fam, log))
 
 
 def _panel_vjp(y, g, fam, log):

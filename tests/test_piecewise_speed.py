@@ -150,3 +150,66 @@ def test_exponential_float32_public():
     assert p.dtype == np.float32
     ref = numeric.probs(x.astype(np.float64), "exponential", scale=0.5, method="quadrature")
     assert np.allclose(p, ref, rtol=1e-6, atol=1e-7)
+
+
+# -- laplace: rows of n <= _NEAR_ALL_LAPLACE in linear arithmetic -----------------------
+
+@pytest.mark.parametrize("n", [pytest.param(4, marks=pytest.mark.slow), 10])
+def test_laplace_near_rows_vs_oracle(n):
+    rng = np.random.default_rng(300 + n)
+    f = get_family("laplace")
+    Y = _rows(rng, n, spread=400.0)
+    assert pw._NearLaplace.serves(Y).all()
+    lp, ok = pw.log_probs_rows(Y, f)
+    assert ok.all()
+    for r in range(Y.shape[0]):
+        mu = [float(v) for v in Y[r]]
+        _check_log_p(lp[r], [float(v) for v in oracle.log_probs(mu, "laplace", dps=30)])
+
+
+def test_laplace_near_rows_vs_quadrature_n32():
+    rng = np.random.default_rng(332)
+    f = get_family("laplace")
+    Y = _rows(rng, 32, spread=450.0)
+    lp, ok = pw.log_probs_rows(Y, f)
+    assert ok.all()
+    for r in range(Y.shape[0]):
+        ref = quadrature_log_probs(Y[r], f)
+        assert np.max(np.abs(lp[r] - ref) / np.maximum(1.0, np.abs(ref))) <= 5e-15
+        assert abs(np.exp(lp[r]).sum() - 1.0) <= 1e-14
+
+
+@pytest.mark.parametrize("n", [3, 12, 32])
+def test_laplace_near_rows_vjp_vs_quadrature(n):
+    rng = np.random.default_rng(400 + n)
+    x = _rows(rng, n, spread=300.0)
+    for c, log, ref in _vjp_refs(x, "laplace", rng):
+        fn = numeric.log_probs_vjp if log else numeric.probs_vjp
+        _check_vjp(fn(x, c, "laplace"), ref)
+
+
+def test_laplace_near_rows_independent_and_mixed():
+    # rows the linear kernel serves next to a spread beyond _LINEAR_SPREAD (the log-space
+    # panels take it): bits equal each row's own call, values agree with the quadrature
+    rng = np.random.default_rng(11)
+    f = get_family("laplace")
+    Y = np.array([2.0 * rng.normal(size=20), np.r_[0.0, -550.0, rng.normal(size=18)], 1e-3 * rng.normal(size=20)])
+    assert pw._NearLaplace.serves(Y).tolist() == [True, False, True]
+    G = rng.normal(size=Y.shape)
+    lp, ok = pw.log_probs_rows(Y, f)
+    v, okv = pw.probs_vjp_rows(Y, G, f)
+    assert ok.all() and okv.all()
+    for r in range(3):
+        assert np.array_equal(pw.log_probs_rows(Y[r:r + 1], f)[0][0], lp[r])
+        assert np.array_equal(pw.probs_vjp_rows(Y[r:r + 1], G[r:r + 1], f)[0][0], v[r])
+        ref = quadrature_log_probs(Y[r], f)
+        assert np.max(np.abs(lp[r] - ref) / np.maximum(1.0, np.abs(ref))) <= 5e-15
+
+
+def test_laplace_float32_public():
+    rng = np.random.default_rng(12)
+    x = (3.0 * rng.normal(size=(40, 9))).astype(np.float32)
+    p = numeric.probs(x, "laplace", scale=2.0)
+    assert p.dtype == np.float32
+    ref = numeric.probs(x.astype(np.float64), "laplace", scale=2.0, method="quadrature")
+    assert np.allclose(p, ref, rtol=1e-6, atol=1e-7)
