@@ -424,10 +424,12 @@ def _log_F(M, pl, n, a, b):
     M0 = np.ascontiguousarray(M[0, :, b0:])
     rest = np.ascontiguousarray(M[:, :, b0:].transpose(1, 2, 0)).reshape(m, -1)     # (row, (b, r))
     out = np.empty((m, b - a))
-    for c0 in range(0, b - a, _TRI):
-        c1 = min(b - a, c0 + _TRI)
-        # bin j reaches column c when s0 + c - j <= s_hi
-        j0 = min(P - b0, max(0, s0 + c0 - pl.s_hi))
+    # bin j reaches column c when s0 + c - j <= s_hi: the first bin of each block (blocks
+    # that start from the same bin are merged: fewer, larger products)
+    starts = [min(P - b0, max(0, s0 + c0 - pl.s_hi)) for c0 in range(0, b - a, _TRI)]
+    edges = [i * _TRI for i in range(len(starts)) if i == 0 or starts[i] != starts[i - 1]] + [b - a]
+    for c0, c1 in zip(edges[:-1], edges[1:]):
+        j0 = starts[c0 // _TRI]
         o = out[:, c0:c1]
         if j0 == P - b0:
             o[...] = 0.0
