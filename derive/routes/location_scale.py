@@ -239,7 +239,8 @@ def reduce_general(fam, name, a, b, why):
     d.status = base.status
     d.assumptions = base.assumptions
     d.reason = (f"location-scale of the {name} family: $p(\\mu;F)=p({sp.latex(a)}\\mu;\\,\\mathrm{{{name}}})$ for "
-                f"every n, by {name}'s symbolic-n derivation: " + base.reason)
+                f"every n, by {name}'s symbolic-n derivation, whose result reads, with $\\mu$ standing for the "
+                f"scores ${sp.latex(a)}\\mu$: " + base.reason)
     return d
 
 
