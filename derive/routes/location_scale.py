@@ -257,4 +257,13 @@ def attempt(fam, n):
     if isinstance(m, NotApplicable):
         return m
     name, a, b = m
+    if n != "general":
+        from .piecewise import decompose
+
+        if not isinstance(decompose(fam), str):
+            # the registry's hand routes for uniform / Laplace write a Piecewise over the n! orderings
+            # (minutes at n = 5); the piecewise route writes one max/min formula for all of them
+            return NotApplicable(NAME, f"$F(x)=G({sp.latex(a * sp.Symbol('x') + b)})$ ({name}), but F is piecewise "
+                                 "exponential-polynomial: the piecewise route derives it at concrete n directly "
+                                 "(one max/min formula for every ordering); the reduction serves symbolic n")
     return reduce_to(fam, n, name, a, b, "location-scale")
