@@ -201,8 +201,9 @@ def _fine_tables(node_values, q, S, d):
     Wm = _fine_weights(q, S, d)
     if lead:
         # one product per order j, written straight into the table's layout (no
-        # (intervals, d + 1, S) intermediate to transpose): blocks of exactly blkj rows
-        blkj = max(1, (1 << 18) // (q * S))
+        # (intervals, d + 1, S) intermediate to transpose), in blocks of exactly _FINE_ROWS
+        # intervals (the last zero-padded): a row's entries do not depend on its batch
+        blkj = _FINE_ROWS
         diff = (win - base[..., None]).reshape(-1, q)
         N = diff.shape[0]
         diff = np.concatenate([diff, np.zeros(((-N) % blkj, q))])
@@ -226,6 +227,7 @@ def _fine_tables(node_values, q, S, d):
     return tab
 
 
+_FINE_ROWS = 128   # intervals per product of the row-batched tables (few rows pad little)
 _FINE_W = {}
 _FINE_W_LOCK = threading.Lock()
 

@@ -92,7 +92,7 @@ import math
 import threading
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ._exp import exp_terms
 from ._fast import (_BAND, _CACHES, _CACHES_LOCK, _FAR_EPS, _INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS,
@@ -559,13 +559,14 @@ def _node_products(L, pl, H, a, b, jm):
     cols = np.clip(_COARSE * jm[:, :, None] + np.arange(-_NEAR, _NEAR + 1), a, b - 1)     # (m, K, 2 NEAR + 1)
     with np.errstate(invalid="ignore"):
         vals = pl.LH.ravel()[ii[None, :, None] * Gs + cols] + L.ravel()[np.arange(m)[:, None, None] * W + cols - a]
-        jp = np.argmax(vals, axis=-1)[..., None]
-        peak = np.take_along_axis(vals, jp, axis=-1)[..., 0]
-        jc = np.clip(jp, 1, 2 * _NEAR - 1)
-        curv = (2.0 * peak - np.take_along_axis(vals, jc - 1, axis=-1)[..., 0]
-                - np.take_along_axis(vals, jc + 1, axis=-1)[..., 0])
-        pcol = np.take_along_axis(cols, jp, axis=-1)[..., 0]
-        jp = jp[..., 0]
+        jp = np.argmax(vals, axis=-1)
+        # flat positions of each node's peak and its neighbours in vals and cols
+        at = np.arange(m * K).reshape(m, K) * (2 * _NEAR + 1) + jp
+        jc = at + (np.clip(jp, 1, 2 * _NEAR - 1) - jp)
+        vf = vals.ravel()
+        peak = vf[at]
+        curv = 2.0 * peak - vf[jc - 1] - vf[jc + 1]
+        pcol = cols.ravel()[at]
         good = (np.isfinite(peak) & (jp >= 1) & (jp <= 2 * _NEAR - 1) & (pcol >= a + 2) & (pcol <= b - 3)
                 & (curv <= pl.curv_max)
                 & (pl.LH[None, :, a] + L[:, :1] < peak - _TAIL) & (pl.LH[None, :, b - 1] + L[:, -1:] < peak - _TAIL))
@@ -598,7 +599,8 @@ def _node_products(L, pl, H, a, b, jm):
         A[m:, 1::2] = 0.0
         # B[k, j] = e[(kL + a + k) - l_(i0 + j) - d_lo]: a Toeplitz block of the tilted kernel
         start = pl.kL + a - int(l[i0]) - pl.d_lo
-        B = np.ascontiguousarray(sliding_window_view(e, W)[start - pl.ms * (i1 - i0 - 1):start + 1:pl.ms][::-1].T)
+        st = e.strides[0]
+        B = np.ascontiguousarray(as_strided(e[start:], shape=(W, i1 - i0), strides=(st, -pl.ms * st), writeable=False))
         Sm = _matmul_rows(A, B, np.empty((2 * m, i1 - i0)))
         # log of the scale: C1 - c (x_kc - m_i) + L_kc (the first two exact)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -137,3 +137,42 @@ def test_spread_1e3_declined_and_served(fam):
     got = numeric.log_probs(x, fam)[0]
     ref = numeric.log_probs(x[0], fam, method="quadrature")
     assert _close_log_p(got, ref)
+
+
+@pytest.mark.parametrize("fam", FAMS)
+def test_node_products_match_log_space_rule(fam):
+    """The node sums as tilted matrix products (_node_products) against the same
+    trapezoid rule summed term by term in log space (_node_integrals) on the same log F
+    (and log F + log h(x - z_y), the one-hot integrands): s = 1, 2, 5, a clustered row with
+    ties, float32-rounded scores.  Both accept the same rows, and log g agrees to a few
+    rounding steps of max(1, |log g|) (+ the scale of the tilt)."""
+    from numeric._fast import _SPECS
+    from numeric._fast_rows import _log_F, _moments, _node_integrals, _node_products, _plan, _windows
+    F = get_family(fam)
+    spec = _SPECS[fam]
+    rng = np.random.default_rng(10)
+    rows = [s * rng.normal(size=400) for s in (1.0, 2.0, 5.0)] + [_wide_rows(fam, 400, 11)[2]]
+    rows.append(rows[1].astype(np.float32).astype(np.float64))
+    for z in rows:
+        x = z[None, :]
+        lo_i, P, ok = _prepare(x, F, wide=True)
+        assert ok[0]
+        pl = _plan(F, int(P[0]))
+        M = _moments(x, lo_i, spec, pl.P)
+        y = int(np.argmin(z))
+        for extra in (False, True):
+            if extra:
+                cols = pl.kL + np.arange(pl.Gs)
+                w = F.loghazard((lo_i[0] + cols) * spec.H - z[y])[None, :]
+                a, b, jm = _windows(pl, M, w[:, ::8], peaks=True)
+            else:
+                a, b, jm = _windows(pl, M, peaks=True)
+            a, b = int(a[0]), int(b[0])
+            L = _log_F(M, pl, x.shape[1], a, b)
+            if extra:
+                L += w[:, a:b]
+            ref, ok_ref = _node_integrals(L.copy(), pl, spec.H, a, b)
+            got, ok_got = _node_products(L, pl, spec.H, a, b, jm)
+            assert ok_ref[0] and ok_got[0]
+            assert np.all(np.abs(got - ref) <= 1e-14 * np.maximum(1.0, np.abs(ref))), \
+                (np.abs(got - ref) / np.maximum(1.0, np.abs(ref))).max()
