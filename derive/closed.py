@@ -17,9 +17,11 @@ uniform        ordered ``mu_1 >= ... >= mu_n``: split ``[max mu, mu_r + 1]``
 laplace        ordered ``mu``: split the line at every ``mu_j``
 logistic       no hand route: the rational route (derive.routes.rational),
                ``u = exp(-eps)``, partial fractions, limits at ties (n <= 3)
-n = 2          (normal, cauchy, student_t, user families) differentiate under
-               the integral sign: ``dp_1/dDelta`` is the density of
-               ``eps_2 - eps_1``, integrated back from ``-oo``
+n = 2          (normal, cauchy, student_t, user families) ``p_1`` is the CDF of
+               ``eps_2 - eps_1``: the direct integral for ``Delta >= 0`` or
+               the difference density from ``p_1(0) = 1/2``, whichever
+               integrand is rational or polynomial x Gaussian (else "none"
+               at once, naming the integrands)
 normal, n = 3  bivariate normal orthant probability, correlation 1/2 (Owen's T)
 =============  ==============================================================
 
@@ -255,11 +257,24 @@ def _termwise(expr, var, lo, hi):
 
 
 def _antiderivative(expr, var):
-    """Termwise indefinite integral of a partial-fraction sum (coefficients split off)."""
+    """Termwise indefinite integral of a partial-fraction sum (coefficients split off).
+
+    A term ``(A x + B) / Q(x)^k`` whose A, B hold other symbols is split
+    into ``A x / Q^k + B / Q^k`` first: sympy's integrate (and ratint)
+    returns 0 for some such terms with large symbolic coefficients (a
+    LogLogistic n = 2 term), while each monomial over ``Q^k`` integrates
+    correctly.
+    """
     out = []
     for term in sp.Add.make_args(expr):
         coeff, g = term.as_independent(var)
-        out.append(coeff * sp.integrate(g, var))
+        num, den = sp.fraction(sp.together(g))
+        if num.is_polynomial(var) and den.has(var) and (num.free_symbols - {var}):
+            for mono in sp.Add.make_args(sp.expand(num)):
+                c, m = mono.as_independent(var)
+                out.append(coeff * c * sp.integrate(m / den, var))
+        else:
+            out.append(coeff * sp.integrate(g, var))
     return sp.Add(*out)
 
 
@@ -570,62 +585,151 @@ def _logistic_tie_limits(value, cs, defs, syms):
     return sp.Piecewise(*[(b.xreplace(defs), c) for b, c in branches], (value.xreplace(defs), True))
 
 
-# -- n = 2 by the difference density ---------------------------------------
+# -- n = 2: the direct integral or the difference density ---------------------
+
+#: seconds one sympy integration / limit inside a route's integrand class may take (the last-resort bound)
+SYMPY_SECONDS = 60
+
+_CLASSES = ("rational in $\\varepsilon$ (partial fractions: logarithms, arctangents) or a sum of "
+            "polynomial $\\times e^{q(\\varepsilon)}$ with $q$ of degree $\\leq 2$ (sin / cos as exponentials; "
+            "elementary or erf)")
 
 
-def _convolution(fam, t):
-    """sympy's attempt at g(t) = Integral phi(e) phi(t + e) de (the density of eps_2 - eps_1)."""
-    f = fam.pdf(_EPS) * fam.pdf(t + _EPS)
-    f = sp.simplify(f) if not f.has(sp.Piecewise) else f
-    num, den = sp.fraction(sp.together(f))
-    if f.is_rational_function(_EPS):
-        frac = sp.apart(sp.together(f), _EPS)
-        F = _antiderivative(frac, _EPS)
-        return sp.simplify(sp.limit(F, _EPS, sp.oo) - sp.limit(F, _EPS, -sp.oo)), "partial fractions + termwise antiderivative"
-    if f.has(sp.exp) and not f.has(sp.erf, sp.atan, sp.hyper, sp.Piecewise):
-        return sp.simplify(sp.integrate(f, (_EPS, -sp.oo, sp.oo))), "sympy integrate"
-    g = sp.integrate(f, _EPS, risch=True)
-    return g, "sympy's Risch integrator"
+def _at(F, var, end):
+    """``F`` at ``end``: a limit when ``end`` is infinite (term by term at +oo, see ``limit_at_infinity``)."""
+    from .routes._common import limit_at_infinity
+
+    if end == sp.oo:
+        return limit_at_infinity(F, var)
+    if end == -sp.oo:
+        return limit_at_infinity(F.subs(var, -var), var)
+    return F.subs(var, end)
+
+
+def _integrate_in_class(h, var, lo, hi, kind):
+    """``Integral(h, (var, lo, hi))`` for ``h`` of :func:`~derive.routes._common.integrand_class` ``kind``.
+
+    Rational: partial fractions, termwise antiderivative, its values (limits
+    at infinite ends).  Gaussian: sympy's definite integral term by term
+    (each term ``x^k e^{q(x)}``, ``deg q <= 2``, has an elementary or erf
+    antiderivative).
+    """
+    if kind == "rational":
+        # no simplify: it merges the logarithms into log((a + 1)**p) with a polynomial p, which
+        # sympy then evaluates exactly at rational a (huge integers); the termwise sum stays cheap
+        F = _antiderivative(sp.apart(sp.together(h), var), var)
+        return _at(F, var, hi) - _at(F, var, lo)
+    out = [sp.integrate(term, (var, lo, hi), conds="none") for term in sp.Add.make_args(sp.expand(h))]
+    return sp.simplify(sp.Add(*out))
+
+
+def _two_class_forms(fam):
+    """``(f, F, lo, hi)``: density and CDF inside the support, without the support clamp."""
+    from .routes._common import cdf_on_support, on_support
+
+    F, lo, hi = cdf_on_support(fam)
+    f = on_support(fam, fam.pdf(fam.symbol))
+    return f.subs(fam.symbol, _EPS), F.subs(fam.symbol, _EPS), lo, hi
 
 
 def _difference_route(fam, syms):
+    r"""n = 2: ``p_1(Delta)``, ``Delta = mu_1 - mu_2``, is the CDF of ``eps_2 - eps_1`` at ``Delta``.
+
+    By symmetry ``p_1(Delta) = 1 - p_1(-Delta)``, so ``a = |Delta| >= 0``
+    suffices.  Two integrals give it, and the route takes the first whose
+    integrand is in a class it evaluates (:func:`~derive.routes._common.integrand_class`):
+
+    * direct: ``p_2(a) = Int_{lo + a}^{hi} f(e) F(e - a) de`` (on that range
+      ``F`` is its in-support expression; support ``[lo, hi]``, 0 for
+      ``a >= hi - lo``);
+    * the difference density ``g(t) = Int_{lo}^{hi - t} f(e) f(e + t) de``
+      (``t >= 0``, even in t), then ``p_1(a) = 1/2 + Int_0^a g(t) dt``.
+
+    Outside those classes it answers "none" at once, naming the integrands
+    (no open-ended sympy call).  Each sympy call is bounded by
+    :data:`SYMPY_SECONDS`.
+    """
+    from .routes._common import TimeLimit, integrand_class, time_limit
+
     D = sp.Symbol("Delta", real=True)
     defs = {D: syms[0] - syms[1]}
     d = _new(fam, syms, definitions=defs)
     d.step(sp.Integral(fam.pdf(_EPS) * fam.cdf(D + _EPS), (_EPS, -sp.oo, sp.oo)),
            "write $\\Delta=\\mu_1-\\mu_2$", checks=("identical", "numeric"))
+    f, F, lo, hi = _two_class_forms(fam)
+    if f.has(sp.Piecewise) or F.has(sp.Piecewise):
+        return _failed(d, "n = 2: the CDF has kinks inside its support and its pieces are not exponential-polynomial "
+                       "(the piecewise route's class): the route leaves the integral unevaluated.")
+    a = sp.Symbol("a", positive=True)
+    t = sp.Symbol("t", positive=True)
+    width = hi - lo
+    direct = f * F.subs(_EPS, _EPS - a)
+    density = f * f.subs(_EPS, _EPS + t)
+    kind_direct, kind_density = integrand_class(direct, _EPS), integrand_class(density, _EPS)
+    if kind_direct is None and kind_density is None:
+        return _failed(d, f"n = 2: the route leaves $p_2(a)=\\int\\phi(\\varepsilon)\\Phi(\\varepsilon-a)\\,d\\varepsilon$ "
+                       f"and the difference density $\\int\\phi(\\varepsilon)\\phi(\\varepsilon+t)\\,d\\varepsilon$ "
+                       f"unevaluated: with $\\phi={sp.latex(f)}$ and $\\Phi={sp.latex(F)}$ neither integrand is "
+                       f"{_CLASSES}, the classes whose integrals it evaluates.")
+    clamp = (lambda v: sp.Min(v, width)) if width.is_finite else (lambda v: v)
     try:
-        g, how = _convolution(fam, _T)
+        if kind_direct is not None:
+            how = f"the direct integral ({kind_direct} integrand)"
+            with time_limit(SYMPY_SECONDS, "sympy's integral of $\\phi(\\varepsilon)\\Phi(\\varepsilon-a)$"):
+                Q = _integrate_in_class(direct, _EPS, lo + a, hi, kind_direct)
+            if Q.has(sp.Integral):
+                return _failed(d, f"n = 2: sympy leaves $\\int_{{{sp.latex(lo + a)}}}^{{{sp.latex(hi)}}}{sp.latex(direct)}"
+                               "\\,d\\varepsilon$ unevaluated.")
+            lower = (lambda v: sp.Min(lo + v, hi)) if width.is_finite else (lambda v: lo + v)
+            split = sp.Piecewise(
+                (1 - sp.Integral(direct.subs(a, D), (_EPS, lower(D), hi)), D >= 0),
+                (sp.Integral(direct.subs(a, -D), (_EPS, lower(-D), hi)), True))
+            d.step(split, "$p_1(\\Delta)=1-p_2(\\Delta)$ and $p_2(a)=p_1(-a)$; for $a\\geq0$ class 2 wins only where "
+                   f"$\\varepsilon\\geq{sp.latex(lo)}+a$, and there $\\Phi(\\varepsilon-a)$ is its in-support expression",
+                   checks=("numeric",))
+            value = sp.Piecewise((1 - Q.subs(a, clamp(D)), D >= 0), (Q.subs(a, clamp(-D)), True))
+        else:
+            how = f"the difference density ({kind_density} integrand)"
+            with time_limit(SYMPY_SECONDS, "sympy's integral of the difference density"):
+                # simplified: the termwise sum has removable singularities at t = 0 (1/t^k terms)
+                # that would defeat the quadrature of the next step's check
+                g = sp.simplify(_integrate_in_class(density, _EPS, lo, hi - t, kind_density))
+            if g.has(sp.Integral):
+                return _failed(d, "n = 2: $\\partial p_1/\\partial\\Delta=\\int\\phi(\\varepsilon)\\phi(\\Delta+\\varepsilon)"
+                               f"d\\varepsilon$ (the density of $\\varepsilon_2-\\varepsilon_1$): sympy leaves it "
+                               f"unevaluated: ${sp.latex(g)}$.")
+            d.notes.append(f"$\\partial p_1/\\partial\\Delta=g(|\\Delta|)$, $g(t)=\\int\\phi(\\varepsilon)\\phi(t+\\varepsilon)"
+                           f"\\,d\\varepsilon={sp.latex(g)}$ for $t\\geq0$ ({how}).")
+            d.step(sp.Piecewise((sp.Rational(1, 2) + sp.Integral(g, (t, 0, clamp(D))), D >= 0),
+                                (sp.Rational(1, 2) - sp.Integral(g, (t, 0, clamp(-D))), True)),
+                   "differentiate under the integral sign in $\\Delta$: $\\partial p_1/\\partial\\Delta$ is the density "
+                   "$g$ of $\\varepsilon_2-\\varepsilon_1$ (even, integrated by sympy), and $p_1(0)=1/2$",
+                   checks=("numeric",))
+            kind_g = integrand_class(g, t)
+            if kind_g is None:
+                return _failed(d, f"n = 2: the difference density is $g(t)={sp.latex(g)}$, and the route leaves "
+                               f"$\\int_0^{{\\Delta}}g(t)\\,dt$ unevaluated: $g$ is not {_CLASSES}.")
+            with time_limit(SYMPY_SECONDS, "sympy's integral of the difference density's antiderivative"):
+                G = _integrate_in_class(g, t, 0, a, kind_g)
+            if G.has(sp.Integral):
+                return _failed(d, f"n = 2: sympy leaves $\\int_0^a g(t)dt$ unevaluated for $g={sp.latex(g)}$.")
+            value = sp.Piecewise((sp.Rational(1, 2) + G.subs(a, clamp(D)), D >= 0),
+                                 (sp.Rational(1, 2) - G.subs(a, clamp(-D)), True))
+    except TimeLimit as exc:
+        return _failed(d, f"n = 2: time limit: {exc} ({how}; the integrand is in the class, sympy is slow on it).")
     except (NotImplementedError, ValueError, TypeError) as exc:  # pragma: no cover - sympy gaps
-        return _failed(d, f"sympy could not integrate the difference density ({type(exc).__name__}: {exc}).")
-    if g.has(sp.Integral):
-        return _failed(d, "$\\partial p_1/\\partial\\Delta=\\int\\phi(\\varepsilon)\\phi(\\Delta+\\varepsilon)d\\varepsilon$ "
-                       f"(the density of $\\varepsilon_2-\\varepsilon_1$): {how} returns it unevaluated: "
-                       f"${sp.latex(g)}$.")
-    d.notes.append(f"$\\partial p_1/\\partial\\Delta=\\int\\phi(\\varepsilon)\\phi(\\Delta+\\varepsilon)\\,d\\varepsilon"
-                   f"={sp.latex(g.subs(_T, D))}$ ({how}).")
+        return _failed(d, f"n = 2: sympy could not integrate {how} ({type(exc).__name__}: {exc}).")
+    if value.has(sp.nan, sp.zoo, sp.Limit):
+        return _failed(d, f"n = 2: sympy's limits at the ends of {how} are undefined.")
     try:
-        d.step(sp.Integral(g, (_T, -sp.oo, D)),
-               "differentiate under the integral sign in $\\Delta$ (the density of $\\varepsilon_2-\\varepsilon_1$, "
-               "integrated by sympy) and integrate back from $p_1(-\\infty)=0$", checks=("numeric",))
-    except DerivationError as exc:
-        return _failed(d, f"sympy's value for the difference density fails the numeric check ({how} gave "
-                       f"${sp.latex(g)}$): rejected.")
-    if g.is_rational_function(_T):
-        # rational density: partial fractions, termwise antiderivative, minus its limit at -oo
-        G = _antiderivative(sp.apart(sp.together(g), _T), _T)
-        value = G.subs(_T, D) - sp.limit(G, _T, -sp.oo)
-    else:
-        value = sp.integrate(g, (_T, -sp.oo, D))
-    if value.has(sp.Integral):
-        return _failed(d, f"sympy leaves $\\int_{{-\\infty}}^{{\\Delta}} g(t)dt$ unevaluated for $g={sp.latex(g)}$.")
-    value = sp.simplify(value)
-    d.step(value, "integrate the difference density", checks=("numeric", "doit"))
+        d.step(value, "integrate", checks=("numeric",))
+    except DerivationError:
+        return _failed(d, f"n = 2: sympy's value for {how} fails the numeric check: rejected.")
     d.step(value.xreplace(defs), "write out $\\Delta$", checks=("identical",))
     d.closed_form = _by_symmetry(d.result, syms)
     special = d.result.has(sp.erf, sp.erfc, sp.hyper, sp.Integral)
     d.status = "special" if special else "closed"
-    d.reason = ("n = 2: $p_1$ is the CDF of $\\varepsilon_2-\\varepsilon_1$ at $\\mu_1-\\mu_2$" +
+    d.reason = ("n = 2: $p_1$ is the CDF of $\\varepsilon_2-\\varepsilon_1$ at $\\mu_1-\\mu_2$, by " + how +
                 (" (needs erf)." if special else "."))
     return d
 
@@ -645,10 +749,21 @@ def _normal3(fam, syms):
     d.closed_form = _by_symmetry(d.result, syms)
     d.extra["stable_forms"] = _by_symmetry(_normal3_stable(syms), syms)
     d.status = "special"
-    attempt = sp.integrate(fam.pdf(_EPS) * fam.pdf(_EPS + _T) * fam.cdf(_EPS + syms[0] - syms[2]), _EPS, risch=True)
+    from .routes._common import TimeLimit, time_limit
+
+    try:
+        with time_limit(SYMPY_SECONDS, "sympy's Risch integrator"):
+            attempt = sp.integrate(fam.pdf(_EPS) * fam.pdf(_EPS + _T) * fam.cdf(_EPS + syms[0] - syms[2]), _EPS,
+                                   risch=True)
+    except TimeLimit:
+        attempt = None
+    if attempt is None:
+        stop = f"does not finish $\\partial p_1/\\partial\\Delta_2$ within {SYMPY_SECONDS} s."
+    else:
+        stop = ("leaves $\\partial p_1/\\partial\\Delta_2$ unevaluated" +
+                (f" (${sp.latex(attempt)}$)." if attempt.has(sp.Integral) else "."))
     d.reason = ("needs Owen's $T$ (a sympy Function evaluated by mpmath): the direct route stops because sympy's Risch "
-                "integrator leaves $\\partial p_1/\\partial\\Delta_2$ unevaluated" +
-                (" (" + f"${sp.latex(attempt)}$" + ")." if attempt.has(sp.Integral) else "."))
+                "integrator " + stop)
     return d
 
 
@@ -686,27 +801,58 @@ def _normal3_stable(syms):
 
 
 def _no_closed_form(fam, syms):
+    """Status "none" for concrete n, with the reason.
+
+    Registry families (normal n >= 4, heavy tails n >= 3) record what
+    sympy's Risch integrator returns for ``dp_1/dDelta_2`` (bounded by
+    :data:`SYMPY_SECONDS`).  A user family reaches this only after every
+    route declined: the reason is decided from the structure of the
+    integrand of (eq:pi), without an open-ended integration.
+    """
+    from .routes._common import TimeLimit, integrand_class, time_limit
+
     n = len(syms)
     d = _new(fam, syms)
+    if fam.custom:
+        f, F, lo, hi = _two_class_forms(fam)
+        D = [sp.Symbol(f"Delta_{k}", real=True) for k in range(2, n + 1)]
+        kind = integrand_class(f * sp.Mul(*[F.subs(_EPS, _EPS + Dk) for Dk in D]), _EPS)
+        if kind is None:
+            why = (f"for n = {n} no route's structure fits (each route's reason is listed), and the integrand "
+                   f"$\\phi(\\varepsilon)\\prod_{{j\\geq2}}\\Phi(\\Delta_j+\\varepsilon)$ with $\\phi={sp.latex(f)}$, "
+                   f"$\\Phi={sp.latex(F)}$ is not {_CLASSES}: no antiderivative is attempted.")
+        elif lo.is_finite or hi.is_finite:
+            why = (f"for n = {n} no route's structure fits (each route's reason is listed). The integrand "
+                   f"$\\phi(\\varepsilon)\\prod_{{j\\geq2}}\\Phi(\\Delta_j+\\varepsilon)$ is {kind} in $\\varepsilon$ on "
+                   f"the support ${sp.latex(fam.support)}$, but its range of integration starts or ends where the "
+                   "first of the shifted supports does, which depends on the ordering of $\\mu$: no route carries "
+                   "that case split for this class (the piecewise route does it for exponential-polynomial pieces).")
+        else:
+            why = (f"for n = {n} no route's structure fits (each route's reason is listed); the integrand "
+                   f"$\\phi(\\varepsilon)\\prod_{{j\\geq2}}\\Phi(\\Delta_j+\\varepsilon)$ is {kind} in $\\varepsilon$, "
+                   "but no route integrates it beyond n = 2.")
+        return _failed(d, why)
     D = [sp.Symbol(f"Delta_{k}", real=True) for k in range(2, n + 1)]
     # what sympy gets for the first derivative dp_1/dDelta_2 (the simplest integral left)
     integrand = fam.pdf(_EPS) * fam.pdf(D[0] + _EPS) * sp.Mul(*[fam.cdf(Dk + _EPS) for Dk in D[1:]])
     try:
-        attempt = sp.integrate(integrand, _EPS, risch=True)
+        with time_limit(SYMPY_SECONDS, "sympy's Risch integrator"):
+            attempt = sp.integrate(integrand, _EPS, risch=True)
         stop = (f"sympy's Risch integrator returns $\\int\\phi(\\varepsilon)\\phi(\\Delta_2+\\varepsilon)"
                 f"\\prod_{{k\\geq3}}\\Phi(\\Delta_k+\\varepsilon)\\,d\\varepsilon$ unevaluated"
                 if attempt.has(sp.Integral) else f"sympy's Risch integrator gives ${sp.latex(attempt)}$")
+    except TimeLimit as exc:
+        stop = f"time limit: {exc}"
     except (NotImplementedError, ValueError, TypeError) as exc:
         stop = f"sympy's Risch integrator raises {type(exc).__name__}"
-    name = fam.name
-    if name == "normal":
+    if fam.name == "normal":
         why = (f"for n = {n}, $p_1$ is a {n - 1}-variate normal orthant probability with correlations 1/2; no "
                "elementary or Owen-T form is known for n >= 4.")
-    elif name in ("cauchy", "student_t"):
+    elif fam.name in ("cauchy", "student_t"):
         why = (f"heavy tails: for n >= 3 the product of {n - 1} CDFs with arctangent / hypergeometric terms has no "
                "known elementary antiderivative against the density.")
     else:
-        why = f"no closed-form route for {name} with n = {n}."
+        why = f"no closed-form route for {fam.name} with n = {n}."
     return _failed(d, f"{why} Tried: differentiate in $\\Delta_2=\\mu_1-\\mu_2$; {stop}.")
 
 

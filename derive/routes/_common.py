@@ -1,6 +1,12 @@
-"""Helpers shared by the route modules: the CDF on its support, numeric quantiles."""
+"""Helpers shared by the route modules: the CDF on its support, numeric quantiles,
+the integrand classes the routes integrate, and a time limit for sympy calls."""
 
 from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
 
 import mpmath
 import sympy as sp
@@ -18,16 +24,192 @@ def cdf_on_support(fam):
     conditions only at the support ends.
     """
     x = fam.symbol
-    e = fam.cdf(x)
+    return on_support(fam, fam.cdf(x)), fam.support.start, fam.support.end
+
+
+def on_support(fam, e):
+    """``e`` (a function of ``fam.symbol``) with the branches of its support clamps active inside the support
+    (nested clamps too: a sympy.stats density is clamped by the distribution and again by the family)."""
+    x = fam.symbol
     lo, hi = fam.support.start, fam.support.end
     if isinstance(e, sp.Piecewise) and (lo.is_finite or hi.is_finite):
         mid = (lo + hi) / 2 if lo.is_finite and hi.is_finite else (lo + 1 if lo.is_finite else hi - 1)
         for val, cond in e.args:
             c = cond if cond in (sp.true, sp.false, True, False) else cond.subs(x, mid)
             if bool(c):
-                e = val
-                break
-    return e, lo, hi
+                return on_support(fam, val)
+    return _resolve_kinks_outside(e, x, lo, hi)
+
+
+def _resolve_kinks_outside(e, x, lo, hi):
+    """``e`` with every Min / Max / Heaviside / Abs / sign whose kinks all lie outside ``(lo, hi)``
+    replaced by its branch there (decided at one interior point: the branch is constant between kinks).
+
+    sympy.stats writes e.g. the raised-cosine density as ``cos(pi Min(1, x)) Heaviside(1 - x)/2 +
+    ...``: on its support (-1, 1) that is ``cos(pi x)/2 + 1/2``.
+    """
+    from .piecewise import breakpoints
+
+    kinky = (sp.Min, sp.Max, sp.Heaviside, sp.Abs, sp.sign)
+    if not e.has(*kinky):
+        return e
+    mid = (lo + hi) / 2 if lo.is_finite and hi.is_finite else (lo + 1 if lo.is_finite else
+                                                                (hi - 1 if hi.is_finite else sp.Integer(0)))
+    subs = {}
+    for f in e.atoms(*kinky):
+        try:
+            pts = breakpoints(f, x)
+        except ValueError:
+            continue
+        if any((not lo.is_finite or p > lo) and (not hi.is_finite or p < hi) for p in pts):
+            continue
+        if isinstance(f, (sp.Min, sp.Max)):
+            vals = [a.subs(x, mid) for a in f.args]
+            pick = min if isinstance(f, sp.Min) else max
+            subs[f] = f.args[vals.index(pick(vals, key=float))]
+        elif isinstance(f, sp.Heaviside):
+            subs[f] = sp.Integer(1) if f.args[0].subs(x, mid) > 0 else sp.Integer(0)
+        else:
+            arg = f.args[0]
+            sgn = 1 if arg.subs(x, mid) > 0 else -1
+            subs[f] = sgn * arg if isinstance(f, sp.Abs) else sp.Integer(sgn)
+    return e.xreplace(subs) if subs else e
+
+
+def integrand_class(h, var):
+    """``"rational"``, ``"gaussian"`` or None: the classes of integrands whose integrals the routes evaluate.
+
+    * ``"rational"``: a rational function of ``var`` (coefficients may hold
+      other symbols): partial fractions give rational terms, logarithms and
+      arctangents;
+    * ``"gaussian"``: after writing sin / cos / sinh / cosh as exponentials,
+      a finite sum of ``c x^k e^{q(x)}`` with ``q`` a polynomial of degree
+      <= 2 in ``var`` (complex coefficients allowed): each term integrates
+      to elementary functions (degree <= 1) or to ``erf`` (degree 2).
+
+    Anything else (exponentials of non-polynomials such as ``e^{-1/x}`` or
+    ``e^{-e^x}``, square roots, arcsin / arctan / erf of ``var``) is None:
+    sympy's integrators have no decision procedure that terminates quickly
+    there, so the routes say so instead of calling them.
+
+    >>> x, t = sp.symbols("x t", real=True)
+    >>> integrand_class(x * sp.exp(-x**2 - t * x), x), integrand_class(sp.exp(-1 / x), x)
+    ('gaussian', None)
+    """
+    h = sp.sympify(h)
+    if not h.has(var):
+        return "rational"
+    if h.is_rational_function(var):
+        return "rational"
+    trig = (sp.sin, sp.cos, sp.sinh, sp.cosh, sp.tan, sp.tanh)
+    e = sp.expand(sp.powsimp(sp.expand(h.rewrite(sp.exp) if h.has(*trig) else h), combine="exp"))
+    for term in sp.Add.make_args(e):
+        for fac in sp.Mul.make_args(term):
+            if not fac.has(var):
+                continue
+            if fac == var or (fac.is_Pow and fac.base == var and fac.exp.is_Integer and fac.exp > 0):
+                continue
+            if isinstance(fac, sp.exp) or (fac.is_Pow and fac.base == sp.E):
+                arg = sp.expand(fac.exp if fac.is_Pow else fac.args[0])
+                if arg.is_polynomial(var) and sp.degree(arg, var) <= 2:
+                    continue
+            return None
+    return "gaussian"
+
+
+def termwise_limit(expr, var):
+    """``lim_{var -> 0+} expr`` one term at a time.
+
+    After partial fractions every term is ``c log(1 + a var)``, ``c log(a +
+    var)``, ``c atan(...)`` or ``c / (a + var)^k``: the value at ``var = 0``
+    is the limit unless it is undefined, and only then is sympy's ``limit``
+    called, on that term alone.  One ``limit`` of the whole sum makes sympy
+    series-expand every term together (minutes for a logistic-type n = 4).
+    """
+    out = []
+    for term in sp.Add.make_args(sp.expand(expr)):
+        v = term.subs(var, 0)
+        if v.has(sp.nan, sp.zoo, sp.AccumBounds) or v.is_finite is False:
+            v = sp.limit(term, var, 0, "+")
+        out.append(v)
+    return sp.Add(*out)
+
+
+def limit_at_infinity(F, var):
+    """``lim_{var -> +oo} F`` for an antiderivative of a rational function (logarithms, atan, rational terms).
+
+    With ``var = 1/w`` each ``log(p(1/w))`` is ``log(w^d p(1/w)) - d log w``;
+    the ``log w`` terms must sum to 0 (else F diverges: ValueError) and the
+    rest has a limit term by term (:func:`termwise_limit`).
+    """
+    w = sp.Dummy("w", positive=True)
+    Fw = F.subs(var, 1 / w).replace(lambda e: isinstance(e, sp.log),
+                                    lambda e: sp.log(sp.factor_terms(sp.together(e.args[0]))))
+    Fw = sp.expand(sp.expand_log(Fw, force=True))
+    c = Fw.coeff(sp.log(w))
+    if not _rational_zero(c):
+        raise ValueError(f"the coefficient of log(1/{var}) is {c}")
+    return termwise_limit(Fw - c * sp.log(w), w)
+
+
+def _rational_zero(c, points=3):
+    """Whether ``c``, a rational function of its free symbols, is 0.
+
+    Exact values at random rational points: a nonzero rational function
+    vanishes on a set of measure zero, so three exact zeros at independent
+    random rationals mean it is 0 (``simplify`` of the same coefficient at
+    logistic-type n = 4 takes minutes; a wrong answer would in any case be
+    caught by the numeric check of the step that uses the limit).
+    """
+    import random
+
+    syms = sorted(c.free_symbols, key=str)
+    rng = random.Random(len(syms))
+    for _ in range(points):
+        env = {s: sp.Rational(rng.randint(1, 10**6), rng.randint(1, 10**6)) for s in syms}
+        v = c.xreplace(env)
+        if not v.is_Rational:  # coefficients with irrational constants: 50 digits decide
+            v = 0 if abs(sp.N(v, 50)) < sp.Float(10) ** -40 else v
+        if v != 0:
+            return False
+    return True
+
+
+class TimeLimit(BaseException):
+    """A bounded sympy call ran out of time (a BaseException: sympy's own ``except Exception`` lets it through)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds, what):
+    """Raise :class:`TimeLimit` in the block after ``seconds`` (SIGALRM; the main thread only).
+
+    The last resort for sympy calls that can run away on inputs inside a
+    route's class (a partial-fraction limit, an erf integral).  An outer
+    interval timer (the atlas's per-cell limit) is respected: when it fires
+    first it is left alone, otherwise it is re-armed with what is left of
+    it.  Off the main thread (no signals there) the block runs unbounded.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer, interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer and outer <= seconds:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TimeLimit(f"{what} did not finish within {seconds:g} s")
+
+    start = time.monotonic()
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 1e-3), interval)
 
 
 def custom_match(route, fam, detect, registry_reason):

@@ -1,10 +1,11 @@
 """Route (e): n = 2 for any family, through the density of ``eps_2 - eps_1``.
 
-``p_1 = P[eps_2 - eps_1 <= mu_1 - mu_2]``, so ``dp_1/dDelta`` is the density
-``g(t) = Int phi(e) phi(t + e) de`` of the difference; sympy integrates it
-and the result is checked at 30 digits against quadrature before it is
-integrated back from ``p_1(-oo) = 0`` (the construction is
-:func:`derive.closed._difference_route`, shared with the registry families).
+``p_1 = P[eps_2 - eps_1 <= mu_1 - mu_2]``: either the direct integral
+``p_2(a) = Int phi(e) F(e - a) de`` (``a = |Delta|``) or the density
+``g(t) = Int phi(e) phi(t + e) de`` of the difference, integrated from
+``p_1(0) = 1/2``, whichever integrand is in a class the route evaluates;
+each value is checked at 30 digits against quadrature (the construction
+is :func:`derive.closed._difference_route`, shared with the registry families).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from functools import reduce
 import sympy as sp
 
 from . import NotApplicable
-from ._common import cdf_on_support
+from ._common import TimeLimit, cdf_on_support, limit_at_infinity, termwise_limit, time_limit
 
 NAME = "rational"
 
@@ -96,12 +96,17 @@ def attempt(fam, n):
     frac = sp.apart(sp.together(integrand), u)
     d.step(sp.Integral(frac, (u, 0, sp.oo)), "partial fractions in $u$ (distinct $\\mu$)", checks=("numeric",))
     F = closed._antiderivative(frac, u)
-    w = sp.Symbol("w", positive=True)
-    Fw = sp.expand(sp.expand_log(F.subs(u, 1 / w), force=True))
-    log_coeff = sp.simplify(Fw.coeff(sp.log(w)))
-    if log_coeff != 0:
-        return NotApplicable(NAME, f"the logarithms at $u\\to\\infty$ do not cancel for sympy ({log_coeff})")
-    value = sp.simplify(sp.limit(Fw, w, 0, "+") - sp.limit(F, u, 0, "+"))
+    try:
+        with time_limit(closed.SYMPY_SECONDS, "sympy's limits of the antiderivative"):
+            value = limit_at_infinity(F, u) - termwise_limit(F, u)
+            # simplify merges the logarithms (and feeds the tie limits); on the form of n >= 4 it runs
+            # for minutes (as do cancel / factor of its log coefficients), so the termwise value is kept
+            if n <= closed.MAX_TIE_LIMIT_N:
+                value = sp.simplify(value)
+    except ValueError as exc:
+        return NotApplicable(NAME, f"the logarithms at $u\\to\\infty$ do not cancel for sympy ({exc})")
+    except TimeLimit as exc:
+        return NotApplicable(NAME, f"time limit: {exc}")
     if value.has(sp.Limit, sp.nan, sp.zoo) or value.is_finite is False:
         return NotApplicable(NAME, "sympy cannot take the limits of the antiderivative")
     d.step(value, "termwise antiderivatives, evaluated between $u=0$ and $u=\\infty$", checks=("numeric",))
