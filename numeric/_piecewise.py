@@ -287,19 +287,13 @@ class _Row:
         return -self.far_series(u, self.P / np.maximum(np.arange(self.rmax + 1), 1))
 
     def far_series(self, u, S):
-        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1): a table of powers,
-        summed in order of ``r`` (a batch's larger ``rmax`` only adds exact
-        zeros), in chunks of rows."""
-        m, p = u.shape
+        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1), by Horner's rule from
+        the highest term down (a row's terms above its own largest are exact zeros,
+        which leave its bits unchanged: a batch's larger ``rmax`` changes nothing)."""
         out = np.zeros_like(u)
-        if self.rmax == 0:
-            return out
-        step = max(1, (1 << 18) // max(1, p * self.rmax))
-        for a in range(0, m, step):
-            uu = u[a:a + step]
-            pw = np.cumprod(np.broadcast_to(uu[:, :, None], uu.shape + (self.rmax,)), axis=2)
-            pw *= S[a:a + step, None, 1:]
-            out[a:a + step] = np.cumsum(pw, axis=2)[:, :, -1]
+        for r in range(self.rmax, 0, -1):
+            out += S[:, r, None]
+            out *= u
         return out
 
     def log_g(self, u, drop=False):
