@@ -457,7 +457,12 @@ def _windows(pl, M, extra=None, peaks=False):
     the coarse peak minus ``_TAIL`` bounds everything beyond it."""
     m = M.shape[1]
     Lc = _matmul_rows(M[:_WIN_R].transpose(1, 0, 2).reshape(m, -1), pl.Wc, np.empty((m, pl.Wc.shape[1])))
-    L = pl.LHc[None, :, :] + Lc[:, None, :]
+    # with peaks: the windows from every _WSAMPLE-th node and the last ones (the extreme
+    # windows are those of the extreme nodes: a peak moves right with its node); a node
+    # whose integrand has not decayed at the ends fails the rule's checks
+    K = pl.K
+    keep = np.r_[0:K - _WSAMPLE:_WSAMPLE, K - _WSAMPLE:K] if peaks else slice(None)
+    L = pl.LHc[None, keep, :] + Lc[:, None, :]
     if extra is not None:
         # the one-hot integrands h_m h_y F, and h_y F itself (the direct rule for g(z_y))
         Lc += extra
@@ -466,16 +471,8 @@ def _windows(pl, M, extra=None, peaks=False):
     Gc = L.shape[-1]
     with np.errstate(invalid="ignore"):
         jm = np.argmax(L, axis=-1)
-        if peaks:
-            # the windows from every _WSAMPLE-th node and the last ones (the extreme
-            # windows are those of the extreme nodes: a peak moves right with its node);
-            # a node whose integrand has not decayed at the ends fails the rule's checks
-            keep = np.r_[0:L.shape[1] - _WSAMPLE:_WSAMPLE, L.shape[1] - _WSAMPLE:L.shape[1]]
-            L, jm_w = L[:, keep], jm[:, keep]
-        else:
-            jm_w = jm
-        low = L < (np.take_along_axis(L, jm_w[..., None], axis=-1) - _TAIL)
-    before = np.arange(Gc)[None, None, :] < jm_w[..., None]
+        low = L < (np.take_along_axis(L, jm[..., None], axis=-1) - _TAIL)
+    before = np.arange(Gc)[None, None, :] < jm[..., None]
     nl = np.count_nonzero(low & before, axis=-1).min(axis=1)
     nr = np.count_nonzero(low & ~before, axis=-1).min(axis=1)
     # (the one-hot windows, which differ more between rows, in coarser steps: fewer groups)
@@ -483,7 +480,16 @@ def _windows(pl, M, extra=None, peaks=False):
     a = np.maximum(nl - 1, 0) * _COARSE // wq * wq
     b = np.minimum(pl.Gs, -(-((Gc - nr) * _COARSE + 1) // wq) * wq)
     b[nr == 0] = pl.Gs
-    return (a, b, jm[:, :pl.K]) if peaks else (a, b)
+    if not peaks:
+        return a, b
+    # every node's coarse peak, searched over the coarse columns of its row's window only
+    # (so it does not depend on the other rows)
+    c0, c1 = int(a.min()) // _COARSE, min(Gc, -(-int(b.max()) // _COARSE))
+    ci = np.arange(c0, c1) * _COARSE
+    with np.errstate(invalid="ignore"):
+        L = pl.LHc[None, :, c0:c1] + np.where((ci >= a[:, None]) & (ci < b[:, None]), Lc[:, c0:c1], -np.inf)[:, None, :]
+        jm = np.argmax(L, axis=-1) + c0
+    return a, b, jm
 
 
 def _trapezoid(L, logw, agree, curv_max):
