@@ -326,15 +326,18 @@ def _closed_values(d, mu):
 
     ``Derivation.evaluate`` raises the precision until 30 digits are
     certain.  Forms written with Max/Min (the piecewise routes) are instead
-    evaluated by sympy at the exact rationals: piecewise polynomials are then
-    exact rationals and exponentials are evaluated adaptively by evalf; their
-    exact zeros (classes out of reach) are what ``evaluate`` cannot certify
-    without raising its precision to thousands of digits first.  The same
-    exact path serves any form ``evaluate`` gives up on.
+    evaluated by :func:`derive.conditions.evaluate_dag` (each distinct
+    subexpression once; these forms repeat their limits hundreds of times) at
+    rising precision until two precisions agree to 35 digits: at a spread of
+    30 w their exponentials cancel many digits, and their exact zeros
+    (classes out of reach) are what ``evaluate`` cannot certify without
+    raising its precision to thousands of digits first.  Forms the DAG
+    evaluation does not cover are evaluated by sympy at the exact rationals.
     """
     import mpmath
     import sympy as sp
 
+    from .conditions import evaluate_dag
     from .derivation import EvaluationError
 
     if not any(e.has(sp.Max, sp.Min) for e in d.closed_form):
@@ -342,6 +345,17 @@ def _closed_values(d, mu):
             return d.evaluate([str(m) for m in mu], dps=30).p
         except EvaluationError:
             pass
+    try:
+        prev = None
+        for dps in (60, 120, 240, 480, 960):
+            with mpmath.workdps(dps):
+                env = {s: mpmath.mpf(int(m.p)) / int(m.q) for s, m in zip(d.symbols, mu)}
+                cur = [evaluate_dag(e, env) for e in d.closed_form]
+            if prev is not None and all(abs(a - b) <= mpmath.mpf(10) ** -35 * abs(b) for a, b in zip(prev, cur)):
+                return cur
+            prev = cur
+    except (TypeError, KeyError):
+        pass
     env = dict(zip(d.symbols, mu))
     # mpf() rounds to the working precision: convert at 40 digits, not mpmath's default 15
     with mpmath.workdps(40):
