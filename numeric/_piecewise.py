@@ -97,6 +97,7 @@ _NEAR_ALL = 128           # rows this short: every score near (laplace: each nea
 _NEAR_ALL_LAPLACE = 32    # score adds a kink, so a lower bound there)
 _GRADE = 3.0              # panel ratio b / a above the first laplace kink
 _EXACT_N = 128            # exponential rows this short: one exact Gauss rule (_ExactExp)
+_CHUNK = 64               # rows per block of the panel engine (sorted by width first)
 _LINEAR_SPREAD = 500.0    # laplace rows of <= _NEAR_ALL_LAPLACE scores: linear arithmetic (_NearLaplace)
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
@@ -758,7 +759,7 @@ def _by_kernel(y, fam, lean_fn, general_fn):
     m = y.shape[0]
     lean = None if fam.custom else _lean_split(y, fam)
     if lean is None:
-        return general_fn(slice(None))
+        return _chunked(y, fam, np.arange(m), general_fn)
     cls, sel = lean
     if sel.size == m:
         return lean_fn(cls, slice(None))
@@ -766,7 +767,25 @@ def _by_kernel(y, fam, lean_fn, general_fn):
     ok = np.empty(m, dtype=bool)
     out[sel], ok[sel] = lean_fn(cls, sel)
     rest = np.setdiff1d(np.arange(m), sel)
-    out[rest], ok[rest] = general_fn(rest)
+    out[rest], ok[rest] = _chunked(y, fam, rest, general_fn)
+    return out, ok
+
+
+def _chunked(y, fam, rows, fn):
+    """``fn(rows)`` on blocks of ``_CHUNK`` rows of similar width: the panel engine
+    pads each block to its widest row (near scores, panels), so rows are sorted by
+    their count of scores with ``c > 1/64`` (the near ones and the candidates) first.
+    (Each row's result does not depend on its block: the padding adds exact zeros.)"""
+    if rows.size <= _CHUNK:
+        return fn(rows if rows.size < y.shape[0] else slice(None))
+    _, logc, _, _, _ = _cut(y[rows], fam.name == "laplace")
+    order = rows[np.argsort((logc > _LOG_MID).sum(axis=1), kind="stable")]
+    out = np.empty((rows.size, y.shape[1]))
+    ok = np.empty(rows.size, dtype=bool)
+    pos = np.searchsorted(rows, order)
+    for a in range(0, rows.size, _CHUNK):
+        blk = order[a:a + _CHUNK]
+        out[pos[a:a + _CHUNK]], ok[pos[a:a + _CHUNK]] = fn(blk)
     return out, ok
 
 
