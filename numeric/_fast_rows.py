@@ -778,7 +778,7 @@ def rows_log_probs(z, fam):
     """``(log p, ok)`` for standardized finite rows ``z`` (m, n), n >= 2.
 
     ``log p_i = log g(z_i) - log sum_j g(z_j)`` (module doc); rows with ``ok``
-    False (declined by a check, or longer than ``_N_MAX`` or wider than ``_P_MAX``
+    False (declined by a check, or longer than ``_N_MAX`` or wider than ``_P_WIDE``
     bins: the per-row engine's) hold NaN.  A row's result depends on that row only.
     """
     return _rows(z, fam, _log_probs_group, takes=z.shape[1] <= _N_MAX, wide=True)
