@@ -865,10 +865,11 @@ def _general(fam):
     from . import softmax as sm
 
     name = None if fam.custom else fam.name
+    tried = []
     if fam.custom:
         from .routes import run
 
-        routed, _ = run(fam, "general")
+        routed, tried = run(fam, "general")
         if routed is not None:
             return routed
     if name == "gumbel":
@@ -918,4 +919,5 @@ def _general(fam):
         why = "no closed form for symbolic n: already n = 3 has none (heavy tails, see the n = 3 attempt)."
     else:
         why = "no closed-form route for symbolic n for this family."
+        d.extra["routes_tried"] = [str(t) for t in tried]
     return _failed(d, why)
