@@ -759,27 +759,34 @@ def _by_kernel(y, fam, lean_fn, general_fn):
     m = y.shape[0]
     lean = None if fam.custom else _lean_split(y, fam)
     if lean is None:
-        return _chunked(y, fam, np.arange(m), general_fn)
+        return _chunked(y, np.arange(m), lambda r: _width(y[r], fam), general_fn)
     cls, sel = lean
+    if cls is _NearLaplace:
+        def lean_fn(cls, rows, _fn=lean_fn):        # panels: about one per unit of spread
+            return _chunked(y, rows, lambda r: y[r].max(axis=1) - y[r].min(axis=1), lambda r: _fn(cls, r))
     if sel.size == m:
-        return lean_fn(cls, slice(None))
+        return lean_fn(cls, np.arange(m))
     out = np.empty(y.shape)
     ok = np.empty(m, dtype=bool)
     out[sel], ok[sel] = lean_fn(cls, sel)
     rest = np.setdiff1d(np.arange(m), sel)
-    out[rest], ok[rest] = _chunked(y, fam, rest, general_fn)
+    out[rest], ok[rest] = _chunked(y, rest, lambda r: _width(y[r], fam), general_fn)
     return out, ok
 
 
-def _chunked(y, fam, rows, fn):
-    """``fn(rows)`` on blocks of ``_CHUNK`` rows of similar width: the panel engine
-    pads each block to its widest row (near scores, panels), so rows are sorted by
-    their count of scores with ``c > 1/64`` (the near ones and the candidates) first.
-    (Each row's result does not depend on its block: the padding adds exact zeros.)"""
+def _width(y, fam):
+    """Rows' count of scores with ``c > 1/64`` (the near ones and the candidates)."""
+    return (_cut(y, fam.name == "laplace")[1] > _LOG_MID).sum(axis=1)
+
+
+def _chunked(y, rows, key, fn):
+    """``fn(rows)`` on blocks of ``_CHUNK`` rows sorted by ``key(rows)``: the panel
+    engine pads each block to its widest row (near scores, panels), so rows of
+    similar width go together.  (Each row's result does not depend on its block:
+    the padding adds exact zeros.)"""
     if rows.size <= _CHUNK:
         return fn(rows if rows.size < y.shape[0] else slice(None))
-    _, logc, _, _, _ = _cut(y[rows], fam.name == "laplace")
-    order = rows[np.argsort((logc > _LOG_MID).sum(axis=1), kind="stable")]
+    order = rows[np.argsort(key(rows), kind="stable")]
     out = np.empty((rows.size, y.shape[1]))
     ok = np.empty(rows.size, dtype=bool)
     pos = np.searchsorted(rows, order)
