@@ -24,6 +24,9 @@ from .families import Family, _x, family_from_cdf
 
 __all__ = ["family_from_sympy_stats"]
 
+#: seconds the integration of a density into an elementary CDF may take (then the special-function CDF is kept)
+INTEGRATE_SECONDS = 30
+
 _SPECIAL = (sp.lowergamma, sp.uppergamma, sp.betainc, sp.betainc_regularized, sp.Integral, sp.hyper, sp.meijerg)
 
 
@@ -56,12 +59,16 @@ def _elementary(cdf, pdf, lo, x):
     """An elementary form of ``cdf`` (incomplete gamma/beta expanded), checked numerically; else ``cdf``."""
     if not cdf.has(*_SPECIAL):
         return cdf
+    from .routes._common import TimeLimit, time_limit
+
     candidates = [sp.expand_func(cdf)]
     if lo.is_finite:
         t = sp.Dummy("t", real=True)
         try:
-            candidates.append(sp.integrate(pdf.subs(x, t), (t, lo, x), conds="none"))
-        except (NotImplementedError, ValueError, TypeError):  # pragma: no cover - sympy gaps
+            # bounded: sympy's integrate may not terminate on a density without an elementary CDF
+            with time_limit(INTEGRATE_SECONDS, "sympy's integral of the density"):
+                candidates.append(sp.integrate(pdf.subs(x, t), (t, lo, x), conds="none"))
+        except (NotImplementedError, ValueError, TypeError, TimeLimit):  # pragma: no cover - sympy gaps
             pass
     for c in candidates:
         if c.has(*_SPECIAL):
