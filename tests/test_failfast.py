@@ -7,6 +7,9 @@ answers (asserted through status and reason; the calls are kept small).
 
 from __future__ import annotations
 
+import signal
+import time
+
 import mpmath
 import pytest
 import sympy as sp
@@ -14,7 +17,7 @@ from sympy import stats
 
 import derive
 from derive import oracle
-from derive.routes._common import integrand_class, limit_at_infinity
+from derive.routes._common import TimeLimit, integrand_class, limit_at_infinity, time_limit
 
 
 def _stats(ctor, *args):
@@ -58,6 +61,23 @@ def test_limit_at_infinity_term_by_term():
     assert sp.simplify(limit_at_infinity(F, x) - sp.pi / 2) == 0
     with pytest.raises(ValueError):
         limit_at_infinity(sp.log(x + 1), x)
+
+
+def test_time_limit_raises_and_rearms_the_outer_timer():
+    old = signal.signal(signal.SIGALRM, lambda *a: None)
+    signal.setitimer(signal.ITIMER_REAL, 50)  # an outer limit (the atlas's per-cell alarm)
+    try:
+        with pytest.raises(TimeLimit, match="within 0.1 s"):
+            with time_limit(0.1, "a loop"):
+                while True:
+                    time.sleep(0.01)
+        assert 45 < signal.getitimer(signal.ITIMER_REAL)[0] <= 50
+        with time_limit(60, "a short call"):  # the outer alarm comes first: left alone
+            pass
+        assert 45 < signal.getitimer(signal.ITIMER_REAL)[0] <= 50
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.slow
