@@ -151,7 +151,7 @@ _T2_LEFT = 64
 _PLANS_BYTES = 96 << 20     # plans kept up to this many bytes (a batch of s * N(0, 1) rows
                             # spans ~6 bin counts; each count's Gamma matrices take 10-14 MB)
 _WINDOWS_BYTES = 64 << 20   # spreading matrices kept up to this many bytes
-_MB = 8                 # rows per matrix product (fixed: bits independent of the batch)
+_MB = 4                 # rows per matrix product (fixed: bits independent of the batch)
 # multiply-adds per product: below OpenBLAS's threading threshold (one thread: on a
 # shared machine its worker threads spin and cost more than the work)
 _MM_MACS = 900_000
