@@ -1,6 +1,7 @@
 """Wide rows in the row-batched engine (numeric._fast_rows): rows with more bins than a
 full plan keeps (``_P_MAX``: normal spreads beyond ~20 standard units, logistic beyond
-~20) take the spreading matrices of their integration window only.  Checked against the
+~20) take the spreading matrices of their integration window only; the node sums of every
+row are tilted matrix products (_node_products).  Checked against the
 adaptive quadrature (``method="quadrature"``, itself oracle-tested) and the independent
 VJP reference (tests/_vjp_reference.py): ``s * N(0, 1)`` rows with s = 5, 6, clusters
 with exact ties spread over ~30 units, float32 input, one-hot and dense cotangents,
@@ -176,3 +177,23 @@ def test_node_products_match_log_space_rule(fam):
             assert ok_ref[0] and ok_got[0]
             assert np.all(np.abs(got - ref) <= 1e-14 * np.maximum(1.0, np.abs(ref))), \
                 (np.abs(got - ref) / np.maximum(1.0, np.abs(ref))).max()
+
+
+@pytest.mark.parametrize("fam", FAMS)
+def test_training_batch_kinds_vs_quadrature(fam):
+    """A classifier-output batch as the bench draws it (s = 1, 2, 5 and clusters with
+    ties): every row taken by the batched engine; log p and the one-hot log VJP (the
+    gradient of nll_loss) of two rows per kind against the quadrature."""
+    from derive.bench import KINDS, cotangent, scores
+    F = get_family(fam)
+    for kind in KINDS:
+        x = scores(kind, (8, 300), salt=3)
+        c = cotangent(kind, (8, 300), "one-hot")
+        lp, ok = rows_log_probs(x, F)
+        assert ok.all(), kind
+        v = numeric.log_probs_vjp(x, c, fam)
+        for r in (0, 5):
+            ref = numeric.log_probs(x[r], fam, method="quadrature")
+            assert _close_log_p(lp[r], ref), (kind, r, np.abs(lp[r] - ref).max())
+            vref = numeric.log_probs_vjp(x[r], c[r], fam, method="quadrature")
+            assert np.all(np.abs(v[r] - vref) <= 1e-10 * np.abs(vref).max()), (kind, r)
