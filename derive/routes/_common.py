@@ -120,18 +120,23 @@ def integrand_class(h, var):
 def termwise_limit(expr, var):
     """``lim_{var -> 0+} expr`` one term at a time.
 
-    After partial fractions every term is ``c log(1 + a var)``, ``c log(a +
-    var)``, ``c atan(...)`` or ``c / (a + var)^k``: the value at ``var = 0``
-    is the limit unless it is undefined, and only then is sympy's ``limit``
-    called, on that term alone.  One ``limit`` of the whole sum makes sympy
-    series-expand every term together (minutes for a logistic-type n = 4).
+    After partial fractions every term is ``c g(var)`` with ``c`` free of
+    ``var`` and ``g`` one of ``log(1 + a var)``, ``log(a + var)``, an atan or
+    ``1 / (a + var)^k``: the value of ``g`` at ``var = 0`` is its limit
+    unless it is undefined, and only then is sympy's ``limit`` called, on
+    that ``g`` alone.  One ``limit`` of the whole sum makes sympy
+    series-expand every term together (minutes for a logistic-type n = 4);
+    the coefficients ``c`` are never expanded (their numerators are large
+    polynomials in the other symbols).
     """
     out = []
-    for term in sp.Add.make_args(sp.expand(expr)):
-        v = term.subs(var, 0)
-        if v.has(sp.nan, sp.zoo, sp.AccumBounds) or v.is_finite is False:
-            v = sp.limit(term, var, 0, "+")
-        out.append(v)
+    for term in sp.Add.make_args(expr):
+        c, g = term.as_independent(var, as_Add=False)
+        for part in sp.Add.make_args(sp.expand(g)):
+            v = part.subs(var, 0)
+            if v.has(sp.nan, sp.zoo, sp.AccumBounds) or v.is_finite is False:
+                v = sp.limit(part, var, 0, "+")
+            out.append(c * v)
     return sp.Add(*out)
 
 
@@ -140,16 +145,23 @@ def limit_at_infinity(F, var):
 
     With ``var = 1/w`` each ``log(p(1/w))`` is ``log(w^d p(1/w)) - d log w``;
     the ``log w`` terms must sum to 0 (else F diverges: ValueError) and the
-    rest has a limit term by term (:func:`termwise_limit`).
+    rest has a limit term by term (:func:`termwise_limit`).  Each term
+    ``c g(var)`` is rewritten in its ``g`` only.
     """
     w = sp.Dummy("w", positive=True)
-    Fw = F.subs(var, 1 / w).replace(lambda e: isinstance(e, sp.log),
-                                    lambda e: sp.log(sp.factor_terms(sp.together(e.args[0]))))
-    Fw = sp.expand(sp.expand_log(Fw, force=True))
-    c = Fw.coeff(sp.log(w))
-    if not _rational_zero(c):
-        raise ValueError(f"the coefficient of log(1/{var}) is {c}")
-    return termwise_limit(Fw - c * sp.log(w), w)
+    rest, logw = [], []
+    for term in sp.Add.make_args(F):
+        c, g = term.as_independent(var, as_Add=False)
+        gw = g.subs(var, 1 / w).replace(lambda e: isinstance(e, sp.log),
+                                        lambda e: sp.log(sp.factor_terms(sp.together(e.args[0]))))
+        gw = sp.expand(sp.expand_log(gw, force=True))
+        k = gw.coeff(sp.log(w))
+        logw.append(c * k)
+        rest.append(c * (gw - k * sp.log(w)))
+    total = sp.Add(*logw)
+    if not _rational_zero(total):
+        raise ValueError(f"the coefficient of log(1/{var}) is {total}")
+    return termwise_limit(sp.Add(*rest), w)
 
 
 def _rational_zero(c, points=3):
