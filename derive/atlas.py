@@ -215,6 +215,11 @@ def exact_probs(pieces, mu):
     polynomial piece (the one holding at the segment's midpoint), shifted by the
     binomial theorem, multiplied out and integrated exactly.  An independent
     reference for the closed forms (no max/min formula, no quadrature rule).
+
+    >>> from fractions import Fraction
+    >>> from derive.families import family
+    >>> exact_probs(polynomial_pieces(family("uniform")), [Fraction(1, 2), Fraction(0)])
+    [Fraction(7, 8), Fraction(1, 8)]
     """
     from fractions import Fraction
     from math import comb

@@ -76,6 +76,11 @@ def free_forms(fam):
     Exponential, uniform and Laplace are written with sign / Min / Max / Abs (a
     Piecewise in a symbolic-n Product is folded wrongly, see :func:`_confirmed`), the
     others as the family writes them; each is confirmed against the family at 30 digits.
+
+    >>> from derive.families import family
+    >>> cdf, pdf = free_forms(family("uniform"))
+    >>> cdf(sp.Rational(1, 3)), pdf(sp.Rational(1, 3)), cdf(2)
+    (1/3, 1, 1)
     """
     y = sp.Symbol("y", real=True)
     forms = {

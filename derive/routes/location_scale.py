@@ -12,12 +12,15 @@ by testing that ``G^{-1}(F(x))`` is affine: it is evaluated at 50 digits at
 five quantiles of F, the slopes between them must agree to 1e-35, and the
 slope ``a`` must have an exact form (``nsimplify`` with pi, e; checked to
 1e-40).  The identity ``F(x) = G(a x + b)`` itself is then a derivation step,
-verified at 30 digits at random points like every other step.
+verified at 30 digits at random points like every other step.  At symbolic n the last step
+is G's symbolic-n result at the scores ``a mu`` (:func:`reduce_general`).  At concrete n a
+piecewise exponential-polynomial F is left to the piecewise route (one max/min formula for
+every ordering, where the registry's uniform and Laplace write a Piecewise over the n!
+orderings).
 
 >>> import sympy as sp, derive
 >>> x = sp.Symbol("x", real=True)
->>> d = attempt(derive.family_from_cdf(1 - sp.exp(-3 * x), x, sp.Interval(0, sp.oo)), 2)
->>> d.extra["reduced_to"], d.extra["a"]
+>>> match(derive.family_from_cdf(1 - sp.exp(-3 * x), x, sp.Interval(0, sp.oo)))[:2]
 ('exponential', 3)
 """
 
@@ -173,7 +176,12 @@ def reduce_derivation(fam, n, name, a, b, why):
 
 def at_scaled_scores(expr, mu, a):
     """``expr`` (written with the scores ``mu[k]``) at the scores ``a mu``: every ``mu[k]`` -> ``a mu[k]``
-    (the uniform's breakpoints ``b_q`` carry the factor as their fourth argument)."""
+    (the uniform's breakpoints ``b_q`` carry the factor as their fourth argument).
+
+    >>> from derive import softmax as sm
+    >>> at_scaled_scores(sm.mu[sm.i] - sm.mu[1], sm.mu, 3)
+    -3*mu[1] + 3*mu[i]
+    """
     from ..general_n import Breakpoint
 
     e = expr.replace(lambda t: isinstance(t, sp.Indexed) and t.base == mu, lambda t: a * t)

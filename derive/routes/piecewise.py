@@ -16,11 +16,13 @@ dropped):
     p_1 = sum_picks Int_{L}^{max(L, U)} prod_j f_j(x - mu_j) dx,
     L = max_j (mu_j + lower end),  U = min_j (mu_j + upper end),
 
-and ``Int_L^{max(L,U)}`` is 0 when the intersection is empty.  sympy gives
-each antiderivative ``A`` (termwise: ``Int x^m e^{lambda x} dx``), so
-``p_1 = sum A(max(L, U)) - A(L)`` (``A(+-oo) = 0`` for the decaying
-terms).  The formula holds for every ordering of ``mu`` (Max/Min carry the
-case split) and is exact at rational ``mu``.
+and ``Int_L^{max(L,U)}`` is 0 when the intersection is empty.  A pick whose
+pieces are all polynomials is integrated by the closed Newton-Cotes rule of
+its degree (exact, the product left unexpanded: :func:`_polynomial_integral`);
+otherwise sympy gives each antiderivative ``A`` (termwise: ``Int x^m
+e^{lambda x} dx``), so the pick gives ``A(max(L, U)) - A(L)`` (``A(+-oo) = 0``
+for the decaying terms).  The formula holds for every ordering of ``mu``
+(Max/Min carry the case split) and is exact at rational ``mu``.
 
 >>> import sympy as sp, derive
 >>> x = sp.Symbol("x", real=True)
@@ -228,6 +230,10 @@ def relabel(expr, rep):
     every node (hundreds of occurrences per piece, a handful of distinct
     subexpressions); ``xreplace`` rebuilds every occurrence, this rebuilds every
     distinct node once (a memo keyed by the node).
+
+    >>> a, b = sp.symbols("a b")
+    >>> relabel(a * Max(a, b + 1), {a: b, b: a})
+    b*Max(b, a + 1)
     """
     memo = dict(rep)
 
