@@ -108,3 +108,16 @@ def test_oracle_gumbel_scale_2_user_cdf_far_apart_is_softmax(mu):
     got = oracle.probs(mu, fam, dps=30)
     for g, r in zip(got, ref):
         assert abs(g - r) <= mpmath.mpf(10) ** -28 * r, (mu, g, r)
+
+
+@pytest.mark.slow
+def test_generalised_logistic_n4_against_the_oracle():
+    x = sp.Symbol("x", real=True)
+    fam = derive.family_from_cdf((1 + sp.exp(-x)) ** -2, x)
+    d = derive.derive(fam, 4)
+    assert d.status == "closed" and d.extra["route"] == "rational", d.reason
+    for mu in (["0.3", "-1.1", "0.7", "0"], ["0", "0", "-1/2", "2"], ["25", "0", "1/4", "1/2"]):
+        got = d.evaluate(mu, dps=30).p
+        ref = oracle.probs(mu, fam, dps=30)
+        for g, r in zip(got, ref):
+            assert abs(g - r) <= mpmath.mpf(10) ** -25 * abs(r), (mu, g, r)
