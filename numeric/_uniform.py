@@ -79,6 +79,7 @@ _ROUNDS = 80
 _TOP_POW = 16          # powers of s left out of the drop test
 _K_MAX = 256           # rows with more distinct active values are declined
 _ELEMS = 1 << 21       # (rows x groups x nodes) per block
+_ROWS = 256            # rows per block
 _SUM_TOL = 1e-11
 
 _RULES: dict = {}
@@ -316,8 +317,11 @@ def _blocks(y):
         rows = np.flatnonzero((N == v) & (K <= _K_MAX))
         if rows.size == 0:
             continue
+        # rows sorted by their count of groups and cut into blocks of at most _ROWS:
+        # each block is padded to its own largest count (padding adds exact zeros)
+        rows = rows[np.argsort(K[rows], kind="stable")]
         Kb = int(K[rows].max())
-        step = max(1, _ELEMS // (Kb * Kb * int(v)))
+        step = max(1, min(_ROWS, _ELEMS // (Kb * Kb * int(v))))
         for a in range(0, rows.size, step):
             r = rows[a:a + step]
             Kr = int(K[r].max())
