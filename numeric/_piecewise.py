@@ -654,14 +654,17 @@ class _NearLaplace:
         one = np.subtract(1.0, cu)
         np.copyto(one, 1.0, where=right)
         # the scores with c u > 1/2 at a node are the first nr of the sorted ones
-        # (largest c first): their sum of log c is a prefix sum
+        # (largest c first, c_0): sum (log 4 + log(c_j u)) = nr (log 4 + log(c_0 u))
+        # + sum (log c_j - log c_0), the latter a prefix sum of score differences (so
+        # no large log c relative to a deep cut enters, only the row's own gaps)
         nr = right.sum(axis=1)
         pre = np.zeros((row.m, row.nlogc.shape[1] + 1))
-        np.cumsum(np.where(row.nmask, row.nlogc, 0.0), axis=1, out=pre[:, 1:])
+        np.cumsum(np.where(row.nmask, row.nlogc - row.nlogc[:, :1], 0.0), axis=1, out=pre[:, 1:])
         sr = np.take_along_axis(pre, nr, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             lu = np.log(u)
-            logg = np.log(one.prod(axis=1)) - nr * (2.0 * _LOG2 + lu) - sr
+            l0 = np.log(cu[:, 0, :])
+            logg = np.log(one.prod(axis=1)) - nr * (2.0 * _LOG2 + l0) - sr
             t = logw + logg - lu                                    # log(w G / u)
         t = np.where(live, t, -np.inf)
         self.M = t.max(axis=1)
