@@ -103,6 +103,11 @@ def attempt(fam, n):
             # for minutes (as do cancel / factor of its log coefficients), so the termwise value is kept
             if n <= closed.MAX_TIE_LIMIT_N:
                 value = sp.simplify(value)
+        # simplify merges logarithms into log(c_2^a c_3^b ...); split again (the c_j are
+        # positive, so this is exact), the written-out form has k (mu_j - mu_1) where
+        # log(e^(k (mu_j - mu_1)) ...) would stand, and the tie limits need no cancellation
+        # inside a logarithm
+        value = sp.expand_log(value)
     except ValueError as exc:
         return NotApplicable(NAME, f"the logarithms at $u\\to\\infty$ do not cancel for sympy ({exc})")
     except TimeLimit as exc:
