@@ -41,3 +41,6 @@ _.extra_repr
 
 # public result attribute (derive.derivation.Evaluation.working_dps)
 working_dps
+
+# sympy LatticeOp (Max/Min) protocol: _argset is read by sympy's LatticeOp methods
+_._argset
