@@ -82,8 +82,3 @@ def test_triangular_n2_exact():
 @pytest.mark.parametrize("maker", [TRIANGULAR, UNIFORM, POWER, TRAPEZOID], ids=["tri", "uni", "pow", "trap"])
 def test_piecewise_n4_exact(maker):
     _check(maker, 4, seed=4)
-
-
-@pytest.mark.slow
-def test_triangular_n5_exact():
-    _check(TRIANGULAR, 5, seed=5)
