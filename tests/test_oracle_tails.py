@@ -236,3 +236,70 @@ def test_rule_c_catches_a_region_lost_by_both_max_cdf_rules(monkeypatch):
     monkeypatch.setattr(_core, "_evaluator", lossy(_core._make_mp_evaluator))
     with pytest.raises(oracle.OracleError, match="survival form"):
         oracle.probs([0, -1e3], "student_t", dps=20, nu=30)
+
+
+def _t3_quad(mu, dps, which):
+    """p of the scores ``which`` for student_t(3) noise by mpmath.quad of the max-CDF form
+    ``int phi(x - d_u) prod_{v != u} Phi(x - d_v) dx`` at ``dps`` digits, with the
+    closed form of the nu = 3 CDF (A&S 26.7.4): for y < 0, ``a = sqrt(3)/|y|``,
+    ``Phi(y) = (atan a - a/(1 + a^2))/pi`` (evaluated 2 log10|y| digits deeper: the
+    two terms cancel to ``2 a^3/3``), ``phi(y) = 6 sqrt(3) / (pi (3 + y^2)^2)``.
+    Split at every score and geometrically away from each one (tails at every scale
+    up to the spread)."""
+    with mp.workdps(dps + 2 * int(math.log10(max(abs(m) for m in mu) + 10)) + 10):
+        s3 = mp.sqrt(3)
+        top = max(mp.mpf(m) for m in mu)
+        d = [mp.mpf(m) - top for m in mu]
+
+        def pdf(y):
+            return 6 * s3 / (mp.pi * (3 + y * y) ** 2)
+
+        def cdf(y):
+            if y == 0:
+                return mp.mpf(1) / 2
+            a = s3 / abs(y)
+            left = (mp.atan(a) - a / (1 + a * a)) / mp.pi
+            return left if y < 0 else 1 - left
+
+        # beyond 2^12 spread from every score the end pieces are centred where
+        # mpmath's [b, inf) map puts its scale (|b| ~ the distance to every score)
+        reach = int(math.log2(max(abs(m) for m in mu) + 10)) + 12
+        # unit-scale points around every score, geometric ones around the two ends of
+        # the row (the scores of a cluster share theirs beyond a few units)
+        pts = sorted({c + s * mp.mpf(2) ** k for c in d for s in (1, -1) for k in range(-3, 3)}
+                     | {c + s * mp.mpf(2) ** k for c in (min(d), max(d)) for s in (1, -1) for k in range(3, reach)}
+                     | set(d))
+        out = []
+        for u in which:
+            def f(x, u=u):
+                v = pdf(x - d[u])
+                for w in range(len(d)):
+                    if w != u:
+                        v *= cdf(x - d[w])
+                return v
+            # mpmath's error estimate is absolute: integrate f / (its largest sample)
+            top_f = max(f(p) for p in pts)
+            v, err = mp.quad(lambda x: f(x) / top_f, [-mp.inf] + pts + [mp.inf], error=True)
+            assert err < mp.mpf(10) ** -(dps + 5) * v, "reference quadrature did not converge"
+            out.append(v * top_f)
+        return out
+
+
+@pytest.mark.slow
+def test_rule_c_left_tail_beyond_the_max_cdf_cut():
+    """student_t(3), mu = (1e10, 0, 0.5, -1): the three low entries are ~1.5e-30, below
+    what the sum check sees, so rule C (the survival form) checks them.  Its left tail
+    beyond the max-CDF form's cut (d_min - 26534) holds 3e-27 of each entry; a map of
+    that end piece scaled by |x| ~ 1e10 has no node within 1e5 of the cut, so rule C's
+    partition must continue geometrically there, or it disagrees at 26 digits and the
+    oracle refuses a correct entry.  Reference: mpmath.quad of the max-CDF form with the
+    closed-form nu = 3 CDF at 50 digits; every entry to dps - 3 digits (README)."""
+    mu = [1e10, 0, 0.5, -1]
+    dps = 30
+    got = oracle.probs(mu, "student_t", dps=dps, nu=3)
+    ref = _t3_quad(mu, 50, [1, 2, 3])
+    with mp.workdps(50):
+        ref = [1 - mp.fsum(ref)] + ref
+        assert mp.nstr(ref[3], 5) == "1.2312e-30"
+        for k, (g, r) in enumerate(zip(got, ref)):
+            assert abs(g / r - 1) < mp.mpf(10) ** -(dps - 3), (k, mp.nstr(g, 35), mp.nstr(r, 35))

@@ -222,7 +222,7 @@ def _make_survival_evaluator(kern, D, mult, targets, cut):
     return evaluate
 
 
-def _staggered(accepted, fixed, lo, hi):
+def _staggered(accepted, fixed, lo, hi, lowest):
     """Pieces whose ends are ``fixed`` and the midpoints of ``accepted``'s finite pieces.
 
     ``fixed`` holds the scores and the kinks: every factor ``Phi(x - d_v)``,
@@ -232,12 +232,40 @@ def _staggered(accepted, fixed, lo, hi):
     degree resolves it.  Every other end of ``accepted`` is replaced by the
     midpoints on either side, so no node is shared and a hump that one
     partition's rule under-resolves sits in the middle of a piece of the other.
+
+    Left tail (``lo = -inf``, ``lowest`` = the smallest score ``d_min``): the
+    survival integrand of ``u`` lacks the factor ``phi(x - d_u)`` that makes
+    the max-CDF one negligible beyond the reconnaissance's left cut ``b``
+    (there ``S(x - d_u) ~ 1`` and ``f_M`` decays like the other classes'
+    densities), so with algebraic tails its end piece ``(-inf, b]`` carries
+    mass -- a factor ``(d_min - x)^nu`` more than the max-CDF form's, e.g.
+    3e-27 of ``p_u`` for student_t(3) at ``mu = (1e10, 0, 0.5, -1)``.  The rule
+    maps that piece with ``x = b - c (1 + t)/(1 - t)``, ``c = max(1, |b|)``,
+    which makes ``(d_v - x)^-k`` smooth in ``t`` only if ``d_v - b ~ c``; a
+    tail centred at ``d_min ~ -1e10`` seen from ``d_min - b ~ 3e4`` is a spike
+    of width ``(d_min - b)/c`` at ``t = -1`` that no node reaches (all degrees
+    agree on ~0 and the estimate passes).  So the partition continues
+    geometrically, ``d_min - g 2^k``, until ``d_min - b >= |d_min|``: then
+    ``d_v - b`` lies in ``[c/2, c]`` for every score, and
+    ``d_v - x = c (alpha (1 - t) + 1 + t)/(1 - t)`` with ``alpha`` in ``[1/2, 1]``
+    has no zero near ``[-1, 1]``: a tail ``(d_v - x)^-k`` is a polynomial-like
+    function of ``t`` times the Jacobian, which Gauss-Legendre integrates to
+    its estimate.  (The right end piece is centred at the top score 0, the
+    map's own origin.)
     """
     pts = set(fixed)
     for a, b, _ in accepted:
         if not (mp.isinf(a) or mp.isinf(b)):
             pts.add((a + b) / 2)
-    ends = [lo] + sorted(x for x in pts if lo < x < hi) + [hi]
+    inner = sorted(x for x in pts if lo < x < hi)
+    if mp.isinf(lo) and inner:
+        g = max(mp.mpf(1), lowest - inner[0])
+        ext = []
+        while g < -lowest:
+            g *= 2
+            ext.append(lowest - g)
+        inner = ext[::-1] + inner
+    ends = [lo] + inner + [hi]
     return list(zip(ends[:-1], ends[1:]))
 
 
@@ -264,7 +292,7 @@ def _survival_check(kern, D, mult, targets, values, cut, accepted, dps, prec, la
     region to lose.
     """
     fixed = {d + b for d in D for b in kern.breakpoints} | set(D)
-    pieces = _staggered(accepted, fixed, kern.lo, kern.hi)
+    pieces = _staggered(accepted, fixed, kern.lo, kern.hi, min(D))
     from . import _flint_eval
 
     cuts = [mp.mpf(c) for c in cut]
