@@ -132,24 +132,33 @@ def test_exponential_exact_rule_rows_independent_and_mixed():
     n = 120
     Y = np.array([rng.normal(size=n), 1e-4 * rng.normal(size=n), np.r_[0.0, -700.0, rng.normal(size=n - 2)]])
     assert pw._ExactExp.serves(Y).tolist() == [True, False, False]
-    G = rng.normal(size=Y.shape)
+    _check_rows_independent(Y, f, rng.normal(size=Y.shape), log=True, tol=2e-15)
+
+
+def _check_rows_independent(Y, f, G, log, tol):
+    """Each row of the batch ``Y`` gets the bits of its own call (log p and the VJP
+    with cotangent ``G``), and log p agrees with the quadrature within ``tol``."""
     lp, ok = pw.log_probs_rows(Y, f)
-    v, okv = pw.probs_vjp_rows(Y, G, f, log=True)
+    v, okv = pw.probs_vjp_rows(Y, G, f, log=log)
     assert ok.all() and okv.all()
-    for r in range(3):
+    for r in range(Y.shape[0]):
         assert np.array_equal(pw.log_probs_rows(Y[r:r + 1], f)[0][0], lp[r])
-        assert np.array_equal(pw.probs_vjp_rows(Y[r:r + 1], G[r:r + 1], f, log=True)[0][0], v[r])
+        assert np.array_equal(pw.probs_vjp_rows(Y[r:r + 1], G[r:r + 1], f, log=log)[0][0], v[r])
         ref = quadrature_log_probs(Y[r], f)
-        assert np.max(np.abs(lp[r] - ref) / np.maximum(1.0, np.abs(ref))) <= 2e-15
+        assert np.max(np.abs(lp[r] - ref) / np.maximum(1.0, np.abs(ref))) <= tol
+
+
+def _check_float32_public(fam, x, scale):
+    """float32 scores in, float32 probabilities out, equal to the float64 quadrature."""
+    p = numeric.probs(x, fam, scale=scale)
+    assert p.dtype == np.float32
+    ref = numeric.probs(x.astype(np.float64), fam, scale=scale, method="quadrature")
+    assert np.allclose(p, ref, rtol=1e-6, atol=1e-7)
 
 
 def test_exponential_float32_public():
     rng = np.random.default_rng(9)
-    x = (2.0 * rng.normal(size=(50, 12))).astype(np.float32)
-    p = numeric.probs(x, "exponential", scale=0.5)
-    assert p.dtype == np.float32
-    ref = numeric.probs(x.astype(np.float64), "exponential", scale=0.5, method="quadrature")
-    assert np.allclose(p, ref, rtol=1e-6, atol=1e-7)
+    _check_float32_public("exponential", (2.0 * rng.normal(size=(50, 12))).astype(np.float32), 0.5)
 
 
 # -- laplace: rows of n <= _NEAR_ALL_LAPLACE in linear arithmetic -----------------------
@@ -195,24 +204,12 @@ def test_laplace_near_rows_independent_and_mixed():
     f = get_family("laplace")
     Y = np.array([2.0 * rng.normal(size=20), np.r_[0.0, -550.0, rng.normal(size=18)], 1e-3 * rng.normal(size=20)])
     assert pw._NearLaplace.serves(Y).tolist() == [True, False, True]
-    G = rng.normal(size=Y.shape)
-    lp, ok = pw.log_probs_rows(Y, f)
-    v, okv = pw.probs_vjp_rows(Y, G, f)
-    assert ok.all() and okv.all()
-    for r in range(3):
-        assert np.array_equal(pw.log_probs_rows(Y[r:r + 1], f)[0][0], lp[r])
-        assert np.array_equal(pw.probs_vjp_rows(Y[r:r + 1], G[r:r + 1], f)[0][0], v[r])
-        ref = quadrature_log_probs(Y[r], f)
-        assert np.max(np.abs(lp[r] - ref) / np.maximum(1.0, np.abs(ref))) <= 5e-15
+    _check_rows_independent(Y, f, rng.normal(size=Y.shape), log=False, tol=5e-15)
 
 
 def test_laplace_float32_public():
     rng = np.random.default_rng(12)
-    x = (3.0 * rng.normal(size=(40, 9))).astype(np.float32)
-    p = numeric.probs(x, "laplace", scale=2.0)
-    assert p.dtype == np.float32
-    ref = numeric.probs(x.astype(np.float64), "laplace", scale=2.0, method="quadrature")
-    assert np.allclose(p, ref, rtol=1e-6, atol=1e-7)
+    _check_float32_public("laplace", (3.0 * rng.normal(size=(40, 9))).astype(np.float32), 2.0)
 
 
 @pytest.mark.parametrize("fam", ["laplace", "exponential"])
