@@ -410,21 +410,14 @@ class _CellTimeout(BaseException):
 
 def _timed_cell(fam, n, w, seconds):
     """:func:`_cell` interrupted after ``seconds`` (SIGALRM in the child process, whose main thread runs it)."""
-    import signal
+    from .routes._common import time_limit
 
-    def on_alarm(signum, frame):
-        raise _CellTimeout
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return _cell(fam, n, w)
+        with time_limit(seconds, "the atlas cell", exc=_CellTimeout):
+            return _cell(fam, n, w)
     except _CellTimeout:
         return {"status": "none", "route": None, "form": None,
                 "reason": f"not finished within the atlas's {seconds:g} s per cell (sympy still integrating)"}
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 NOT_ATTEMPTED = (f"not attempted: n = {GATED_N} is attempted only where n = {GATED_N - 1} has a closed form "

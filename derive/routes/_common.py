@@ -192,8 +192,12 @@ class TimeLimit(BaseException):
 
 
 @contextlib.contextmanager
-def time_limit(seconds, what):
+def time_limit(seconds, what, exc=None):
     """Raise :class:`TimeLimit` in the block after ``seconds`` (SIGALRM; the main thread only).
+
+    ``exc``: raise this (a BaseException) instead -- a caller that bounds a whole
+    computation containing bounded sympy calls needs its own class, so that the
+    inner ``except TimeLimit`` of a route does not swallow the outer limit.
 
     The last resort for sympy calls that can run away on inputs inside a
     route's class (a partial-fraction limit, an erf integral).  An outer
@@ -210,7 +214,7 @@ def time_limit(seconds, what):
         return
 
     def on_alarm(signum, frame):
-        raise TimeLimit(f"{what} did not finish within {seconds:g} s")
+        raise (exc or TimeLimit)(f"{what} did not finish within {seconds:g} s")
 
     start = time.monotonic()
     old = signal.signal(signal.SIGALRM, on_alarm)
