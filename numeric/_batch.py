@@ -1070,11 +1070,15 @@ def batch_vjp(y, g, fam, *, log=False):
         return out, ok
     y = y - y.max(axis=1, keepdims=True)
     plan = _Plan(y, fam)
-    # the linear mode where the forward pass uses it (every entry above TINY)
-    rows = np.flatnonzero(plan.lin & (np.abs(g).max(axis=1) <= _G_MAX))
+    # the linear mode where the forward pass uses it (every entry above TINY); rows with
+    # one nonzero cotangent (a loss on one entry) take the one-hot form
+    lin = plan.lin & (np.abs(g).max(axis=1) <= _G_MAX)
+    nnz = np.count_nonzero(g, axis=1)
     parts, c0 = _PARTS[fam.name][0], math.exp(-_PARTS[fam.name][1])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        for sel, x, wlin, _ in plan.chunks(rows, _CHUNK_NORMAL):
+        for sel, x, wlin, _ in plan.chunks(np.flatnonzero(lin & (nnz == 1)), _CHUNK_NORMAL):
+            out[sel], ok[sel] = _onehot_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log)
+        for sel, x, wlin, _ in plan.chunks(np.flatnonzero(lin & (nnz != 1)), _CHUNK_NORMAL):
             out[sel], ok[sel] = _vjp_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log)
         # the rest (entries below TINY, cotangents c / p beyond _G_MAX): log space
         for sel, x, _, logw in plan.chunks(np.flatnonzero(plan.reach & ~ok), _CHUNK_ELEMS // 4):
@@ -1189,5 +1193,63 @@ def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
     floor = _VJP_FLOOR * mass.sum(axis=1, keepdims=True)
     good &= (err <= VJP_RTOL * np.abs(v) + floor).all(axis=1) & np.isfinite(v).all(axis=1)
     v /= S[:, None]
+    v[~good] = np.nan
+    return v, good
+
+
+# One-hot cotangent c at entry y (the gradient of -log p_y): for k != y,
+#     d p_y / d y_k = -K_yk,   K_yk = int h_y h_k F dx > 0     (dF/dy_k = -h_k F),
+# and d p_y / d y_y = sum_{k != y} K_yk (shift invariance), so
+#     J^T g = c (sum_{k != y} K_yk e_y - sum_{k != y} K_yk e_k)        (p),
+# and the same divided by T_y for log p_y: every entry is a sum of positive node terms
+# I_y h_k (I_y = w h_y F, the forward's terms), with no cancellation however far
+# apart the scores are (the centred dense form subtracts terms of size p_y S from
+# each other).  Each K_yk is a trapezoid sum of the entire integrand h_y h_k F, so
+# the forward's certificates apply term by term: normal rows the a-priori step bound
+# (_N_DISC relative, growth e^{n a^2/2} as for h_i F) and the log-concave tail test,
+# the other families the even/odd disagreement |S_even - S_odd| >= |T_2h - T_h| and
+# end terms below _TAIL_FREE of the sum.  An entry whose bound exceeds VJP_RTOL of
+# K_yk, beyond the floor _VJP_FLOOR sum_k K_yk, makes the row uncertified.
+
+def _onehot_chunk(y, g, x, wlin, plan, parts, c0, log):
+    """:func:`batch_vjp` for rows whose cotangent has one nonzero entry (see above)."""
+    m, n = y.shape
+    d = x - y[:, :, None]                                    # (rows, n, G)
+    lo, hi = plan.spec.get("LO"), plan.spec.get("HI")
+    if (lo is not None and x[..., 0].min() < lo) or hi is not None:
+        np.clip(d, lo, hi, out=d)
+    P, hz = parts(d)
+    F = np.multiply.reduce(P, axis=1, keepdims=True)
+    hz /= P                                                  # h / c0
+    I = hz * (F * wlin)                                      # w h F
+    T = np.add.reduce(I, axis=-1)
+    good = T.min(axis=1) >= TINY
+    if plan.apriori:
+        good &= _tails_ok(I, T).all(axis=1)
+    else:
+        good &= _certify(I)[3].all(axis=1)
+    S = np.add.reduce(T, axis=1)
+    good &= np.abs(S - 1.0) <= SUM_TOL
+    r = np.arange(m)
+    yi = np.argmax(g != 0.0, axis=1)
+    c = g[r, yi]
+    J = hz * I[r, yi][:, None, :]                            # w h_y h_k F / c0
+    if plan.apriori:
+        K, okK = _certify_tails(J)
+        err = (_N_DISC + 1e-15) * K
+    else:
+        K, Se, So, _ = _certify(J)
+        err = np.abs(Se - So) + 1e-15 * K
+        G = J.shape[-1]
+        okK = np.maximum(J[..., 0], J[..., G - 1]) <= _TAIL_FREE * K
+    K[r, yi] = err[r, yi] = 0.0                              # K_yy: not part of J^T g
+    tot = np.add.reduce(K, axis=1)
+    floor = _VJP_FLOOR * tot
+    okK |= K <= floor[:, None]
+    okK[r, yi] = True
+    good &= (okK & (err <= VJP_RTOL * K + floor[:, None])).all(axis=1) & np.isfinite(tot)
+    v = np.negative(K, out=K)
+    v[r, yi] = tot
+    v *= (c * c0 / (T[r, yi] if log else S))[:, None]
     v[~good] = np.nan
     return v, good
