@@ -34,7 +34,8 @@ from ._fast import FAST_FAMILIES, fast_log_probs_rows, fast_probs_vjp
 from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp
 from . import _piecewise
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
-from ._batch import BATCH_FAMILIES, N_MAX, batch_log_probs, batch_vjp, row_log_probs
+from ._batch import BATCH_FAMILIES, N_MAX, batch_log_probs, row_log_probs
+from ._generic import small_vjp
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
@@ -133,9 +134,10 @@ def _same_noise(fam):
 
 def _small_vjp_rows(y, g, fam, log):
     """VJPs of short standardized finite rows by the small-n kernel
-    (numeric._batch.batch_vjp): ``(out, ok)`` like :func:`_fast_vjp_rows`; rows the
-    kernel cannot certify (``ok`` False) are left to the caller."""
-    out, ok = batch_vjp(y, g, fam, log=log)
+    (numeric._batch.batch_vjp; student_t by its log-space form, numeric._generic):
+    ``(out, ok)`` like :func:`_fast_vjp_rows`; rows the kernel cannot certify
+    (``ok`` False) are left to the caller."""
+    out, ok = small_vjp(y, g, fam, log=log)
     out /= fam.scale
     return out, ok
 
@@ -220,8 +222,13 @@ AUTO_SMALL_FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
 SMALL_N_MIN = 3
 
 
+# the small-n route's families: the above (also served by the lean single-vector
+# shortcut) and student_t (general path: its kernels depend on nu)
+_SMALL_ROUTE_FAMILIES = AUTO_SMALL_FAMILIES + ("student_t",)
+
+
 def _small_n(fam, n):
-    return (fam.name in AUTO_SMALL_FAMILIES and not fam.custom
+    return (fam.name in _SMALL_ROUTE_FAMILIES and not fam.custom
             and SMALL_N_MIN <= n < FAST_MIN_N and n <= N_MAX)
 
 
@@ -424,7 +431,7 @@ def _route(fam, n, method):
     * "softmax": gumbel noise (methods "auto", "closed"): softmax of ``mu / scale``;
     * "pair": n = 2 closed forms (``numeric._closed``, "auto" / "closed");
     * "batch": method="batch" on the small-n kernel's families and lengths;
-    * "small": "auto", 3 <= n < FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the
+    * "small": "auto", 3 <= n < FAST_MIN_N, normal/logistic/gumbel_min/cauchy/student_t: the
       small-n kernel (``numeric._batch``, nodes placed around each row's own scores;
       rows it cannot certify or that need more than its node budget: the quadrature);
     * "fast": "auto", n >= FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the O(n)

@@ -44,3 +44,152 @@ def test_student_t_vs_oracle(nu, mu):
 def test_other_nu_is_not_cauchy():
     x = np.array([0.0, -2.0, 1.0])
     assert not np.allclose(numeric.probs(x, "student_t", nu=1.5), numeric.probs(x, "cauchy"), atol=1e-6)
+
+
+# --- integer nu: the elementary CDF (numeric.families._t_int_tail) --------------------
+
+def _mp_logcdf(nu, x):
+    """log P[T < x] from mpmath's regularized incomplete beta (40 digits):
+    P[T < -a] = I_{nu/(nu+a^2)}(nu/2, 1/2) / 2."""
+    import mpmath as mp
+    with mp.workdps(40):
+        nu, x = mp.mpf(nu), mp.mpf(x)
+        t = mp.betainc(nu / 2, mp.mpf(1) / 2, 0, nu / (nu + x * x), regularized=True) / 2
+        return mp.log(t) if x < 0 else mp.log1p(-t)
+
+
+def _logcdf_errors(nu, xs):
+    """Worst relative error of log F on the left (x < 0) and right (x >= 0) side; on the
+    right, where |log F| is below the normal range, the absolute error over 1e-300."""
+    import mpmath as mp
+    lc = numeric.get_family("student_t", nu=nu).logcdf(xs)
+    left = right = 0.0
+    for x, v in zip(xs, lc):
+        ref = _mp_logcdf(nu, x)
+        if abs(ref) < 1e-300:
+            e = abs(v - float(ref)) / 1e-300
+        else:
+            e = float(abs((mp.mpf(float(v)) - ref) / ref))
+        if x < 0:
+            left = max(left, e)
+        else:
+            right = max(right, e)
+    return left, right
+
+
+@pytest.mark.parametrize("nu", [2.0, 3.0, 5.0, 30.0])
+def test_integer_nu_logcdf_vs_mpmath(nu):
+    mags = 10.0 ** np.arange(-300, 301, 37.0)
+    xs = np.concatenate([-mags, mags, np.linspace(-30.0, 30.0, 25), [0.0, -np.sqrt(nu), np.sqrt(nu)]])
+    left, right = _logcdf_errors(nu, xs)
+    assert left <= 1e-15 and right <= 2e-15, (left, right)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nu", [1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 30.0, 64.0])
+def test_integer_nu_logcdf_vs_mpmath_dense(nu):
+    mags = 10.0 ** np.arange(-300, 301, 7.3)
+    xs = np.concatenate([-mags, mags, np.linspace(-40.0, 40.0, 321)])
+    left, right = _logcdf_errors(nu, xs)
+    assert left <= 1e-15 and right <= 2e-15, (left, right)
+
+
+def test_integer_nu_logcdf_ends():
+    for nu in (1.0, 2.0, 3.0, 5.0, 30.0):
+        lc = numeric.get_family("student_t", nu=nu).logcdf(np.array([-np.inf, np.inf, 0.0]))
+        assert lc[0] == -np.inf and lc[1] == 0.0 and lc[2] == -math.log(2.0)
+        left, right = _logcdf_errors(nu, np.array([-1e308, 1e308, -5e-324, 5e-324]))
+        assert left <= 1e-15 and right <= 2e-15, (left, right)
+
+
+# --- the small-n route (numeric._batch's kernel, student_t) ---------------------------
+
+def _rows(rng, n, m):
+    """s * N(0, 1) rows (s = 1, 2, 5), a clustered row with ties, a wide row."""
+    out = [s * rng.normal(size=n) for s in (1.0, 2.0, 5.0) for _ in range(m)]
+    c = np.repeat(rng.normal(size=(n + 2) // 3), 3)[:n] + 1e-9 * rng.integers(0, 2, size=n)
+    c[: n // 2] -= 30.0
+    out.append(c)
+    out.append(np.linspace(0.0, -1e3, n))
+    return np.array(out)
+
+
+def _check_log_probs(lp, ref):
+    assert np.all(np.abs(lp - ref) <= 1e-12 * np.maximum(1.0, np.abs(ref)))
+    big = ref >= math.log(1e-300)
+    assert np.all(np.abs(np.expm1(lp[big] - ref[big])) <= 1e-13)
+
+
+@pytest.mark.parametrize("nu", [3.0, 2.5])
+def test_small_route_vs_quadrature(nu):
+    rng = np.random.default_rng(int(nu * 10))
+    x = _rows(rng, 7, 1)
+    lp = numeric.log_probs(x, "student_t", nu=nu)
+    ref = numeric.log_probs(x, "student_t", nu=nu, method="quadrature")
+    _check_log_probs(lp, ref)
+
+
+def test_small_route_vs_oracle():
+    mu = [0.7, -3.0, 12.0, 11.5]
+    lp = numeric.log_probs(np.array(mu), "student_t", nu=3.0)
+    ref = np.array([float(v) for v in oracle.log_probs(mu, "student_t", nu=3.0, dps=30)])
+    _check_log_probs(lp, ref)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nu", [1.0, 2.0, 3.0, 5.0, 2.5, 30.0])
+@pytest.mark.parametrize("n", [3, 10, 60, 255])
+def test_small_route_vs_quadrature_slow(nu, n):
+    rng = np.random.default_rng(n + int(nu * 100))
+    x = _rows(rng, n, 2)
+    x = np.concatenate([x, [np.linspace(0.0, -1e8, n)]])
+    lp = numeric.log_probs(x, "student_t", nu=nu)
+    ref = numeric.log_probs(x, "student_t", nu=nu, method="quadrature")
+    _check_log_probs(lp, ref)
+    # float32 input: computed in float64, returned in float32
+    x32 = x[:3].astype(np.float32)
+    p32 = numeric.probs(x32, "student_t", nu=nu)
+    assert p32.dtype == np.float32
+    ref32 = numeric.probs(x32.astype(np.float64), "student_t", nu=nu, method="quadrature")
+    assert np.allclose(p32, ref32, rtol=1e-6, atol=1e-30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nu", [3.0, 2.5])
+def test_small_route_vs_oracle_slow(nu):
+    for mu in ([0.0, 0.0, 0.0, -1.0, 2.0], [1e3, 0.0, -0.5, 0.25], [0.1, -7.0, 5.0, 5.0 + 1e-9, -60.0, 3.0]):
+        lp = numeric.log_probs(np.array(mu), "student_t", nu=nu)
+        ref = np.array([float(v) for v in oracle.log_probs(mu, "student_t", nu=nu, dps=30)])
+        _check_log_probs(lp, ref)
+
+
+def _check_vjp(v, ref):
+    # README: each entry within 1e-10 of the terms it sums; here relative to the row's scale
+    scale = np.abs(ref).max(axis=1, keepdims=True)
+    assert np.all(np.abs(v - ref) <= 1e-10 * scale + 1e-300)
+
+
+def _vjp_cases(rng, x):
+    dense = rng.normal(size=x.shape)
+    onehot = np.zeros(x.shape)
+    onehot[np.arange(x.shape[0]), rng.integers(0, x.shape[1], size=x.shape[0])] = 1.0
+    return dense, onehot
+
+
+def test_small_route_vjp_vs_quadrature():
+    rng = np.random.default_rng(5)
+    x = _rows(rng, 6, 1)[[0, 2, 3]]
+    for g in _vjp_cases(rng, x):
+        for fn in (numeric.probs_vjp, numeric.log_probs_vjp):
+            _check_vjp(fn(x, g, "student_t", nu=3.0), fn(x, g, "student_t", nu=3.0, method="quadrature"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nu", [2.0, 3.0, 5.0, 2.5, 30.0])
+@pytest.mark.parametrize("n", [3, 17, 120])
+def test_small_route_vjp_vs_quadrature_slow(nu, n):
+    rng = np.random.default_rng(7 * n + int(nu * 10))
+    x = _rows(rng, n, 1)
+    for g in _vjp_cases(rng, x):
+        for fn in (numeric.probs_vjp, numeric.log_probs_vjp):
+            _check_vjp(fn(x, g, "student_t", nu=nu), fn(x, g, "student_t", nu=nu, method="quadrature"))
