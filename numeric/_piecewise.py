@@ -133,12 +133,24 @@ def _cut(y, laplace):
     (``1 <= k <= 40``), ``log F(top + k log 2) <= -A / 2^k <= -L'`` and the cut
     ``x_s = top + k log 2`` loses at most ``8 k log 2 n e^-L'`` relative
     (``p_i >= a_i / (4 n)``; ``L' = L + log n + 7``).
+
+    Laplace rows with a large ``A = sum_j e^(mu_j - top) / 2`` take the same cut
+    above the top (``c_j = e^(mu_j - x_s) / 2 <= 2^-(k+1)``: every score far, no
+    kink in range), when also the part below the top is negligible: there
+    ``F(x) <= F(top) e^(x - top) <= e^(1/2 - A) e^(x - top)`` (the top's factor,
+    and ``Phi(t) <= exp(-e^-t / 2)`` for the others), so it adds at most
+    ``e^(1/2 - A)`` to any ``p_i >= e^-0.6 a_i / (2n)`` (``a_i = e^(mu_i - top)``)
+    and to any ``K_ij = int h_i h_j F >= a_i a_j / (16 A^2)`` (``x > top``,
+    ``F >= e^(-2 A e^(top - x))``); on ``[top, x_s]`` ``h_i <= a_i e^(top - x)``
+    and ``F <= e^-L'``.  Hence the conditions ``log a_min >= L + log(2n) + 1.1 - A``
+    and ``2 log a_min >= L + log(16 A^2) + 1/2 - A`` on the smallest ``a``: every
+    ``p_i`` and every VJP kernel entry loses below ``e^-L`` relative.
     """
     m, n = y.shape
     top = y.max(axis=1)
+    lp_ = _L + math.log(n) + 7.0
     if not laplace:
         a = np.exp(y - top[:, None])
-        lp_ = _L + math.log(n) + 7.0
         # the highest cut x_s = top + k log 2 (k <= 40) with A / 2^k >= L': the
         # larger k, the smaller every c and the fewer series terms
         k = np.floor(np.log2(a.sum(axis=1) / lp_))
@@ -147,6 +159,30 @@ def _cut(y, laplace):
         logc = y - xs[:, None]
         near = (a > 0.5) & ~trunc[:, None]
         return xs, logc, near, np.full(m, lp_), trunc
+    with np.errstate(under="ignore"):
+        big = 0.5 * exp_terms(y - top[:, None]).sum(axis=1)
+    lmin = y.min(axis=1) - top
+    with np.errstate(divide="ignore"):
+        k = np.floor(np.log2(big / lp_))
+        above = ((k >= 1) & (lmin >= _L + math.log(2.0 * n) + 1.1 - big)
+                 & (2.0 * lmin >= _L + np.log(16.0 * big * big) + 0.5 - big))
+    if above.all():
+        xs = top + np.minimum(k, 40.0) * _LOG2
+        logc = y - xs[:, None]
+        logc -= _LOG2
+        return xs, logc, np.zeros((m, n), dtype=bool), np.full(m, lp_), np.ones(m, dtype=bool)
+    xs, logc, near, lp, trunc = _cut_below(y, top)
+    if above.any():
+        xs = np.where(above, top + np.minimum(k, 40.0) * _LOG2, xs)
+        logc[above] = y[above] - xs[above, None] - _LOG2
+        near[above] = False
+        lp = np.where(above, lp_, lp)
+    return xs, logc, near, lp, trunc
+
+
+def _cut_below(y, top):
+    """The laplace cut below the top (:func:`_cut`)."""
+    m, n = y.shape
     t = _L + 0.6 + math.log(n)
     kp = min(n, int(math.ceil(t / _LOG2)) + 2)
     part = y if kp == n else np.partition(y, n - kp, axis=1)[:, n - kp:].copy()
@@ -288,13 +324,25 @@ class _Row:
         return -self.far_series(u, self.P / np.maximum(np.arange(self.rmax + 1), 1))
 
     def far_series(self, u, S):
-        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1), by Horner's rule from
-        the highest term down (a row's terms above its own largest are exact zeros,
-        which leave its bits unchanged: a batch's larger ``rmax`` changes nothing)."""
+        """``sum_r u^r S_r`` for power sums ``S`` (m, rmax + 1): a table of the terms
+        (powers of ``u`` by sequential products, ``r ulps`` at most in term ``r``,
+        whose size falls like ``2^-r``), summed over ``r`` in order -- a row's terms
+        above its own largest are exact zeros, which leave its bits unchanged: a
+        batch's larger ``rmax`` changes nothing."""
+        if self.rmax == 0:
+            return np.zeros_like(u)
+        coef = S[:, 1:].T.reshape((self.rmax, self.m) + (1,) * (u.ndim - 1))
+        if u.size * self.rmax <= _TABLE:
+            t = _powers(u, u, self.rmax)               # u^(q+1), q = 0..rmax-1
+            t *= coef
+            return t.sum(axis=0)
+        # the table's products and sums one term at a time (same bits)
         out = np.zeros_like(u)
-        for r in range(self.rmax, 0, -1):
-            out += S[:, r, None]
-            out *= u
+        pw = u.copy()
+        for q in range(self.rmax):
+            out += pw * coef[q]
+            if q + 1 < self.rmax:
+                pw *= u
         return out
 
     def log_g(self, u, drop=False):

@@ -225,3 +225,50 @@ def test_exponential_exact_rule_matches_panels(n, monkeypatch):
     for r in range(y.shape[0]):
         ref = quadrature_log_probs(y[r], f)
         assert np.max(np.abs(lp[r] - ref) / np.maximum(1.0, np.abs(ref))) <= 2e-15
+
+
+def _above_top_rows():
+    """Laplace rows whose cut lies above the top score (``sum_j e^(mu_j - top) / 2``
+    large): a tight tied cluster plus scattered and deep scores, and a long normal row."""
+    rng = np.random.default_rng(11)
+    clus = np.concatenate([1e-3 * rng.normal(size=300), [0.0, 0.0], rng.normal(size=100) - 4.0,
+                           [-9.0, -14.5, -20.0]])
+    return [clus, 0.5 * rng.normal(size=1500)]
+
+
+def test_laplace_cut_above_top_vs_quadrature():
+    import numeric._piecewise as pw
+    f = get_family("laplace")
+    for y in _above_top_rows():
+        y = y - y.max()
+        assert pw._cut(y[None], True)[0][0] > 0.0            # the cut above the top is taken
+        lp, ok = log_probs_rows(y[None], f)
+        assert ok.all()
+        ref = quadrature_log_probs(y, f)
+        assert np.max(np.abs(lp[0] - ref) / np.maximum(1.0, np.abs(ref))) <= 2e-15
+        # VJPs: dense, one-hot on the top and on the deepest entry, against the quadrature's
+        from numeric._vjp import quadrature_vjp
+        rng = np.random.default_rng(12)
+        for g in (rng.normal(size=y.size), np.eye(y.size)[np.argmax(y)], np.eye(y.size)[np.argmin(y)]):
+            for log in (False, True):
+                v, ok = probs_vjp_rows(y[None], g[None], f, log=log)
+                q, _ = quadrature_vjp(y, g, f, log=log)
+                assert ok.all()
+                # each entry to 1e-10 of its own size (one-hot: every entry's terms share a
+                # sign) or of the row's largest (dense)
+                tol = 1e-10 * (np.abs(q) if np.count_nonzero(g) == 1 else np.abs(q).max())
+                assert (np.abs(v[0] - q) <= tol).all()
+
+
+@pytest.mark.slow
+def test_laplace_cut_above_top_vs_oracle():
+    # 240 tied-ish scores make sum e^(mu - top) / 2 ~ 120: the cut above the top; deep
+    # entries (down to -25) checked against the 30-digit oracle
+    import numeric._piecewise as pw
+    rng = np.random.default_rng(13)
+    mu = np.concatenate([np.round(1e-3 * rng.normal(size=240), 6), [-2.0, -11.0, -25.0]])
+    assert pw._cut((mu - mu.max())[None], True)[0][0] > 0.0
+    lp, ok = log_probs_rows((mu - mu.max())[None], get_family("laplace"))
+    assert ok.all()
+    ref = np.array([float(v) for v in oracle.log_probs(list(mu), "laplace", dps=30)])
+    _check_log_probs(lp[0], ref)
