@@ -367,21 +367,35 @@ def _closed_values(d, mu):
         return [mpmath.mpf(sp.Float(sp.N(e.subs(env), 40), 40)) for e in d.closed_form]
 
 
+def _latex(e):
+    """``(LaTeX of e, its length)``: sympy's ordered LaTeX when short, else the length of the unordered one.
+
+    Ordering the terms of every Add (``order="none"`` skips it) is most of the printer's time on the
+    forms of the piecewise route (about a million characters at n = 4); the length is the same but
+    for the signs a reordering moves.
+    """
+    import sympy as sp
+
+    tex = sp.latex(e, order="none")
+    if len(tex) <= 4 * MAX_FORM_CHARS:
+        tex = sp.latex(e)
+    return tex, len(tex)
+
+
 def _form_text(d):
+    """``(displayed form or None, characters of LaTeX of p_1 or None)``."""
     import sympy as sp
 
     if d.closed_form is None:
         if d.n == "general" and d.steps and not d.result.has(sp.Integral):
-            tex = sp.latex(d.result)
-            return tex if len(tex) <= MAX_FORM_CHARS else None
-        return None
-    tex = sp.latex(d.closed_form[0])
-    return tex if len(tex) <= MAX_FORM_CHARS else None
+            tex, _ = _latex(d.result)
+            return (tex if len(tex) <= MAX_FORM_CHARS else None), None
+        return None, None
+    tex, chars = _latex(d.closed_form[0])
+    return (tex if chars <= MAX_FORM_CHARS else None), chars
 
 
 def _cell(fam, n, w):
-    import sympy as sp
-
     from .closed import derive
     from .derivation import checks_at_level
 
@@ -391,9 +405,9 @@ def _cell(fam, n, w):
     reason = d.reason
     if d.status == "none" and d.extra.get("routes_tried"):
         reason += " Routes tried: " + "; ".join(d.extra["routes_tried"]) + "."
+    form, chars = _form_text(d)
     out = {"status": d.status, "route": d.extra.get("route", "hand" if not fam.custom else None),
-           "reason": reason, "form": _form_text(d),
-           "form_chars": len(sp.latex(d.closed_form[0])) if d.closed_form else None}
+           "reason": reason, "form": form, "form_chars": chars}
     if n != "general" and d.closed_form is not None and d.status in ("closed", "special"):
         try:
             pieces = polynomial_pieces(fam) if fam.custom and d.extra.get("route") == "piecewise" else None

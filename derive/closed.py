@@ -12,8 +12,10 @@ gumbel_min     ``c_j = exp(mu_1 - mu_j)``, ``u = exp(eps)``, expand the product
                (inclusion-exclusion over subsets), integrate term by term
 exponential    ``x = mu_1 + eps``; integrand vanishes below ``M = max mu``;
                expand and integrate from ``M`` to oo  (valid for any order)
-uniform        ordered ``mu_1 >= ... >= mu_n``: split ``[max mu, mu_r + 1]``
-               where the CDFs saturate; Piecewise over all n! orderings
+uniform        n <= 4: ordered ``mu_1 >= ... >= mu_n``: split ``[max mu, mu_r + 1]``
+               where the CDFs saturate; Piecewise over all n! orderings (the
+               rank formulas are what the notes show); n >= 5: the piecewise
+               route's one formula (n! orderings outgrow it)
 laplace        ordered ``mu``: split the line at every ``mu_j``
 logistic       no hand route: the rational route (derive.routes.rational),
                ``u = exp(-eps)``, partial fractions, limits at ties (n <= 3)
@@ -53,6 +55,12 @@ ORACLE_FALLBACK = ("numeric fallback: derive.oracle.probs(mu, family, dps=...) (
 
 #: largest n for which the per-ordering Piecewise of uniform / laplace is built
 MAX_PIECEWISE_N = 5
+
+#: largest n of the uniform's hand route: its rank formulas (one short polynomial per rank, for sorted
+#: mu) read better than the piecewise route's single formula, but its Piecewise over the n! orderings
+#: grows like n! (120 orderings at n = 5, minutes); from n = 5 the piecewise route (derive.routes.piecewise:
+#: the other scores in descending order, one formula for every ordering, seconds) derives it
+UNIFORM_HAND_MAX_N = 4
 
 _EPS = sp.Symbol("varepsilon", real=True)
 _X = sp.Symbol("x", real=True)
@@ -300,7 +308,7 @@ def _concrete(fam, n):
         "uniform": _uniform,
         "laplace": _laplace,
     }
-    if name in routes:
+    if name in routes and not (name == "uniform" and n > UNIFORM_HAND_MAX_N):
         d = routes[name](fam, syms)
     elif name == "normal" and n == 3:
         d = _normal3(fam, syms)

@@ -292,6 +292,39 @@ def _polynomial_integral(polys, L, U):
     return h * sp.Add(*[wk * sp.Mul(*[P(t) for P, _ in polys]) for wk, t in zip(w, nodes)])
 
 
+def order_statistics(values):
+    """``[o_1, ..., o_m]``, the values sorted descending, written with :class:`Max` / :class:`Min`.
+
+    The k-th largest of m numbers is the largest ``v`` with at least k of them ``>= v``:
+    ``o_k = max over k-subsets S of min(S)``, or dually ``min over (m-k+1)-subsets S of max(S)``;
+    the smaller of the two families of subsets is used (``C(m, k)`` terms).
+
+    >>> a, b, c = sp.symbols("a b c")
+    >>> [e.subs({a: 2, b: 7, c: 5}) for e in order_statistics([a, b, c])]
+    [7, 5, 2]
+    """
+    m = len(values)
+    out = []
+    for k in range(1, m + 1):
+        if k <= m - k + 1:
+            out.append(_max([_min(list(S)) for S in itertools.combinations(values, k)]))
+        else:
+            out.append(_min([_max(list(S)) for S in itertools.combinations(values, m - k + 1)]))
+    return out
+
+
+def _picks(dens, cdfs, n):
+    """The piece combinations that can meet when ``F`` is applied at descending shifts ``o_1 >= ... >= o_{n-1}``.
+
+    At any x, ``x - o_1 <= x - o_2 <= ...``: the pieces of ``F(x - o_j)`` (ordered along the line)
+    have nondecreasing index in j, so a combination with a decreasing index is empty.  Kept:
+    one density piece times a nondecreasing tuple of CDF pieces, ``|dens| C(|cdfs| + n - 2, n - 1)``
+    combinations instead of ``|dens| |cdfs|^(n-1)``.
+    """
+    return [(k, t) for k in range(len(dens))
+            for t in itertools.combinations_with_replacement(range(len(cdfs)), n - 1)]
+
+
 def attempt(fam, n):
     from .. import closed
 
@@ -310,43 +343,55 @@ def attempt(fam, n):
             dens.append((lo, hi, g, exppoly_terms(g, x)))
         if f != 0:
             cdfs.append((lo, hi, f, exppoly_terms(f, x)))
-    count = len(dens) * len(cdfs) ** (n - 1)
-    if count > MAX_COMBINATIONS:
-        return NotApplicable(NAME, f"{count} piece combinations at n = {n} (limit {MAX_COMBINATIONS})")
+    picks = _picks(dens, cdfs, n)
+    if len(picks) > MAX_COMBINATIONS:
+        return NotApplicable(NAME, f"{len(picks)} piece combinations at n = {n} (limit {MAX_COMBINATIONS})")
     d = closed._new(fam, syms)
     closed._to_x_form(d, syms[0])
     y = sp.Dummy("y")
-    # each piece shifted to each score once: (lo, hi, exp-poly term table, degree or None, Lambda)
-    shifted = []
-    for j, m in enumerate(syms):
-        row = []
-        for lo, hi, f, t in (dens if j == 0 else cdfs):
-            poly = all(lam == 0 for _, _, lam in t)
-            row.append((lo + m if lo.is_finite else lo, hi + m if hi.is_finite else hi, _shifted(t, m),
-                        max(k for _, k, _ in t) if poly else None, sp.Lambda(y, f.subs(x, y - m)), f.subs(x, x - m)))
-        shifted.append(row)
+    # the other scores enter only through the symmetric product prod_{j>1} F(x - mu_j): take them in
+    # descending order, o_1 >= ... >= o_{n-1} (order statistics of mu_2..mu_n)
+    shifts = [syms[0]] + order_statistics(list(syms[1:]))
+
+    def shifted(piece, m):
+        # (lo, hi, exp-poly term table, degree or None, Lambda, the piece at x - m) of a piece moved to m
+        lo, hi, f, t = piece
+        poly = all(lam == 0 for _, _, lam in t)
+        return (lo + m if lo.is_finite else lo, hi + m if hi.is_finite else hi, _shifted(t, m),
+                max(k for _, k, _ in t) if poly else None, sp.Lambda(y, f.subs(x, y - m)), f.subs(x, x - m))
+
+    table = [[shifted(p, m) for p in (dens if j == 0 else cdfs)] for j, m in enumerate(shifts)]
     cache = {}
     parts, values = [], []
-    for pick in itertools.product(*shifted):
-        lows = [lo for lo, _, _, _, _, _ in pick if lo.is_finite]
-        highs = [hi for _, hi, _, _, _, _ in pick if hi.is_finite]
+    for k, t in picks:
+        pick = [table[0][k]] + [table[j + 1][c] for j, c in enumerate(t)]
+        lows, highs = [pick[0][0]], [pick[0][1]]
+        # factors in the same piece: the largest shift bounds from below, the smallest from above
+        for c, group in itertools.groupby(range(1, n), key=lambda j: t[j - 1]):
+            group = list(group)
+            lows.append(pick[group[0]][0])
+            highs.append(pick[group[-1]][1])
+        lows = [lo for lo in lows if lo.is_finite]
+        highs = [hi for hi in highs if hi.is_finite]
         L = _max(lows) if lows else -sp.oo
         U = _min(highs) if highs else sp.oo
         if L.is_finite and U.is_finite:
             U = Max(L, U)
-        parts.append(sp.Integral(sp.Mul(*[f for _, _, _, _, _, f in pick]), (x, L, U)))
-        if L.is_finite and U.is_finite and all(deg is not None for _, _, _, deg, _, _ in pick):
-            values.append(_polynomial_integral([(P, deg) for _, _, _, deg, P, _ in pick], L, U))
+        parts.append(sp.Integral(sp.Mul(*[p[5] for p in pick]), (x, L, U)))
+        if L.is_finite and U.is_finite and all(p[3] is not None for p in pick):
+            values.append(_polynomial_integral([(p[4], p[3]) for p in pick], L, U))
             continue
-        terms = _product_terms([t for _, _, t, _, _, _ in pick])
+        terms = _product_terms([p[2] for p in pick])
         try:
             values.append(_integral(terms, x, L, U, cache))
         except ValueError as exc:
             return NotApplicable(NAME, f"{exc} (the pieces do not give an integrable product)")
-    d.step(sp.Add(*parts), "split the line at every $\\mu_j+b_k$ ($b_k$ the kinks of $F$): on each "
-           "intersection $[L, U]$ of pieces ($L$ the largest lower end, $U$ the smallest upper end) the "
-           "integrand is a product of sums of $x^m e^{\\lambda x}$; an empty intersection has $\\max(L,U)=L$",
-           checks=("pointwise", "numeric"))
+    d.step(sp.Add(*parts), "the product over $j>1$ is symmetric in $\\mu_2..\\mu_n$: take them in descending "
+           "order $o_1\\geq\\dots\\geq o_{n-1}$ ($o_k$ the largest minimum of $k$ of them); split the line at "
+           "every $o_j+b_k$ ($b_k$ the kinks of $F$): on each intersection $[L, U]$ of pieces ($L$ the largest "
+           "lower end, $U$ the smallest upper end) the integrand is a product of sums of $x^m e^{\\lambda x}$, "
+           "and only combinations whose pieces of $F(x-o_j)$ do not move left as $j$ grows can meet; an empty "
+           "intersection has $\\max(L,U)=L$", checks=("pointwise", "numeric"))
     value = sp.Add(*values)
     d.step(value, "integrate each piece: a product of polynomials of total degree $D$ by the $(D+1)$-point "
            "Newton-Cotes rule (exact for degree $\\leq D$, the product left unexpanded), products with "
@@ -356,5 +401,6 @@ def attempt(fam, n):
     d.status = "closed"
     d.extra["pieces"] = len(parts)
     d.reason = (f"piecewise exponential-polynomial CDF ({len(pieces)} pieces): exact, one formula for every "
-                f"ordering of $\\mu$ ({len(parts)} interval pieces at n = {n}, limits written with max/min).")
+                f"ordering of $\\mu$ ({len(parts)} interval pieces at n = {n}, the other scores in descending "
+                "order and the limits written with max/min).")
     return d
