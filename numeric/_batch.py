@@ -97,13 +97,16 @@ _SQRT_HALF = math.sqrt(0.5)
 # other families on row-placed core maps (see "core maps"); pass 2: x = c_i + s_i map(t),
 # map MAP, step HH2, reach XL/XR.  LO/HI: clipping bounds of the linear
 # mode's differences; LIN_MAX: widest spread tried in the linear mode.
+# SC_N: the scaled linear mode (see there) serves rows of length <= SC_N (families
+# without SC_N: not served).
 _SPEC = {
     "normal": dict(MAP="soft", XL=4.0e3, HH2=0.25, LO=-37.0, LIN_MAX=math.inf),
-    "logistic": dict(MAP="sinh", XL=60.0, XR=60.0, HH2=0.033, LO=-700.0, LIN_MAX=600.0),
+    "logistic": dict(MAP="sinh", XL=60.0, XR=60.0, HH2=0.033, LO=-700.0, LIN_MAX=600.0,
+                     SC_N=512),
     "gumbel": dict(MAP="expr", XL=8.0, XR=46.0, HH2=0.095, LO=-6.5, LIN_MAX=600.0),
     "gumbel_min": dict(MAP="expl", XL=60.0, XR=6.0, HH2=0.056, LO=-700.0, HI=700.0,
-                       LIN_MAX=600.0),
-    "cauchy": dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf),
+                       LIN_MAX=600.0, SC_N=320),
+    "cauchy": dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf, SC_N=512),
 }
 
 
@@ -163,6 +166,22 @@ def _inverse(kind, x):
 # linear-space parts: (Phi(d), phi(d)) with d clipped so Phi(d) > 0
 # ---------------------------------------------------------------------------
 
+# exp(a) for a below about -700 leaves numpy's vectorised loop (a subnormal or zero result
+# costs 7-40 times a normal one); those results are below e^-700 ~ 1e-304 and are set to
+# 0: each node term then moves by less than 1e-304 w, far below 1e-18 of any entry the
+# linear mode certifies (T >= TINY), and for the scaled mode see its SC_N bounds.
+_EXP_MIN = -700.0
+
+
+def _exp0(a):
+    """``exp(a)`` in place, 0 where ``a < _EXP_MIN``."""
+    keep = a >= _EXP_MIN
+    np.maximum(a, _EXP_MIN, out=a)
+    np.exp(a, out=a)
+    a *= keep
+    return a
+
+
 def _normal_parts(d):
     # E = exp(-d^2/2) = sqrt(2 pi) phi(d) (the constant goes into the node weights) and
     # Phi(d) = E erfcx(|d| / sqrt 2) / 2 for d <= 0, 1 - E erfcx(d / sqrt 2) / 2 for d > 0
@@ -171,7 +190,7 @@ def _normal_parts(d):
     # the rounding of d^2 / 2 inside the exponential, which both share.
     E = np.square(d)
     E *= -0.5
-    np.exp(E, out=E)
+    _exp0(E)                 # (d >= LO = -37: Phi itself never reaches the flushed range)
     pos = d > 0.0
     np.abs(d, out=d)
     d *= _SQRT_HALF
@@ -208,7 +227,7 @@ def _gumbel_min_parts(d):
     P = np.expm1(-t)
     np.negative(P, out=P)
     d -= t
-    return P, np.exp(d, out=d)
+    return P, _exp0(d)
 
 
 def _cauchy_parts(d):
@@ -619,6 +638,53 @@ def _lin_terms(d, spec, fam, w, x0):
     return I
 
 
+# Scaled linear mode: rows with entries below TINY (where F and the linear node terms
+# underflow) without the log mode's transcendentals.  Each factor is split exactly as
+# Phi(d) = m 2^e (frexp: m in [1/2, 1), e an integer), so F = (prod m) 2^(sum e) with the
+# exponent sum exact and the mantissa product >= 2^-n (no underflow for n <= _SCALED_NMAX);
+# each entry's terms J_ik = w_k h_ik F_k are then written as mJ 2^(eJ + E_k) and rescaled
+# by the entry's largest power of two, 2^-e_i (ldexp: exact).  Every operation is the
+# linear mode's or an exact power-of-two scaling, so each node term carries the linear
+# mode's relative rounding ((n + 4) eps) whatever its magnitude, and the certificates
+# (relative to each entry's own sum) carry over unchanged; log T_i = log(sum) + e_i log 2.
+# The factors must not be clipped on the left (a clipped Phi is not the true one at the
+# scale of a tiny entry): rows whose lowest node is below LO are declined (log mode).
+# Underflow of h = phi / Phi (F is scaled, h is not): the families served are those
+# where the integrands are provably negligible wherever h is flushed to 0 (h < e^-700,
+# see _exp0): logistic (h ~ e^-d is below e^-700 only for d > 700, i.e. x > 50 on rows
+# of spread <= 650 (LO), where every integrand has decayed like e^-x below e^-50 of its
+# peak near the top score); gumbel_min (h = e^{d - e^d} is flushed for d > 6.56; from
+# d = 5 on h falls by e^{-(e^d - e^5)} while F grows at most like e^{n (x2 - x1)}
+# (Phi(d + t) <= e^t Phi(d)), so past d = 6.56 each integrand is below
+# e^{(n + 1) 1.56 - 558} <= e^-55 of its value at d = 5 for n <= SC_N = 320, and falls
+# double-exponentially beyond); cauchy (h ~ 1/d^2, never flushed at the reach).  Normal
+# rows are not served (h is flushed for d > 37.4, where a tiny entry's integrand can
+# still peak: the log mode takes them).  The mantissa product needs n <= 512.
+_LN2 = math.log(2.0)
+
+
+def _scaled_terms(d, spec, fam, w):
+    """``(I, e)``: node terms ``I_ik = w phi(d_i) F / Phi(d_i) 2^-e_i`` (largest term of
+    each entry in [1/2, 1)) and the integer exponents ``e`` (..., n); ``d`` as in
+    :func:`_lin_terms` (clipped at LO and HI; the caller declines rows clipped at LO)."""
+    lo, hi = spec.get("LO"), spec.get("HI")
+    if lo is not None or hi is not None:
+        np.clip(d, lo, hi, out=d)
+    P, I = _PARTS[fam.name][0](d)
+    m, e = np.frexp(P)
+    F = np.multiply.reduce(m, axis=-2, keepdims=True)
+    E = np.add.reduce(e, axis=-2, keepdims=True, dtype=e.dtype)    # |E| <= 1075 n: exact
+    F *= w
+    I *= F
+    I /= P
+    mI, eI = np.frexp(I, out=(I, e))
+    eI += E
+    # (zero terms have exponent 0 from frexp: left out of each entry's largest exponent)
+    top = np.max(eI, axis=-1, where=mI > 0.0, initial=np.iinfo(eI.dtype).min)
+    eI -= top[..., None]
+    return np.ldexp(mI, eI, out=mI), top
+
+
 def _certify(I):
     """Per entry: ``(T, even-node sum, odd-node sum, certified)`` of node terms ``I`` (nodes
     last; node 0 has an even absolute index).  ``T_h = Se + So``, ``T_2h = 2 Se``: their
@@ -721,6 +787,14 @@ def _pass1(y, x, wlin, logw, plan, mode, entries=False):
             if entries:
                 return np.log(T), good
             return _normalise_lin(T, good)
+        if mode == "scaled":
+            lo = plan.spec.get("LO", -math.inf)
+            unclipped = x[..., 0].reshape(-1) >= lo             # lowest node of each row
+            I, e = _scaled_terms(d, plan.spec, fam, wlin)
+            T, good = _certify_tails(I) if plan.apriori else _certify(I)[::3]
+            logT = np.log(T) + e * _LN2
+            good &= np.isfinite(logT) & (logT > -LOG_MIN) & unclipped[:, None]
+            return (logT, good) if entries else _normalise(logT, good)
         C = fam.logcdf(d)
         L = fam.logpdf(d)
         L -= C
@@ -890,7 +964,10 @@ def batch_log_probs(y, fam, *, own_grids=False):
         for sel, x, wl, lw in plan.chunks(rows):
             out[sel], ok[sel] = _pass1(y[sel], x, wl, lw, plan, "lin")
     # rows the linear mode cannot certify (an entry below TINY, ...) or was not tried on:
-    # the log mode
+    # the scaled linear mode, then the log mode
+    if n <= plan.spec.get("SC_N", 0):
+        for sel, x, wl, lw in plan.chunks(np.flatnonzero(reach & ~ok)):
+            out[sel], ok[sel] = _pass1(y[sel], x, wl, lw, plan, "scaled")
     for sel, x, wl, lw in plan.chunks(np.flatnonzero(reach & ~ok)):
         out[sel], ok[sel] = _pass1(y[sel], x, wl, lw, plan, "log")
     if own_grids:
