@@ -91,6 +91,7 @@ _SUM_TOL = 1e-11
 _MAX_DEPTH = 600.0
 _BLOCK = 128
 _TABLE = 1 << 14         # tables of powers up to this many entries replace loops
+_NODE_TABLE = 1 << 17    # ... over the Gauss nodes (fewer entries per term: larger tables pay)
 _LOG_MID = -6.0 * _LOG2   # c > 1/64 ...
 _NEAR_MAX = 64            # ... is near when a row has at most this many such scores
 _NEAR_ALL = 128           # rows this short: every score near (laplace: each near
@@ -332,7 +333,7 @@ class _Row:
         if self.rmax == 0:
             return np.zeros_like(u)
         coef = S[:, 1:].T.reshape((self.rmax, self.m) + (1,) * (u.ndim - 1))
-        if u.size * self.rmax <= _TABLE:
+        if u.size * self.rmax <= _NODE_TABLE:
             t = _powers(u, u, self.rmax)               # u^(q+1), q = 0..rmax-1
             t *= coef
             return t.sum(axis=0)
@@ -374,9 +375,12 @@ class _Row:
             umax = np.where(bis, np.exp2(lo + 1.0 / 15.0), 1.0)
         return umax
 
-    def panels(self):
-        """Panel edges (m, E) ascending, ``inf``-padded; ``None`` rows failed."""
+    def panels(self, u_top=None):
+        """Panel edges (m, E) ascending, ``inf``-padded; ``None`` rows failed.  The
+        panels end at ``min(u_max, u_top)`` (``u_top`` per row, optional)."""
         umax = self.u_max()
+        if u_top is not None:
+            umax = np.minimum(umax, u_top)
         cols = [np.zeros(self.m), umax]
         if self.laplace:
             with np.errstate(divide="ignore"):
@@ -423,10 +427,11 @@ class _Row:
                        & (lg[:, :-1] > -self.lp[:, None] - 5.0)).any(axis=1)
         return E, ok
 
-    def nodes(self):
+    def nodes(self, u_top=None):
         """Gauss nodes ``u`` and ``log`` weights (m, N), ok, and the nodes per panel
-        (short exponential rows take :class:`_ExactExp` instead)."""
-        E, ok = self.panels()
+        (short exponential rows take :class:`_ExactExp` instead); ``u_top``: see
+        :meth:`panels`."""
+        E, ok = self.panels(u_top)
         a, b = E[:, :-1], E[:, 1:]
         live = np.isfinite(b) & (b > a)
         a = np.where(live, a, 0.5)
@@ -531,7 +536,7 @@ class _Eval:
         """``J[:, r] = sum_nodes u^r t``, r = 0..rmax-1 (``t`` carries the weights)."""
         row = self.row
         J = np.zeros((row.m, max(row.rmax, 1)))
-        if row.rmax and t.size * row.rmax <= _TABLE:
+        if row.rmax and t.size * row.rmax <= _NODE_TABLE:
             return _node_sum(_powers(t, self.u, row.rmax), self.npp).T
         for r in range(row.rmax):
             J[:, r] = _node_sum(t, self.npp)
@@ -680,7 +685,12 @@ class _NearLaplace:
         p_i = sum_nodes V h_i,
         (J^T g)_k = sum_nodes V h_k (g_k S - Gamma),  S = sum_j h_j,  Gamma = sum_j g_j h_j,
 
-    the nodes and error bounds being those of the panels (module docstring).  Every
+    the nodes and error bounds being those of the panels (module docstring).  Below
+    the lowest score (``u >= u_L = 1 / (2 c_min)``) every factor is ``e^(x - mu_j) / 2``
+    and every ``h_j = 1``, so ``F`` grows exactly like ``e^(n x)`` there: that part adds
+    ``T = F(x_L) / n = G(u_L) / n`` to every ``p_i`` and ``T (n g_k - sum_j g_j)`` to
+    ``(J^T g)_k`` in closed form, and the panels end at ``u_L`` (without it, graded
+    panels would run on to ``u_max``: most of the nodes of a row of a few scores).  Every
     ``p_i`` is at least ``e^-(spread + log(2n) + 1)`` of the largest, and each
     ``V h_i`` that makes up a sizeable part of it is as large: with the spread at
     most 500 no term that matters comes near the float64 floor (terms are floored
@@ -693,11 +703,15 @@ class _NearLaplace:
     def __init__(self, y):
         row = _Row(y, True)
         self.row = row
-        u, logw, ok, npp = row.nodes()
+        # the kink of the lowest score, where the closed-form part below it starts
+        u_low = 0.5 / np.min(np.where(row.nmask, row.nc, np.inf), axis=1)
+        self.nreal = row.nmask.sum(axis=1)
+        u, logw, ok, npp = row.nodes(u_low)
         self.ok = ok & row.ok
         self.npp = npp
         live = np.isfinite(logw)
-        cu = row.nc[:, :, None] * u[:, None, :]                 # (m, K, P)
+        u = np.concatenate([u, u_low[:, None]], axis=1)           # last column: u_L
+        cu = row.nc[:, :, None] * u[:, None, :]                 # (m, K, P + 1)
         right = cu > 0.5
         one = np.subtract(1.0, cu)
         np.copyto(one, 1.0, where=right)
@@ -713,10 +727,15 @@ class _NearLaplace:
             lu = np.log(u)
             l0 = np.log(cu[:, 0, :])
             logg = np.log(one.prod(axis=1)) - nr * (2.0 * _LOG2 + l0) - sr
-            t = logw + logg - lu                                    # log(w G / u)
+            t = logw + logg[:, :-1] - lu[:, :-1]                    # log(w G / u)
+        tail = logg[:, -1] - np.log(self.nreal)                     # log(G(u_L) / n)
         t = np.where(live, t, -np.inf)
-        self.M = t.max(axis=1)
+        self.M = np.maximum(t.max(axis=1), tail)
         self.V = np.where(live, exp_terms(t - self.M[:, None]), 0.0)
+        self.Vt = exp_terms(tail - self.M)                          # T e^-M
+        cu = cu[:, :, :-1]
+        one = one[:, :, :-1]
+        right = right[:, :, :-1]
         np.divide(cu, one, out=cu)                                  # h (left scores)
         np.copyto(cu, 1.0, where=right)
         self.h = cu
@@ -728,7 +747,7 @@ class _NearLaplace:
     def _sorted_log_probs(self):
         """``log p`` in the order of ``row.ncol`` (m, K) and the renormalising sum."""
         with np.errstate(divide="ignore"):
-            lk = np.log(_node_sum(self.h * self.V[:, None, :], self.npp)) + self.M[:, None]
+            lk = np.log(_node_sum(self.h * self.V[:, None, :], self.npp) + self.Vt[:, None]) + self.M[:, None]
         lk = np.where(self.row.nmask, lk, -np.inf)
         mx = lk.max(axis=1)
         s = np.log(np.exp(lk - mx[:, None]).sum(axis=1)) + mx
@@ -762,6 +781,9 @@ class _NearLaplace:
         gam = (self.h * gk[:, :, None]).sum(axis=1)
         a = _node_sum(self.h * (self.V * S)[:, None, :], self.npp)
         b = _node_sum(self.h * (self.V * gam)[:, None, :], self.npp)
+        # below the lowest score: h_j = 1, S = n, Gamma = sum_j g_j (real scores)
+        a += (self.Vt * self.nreal)[:, None]
+        b += (self.Vt * np.where(self.row.nmask, gk, 0.0).sum(axis=1))[:, None]
         v = gk * a
         v -= b
         v *= np.exp(self.M)[:, None]
