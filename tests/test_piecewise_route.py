@@ -11,11 +11,13 @@ term tables: only the family's own CDF and sympy's integrator.
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 import pytest
 import sympy as sp
 from sympy import stats
 
+from derive.conditions import evaluate_dag
 from derive.derivation import checks_at_level
 from derive.routes import piecewise
 from derive.sympy_stats import family_from_sympy_stats
@@ -33,17 +35,16 @@ def _exact_p1(fam, mu, kinks, degree):
         # between consecutive cuts the integrand is one polynomial of degree <= ``degree``:
         # interpolate it through exact values at interior points, integrate exactly
         xs = [a + (b - a) * sp.Rational(k, degree + 2) for k in range(1, degree + 2)]
-        poly = sp.interpolate([(t, body.subs(X, t)) for t in xs], X)
+        poly = sp.interpolate([(t, body.xreplace({X: t})) for t in xs], X)
         total += sp.integrate(poly, (X, a, b))
     return total
 
 
-def _route_p1(fam, n, mu):
-    with checks_at_level("light"):
-        d = piecewise.attempt(fam, n)
-    assert d.status == "closed"
-    env = dict(zip(d.symbols, [sp.Rational(m) for m in mu]))
-    return [sp.nsimplify(e.subs(env)) for e in d.closed_form]
+def _route_probs(d, mu):
+    """Every p_k of the route's closed forms at rational ``mu``, in exact rationals."""
+    env = {s: Fraction(int(m.p), int(m.q)) for s, m in zip(d.symbols, mu)}
+    return [sp.Rational(v.numerator, v.denominator) for v in (evaluate_dag(e, env, exact=True)
+                                                               for e in d.closed_form)]
 
 
 def _vectors(n, seed, lo=-2, hi=2):
@@ -65,8 +66,11 @@ TRAPEZOID = (lambda: family_from_sympy_stats(stats.Trapezoidal("X", 0, 1, 2, 3))
 def _check(maker, n, seed):
     make, kinks, degree = maker
     fam = make()
+    with checks_at_level("light"):
+        d = piecewise.attempt(fam, n)
+    assert d.status == "closed"
     for mu in _vectors(n, seed):
-        got = _route_p1(fam, n, mu)
+        got = _route_probs(d, mu)
         assert sum(got) == 1
         for k in range(n):
             # p_k by relabelling: class k first
