@@ -35,7 +35,7 @@ from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_oneh
 from . import _piecewise
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._batch import BATCH_FAMILIES, N_MAX, batch_log_probs, row_log_probs
-from ._generic import small_vjp
+from ._generic import small_log_probs, small_vjp
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
@@ -472,8 +472,9 @@ def _vector_rows(route, y, fam):
         return batch_log_probs(y, fam, own_grids=True)
     if route == "piecewise":
         return _piecewise.log_probs_rows(y, fam)
-    # "small": "auto" keeps each row's result independent of its batch mates (no pass 2)
-    return batch_log_probs(y, fam)
+    # "small": "auto" keeps each row's result independent of its batch mates (no pass 2);
+    # student_t with its linear parts (numeric._generic), the others numeric._batch
+    return small_log_probs(y, fam)
 
 
 def _log_probs_2d(x, fam, method, opts):

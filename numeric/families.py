@@ -314,20 +314,20 @@ def _t_int_tail(nu: int):
       with ``R`` a polynomial with positive coefficients
       (:func:`_t_int_coefficients`): all terms positive.  ``Q = (1 - s P) / 2``
       where ``s P <= 1/2`` (Q >= 1/4: no cancellation either);
-    * odd ``nu = 2K + 1``, ``phi = atan(sqrt(nu) / a)``: for ``a < sqrt(nu)``
+    * odd ``nu = 2K + 1``, ``phi = atan(sqrt(nu) / a)``: for ``phi > phi0``
       ``Q = (phi - s c P(x)) / pi``, ``P(x) = sum_(k<K) (2k)!!/(2k+1)!! x^k``, which
-      cancels by at most ``phi / (pi Q) <= 6.7`` there (nu <= 5; the factor grows
-      like 2^(nu/2), hence the limit on odd nu); for ``a >= sqrt(nu)``
-      (``phi <= pi/4``) the Taylor series ``Q = phi^nu sum_(i<=13) E_i phi^(2i)``
-      (alternating, sum of magnitudes <= 1.8 times the sum, dropped terms below
-      2^-55 of it at ``phi = pi/4``).
+      cancels by at most ``phi / (pi Q) <= 6.7`` there (``phi0 = pi/4``, nu = 5;
+      ``phi0 = 1/2``, nu = 3: 6.3; the factor grows like 2^(nu/2), hence the limit
+      on odd nu); for ``phi <= phi0`` the Taylor series
+      ``Q = phi^nu sum_i E_i phi^(2i)`` (alternating, sum of magnitudes <= 1.8 times
+      the sum, the terms kept: dropped ones below 2^-55 of it at ``phi0``).
 
     Powers are formed from the exact ``a``, never from a rounded ``a / sqrt(nu)`` (a
     power ``k`` multiplies that rounding by ``k``): for ``a >= sqrt(nu)``,
     ``c^nu = nu^(nu/2) a^-nu (1 + nu/a^2)^(-nu/2)`` and
     ``phi^nu = nu^(nu/2) a^-nu (atan(r)/r)^nu``, ``r = sqrt(nu) / a``.  ``log_Q``
     writes the same in logs (no underflow however large ``a``) and is meant for
-    ``Q`` below the normal float range.  Measured against mpmath (40 digits) over
+    ``Q`` below the normal float range (``phi`` tiny: the series' first terms).  Measured against mpmath (40 digits) over
     ``|a|`` in 1e-300..1e300 and a fine grid on [-40, 40]: relative error of
     ``log F`` below 2e-15 (left tail below 1e-15), nu = 1..64.
     """
@@ -337,11 +337,20 @@ def _t_int_tail(nu: int):
     m = nu // 2
     half_lognu = 0.5 * math.log(nu)
     nu_half = nu ** (0.5 * nu)
+    # far side: a >= sqrt(nu) (even nu; odd nu: phi <= pi/4), for nu = 3 phi <= 1/2 (the
+    # near form cancels by at most 6.3 there too, and the series needs fewer terms)
+    phi0 = 0.5 if nu == 3 else math.pi / 4.0
+    a2_far = float(nu) if even or nu == 1 else nu / math.tan(phi0) ** 2
+    if not even and nu > 1:
+        # series terms: the dropped ones below 2^-55 of the sum at phi = phi0
+        mags = np.abs(C) * phi0 ** (2.0 * np.arange(C.size))
+        total = float(np.dot(C, phi0 ** (2.0 * np.arange(C.size))))
+        C = C[: int(np.flatnonzero(np.cumsum(mags[::-1])[::-1] > 2.0 ** -55 * total)[-1]) + 1]
 
     def parts(a):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             a2 = a * a
-            big = a2 >= nu
+            big = a2 >= a2_far
             if even:
                 w = np.where(big, nu / a2, a2 / nu)      # nu / a^2 or a^2 / nu
                 opw = 1.0 + w

@@ -193,3 +193,12 @@ def test_small_route_vjp_vs_quadrature_slow(nu, n):
     for g in _vjp_cases(rng, x):
         for fn in (numeric.probs_vjp, numeric.log_probs_vjp):
             _check_vjp(fn(x, g, "student_t", nu=nu), fn(x, g, "student_t", nu=nu, method="quadrature"))
+
+
+def test_small_route_rows_independent_of_batch():
+    # each row's bits depend on that row only (linear mode or log mode alike)
+    rng = np.random.default_rng(9)
+    x = _rows(rng, 9, 1)
+    whole = numeric.log_probs(x, "student_t", nu=3.0)
+    for r in range(x.shape[0]):
+        assert np.array_equal(whole[r], numeric.log_probs(x[r:r + 1], "student_t", nu=3.0)[0])
