@@ -375,12 +375,20 @@ def _t_int_tail(nu: int):
             if nu == 1:
                 return np.arctan2(1.0, a) / math.pi
             # nu = 3, 5: a^-nu by products (a few roundings, no pow call); phi = atan(r)
-            # with r = sqrt(nu) / a rounded: harmless where Q >= 0.037 (a < sqrt(nu))
-            inv = 1.0 / (a2 * a if nu == 3 else a2 * a2 * a)
-            rk = ratio * ratio * ratio if nu == 3 else np.square(ratio) * np.square(ratio) * ratio
-            nn = nu + a2
-            near = (at - a * sq / nn * _horner(P, nu / nn)) / math.pi
-            return np.where(big, (nu_half * inv) * rk * _horner(C, at * at), near)
+            # with r = sqrt(nu) / a rounded: harmless in the near form (cancellation <= 6.7)
+            far = ratio * ratio
+            far *= ratio if nu == 3 else far * ratio
+            far *= nu_half
+            far /= a2 * a if nu == 3 else a2 * a2 * a
+            far *= _horner(C, at * at)
+            nn = a2 + nu
+            near = a * sq
+            near /= nn                                   # s c
+            if P.size > 1:
+                near *= _horner(P, nu / nn)
+            np.subtract(at, near, out=near)
+            near *= 1.0 / math.pi
+            return np.where(big, far, near)
 
     def log_tail(a):
         # a >= sqrt(nu) here (Q < 1e-290): the far forms in logs
