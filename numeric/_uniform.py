@@ -18,7 +18,7 @@ a polynomial of degree ``M_m = sum_(J <= m) w_J``; the integrand of ``p_i``
 (one factor removed) has degree ``M_m - 1``, that of the VJP kernel
 ``K_ij = int G / ((s + d_i)(s + d_j))`` degree ``M_m - 2``.  An ``N``-point
 Gauss-Legendre rule is exact for degree ``<= 2N - 1``: rows with ``M <= 64``
-take ``N >= ceil(M / 2)`` nodes per interval (the next power of two) and no
+take ``N = ceil(M / 2)`` nodes per interval and no
 other approximation (the rule's own rounding: nodes and weights to ~1e-16, the
 positive sums to a few ulps).  Rows with more active entries (clusters, ties: ``M`` up to any size)
 use 32-point panels bisected until ``log G`` changes by at most ``_DROP`` = 16
@@ -309,10 +309,10 @@ def _blocks(y):
     gd, gw, cols, gid, cnt = _groups(y)
     K = (gw > 0).sum(axis=1)
     M = gw.sum(axis=1)
-    # ceil(M / 2) points suffice; rounded up to a power of two, so a batch has at most
-    # six rules (blocks) -- more points than needed stay exact
+    # ceil(M / 2) points suffice (exact for degree 2N - 1 >= M - 1): one rule (block)
+    # per distinct count up to 2 _N_EXACT, the smallest exact one for each row
     half = np.maximum(1.0, np.ceil(M / 2.0))
-    N = np.where(M <= 2 * _N_EXACT, np.exp2(np.ceil(np.log2(half))), _N_EXACT).astype(np.intp)
+    N = np.where(M <= 2 * _N_EXACT, half, _N_EXACT).astype(np.intp)
     for v in np.unique(N):
         rows = np.flatnonzero((N == v) & (K <= _K_MAX))
         if rows.size == 0:
