@@ -141,11 +141,12 @@ def _cut(y, laplace):
     ``F(x) <= F(top) e^(x - top) <= e^(1/2 - A) e^(x - top)`` (the top's factor,
     and ``Phi(t) <= exp(-e^-t / 2)`` for the others), so it adds at most
     ``e^(1/2 - A)`` to any ``p_i >= e^-0.6 a_i / (2n)`` (``a_i = e^(mu_i - top)``)
-    and to any ``K_ij = int h_i h_j F >= a_i a_j / (16 A^2)`` (``x > top``,
-    ``F >= e^(-2 A e^(top - x))``); on ``[top, x_s]`` ``h_i <= a_i e^(top - x)``
-    and ``F <= e^-L'``.  Hence the conditions ``log a_min >= L + log(2n) + 1.1 - A``
-    and ``2 log a_min >= L + log(16 A^2) + 1/2 - A`` on the smallest ``a``: every
-    ``p_i`` and every VJP kernel entry loses below ``e^-L`` relative.
+    and to any ``K_ij = int h_i h_j F >= 0.9 a_i a_j / (16 A^2)`` (``x > top``,
+    ``F >= e^(-2 A e^(top - x))``, ``A >= 2``); on ``[top, x_s]``
+    ``h_i <= a_i e^(top - x)`` and ``F <= exp(-A e^(top - x)) <= e^-L'``.  Hence the
+    conditions ``log a_min >= L + log(2n) + 1.1 - A`` and
+    ``2 log a_min >= L + log(16 A^2) + 1/2 - A`` on the smallest ``a``: every ``p_i``
+    and every VJP kernel entry loses below ``2 e^-L`` relative.
     """
     m, n = y.shape
     top = y.max(axis=1)
