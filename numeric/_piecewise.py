@@ -37,7 +37,9 @@ Cut and neglected mass (``L = 40``, proofs in :func:`_cut`):
   ``e^-L`` of its integral for every ``x < x_s`` (at most
   ``(L + 0.6 + log n) / log 2`` scores lie above it: those are near);
   ``L' = L + log n + (top - x_s) + 3``.  A cut more than 600 below the top
-  (kinks at ``u < e^-600``) is declined.
+  (kinks at ``u < e^-600``) is declined.  Rows with ``sum_j e^(mu_j - top) / 2
+  >= 2^k L'`` whose deepest score is not too deep (:func:`_cut`) take the
+  exponential's cut above the top instead (every score far, ``c <= 2^-(k+1)``).
 * ``[u_max, 1]`` with ``log G <= -L'`` is dropped; ``G`` is decreasing in ``u``.
 * Also near: scores with ``1/64 < c <= 1/2`` when a row has at most 64 of
   them, and every score of rows with ``n <= 128`` (laplace: 32).
