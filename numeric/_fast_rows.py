@@ -101,9 +101,11 @@ from ._fast_kernels import KernelCache
 
 __all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "ROWS_FAMILIES"]
 
-# gumbel_min (grid step 1/32, bins four times as many per unit of spread) is served as
-# well or better by the per-row engine's convolutions
-ROWS_FAMILIES = ("normal", "logistic")
+# gumbel_min rows are taken up to _P_WIDE bins of 1/32 (10 units of spread): further
+# below the top the integrands of low nodes, ``h(x - m) F`` with ``log h(t) ~ t - e^t``,
+# become narrower than the grid resolves (second difference ~ e^(x - m) H^2 > 0.35), and
+# the per-row engine, which refines them on local grids, serves those rows
+ROWS_FAMILIES = ("normal", "logistic", "gumbel_min")
 # accepted |T_2h / T_h - 1| (the rule on every other row against the full rule): the
 # error of a rule analytic in a strip falls geometrically, err(h) <= err(2h)^2 <= 1e-16
 _COARSE = 8             # column stride of the window scan
@@ -116,6 +118,8 @@ _WIN_R = 4
 _WQ = 16                # windows rounded outwards to multiples of this many columns
 _WQ_ONEHOT = 64         # ... those of the one-hot VJP (a multiple of _WQ)
 _HALF_AGREE = {"normal": 1e-8, "logistic": 1e-8, "gumbel_min": 1e-8}
+# ... or, for these families, the Gaussian bound of :func:`_half_tol`
+_GAUSS_AGREE = ("gumbel_min",)
 _PQ = 16                 # bin counts rounded up to a multiple of this (fewer groups)
 # the spreading matrices of log F cover a row's integration window only
 # (:func:`_window_spread`): its integrands live where F is not negligible, near the top
@@ -126,7 +130,10 @@ _PQ = 16                 # bin counts rounded up to a multiple of this (fewer gr
 # _P_WIDE (bin counts above _P_MAX rounded up to a multiple of _PQ_WIDE: fewer plans);
 # the per-row engine serves the rows declined
 _P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
-_P_WIDE = {"normal": 768, "logistic": 384}
+# dense VJPs: gumbel_min rows within _P_MAX mostly fail the T2 checks (narrow, shifting
+# peaks of h F Gamma), so the per-row engine takes them without the batched attempt
+_DENSE_FAMILIES = ("normal", "logistic")
+_P_WIDE = {"normal": 768, "logistic": 384, "gumbel_min": 320}
 _PQ_WIDE = 64
 # the per-score temporaries (bins, offsets, powers, evaluation) of a block of rows are
 # ~10 arrays of its size: blocks of <= 2^18 scores keep them near 20 MB; longer rows go
@@ -139,7 +146,7 @@ _N_MAX = 1 << 16
 # integrands of low nodes become narrower than the grid (log F curves like the number
 # of scores above) and most rows fail the half-step check, which the per-row engine's
 # local refinement serves
-_N_MAX_VJP = {"normal": 1 << 16, "logistic": 1 << 21}
+_N_MAX_VJP = {"normal": 1 << 16, "logistic": 1 << 21, "gumbel_min": 1 << 16}
 # ... except rows of (_N_MAX, _N_LONG] scores: there the per-row engine's VJPs are
 # faster on a single row (2-3x at n = 1e5) and their memory stays within 4 times the
 # input's plus 32 MB; beyond it they need several times that (n = 1e6: 115-170 MB)
@@ -172,7 +179,7 @@ class _Plan:
     matrices ``a_r((k - b) H) (-H)^r`` (a view of one table strip); ``LH`` (K, Gs):
     ``log h((k - l) H)``."""
 
-    __slots__ = ("name", "curv_max", "P", "kL", "Gs", "ms", "q", "lL", "K", "Tk", "W", "W0max", "LH", "agree", "loghazard",
+    __slots__ = ("name", "curv_max", "gauss_agree", "P", "kL", "Gs", "ms", "q", "lL", "K", "Tk", "W", "W0max", "LH", "agree", "loghazard",
                  "Wc", "LHc", "s_hi", "R", "kcache", "d_lo", "lam", "tilts")
 
     def __init__(self, fam, spec, P):
@@ -181,6 +188,7 @@ class _Plan:
         self.P = P
         self.agree = _HALF_AGREE[fam.name]
         self.curv_max = _CURV_MAX[fam.name]
+        self.gauss_agree = fam.name in _GAUSS_AGREE
         self.kL = kL = -int(math.ceil(spec.pad_left / H))
         kR = P - 1 + int(math.ceil(spec.pad_right / H))
         self.Gs = Gs = kR - kL + 1
@@ -492,11 +500,36 @@ def _windows(pl, M, extra=None, peaks=False):
     return a, b, jm
 
 
-def _trapezoid(L, logw, agree, curv_max):
+def _half_tol(curv, pl, concave=True):
+    """Accepted ``|T_2H / T_H - 1|`` of nodes whose log integrand has the second
+    difference ``curv`` at its peak (``concave``: the log integrand is concave).
+
+    Normal and logistic: ``pl.agree`` (1e-8; with err(H) <= err(2H)^2, the strip
+    argument of the module doc).  gumbel_min: the integrands of scores below many
+    others are narrow (``sigma ~ 1 / sqrt(#above)``, a few grid steps), and for them
+    the rule at ``2 H`` is not yet at 1e-8 although the rule at ``H`` is far below
+    rounding.  For a Gaussian of second difference ``kappa = H^2 / sigma^2`` at its
+    peak the trapezoid rule at step ``h`` errs by ``2 sum_k e^(-2 pi^2 k^2 sigma^2 /
+    h^2) cos(.) <= 2.01 e^(-2 pi^2 sigma^2 / h^2)``: ``e_2H <= 2.01 e^(-pi^2 / (2
+    kappa))`` and ``e_H <= 2.01 e^(-2 pi^2 / kappa) = 2.01 (e_2H / 2.01)^4``.  A
+    measured disagreement within twice the Gaussian's ``e_2H`` says the integrand
+    aliases no more than the Gaussian of its own peak width, so the rule at ``H``
+    errs by about the fourth power of it: at ``kappa <= 0.35``, ``e_2H <= 3e-6`` and
+    ``e_H < 1e-24``.  (The per-row engine, numeric._fast, accepts these integrands
+    on the curvature test alone.)  The dense VJP's ``T2`` integrands ``h F Gamma`` can
+    be multimodal, where one peak's width says nothing of the rest: 1e-8 for them."""
+    if not (concave and pl.gauss_agree):
+        return pl.agree
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.maximum(pl.agree, 4.02 * np.exp(-(math.pi ** 2 / 2.0) / curv))
+
+
+def _trapezoid(L, logw, pl, concave=True):
     """``(log(w sum_k e^L), ok)`` over the last axis of the log integrands ``L``
     (overwritten), with the checks of the module doc: finite peak inside the rows,
     decayed by ``e^-45`` at both ends, second difference at the peak <= 0.35, and
-    the rule on every other row within ``1e-8``."""
+    the rule on every other row within :func:`_half_tol`."""
+    curv_max = pl.curv_max
     G = L.shape[-1]
     jm = np.argmax(L, axis=-1)[..., None]
     peak = np.take_along_axis(L, jm, axis=-1)[..., 0]
@@ -511,11 +544,11 @@ def _trapezoid(L, logw, agree, curv_max):
     tot = L.sum(axis=-1)
     half = 2.0 * L[..., 0::2].sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        good &= np.abs(half / tot - 1.0) <= agree
+        good &= np.abs(half / tot - 1.0) <= _half_tol(curv, pl, concave)
         return peak + (np.log(tot) + logw), good
 
 
-def _node_integrals(L_rows, pl, H, a, b):
+def _node_integrals(L_rows, pl, H, a, b, concave=True):
     """``(log int, ok)``: node integrals of ``LH[i] + L_rows[r]`` over the columns
     ``a .. b - 1`` (rows, K), and per row whether every node passed
     :func:`_trapezoid`'s checks."""
@@ -528,8 +561,7 @@ def _node_integrals(L_rows, pl, H, a, b):
     logw = math.log(H)
     for r0 in range(0, m, blk):
         r1 = min(m, r0 + blk)
-        logg[r0:r1], good = _trapezoid(LH[None, :, :] + L_rows[r0:r1, None, :], logw, pl.agree,
-                                       pl.curv_max)
+        logg[r0:r1], good = _trapezoid(LH[None, :, :] + L_rows[r0:r1, None, :], logw, pl, concave)
         ok[r0:r1] = good.all(axis=1)
     return logg, ok
 
@@ -537,8 +569,8 @@ def _node_integrals(L_rows, pl, H, a, b):
 # tilts c of the node integrals as products (:func:`_node_products`), per family: the
 # normal's log h(t) + c t peaks near t = c, so the tilt nearest a node's peak offset t*
 # keeps its terms within ~(t* - c)^2 of 1; the logistic's (log h)' lies in (-1, 0), and
-# h F <= 1 needs no tilt
-_TILTS = {"normal": tuple(range(0, 57, 8)), "logistic": (0,)}
+# h F <= 1 needs no tilt; nor does the gumbel_min's (h(t) = u / (e^u - 1) < 1, u = e^t)
+_TILTS = {"normal": tuple(range(0, 57, 8)), "logistic": (0,), "gumbel_min": (0,)}
 # smallest accepted sum of a node's scaled terms, e^-600: its terms within e^-_TAIL of the
 # largest are then normal floats (> e^-700), each rounded relative to itself
 _SUM_MIN = -600.0
@@ -623,7 +655,7 @@ def _node_products(L, pl, H, a, b, jm):
             half[:, i0:i1] = np.where(u, 2.0 * Sm[m:] / Sm[:m], half[:, i0:i1])
             good[:, i0:i1] &= ~u | (lS >= _SUM_MIN)
     with np.errstate(invalid="ignore"):
-        good &= np.abs(half - 1.0) <= pl.agree
+        good &= np.abs(half - 1.0) <= _half_tol(curv, pl)
     return logg + math.log(H), good.all(axis=1)
 
 
@@ -655,14 +687,19 @@ def _tables(logg, pl, spec, abs_tol=None):
     (rows, K) and per row whether the interpolant resolves them
     (``_interp_error``: relative to ``max(1, |log g|)`` within ``_INTERP_TOL``, or
     with ``abs_tol`` the absolute error within it)."""
+    fin = np.isfinite(logg).all(axis=1)
+    if not fin.all():
+        # a row with a node its checks declined (an underflowed sum: log 0) is tabulated
+        # as zeros and declined, so no inf - inf enters the shared products
+        logg = np.where(fin[:, None], logg, 0.0)
     tab = _fine_tables(logg, pl.q, spec.fine_S, spec.fine_d)       # (rows, d + 1, ncol)
-    ok = np.ones(logg.shape[0], dtype=bool)
+    ok = fin
     if abs_tol is not None:
-        ok = _interp_error(logg, pl.q, absolute=True) <= abs_tol
+        ok = ok & (_interp_error(logg, pl.q, absolute=True) <= abs_tol)
     elif pl.ms > 1:
         # node values the q-point interpolant does not resolve (tied blocks): the
         # per-row engine halves the node stride (numeric._fast._interp_error)
-        ok = _interp_error(logg, pl.q) <= _INTERP_TOL
+        ok = ok & (_interp_error(logg, pl.q) <= _INTERP_TOL)
     return tab, ok
 
 
@@ -807,7 +844,7 @@ def _onehot_group(pl, rows, zr, lo_i, y):
         LW = _log_F(M[:, sel], pl, n, a, b)
         LW += weight(sel, slice(a, b))
         # log g(z_y): the rule on the same columns (the integrand h_y F, one per row)
-        gy[sel], g0 = _trapezoid(LW.copy(), math.log(H), pl.agree, pl.curv_max)
+        gy[sel], g0 = _trapezoid(LW.copy(), math.log(H), pl)
         lgy[sel], g1 = _node_products(LW, pl, H, a, b, jm[sel])
         good[sel] = g0 & g1
     tab, good2 = _tables(lgy, pl, spec)
@@ -1099,7 +1136,7 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
             if not sel.size:
                 continue
             L = LF[sel, a:b] + lgam[si * m + sel, a:b]
-            logT[sel], okT[sel] = _node_integrals(L, pl, H, a, b)
+            logT[sel], okT[sel] = _node_integrals(L, pl, H, a, b, concave=False)
             okT[sel] &= _far_ok(LF[sel, a:b] + far[si * m + sel, a:b], logT[sel], pl, H, a, b)
         # log T2 interpolated like log g; decline unless its estimated absolute error
         # -- the relative error of T2 -- is below 2e-11 (numeric._fast._row_vjp)
@@ -1156,4 +1193,4 @@ def rows_dense_vjp(z, g, fam, log=False):
     (True, True)
     """
     return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log,
-                 takes=_vjp_takes(fam, z.shape[1]))
+                 takes=fam.name in _DENSE_FAMILIES and _vjp_takes(fam, z.shape[1]))

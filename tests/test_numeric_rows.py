@@ -20,7 +20,7 @@ from derive import oracle
 from numeric.families import get_family
 from numeric._fast_rows import rows_log_probs, rows_onehot_log_vjp
 
-FAMS = ("normal", "logistic")
+FAMS = ("normal", "logistic", "gumbel_min")
 # the default tier checks the normal family against mpmath; the others run in the slow tier
 FAMS_TIERED = ("normal",) + tuple(pytest.param(f, marks=pytest.mark.slow) for f in FAMS[1:])
 
