@@ -202,3 +202,16 @@ def test_small_route_rows_independent_of_batch():
     whole = numeric.log_probs(x, "student_t", nu=3.0)
     for r in range(x.shape[0]):
         assert np.array_equal(whole[r], numeric.log_probs(x[r:r + 1], "student_t", nu=3.0)[0])
+
+
+@pytest.mark.parametrize("nu", [3.0, 5.0, 30.0])
+def test_small_kernel_certifies_wide_rows(nu):
+    # the kernel's student_t core map reaches far enough (right reach from the family's
+    # own tail) that s = 5 rows certify instead of falling back to the quadrature
+    from numeric import _generic
+    rng = np.random.default_rng(int(nu))
+    x = 5.0 * rng.normal(size=(8, 50))
+    lp, ok = _generic.small_log_probs(x - x.max(axis=1, keepdims=True), numeric.get_family("student_t", nu=nu))
+    assert ok.all()
+    ref = numeric.log_probs(x[:1], "student_t", nu=nu, method="quadrature")
+    _check_log_probs(lp[:1], ref)
