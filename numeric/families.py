@@ -468,6 +468,14 @@ def _student_t_kernels(nu: float):
     return logcdf, logpdf
 
 
+@functools.lru_cache(maxsize=64)
+def _student_t_parts(nu: float):
+    """``(logcdf, logpdf, frozen scipy.stats.t)`` for one ``nu``, built once: building
+    them (the frozen distribution above all) costs far more than a short row's
+    probabilities, and every public call resolves its family."""
+    return _student_t_kernels(nu) + (stats.t(nu),)
+
+
 # ---------------------------------------------------------------------------
 # log reverse hazards  log h = log(phi/Phi), written without cancellation
 # ---------------------------------------------------------------------------
@@ -615,8 +623,7 @@ def get_family(family: str | NumericFamily = "gumbel", **params: float) -> Numer
     if key == "student_t":
         nu = _check_positive("nu", params.get("nu", 1.0))
         bound["nu"] = nu
-        logcdf, logpdf = _student_t_kernels(nu)
-        dist = stats.t(nu)
+        logcdf, logpdf, dist = _student_t_parts(nu)
         return NumericFamily(key, logcdf, logpdf, (-math.inf, math.inf), (), bound, dist, dist.ppf)
     logcdf, logpdf, support, kinks, dist = _STANDARD[key]
     return NumericFamily(key, logcdf, logpdf, support, kinks, bound, dist, dist.ppf,
