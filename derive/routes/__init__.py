@@ -12,20 +12,23 @@ whose steps were each verified while it was built (it raises
 :class:`NotApplicable` saying why the CDF does not have the structure it
 needs.  :func:`run` tries them in the order of :data:`ORDER`:
 
-=================  ============================================================
-``max_stable``     ``log(-log F)`` affine in x: ``F = exp(-c e^{-x/s})`` is
-                   Gumbel; ``p = softmax(mu/s)`` at every n, symbolic n too
-``location_scale`` ``F(x) = G(a x + b)`` for a registry family G (found by
-                   testing that ``G^{-1}(F(x))`` is affine): ``p(mu; F) =
-                   p(a mu; G)``, G's derivation at ``a mu``
-``piecewise``      on finitely many intervals a finite sum of
-                   ``x^k e^{lambda x}``: the integrand of (eq:pi) is a sum of
-                   such products on intervals bounded by ``mu_j + b_k``;
-                   sympy integrates each, the limits are Max/Min of the ends
-``rational``       ``u = e^{-x/s}`` makes the integrand rational in u:
-                   partial fractions (logistic type)
-``difference``     n = 2 only: ``p_1`` is the CDF of ``eps_2 - eps_1``
-=================  ============================================================
+======================  ============================================================
+``max_stable``          ``log(-log F)`` affine in x: ``F = exp(-c e^{-x/s})`` is
+                        Gumbel; ``p = softmax(mu/s)`` at every n, symbolic n too
+``location_scale``      ``F(x) = G(a x + b)`` for a registry family G (found by
+                        testing that ``G^{-1}(F(x))`` is affine): ``p(mu; F) =
+                        p(a mu; G)``, G's derivation at ``a mu``
+``piecewise``           on finitely many intervals a finite sum of
+                        ``x^k e^{lambda x}``: the integrand of (eq:pi) is a sum of
+                        such products on intervals bounded by ``mu_j + b_k``;
+                        sympy integrates each, the limits are Max/Min of the ends
+``rational``            ``u = e^{-x/s}`` makes the integrand rational in u:
+                        partial fractions (logistic type)
+``double_exponential``  ``F(x) = G(e^{b x})`` with G a sum of ``u^m e^{lambda u}``
+                        (Gompertz type): a shift is a scale of u, the integrand a
+                        sum of ``u^M e^{Lambda u}`` integrated termwise
+``difference``          n = 2 only: ``p_1`` is the CDF of ``eps_2 - eps_1``
+======================  ============================================================
 
 >>> import sympy as sp, derive
 >>> x = sp.Symbol("x", real=True)
@@ -42,7 +45,7 @@ from importlib import import_module
 __all__ = ["NotApplicable", "ORDER", "run"]
 
 #: route modules in the order they are tried
-ORDER = ("max_stable", "location_scale", "piecewise", "rational", "difference")
+ORDER = ("max_stable", "location_scale", "piecewise", "rational", "double_exponential", "difference")
 
 
 @dataclass(frozen=True)
