@@ -386,11 +386,23 @@ def _log1mexp(v):
     return mp.log(-mp.expm1(v))
 
 
+def _exp_clamped(v):
+    """mpmath ``exp`` with ``e^v = 0`` for real ``v < -2^30``.
+
+    A nested exponential the log expansion cannot remove (Gompertz: ``log(1 - e^{eta - eta e^x})``)
+    asks at large x for ``e^v`` with ``v ~ -e^x``: mpmath first computes ln 2 to as many bits as
+    ``v`` has in its exponent (minutes, then memory).  ``e^v < e^(-1e9)`` is 0 at any working precision.
+    """
+    if isinstance(v, mp.mpf) and v < -(2**30):
+        return mp.mpf(0)
+    return mp.exp(v)
+
+
 def _custom(fam):
     x = fam.symbol
     # the kernels are logs: evaluate log F and log f directly (see _log_expr)
-    logcdf_f = sp.lambdify(x, _log_expr(fam.cdf(x)), "mpmath")
-    logpdf_f = sp.lambdify(x, _log_expr(fam.pdf(x)), "mpmath")
+    logcdf_f = sp.lambdify(x, _log_expr(fam.cdf(x)), [{"exp": _exp_clamped}, "mpmath"])
+    logpdf_f = sp.lambdify(x, _log_expr(fam.pdf(x)), [{"exp": _exp_clamped}, "mpmath"])
 
     def guarded(f, what):
         # The user's expression may cancel (1 - exp(-t) near 0, ...): evaluate
