@@ -157,17 +157,12 @@ def test_location_scale_general_n(ctor, args, registry, a):
     _check_general(ctor, args, registry, a, ["0.3", "-0.7", "1.1", "-0.2"])
 
 
-#: n of the slow test per family: 5, except the trapezoid (768 pieces at n = 5, several CPU minutes
-#: with the full verification level; the atlas records its n = 5 cell)
-SLOW_N = {key: 4 if key.startswith("Trapezoidal") else 5 for key in POLYNOMIAL}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(POLYNOMIAL))
 def test_polynomial_n5_exact(key):
     maker = POLYNOMIAL[key]
     fam = maker[0]()
-    n = SLOW_N[key]
+    n = 5
     d = derive.derive(fam, n)
     assert d.status == "closed" and d.extra["route"] == "piecewise"
     pieces = atlas.polynomial_pieces(fam)
@@ -197,3 +192,22 @@ def test_exponential_pieces_n5_oracle(key):
             got = [evaluate_dag(e, env) for e in d.closed_form]
             for g, r in zip(got, ref):
                 assert abs(g - r) <= mpmath.mpf(10) ** -28 * abs(r), (key, mu, g, r)
+
+
+@pytest.mark.slow
+def test_registry_uniform_n5_through_the_piecewise_route():
+    """The registry uniform at n = 5 (past its hand route's n! orderings): exact rationals against both
+    references, scale 2 included (``p(mu; 2) = p(mu/2; 1)``)."""
+    fam = derive.family("uniform")
+    d = derive.derive(fam, 5)
+    assert d.status == "closed" and d.extra["route"] == "piecewise"
+    pieces = atlas.polynomial_pieces(fam)
+    d2 = derive.derive("uniform", 5, scale=2)
+    for mu in _rational_vectors(5, seed=11):
+        env = dict(zip(d.symbols, mu))
+        got = [evaluate_dag(e, env, exact=True) for e in d.closed_form]
+        assert got == atlas.exact_probs(pieces, mu), mu
+        assert [evaluate_dag(e, {s: 2 * m for s, m in env.items()}, exact=True) for e in d2.closed_form] == got
+    mu = _rational_vectors(5, seed=11)[0]
+    p1 = _exact_p1(fam, [sp.Rational(m.numerator, m.denominator) for m in mu], (0, 1), 4)
+    assert atlas.exact_probs(pieces, mu)[0] == Fraction(int(p1.p), int(p1.q))
