@@ -16,7 +16,11 @@ dropped):
     p_1 = sum_picks Int_{L}^{max(L, U)} prod_j f_j(x - mu_j) dx,
     L = max_j (mu_j + lower end),  U = min_j (mu_j + upper end),
 
-and ``Int_L^{max(L,U)}`` is 0 when the intersection is empty.  A pick whose
+and ``Int_L^{max(L,U)}`` is 0 when the intersection is empty.  The product over
+``j > 1`` is symmetric in ``mu_2..mu_n``, so they are taken in descending order
+(:func:`order_statistics`); then the piece index of ``F(x - o_j)`` cannot decrease
+with j at any x, and only those picks are summed (:func:`_picks`: 105 instead of 768
+for the trapezoid at n = 5).  A pick whose
 pieces are all polynomials is integrated by the closed Newton-Cotes rule of
 its degree (exact, the product left unexpanded: :func:`_polynomial_integral`);
 otherwise sympy gives each antiderivative ``A`` (termwise: ``Int x^m
@@ -367,7 +371,7 @@ def attempt(fam, n):
         pick = [table[0][k]] + [table[j + 1][c] for j, c in enumerate(t)]
         lows, highs = [pick[0][0]], [pick[0][1]]
         # factors in the same piece: the largest shift bounds from below, the smallest from above
-        for c, group in itertools.groupby(range(1, n), key=lambda j: t[j - 1]):
+        for _, group in itertools.groupby(range(1, n), key=lambda j: t[j - 1]):
             group = list(group)
             lows.append(pick[group[0]][0])
             highs.append(pick[group[-1]][1])
