@@ -1191,13 +1191,18 @@ def batch_vjp(y, g, fam, *, log=False):
             for sel, x, wlin, _ in plan.chunks(np.flatnonzero(plan.reach & ~ok & (nnz == 1))):
                 out[sel], ok[sel] = _onehot_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log,
                                                   scaled=True)
+            # the other rows with entries below TINY: the same ratio form as the log
+            # space one below, on the scaled linear mode's node terms
+            for sel, x, wlin, logw in plan.chunks(np.flatnonzero(plan.reach & ~ok), _CHUNK_ELEMS // 4):
+                out[sel], ok[sel] = _vjp_log_chunk(y[sel], g[sel], x, logw, plan, log, wlin,
+                                                   scaled=True)
         # the rest (entries below TINY, cotangents c / p beyond _G_MAX): log space
         for sel, x, _, logw in plan.chunks(np.flatnonzero(plan.reach & ~ok), _CHUNK_ELEMS // 4):
             out[sel], ok[sel] = _vjp_log_chunk(y[sel], g[sel], x, logw, plan, log)
     return out, ok
 
 
-def _vjp_log_chunk(y, c, x, logw, plan, log):
+def _vjp_log_chunk(y, c, x, logw, plan, log, wlin=None, scaled=False):
     """:func:`batch_vjp` in log space on rows sharing the node set ``x``.
 
     With ``e^{L_k} = w h_k F`` (the forward's log-mode node terms, shifted by each
@@ -1210,19 +1215,30 @@ def _vjp_log_chunk(y, c, x, logw, plan, log):
     (``Gamma = sum_j g_j h_j``): O(n G) per row, and every ``p`` that would over- or
     underflow cancels inside a ratio of node sums of the same entry.  The same sums
     over the even nodes (step 2 hh) give the error bound, as in :func:`_vjp_chunk`;
-    the end terms of the integrands must be below END of their sums."""
+    the end terms of the integrands must be below END of their sums.
+
+    ``scaled``: ``E`` from the scaled linear mode instead (each entry's terms times its
+    own power of two, which cancels in the same ratios), rows clipped at LO declined."""
     fam = plan.fam
     d = x - y[:, :, None]                                    # (rows, n, G)
-    C = fam.logcdf(d)
-    logh = fam.logpdf(d)
-    logh -= C
-    L = logh + logw
-    L += _sum_entries(C)
-    L[np.isnan(L)] = -np.inf
-    mx = L.max(axis=-1)
-    mx[~np.isfinite(mx)] = 0.0
-    E = np.exp(L - mx[..., None])                            # (rows, n, G)
-    H = np.exp(logh)                                         # h_j at the nodes
+    if scaled:
+        lo = plan.spec.get("LO")
+        unclipped = x[..., 0].reshape(-1) >= (-math.inf if lo is None else lo)
+        E, mx, H = _scaled_terms(d, plan.spec, fam, wlin, with_h=True)
+        mx = mx * _LN2
+        H *= math.exp(-_PARTS[fam.name][1])                  # h_j at the nodes
+    else:
+        unclipped = True
+        C = fam.logcdf(d)
+        logh = fam.logpdf(d)
+        logh -= C
+        L = logh + logw
+        L += _sum_entries(C)
+        L[np.isnan(L)] = -np.inf
+        mx = L.max(axis=-1)
+        mx[~np.isfinite(mx)] = 0.0
+        E = np.exp(L - mx[..., None])                        # (rows, n, G)
+        H = np.exp(logh)                                     # h_j at the nodes
     T = np.add.reduce(E, axis=-1)
     logT = np.log(T) + mx
     top = logT.max(axis=1, keepdims=True)
@@ -1261,6 +1277,7 @@ def _vjp_log_chunk(y, c, x, logw, plan, log):
         err += np.abs(T2 / T - 1.0) * np.abs(v)             # the factor p_k's own error
     floor = _VJP_FLOOR * mass.sum(axis=1, keepdims=True)
     good = np.isfinite(lse[:, 0]) & (logT > -LOG_MIN).all(axis=1) & (endr <= END).all(axis=1)
+    good &= unclipped
     good &= (err <= VJP_RTOL * np.abs(v) + floor).all(axis=1) & np.isfinite(v).all(axis=1)
     v[~good] = np.nan
     return v, good
