@@ -91,6 +91,7 @@ _CHUNK_NORMAL = 24576   # normal linear mode (4 temporaries per element; measure
 MAX_NODES = 4000        # longer grids (huge spreads): declined, the caller's quadrature runs
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_LN2 = math.log(2.0)
 _SQRT_HALF = math.sqrt(0.5)
 
 # pass 1: normal rows on the shared grid x_k = k h(n) (see the "normal" section), the
@@ -102,11 +103,12 @@ _SQRT_HALF = math.sqrt(0.5)
 _SPEC = {
     "normal": dict(MAP="soft", XL=4.0e3, HH2=0.25, LO=-37.0, LIN_MAX=math.inf),
     "logistic": dict(MAP="sinh", XL=60.0, XR=60.0, HH2=0.033, LO=-700.0, LIN_MAX=600.0,
-                     SC_N=512),
+                     SC_N=512, PMIN=lambda s, n: s + 1.0 + (n + 1) * _LN2),
     "gumbel": dict(MAP="expr", XL=8.0, XR=46.0, HH2=0.095, LO=-6.5, LIN_MAX=600.0),
     "gumbel_min": dict(MAP="expl", XL=60.0, XR=6.0, HH2=0.056, LO=-700.0, HI=700.0,
                        LIN_MAX=600.0, SC_N=320),
-    "cauchy": dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf, SC_N=512),
+    "cauchy": dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf, SC_N=512,
+                   PMIN=lambda s, n: n * _LN2 + np.log(math.pi * (1.0 + (s + 1.0) ** 2))),
 }
 
 
@@ -686,9 +688,6 @@ def _lin_terms(d, spec, fam, w, x0):
 # double-exponentially beyond); cauchy (h ~ 1/d^2, never flushed at the reach).  Normal
 # rows are not served (h is flushed for d > 37.4, where a tiny entry's integrand can
 # still peak: the log mode takes them).  The mantissa product needs n <= 512.
-_LN2 = math.log(2.0)
-
-
 def _scaled_terms(d, spec, fam, w, with_h=False):
     """``(I, e)``: node terms ``I_ik = w phi(d_i) F / Phi(d_i) 2^-e_i`` (largest term of
     each entry in [1/2, 1)) and the integer exponents ``e`` (..., n); ``d`` as in
@@ -729,16 +728,25 @@ def _certify(I):
 # score is about -sum_j (y_j - ymin) for exponential left tails (F ~ prod_j e^{x - y_j}
 # below the scores) and -sum_j log(1 + pi (y_j - ymin)) for cauchy's algebraic ones; a
 # row the prediction misses is recomputed in the log mode (the linear mode refuses it).
+# Where the spec has PMIN(spread, n), a proven bound -log p_min <= PMIN also admits the
+# row: on x in [0, 1] (the top score is 0) every factor Phi(x - y_j) >= Phi(0) = 1/2, so
+# p_min >= 2^-n min_{[0, 1]} h(x - ymin); logistic h(d) = 1 / (1 + e^d) >= e^-d / 2,
+# cauchy h(d) >= phi(d) = 1 / (pi (1 + d^2)), with d <= spread + 1.
 _LIN_LOGP = 620.0
 
 
 def _lin_rows(y, ymin, fam, spec):
     """Rows tried in the linear mode (the others go straight to the log mode)."""
     lin = -ymin <= spec["LIN_MAX"]
+    pred = None
     if fam.name in ("logistic", "gumbel_min"):
-        lin &= np.add.reduce(y, axis=1) - y.shape[1] * ymin <= _LIN_LOGP
+        pred = np.add.reduce(y, axis=1) - y.shape[1] * ymin
     elif fam.name == "cauchy":
-        lin &= np.add.reduce(np.log1p(math.pi * (y - ymin[:, None])), axis=1) <= _LIN_LOGP
+        pred = np.add.reduce(np.log1p(math.pi * (y - ymin[:, None])), axis=1)
+    if pred is not None:
+        if "PMIN" in spec:
+            pred = np.minimum(pred, spec["PMIN"](-ymin, y.shape[1]))
+        lin &= pred <= _LIN_LOGP
     return lin
 
 
@@ -1153,6 +1161,7 @@ def _own_grids(Y, ii, fam, spec):
 # on the same nodes; rows neither certifies are left to the caller's quadrature.
 VJP_RTOL = 1e-11
 _VJP_FLOOR = 1e-200
+_TERMS_NMAX = 64        # longest rows whose exact sums of |terms| are formed (O(n^2 G))
 _G_MAX = 1e250          # larger cotangents (c / p): left to the caller
 
 
@@ -1285,6 +1294,7 @@ def _vjp_log_chunk(y, c, x, logw, plan, log, wlin=None, scaled=False):
 
 def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
     """:func:`batch_vjp` on rows sharing the node set ``x`` (weights ``wlin``)."""
+    n = y.shape[1]
     d = x - y[:, :, None]                                    # (rows, n, G)
     lo, hi = plan.spec.get("LO"), plan.spec.get("HI")
     if (lo is not None and x[..., 0].min() < lo) or hi is not None:
@@ -1319,7 +1329,19 @@ def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
         err = np.abs(np.add.reduce(A[..., 0::2], axis=-1) - np.add.reduce(A[..., 1::2], axis=-1))
         err += 1e-15 * mass
     floor = _VJP_FLOOR * mass.sum(axis=1, keepdims=True)
-    good &= (err <= VJP_RTOL * np.abs(v) + floor).all(axis=1) & np.isfinite(v).all(axis=1)
+    good &= np.isfinite(v).all(axis=1)
+    errok = (err <= VJP_RTOL * np.abs(v) + floor).all(axis=1)
+    # An entry far smaller than its terms (they cancel) cannot meet VJP_RTOL |v|; the
+    # promise is relative to its own sum of |terms|, terms_k = sum_j |g_k - g_j| K_kj
+    # (K_kj = sum over nodes of I_k h_j), which bounds the same error (err bounds the
+    # error of every K_kj it sums, by the a-priori step or the even/odd disagreement, and
+    # the rounding eps mass).  Exact terms cost O(n^2 G): computed for those rows only.
+    retry = np.flatnonzero(good & ~errok) if n <= _TERMS_NMAX else ()
+    if len(retry):
+        D = np.abs(gc[retry][:, :, None] - gc[retry][:, None, :])            # (r, n, n)
+        terms = np.einsum("rkg,rkg->rk", I[retry], np.einsum("rkj,rjg->rkg", D, hz[retry])) * c0
+        errok[retry] = (err[retry] <= VJP_RTOL * terms + floor[retry]).all(axis=1)
+    good &= errok
     v /= S[:, None]
     v[~good] = np.nan
     return v, good

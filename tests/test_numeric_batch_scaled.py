@@ -19,9 +19,10 @@ from numeric import _batch
 from numeric.families import get_family
 
 SCALED = ("logistic", "gumbel_min", "cauchy")
-# row lengths whose wide rows the plain linear mode does not serve (cauchy: its entries
-# fall like 1 / spread only, but at n >= ~160 the kernel's prediction sends the rows on)
-N_WIDE = {"logistic": 24, "gumbel_min": 24, "cauchy": 160}
+# row lengths of the wide rows (gumbel_min: entries far below 1e-270, which the plain
+# linear mode cannot hold; logistic and cauchy entries fall like e^-spread and
+# 1 / spread^2 only: their rows take the scaled mode only where the linear mode fails)
+N_WIDE = {"logistic": 24, "gumbel_min": 24, "cauchy": 40}
 
 
 def _wide_rows(name, n, rows=3, seed=0):
@@ -73,7 +74,8 @@ def test_auto_wide_rows_use_the_kernel_and_match_quadrature(name):
     fam = get_family(name)
     y = _wide_rows(name, max(60, N_WIDE[name]), rows=1, seed=1)
     plan = _batch._Plan(y, fam)
-    assert not plan.lin.all()                   # the scaled mode is exercised
+    if name == "gumbel_min":
+        assert not plan.lin.all()               # the scaled mode is exercised
     lp, ok = _batch.batch_log_probs(y, fam)
     assert ok.all()
     got = numeric.log_probs(y, name)
@@ -138,6 +140,35 @@ def test_wide_row_vjps_match_reference(name, log):
             ref, terms, _ = reference_vjp(y[r], support, name, log=log)
             _check_vjp(got[r], ref, terms)
             assert np.array_equal(f(y[r], g[r], name), got[r])
+
+
+@pytest.mark.parametrize("name", SCALED)
+def test_scaled_mode_vjps_forced_match_reference(name):
+    """The scaled mode's one-hot and dense VJP forms on every row (not only where the
+    linear mode fails), against the log-space reference."""
+    fam = get_family(name)
+    y = _wide_rows(name, 12, rows=1, seed=6)
+    plan = _batch._Plan(y, fam)
+    parts, c0 = _batch._PARTS[name][0], math.exp(-_batch._PARTS[name][1])
+    g1, hot = _onehot(y.shape, 8)
+    gd = np.random.default_rng(9).normal(size=y.shape)
+    for log in (False, True):
+        v1, vd = np.full(y.shape, np.nan), np.full(y.shape, np.nan)
+        ok1, okd = np.zeros(y.shape[0], bool), np.zeros(y.shape[0], bool)
+        with np.errstate(all="ignore"):
+            for sel, x, wl, lw in plan.chunks(np.flatnonzero(plan.reach)):
+                v1[sel], ok1[sel] = _batch._onehot_chunk(y[sel], g1[sel], x, wl, plan, parts, c0, log,
+                                                         scaled=True)
+                vd[sel], okd[sel] = _batch._vjp_log_chunk(y[sel], gd[sel], x, lw, plan, log, wl,
+                                                          scaled=True)
+        assert ok1.sum() >= y.shape[0] - 1 and okd.sum() >= y.shape[0] - 1
+        for r in range(y.shape[0]):
+            if ok1[r]:
+                ref, terms, _ = reference_vjp(y[r], {int(hot[r]): g1[r, hot[r]]}, name, log=log)
+                _check_vjp(v1[r], ref, terms)
+            if okd[r]:
+                ref, terms, _ = reference_vjp(y[r], dict(enumerate(gd[r])), name, log=log)
+                _check_vjp(vd[r], ref, terms)
 
 
 @pytest.mark.slow
