@@ -25,15 +25,17 @@ log-concave, so two terms at each end bound the dropped tails.  Its nodes are
 of its integrands (:func:`_normal_rows`), and ``Phi`` comes from ``erfcx`` and the
 ``exp(-d^2/2)`` that ``phi`` needs anyway.  See the "normal" section below.
 
-Pass 1 (``_pass1``), vectorised over the rows of a chunk, in two modes:
+Pass 1 (``_pass1``), vectorised over the rows of a chunk, in three modes:
 
 * "lin": products of ``Phi`` and ``phi`` in linear space (``ndtr``/``erfcx``
   instead of ``log_ndtr``: one transcendental per node and entry).  Valid for entries whose
   integral is above ``TINY`` (1e-270): arguments are clipped where ``Phi``
   would underflow, which changes only terms below 1e-297 (negligible against
   ``1e-18 TINY``); smaller entries are not certified in this mode.
-* "log": the same nodes in log space (rows with an entry below ``TINY``, predicted
-  from the scores or refused by the linear mode).
+* "scaled" (logistic, gumbel_min, cauchy): the linear mode with each factor split
+  exactly into mantissa and power of two, and each entry's terms rescaled by its own
+  power of two, for rows with an entry below ``TINY`` (see :func:`_scaled_terms`).
+* "log": the same nodes in log space (rows neither linear mode certifies).
 
 Determinism: each row's nodes (normal: the shared grid from the left end ``k = -kL_r``
 rounded up to a multiple of 4; core maps: the row's own map and node count, rounded up
@@ -669,7 +671,7 @@ def _lin_terms(d, spec, fam, w, x0):
 # Scaled linear mode: rows with entries below TINY (where F and the linear node terms
 # underflow) without the log mode's transcendentals.  Each factor is split exactly as
 # Phi(d) = m 2^e (frexp: m in [1/2, 1), e an integer), so F = (prod m) 2^(sum e) with the
-# exponent sum exact and the mantissa product >= 2^-n (no underflow for n <= _SCALED_NMAX);
+# exponent sum exact and the mantissa product >= 2^-n (no underflow for n <= SC_N <= 512);
 # each entry's terms J_ik = w_k h_ik F_k are then written as mJ 2^(eJ + E_k) and rescaled
 # by the entry's largest power of two, 2^-e_i (ldexp: exact).  Every operation is the
 # linear mode's or an exact power-of-two scaling, so each node term carries the linear
