@@ -110,7 +110,10 @@ _SPEC = {
     "gumbel_min": dict(MAP="expl", XL=60.0, XR=6.0, HH2=0.056, LO=-700.0, HI=700.0,
                        LIN_MAX=600.0, SC_N=320),
     "cauchy": dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf, SC_N=512,
-                   PMIN=lambda s, n: n * _LN2 + np.log(math.pi * (1.0 + (s + 1.0) ** 2))),
+                   # log(pi (1 + d^2)), d = s + 1 >= 1, as 2 log d + log1p(d^-2): no
+                   # overflow of d^2 for spreads up to the float64 range
+                   PMIN=lambda s, n: (n * _LN2 + math.log(math.pi) + 2.0 * np.log1p(s)
+                                      + np.log1p((1.0 / (s + 1.0)) ** 2))),
 }
 
 
