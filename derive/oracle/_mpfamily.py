@@ -425,9 +425,27 @@ def _custom(fam):
 
     lc = guarded(logcdf_f, "CDF")
     lp = guarded(logpdf_f, "density")
+    # log S from the symbolic complement 1 - F (expanded branch by branch, then _log_expr):
+    # for a super-exponential upper tail (Gompertz: 1 - F = e^eta e^(-eta e^(b y))) it gives
+    # log S = eta - eta e^(b y) at any y, where log F rounds to exactly 0 at 2x the working
+    # precision as soon as S < 2^-(2 prec) and log(1 - e^(log F)) is then -inf.
+    cdf = fam.cdf(x)
+    if isinstance(cdf, sp.Piecewise):
+        comp = sp.Piecewise(*[(sp.expand(1 - v), c) for v, c in cdf.args])
+    else:
+        comp = sp.expand(1 - cdf)
+    logsf_sym = guarded(sp.lambdify(x, _log_expr(comp), [{"exp": _exp_clamped}, "mpmath"]), "survival function")
 
     def ls(y):
-        return _log1mexp(lc(y))
+        # log(1 - e^(log F)) keeps full relative precision while log F != 0 (it carries S's
+        # digits); only when log F is exactly 0 (S below the precision of F) is the
+        # symbolic complement needed.  Written with cancellation it rounds to 0 there as
+        # well (log S = -inf, as before); the survival form is a cross-check only (rule C
+        # must agree with rules A/B), so a poor value can raise OracleError, never pass.
+        v = lc(y)
+        if v == 0:
+            return logsf_sym(y)
+        return _log1mexp(v)
 
     def vec(f):
         def fv(y):

@@ -223,7 +223,13 @@ def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
     pk = ell[ti, ki]
     modes = X[ki]
     xa, xb = X[np.maximum(ki - 1, 0)], X[np.minimum(ki + 1, G - 1)]
-    coarse = (xb - xa) > 0.05
+    # A bracket is refined when it is wide, or when both neighbouring samples are already
+    # more than 1 below the sampled maximum: the mode is then narrower than the grid
+    # (super-exponential factors, e.g. Gompertz f(y) ~ exp(-eta e^(b y)) at y ~ 13: width
+    # ~ e^-13), its sampled value can be thousands of units below the true peak, and the
+    # tolerances built on log p would be off by as many orders of magnitude.
+    la, lb = ell[ti, np.maximum(ki - 1, 0)], ell[ti, np.minimum(ki + 1, G - 1)]
+    coarse = ((xb - xa) > 0.05) | ((la < pk - 1.0) & (lb < pk - 1.0))
     if coarse.any():
         m_r, pk_r = _refine(kern, df, mult, t_abs[coarse], xa[coarse], xb[coarse])
         better = pk_r >= pk[coarse]
