@@ -925,6 +925,19 @@ def _check(y, fam):
         raise ValueError("y must be finite (handle -inf/+inf/nan rows before the batch kernel)")
 
 
+def _setup(y, fam):
+    """Validate standardized rows ``y`` (m, n); return them shifted to row maximum 0,
+    their node plan (None when m = 0) and the NaN / False outputs ``(log p or v, ok)``."""
+    _check(y, fam)
+    m, n = y.shape
+    out = np.full((m, n), np.nan)
+    ok = np.zeros(m, dtype=bool)
+    if m == 0:
+        return y, None, out, ok
+    y = y - y.max(axis=1, keepdims=True)
+    return y, _Plan(y, fam), out, ok
+
+
 def row_log_probs(y, fam, low=None):
     """One standardized finite row ``y`` (1-d, maximum exactly 0): ``(log p, ok)``.
 
@@ -990,14 +1003,10 @@ def batch_log_probs(y, fam, *, own_grids=False):
     >>> round(float(lp[0, 1]), 6)           # log Phi(-60 / sqrt 2)
     -904.667264
     """
-    _check(y, fam)
-    m, n = y.shape
-    out = np.full((m, n), np.nan)
-    ok = np.zeros(m, dtype=bool)
-    if m == 0:
+    y, plan, out, ok = _setup(y, fam)
+    if plan is None:
         return out, ok
-    y = y - y.max(axis=1, keepdims=True)
-    plan = _Plan(y, fam)
+    m, n = y.shape
     lin, reach = plan.lin, plan.reach
     rows = np.flatnonzero(lin)
     if plan.apriori:
@@ -1183,13 +1192,12 @@ def batch_vjp(y, g, fam, *, log=False):
     (True, True, True)
     """
     _check(y, fam)
-    m, n = y.shape
-    out = np.full((m, n), np.nan)
-    ok = np.zeros(m, dtype=bool)
-    if m == 0 or fam.name not in _PARTS:
+    if fam.name not in _PARTS:
+        return np.full(y.shape, np.nan), np.zeros(y.shape[0], dtype=bool)
+    y, plan, out, ok = _setup(y, fam)
+    if plan is None:
         return out, ok
-    y = y - y.max(axis=1, keepdims=True)
-    plan = _Plan(y, fam)
+    n = y.shape[1]
     # the linear mode where the forward pass uses it (every entry above TINY); rows with
     # one nonzero cotangent (a loss on one entry) take the one-hot form
     lin = plan.lin & (np.abs(g).max(axis=1) <= _G_MAX)

@@ -129,14 +129,9 @@ def small_log_probs(y, fam):
     parts = _parts_of(fam) if _served(fam) else None
     if parts is None:
         return _batch.batch_log_probs(y, fam)
-    _batch._check(y, fam)
-    m, n = y.shape
-    out = np.full((m, n), np.nan)
-    ok = np.zeros(m, dtype=bool)
-    if m == 0:
+    y, plan, out, ok = _batch._setup(y, fam)
+    if plan is None:
         return out, ok
-    y = y - y.max(axis=1, keepdims=True)
-    plan = _batch._Plan(y, fam)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         for sel, x, wl, _ in plan.chunks(np.flatnonzero(_lin_rows(y, fam, plan))):
             out[sel], ok[sel] = _lin_pass(y[sel], x, wl, parts)
@@ -154,14 +149,9 @@ def small_vjp(y, g, fam, *, log=False):
     other families: ``batch_vjp``."""
     if not _served(fam):
         return _batch.batch_vjp(y, g, fam, log=log)
-    _batch._check(y, fam)
-    m, n = y.shape
-    out = np.full((m, n), np.nan)
-    ok = np.zeros(m, dtype=bool)
-    if m == 0:
+    y, plan, out, ok = _batch._setup(y, fam)
+    if plan is None:
         return out, ok
-    y = y - y.max(axis=1, keepdims=True)
-    plan = _batch._Plan(y, fam)
     parts = _parts_of(fam)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         if parts is not None:

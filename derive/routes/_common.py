@@ -239,6 +239,18 @@ def custom_match(route, fam, detect, registry_reason):
     return NotApplicable(route, m) if isinstance(m, str) else m
 
 
+def concrete_match(route, fam, n, detect, general_reason):
+    """``detect(fam)`` for a route that works per concrete n: a ``NotApplicable`` of
+    ``route`` for ``n == "general"`` (``general_reason``) or when ``detect`` returns its
+    reason (a string) instead of a match."""
+    from . import NotApplicable
+
+    if n == "general":
+        return NotApplicable(route, general_reason)
+    m = detect(fam)
+    return NotApplicable(route, m) if isinstance(m, str) else m
+
+
 def mp_function(expr, x):
     """An mpmath callable of ``expr`` (a function of ``x``)."""
     return sp.lambdify(x, expr, "mpmath")

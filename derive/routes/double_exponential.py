@@ -35,7 +35,7 @@ from functools import reduce
 import sympy as sp
 
 from . import NotApplicable
-from ._common import cdf_on_support
+from ._common import cdf_on_support, concrete_match
 from .piecewise import exppoly_terms
 
 NAME = "double_exponential"
@@ -82,11 +82,9 @@ def _tail_integral(M, Lam, u0):
 def attempt(fam, n):
     from .. import closed
 
-    if n == "general":
-        return NotApplicable(NAME, "the inclusion-exclusion is carried out per concrete n")
-    m = detect(fam)
-    if isinstance(m, str):
-        return NotApplicable(NAME, m)
+    m = concrete_match(NAME, fam, n, detect, "the inclusion-exclusion is carried out per concrete n")
+    if isinstance(m, NotApplicable):
+        return m
     b, s, terms, dterms = m
     x = closed._X
     syms = closed.mu_symbols(n)

@@ -31,7 +31,7 @@ from functools import reduce
 import sympy as sp
 
 from . import NotApplicable
-from ._common import TimeLimit, cdf_on_support, limit_at_infinity, termwise_limit, time_limit
+from ._common import TimeLimit, cdf_on_support, concrete_match, limit_at_infinity, termwise_limit, time_limit
 
 NAME = "rational"
 
@@ -68,11 +68,9 @@ def detect(fam):
 def attempt(fam, n):
     from .. import closed
 
-    if n == "general":
-        return NotApplicable(NAME, "partial fractions are carried out per concrete n")
-    m = detect(fam)
-    if isinstance(m, str):
-        return NotApplicable(NAME, m)
+    m = concrete_match(NAME, fam, n, detect, "partial fractions are carried out per concrete n")
+    if isinstance(m, NotApplicable):
+        return m
     lam, R = m
     syms = closed.mu_symbols(n)
     eps = closed._EPS
