@@ -201,9 +201,13 @@ def _probe_points(fam, lo, hi):
 
 
 def _verify(fam, logcdf, logpdf, e, pdf, lo, hi):
+    from .oracle._mpfamily import _exp_clamped
+
     x = fam.symbol
-    F = sp.lambdify(x, e, "mpmath")
-    f = sp.lambdify(x, pdf, "mpmath")
+    # exp(v) = 0 below v = -2^30: a nested exponential (Gompertz's e^(-e^x) far right) would
+    # otherwise make mpmath compute ln 2 to as many bits as v's exponent has
+    F = sp.lambdify(x, e, [{"exp": _exp_clamped}, "mpmath"])
+    f = sp.lambdify(x, pdf, [{"exp": _exp_clamped}, "mpmath"])
     pts = _probe_points(fam, lo, hi)
     lc, lp = logcdf(pts), logpdf(pts)
     with mpmath.workdps(40):
