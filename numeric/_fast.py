@@ -655,20 +655,41 @@ _GAMMA_SPECS = {       # (t_c, R, rho, ncirc)
     "logistic": (93.0, 7, 0.5, 32),
     "gumbel_min": (4.5, 20, 0.03125, 32),
 }
+
+
+def _normal_gamma_rho(t):
+    """Cauchy-formula radius for the normal's hazard Taylor tables out to ``t = 37``:
+    1/2 up to ``t = 4``, then ``2 / t``.  On the circle ``|h| <~ e^(t rho) h(t)``,
+    so the FFT's rounding (1e-16 of max |h| on the circle) enters ``b_r delta^r`` as
+    ``1e-16 e^(t rho) (delta / rho)^r <= 7.4e-16 0.58^r`` (``delta <= H/2 = 1/32``);
+    aliasing ``(t rho)^(r + 64) / (r + 64)! <= 2^64 / 64!`` is negligible."""
+    return np.where(t > 4.0, 2.0 / np.maximum(t, 4.0), 0.5)
+
+
+# The log-p VJP's weights 1/p_j of low entries make the tails of h_j far above z_j
+# matter: with the normal's cut at 12 nearly every term of such a row is a far term,
+# summed one by one in log space (n = 1e5, spread 45: ~1e8 terms).  Its tables for
+# log p are cut at t_c = 37 instead (h(37) ~ e^-690, so weights up to e^600 per band
+# leave the far terms below the float range of the near ones), with R = 16: truncation
+# (t delta)^(R+1) / (R+1)! e^(t delta) relative to the term, delta <= H/2, is 1e-13 at
+# t = 37 and 5e-17 at t = 24.  The other families use _GAMMA_SPECS for both VJPs.
+_GAMMA_SPECS_LOG = {"normal": (37.0, 16, _normal_gamma_rho, 64)}
 _FAR_EPS = 1e-17       # far terms below this share of the near sum at a grid row are dropped
 _BAND = 600.0          # weights within e^600 of their band's largest share one linear spread
 _BANDS_MAX = 32        # occupied bands spread per Gamma (each one a full grid spreading)
 _FAR_TERMS = 1 << 18   # far terms (and (row, bin) bounds) handled per block: bounds the memory
 
 
-def _gamma_cache(fam, H=None):
-    """The Gamma tables of ``fam`` on the grid step ``H`` (default: the family's)."""
+def _gamma_cache(fam, H=None, log=False):
+    """The Gamma tables of ``fam`` on the grid step ``H`` (default: the family's) for
+    the VJP of ``p`` or (``log``) of ``log p``."""
     H = _SPECS[fam.name].H if H is None else H
-    key = fam.name + ":gamma" + ("" if H == _SPECS[fam.name].H else f":{H}")
+    log = log and fam.name in _GAMMA_SPECS_LOG
+    key = fam.name + ":gamma" + (":log" if log else "") + ("" if H == _SPECS[fam.name].H else f":{H}")
     with _CACHES_LOCK:
         c = _CACHES.get(key)
         if c is None:
-            t_c, R, rho, ncirc = _GAMMA_SPECS[fam.name]
+            t_c, R, rho, ncirc = (_GAMMA_SPECS_LOG if log else _GAMMA_SPECS)[fam.name]
             c = KernelCache(fam, H, R, t_c, rho, ncirc)
             _CACHES[key] = c
         return c
@@ -704,7 +725,7 @@ class _LogWeight:
         return self.v
 
 
-def _log_weight(z, sel, ls, geo, spec, fam, win, LFv):
+def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False):
     """:class:`_LogWeight` for ``Gamma = sum_j exp(ls_j) h(x_k - z_j)`` over the
     entries ``j`` in ``sel`` (``ls`` finite, one per entry of ``sel``), on the x grid
     rows ``k = kL..kR``.
@@ -725,7 +746,7 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv):
     share of exact quadrature the row is declined (``NotImplementedError``).
     """
     H, G, kL = spec.H, geo.G, geo.kL
-    gcache = _gamma_cache(fam, H)
+    gcache = _gamma_cache(fam, H, log)
     zs = z[sel]
     lnear = np.full(G, -np.inf)
     lW = np.full(geo.P, -np.inf)             # log of the weight in each bin
@@ -741,9 +762,14 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv):
         if occupied.size > _BANDS_MAX:
             raise NotImplementedError("VJP: cotangent weights span too many e^600 bands")
         bands = ((zs[m], ls[m]) for m in (band == b for b in occupied))
+    # A band's weights are scaled to [e^0, e^_BAND] (its largest to e^_BAND), not to
+    # [e^-_BAND, 1]: the products of weights and table values then lie in [h(t_c),
+    # e^_BAND max h n], inside the normal float range for every family's tables (the
+    # normal's log-p tables reach h(37) ~ e^-690, which times e^-600 would underflow
+    # and drop the terms that dominate where the largest weights' terms are far)
     with np.errstate(divide="ignore"):
         for zb, lb in bands:
-            sc = float(lb.max())
+            sc = float(lb.max()) - _BAND
             Mb = _bin_moments(zb, geo.lo, geo.invH, geo.P, gcache.R, weights=np.exp(lb - sc))
             v = _spread_convolve(Mb, kL, geo.kR, spec, gcache, table="B")
             lnear = np.logaddexp(lnear, np.log(np.maximum(v, 0.0)) + sc)
@@ -953,7 +979,7 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
         sel = np.flatnonzero(((v > 0) if sgn > 0 else (v < 0)) & np.isfinite(lmag))
         if sel.size == 0:
             continue
-        lwt = _log_weight(z, sel, lmag[sel], geo, spec, fam, win, LFv)
+        lwt = _log_weight(z, sel, lmag[sel], geo, spec, fam, win, LFv, log)
         logT = _node_integrals(geo, lwt, fam, spec, win=win, fine=True)
         del sel, lwt
         # log T2 is interpolated like log g; where Gamma's mass moves between regions

@@ -283,15 +283,6 @@ def _window_spread(pl, e, s0, nb, w):
     return hi[:nb, o:o + w], S[:nb * R1, o:o + w]
 
 
-def _normal_gamma_rho(t):
-    """Cauchy-formula radius for the normal's hazard Taylor tables out to ``t = 37``:
-    1/2 up to ``t = 4``, then ``2 / t``.  On the circle ``|h| <~ e^(t rho) h(t)``,
-    so the FFT's rounding (1e-16 of max |h| on the circle) enters ``b_r delta^r`` as
-    ``1e-16 e^(t rho) (delta / rho)^r <= 7.4e-16 0.58^r`` (``delta <= H/2 = 1/32``);
-    aliasing ``(t rho)^(r + 64) / (r + 64)! <= 2^64 / 64!`` is negligible."""
-    return np.where(t > 4.0, 2.0 / np.maximum(t, 4.0), 0.5)
-
-
 # The rows engine's Gamma tables, per family and kind of VJP.  Taylor truncation of a
 # term relative to itself, h(t) (normal: b_r / h ~ t^r / r!, delta <= H/2 = 1/32):
 # (t delta)^(R+1) / (R+1)! e^(t delta).  normal, log p: cut at t_c = 37 (h(37) ~ e^-690,
@@ -299,15 +290,15 @@ def _normal_gamma_rho(t):
 # ones): the weights 1/p_j of low entries make the tails of h_j far above z_j matter;
 # R = 16 gives 1e-13 at t = 37 and 5e-17 at t = 24.  normal, p (weights |g'_j|, the far
 # terms are bounded by _far_ok and rarely matter): cut at 12 with R = 12, 7e-16 at
-# t = 12.  logistic: numeric._fast's tables (cut at 93) for both.
-_ROWS_GAMMA = {("normal", True): (37.0, 16, _normal_gamma_rho, 64),
-               ("normal", False): (12.0, 12, 0.5, 64)}
+# t = 12.  Otherwise numeric._fast's tables (normal, log p: its _GAMMA_SPECS_LOG;
+# logistic: cut at 93, for both).
+_ROWS_GAMMA = {("normal", False): (12.0, 12, 0.5, 64)}
 
 
 def _rows_gamma_cache(fam, log):
     spec = _ROWS_GAMMA.get((fam.name, log))
     if spec is None:
-        return _gamma_cache(fam)
+        return _gamma_cache(fam, log=log)
     key = f"{fam.name}:rows-gamma:{log}"
     with _CACHES_LOCK:
         c = _CACHES.get(key)

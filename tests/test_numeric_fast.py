@@ -521,6 +521,40 @@ def test_memory_at_one_million_scores():
     assert peak < 200e6, peak
 
 
+def _wide_rows(n, rng):
+    """s * N(0, 1) rows (s = 1, 2, 5), four tight clusters with exact ties (the
+    maximum tied), and evenly spaced rows of spread 40 and 50 (log p down to -786
+    and -1209: weights 1 / p_j spanning two and three e^600 bands)."""
+    rows = [s * rng.normal(size=n) for s in (1.0, 2.0, 5.0)]
+    clus = 3.0 * rng.normal(size=4)[rng.integers(0, 4, size=n)] + 1e-3 * rng.normal(size=n)
+    clus[: n // 4] = clus[rng.integers(0, n, size=n // 4)]
+    clus[1] = clus.max()
+    return np.stack(rows + [clus, np.linspace(0.0, 40.0, n), np.linspace(0.0, 50.0, n)])
+
+
+@pytest.mark.parametrize("f32", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_normal_dense_log_vjp_wide_rows_vs_quadrature(f32):
+    """The per-row engine's dense log_probs_vjp of the normal: weights c_j / p_j of
+    entries far below the top, whose hazard tails h(x - z_j) far above z_j carry
+    ``Gamma`` where the integrands live, enter the tables cut at t = 37 (band weights
+    scaled so no product underflows); every entry against the quadrature within the
+    README's 1e-10 of the row's largest (the entries share the scale of their sums
+    of |terms| here), rows summing to 0 within 1e-12 of their absolute sum."""
+    import numeric
+
+    rng = np.random.default_rng(7)
+    x = _wide_rows(600, rng)
+    if f32:
+        x = x.astype(np.float32).astype(np.float64)
+    g = rng.normal(size=x.shape)
+    v, ok = _fast.fast_log_probs_vjp(x, g, get_family("normal"), rows=True)
+    assert ok.all()
+    for r in range(x.shape[0]):
+        ref = numeric.log_probs_vjp(x[r], g[r], "normal", method="quadrature")
+        assert np.all(np.abs(v[r] - ref) <= 1e-10 * np.abs(ref).max()), (r, np.abs(v[r] - ref).max())
+        assert abs(math.fsum(v[r])) <= 1e-12 * np.abs(v[r]).sum()
+
+
 @pytest.mark.parametrize("name,log,kind", [("normal", True, "dense"), ("normal", False, "one-hot"),
                                            ("cauchy", True, "one-hot"), ("gumbel_min", False, "dense")])
 def test_vjp_memory(name, log, kind):
