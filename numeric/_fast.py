@@ -933,17 +933,23 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
             gg = g[big] / p[big] if log else g[big]
             pw = p[big]
     del big
+    half = 0.5 * float(pw.sum())
     if gg.size > 4096 and np.isfinite(gg).all():
-        # the half-weight bin of a 256-bin weighted histogram, then the median inside it
-        cnt, edges = np.histogram(gg, bins=256, weights=pw)
-        cw = np.cumsum(cnt)
-        i = min(int(np.searchsorted(cw, 0.5 * cw[-1])), 255)
-        inside = (gg >= edges[i]) & (gg <= edges[i + 1])
-        half = 0.5 * cw[-1] - (cw[i - 1] if i else 0.0)
-        gg, pw = gg[inside], pw[inside]
-        del inside
-    else:
-        half = 0.5 * float(pw.sum())
+        # the half-weight bin of a 256-bin weighted histogram, repeated inside it while
+        # many values are left (g / p spans up to 1e9 times its bulk: one pass can leave
+        # nearly every value in one bin), then the median inside it; values on a bin's
+        # upper edge are kept too (they lie above the rest: the running sum below stays)
+        while gg.size > 4096 and float(gg.min()) < float(gg.max()):
+            cnt, edges = np.histogram(gg, bins=256, weights=pw)
+            cw = np.cumsum(cnt)
+            i = min(int(np.searchsorted(cw, half)), 255)
+            inside = (gg >= edges[i]) & (gg <= edges[i + 1])
+            half -= cw[i - 1] if i else 0.0
+            size = gg.size
+            gg, pw = gg[inside], pw[inside]
+            del inside
+            if gg.size == size:
+                break
     if gg.size and float(gg.min()) == float(gg.max()):
         # one value left (the zeros of a one-hot cotangent): it is the median, no sort
         shift = float(gg[0])
