@@ -92,7 +92,7 @@ _SPLIT_ROUNDS = 80
 _SUM_TOL = 1e-11
 _MAX_DEPTH = 600.0
 _BLOCK = 128
-_TABLE = 1 << 14         # tables of powers up to this many entries replace loops
+_TABLE = 1 << 16         # tables of powers up to this many entries replace loops
 _NODE_TABLE = 1 << 17    # ... over the Gauss nodes (fewer entries per term: larger tables pay)
 _LOG_MID = -6.0 * _LOG2   # c > 1/64 ...
 _NEAR_MAX = 64            # ... is near when a row has at most this many such scores
@@ -350,10 +350,27 @@ class _Row:
         return out
 
     def log_g(self, u, drop=False):
+        """``log G`` at points ``u`` (m, P) for the placement of the nodes (u_max,
+        panel splits) only: the far part is :meth:`_far_log_g_estimate`."""
         lphi, _ = self.near_terms(u)
         if drop and not self.laplace:
             lphi = lphi[:, _NT:]
-        return _near_sum(lphi) + self.far_log_g(u)
+        return _near_sum(lphi) + self._far_log_g_estimate(u)
+
+    def _far_log_g_estimate(self, u):
+        """``-sum_r u^r P_r / r`` with each term formed as ``exp(r log u + log(P_r / r))``:
+        within ``~r |log u|`` ulps of the sequential products (terms below ``e^-700``
+        count as ``e^-700``: ``rmax`` times 1e-304 at most), far below what the
+        placement's thresholds resolve, in a few array operations instead of
+        ``rmax``.  Elementwise work and an ordered sum: no batch dependence."""
+        if self.rmax == 0:
+            return np.zeros_like(u)
+        r = np.arange(1.0, self.rmax + 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lc = np.log(self.P[:, 1:] / r).T                 # (rmax, m)
+            t = np.multiply.outer(r, np.log(u))              # (rmax, m, P)
+        t += lc[:, :, None]
+        return -_ordered_sum(exp_terms(t, out=t), 0)
 
     # -- geometry ----------------------------------------------------------------
     def u_max(self):
@@ -455,11 +472,16 @@ def _block_sum(t):
 
 
 def _powers(first, x, r):
-    """``first * x^q`` for q = 0..r-1, shape (r,) + first.shape, by sequential products."""
+    """``first * x^q`` for q = 0..r-1, shape (r,) + first.shape, by sequential products.
+
+    (One multiply per power rather than ``cumprod`` along the first axis: same
+    products, same bits; numpy's accumulate over a leading axis runs element by
+    element and costs many times more.)"""
     b = np.empty((r,) + first.shape)
     b[0] = first
-    b[1:] = x
-    return np.cumprod(b, axis=0, out=b)
+    for q in range(1, r):
+        np.multiply(b[q - 1], x, out=b[q])
+    return b
 
 
 def _node_sum(t, npp):
@@ -473,7 +495,22 @@ def _near_sum(t):
     """Sums over axis 1 (near scores, zero padding last), in order."""
     if t.shape[1] == 0:
         return np.zeros((t.shape[0],) + t.shape[2:])
-    return np.cumsum(t, axis=1)[:, -1]
+    return _ordered_sum(t, 1)
+
+
+def _ordered_sum(t, axis):
+    """Sum over a non-innermost ``axis`` of a C-contiguous array in index order.
+
+    numpy reduces an axis that is not the innermost one by adding whole slices
+    one after another (pairwise summation runs only along the contiguous
+    innermost axis), so this is the sequential sum -- the last entry of
+    ``cumsum`` along ``axis``, bit for bit, at a fraction of its cost; trailing
+    zero padding leaves it unchanged.  (With an innermost axis of length 1 numpy
+    would sum ``axis`` pairwise: ``cumsum`` then, cheap at that size.)"""
+    t = np.ascontiguousarray(t)
+    if t.shape[-1] == 1:
+        return np.take(np.cumsum(t, axis=axis), -1, axis=axis)
+    return t.sum(axis=axis)
 
 
 def _lse_nodes(a, npp):
@@ -505,7 +542,7 @@ def _far_poly(row, J):
         # the loop below as one table (same products and sums, same bits)
         t = _powers(row.fc, row.fc, row.rmax - 1) * J[:, 1:].T[:, :, None]
         t = np.where(row.fR[None] >= np.arange(2, row.rmax + 1)[:, None, None], t, 0.0)
-        return np.cumsum(np.concatenate([acc[None], t]), axis=0)[-1]
+        return _ordered_sum(np.concatenate([acc[None], t]), 0)
     pw = row.fc[:, : row.kr[1]].copy()
     buf = np.empty_like(pw)
     for r in range(2, row.rmax + 1):
