@@ -286,13 +286,13 @@ def _cauchy_parts(d):
     # <= 2 eps from 1/|d| (eps/2, damped by atan's condition number <= 1), atan and /pi
     # (arctan is numpy's vectorised loop, ~3x faster than arctan2); phi = 1 / (pi (1 + d^2))
     # with the 1/pi going into the weights (Phi scaled by pi would break F)
+    # (callers run under np.errstate(divide="ignore"): 1/0 = inf is intended)
     pos = d >= 0.0
     P = np.abs(d)
-    with np.errstate(divide="ignore"):
-        np.reciprocal(P, out=P)
+    np.reciprocal(P, out=P)
     np.arctan(P, out=P)
     P *= 1.0 / math.pi
-    np.subtract(1.0, P, out=P, where=pos)
+    P = np.where(pos, 1.0 - P, P)
     np.multiply(d, d, out=d)
     d += 1.0
     return P, np.reciprocal(d, out=d)
@@ -988,6 +988,16 @@ def row_log_probs(y, fam, low=None):
     on an (n, nodes) array, bit-identical to :func:`batch_log_probs` on that row
     (which it calls when the linear mode does not certify the row).  ``low``:
     ``y.min()`` when the caller knows it."""
+    lp = _row_lean(y, fam, low)
+    if lp is not None:
+        return lp, True
+    lp, ok = _batch_log_probs(y[None, :], fam)
+    return lp[0], bool(ok[0])
+
+
+def _row_lean(y, fam, low=None):
+    """:func:`row_log_probs`' linear mode alone: ``log p``, or None when the row is not
+    served or not certified there."""
     n = y.size
     if fam.name == "normal":
         g = _GRIDS.get((fam.name, n)) or _grid(fam, _spec(fam), n)
@@ -996,21 +1006,16 @@ def row_log_probs(y, fam, low=None):
             # no floating-point warning is possible here (P > 0, exp underflow is
             # silent by default, log of T >= TINY): skip the errstate context
             j0 = g.kmax - kL
-            lp = _row_lin(y, g.spec, fam, g.x[j0:], g.wlin[j0:], True)
-            if lp is not None:
-                return lp, True
-    else:
+            return _row_lin(y, g.spec, fam, g.x[j0:], g.wlin[j0:], True)
+    elif fam.name in _PARTS:
         c = _CORES.get((fam.name, float(fam.params.get("nu", 0.0)), n)) or _core(fam, n)
         ymin = np.array([y.min() if low is None else low])
         a, G = c.layout(ymin)
-        if G[0] <= MAX_NODES and fam.name in _PARTS and _lin_rows(y[None, :], ymin, fam, c.spec)[0]:
+        if G[0] <= MAX_NODES and _lin_rows(y[None, :], ymin, fam, c.spec)[0]:
             x, wl, _ = c.nodes(a, int(G[0]))
             with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-                lp = _row_lin(y, c.spec, fam, x[0], wl[0], False)
-            if lp is not None:
-                return lp, True
-    lp, ok = batch_log_probs(y[None, :], fam)
-    return lp[0], bool(ok[0])
+                return _row_lin(y, c.spec, fam, x[0], wl[0], False)
+    return None
 
 
 def _row_lin(y, spec, fam, x, wlin, apriori):
@@ -1046,6 +1051,17 @@ def batch_log_probs(y, fam, *, own_grids=False):
     >>> round(float(lp[0, 1]), 6)           # log Phi(-60 / sqrt 2)
     -904.667264
     """
+    _check(y, fam)
+    if y.shape[0] == 1 and not own_grids:
+        # one row: the lean path (the same bits, without the batch bookkeeping)
+        lp = _row_lean(y[0] - y[0].max(), fam)
+        if lp is not None:
+            return lp[None, :], np.ones(1, dtype=bool)
+    return _batch_log_probs(y, fam, own_grids=own_grids)
+
+
+def _batch_log_probs(y, fam, *, own_grids=False):
+    """:func:`batch_log_probs` on the node plans of all rows."""
     y, plan, out, ok = _setup(y, fam)
     if plan is None:
         return out, ok

@@ -214,6 +214,9 @@ def test_rows_do_not_depend_on_batch_mates(name, params):
         one, ok1 = row_log_probs(y[r], fam)
         assert ok1 == ok[r]
         np.testing.assert_array_equal(one, lp[r])
+        alone, ok1 = batch_log_probs(y[r:r + 1], fam)      # (the one-row lean path)
+        assert ok1[0] == ok[r]
+        np.testing.assert_array_equal(alone[0], lp[r])
 
 
 def test_n_up_to_n_max_and_long_rows():
