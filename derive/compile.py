@@ -39,7 +39,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 from scipy import special
-from sympy.codegen.rewriting import optimize, optims_c99
+from sympy.codegen.cfunctions import log1p
+from sympy.codegen.rewriting import ReplaceOptim, cosm1_opt, expm1_opt, optimize, optims_c99
 
 __all__ = ["to_numeric", "CompileError"]
 
@@ -90,8 +91,26 @@ def _log_of(e, x, lo):
     return sp.expand(out) if not out.has(sp.Piecewise) else out
 
 
-def _numpy(expr, x):
-    expr = optimize(expr, optims_c99)
+#: ``log(1 + u) -> log1p(u)`` literally.  sympy's ``log1p_opt`` factors the argument first,
+#: which turns ``log(1 + e^-x)`` into ``log1p(e^x) - x``: exact in exact arithmetic, but e^x
+#: overflows beyond x = 709 where the original form is 0 to full precision
+_LOG1P_LITERAL = ReplaceOptim(
+    lambda e: isinstance(e, sp.log) and e.args[0].is_Add and sp.S.One in e.args[0].args,
+    lambda e: log1p(e.args[0] - 1))
+
+#: how a sympy form is printed for numpy, tried in this order per kernel (see :func:`_choose`):
+#: sympy's C99 rewriting as is; exponentials merged first (``1 - e^a e^b -> -expm1(a + b)``,
+#: and inside ``a + b`` again ``c - c e^g -> -c expm1(g)``); merged, with ``cos(t) - 1 -> cosm1(t)``
+#: and the literal log1p rule
+_VARIANTS = (
+    lambda e: optimize(e, optims_c99),
+    lambda e: optimize(sp.powsimp(e, deep=True, combine="exp"), optims_c99),
+    lambda e: optimize(sp.powsimp(e, deep=True, combine="exp"), (expm1_opt, cosm1_opt, _LOG1P_LITERAL)),
+)
+
+
+def _numpy(expr, x, variant=0):
+    expr = _VARIANTS[variant](expr)
     try:
         f = sp.lambdify(x, expr, modules=[{"erfc_": special.erfc}, "numpy", "scipy"])
         # functions numpy/scipy lack (hyper, meijerg, ...) are printed by name and fail only when called
@@ -136,23 +155,52 @@ def _clean_pieces(e, x):
     return sp.Piecewise(*branches)
 
 
-def _kernels(fam):
-    from .routes._common import cdf_on_support
+#: Gauss-Legendre rule on [0, 1] for the mass next to a finite support end (see :func:`_end_mass`)
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(40)
+_GL_X, _GL_W = (_GL_X + 1) / 2, _GL_W / 2
+#: log(2 w W) of the rule after the substitution s = t w^2
+_GL_LOGW = np.log(2 * _GL_X * _GL_W)
 
-    x = fam.symbol
-    e, lo, hi = cdf_on_support(fam)
-    e = _clean_pieces(e, x)
-    pdf = sp.diff(e, x)
-    log_left = _numpy(_log_of(_left_form(e), x, lo), x)
-    log_s = _numpy(_log_of(_right_form(e), x, lo), x)
-    plain = _numpy(e, x)
-    log_pdf = _numpy(_log_of(pdf, x, lo), x)
-    lo_f = float(lo) if lo.is_finite else -math.inf
-    hi_f = float(hi) if hi.is_finite else math.inf
 
+def _end_mass(log_pdf_end):
+    """``log int_0^t f(end + direction s) ds`` as a function of the distance ``t > 0`` from a finite
+    end, ``log_pdf_end(s)`` the compiled ``log f(end + direction s)``.
+
+    Where ``F`` (at the lower end) or ``S = 1 - F`` (at the upper end) cancels in every closed
+    form sympy offers (Erlang: ``1 - (1 + x + x^2/2) e^-x ~ x^3/6``; Maxwell; the raised cosine;
+    the arcsine law's ``1 - 2 asin(sqrt x)/pi`` near 1) the mass is the integral of the
+    density, written in the distance ``s`` from the end (so ``log(1 - x)`` at ``x = 1 - s`` is
+    ``log s``, not the log of a rounded difference), whose logarithm has no cancellation.  With
+    ``s = t w^2``,
+
+        int_0^t f(end + s) ds = int_0^1 f(end + t w^2) 2 t w dw,
+
+    which is smooth in ``w`` when ``f ~ c s^k`` (integer k) or ``f ~ c s^(-1/2)`` (arcsine) at
+    the end; a 40-point Gauss-Legendre rule of positive terms summed in log space keeps
+    the full relative precision of ``f``.  Its error for an integrand analytic inside the
+    Bernstein ellipse E_rho is O(rho^-80): the radius where it is used is chosen at most half
+    the distance to the median, and the result is verified against mpmath like every kernel.
+    """
+    def mass(t):
+        with np.errstate(all="ignore"):
+            L = _call(log_pdf_end, t[:, None] * (_GL_X**2)[None, :]) + _GL_LOGW[None, :] + np.log(t)[:, None]
+            L = np.where(np.isnan(L), -np.inf, L)
+            m = L.max(axis=1)
+            m = np.where(np.isfinite(m), m, 0.0)
+            return np.log(np.exp(L - m[:, None]).sum(axis=1)) + m
+    return mass
+
+
+def _assemble(plain, log_left, log_s, log_pdf, lo_f, hi_f, ends=(None, None)):
+    """``(logcdf, logpdf)`` numpy kernels from compiled forms (see the module docstring);
+    ``ends[0] = (r, log_pdf_end)``: within ``r`` of the finite lower end ``log F`` is
+    :func:`_end_mass`, likewise ``log S`` near the upper end with ``ends[1]``."""
     # a point inside the support: the sympy forms are evaluated there for t outside (result discarded)
     inner = ((lo_f + hi_f) / 2 if math.isfinite(lo_f + hi_f) else
              (lo_f + 1 if math.isfinite(lo_f) else (hi_f - 1 if math.isfinite(hi_f) else 0.0)))
+    ends = tuple(e or (0.0, None) for e in ends)
+    r_lo, mass_lo = ends[0][0], (_end_mass(ends[0][1]) if ends[0][1] else None)
+    r_hi, mass_hi = ends[1][0], (_end_mass(ends[1][1]) if ends[1][1] else None)
 
     def clamped(t):
         """``(t, inside, u)``: t as float64, the mask of the open support, t with the outside at ``inner``."""
@@ -165,10 +213,24 @@ def _kernels(fam):
         with np.errstate(all="ignore"):
             F = _call(plain, u)
             left = _call(log_left, u)
-            right = np.log1p(-np.exp(_call(log_s, u)))
-            out = np.where(F <= 0.5, left, right)
+            ls = _call(log_s, u)
+            use_left = F <= 0.5
+            if mass_lo is not None:
+                near = inside & (u - lo_f < r_lo)
+                if near.any():
+                    left = left.copy()
+                    left[near] = mass_lo(u[near] - lo_f)
+                    use_left = use_left | near
+            if mass_hi is not None:
+                near = inside & (hi_f - u < r_hi)
+                if near.any():
+                    ls = ls.copy()
+                    ls[near] = mass_hi(hi_f - u[near])
+                    use_left = use_left & ~near
+            right = np.log1p(-np.exp(ls))
+            out = np.where(use_left, left, right)
             # a form undefined at a point (1/a at a = 0, ...) falls back to the other one
-            out = np.where(np.isnan(out), np.where(F <= 0.5, right, left), out)
+            out = np.where(np.isnan(out), np.where(use_left, right, left), out)
         out = np.where(inside, out, np.where(t >= hi_f, 0.0, -np.inf))
         return out
 
@@ -176,13 +238,186 @@ def _kernels(fam):
         t, inside, u = clamped(t)
         with np.errstate(all="ignore"):
             v = _call(log_pdf, u)
+            # near a finite end the density in the distance from it (fl(u - end) is exact to
+            # 1.1e-16 relative, the form has no cancellation there)
+            for (r, form), end, sign in ((ends[0], lo_f, 1.0), (ends[1], hi_f, -1.0)):
+                near = inside & (sign * (u - end) < r) if form is not None else None
+                if near is not None and near.any():
+                    v = v.copy()
+                    v[near] = _call(form, sign * (u[near] - end))
         return np.where(inside, np.where(np.isnan(v), -np.inf, v), -np.inf)
 
-    return logcdf, logpdf, e, pdf, (lo, hi)
+    return logcdf, logpdf
+
+
+def _references(fam, e, pdf, pts, lo, hi):
+    """``(log F, log f)`` at the probe points by mpmath to 35 digits (None where not checked:
+    outside the support, values below 1e-300, or where mpmath cannot evaluate the form).
+
+    The user's expression may cancel (Erlang's ``1 - (1 + x + x^2/2) e^-x`` is 1e-36 at
+    x = 1e-12): a value counts once two evaluations at 40 and 80 digits, or at doubled
+    precisions up to 1280 digits, agree to 1e-35 relative."""
+    from .oracle._mpfamily import _exp_clamped
+
+    x = fam.symbol
+    # exp(v) = 0 below v = -2^30: a nested exponential (Gompertz's e^(-e^x) far right) would
+    # otherwise make mpmath compute ln 2 to as many bits as v's exponent has
+    F = sp.lambdify(x, e, [{"exp": _exp_clamped}, "mpmath"])
+    f = sp.lambdify(x, pdf, [{"exp": _exp_clamped}, "mpmath"])
+
+    def value(g, t, dps):
+        with mpmath.workdps(dps):
+            try:
+                v = mpmath.mpmathify(g(mpmath.mpf(float(t))))
+            except (ZeroDivisionError, ValueError, OverflowError):
+                return None
+            return v.real if isinstance(v, mpmath.mpc) else v
+
+    out = ([None] * len(pts), [None] * len(pts))
+    for k, t in enumerate(pts):
+        if not (lo.is_infinite or t > float(lo)) or not (hi.is_infinite or t < float(hi)):
+            continue
+        for ref, g in zip(out, (F, f)):
+            dps, v = 40, value(g, t, 40)
+            while v is not None and dps <= 640:
+                w = value(g, t, 2 * dps)
+                if w is None:
+                    v = None
+                    break
+                with mpmath.workdps(2 * dps):
+                    settled = abs(w - v) <= mpmath.mpf(10) ** -35 * abs(w)
+                dps, v = 2 * dps, w
+                if settled:
+                    break
+            else:
+                v = None
+            if v is not None and v > mpmath.mpf(10) ** -300:
+                with mpmath.workdps(40):
+                    ref[k] = mpmath.log(v)
+    return out
+
+
+def _failures(got, refs):
+    """Indices where ``got`` misses its reference by more than ``TOL * max(1, |ref|)``, with the errors."""
+    bad = []
+    with mpmath.workdps(40):
+        for k, ref in enumerate(refs):
+            if ref is None:
+                continue
+            err = abs(mpmath.mpf(got[k]) - ref) if math.isfinite(got[k]) else mpmath.inf
+            if err > TOL * max(1, abs(ref)):
+                bad.append((k, err))
+    return bad
+
+
+def _choose(form, x, check):
+    """The first of :data:`_VARIANTS` whose compiled ``form`` passes ``check`` (number of
+    failures), else the one with the fewest failures."""
+    best, first_exc = None, None
+    for v in range(len(_VARIANTS)):
+        try:
+            f = _numpy(form, x, v)
+        except CompileError as exc:
+            first_exc = first_exc or exc
+            continue
+        n_bad = check(f)
+        if best is None or n_bad < best[0]:
+            best = (n_bad, f)
+        if n_bad == 0:
+            break
+    if best is None:
+        raise first_exc
+    return best[1]
+
+
+def _kernels(fam):
+    """Compiled and verified ``(logcdf, logpdf)`` of a user family.
+
+    Each of the three forms (``log F`` left of the median, ``log S`` right of it, ``log f``)
+    is printed for numpy in the first of :data:`_VARIANTS` that matches mpmath at every
+    probe point of its range.  Where ``log F`` still misses near a finite lower end (or
+    ``log S`` near a finite upper end) -- a cancellation no rewriting removes -- the mass
+    there is taken from the density (:func:`_end_mass`) out to 64 times the farthest
+    failing probe (at most half the way to the median).  The assembled kernels must
+    then match at every probe point, else :class:`CompileError`.
+    """
+    from .routes._common import cdf_on_support
+
+    x = fam.symbol
+    e, lo, hi = cdf_on_support(fam)
+    e = _clean_pieces(e, x)
+    pdf = sp.diff(e, x)
+    lo_f = float(lo) if lo.is_finite else -math.inf
+    hi_f = float(hi) if hi.is_finite else math.inf
+    pts, med = _probe_points(fam, lo, hi)
+    ref_F, ref_f = _references(fam, e, pdf, pts, lo, hi)
+    plain = _numpy(e, x)
+    inside = (pts > lo_f) & (pts < hi_f)
+    with np.errstate(all="ignore"):
+        left_range = inside & (_call(plain, np.where(inside, pts, med)) <= 0.5)
+
+    def on(mask, refs):
+        return [r if m else None for r, m in zip(refs, mask)]
+
+    def check_left(f):
+        with np.errstate(all="ignore"):
+            return len(_failures(_call(f, pts), on(left_range, ref_F)))
+
+    def check_right(f):
+        with np.errstate(all="ignore"):
+            return len(_failures(np.log1p(-np.exp(_call(f, pts))), on(inside & ~left_range, ref_F)))
+
+    def check_pdf(f):
+        with np.errstate(all="ignore"):
+            return len(_failures(_call(f, pts), on(inside, ref_f)))
+
+    log_left = _choose(_log_of(_left_form(e), x, lo), x, check_left)
+    log_s = _choose(_log_of(_right_form(e), x, lo), x, check_right)
+    log_pdf = _choose(_log_of(pdf, x, lo), x, check_pdf)
+    ends = [None, None]
+    for attempt in range(2):
+        logcdf, logpdf = _assemble(plain, log_left, log_s, log_pdf, lo_f, hi_f, ends)
+        bad = {"log CDF": _failures(logcdf(pts), ref_F), "log density": _failures(logpdf(pts), ref_f)}
+        if not bad["log CDF"] and not bad["log density"]:
+            return logcdf, logpdf, e, pdf, (lo, hi)
+        if attempt == 0:
+            # failures near a finite end: the density in the distance from the end, and the mass from it
+            radii = [0.0, 0.0]
+            for k, _ in bad["log CDF"] + bad["log density"]:
+                t = pts[k]
+                if math.isfinite(lo_f) and t < med:
+                    radii[0] = max(radii[0], min(64 * (t - lo_f), (med - lo_f) / 2))
+                elif math.isfinite(hi_f) and t > med:
+                    radii[1] = max(radii[1], min(64 * (hi_f - t), (hi_f - med) / 2))
+                else:
+                    radii = None
+                    break
+            if radii is not None:
+                d = sp.Dummy("s", positive=True)
+                for j, (end, sign) in enumerate(((lo, 1), (hi, -1))):
+                    if radii[j] > 0:
+                        # f(end + sign s) against the density's references at the probes near the end
+                        # (their distances from the end are exact: Sterbenz)
+                        near = inside & ((pts < med) if j == 0 else (pts > med))
+                        dist = (pts - lo_f) if j == 0 else (hi_f - pts)
+
+                        def check_end(f, near=near, dist=dist):
+                            with np.errstate(all="ignore"):
+                                return len(_failures(_call(f, np.where(near, dist, 1.0)), on(near, ref_f)))
+
+                        form = _log_of(pdf.subs(x, end + sign * d), d, sp.S.Zero).subs(d, x)
+                        ends[j] = (radii[j], _choose(form, x, check_end))
+                continue
+        name = "log CDF" if bad["log CDF"] else "log density"
+        k, err = bad[name][0]
+        ref = (ref_F if name == "log CDF" else ref_f)[k]
+        raise CompileError(
+            f"family {fam.name!r}: the compiled {name} is off by {mpmath.nstr(err, 3)} at x = {pts[k]!r} "
+            f"(reference {mpmath.nstr(ref, 17)}); numeric would lose accuracy there")
 
 
 def _probe_points(fam, lo, hi):
-    """~250 points from the median geometrically into both tails / towards finite ends."""
+    """~250 points from the median geometrically into both tails / towards finite ends, and the median."""
     from .routes._common import quantile_points
 
     q1, med, q3 = (float(v) for v in quantile_points(fam, (0.25, 0.5, 0.75)))
@@ -197,38 +432,7 @@ def _probe_points(fam, lo, hi):
         pts.append(float(hi) - (float(hi) - med) * 10.0 ** -np.linspace(0, 12, 60))
     else:
         pts.append(med + s * 10.0**ks)
-    return np.unique(np.concatenate(pts))
-
-
-def _verify(fam, logcdf, logpdf, e, pdf, lo, hi):
-    from .oracle._mpfamily import _exp_clamped
-
-    x = fam.symbol
-    # exp(v) = 0 below v = -2^30: a nested exponential (Gompertz's e^(-e^x) far right) would
-    # otherwise make mpmath compute ln 2 to as many bits as v's exponent has
-    F = sp.lambdify(x, e, [{"exp": _exp_clamped}, "mpmath"])
-    f = sp.lambdify(x, pdf, [{"exp": _exp_clamped}, "mpmath"])
-    pts = _probe_points(fam, lo, hi)
-    lc, lp = logcdf(pts), logpdf(pts)
-    with mpmath.workdps(40):
-        for k, t in enumerate(pts):
-            if not (lo.is_infinite or t > float(lo)) or not (hi.is_infinite or t < float(hi)):
-                continue
-            for name, g, got in (("log CDF", F, lc[k]), ("log density", f, lp[k])):
-                try:
-                    v = mpmath.mpmathify(g(mpmath.mpf(float(t))))
-                except (ZeroDivisionError, ValueError, OverflowError):
-                    continue
-                if isinstance(v, mpmath.mpc):
-                    v = v.real
-                if not v > mpmath.mpf(10) ** -300:
-                    continue
-                ref = mpmath.log(v)
-                err = abs(mpmath.mpf(got) - ref) if math.isfinite(got) else mpmath.inf
-                if err > TOL * max(1, abs(ref)):
-                    raise CompileError(
-                        f"family {fam.name!r}: the compiled {name} is off by {mpmath.nstr(err, 3)} at x = {t!r} "
-                        f"(reference {mpmath.nstr(ref, 17)}); numeric would lose accuracy there")
+    return np.unique(np.concatenate(pts)), med
 
 
 _CACHE: dict = {}
@@ -250,7 +454,6 @@ def to_numeric(fam):
     if fam in _CACHE:
         return _CACHE[fam]
     logcdf, logpdf, e, pdf, (lo, hi) = _kernels(fam)
-    _verify(fam, logcdf, logpdf, e, pdf, lo, hi)
     kinks = tuple(float(b) for b in fam.breakpoints)
     # numeric's own grid validation (CDF within 1e-6 of 1 at 60 units) would reject heavy tails such as
     # exp(-x^-2); the check above is stronger (every kernel value against mpmath at 40 digits)

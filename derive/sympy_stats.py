@@ -79,6 +79,30 @@ def _elementary(cdf, pdf, lo, x):
     return cdf
 
 
+def _tight_support(cdf, support, x):
+    """``support`` narrowed to where ``cdf`` is strictly between 0 and 1.
+
+    sympy.stats gives some distributions a wider set than their density's
+    (Kumaraswamy: ``[0, oo)``, while its CDF is the Piecewise ``1 - (1 - x^a)^b`` up
+    to 1 and 1 beyond).  A CDF is monotone, so a kink ``b`` of the Piecewise with
+    ``F(b) = 1`` exactly ends the support there (and ``F(b) = 0`` starts it)."""
+    from .routes.piecewise import breakpoints
+
+    try:
+        kinks = breakpoints(cdf, x)
+    except ValueError:
+        return support
+    lo, hi = support.start, support.end
+    for b in kinks:
+        if bool(lo < b) and bool(b < hi):
+            value = sp.simplify(cdf.subs(x, b))
+            if value == 1:
+                hi = b
+            elif value == 0:
+                lo = b
+    return sp.Interval(lo, hi)
+
+
 def _close(a, b):
     diff = sp.N(a - b, 30)
     return diff.is_number and not diff.has(sp.nan, sp.zoo) and bool(abs(diff) < 1e-25)
@@ -117,6 +141,7 @@ def family_from_sympy_stats(X: sp.Basic, *, name: str | None = None) -> Family:
         raise ValueError(f"sympy.stats has no CDF for {label}: {exc}") from exc
     pdf = dist.pdf(x)
     cdf = _elementary(sp.sympify(cdf), sp.sympify(pdf), support.start, x)
+    support = _tight_support(cdf, support, x)
     if cdf.has(sp.Integral):
         raise ValueError(f"sympy.stats leaves the CDF of {label} as an unevaluated integral")
     return family_from_cdf(cdf, x, support, name=label)
