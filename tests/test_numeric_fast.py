@@ -555,6 +555,37 @@ def test_normal_dense_log_vjp_wide_rows_vs_quadrature(f32):
         assert abs(math.fsum(v[r])) <= 1e-12 * np.abs(v[r]).sum()
 
 
+@pytest.mark.parametrize("name,log", [("gumbel_min", True), ("normal", False),
+                                      pytest.param("gumbel_min", False, marks=pytest.mark.slow),
+                                      pytest.param("normal", True, marks=pytest.mark.slow),
+                                      pytest.param("logistic", True, marks=pytest.mark.slow),
+                                      pytest.param("logistic", False, marks=pytest.mark.slow)])
+def test_onehot_vjp_per_row_vs_quadrature(name, log):
+    """The per-row engine's one-hot VJPs (c = c_y e_y): -c_y int h_k h_y F at every
+    k != y (over p_y for log p), the diagonal their sum, on the rows of
+    :func:`_wide_rows` (float32-rounded copies of the random ones too), y at the top, at
+    the bottom, in the bulk and in a tied cluster: every entry against the quadrature
+    within the README's 1e-10 of itself (its terms share a sign), entries below
+    1e-290 within 1e-10 of the row's largest."""
+    import numeric
+
+    rng = np.random.default_rng(8)
+    x = _wide_rows(500, rng)[:5]
+    x = np.concatenate([x, x[:3].astype(np.float32).astype(np.float64)])
+    g = np.zeros_like(x)
+    ys = [int(np.argmax(x[0])), int(np.argmin(x[1])), 250, 1, 0, 7, 100, 400]
+    g[np.arange(x.shape[0]), ys] = -1.5
+    fn = _fast.fast_log_probs_vjp if log else fast_probs_vjp
+    v, ok = fn(x, g, get_family(name), rows=True)
+    assert ok.all()
+    for r in range(x.shape[0]):
+        ref = (numeric.log_probs_vjp if log else numeric.probs_vjp)(x[r], g[r], name, method="quadrature")
+        big = np.abs(ref) > 1e-290
+        err = np.abs(v[r] - ref)
+        assert np.all(err[big] <= 1e-10 * np.abs(ref[big])), (r, (err[big] / np.abs(ref[big])).max())
+        assert np.all(err <= 1e-10 * np.abs(ref).max())
+
+
 @pytest.mark.parametrize("name,log,kind", [("normal", True, "dense"), ("normal", False, "one-hot"),
                                            ("cauchy", True, "one-hot"), ("gumbel_min", False, "dense")])
 def test_vjp_memory(name, log, kind):
