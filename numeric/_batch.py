@@ -191,16 +191,16 @@ def _exp0(a):
     return a
 
 
-# erfcx(t / sqrt 2) for t >= 0 from a piecewise-polynomial table (numeric._batch_erfcx,
+# erfcx(t / sqrt 2) / 2 for t >= 0 from a piecewise-polynomial table (numeric._batch_erfcx,
 # generated from mpmath): interval k of K holds u = K t / (t + c) in [k, k + 1) (fine
 # intervals where erfcx curves, t < c; wide ones in its ~sqrt(2/pi)/t tail), a degree-P
-# polynomial in s = 2 (u - k) - 1 interpolates it at the Chebyshev points.  s is formed
-# as 2 ((K - k) t - k c) / (t + c) - 1: the rounding of (K - k) t, of relative size
+# polynomial in s = u - k interpolates it at the Chebyshev points of [0, 1].  s is
+# formed as ((K - k) t - k c) / (t + c): the rounding of (K - k) t, of relative size
 # eps (K - k) t / (t + c) <= eps K in u, moves s by at most ~K eps near t = 0, where
 # one unit of s spans t ~ c / K, and by (K - k) eps << 1 in the tail: less than one
 # ulp of erfcx either way.  Interpolation error (40-digit check of every interval,
-# tests/test_numeric_batch_erfcx.py) below 1e-18; with the Horner rounding the
-# relative error is <= 3.5e-16 (measured 2.3e-16; scipy's erfcx: 6.7e-16).  Gathers,
+# tests/test_numeric_batch_erfcx.py) far below one ulp; with the Horner rounding the
+# relative error is <= 3.5e-16 (measured ~2.3e-16; scipy's erfcx: 6.7e-16).  Gathers,
 # multiplies and adds only, ~1/3 of scipy.special.erfcx's time per element.
 _ERFCX_C = float(_TAB.C)
 _ERFCX_K = int(_TAB.K)
@@ -208,21 +208,20 @@ _ERFCX_COEF = np.array([[float.fromhex(v) for v in row] for row in _TAB.COEF])
 _ERFCX_COEF.flags.writeable = False
 
 
-def _erfcx_half(t):
-    """``erfcx(t / sqrt 2)`` for ``t >= 0`` (a new array; finite for finite t)."""
+def _half_erfcx(t):
+    """``erfcx(t / sqrt 2) / 2`` for ``t >= 0`` (a new array; finite for finite t;
+    ``t`` is overwritten)."""
     tc = t + _ERFCX_C
     u = t / tc
     u *= _ERFCX_K
     k = u.astype(np.intp)
     kf = k.astype(np.float64)
-    # s = 2 ((K - k) t - k c) / (t + c) - 1, without the cancellation of u - k
+    # s = ((K - k) t - k c) / (t + c) = u - k, without the cancellation of u - k
     np.subtract(_ERFCX_K, kf, out=u)
     u *= t
     kf *= _ERFCX_C
     u -= kf
     u /= tc
-    u *= 2.0
-    u -= 1.0
     coef = _ERFCX_COEF
     acc = coef[-1].take(k)
     for m in range(coef.shape[0] - 2, -1, -1):
@@ -245,9 +244,8 @@ def _normal_parts(d):
     np.exp(E, out=E)
     pos = d > 0.0
     np.abs(d, out=d)
-    P = _erfcx_half(d)
+    P = _half_erfcx(d)
     P *= E
-    P *= 0.5
     return np.where(pos, 1.0 - P, P), E
 
 
