@@ -771,7 +771,13 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False):
         for zb, lb in bands:
             sc = float(lb.max()) - _BAND
             Mb = _bin_moments(zb, geo.lo, geo.invH, geo.P, gcache.R, weights=np.exp(lb - sc))
-            v = _spread_convolve(Mb, kL, geo.kR, spec, gcache, table="B")
+            # only the band's own bins b0 .. b1 - 1 (weights 1 / p_j fall with the score,
+            # so the bands of a wide row hold disjoint runs of bins and together cost
+            # about one spreading of the whole grid): row k gets sum_b' M[r, b0 + b']
+            # T_r((k - b0 - b') H), the same sum with the grid shifted by b0
+            occ = np.flatnonzero(Mb[0])
+            b0, b1 = int(occ[0]), int(occ[-1]) + 1
+            v = _spread_convolve(Mb[:, b0:b1], kL - b0, geo.kR - b0, spec, gcache, table="B")
             lnear = np.logaddexp(lnear, np.log(np.maximum(v, 0.0)) + sc)
             lW = np.logaddexp(lW, np.log(Mb[0]) + sc)
     out = _LogWeight(LFv, lnear, None)
