@@ -252,7 +252,7 @@ class _Row:
         W = -(-max(nf, 1) // _BLOCK) * _BLOCK
         order = np.argsort(R, axis=1, kind="stable")[:, :nf]
         fR = np.full((m, W), 1, dtype=np.int8)
-        fR[:, :nf] = np.take_along_axis(R, order, axis=1)
+        fR[:, :nf] = np.take(R, _flat(order, n))
         del R
         np.negative(fR, out=fR)
         valid = fR >= 0
@@ -263,7 +263,7 @@ class _Row:
             for i in range(m):
                 np.take(logc[i], order[i], out=self.flogc[i, :nf])
         else:
-            self.flogc[:, :nf] = np.take_along_axis(logc, order, axis=1)
+            self.flogc[:, :nf] = np.take(logc, _flat(order, n))
         del order, logc
         np.copyto(self.fcol, n, where=~valid)
         np.copyto(self.flogc, -np.inf, where=~valid)
@@ -276,6 +276,10 @@ class _Row:
         # kr[r - 1]: columns holding a score that needs term r, rounded up to _BLOCK
         cnt = np.searchsorted(-colmax, -np.arange(1, self.rmax + 2), side="right")
         self.kr = -(-cnt // _BLOCK) * _BLOCK
+        # lo[r - 1]: leading columns where every row needs term r (the rows' own
+        # counts differ only in the band lo..kr, where the loops mask)
+        colmin = self.fR.min(axis=0)
+        self.lo = np.searchsorted(-colmin, -np.arange(1, self.rmax + 2), side="right")
         self.P = self._power_sums(self.fc)            # (m, rmax + 1), P[:, 0] unused
 
     def _power_sums(self, first):
@@ -289,13 +293,12 @@ class _Row:
             out[:, 1:] = _block_sum(np.where(mask, pw, 0.0)).T
             return out
         pw = first.copy()
-        buf = np.empty_like(pw)
         for r in range(1, self.rmax + 1):
-            k = self.kr[r - 1]
-            t = buf[:, :k]
-            np.copyto(t, pw[:, :k])
-            np.copyto(t, 0.0, where=self.fR[:, :k] < r)
-            out[:, r] = _block_sum(t)
+            k, lo = self.kr[r - 1], self.lo[r - 1]
+            # a score that needs fewer than r terms is zeroed here and stays zero
+            # (same sums as masking each term: a row's own scores decide)
+            np.copyto(pw[:, lo:k], 0.0, where=self.fR[:, lo:k] < r)
+            out[:, r] = _block_sum(pw[:, :k])
             if r < self.rmax:
                 k2 = self.kr[r]
                 pw[:, :k2] *= self.fc[:, :k2]
@@ -462,6 +465,12 @@ class _Row:
         return u, logw, ok, 16
 
 
+def _flat(idx, width):
+    """Flat indices of ``a[row, idx]`` in a C-contiguous ``a`` of ``width`` columns
+    (``take`` / ``put`` on them cost a fraction of ``*_along_axis``)."""
+    return idx + (np.arange(idx.shape[0], dtype=np.intp) * width)[:, None]
+
+
 def _block_sum(t):
     """Row sums of ``t`` (m, k), k a multiple of _BLOCK: fixed-size pairwise
     blocks, then the block sums in order -- trailing zero blocks (padding to a
@@ -546,9 +555,9 @@ def _far_poly(row, J):
     pw = row.fc[:, : row.kr[1]].copy()
     buf = np.empty_like(pw)
     for r in range(2, row.rmax + 1):
-        k = row.kr[r - 1]
+        k, lo = row.kr[r - 1], row.lo[r - 1]
+        np.copyto(pw[:, lo:k], 0.0, where=row.fR[:, lo:k] < r)    # see _Row._power_sums
         t = np.multiply(pw[:, :k], J[:, r - 1:r], out=buf[:, :k])
-        np.copyto(t, 0.0, where=row.fR[:, :k] < r)
         acc[:, :k] += t
         if r < row.rmax:
             pw[:, :k] *= row.fc[:, :k]
@@ -597,11 +606,11 @@ class _Eval:
             row.flogc = None
             t += self.M[:, None]
             lp = np.empty((m, n + 1))                  # column n: padding slots
-            np.put_along_axis(lp, row.fcol, t, axis=1)
+            np.put(lp, _flat(row.fcol, n + 1), t)
             del t, acc
             # near: log sum_nodes w h_i G / u
             nl = _lse_nodes(self.lh + (self.lwg - self.lu)[:, None, :], self.npp)    # (m, K)
-        np.put_along_axis(lp, row.ncol, nl, axis=1)
+        np.put(lp, _flat(row.ncol, n + 1), nl)
         lpm = lp[:, :n]
         mx = lpm.max(axis=1)
         with np.errstate(invalid="ignore"):
@@ -998,8 +1007,8 @@ def _panel_vjp(y, g, fam, log):
                           * S[:, None, :], ev.npp) * gnear
         second = _node_sum(hk * gam[:, None, :], ev.npp)
     out = np.empty((m, n + 1))
-    np.put_along_axis(out, row.fcol, vfar, axis=1)
-    np.put_along_axis(out, row.ncol, first - second, axis=1)
+    np.put(out, _flat(row.fcol, n + 1), vfar)
+    np.put(out, _flat(row.ncol, n + 1), first - second)
     outm = out[:, :n]
     outm *= np.exp(kappa)[:, None]
     ok &= np.isfinite(outm).all(axis=1)
