@@ -210,3 +210,37 @@ def test_auto_matches_oracle_many_vectors(family):
         spreads = (1e-6, 0.05, 1.0, 3.0, 8.0, 20.0, 40.0, 60.0)
         for mu in _vectors(rng, n, spreads):
             _check(numeric.log_probs(mu, family), numeric.probs(mu, family), _oracle(mu, family))
+
+
+def test_normal_bench_inputs_match_references():
+    # the normal linear mode (tabulated erfcx) on the inputs the bench draws: s * N(0, 1)
+    # rows (s = 1, 2, 5) and clustered rows with exact ties; n = 10 against the oracle,
+    # n = 100 against the quadrature (itself oracle-tested), float32 input, and both
+    # VJPs (dense and one-hot cotangents) against the quadrature's
+    from derive.bench import KINDS, cotangent, scores
+    for kind in KINDS:
+        x = scores(kind, (2, 10))
+        lp, p = numeric.log_probs(x, "normal"), numeric.probs(x, "normal")
+        for r in range(2):
+            _check(lp[r], p[r], _oracle(x[r], "normal"))
+        x = scores(kind, (1, 100))
+        lp = numeric.log_probs(x, "normal")[0]
+        ref = numeric.log_probs(x[0], "normal", method="quadrature")
+        assert np.all(np.abs(lp - ref) <= 1e-12 * np.maximum(1.0, np.abs(ref)))
+        big = ref >= math.log(1e-300)
+        # two contract bounds (each value within 1e-13 + 2 ulp of log p of the truth)
+        assert np.all(np.abs(np.expm1(lp[big] - ref[big])) <= 2e-13 + 4 * np.spacing(np.abs(ref[big])))
+        x = scores(kind, (3, 10))
+        for w in ("dense", "one-hot"):
+            g = cotangent(kind, (3, 10), w)
+            for f in (numeric.probs_vjp, numeric.log_probs_vjp):
+                got = f(x, g, "normal")
+                for r in range(3):
+                    vr = f(x[r], g[r], "normal", method="quadrature")
+                    assert np.all(np.abs(got[r] - vr) <= 1e-10 * np.abs(vr) + 1e-200 * np.abs(vr).sum())
+    x32 = (2.0 * np.random.default_rng(7).normal(size=(3, 12))).astype(np.float32)
+    p32 = numeric.probs(x32, "normal")
+    assert p32.dtype == np.float32
+    for r in range(3):
+        ref = np.exp(np.array([float(v) for v in _oracle(x32[r].astype(np.float64), "normal")]))
+        assert np.all(np.abs(p32[r] - ref) <= 6e-8 * ref + 1e-45)
