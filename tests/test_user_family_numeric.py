@@ -7,8 +7,6 @@ for Gompertz noise, a closed form: a finite sum of exponentials in u = e^(bx)).
 VJP references are central differences of those references at 30 digits.
 """
 
-import itertools
-
 import mpmath
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ import derive
 import numeric
 from derive.compile import CompileError
 
-from _user_family_refs import exact_probs as _exact_probs, mp_probs as _mp_probs
+from _user_family_refs import exact_probs as _exact_probs, gompertz_exact as _gompertz_exact, mp_probs as _mp_probs
 
 x = sp.Symbol("x", real=True)
 R = sp.Rational
@@ -148,52 +146,12 @@ def test_vs_oracle(make):
         _check_vs_reference(fam, mu, derive.oracle.probs(mu, fam, dps=20))
 
 
-def _gompertz_exact(mu, b, eta, dps):
-    """p_i for Gompertz(b, eta) noise, F(t) = 1 - exp(-eta (e^(bt) - 1)) on t >= 0, in closed form.
-
-    Every factor of (eq:pi) is non-zero only for x >= M = max mu, where u = e^(bx) and
-    c_j = e^(-b mu_j) give f(x - mu_i) dx = eta c_i e^eta e^(-eta c_i u) du and
-    F(x - mu_j) = 1 - e^eta e^(-eta c_j u).  Expanding the product over the subsets T of
-    the other classes (C_T = sum_{j in T} c_j) and integrating each exponential over
-    u >= u0 = e^(bM):
-
-        p_i = c_i e^eta sum_T (-e^eta)^|T| e^(-eta u0 (c_i + C_T)) / (c_i + C_T).
-
-    The terms cancel (to e^(-b (M - mu_i)) of the leading one when mu_i < M), so the sum
-    runs at ``dps`` and again at ``dps + 20``; the two must agree to 10^-(dps - 25)."""
-    def run(prec_dps):
-        with mpmath.workdps(prec_dps):
-            m = [mpmath.mpf(v) for v in mu]
-            B, E = mpmath.mpf(b), mpmath.mpf(eta)
-            u0 = mpmath.exp(B * max(m))
-            c = [mpmath.exp(-B * v) for v in m]
-            out = []
-            for i in range(len(m)):
-                others = [c[j] for j in range(len(m)) if j != i]
-                # e^(-eta u0 c_i) factored out: log p keeps its (possibly huge) exponent exactly
-                total = mpmath.mpf(0)
-                for k in range(len(others) + 1):
-                    for T in itertools.combinations(others, k):
-                        CT = mpmath.fsum(T)
-                        total += (-mpmath.exp(E)) ** k * mpmath.exp(-E * u0 * CT) / (c[i] + CT)
-                out.append(mpmath.log(c[i]) + E - E * u0 * c[i] + mpmath.log(total))
-            return out
-
-    lo, hi = run(dps), run(dps + 20)
-    with mpmath.workdps(dps):
-        for a, e in zip(lo, hi):
-            assert abs(a - e) <= mpmath.mpf(10) ** -(dps - 25) * max(1, abs(e)), (a, e)
-        return [mpmath.exp(v) for v in hi]
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(raises=CompileError, strict=True,
-                   reason="derive.compile refuses sympy.stats' Gompertz form 1 - exp(1/2) exp(-e^x / 2): "
-                          "float cancellation near x = 0 (log F off by 1.7e-6 at x = 8.7e-13)")
 def test_gompertz_vs_exact_sum_of_exponentials():
-    # sympy.stats Gompertz(b = 1, eta = 1/2): F = 1 - exp(-(e^x - 1)/2).  Its double-exponential
-    # tail makes the oracle's evaluation of the user's CDF cost minutes (mpmath exp of -e^x at
-    # large x); the closed form above is exact.  [30, 0, 0]: log p of the two losers ~ -5e12
+    # sympy.stats Gompertz(b = 1, eta = 1/2): F = 1 - exp(-(e^x - 1)/2), which sympy.stats writes
+    # 1 - e^(1/2) e^(-e^x/2) (cancels near 0: derive.compile merges it into -expm1(-expm1(x)/2)).
+    # The closed form (tests/_user_family_refs.gompertz_exact) is exact.  [30, 0, 0]: log p of the
+    # two losers ~ -5e12, their mass within 2e-13 of the kink at 30
     fam = derive.family_from_sympy_stats(S.Gompertz("X", 1, R(1, 2)))
     assert sp.simplify(fam.cdf(x).args[-1][0] - (1 - sp.exp(-(sp.exp(x) - 1) / 2))) == 0
     for mu in USER_VECTORS:
