@@ -254,7 +254,7 @@ class _Row:
             if ext.any():
                 near = near | (mid & ext[:, None])
         # near scores, padded to K per row (c = 0 pads: log Phi = 0, h = 0)
-        rr, cc = np.nonzero(near)
+        rr, cc = np.divmod(np.flatnonzero(near), n)
         counts = np.bincount(rr, minlength=m)
         K = max(int(counts.max()) if m else 0, 1)
         pos = np.arange(rr.size) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -493,6 +493,8 @@ class _Row:
 def _flat(idx, width):
     """Flat indices of ``a[row, idx]`` in a C-contiguous ``a`` of ``width`` columns
     (``take`` / ``put`` on them cost a fraction of ``*_along_axis``)."""
+    if idx.shape[0] == 1:
+        return idx
     return idx + (np.arange(idx.shape[0], dtype=np.intp) * width)[:, None]
 
 
