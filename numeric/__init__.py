@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _fast
-from ._fast import FAST_FAMILIES, fast_log_probs_rows, fast_probs_vjp
+from ._fast import fast_log_probs_rows, fast_probs_vjp
 from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp
 from . import _piecewise
 from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
@@ -80,7 +80,7 @@ def _fast_vjp_rows(y, g, fam, log):
     m, n = y.shape
     out = np.full((m, n), np.nan)
     ok = np.zeros(m, dtype=bool)
-    if fam.custom or fam.name not in FAST_FAMILIES:
+    if fam.custom or fam.fast is None:
         return out, ok
     nnz = np.count_nonzero(g, axis=1)
     zero = nnz == 0
@@ -254,8 +254,12 @@ def _small_row_shortcut(mu, family, axis, method, params, log):
     a registry name served by the small-n kernel with at most a plain positive
     ``scale``, and every entry finite after standardizing.  The arithmetic is
     the general path's (``(mu - max) / scale``, the same kernel, the same
-    quadrature fallback), so results are bit-identical to it.
+    quadrature fallback), so results are bit-identical to it.  A (1, n) batch along
+    its last axis takes the same path and keeps its shape.
     """
+    if type(mu) is np.ndarray and mu.ndim == 2 and mu.shape[0] == 1 and axis in (-1, 1):
+        out = _small_row_shortcut(mu[0], family, -1, method, params, log)
+        return None if out is None else out[None, :]
     if (method != "auto" or type(mu) is not np.ndarray or mu.ndim != 1 or mu.dtype != np.float64
             or axis not in (-1, 0, None) or type(family) is not str
             or family not in AUTO_SMALL_FAMILIES or (params and set(params) != {"scale"})):
@@ -434,7 +438,8 @@ def _route(fam, n, method):
     * "small": "auto", 3 <= n < FAST_MIN_N, normal/logistic/gumbel_min/cauchy/student_t: the
       small-n kernel (``numeric._batch``, nodes placed around each row's own scores;
       rows it cannot certify or that need more than its node budget: the quadrature);
-    * "fast": "auto", n >= FAST_MIN_N, normal/logistic/gumbel_min/cauchy: the O(n)
+    * "fast": "auto", n >= FAST_MIN_N, the families with O(n) engine kernels
+      (``NumericFamily.fast``: normal/logistic/gumbel_min/cauchy, student_t nu = 2..6): the O(n)
       engines (``numeric._fast_rows`` for many rows at once, ``numeric._fast`` for
       the rows it declines, then the quadrature);
     * "piecewise": "auto", n >= 3, laplace/exponential/uniform: the O(n) engine
@@ -454,7 +459,7 @@ def _route(fam, n, method):
         return "batch"
     if method == "auto" and _small_n(fam, n):
         return "small"
-    if method == "auto" and n >= FAST_MIN_N and fam.name in FAST_FAMILIES:
+    if method == "auto" and n >= FAST_MIN_N and fam.fast is not None:
         return "fast"
     if method == "auto" and n >= 3 and fam.name in _piecewise.SERVES:
         return "piecewise"

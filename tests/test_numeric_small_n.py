@@ -113,6 +113,11 @@ def test_single_vector_equals_batch_rows_bitwise(family):
     for r in range(X.shape[0]):
         np.testing.assert_array_equal(numeric.probs(X[r], family, scale=1.3), got[r])
         np.testing.assert_array_equal(numeric.log_probs(X[r], family, scale=1.3), lgot[r])
+        # a one-row batch (the lean path too) keeps its shape and the same bits
+        one = numeric.log_probs(X[r:r + 1], family, scale=1.3)
+        assert one.shape == (1, X.shape[1])
+        np.testing.assert_array_equal(one[0], lgot[r])
+        np.testing.assert_array_equal(numeric.probs(X[r:r + 1], family, axis=1, scale=1.3)[0], got[r])
     # other axis and a permuted batch
     np.testing.assert_array_equal(numeric.probs(X.T.copy(), family, axis=0, scale=1.3), got.T)
     perm = rng.permutation(X.shape[0])
