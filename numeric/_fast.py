@@ -90,7 +90,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -100,7 +99,8 @@ from ._fast_cauchy import cauchy_nodes, fast_cauchy_vjp_row
 # (_MAGIC is read from here by numeric._fast_rows)
 from ._fast_grid import (_CHUNK, _LATTICE_MAX, _MAGIC, _MAGIC_BITS, _bin_moments, _eval_at_scores,  # noqa: F401
                          _fine_tables, _split_lattice, _spread_convolve)
-from ._fast_kernels import HAZARD_C, KernelCache
+from ._fast_kernels import FastSpec as _Spec, KernelCache  # noqa: F401
+from .families import get_family
 
 __all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "fast_log_probs_vjp", "FAST_FAMILIES"]
 
@@ -111,47 +111,9 @@ _TAIL = 45.0
 _SPAN_MAX = 200.0  # standardized score range handled here (grid cost ~ span^2)
 
 
-@dataclass(frozen=True)
-class _Spec:
-    H: float           # grid step (bins, x grid and m nodes)
-    R: int             # Taylor order of the spreading
-    pad_left: float    # x grid extends this far below min z
-    pad_right: float   # ... and above max z
-    t_right: float     # |log Phi(t)| < 1e-40 beyond: table rows dropped
-    pad_factor: float = 0.0   # pads grow by this times the half range (cauchy)
-    rho: float = 0.5          # Cauchy-formula circle radius for the tables
-    ncirc: int = 32           # ... and its number of points
-    ms: int = 1               # m-node stride (grid steps)
-    quad_us: float = 30.0     # cost of exact quadrature per score (us), for the cost model
-    q: int = 12               # interpolation stencil for log g on the m nodes
-    fine_S: int = 16          # evaluation: sub-intervals per node interval ...
-    fine_d: int = 4           # ... each with a degree fine_d Taylor polynomial
-
-
-_SPECS = {
-    # normal: f ~ -phi(t)/t on the right, |f| < 1e-40 for t > 13.3; the top
-    # entry's integrand is below e^-45 p for x < max z - 10.5 (n <= 1e7).
-    # m nodes every 2 grid steps with a 16-point stencil: at rounding level
-    # against ms = 1 (<= 4.4e-16 of max(1, |log p|), n = 300..1e5, spreads 0.3..20;
-    # q = 12: 3e-15)
-    "normal": _Spec(H=0.0625, R=8, pad_left=11.5, pad_right=11.5, t_right=13.5, ms=2, q=16),
-    # logistic: f ~ -e^{-t}, |f| < 1e-40 for t > 92; F(x) <= e^{x - max z}
-    # (left pad 45 + log n) and h(t) = e^{-t} (right pad 45 + log n).
-    "logistic": _Spec(H=0.125, R=7, pad_left=64.0, pad_right=64.0, t_right=93.0),
-    # gumbel_min: f = log(1 - exp(-e^t)) ~ -exp(-e^t), |f| < 1e-40 for t > 4.52;
-    # its derivatives grow like e^(r t) times that, so a finer grid (H = 1/32);
-    # R = 8 agrees with R = 10 to the last bit (n = 300..1e5, spreads 0.05..20;
-    # R = 7 within 4e-16, R = 5 off by 6e-13); h ~ e^(t - e^t) on the
-    # right (pad 6), F <= e^(n (x - max z)) on the left (pad 12, n >= 16).
-    # (m nodes every 2 grid steps: <= 8e-16 of max(1, |log p|) against ms = 1)
-    "gumbel_min": _Spec(H=0.03125, R=8, pad_left=12.0, pad_right=6.0, t_right=4.6, rho=0.25,
-                        quad_us=300.0, ms=2),
-    # cauchy: the grid is only the near field |x - c| <= 4a + 8 (numeric._fast_cauchy);
-    # f = log Phi never drops below 1e-40 on the grid, so no right cut; the
-    # poles of h at +-i need a small circle (rho = 1/4, 64 points).
-    "cauchy": _Spec(H=0.0625, R=10, pad_left=5.0, pad_right=5.0, t_right=620.0,
-                    pad_factor=0.7, rho=0.25, ncirc=64, ms=1, q=12),
-}
+# each family's spec lives with the family (NumericFamily.fast, numeric.families, with the
+# reasons for its values); this view serves the name-keyed row-batched engine (numeric._fast_rows)
+_SPECS = {name: get_family(name).fast for name in ("normal", "logistic", "gumbel_min", "cauchy")}
 
 _CACHES: dict = {}
 _CACHES_LOCK = threading.Lock()
@@ -164,8 +126,8 @@ _QF = 16  # points of the Lagrange stencil for log F at off-grid points
 
 def _cache_for(fam, spec=None) -> KernelCache:
     """The kernel tables of ``fam`` on the grid step of ``spec`` (default: the family's)."""
-    spec = _SPECS[fam.name] if spec is None else spec
-    key = fam.name if spec.H == _SPECS[fam.name].H else (fam.name, spec.H)
+    spec = fam.fast if spec is None else spec
+    key = fam.kernel_key if spec.H == fam.fast.H else (fam.kernel_key, spec.H)
     with _CACHES_LOCK:
         c = _CACHES.get(key)
         if c is None:
@@ -191,7 +153,7 @@ def _refined(spec):
 
 def _check_family(fam):
     name = getattr(fam, "name", None)
-    if getattr(fam, "custom", False) or name not in _SPECS or name not in HAZARD_C:
+    if getattr(fam, "custom", False) or getattr(fam, "fast", None) is None or fam.hazard_c is None:
         raise NotImplementedError(f"fast path has no kernels for family {name!r}")
 
 
@@ -606,7 +568,7 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
     z, zrange = _near_origin(z)
     geo = _Geo(z, spec, check_cost, zrange)
     M = _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
-    if fam.name == "cauchy":
+    if spec.heavy:
         # LF: numeric._fast_cauchy's opaque state (log F only where needed)
         logg, LF = cauchy_nodes(z, fam, geo, M, spec, cache)
     else:
@@ -618,9 +580,9 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
             LF.geo = geo
             logg = _node_integrals(geo, LF, fam, spec)
             if _interp_error(logg, geo.q) > _INTERP_TOL:
-                if spec.H < _SPECS[fam.name].H:
+                if spec.H < fam.fast.H:
                     raise NotImplementedError("log g not resolved by its node interpolant")
-                fine = _refined(_SPECS[fam.name])
+                fine = _refined(fam.fast)
                 return _row_log_probs(z_in, fam, fine, _cache_for(fam, fine), parts, check_cost, out)
     dlg = np.empty_like(z) if parts else None
     # common renormalisation: sum p = 1 (a shift of order 1e-15)
@@ -968,8 +930,8 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
     if not math.isfinite(shift):
         shift = 0.0
     v = g - shift * p if log else g - shift
-    if fam.name == "cauchy":
-        # Cauchy p >~ 1 / (n spread^2): v / p stays far inside the float range
+    if spec.heavy:
+        # algebraic tails, p >~ 1 / (n spread^nu): v / p stays far inside the float range
         if log:
             v /= p
         del rS, lp
@@ -1030,7 +992,7 @@ def fast_log_probs(x, fam, *, check_cost=True):
     """
     _check_family(fam)
     x = _check_scores(x)
-    spec = _SPECS[fam.name]
+    spec = fam.fast
     cache = _cache_for(fam)
     out = np.empty_like(x)
     for i in range(x.shape[0]):
@@ -1052,7 +1014,7 @@ def fast_log_probs_rows(x, fam, *, check_cost=True, assume_finite=False):
     """
     _check_family(fam)
     x = _check_scores(x, finite=not assume_finite)
-    spec = _SPECS[fam.name]
+    spec = fam.fast
     cache = _cache_for(fam)
     out = np.empty_like(x)
     ok = np.zeros(x.shape[0], dtype=bool)
@@ -1073,7 +1035,7 @@ def _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log):
         raise ValueError(f"cotangent must have the shape of x {x.shape}, got {g.shape}")
     if not assume_finite and not np.all(np.isfinite(g)):
         raise ValueError("cotangent must be finite")
-    spec = _SPECS[fam.name]
+    spec = fam.fast
     cache = _cache_for(fam)
     out = np.empty_like(x)
     ok = np.ones(x.shape[0], dtype=bool)
@@ -1157,7 +1119,7 @@ def _checked_row_vjp(z, g, fam, spec, cache, check_cost, log, out):
     resolution of subnormal entries).  An integral the checks missed moves its entries,
     and so the sum, by its own error: a row that fails is declined, never returned
     (numpy's pairwise sum is good to ~log2(n) ulps of sum |v|, far inside the limit)."""
-    nz = np.flatnonzero(g) if fam.name != "cauchy" else ()
+    nz = np.flatnonzero(g) if not spec.heavy else ()
     if len(nz) == 1:
         y = int(nz[0])
         v = _row_onehot_vjp(z, y, float(g[y]), fam, spec, cache, check_cost=check_cost, log=log, out=out)

@@ -114,7 +114,7 @@ def _far_tables(fam, T):
     half width ``T``: ``a0 = log Phi(+-t_i)``, ``Bhat[i, k] = b_k(+-t_i) T^k``
     (``k = 0.._RM``), and the same at ``t = T`` (the right end of the near
     field).  ``a_r = b_(r-1) / r`` gives the log F rows; 0.75 MB per level."""
-    key = (fam.name, T, _RM)
+    key = (fam.kernel_key, T, _RM)
     hit = _FAR.get(key)
     if hit is not None:
         return hit
@@ -143,7 +143,7 @@ def _far_tables(fam, T):
 def _near_table(fam, dm, r, ng, s_need):
     """``(s0, Tab)`` with ``Tab[j, s - s0] = h(s dm + w (1 + xi_j) / 2)``, ``w = r dm``,
     covering ``|s| <= s_need`` (grown by doubling under the lock)."""
-    key = (fam.name, dm, r, ng)
+    key = (fam.kernel_key, dm, r, ng)
     hit = _NEAR.get(key)
     if hit is not None and -hit[0] >= s_need:
         return hit
@@ -362,14 +362,15 @@ class _Row:
         self.Vd = _powers(K, pl.Ec - pl.l0, pl.dm, T)
         m = geo.lo + (pl.l0 + np.arange(K)) * pl.dm
         X = c + t[-1]
-        tot = self._far(Wf) + np.arctan(1.0 / (X - m)) / np.pi * math.exp(-smax)
+        # beyond X (F = 1): int_X^inf h(x - m) dx = -log Phi(X - m), h = (log Phi)'
+        tot = self._far(Wf) - fam.logcdf(X - m) * math.exp(-smax)
         # near field: int_{c-T}^{c+T} h(x - m) F(x) dx <= F(c + T) (-log Phi(-(T + D)))
         # for every node (|m - c| <= D); skip it (and the log F grid) when that
         # is below 1e-20 / n^2 of the far field, as for many scores (F(c + T) ~
         # e^{-n/(pi T)}).  The n^2 covers the VJP ratios: there the factor is
         # S <= 0.7 n on the near field against rho_S = (log g)' >~ 1/n.
         u = T + pl.D
-        kernel_mass = -math.log(math.atan(1.0 / u) / math.pi)
+        kernel_mass = -float(fam.logcdf(np.array([-u]))[0])
         self.need_near = (lf_T - smax + math.log(kernel_mass) + 2.0 * math.log(max(mu[0], 1.0))
                           > math.log(1e-20) + float(np.log(tot).min()))
         if self.need_near:

@@ -14,69 +14,47 @@ radius ``rho`` around each node,
 
 which is one FFT per node.  ``h`` (not ``log Phi``) is used on the circle:
 ``h = exp(log phi - log Phi)`` is single valued, ``log Phi`` is not.  The
-aliasing error is ``b_{r+N} rho^N``: ``h`` is analytic in a disc of radius
->= 2.8 around every real point for the normal (nearest zero of ``Phi`` at
-``1.92 +- 2.82 i``), ``pi`` for the logistic (poles of ``sigma`` at ``i pi``),
-1 for the cauchy (``z = +-i``), ``pi/2`` for the gumbel_min (``e^z = 2 pi i k``),
-so ``rho = 1/2, N = 32`` (normal, logistic), ``rho = 1/4, N = 32`` (gumbel_min)
-and ``rho = 1/4, N = 64`` (cauchy) leave < 1e-20.
+aliasing error is ``b_{r+N} rho^N``, small when ``rho`` is well inside the disc
+where ``h`` is analytic.  The family supplies ``h`` on complex arguments
+(``NumericFamily.hazard_c``) and its engine spec (:class:`FastSpec`, the radius
+``rho`` and ``N`` among it, ``NumericFamily.fast``); ``numeric.families`` states
+each family's analyticity radius beside them.
 
-Tables are immutable arrays built once per family and grown under a lock.
+Tables are immutable arrays built once per family (and parameters: the cache key
+is ``NumericFamily.kernel_key``) and grown under a lock.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
-
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_LOGPI = math.log(math.pi)
 
 
-def _normal_hazard_c(z):
-    # h = phi / Phi = exp(-z^2/2 - log sqrt(2 pi) - log Phi(z)); log_ndtr is complex-capable.
-    return np.exp(-0.5 * z * z - _LOG_SQRT_2PI - special.log_ndtr(z))
+@dataclass(frozen=True)
+class FastSpec:
+    """A family's knowledge for the O(n) engine (``numeric._fast``): grids, orders and
+    circles, held by the family (``NumericFamily.fast``) with the reasons for its values.
+    """
 
+    H: float           # grid step (bins, x grid and m nodes)
+    R: int             # Taylor order of the spreading
+    pad_left: float    # x grid extends this far below min z
+    pad_right: float   # ... and above max z
+    t_right: float     # |log Phi(t)| < 1e-40 beyond: table rows dropped
+    pad_factor: float = 0.0   # pads grow by this times the half range (heavy tails)
+    rho: float = 0.5          # Cauchy-formula circle radius for the tables
+    ncirc: int = 32           # ... and its number of points
+    ms: int = 1               # m-node stride (grid steps)
+    quad_us: float = 30.0     # cost of exact quadrature per score (us), for the cost model
+    q: int = 12               # interpolation stencil for log g on the m nodes
+    fine_S: int = 16          # evaluation: sub-intervals per node interval ...
+    fine_d: int = 4           # ... each with a degree fine_d Taylor polynomial
+    heavy: bool = False       # algebraic tails: node integrals by near field + multipoles
+                              # (numeric._fast_cauchy) instead of the trapezoid on the grid
 
-def _logistic_hazard_c(z):
-    # h = sigma(-z) = 1 / (1 + e^z); for Re z > 0 write e^{-z} / (1 + e^{-z}) (no overflow).
-    pos = z.real > 0
-    with np.errstate(over="ignore"):
-        e = np.exp(np.where(pos, -z, z))
-    return np.where(pos, e / (1.0 + e), 1.0 / (1.0 + e))
-
-
-def _cauchy_hazard_c(z):
-    # Phi = 1/2 + atan(z)/pi; for Re z < 0 use atan(-1/z)/pi (no cancellation, the
-    # identity atan(z) + atan(1/z) = -pi/2 holds on the open left half plane).
-    left = z.real < 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cdf = np.where(left, np.arctan(-1.0 / z) / np.pi, 0.5 + np.arctan(z) / np.pi)
-    pdf = 1.0 / (np.pi * (1.0 + z * z))
-    return pdf / cdf
-
-
-def _gumbel_min_hazard_c(z):
-    # Phi = 1 - exp(-y), y = e^z: h = y / expm1(y) = y e^-y / (-expm1(-y)); the
-    # second form for Re y > 1 (no overflow of exp(y)).  Poles where
-    # expm1(y) = 0, y = 2 pi i k: Im z = +-pi/2, so rho = 1/4 keeps aliasing < 1e-25.
-    y = np.exp(z)
-    big = y.real > 1.0
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        small_form = y / np.expm1(y)
-        big_form = y * np.exp(-y) / (-np.expm1(-y))
-    return np.where(big, big_form, small_form)
-
-
-HAZARD_C = {
-    "gumbel_min": _gumbel_min_hazard_c,
-    "normal": _normal_hazard_c,
-    "logistic": _logistic_hazard_c,
-    "cauchy": _cauchy_hazard_c,
-}
 
 _RHO = 0.5
 _NCIRC = 32
@@ -90,7 +68,7 @@ def taylor_tables(fam, t, R, rho=None, ncirc=_NCIRC):
     """
     t = np.asarray(t, dtype=np.float64)
     rho = np.broadcast_to(_RHO if rho is None else np.asarray(rho, dtype=np.float64), t.shape)
-    hz = HAZARD_C[fam.name]
+    hz = fam.hazard_c
     w = np.exp(2j * np.pi * np.arange(ncirc) / ncirc)
     # the circle values, in chunks to bound memory
     B = np.empty((t.size, R + 1))
