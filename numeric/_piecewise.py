@@ -569,23 +569,27 @@ def _gather(a, cols):
 
 
 def _far_poly(row, J):
-    """``sum_{r=1}^{R_j} c_j^(r-1) J[row_j, r-1]`` for every far slot (m, W)
-    (ascending sum; positive terms when ``J >= 0``)."""
-    acc = np.repeat(J[:, :1], row.fc.shape[1], axis=1)
+    """``sum_{r=1}^{R_j} c_j^(r-1) J[..., row_j, r-1]`` for every far slot: (..., m, W)
+    for ``J`` (..., m, rmax) -- several coefficient sets share the powers (ascending
+    sum; positive terms when ``J >= 0``; each set's values as if alone)."""
+    acc = np.repeat(J[..., :1], row.fc.shape[1], axis=-1)
     if row.rmax < 2:
         return acc
-    if row.fc.size * row.rmax <= _TABLE:
+    if row.fc.size * row.rmax * (J.size // (row.m * J.shape[-1])) <= _TABLE:
         # the loop below as one table (same products and sums, same bits)
-        t = _powers(row.fc, row.fc, row.rmax - 1) * J[:, 1:].T[:, :, None]
-        t = np.where(row.fR[None] >= np.arange(2, row.rmax + 1)[:, None, None], t, 0.0)
+        coef = np.moveaxis(J[..., 1:], -1, 0)[..., None]
+        t = _powers(row.fc, row.fc, row.rmax - 1).reshape((row.rmax - 1,) + (1,) * (J.ndim - 2) + row.fc.shape)
+        t = t * coef
+        mask = (row.fR[None] >= np.arange(2, row.rmax + 1)[:, None, None])
+        t = np.where(mask.reshape((row.rmax - 1,) + (1,) * (J.ndim - 2) + row.fc.shape), t, 0.0)
         return _ordered_sum(np.concatenate([acc[None], t]), 0)
     pw = row.fc[:, : row.kr[1]].copy()
-    buf = np.empty_like(pw)
+    buf = np.empty(acc.shape[:-1] + pw.shape[-1:])
     for r in range(2, row.rmax + 1):
         k, lo = row.kr[r - 1], row.lo[r - 1]
         np.copyto(pw[:, lo:k], 0.0, where=row.fR[:, lo:k] < r)    # see _Row._power_sums
-        t = np.multiply(pw[:, :k], J[:, r - 1:r], out=buf[:, :k])
-        acc[:, :k] += t
+        t = np.multiply(pw[:, :k], J[..., r - 1:r], out=buf[..., :k])
+        acc[..., :k] += t
         if r < row.rmax:
             pw[:, :k] *= row.fc[:, :k]
     return acc
@@ -1021,9 +1025,8 @@ def _panel_vjp(y, g, fam, log):
         JS = ev.moments_of(wgS)
         JG = ev.moments_of(gam)
         # far k: g_k phi_k poly_S(c_k) - c_k poly_Gamma(c_k)
-        vfar = _far_poly(row, JS)
+        vfar, t = _far_poly(row, np.stack([JS, JG]))
         vfar *= gphi
-        t = _far_poly(row, JG)
         t *= row.fc
         vfar -= t
         del t, gphi
