@@ -1056,12 +1056,14 @@ def _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log):
     return (out, ok) if rows else out
 
 
-# gumbel_min rows whose VJP the grid cannot resolve (log T2 or log(F Gamma) bending too
-# sharply for the 16-point stencils: weights 1 / p_j of entries far below the top) are
-# redone once on the grid _REFINE times finer, where every bound of the module docstring
-# only improves, when their standardized spread is at most this: the finer grids' cost
-# grows with the square of the spread, and beyond it exact quadrature is the cheaper answer
-_VJP_REFINE_SPAN = {"gumbel_min": 14.0}
+# Rows whose VJP the grid cannot resolve (log T2 or log(F Gamma) bending too sharply for
+# the 16-point stencils: for gumbel_min the weights 1 / p_j of entries far below the top,
+# for the normal blocks of ~1e4 near-tied scores, under which log(F Gamma) bends within
+# ~1 / #block) are redone once on the grid _REFINE times finer, where every bound of the
+# module docstring only improves, when their standardized spread is at most this: the
+# finer grids' cost grows with the square of the spread, and beyond it exact quadrature
+# is the cheaper answer
+_VJP_REFINE_SPAN = {"gumbel_min": 14.0, "normal": 14.0}
 
 
 def _vjp_refines(z, fam):

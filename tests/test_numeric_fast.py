@@ -555,6 +555,26 @@ def test_normal_dense_log_vjp_wide_rows_vs_quadrature(f32):
         assert abs(math.fsum(v[r])) <= 1e-12 * np.abs(v[r]).sum()
 
 
+@pytest.mark.slow
+def test_normal_dense_log_vjp_refined_grid_vs_quadrature():
+    """A normal row of four tight clusters with exact ties (n = 30000, the bench's
+    input kind) whose dense log VJP the grid's stencils cannot resolve under its
+    blocks of ~1e4 near-tied scores: redone on the grid _REFINE times finer, against
+    the quadrature within the README's 1e-10 of the row's largest entry, summing to 0."""
+    import numeric
+    from derive.bench import scores
+
+    x = scores("clusters+ties", (16, 30000))[12]
+    g = np.random.default_rng(1).normal(size=(16, 30000))[12]
+    F = get_family("normal")
+    with pytest.raises(NotImplementedError):
+        _fast._row_vjp(x, g, F, _fast._SPECS["normal"], _fast._cache_for(F), log=True)
+    v = _fast.fast_log_probs_vjp(x[None, :], g[None, :], F)[0]
+    ref = numeric.log_probs_vjp(x, g, "normal", method="quadrature")
+    assert np.all(np.abs(v - ref) <= 1e-10 * np.abs(ref).max()), np.abs(v - ref).max()
+    assert abs(math.fsum(v)) <= 1e-12 * np.abs(v).sum()
+
+
 @pytest.mark.parametrize("name,log", [("gumbel_min", True), ("normal", False),
                                       pytest.param("gumbel_min", False, marks=pytest.mark.slow),
                                       pytest.param("normal", True, marks=pytest.mark.slow),
