@@ -64,7 +64,9 @@ carries weight); steps 1 and 3 are shared, and so is the VJP's structure.
 VJP (:func:`fast_probs_vjp`): ``(J^T g)_i = p_i (g'_i rho_S(z_i) - rho_Gamma(z_i))``
 where ``rho_S = (log g)'`` comes from the same Horner pass as ``log p`` and
 ``rho_Gamma`` needs one more spreading (weighted moments) and one more set of
-node integrals.
+node integrals.  A one-hot cotangent ``c_y e_y`` needs no ``Gamma``: its entries
+are ``-c_y int h_k h_y F`` (over ``p_y`` for ``log p``), one node integral of the
+log weight ``log F + log h(x - z_y)`` (:func:`_row_onehot_vjp`).
 
 ``log p`` is then renormalised by ``logsumexp(log p)`` (a common shift of
 order 1e-15).  Measured error: 1-2 ulps of ``log p`` (so ~1e-13 relative in
