@@ -133,3 +133,46 @@ def test_unknown_family_lists_names():
         numeric.probs([0.0, 1.0], "normal", nu=3)
     with pytest.raises(TypeError):
         numeric.probs([0.0, 1.0], 3)
+
+
+def _mp_t_hazard(nu, z):
+    """student_t ``phi / Phi`` at complex ``z`` from mpmath's 2F1 form of the CDF (40 digits):
+    ``Phi(z) = 1/2 + z K 2F1(1/2, (nu+1)/2; 3/2; -z^2/nu)``, principal branch (cuts on
+    the imaginary axis beyond ``+-i sqrt(nu)``, which the test points avoid)."""
+    with mp.workdps(40):
+        nu = mp.mpf(nu)
+        K = mp.gamma((nu + 1) / 2) / (mp.sqrt(nu * mp.pi) * mp.gamma(nu / 2))
+        z = mp.mpc(z.real, z.imag)
+        cdf = mp.mpf(1) / 2 + z * K * mp.hyp2f1(mp.mpf(1) / 2, (nu + 1) / 2, mp.mpf(3) / 2, -z * z / nu)
+        return complex(K * (1 + z * z / nu) ** (-(nu + 1) / 2) / cdf)
+
+
+@pytest.mark.parametrize("nu", [2.0, 3.0, 4.0, 5.0, 6.0])
+def test_student_t_complex_hazard_matches_mpmath(nu):
+    # the O(n) engine's Taylor circles: radius 1/4 around any real point, radius 0.6 t
+    # around +-t (the far field); both forms (left / right half plane) and the series
+    fam = get_family("student_t", nu=nu)
+    assert fam.fast is not None and fam.kernel_key == ("student_t", ("nu", nu))
+    rng = np.random.default_rng(int(nu))
+    pts = []
+    for t in (-300.0, -25.0, -3.0, -0.6, -0.1, 0.0, 0.05, 0.8, 4.0, 30.0, 500.0):
+        for rad in (0.25, 0.6 * abs(t)):
+            if rad:
+                pts.extend(t + rad * np.exp(2j * np.pi * rng.random(2)))
+    pts = np.array(pts)
+    got = fam.hazard_c(pts)
+    for z, v in zip(pts, got):
+        ref = _mp_t_hazard(nu, z)
+        assert abs(v - ref) <= 1e-14 * abs(ref), (nu, z, v, ref)
+
+
+def test_engine_knowledge_lives_on_the_family():
+    # the O(n) engine's spec and complex hazard come from the family object
+    for name in ("normal", "logistic", "gumbel_min", "cauchy"):
+        fam = get_family(name)
+        assert fam.fast is not None and fam.hazard_c is not None and fam.kernel_key == name
+        x = np.array([-3.0, 0.0, 2.5])
+        assert np.allclose(fam.hazard_c(x + 0j).real, np.exp(fam.loghazard(x)), rtol=1e-14)
+    for name, params in (("laplace", {}), ("student_t", {"nu": 2.5}), ("student_t", {"nu": 8.0})):
+        assert get_family(name, **params).fast is None
+    assert get_family("student_t", nu=3.0).fast.heavy and not get_family("normal").fast.heavy

@@ -4,7 +4,10 @@ Student's t with ``nu = 1`` is the Cauchy distribution (same density
 ``1 / (pi (1 + x^2))``), so it takes the cauchy engines: results equal
 ``family="cauchy"`` bit for bit, and agree with the 30-digit oracle evaluated
 with the *student_t* kernels (``derive.oracle``: incomplete-beta CDF), an
-independent reference.  Other ``nu`` keep the student_t quadrature.
+independent reference.  From ``n = 256`` integer ``nu = 2..6`` take the O(n)
+engine (``numeric._fast_cauchy``'s near field and multipole far field, with the
+family's complex hazard, ``numeric.families._t_int_hazard_c``): tested below against
+the quadrature (itself oracle-tested) and, in the slow tier, the 30-digit oracle.
 """
 
 import math
@@ -215,3 +218,85 @@ def test_small_kernel_certifies_wide_rows(nu):
     assert ok.all()
     ref = numeric.log_probs(x[:1], "student_t", nu=nu, method="quadrature")
     _check_log_probs(lp[:1], ref)
+
+
+# --- the O(n) route (n >= 256, integer nu = 2..6) ---------------------------------------
+
+def _large_rows(rng, n):
+    """s * N(0, 1) rows (s = 1, 2, 5), tight clusters with exact ties (tied maximum),
+    a linear spread of 60, one score 40 above a N(0, 1) bulk."""
+    out = [s * rng.normal(size=n) for s in (1.0, 2.0, 5.0)]
+    c = np.repeat(3.0 * rng.normal(size=4), -(-n // 4))[:n] + 1e-3 * rng.normal(size=n)
+    c[rng.integers(0, n, size=n // 4)] = c[0]
+    c[1] = c.max()
+    c[2] = c.max()
+    out.append(c)
+    out.append(np.linspace(-30.0, 30.0, n))
+    out.append(np.r_[40.0, rng.normal(size=n - 1)])
+    return np.array(out)
+
+
+def test_fast_route_serves_integer_nu():
+    fam = numeric.get_family("student_t", nu=3.0)
+    assert numeric._route(fam, 300, "auto") == "fast"
+    for nu in (2.5, 8.0, 30.0):      # not served: quadrature
+        assert numeric._route(numeric.get_family("student_t", nu=nu), 300, "auto") == "row"
+
+
+@pytest.mark.parametrize("nu", [3.0, 6.0])
+def test_fast_route_vs_quadrature(nu):
+    rng = np.random.default_rng(int(nu) + 40)
+    x = _large_rows(rng, 300)
+    lp = numeric.log_probs(x, "student_t", nu=nu)
+    ref = numeric.log_probs(x, "student_t", nu=nu, method="quadrature")
+    _check_log_probs(lp, ref)
+    # float32 input: computed in float64 from the float32 values
+    x32 = x[:2].astype(np.float32)
+    p32 = numeric.probs(x32, "student_t", nu=nu)
+    assert p32.dtype == np.float32
+    ref32 = numeric.probs(x32.astype(np.float64), "student_t", nu=nu, method="quadrature")
+    assert np.allclose(p32, ref32, rtol=1e-6, atol=1e-30)
+
+
+def test_fast_route_vjp_vs_quadrature():
+    rng = np.random.default_rng(44)
+    x = _large_rows(rng, 260)[[1, 3]]
+    for g in _vjp_cases(rng, x):
+        for fn in (numeric.probs_vjp, numeric.log_probs_vjp):
+            _check_vjp(fn(x, g, "student_t", nu=3.0), fn(x, g, "student_t", nu=3.0, method="quadrature"))
+
+
+def test_fast_route_rows_independent_of_batch():
+    rng = np.random.default_rng(45)
+    x = _large_rows(rng, 256)
+    g = rng.normal(size=x.shape)
+    whole = numeric.log_probs(x, "student_t", nu=5.0)
+    vjp = numeric.log_probs_vjp(x, g, "student_t", nu=5.0)
+    for r in (0, 3, 5):
+        assert np.array_equal(whole[r], numeric.log_probs(x[r], "student_t", nu=5.0))
+        assert np.array_equal(vjp[r], numeric.log_probs_vjp(x[r], g[r], "student_t", nu=5.0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nu", [2.0, 3.0, 4.0, 5.0, 6.0])
+@pytest.mark.parametrize("n", [256, 1000, 4000])
+def test_fast_route_vs_quadrature_slow(nu, n):
+    rng = np.random.default_rng(n + int(nu))
+    x = _large_rows(rng, n)
+    lp = numeric.log_probs(x, "student_t", nu=nu)
+    ref = numeric.log_probs(x, "student_t", nu=nu, method="quadrature")
+    _check_log_probs(lp, ref)
+    for g in _vjp_cases(rng, x[[0, 3, 5]]):
+        for fn in (numeric.probs_vjp, numeric.log_probs_vjp):
+            _check_vjp(fn(x[[0, 3, 5]], g, "student_t", nu=nu),
+                       fn(x[[0, 3, 5]], g, "student_t", nu=nu, method="quadrature"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nu, kind", [(3.0, 1), (6.0, 3), (2.0, 5)])
+def test_fast_route_vs_oracle_slow(nu, kind):
+    # one row of n = 256 against the 30-digit oracle (~30 s each)
+    x = _large_rows(np.random.default_rng(46), 256)[kind]
+    lp = numeric.log_probs(x, "student_t", nu=nu)
+    ref = np.array([float(v) for v in oracle.log_probs(list(x), "student_t", nu=nu, dps=30)])
+    _check_log_probs(lp, ref)
