@@ -1,4 +1,11 @@
-"""Fast path for heavy (Cauchy) tails: near field on panels, far field by multipoles.
+"""Fast path for heavy (algebraic) tails: near field on panels, far field by multipoles.
+
+It serves the families whose engine spec says so (``NumericFamily.fast.heavy``: the
+cauchy, and student_t with integer ``nu = 2..6``, whose tails ``Phi(-t) ~ t^-nu`` make
+the same structure pay); it reads the family only through ``logcdf``, ``loghazard``
+and the complex hazard of its Taylor tables.  The numbers below are the cauchy's; for
+student_t ``h`` is analytic in the wider strip ``|Im z| < sqrt(nu)`` (so every
+truncation bound holds as stated) and ``F`` approaches 1 like ``1 - c n x^-nu``.
 
 With Cauchy noise the maximum of n draws sits near ``n / pi`` and
 ``F(x) = prod_j Phi(x - z_j)`` approaches 1 like ``1 - n / (pi x)``, so the
@@ -49,7 +56,7 @@ common shift ``exp(log F - s)``, so each is accurate to a few ulps.
   the near field and the log F grid are skipped altogether; else leading
   panels of negligible mass (below 1e-30) are dropped.
 * beyond ``X = c + T e^60``: ``F = 1`` to 1e-20 (checked), so the dropped mass
-  is ``int_X^inf h(x - m) dx = atan(1 / (X - m)) / pi`` to ``O((X - m)^-2)``;
+  is ``int_X^inf h(x - m) dx = -log Phi(X - m)`` (exactly, ``h = (log Phi)'``);
   on the left ``F(c - t) < (pi (t - T/2))^-n``, below 1e-20 of ``g`` (checked).
 
 **VJP.**  ``rho_Y(m) = int h F Y / int h F`` for ``S = sum_j h(x - z_j)`` and
