@@ -823,9 +823,14 @@ class _Plan:
     def chunks(self, rows, elems=_CHUNK_ELEMS):
         """``(rows, x, wlin, logw)``: groups of ``rows`` sharing a node count, ~``elems``
         (rows x n x nodes) elements each; ``x`` (G,) shared or (rows, 1, G) per row."""
+        if rows.size == 0:
+            return
         key = self.key[rows]
-        for k in np.unique(key):
-            r = rows[key == k]
+        if rows.size == 1 or key.min() == key.max():
+            groups = ((int(key[0]), rows),)
+        else:
+            groups = ((k, rows[key == k]) for k in np.unique(key))
+        for k, r in groups:
             step = max(1, elems // (self.n * self.size(int(k))))
             for a0 in range(0, r.size, step):
                 sel = r[a0:a0 + step]
@@ -1362,6 +1367,20 @@ def _vjp_log_chunk(y, c, x, logw, plan, log, wlin=None, scaled=False):
     return v, good
 
 
+_ALT = {}
+
+
+def _alternating(G):
+    """``(1, -1, 1, ...)`` of length G (cached, read-only)."""
+    a = _ALT.get(G)
+    if a is None:
+        a = np.where(np.arange(G) % 2 == 0, 1.0, -1.0)
+        a.flags.writeable = False
+        if len(_ALT) < 4096:
+            _ALT[G] = a
+    return a
+
+
 def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
     """:func:`batch_vjp` on rows sharing the node set ``x`` (weights ``wlin``)."""
     n = y.shape[1]
@@ -1373,30 +1392,30 @@ def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
     F = np.multiply.reduce(P, axis=1, keepdims=True)
     hz /= P                                                  # h / c0
     I = hz * (F * wlin)                                      # w h F (wlin carries c0)
-    T = np.add.reduce(I, axis=-1)
-    good = T.min(axis=1) >= TINY
     if plan.apriori:
-        good &= _tails_ok(I, T).all(axis=1)
+        T = np.add.reduce(I, axis=-1)
+        good = (T.min(axis=1) >= TINY) & _tails_ok(I, T).all(axis=1)
     else:
-        good &= _certify(I)[3].all(axis=1)
+        T, _, _, okc = _certify(I)
+        good = (T.min(axis=1) >= TINY) & okc.all(axis=1)
     S = np.add.reduce(T, axis=1)
     good &= np.abs(S - 1.0) <= SUM_TOL
     p = T / S[:, None]
     gg = g / p if log else g
     gc = gg - np.einsum("rn,rn->r", p, gg)[:, None]
-    Sh = np.add.reduce(hz, axis=1) * c0                      # S (rows, G)
-    Gam = np.einsum("rn,rnk->rk", gc, hz) * c0               # Gamma'
-    Gabs = np.einsum("rn,rnk->rk", np.abs(gc), hz) * c0
+    agc = np.abs(gc)
+    # node functions S = sum_j h_j, Gamma' = sum_j g'_j h_j, Gamma_abs = sum_j |g'_j| h_j:
+    # one batched product (rows, 3, n) @ (rows, n, G)
+    H = np.matmul(np.stack([np.ones_like(gc), gc, agc], axis=1), hz)
+    H *= c0
+    Sh, Gabs = H[:, 0], H[:, 2]
     # node sums of A = I (g'_k S - Gamma') and B = I (|g'_k| S + Gamma_abs) without
     # forming them: g'_k (I S) - (I Gamma') etc., one batched product of I with the node
     # functions (and, for the even/odd estimate, the same with alternating signs)
-    agc = np.abs(gc)
     G = I.shape[-1]
-    cols = [Sh, Gam, Gabs]
     if not plan.apriori:
-        sgn = np.where(np.arange(G) % 2 == 0, 1.0, -1.0)
-        cols += [Sh * sgn, Gam * sgn]
-    Q = np.matmul(I, np.stack(cols, axis=-1))                # (rows, n, len(cols))
+        H = np.concatenate([H, H[:, :2] * _alternating(G)], axis=1)
+    Q = np.matmul(I, H.transpose(0, 2, 1))                   # (rows, n, 3 or 5)
     v = gc * Q[..., 0] - Q[..., 1]
     mass = agc * Q[..., 0] + Q[..., 2]
     ends = I[..., ::G - 1] * (agc[:, :, None] * Sh[:, None, ::G - 1] + Gabs[:, None, ::G - 1])
