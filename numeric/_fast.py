@@ -905,16 +905,25 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
     del big
     half = 0.5 * float(pw.sum())
     if gg.size > 4096 and np.isfinite(gg).all():
-        # the half-weight bin of a 256-bin weighted histogram, repeated inside it while
+        # the half-weight bin of 256 equal bins over [min, max], repeated inside it while
         # many values are left (g / p spans up to 1e9 times its bulk: one pass can leave
-        # nearly every value in one bin), then the median inside it; values on a bin's
-        # upper edge are kept too (they lie above the rest: the running sum below stays)
-        while gg.size > 4096 and float(gg.min()) < float(gg.max()):
-            cnt, edges = np.histogram(gg, bins=256, weights=pw)
-            cw = np.cumsum(cnt)
+        # nearly every value in one bin), then the median inside it.  The bin index
+        # floor((g - min) 256 / (max - min)) is a monotone function of g (each rounding
+        # is), so the bins are ordered runs of values and the one where the running
+        # weight passes half holds the weighted median; a span that overflows leaves
+        # every value in bin 0 and the loop stops
+        while gg.size > 4096:
+            lo, hi = float(gg.min()), float(gg.max())
+            if not lo < hi:
+                break
+            with np.errstate(over="ignore", invalid="ignore"):
+                idx = ((gg - lo) * (256.0 / (hi - lo))).astype(np.intp)
+            np.clip(idx, 0, 255, out=idx)
+            cw = np.cumsum(np.bincount(idx, weights=pw, minlength=256))
             i = min(int(np.searchsorted(cw, half)), 255)
-            inside = (gg >= edges[i]) & (gg <= edges[i + 1])
             half -= cw[i - 1] if i else 0.0
+            inside = idx == i
+            del idx
             size = gg.size
             gg, pw = gg[inside], pw[inside]
             del inside
