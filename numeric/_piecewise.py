@@ -511,8 +511,8 @@ def _powers(first, x, r):
     """``first * x^q`` for q = 0..r-1, shape (r,) + first.shape, by sequential products.
 
     (One multiply per power rather than ``cumprod`` along the first axis: same
-    products, same bits; numpy's accumulate over a leading axis runs element by
-    element and costs many times more.)"""
+    products, same bits; numpy's accumulate along a leading axis is many times
+    slower than whole-slice products.)"""
     b = np.empty((r,) + first.shape)
     b[0] = first
     for q in range(1, r):
