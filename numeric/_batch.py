@@ -807,7 +807,12 @@ class _Plan:
         self.apriori = fam.name == "normal"
         if self.apriori:
             self.g = _grid(fam, self.spec, self.n)
-            self.key, lin = _normal_rows(y, self.g)
+            if y.shape[0] == 1:
+                # one row: the scalar reach (the same bits, a fraction of the numpy calls)
+                kL, lin1 = _normal_row(y[0].tolist(), self.g)
+                self.key, lin = np.array([kL]), np.array([lin1])
+            else:
+                self.key, lin = _normal_rows(y, self.g)
             self.reach = self.key <= self.g.kmax
         else:
             self.g = _core(fam, self.n)
