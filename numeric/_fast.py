@@ -605,7 +605,7 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
 # each term is summed exactly in log space wherever it is not negligible (t_c is where h
 # has fallen so far, e^-74 / e^-93 / e^-85, that this is rare for dense cotangents).
 # Truncation of one term at bin offset |delta| <= H/2, relative to the term h(t), t <= t_c:
-#   normal (b_r / h ~ He_r(t) / r!):      (t_c H/2)^(R+1) / (R+1)! e^(t_c H/2) = 4e-19
+#   normal (b_r / h ~ He_r(t) / r!):      (t_c H/2)^(R+1) / (R+1)! e^(t_c H/2) = 7e-16
 #   logistic (h ~ e^-t: b_r / h <= 1/r!):  (H/2)^(R+1) / (R+1)!                 = 6e-15
 #   gumbel_min (h ~ e^(t - e^t)):          (e^t_c H/2)^(R+1) / (R+1)!           = 3e-17
 # The circle of radius rho and N points aliases b_(r+N) rho^N into b_r: relative to h that
@@ -613,9 +613,10 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
 # (gumbel_min, 2.8^53 / 53!); the FFT's rounding, 1e-16 of max |h| on the circle
 # (e^(e^t rho) = 16 times h for the gumbel_min), enters b_r delta^r times (delta / rho)^r
 # <= 2^-r.  On the left (t < 0) h is smooth and at most |t| + 1.  The probabilities'
-# tables (cut where |log Phi| < 1e-40, with fewer orders) are not reused.
+# tables (cut where |log Phi| < 1e-40, with fewer orders) are not reused; the row-batched
+# engine (numeric._fast_rows) reads these same tables.
 _GAMMA_SPECS = {       # (t_c, R, rho, ncirc)
-    "normal": (12.0, 14, 0.5, 64),
+    "normal": (12.0, 12, 0.5, 64),
     "logistic": (93.0, 7, 0.5, 32),
     "gumbel_min": (4.5, 20, 0.03125, 32),
 }

@@ -95,9 +95,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ._exp import exp_terms
-from ._fast import (_BAND, _CACHES, _CACHES_LOCK, _FAR_EPS, _INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS,
+from ._fast import (_BAND, _FAR_EPS, _INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS,
                     _SPAN_MAX, _SPECS, _TAIL, _cache_for, _fine_tables, _gamma_cache, _interp_error)
-from ._fast_kernels import KernelCache
 
 __all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "ROWS_FAMILIES"]
 
@@ -283,41 +282,16 @@ def _window_spread(pl, e, s0, nb, w):
     return hi[:nb, o:o + w], S[:nb * R1, o:o + w]
 
 
-# The rows engine's Gamma tables, per family and kind of VJP.  Taylor truncation of a
-# term relative to itself, h(t) (normal: b_r / h ~ t^r / r!, delta <= H/2 = 1/32):
-# (t delta)^(R+1) / (R+1)! e^(t delta).  normal, log p: cut at t_c = 37 (h(37) ~ e^-690,
-# so weights up to e^600 per band leave far terms below the float range of the near
-# ones): the weights 1/p_j of low entries make the tails of h_j far above z_j matter;
-# R = 16 gives 1e-13 at t = 37 and 5e-17 at t = 24.  normal, p (weights |g'_j|, the far
-# terms are bounded by _far_ok and rarely matter): cut at 12 with R = 12, 7e-16 at
-# t = 12.  Otherwise numeric._fast's tables (normal, log p: its _GAMMA_SPECS_LOG;
-# logistic: cut at 93, for both).
-_ROWS_GAMMA = {("normal", False): (12.0, 12, 0.5, 64)}
-
-
-def _rows_gamma_cache(fam, log):
-    spec = _ROWS_GAMMA.get((fam.name, log))
-    if spec is None:
-        return _gamma_cache(fam, log=log)
-    key = f"{fam.name}:rows-gamma:{log}"
-    with _CACHES_LOCK:
-        c = _CACHES.get(key)
-        if c is None:
-            t_c, R, rho, ncirc = spec
-            c = _CACHES[key] = KernelCache(fam, _SPECS[fam.name].H, R, t_c, rho, ncirc)
-        return c
-
-
 class _GammaPlan:
     """The spreading matrix of ``Gamma(x) = sum_j w_j h(x - z_j)`` on a plan's columns:
     ``WG[(r, b), j] = b_r((k - b) H) (-H)^r`` (``k = kL + j``; ``b_r = h^(r) / r!``
-    from :func:`_rows_gamma_cache`, zero beyond their cut ``t_c``), and
+    from numeric._fast's ``_gamma_cache``, zero beyond their cut ``t_c``), and
     ``log h`` at ``(s_hi + 1/2) H``, which bounds every term beyond the cut."""
 
     __slots__ = ("WG", "R", "s_hi", "log_hc")
 
     def __init__(self, fam, pl, log):
-        gc = _rows_gamma_cache(fam, log)
+        gc = _gamma_cache(fam, log=log)
         H, R, P = _SPECS[fam.name].H, gc.R, pl.P
         s = np.arange(pl.kL - (P - 1), pl.kL + pl.Gs)
         s0, _, B = gc.get(int(s[0]))
