@@ -22,13 +22,14 @@ with a proven growth off the real axis, so the step ``h(n)`` bounds the trapezoi
 error a priori (relative ``_N_DISC`` = 2e-15, every row of length n); they are
 log-concave, so two terms at each end bound the dropped tails.  Its nodes are
 ``x_k = k h``, shared by all rows, each row's left end comes from a Gaussian model
-of its integrands (:func:`_normal_rows`), and ``Phi`` comes from ``erfcx`` and the
-``exp(-d^2/2)`` that ``phi`` needs anyway.  See the "normal" section below.
+of its integrands (:func:`_normal_rows`), and ``Phi`` comes from ``erfcx`` (a
+tabulated piecewise polynomial, :func:`_half_erfcx`) and the ``exp(-d^2/2)`` that
+``phi`` needs anyway.  See the "normal" section below.
 
 Pass 1 (``_pass1``), vectorised over the rows of a chunk, in three modes:
 
-* "lin": products of ``Phi`` and ``phi`` in linear space (``ndtr``/``erfcx``
-  instead of ``log_ndtr``: one transcendental per node and entry).  Valid for entries whose
+* "lin": products of ``Phi`` and ``phi`` in linear space (elementary functions or the
+  erfcx table instead of ``log_ndtr``).  Valid for entries whose
   integral is above ``TINY`` (1e-270): arguments are clipped where ``Phi``
   would underflow, which changes only terms below 1e-297 (negligible against
   ``1e-18 TINY``); smaller entries are not certified in this mode.
