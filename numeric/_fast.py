@@ -562,10 +562,10 @@ def _interp_bound(q):
 _INTERP_B: dict = {}
 
 
-def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
-    """log p for one row (into ``out`` when given); with ``parts`` also
-    ``(d log g / d m at the scores, geo, M, LF, z, spec, cache)`` (``z`` as used:
-    see :func:`_near_origin`; ``spec`` and ``cache`` as used: see :data:`_REFINE`)."""
+def _row_nodes(z, fam, spec, cache, check_cost=True):
+    """Steps 1 and 2 for one row: ``(log g at the nodes, geo, M, LF, z, spec, cache)``
+    (``z`` as used: see :func:`_near_origin`; ``spec`` and ``cache`` as used: see
+    :data:`_REFINE`)."""
     z_in = z
     z, zrange = _near_origin(z)
     geo = _Geo(z, spec, check_cost, zrange)
@@ -585,7 +585,14 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
                 if spec.H < fam.fast.H:
                     raise NotImplementedError("log g not resolved by its node interpolant")
                 fine = _refined(fam.fast)
-                return _row_log_probs(z_in, fam, fine, _cache_for(fam, fine), parts, check_cost, out)
+                return _row_nodes(z_in, fam, fine, _cache_for(fam, fine), check_cost)
+    return logg, geo, M, LF, z, spec, cache
+
+
+def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
+    """log p for one row (into ``out`` when given); with ``parts`` also
+    ``(d log g / d m at the scores, geo, M, LF, z, spec, cache)`` (see :func:`_row_nodes`)."""
+    logg, geo, M, LF, z, spec, cache = _row_nodes(z, fam, spec, cache, check_cost)
     dlg = np.empty_like(z) if parts else None
     # common renormalisation: sum p = 1 (a shift of order 1e-15)
     mx = float(logg.max())
@@ -1102,7 +1109,7 @@ def _row_onehot_vjp(z, y, cy, fam, spec, cache, check_cost=True, log=False, out=
     scores.  Every entry is one positive integral (the diagonal a sum of them), so it
     comes out to the rule's relative accuracy however small, far inside the README's
     1e-10 of the entry's sum of |terms| (here the entry itself)."""
-    lp, _, geo, M, LF, z, spec, cache = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
+    logg, geo, M, LF, z, spec, cache = _row_nodes(z, fam, spec, cache, check_cost)
     H = spec.H
     u, tmp, b = np.empty(1), np.empty(1), np.empty(1, dtype=np.int64)
     _split_lattice(z[y:y + 1], geo.invH, _MAGIC_BITS + int(geo.lo * geo.invH), u, tmp, b)
@@ -1115,8 +1122,10 @@ def _row_onehot_vjp(z, y, cy, fam, spec, cache, check_cost=True, log=False, out=
         raise NotImplementedError("VJP: log T not resolved by its node interpolant")
     out = _eval_at_scores(z, geo, logT, out=out)
     if log:
-        # T / p_y formed in log space (p_y may lie below the float range)
-        out -= lp[y]
+        # T / p_y formed in log space (p_y may lie below the float range); p_y = g(z_y)
+        # itself (sum_j g(z_j) = int F' = 1: the other entries' values, which renormalise
+        # log p, move it by ~1e-15 only)
+        out -= _eval_at_scores(z[y:y + 1], geo, logg)[0]
     with np.errstate(over="ignore"):
         np.exp(out, out=out)
     out[y] = 0.0
