@@ -54,6 +54,7 @@ class FastSpec:
     fine_d: int = 4           # ... each with a degree fine_d Taylor polynomial
     heavy: bool = False       # algebraic tails: node integrals by near field + multipoles
                               # (numeric._fast_cauchy) instead of the trapezoid on the grid
+    tail: float = 1.0         # heavy tails: the index nu of Phi(-t) ~ t^-nu (far-field panels)
 
 
 _RHO = 0.5
