@@ -928,8 +928,12 @@ def _by_kernel(y, fam, lean_fn, general_fn):
 
 
 def _width(y, fam):
-    """Rows' count of scores with ``c > 1/64`` (the near ones and the candidates)."""
-    return (_cut(y, fam.name == "laplace")[1] > _LOG_MID).sum(axis=1)
+    """Rows' count of near scores as :class:`_Row` will take them: those with
+    ``c > 1/64`` when there are at most ``_NEAR_MAX`` of them, else the ones
+    the cut makes near (every near score is a column of the block's tables)."""
+    _, logc, near, _, _ = _cut(y, fam.name == "laplace")
+    mid = (logc > _LOG_MID).sum(axis=1)
+    return np.where(mid <= _NEAR_MAX, mid, near.sum(axis=1))
 
 
 def _chunked(y, rows, key, fn):
