@@ -313,3 +313,17 @@ def test_laplace_long_rows_bitwise_with_full_partition(monkeypatch):
     monkeypatch.setattr(pw, "_top_k", lambda y, k: np.partition(y, y.shape[1] - k, axis=1)[:, y.shape[1] - k:])
     b = log_probs_rows(Y, f)
     assert a[1].all() and np.array_equal(a[0], b[0])
+
+
+def test_ordered_sum_is_the_sequential_sum():
+    # row bits must not depend on zero padding of the summed axis: the sums over
+    # near scores / series terms are sequential (cumsum's last entry), whatever
+    # the trailing shape (numpy sums an innermost axis pairwise)
+    import numeric._piecewise as pw
+    rng = np.random.default_rng(13)
+    for shape, axis in [((3, 50, 7), 1), ((1, 200, 2), 1), ((2, 100, 1), 1), ((57, 1, 300), 0), ((40, 5), 0)]:
+        a = rng.normal(size=shape) * np.exp(rng.uniform(-30, 30, size=shape))
+        ref = np.take(np.cumsum(a, axis=axis), -1, axis=axis)
+        assert np.array_equal(pw._ordered_sum(a, axis), ref)
+        pad = np.concatenate([a, np.zeros_like(a)], axis=axis)
+        assert np.array_equal(pw._ordered_sum(pad, axis), ref)
