@@ -93,7 +93,7 @@ def _fast_vjp_rows(y, g, fam, log):
         (yo,) = _rows_of(one, m, y)
         v, okv = rows_onehot_log_vjp(yo, yi, fam)
         if not log:
-            lp, okp = rows_log_probs(yo, fam)
+            lp, okp = rows_log_probs(yo, fam, n_max=n)     # p_y for every row the one-hot path took
             v *= np.exp(lp[np.arange(one.size), yi])[:, None]
             okv &= okp
             del lp

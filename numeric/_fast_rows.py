@@ -776,14 +776,24 @@ def _log_probs_group(pl, rows, zr, lo_i):
     return lp, good & good2
 
 
-def rows_log_probs(z, fam):
+# longest rows rows_log_probs takes by default, per family: beyond, the per-row engine
+# (numeric._fast) is as fast on rows of distinct scores and faster on the rows this one
+# would decline after most of its work (normal: blocks of thousands of near-tied scores
+# make integrands narrower than the grid; gumbel_min: the integrands of scores below
+# many others are ~1/sqrt(#above) wide, so nearly every row from n ~ 1000 on)
+_N_MAX_PROBS = {"normal": 1 << 14, "logistic": _N_MAX, "gumbel_min": 1 << 10}
+
+
+def rows_log_probs(z, fam, n_max=None):
     """``(log p, ok)`` for standardized finite rows ``z`` (m, n), n >= 2.
 
     ``log p_i = log g(z_i) - log sum_j g(z_j)`` (module doc); rows with ``ok``
-    False (declined by a check, or longer than ``_N_MAX`` or wider than ``_P_WIDE``
-    bins: the per-row engine's) hold NaN.  A row's result depends on that row only.
+    False (declined by a check, longer than ``n_max`` -- default: the family's
+    ``_N_MAX_PROBS``, at most ``_N_MAX`` -- or wider than ``_P_WIDE`` bins: the
+    per-row engine's) hold NaN.  A row's result depends on that row only.
     """
-    return _rows(z, fam, _log_probs_group, takes=z.shape[1] <= _N_MAX, wide=True)
+    n_max = min(_N_MAX, _N_MAX_PROBS[fam.name] if n_max is None else n_max)
+    return _rows(z, fam, _log_probs_group, takes=z.shape[1] <= n_max, wide=True)
 
 
 def _onehot_group(pl, rows, zr, lo_i, y):
