@@ -500,7 +500,8 @@ def cauchy_nodes(z, fam, geo, M, spec, cache):
     >>> from numeric import _fast
     >>> from numeric.families import get_family
     >>> z = np.linspace(-3.0, 3.0, 20000)
-    >>> spec, fam = _fast._SPECS["cauchy"], get_family("cauchy")
+    >>> fam = get_family("cauchy")
+    >>> spec = fam.fast
     >>> geo = _fast._Geo(z, spec)
     >>> M = _fast._bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
     >>> logg, state = cauchy_nodes(z, fam, geo, M, spec, _fast._cache_for(fam))

@@ -13,8 +13,8 @@ references computed here:
 * ``derive.oracle.log_probs`` (25 digits) for a few distinct scores;
 * the identity ``rho_S = (log g)'`` (by parts) against finite differences.
 
-The module pins the cauchy ``_Spec`` it was validated with (``RECOMMENDED``);
-once ``numeric._fast._SPECS["cauchy"]`` carries it the fixture is a no-op.
+The cauchy engine spec (``get_family("cauchy").fast``) is checked to carry the
+values these tests validate (``RECOMMENDED``).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ LOG_1E300 = math.log(1e-300)
 RECOMMENDED = dict(ms=1, q=12, pad_left=5.0, pad_right=5.0, pad_factor=0.7)
 
 
-@pytest.fixture(autouse=True)
-def _cauchy_spec(monkeypatch):
-    spec = dataclasses.replace(_fast._SPECS["cauchy"], **RECOMMENDED)
-    monkeypatch.setitem(_fast._SPECS, "cauchy", spec)
+def test_family_carries_the_validated_spec():
+    spec = FAM.fast
+    assert spec.heavy and spec.tail == 1.0
+    assert dataclasses.replace(spec, **RECOMMENDED) == spec
 
 
 # ---------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def _mp_cluster(a, counts, weights=None, dps=20):
 # ---------------------------------------------------------------------------
 
 def _parts(z):
-    spec = _fast._SPECS["cauchy"]
+    spec = FAM.fast
     cache = _fast._cache_for(FAM)
     geo = _fast._Geo(z, spec, check_cost=False)
     M = _fast._bin_moments(z, geo.lo, geo.invH, geo.P, spec.R)
