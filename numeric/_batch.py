@@ -388,7 +388,11 @@ _CORE = {
     # PL(n): left reach below the lowest score; XR: right reach (times spread^XRP)
     "logistic": dict(HH=0.15, HX=0.2, CL=2.0, CR=3.0, SL=1.5, SR=1.5, XR=60.0, XLMAX=math.inf,
                      PL=lambda n: 3.0 + 42.0 / n),
-    "gumbel_min": dict(HH=0.085, HX=0.4, CL=2.0, CR=None, SL=1.0, SR=None, XR=6.0, XLMAX=math.inf,
+    # gumbel_min XR: beyond X = 4.5 (top score 0) entry i drops at most
+    # int_X phi(x - y_i) <= e^{-e^D}, D = X - y_i >= X, while its integral is at least
+    # F_{-i}(X - 1) int_{X-1}^X phi(x - y_i) (F increasing, F_{-i}(X - 1) >=
+    # (1 - e^{-e^{3.5}})^n ~ 1): a share <= e^{-e^D (1 - 1/e)} <= e^-57 of it
+    "gumbel_min": dict(HH=0.085, HX=0.4, CL=2.0, CR=None, SL=1.0, SR=None, XR=4.5, XLMAX=math.inf,
                        PL=lambda n: 3.0 + 42.0 / n),
     "gumbel": dict(HH=0.1, CL=1.0, CR=3.0, SL=None, SR=1.0, XR=46.0, XLMAX=4.0,
                    PL=lambda n: 4.0),
