@@ -150,6 +150,10 @@ _N_MAX_VJP = {"normal": 1 << 16, "logistic": 1 << 21, "gumbel_min": 1 << 16}
 # faster on a single row (2-3x at n = 1e5) and their memory stays within 4 times the
 # input's plus 32 MB; beyond it they need several times that (n = 1e6: 115-170 MB)
 _N_LONG = 1 << 18
+# dense VJPs of rows of (_N_MAX_DENSE, _N_MAX]: the per-row engine is faster (same-process,
+# n = 32000: 1.0-2.6 times, most on clustered rows, which this engine declines after
+# most of its work), at n = 8192 about even
+_N_MAX_DENSE = 1 << 14
 _COLS = 1 << 15         # scores per column chunk of the per-score passes
 # columns the probs VJP's T2 windows reach left of those of h F (Gamma's weights |g'_j|
 # move some mass towards lower scores)
@@ -722,9 +726,10 @@ def _prepare(z, fam, wide=False):
     return lo_i, P, ok
 
 
-def _vjp_takes(fam, n):
-    """Whether the VJPs take rows of ``n`` scores of family ``fam`` (see _N_MAX_VJP)."""
-    return n <= _N_MAX or _N_LONG < n <= _N_MAX_VJP[fam.name]
+def _vjp_takes(fam, n, n_max=_N_MAX):
+    """Whether the VJPs take rows of ``n`` scores of family ``fam`` (see _N_MAX_VJP;
+    ``n_max``: the longest below _N_LONG)."""
+    return n <= n_max or _N_LONG < n <= _N_MAX_VJP[fam.name]
 
 
 def _rows(z, fam, group_fn, *args, takes=True, wide=False):
@@ -1140,7 +1145,7 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     return out, good
 
 
-def rows_dense_vjp(z, g, fam, log=False):
+def rows_dense_vjp(z, g, fam, log=False, n_max=_N_MAX_DENSE):
     """``(v, ok)``: the VJP of ``p`` (``log=False``) or ``log p`` (``log=True``) for
     standardized finite rows ``z`` (m, n) and finite cotangents ``g`` (m, n), all rows
     of a bin count together on the grid of :func:`rows_log_probs`.
@@ -1159,7 +1164,9 @@ def rows_dense_vjp(z, g, fam, log=False):
     (numeric._fast.fast_probs_vjp), which sums far terms exactly.  The shift
     ``s`` is a ``p``-weighted median of ``g``; each entry is then accurate to
     ~1e-13 of ``|g'_k| T1_k + T2_+(z_k) + T2_-(z_k)``, the per-row engine's bound.
-    A row's result depends on that row only.
+    Rows longer than ``n_max`` (at most ``_N_MAX``; default ``_N_MAX_DENSE``, where
+    the per-row engine becomes the faster one) are declined, except those beyond
+    ``_N_LONG`` (see _N_MAX_VJP).  A row's result depends on that row only.
 
     >>> import numpy as np
     >>> from numeric.families import get_family
@@ -1168,4 +1175,4 @@ def rows_dense_vjp(z, g, fam, log=False):
     (True, True)
     """
     return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log,
-                 takes=fam.name in _DENSE_FAMILIES and _vjp_takes(fam, z.shape[1]))
+                 takes=fam.name in _DENSE_FAMILIES and _vjp_takes(fam, z.shape[1], min(n_max, _N_MAX)))
