@@ -1137,7 +1137,8 @@ def _row_onehot_vjp(z, y, cy, fam, spec, cache, check_cost=True, log=False, out=
 
 
 def _checked_row_vjp(z, g, fam, spec, cache, check_cost, log, out):
-    """:func:`_row_vjp` into ``out``, declined (``NotImplementedError``) unless the row sums
+    """:func:`_row_vjp` (a one-hot ``g`` outside the heavy-tailed engine:
+    :func:`_row_onehot_vjp`) into ``out``, declined (``NotImplementedError``) unless the row sums
     to 0: ``J^T 1 = 0`` (README: within 1e-12 of its absolute sum, plus the float
     resolution of subnormal entries).  An integral the checks missed moves its entries,
     and so the sum, by its own error: a row that fails is declined, never returned
