@@ -42,7 +42,7 @@ Cut and neglected mass (``L = 40``, proofs in :func:`_cut`):
   exponential's cut above the top instead (every score far, ``c <= 2^-(k+1)``).
 * ``[u_max, 1]`` with ``log G <= -L'`` is dropped; ``G`` is decreasing in ``u``.
 * Also near: scores with ``1/64 < c <= 1/2`` when a row has at most 64 of
-  them, and every score of rows with ``n <= 128`` (laplace: 32).
+  them, and every score of rows with ``n <= 128`` (laplace: 64).
 
 Every neglected piece is below ``10 e^-L`` (~4e-17) of each ``p_i``.  The
 nodes are 16-point Gauss-Legendre panels split at the near kinks (laplace:
@@ -97,7 +97,10 @@ _NODE_TABLE = 1 << 17    # ... over the Gauss nodes (fewer entries per term: lar
 _LOG_MID = -6.0 * _LOG2   # c > 1/64 ...
 _NEAR_MAX = 64            # ... is near when a row has at most this many such scores
 _NEAR_ALL = 128           # rows this short: every score near (laplace: each near
-_NEAR_ALL_LAPLACE = 32    # score adds a kink, so a lower bound there)
+_NEAR_ALL_LAPLACE = 64    # score adds a kink and its panel, so a lower bound there;
+                          # the near-all rows take _NearLaplace, whose cost grows
+                          # like n^2 nodes x scores: beyond 64 the log-space panels
+                          # with far series are cheaper on batches)
 _GRADE = 3.0              # panel ratio b / a above the first laplace kink
 _EXACT_N = 128            # exponential rows this short: one exact Gauss rule (_ExactExp)
 _CHUNK = 64               # rows per block of the panel engine (sorted by width first)

@@ -176,10 +176,12 @@ def test_laplace_near_rows_vs_oracle(n):
         _check_log_p(lp[r], [float(v) for v in oracle.log_probs(mu, "laplace", dps=30)])
 
 
-def test_laplace_near_rows_vs_quadrature_n32():
-    rng = np.random.default_rng(332)
+@pytest.mark.parametrize("n", [32, 64])
+def test_laplace_near_rows_vs_quadrature(n):
+    rng = np.random.default_rng(300 + n)
     f = get_family("laplace")
-    Y = _rows(rng, 32, spread=450.0)
+    Y = _rows(rng, n, spread=450.0)
+    assert n <= pw._NEAR_ALL_LAPLACE and pw._NearLaplace.serves(Y).all()
     lp, ok = pw.log_probs_rows(Y, f)
     assert ok.all()
     for r in range(Y.shape[0]):
@@ -188,7 +190,7 @@ def test_laplace_near_rows_vs_quadrature_n32():
         assert abs(np.exp(lp[r]).sum() - 1.0) <= 1e-14
 
 
-@pytest.mark.parametrize("n", [3, 12, 32])
+@pytest.mark.parametrize("n", [3, 12, 32, 64])
 def test_laplace_near_rows_vjp_vs_quadrature(n):
     rng = np.random.default_rng(400 + n)
     x = _rows(rng, n, spread=300.0)
