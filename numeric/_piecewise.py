@@ -587,12 +587,14 @@ def _far_poly(row, J):
         t = np.where(mask.reshape((row.rmax - 1,) + (1,) * (J.ndim - 2) + row.fc.shape), t, 0.0)
         return _ordered_sum(np.concatenate([acc[None], t]), 0)
     pw = row.fc[:, : row.kr[1]].copy()
-    buf = np.empty(acc.shape[:-1] + pw.shape[-1:])
+    buf = np.empty_like(pw)                 # one (m, W) scratch whatever the sets
+    accs = acc.reshape((-1,) + acc.shape[-2:])
+    Js = J.reshape((-1,) + J.shape[-2:])
     for r in range(2, row.rmax + 1):
         k, lo = row.kr[r - 1], row.lo[r - 1]
         np.copyto(pw[:, lo:k], 0.0, where=row.fR[:, lo:k] < r)    # see _Row._power_sums
-        t = np.multiply(pw[:, :k], J[..., r - 1:r], out=buf[..., :k])
-        acc[..., :k] += t
+        for a, j in zip(accs, Js):
+            a[:, :k] += np.multiply(pw[:, :k], j[:, r - 1:r], out=buf[:, :k])
         if r < row.rmax:
             pw[:, :k] *= row.fc[:, :k]
     return acc
