@@ -42,7 +42,7 @@ from scipy import special
 from sympy.codegen.cfunctions import log1p
 from sympy.codegen.rewriting import ReplaceOptim, cosm1_opt, expm1_opt, optimize, optims_c99
 
-__all__ = ["to_numeric", "CompileError"]
+__all__ = ["to_numeric", "registry_equivalent", "CompileError"]
 
 #: tolerance of the verification: |log F_compiled - log F| <= TOL * max(1, |log F|)
 TOL = 1e-13
@@ -265,36 +265,40 @@ def _references(fam, e, pdf, pts, lo, hi):
     F = sp.lambdify(x, e, [{"exp": _exp_clamped}, "mpmath"])
     f = sp.lambdify(x, pdf, [{"exp": _exp_clamped}, "mpmath"])
 
-    def value(g, t, dps):
-        with mpmath.workdps(dps):
-            try:
-                v = mpmath.mpmathify(g(mpmath.mpf(float(t))))
-            except (ZeroDivisionError, ValueError, OverflowError):
-                return None
-            return v.real if isinstance(v, mpmath.mpc) else v
-
     out = ([None] * len(pts), [None] * len(pts))
     for k, t in enumerate(pts):
         if not (lo.is_infinite or t > float(lo)) or not (hi.is_infinite or t < float(hi)):
             continue
         for ref, g in zip(out, (F, f)):
-            dps, v = 40, value(g, t, 40)
-            while v is not None and dps <= 640:
-                w = value(g, t, 2 * dps)
-                if w is None:
-                    v = None
-                    break
-                with mpmath.workdps(2 * dps):
-                    settled = abs(w - v) <= mpmath.mpf(10) ** -35 * abs(w)
-                dps, v = 2 * dps, w
-                if settled:
-                    break
-            else:
-                v = None
+            v = _settled(g, mpmath.mpf(float(t)))
             if v is not None and v > mpmath.mpf(10) ** -300:
                 with mpmath.workdps(40):
                     ref[k] = mpmath.log(v)
     return out
+
+
+def _settled(g, t, digits=35, max_dps=1280):
+    """``g(t)`` by mpmath once two evaluations at ``d`` and ``2 d`` digits (d = 40, 80, ...,
+    up to ``max_dps``) agree to ``10^-digits`` relative; None when they never do, or
+    where mpmath cannot evaluate ``g``."""
+    def value(dps):
+        with mpmath.workdps(dps):
+            try:
+                v = mpmath.mpmathify(g(t))
+            except (ZeroDivisionError, ValueError, OverflowError):
+                return None
+            return v.real if isinstance(v, mpmath.mpc) else v
+
+    dps, v = 40, value(40)
+    while v is not None and dps < max_dps:
+        w = value(2 * dps)
+        if w is None:
+            return None
+        with mpmath.workdps(2 * dps):
+            if abs(w - v) <= mpmath.mpf(10) ** -digits * abs(w):
+                return w
+        dps, v = 2 * dps, w
+    return None
 
 
 def _failures(got, refs):
@@ -435,14 +439,108 @@ def _probe_points(fam, lo, hi):
     return np.unique(np.concatenate(pts)), med
 
 
+def _tail_exponent(f):
+    """``nu`` with ``F(-x) ~ C x^-nu`` (a power-law left tail), or None.
+
+    For a Student t tail ``F(-x) = C x^-nu (1 + c/x + O(x^-2))``, the slope of ``log F``
+    against ``log x`` over [x, 10 x] is ``-nu + O(1/x)``; from the slopes over [1e4, 1e5] and
+    [1e5, 1e6] one Richardson step leaves O(1e-10) (each value to 20 digits at the precision it
+    needs, :func:`_settled`).  Light tails make the user's expression
+    cancel beyond any precision tried (normal: ``F(-1e4) = 10^(-2e7)``), and give None."""
+    def slope(x1, x2):
+        a = _settled(f, -mpmath.mpf(x1), digits=20)
+        b = _settled(f, -mpmath.mpf(x2), digits=20)
+        if a is None or b is None or not (a > 0 and b > 0):
+            return None
+        with mpmath.workdps(30):
+            return -(mpmath.log(b) - mpmath.log(a)) / mpmath.log(mpmath.mpf(x2) / x1)
+
+    s1, s2 = slope(10**4, 10**5), slope(10**5, 10**6)
+    if s1 is None or s2 is None:
+        return None
+    # a location shift adds c/x to the slope (x^-2 without one): one Richardson step removes it
+    nu = s2 + (s2 - s1) / 9
+    return nu if 0 < nu < 200 else None
+
+
+def _t_cdf(nu, t):
+    """Student t CDF by mpmath's regularized incomplete beta (both tails without cancellation)."""
+    tail = mpmath.betainc(nu / 2, mpmath.mpf(1) / 2, 0, nu / (nu + t * t), regularized=True) / 2
+    return tail if t < 0 else 1 - tail
+
+
+def _quantile(F, q, x0=0):
+    """``x`` with ``F(x) = q`` (bracketed by doubling, then Anderson-Bjorck at the working precision)."""
+    lo, hi, step = mpmath.mpf(x0) - 1, mpmath.mpf(x0) + 1, 1
+    while F(lo) > q:
+        step *= 2
+        lo -= step
+    step = 1
+    while F(hi) < q:
+        step *= 2
+        hi += step
+    return mpmath.findroot(lambda t: F(t) - q, (lo, hi), solver="anderson")
+
+
+def registry_equivalent(fam):
+    """``(name, params)`` of a registry family G with ``F(x) = G(a x + b)`` (params: G's
+    shape and ``scale = 1/a``), or None.
+
+    The location-scale route's test (:func:`derive.routes.location_scale.match`: ``G^{-1}(F(x))``
+    affine at 50 digits, the slope with an exact form) for the registry families with an
+    elementary quantile; then Student t: ``nu`` from the power-law tail
+    (:func:`_tail_exponent`, made exact by ``nsimplify``), and ``F(x) = T_nu(a x + b)`` when
+    the quantiles 0.1, 0.3, ..., 0.9 of F and of ``T_nu`` (mpmath's incomplete beta) are
+    affine images of each other (slopes equal to 1e-30 at 50 digits).  Since ``p(mu; F) = p(a mu; G)`` (the location drops out), numeric
+    then computes with G's engine at scale ``1/a`` (sympy.stats ``StudentT("X", 3)``,
+    whose CDF sympy writes with a hypergeometric function, takes numeric's student_t, any nu).
+
+    >>> import sympy as sp
+    >>> from sympy.stats import StudentT
+    >>> from derive import family_from_sympy_stats
+    >>> registry_equivalent(family_from_sympy_stats(StudentT("X", 3)))
+    ('student_t', {'nu': 3.0, 'scale': 1.0})
+    """
+    from .routes import location_scale
+    from .routes._common import DPS, cdf_on_support, mp_function
+
+    m = location_scale.match(fam)
+    if isinstance(m, tuple):
+        return m[0], {"scale": float(1 / m[1])}
+    e, lo, hi = cdf_on_support(fam)
+    if lo.is_finite or hi.is_finite or e.has(sp.Piecewise):
+        return None
+    nu = _tail_exponent(mp_function(e, fam.symbol))
+    if nu is None:
+        return None
+    nu = sp.nsimplify(sp.Float(nu, 15), rational=True, tolerance=1e-6)
+    F = mp_function(e, fam.symbol)
+    with mpmath.workdps(DPS):
+        nu_mp = mpmath.mpf(sp.Float(nu, DPS))
+        qs = [mpmath.mpf(q) / 10 for q in (1, 3, 5, 7, 9)]
+        try:
+            xF = [_quantile(lambda t: mpmath.re(F(t)), q) for q in qs]
+            xG = [_quantile(lambda t: _t_cdf(nu_mp, t), q) for q in qs]
+        except (ArithmeticError, ValueError, TypeError, ZeroDivisionError):
+            return None
+        slopes = [(xG[k + 1] - xG[k]) / (xF[k + 1] - xF[k]) for k in range(len(qs) - 1)]
+        a = slopes[0]
+        if not a > 0 or any(abs(v - a) > mpmath.mpf(10) ** -30 * a for v in slopes):
+            return None
+        return "student_t", {"nu": float(nu), "scale": float(1 / a)}
+
+
 _CACHE: dict = {}
 
 
 def to_numeric(fam):
     """The ``numeric`` family of a derive Family (registry kernels, or compiled and verified user kernels).
 
-    Registry families return ``numeric.get_family(name, scale=..., nu=...)``.
-    User families are compiled once per family (cached) and passed to
+    Registry families return ``numeric.get_family(name, scale=..., nu=...)``, and so do
+    user families that are a location-scale transform of one (:func:`registry_equivalent`:
+    sympy.stats Normal, Logistic, Cauchy, Laplace, Gumbel, Exponential, Uniform, StudentT
+    at any location and scale), which then run on that family's engines.
+    Other user families are compiled once per family (cached) and passed to
     ``numeric.family_from_logcdf`` (numeric's constructor for user families, which runs
     its own grid validation).  Raises :class:`CompileError` when a kernel
     cannot be lambdified to numpy/scipy or misses the accuracy check.
@@ -452,6 +550,10 @@ def to_numeric(fam):
     if not fam.custom:
         return get_family(fam.name, **{k: float(v) for k, v in fam.params.items()})
     if fam in _CACHE:
+        return _CACHE[fam]
+    same = registry_equivalent(fam)
+    if same is not None:
+        _CACHE[fam] = get_family(same[0], **same[1])
         return _CACHE[fam]
     logcdf, logpdf, e, pdf, (lo, hi) = _kernels(fam)
     kinks = tuple(float(b) for b in fam.breakpoints)

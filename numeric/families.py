@@ -23,6 +23,14 @@ from numpy.typing import ArrayLike
 from scipy import special, stats
 
 from ._fast_kernels import FastSpec
+# the small-n kernel's spec type and linear-space parts, and the n = 2 closed forms: the
+# engines read them from the family (NumericFamily.small / .pair); numeric._batch and
+# numeric._closed import nothing of this module at import time, so no cycle
+from ._batch import (SmallSpec, _cauchy_parts, _gumbel_min_parts, _gumbel_parts, _logistic_parts,
+                     _normal_parts, _upper_reach, pmin_algebraic, pmin_exponential)
+from ._closed import (_log_c_cauchy, _log_c_gumbel, _log_c_normal, _log_c_uniform, _log_g_cauchy,
+                      _log_g_exponential, _log_g_laplace, _log_g_logistic_sigmoid, _log_g_normal,
+                      _log_g_uniform, _log_c_laplace, _log_c_exponential)
 
 __all__ = ["NumericFamily", "family_from_logcdf", "FAMILY_NAMES", "get_family"]
 
@@ -71,6 +79,11 @@ class NumericFamily:
     # grid / circle spec; None where the engine has no kernels for the family
     hazard_c: Callable | None = None
     fast: FastSpec | None = None
+    # the small-n kernel's constants and kernels (numeric._batch.SmallSpec) and the n = 2
+    # closed form (numeric._closed): ``(log G, log G')``, G the CDF of the difference of
+    # two noises; None where the family has none
+    small: SmallSpec | None = None
+    pair: tuple | None = None
 
     @property
     def kernel_key(self):
@@ -761,6 +774,89 @@ _HAZARD_C = {
     "cauchy": _cauchy_hazard_c,
 }
 
+# the small-n kernel's specs (numeric._batch.SmallSpec).  grid: pass 1 puts normal rows on
+# the shared grid x_k = k h(n) (a-priori step, no core), the other families on row-placed
+# core maps; pass 2: x = c_i + s_i map(t), map MAP, step HH2, reach XL/XR.
+# core: HH is the step at n <= 10 (x' ~ 1: the node spacing on the core), scaled by
+# (10 / n)^HX (default 0.27: F's n factors grow off the real axis like a power n); the
+# steps are the largest that certified every row of s * N(0, 1) scores (s = 1, 2, 5) and
+# of clustered rows with ties at n = 3 .. 255, less a margin; PL(n): left reach below the
+# lowest score; XR: right reach (times spread^XRP).
+# PMIN (logistic): h(d) = 1 / (1 + e^d) >= e^-d / 2 on [0, 1] (numeric._batch._lin_rows).
+_SMALL = {
+    "normal": SmallSpec(
+        grid=dict(MAP="soft", XL=4.0e3, HH2=0.25, LO=-37.0, HI=37.5, LIN_MAX=math.inf),
+        parts=_normal_parts, log_c0=_LOG_SQRT_2PI),
+    "logistic": SmallSpec(
+        grid=dict(MAP="sinh", XL=60.0, XR=60.0, HH2=0.033, LO=-700.0, LIN_MAX=600.0,
+                  SC_N=512, PMIN=lambda s, n: s + 1.0 + (n + 1) * _LOG2),
+        core=dict(HH=0.15, HX=0.2, CL=2.0, CR=3.0, SL=1.5, SR=1.5, XR=60.0, XLMAX=math.inf,
+                  PL=lambda n: 3.0 + 42.0 / n),
+        parts=_logistic_parts, lin_pred=pmin_exponential),
+    "gumbel": SmallSpec(
+        grid=dict(MAP="expr", XL=8.0, XR=46.0, HH2=0.095, LO=-6.5, LIN_MAX=600.0),
+        core=dict(HH=0.1, CL=1.0, CR=3.0, SL=None, SR=1.0, XR=46.0, XLMAX=4.0,
+                  PL=lambda n: 4.0),
+        parts=_gumbel_parts),
+    # gumbel_min core XR: beyond X = 4.5 (top score 0) entry i drops at most
+    # int_X phi(x - y_i) <= e^{-e^D}, D = X - y_i >= X, while its integral is at least
+    # F_{-i}(X - 1) int_{X-1}^X phi(x - y_i) (F increasing, F_{-i}(X - 1) >=
+    # (1 - e^{-e^{3.5}})^n ~ 1): a share <= e^{-e^D (1 - 1/e)} <= e^-57 of it
+    "gumbel_min": SmallSpec(
+        grid=dict(MAP="expl", XL=60.0, XR=6.0, HH2=0.056, LO=-700.0, HI=700.0,
+                  LIN_MAX=600.0, SC_N=320),
+        core=dict(HH=0.085, HX=0.4, CL=2.0, CR=None, SL=1.0, SR=None, XR=4.5, XLMAX=math.inf,
+                  PL=lambda n: 3.0 + 42.0 / n),
+        parts=_gumbel_min_parts, lin_pred=pmin_exponential),
+    "cauchy": SmallSpec(
+        grid=dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf, SC_N=512,
+                  # log(pi (1 + d^2)), d = s + 1 >= 1, as 2 log d + log1p(d^-2): no
+                  # overflow of d^2 for spreads up to the float64 range
+                  PMIN=lambda s, n: (n * _LOG2 + _LOGPI + 2.0 * np.log1p(s)
+                                     + np.log1p((1.0 / (s + 1.0)) ** 2))),
+        core=dict(HH=0.085, HX=0.2, CL=2.0, CR=2.0, SL=0.35, SR=0.35, XR=1e19, XRP=1.0,
+                  XLMAX=math.inf, PL=lambda n: 10.0 ** min(300.0, 20.0 / n + 1.0)),
+        parts=_cauchy_parts, log_c0=_LOGPI, lin_pred=pmin_algebraic),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _t_small(nu: float) -> SmallSpec:
+    """student_t's small-n spec (log mode only: no linear parts here; numeric._generic
+    has the integer-nu ones).  Tails |x|^-nu: pass 2 reaches 1e-20^(1/nu), capped
+    (a larger reach: the pass declines).  Core map: right reach P[T > XR] <= 1e-22 (the
+    top entry's last term is about hh x' phi(XR) <~ nu hh P[T > XR]), grown by
+    spread^1.5 for entries far below the top (smaller integrals, the same end terms); a
+    reach beyond the node budget is declined.  Step 0.085 (10/n)^0.2 for nu <= 5, 0.05
+    above (near-normal integrands narrow with n); on s * N(0, 1) rows (s = 1, 2, 5,
+    n = 3..200, nu = 1, 2, 2.5, 3, 5, 30) the even/odd disagreement stays ~1e-16 and
+    every row certifies.  Left tail F ~ |x|^{-nu n}.  The core is built when first
+    used (its reach is a bisection on the tail)."""
+    X = min(1e300, 10.0 ** (20.0 / nu)) if nu > 0.07 else 1e300
+    heavy = nu <= 5.0
+    logcdf = _student_t_parts(nu)[0]
+
+    def core():
+        return dict(HH=0.085 if heavy else 0.05, HX=0.2 if heavy else 0.0, CL=2.0, CR=2.0,
+                    SL=0.5, SR=0.5, XR=max(_upper_reach(lambda x: logcdf(-x), 1e-22), 40.0),
+                    XRP=1.5, XLMAX=math.inf,
+                    PL=lambda n: 10.0 ** min(300.0, 20.0 / (nu * n) + 1.0))
+
+    return SmallSpec(grid=dict(MAP="sinh", XL=max(X, 40.0), XR=max(X, 40.0), HH2=0.05, LIN_MAX=-1.0),
+                     core=core)
+
+
+# n = 2 closed forms (numeric._closed): (log G, log G') of the difference of two noises
+_PAIR = {
+    "normal": (_log_g_normal, _log_c_normal),
+    "cauchy": (_log_g_cauchy, _log_c_cauchy),
+    "gumbel": (_log_g_logistic_sigmoid, _log_c_gumbel),
+    "gumbel_min": (_log_g_logistic_sigmoid, _log_c_gumbel),
+    "laplace": (_log_g_laplace, _log_c_laplace),
+    "exponential": (_log_g_exponential, _log_c_exponential),
+    "uniform": (_log_g_uniform, _log_c_uniform),
+}
+
 _STANDARD = {
     "gumbel": (_gumbel_logcdf, _gumbel_logpdf, (-math.inf, math.inf), (), stats.gumbel_r),
     "gumbel_min": (_gumbel_min_logcdf, _gumbel_min_logpdf, (-math.inf, math.inf), (), stats.gumbel_l),
@@ -796,9 +892,17 @@ def get_family(family: str | NumericFamily = "gumbel", **params: float) -> Numer
     numpy/scipy kernels on the derive side) is converted by it first.
     """
     if not isinstance(family, (str, NumericFamily)) and callable(getattr(family, "to_numeric", None)):
+        user = getattr(family, "custom", False)
         family = family.to_numeric()
         if not isinstance(family, NumericFamily):
             raise TypeError(f"to_numeric() must return a numeric.NumericFamily, got {type(family).__name__}")
+        if user and not family.custom and params:
+            # a user family served by a registry engine (F(x) = G(x / s0 + b)): like any user
+            # family it takes only 'scale', which is in the user's unit, so G's scale is s0 * scale
+            unknown = sorted(set(params) - {"scale"})
+            if unknown:
+                raise ValueError(f"custom family {family.name!r} takes only 'scale'; got {', '.join(unknown)}")
+            params = {"scale": family.scale * _check_positive("scale", params.get("scale", 1.0))}
     if isinstance(family, NumericFamily):
         if not params:
             return family
@@ -833,10 +937,12 @@ def get_family(family: str | NumericFamily = "gumbel", **params: float) -> Numer
         logcdf, logpdf, dist = _student_t_parts(nu)
         hz = _t_hazard_c(nu) if nu in _T_INT else None
         return NumericFamily(key, logcdf, logpdf, (-math.inf, math.inf), (), bound, dist, dist.ppf,
-                             hazard_c=hz, fast=_t_fast(nu) if nu in _T_FAST else None)
+                             hazard_c=hz, fast=_t_fast(nu) if nu in _T_FAST else None,
+                             small=_t_small(nu))
     logcdf, logpdf, support, kinks, dist = _STANDARD[key]
     return NumericFamily(key, logcdf, logpdf, support, kinks, bound, dist, dist.ppf,
-                         loghazard_fn=_HAZARD.get(key), hazard_c=_HAZARD_C.get(key), fast=_FAST.get(key))
+                         loghazard_fn=_HAZARD.get(key), hazard_c=_HAZARD_C.get(key), fast=_FAST.get(key),
+                         small=_SMALL.get(key), pair=_PAIR.get(key))
 
 
 def family_from_logcdf(logcdf: Callable[[np.ndarray], np.ndarray], logpdf: Callable[[np.ndarray], np.ndarray],

@@ -114,9 +114,15 @@ def test_registry_family_maps_to_registry_kernels():
 
 
 @pytest.mark.slow
-def test_uncompilable_family_is_reported():
+def test_uncompilable_family_is_reported(monkeypatch):
+    # sympy.stats writes the Student t CDF with a hypergeometric function numpy/scipy lack; without
+    # its recognition as numeric's student_t (derive.compile.registry_equivalent) it cannot compile
+    import derive.compile as compile_mod
+
     fam = derive.family_from_sympy_stats(S.StudentT("X", 3))
-    with pytest.raises(CompileError, match="student|compile|off by"):
+    monkeypatch.setattr(compile_mod, "registry_equivalent", lambda f: None)
+    monkeypatch.setattr(compile_mod, "_CACHE", {})
+    with pytest.raises(CompileError, match="cannot compile .*hyper"):
         numeric.probs(np.array([0.0, 1.0]), family=fam)
 
 
