@@ -125,9 +125,9 @@ def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1):
     H = spec.H
     P = M.shape[1]
     s_lo = kL - (P - 1)
-    s0, A, B = cache.get(s_lo)
-    T = A if table == "A" else B
     s_top = min(kR, cache.s_hi)                     # zero beyond the right cut
+    s0, A, B = cache.get(s_lo, s_top)               # (rows s_lo .. s_top at least)
+    T = A if table == "A" else B
     # zero-padded table slice for s = s_lo .. kR (rows beyond s_hi are zero),
     # one contiguous row per order r
     Tsl = np.zeros((R + 1, kR - s_lo + 1))

@@ -94,11 +94,16 @@ _BLOCK = 512  # table rows are computed in fixed blocks (bitwise reproducible)
 class KernelCache:
     """Thread-safe, grow-only cache of Taylor tables on ``t = s H``.
 
-    ``get(s_lo)`` returns ``(s0, A, B)`` read-only arrays covering
-    ``s0 <= s <= s_hi`` with ``s0 <= s_lo``; rows beyond ``s_hi`` (the right
-    cut, where ``|log Phi| < 1e-40``) are implicitly zero.  Rows are computed
-    in fixed blocks of ``_BLOCK`` aligned on ``s_hi``, so every entry is the
-    same bits whatever the order in which threads grew the cache.
+    ``get(s_lo, s_top)`` returns ``(s0, A, B)`` read-only arrays covering
+    ``s0 <= s <= s1`` with ``s0 <= s_lo`` and ``s1 >= min(s_top, s_hi)`` (``s_top``
+    defaults to ``s_hi``: every row up to the cut); rows beyond ``s_hi`` (the right
+    cut, where ``|log Phi| < 1e-40``, or past the largest offset a grid can
+    hold) are implicitly zero.  Rows are computed in fixed blocks of ``_BLOCK``
+    aligned on ``s_hi`` (block ``k`` holds ``s_hi + 1 - (k + 1) _BLOCK <= s <=
+    s_hi - k _BLOCK``), grown at either end, so every entry is the same bits
+    whatever the order in which threads grew the cache; a grid that reads only
+    offsets far below the cut (the heavy-tailed families: ``s_hi`` bounds the
+    widest row's offsets) builds only the blocks it reads.
     """
 
     def __init__(self, fam, H, R, t_right, rho=_RHO, ncirc=_NCIRC):
@@ -109,7 +114,7 @@ class KernelCache:
         self.R = R
         self.s_hi = int(math.ceil(t_right / H))
         self._lock = threading.Lock()
-        self._data = None  # (s0, A, B)
+        self._data = None  # (s0, A, B, k_top, k_bottom): blocks k_top..k_bottom
 
     def _block(self, k):
         end = self.s_hi + 1 - k * _BLOCK
@@ -118,21 +123,31 @@ class KernelCache:
         rho = self._rho(t) if callable(self._rho) else self._rho
         return taylor_tables(self._fam, t, self.R, rho, self._ncirc)
 
-    def get(self, s_lo):
+    def get(self, s_lo, s_top=None):
+        # the blocks holding s_lo and s_top (block k: rows s_hi + 1 - (k+1) BLOCK .. s_hi - k BLOCK)
+        s_top = self.s_hi if s_top is None else min(max(s_top, s_lo), self.s_hi)
+        k_hi = max(0, (self.s_hi - s_top) // _BLOCK)
+        k_lo = max(k_hi, (self.s_hi - s_lo) // _BLOCK)
         data = self._data
-        if data is not None and data[0] <= s_lo:
-            return data
+        if data is not None and data[3] <= k_hi and data[4] >= k_lo:
+            return data[:3]
         with self._lock:
             data = self._data
-            if data is not None and data[0] <= s_lo:
-                return data
-            have = 0 if data is None else (self.s_hi + 1 - data[0]) // _BLOCK
-            need = max(have * 2, -(-(self.s_hi + 1 - s_lo) // _BLOCK))
-            blocks = [self._block(k) for k in range(need - 1, have - 1, -1)]
-            A = np.concatenate([b[0] for b in blocks] + ([data[1]] if data else []))
-            B = np.concatenate([b[1] for b in blocks] + ([data[2]] if data else []))
+            if data is not None and data[3] <= k_hi and data[4] >= k_lo:
+                return data[:3]
+            if data is None:
+                top, bottom = k_hi, k_lo
+                blocks = [self._block(k) for k in range(bottom, top - 1, -1)]
+            else:
+                # grow downwards by doubling (as rows far out are asked for one by one)
+                top = min(k_hi, data[3])
+                bottom = data[4] if k_lo <= data[4] else max(k_lo, 2 * data[4] - data[3] + 1)
+                blocks = ([self._block(k) for k in range(bottom, data[4], -1)] + [data[1:3]]
+                          + [self._block(k) for k in range(data[3] - 1, top - 1, -1)])
+            A = np.concatenate([b[0] for b in blocks])
+            B = np.concatenate([b[1] for b in blocks])
             A.flags.writeable = False
             B.flags.writeable = False
-            data = (self.s_hi + 1 - need * _BLOCK, A, B)
+            data = (self.s_hi + 1 - (bottom + 1) * _BLOCK, A, B, top, bottom)
             self._data = data
-            return data
+            return data[:3]
