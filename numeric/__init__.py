@@ -33,8 +33,8 @@ from . import _fast
 from ._fast import fast_log_probs_rows, fast_probs_vjp
 from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp
 from . import _piecewise
-from ._closed import PAIR_FAMILIES, has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
-from ._batch import BATCH_FAMILIES, N_MAX, batch_log_probs, row_log_probs
+from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
+from ._batch import N_MAX, batch_log_probs, row_log_probs
 from ._generic import small_log_probs, small_vjp
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
@@ -212,7 +212,7 @@ def _row_engine(y, fam, method, opts, x=None):
 
 
 def _batch_serves(fam, n):
-    return fam.name in BATCH_FAMILIES and not fam.custom and 2 <= n <= N_MAX
+    return fam.small is not None and not fam.custom and 2 <= n <= N_MAX
 
 
 # "auto" sends rows with SMALL_N_MIN <= n < FAST_MIN_N of these families to the
@@ -453,7 +453,7 @@ def _route(fam, n, method):
         return "row"
     if fam.name == "gumbel" and method in ("auto", "closed"):
         return "softmax"
-    if method in ("auto", "closed") and n == 2 and fam.name in PAIR_FAMILIES:
+    if method in ("auto", "closed") and n == 2 and fam.pair is not None:
         return "pair"
     if method == "batch" and _batch_serves(fam, n):
         return "batch"

@@ -67,16 +67,16 @@ from __future__ import annotations
 
 import bisect
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy import special
 
 from . import _batch_erfcx as _TAB
 
-__all__ = ["batch_log_probs", "batch_vjp", "row_log_probs", "BATCH_FAMILIES", "N_MAX"]
+__all__ = ["batch_log_probs", "batch_vjp", "row_log_probs", "SmallSpec", "N_MAX"]
 
-# families with analytic kernels whose tails the grids below reach
-BATCH_FAMILIES = ("normal", "logistic", "gumbel", "gumbel_min", "cauchy", "student_t")
 N_MAX = 1024
 
 # |T_2h / T_h - 1| accepted.  The trapezoid error decays like A q^(1/h) with an unknown
@@ -99,34 +99,50 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LN2 = math.log(2.0)
 _SQRT_HALF = math.sqrt(0.5)
 
-# pass 1: normal rows on the shared grid x_k = k h(n) (see the "normal" section), the
-# other families on row-placed core maps (see "core maps"); pass 2: x = c_i + s_i map(t),
-# map MAP, step HH2, reach XL/XR.  LO/HI: clipping bounds of the linear
-# mode's differences; LIN_MAX: widest spread tried in the linear mode.
-# SC_N: the scaled linear mode (see there) serves rows of length <= SC_N (families
-# without SC_N: not served).
-_SPEC = {
-    "normal": dict(MAP="soft", XL=4.0e3, HH2=0.25, LO=-37.0, HI=37.5, LIN_MAX=math.inf),
-    "logistic": dict(MAP="sinh", XL=60.0, XR=60.0, HH2=0.033, LO=-700.0, LIN_MAX=600.0,
-                     SC_N=512, PMIN=lambda s, n: s + 1.0 + (n + 1) * _LN2),
-    "gumbel": dict(MAP="expr", XL=8.0, XR=46.0, HH2=0.095, LO=-6.5, LIN_MAX=600.0),
-    "gumbel_min": dict(MAP="expl", XL=60.0, XR=6.0, HH2=0.056, LO=-700.0, HI=700.0,
-                       LIN_MAX=600.0, SC_N=320),
-    "cauchy": dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf, SC_N=512,
-                   # log(pi (1 + d^2)), d = s + 1 >= 1, as 2 log d + log1p(d^-2): no
-                   # overflow of d^2 for spreads up to the float64 range
-                   PMIN=lambda s, n: (n * _LN2 + math.log(math.pi) + 2.0 * np.log1p(s)
-                                      + np.log1p((1.0 / (s + 1.0)) ** 2))),
-}
+@dataclass(frozen=True, eq=False)
+class SmallSpec:
+    """A family's constants and kernels for this module, carried by the family
+    (``NumericFamily.small``; the registry's specs and the reasons for their values are
+    in numeric.families, next to the family's other kernels).  A family with a spec is
+    served by :func:`batch_log_probs` / :func:`batch_vjp`; nothing here is keyed by
+    family name.
+
+    * ``grid``: pass 1's linear-mode bounds and pass 2's map: ``MAP`` (a key of
+      ``_MAPS``), step ``HH2``, reach ``XL`` / ``XR``; ``LO`` / ``HI``: clipping
+      bounds of the linear mode's differences; ``LIN_MAX``: widest spread tried in
+      the linear mode; ``SC_N``: the scaled linear mode (see there) serves rows of
+      length <= SC_N (absent: not served); ``PMIN(spread, n)``: a proven bound on
+      ``-log p_min`` (see :func:`_lin_rows`).
+    * ``core``: the row-placed core map's constants (see "core maps"), or a callable
+      returning them (built when first needed: student_t's right reach is a bisection
+      on its tail); None: the normal family's shared a-priori grid (see "normal").
+    * ``parts``: ``d -> (Phi(d), phi(d) e^log_c0)`` in linear space, in place of ``d``
+      (None: log mode only; the VJP then declines every row); ``log_c0``: the constant
+      the parts leave out of ``phi`` (it goes into the node weights).
+    * ``lin_pred``: ``(y, ymin) -> `` a prediction of ``-log p_min`` per row (see
+      :func:`_lin_rows`), or None.
+
+    Instances are compared by identity: the node caches are keyed by the spec object.
+    """
+
+    grid: dict
+    core: dict | Callable | None = None
+    parts: Callable | None = None
+    log_c0: float = 0.0
+    lin_pred: Callable | None = None
+
+    @property
+    def apriori(self) -> bool:
+        """Rows on the normal family's shared grid with the a-priori step."""
+        return self.core is None
+
+    def core_spec(self) -> dict:
+        return self.core() if callable(self.core) else self.core
 
 
-def _spec(fam):
-    if fam.name == "student_t":
-        nu = float(fam.params.get("nu", 1.0))
-        # tails |x|^-nu: reach 1e-20^(1/nu), capped (larger reach -> pass declines)
-        X = min(1e300, 10.0 ** (20.0 / nu)) if nu > 0.07 else 1e300
-        return dict(MAP="sinh", XL=max(X, 40.0), XR=max(X, 40.0), HH2=0.05, LIN_MAX=-1.0)
-    return _SPEC[fam.name]
+def _small(fam):
+    """The family's :class:`SmallSpec` (None for families without one)."""
+    return getattr(fam, "small", None)
 
 
 # pass-2 maps t -> (x - c) / s (entire, increasing): "soft" for gaussian tails, "sinh"
@@ -297,11 +313,6 @@ def _cauchy_parts(d):
     return P, np.reciprocal(d, out=d)
 
 
-_PARTS = {"normal": (_normal_parts, _LOG_SQRT_2PI), "logistic": (_logistic_parts, 0.0),
-          "gumbel": (_gumbel_parts, 0.0), "gumbel_min": (_gumbel_min_parts, 0.0),
-          "cauchy": (_cauchy_parts, math.log(math.pi))}
-
-
 # ---------------------------------------------------------------------------
 # the normal grid (cached per n; a deterministic function of n)
 # ---------------------------------------------------------------------------
@@ -327,12 +338,13 @@ _GRIDS = {}
 _KQ_NORMAL = 4          # measured: 1 or 2 (fewer padded nodes) lose on small batches
 
 
-def _grid(fam, spec, n):
-    """The normal grid for rows of length n (``fam`` must be the normal family)."""
-    key = (fam.name, n)
+def _grid(sm, n):
+    """The normal grid for rows of length n (``sm``: the normal family's spec)."""
+    key = (sm, n)
     g = _GRIDS.get(key)
     if g is not None:
         return g
+    spec = sm.grid
     g = _Grid()
     g.spec, g.kq = spec, _KQ_NORMAL
     g.hh = _normal_step(n)
@@ -344,7 +356,7 @@ def _grid(fam, spec, n):
     g.x = g.hh * np.arange(-g.kmax, g.kR + 1)
     g.logw = np.full(g.x.size, math.log(g.hh))
     # linear-mode weights carry the constant factor the parts leave out of phi
-    g.wlin = np.exp(g.logw - _PARTS[fam.name][1])
+    g.wlin = np.exp(g.logw - sm.log_c0)
     # largest left count whose first node is >= LO (no clipping in the linear mode)
     g.klin = g.kmax - int(np.searchsorted(g.x, spec["LO"], side="left"))
     g.x.flags.writeable = False
@@ -380,57 +392,18 @@ def _grid(fam, spec, n):
 # groups; every node depends on its own row only (bit-identical results whatever the
 # batch).  Certificate (unchanged): the even-node sum (step 2 hh) agrees with the full
 # sum to AGREE, and both end terms are below END of the sum (:func:`_certify`).
-_CORE = {
-    # HH: step at n <= 10 (x' ~ 1: the node spacing on the core), scaled by
-    # (10 / n)^HX (default 0.27: F's n factors grow off the real axis like a power n);
-    # the steps are the largest that certified every row of s * N(0, 1) scores
-    # (s = 1, 2, 5) and of clustered rows with ties at n = 3 .. 255, less a margin;
-    # PL(n): left reach below the lowest score; XR: right reach (times spread^XRP)
-    "logistic": dict(HH=0.15, HX=0.2, CL=2.0, CR=3.0, SL=1.5, SR=1.5, XR=60.0, XLMAX=math.inf,
-                     PL=lambda n: 3.0 + 42.0 / n),
-    # gumbel_min XR: beyond X = 4.5 (top score 0) entry i drops at most
-    # int_X phi(x - y_i) <= e^{-e^D}, D = X - y_i >= X, while its integral is at least
-    # F_{-i}(X - 1) int_{X-1}^X phi(x - y_i) (F increasing, F_{-i}(X - 1) >=
-    # (1 - e^{-e^{3.5}})^n ~ 1): a share <= e^{-e^D (1 - 1/e)} <= e^-57 of it
-    "gumbel_min": dict(HH=0.085, HX=0.4, CL=2.0, CR=None, SL=1.0, SR=None, XR=4.5, XLMAX=math.inf,
-                       PL=lambda n: 3.0 + 42.0 / n),
-    "gumbel": dict(HH=0.1, CL=1.0, CR=3.0, SL=None, SR=1.0, XR=46.0, XLMAX=4.0,
-                   PL=lambda n: 4.0),
-    "cauchy": dict(HH=0.085, HX=0.2, CL=2.0, CR=2.0, SL=0.35, SR=0.35, XR=1e19, XRP=1.0,
-                   XLMAX=math.inf,
-                   PL=lambda n: 10.0 ** min(300.0, 20.0 / n + 1.0)),
-}
-
-
-def _upper_reach(fam, q):
+# Each family's constants (CL, CR, SL, SR, step, reaches) are its ``SmallSpec.core``.
+def _upper_reach(logsf, q):
     """Smallest ``x`` (within 1%, in [1, 1e300]) with ``P[eps > x] <= q`` (bisection in
     ``log x`` on the family's ``logsf``)."""
     lo, hi, lq = 1.0, 1e300, math.log(q)
     while hi > 1.01 * lo:
         mid = math.sqrt(lo) * math.sqrt(hi)      # (lo * hi overflows)
-        if float(fam.logsf(np.array([mid]))[0]) > lq:
+        if float(logsf(np.array([mid]))[0]) > lq:
             lo = mid
         else:
             hi = mid
     return hi
-
-
-def _core_spec(fam):
-    if fam.name == "student_t":
-        nu = float(fam.params.get("nu", 1.0))
-        # tails |x|^-nu.  Right reach: P[T > XR] <= 1e-22 (the top entry's last term is
-        # about hh x' phi(XR) <~ nu hh P[T > XR]), grown by spread^1.5 for entries far
-        # below the top (smaller integrals, the same end terms); a reach beyond MAX_NODES
-        # is declined.  Step 0.085 (10/n)^0.2 for nu <= 5, 0.05 above (near-normal
-        # integrands narrow with n); on s * N(0, 1) rows (s = 1, 2, 5, n = 3..200,
-        # nu = 1, 2, 2.5, 3, 5, 30) the even/odd disagreement stays ~1e-16 and every row
-        # certifies.  Left tail F ~ |x|^{-nu n}.
-        heavy = nu <= 5.0
-        return dict(HH=0.085 if heavy else 0.05, HX=0.2 if heavy else 0.0, CL=2.0, CR=2.0,
-                    SL=0.5, SR=0.5, XR=max(_upper_reach(fam, 1e-22), 40.0), XRP=1.5,
-                    XLMAX=math.inf,
-                    PL=lambda n: 10.0 ** min(300.0, 20.0 / (nu * n) + 1.0))
-    return _CORE[fam.name]
 
 
 def _solve_tail(q):
@@ -452,9 +425,9 @@ class _Core:
     __slots__ = ("hh", "SL", "SR", "b", "lo", "uR", "xi", "baseL", "jacL", "XLMAX", "CL", "c0",
                  "spec", "grow")
 
-    def __init__(self, fam, n):
-        c = _core_spec(fam)
-        self.spec = _spec(fam)
+    def __init__(self, sm, n):
+        c = sm.core_spec()
+        self.spec = sm.grid
         self.hh = c["HH"] * (10.0 / max(n, 10)) ** c.get("HX", 0.27)
         self.SL, self.SR, self.CL, self.XLMAX = c["SL"], c["SR"], c["CL"], c["XLMAX"]
         self.b = c["CR"] if c["CR"] is not None else 0.0
@@ -476,7 +449,7 @@ class _Core:
             self.baseL -= self.SL * e
             self.jacL += e
         self.lo = xiL
-        self.c0 = _PARTS[fam.name][1] if fam.name in _PARTS else 0.0
+        self.c0 = sm.log_c0
 
     def layout(self, ymin):
         """``(a, G)``: core left ends and node counts of rows with lowest scores ``ymin``
@@ -511,11 +484,11 @@ class _Core:
 _CORES = {}
 
 
-def _core(fam, n):
-    key = (fam.name, float(fam.params.get("nu", 0.0)), n)
+def _core(sm, n):
+    key = (sm, n)
     c = _CORES.get(key)
     if c is None:
-        c = _CORES[key] = _Core(fam, n)
+        c = _CORES[key] = _Core(sm, n)
     return c
 
 
@@ -709,7 +682,7 @@ def _lin_terms(d, spec, fam, w, x0):
     if (lo is not None and x0 < lo) or hi is not None:
         # d >= x0 (scores are <= 0): clip only if reachable
         np.clip(d, lo, hi, out=d)
-    P, I = _PARTS[fam.name][0](d)
+    P, I = fam.small.parts(d)
     F = np.multiply.reduce(P, axis=-2, keepdims=True)
     F *= w
     I *= F
@@ -747,7 +720,7 @@ def _scaled_terms(d, spec, fam, w, with_h=False):
     lo, hi = spec.get("LO"), spec.get("HI")
     if lo is not None or hi is not None:
         np.clip(d, lo, hi, out=d)
-    P, I = _PARTS[fam.name][0](d)
+    P, I = fam.small.parts(d)
     m, e = np.frexp(P)
     F = np.multiply.reduce(m, axis=-2, keepdims=True)
     E = np.add.reduce(e, axis=-2, keepdims=True, dtype=e.dtype)    # |E| <= 1075 n: exact
@@ -786,15 +759,23 @@ def _certify(I):
 _LIN_LOGP = 620.0
 
 
+def pmin_exponential(y, ymin):
+    """Predicted ``-log p_min`` of rows with exponential left tails: ``sum_j (y_j - ymin)``."""
+    return np.add.reduce(y, axis=1) - y.shape[1] * ymin
+
+
+def pmin_algebraic(y, ymin):
+    """Predicted ``-log p_min`` of rows with cauchy-like algebraic left tails:
+    ``sum_j log(1 + pi (y_j - ymin))``."""
+    return np.add.reduce(np.log1p(math.pi * (y - ymin[:, None])), axis=1)
+
+
 def _lin_rows(y, ymin, fam, spec):
     """Rows tried in the linear mode (the others go straight to the log mode)."""
     lin = -ymin <= spec["LIN_MAX"]
-    pred = None
-    if fam.name in ("logistic", "gumbel_min"):
-        pred = np.add.reduce(y, axis=1) - y.shape[1] * ymin
-    elif fam.name == "cauchy":
-        pred = np.add.reduce(np.log1p(math.pi * (y - ymin[:, None])), axis=1)
+    pred = fam.small.lin_pred
     if pred is not None:
+        pred = pred(y, ymin)
         if "PMIN" in spec:
             pred = np.minimum(pred, spec["PMIN"](-ymin, y.shape[1]))
         lin &= pred <= _LIN_LOGP
@@ -808,10 +789,11 @@ class _Plan:
 
     def __init__(self, y, fam):
         self.fam, self.n = fam, y.shape[1]
-        self.spec = _spec(fam)
-        self.apriori = fam.name == "normal"
+        sm = fam.small
+        self.spec = sm.grid
+        self.apriori = sm.apriori
         if self.apriori:
-            self.g = _grid(fam, self.spec, self.n)
+            self.g = _grid(sm, self.n)
             if y.shape[0] == 1:
                 # one row: the scalar reach (the same bits, a fraction of the numpy calls)
                 kL, lin1 = _normal_row(y[0].tolist(), self.g)
@@ -820,11 +802,11 @@ class _Plan:
                 self.key, lin = _normal_rows(y, self.g)
             self.reach = self.key <= self.g.kmax
         else:
-            self.g = _core(fam, self.n)
+            self.g = _core(sm, self.n)
             ymin = y.min(axis=1)
             self.a, self.key = self.g.layout(ymin)
             self.reach = self.key <= MAX_NODES
-            lin = _lin_rows(y, ymin, fam, self.spec) if fam.name in _PARTS else False
+            lin = _lin_rows(y, ymin, fam, self.spec) if sm.parts is not None else False
         self.lin = lin & self.reach
 
     def size(self, k):
@@ -968,9 +950,9 @@ def _normalise_lin(T, good):
 def _check(y, fam):
     if not hasattr(fam, "logcdf") or not hasattr(fam, "logpdf"):
         raise TypeError("fam must be a NumericFamily (numeric.families.get_family)")
-    if fam.name not in BATCH_FAMILIES or fam.custom or not fam.is_analytic:
-        raise NotImplementedError(f"batch kernel: family {fam.name!r} not supported "
-                                  f"(supported: {', '.join(BATCH_FAMILIES)})")
+    if _small(fam) is None or fam.custom or not fam.is_analytic:
+        raise NotImplementedError(f"batch kernel: family {fam.name!r} not supported (no small-n "
+                                  "kernel spec, NumericFamily.small)")
     if not isinstance(y, np.ndarray) or y.dtype != np.float64 or y.ndim != 2:
         raise TypeError("y must be a 2-d float64 ndarray of shape (m, n)")
     if y.shape[1] < 2:
@@ -1012,16 +994,19 @@ def _row_lean(y, fam, low=None):
     """:func:`row_log_probs`' linear mode alone: ``log p``, or None when the row is not
     served or not certified there."""
     n = y.size
-    if fam.name == "normal":
-        g = _GRIDS.get((fam.name, n)) or _grid(fam, _spec(fam), n)
+    sm = _small(fam)
+    if sm is None:
+        return None
+    if sm.apriori:
+        g = _GRIDS.get((sm, n)) or _grid(sm, n)
         kL, lin = _normal_row(y.tolist(), g)
         if lin and kL <= g.kmax:
             # no floating-point warning is possible here (P > 0, exp underflow is
             # silent by default, log of T >= TINY): skip the errstate context
             j0 = g.kmax - kL
             return _row_lin(y, g.spec, fam, g.x[j0:], g.wlin[j0:], True)
-    elif fam.name in _PARTS:
-        c = _CORES.get((fam.name, float(fam.params.get("nu", 0.0)), n)) or _core(fam, n)
+    elif sm.parts is not None:
+        c = _CORES.get((sm, n)) or _core(sm, n)
         ymin = np.array([y.min() if low is None else low])
         a, G = c.layout(ymin)
         if G[0] <= MAX_NODES and _lin_rows(y[None, :], ymin, fam, c.spec)[0]:
@@ -1264,7 +1249,7 @@ def batch_vjp(y, g, fam, *, log=False):
     (True, True, True)
     """
     _check(y, fam)
-    if fam.name not in _PARTS:
+    if fam.small.parts is None:
         return np.full(y.shape, np.nan), np.zeros(y.shape[0], dtype=bool)
     y, plan, out, ok = _setup(y, fam)
     if plan is None:
@@ -1274,7 +1259,7 @@ def batch_vjp(y, g, fam, *, log=False):
     # one nonzero cotangent (a loss on one entry) take the one-hot form
     lin = plan.lin & (np.abs(g).max(axis=1) <= _G_MAX)
     nnz = np.count_nonzero(g, axis=1)
-    parts, c0 = _PARTS[fam.name][0], math.exp(-_PARTS[fam.name][1])
+    parts, c0 = fam.small.parts, math.exp(-fam.small.log_c0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         for sel, x, wlin, _ in plan.chunks(np.flatnonzero(lin & (nnz == 1)), _CHUNK_NORMAL):
             out[sel], ok[sel] = _onehot_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log)
@@ -1320,7 +1305,7 @@ def _vjp_log_chunk(y, c, x, logw, plan, log, wlin=None, scaled=False):
         unclipped = x[..., 0].reshape(-1) >= (-math.inf if lo is None else lo)
         E, mx, H = _scaled_terms(d, plan.spec, fam, wlin, with_h=True)
         mx = mx * _LN2
-        H *= math.exp(-_PARTS[fam.name][1])                  # h_j at the nodes
+        H *= math.exp(-fam.small.log_c0)                     # h_j at the nodes
     else:
         unclipped = True
         C = fam.logcdf(d)

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from scipy import special
 
-__all__ = ["softmax_log_probs", "pair_log_probs", "pair_vjp", "PAIR_FAMILIES", "has_closed_form"]
+__all__ = ["softmax_log_probs", "pair_log_probs", "pair_vjp", "has_closed_form"]
 
 _LOG2 = math.log(2.0)
 _LOG4 = math.log(4.0)
@@ -85,21 +85,27 @@ def _log_g_uniform(d):
     return np.where(d < 0, np.where(d <= -1, -np.inf, neg), pos)
 
 
-PAIR_FAMILIES = {
-    "normal": _log_g_normal,
-    "cauchy": _log_g_cauchy,
-    "gumbel": _log_g_logistic_sigmoid,
-    "gumbel_min": _log_g_logistic_sigmoid,
-    "laplace": _log_g_laplace,
-    "exponential": _log_g_exponential,
-    "uniform": _log_g_uniform,
-}
-
-
 # log of the density c = G' of the difference eps_2 - eps_1 (the derivatives of the
 # n = 2 forms above): normal phi(d/sqrt2)/sqrt2; cauchy Cauchy(0, 2); gumbel and
 # gumbel_min logistic sigma(d) sigma(-d); laplace (1+|d|) e^-|d| / 4; exponential
-# Laplace(1) e^-|d| / 2; uniform triangular 1 - |d| on |d| < 1.
+# Laplace(1) e^-|d| / 2; uniform triangular 1 - |d| on |d| < 1.  Each family carries
+# its pair (log G, log c) as ``NumericFamily.pair`` (numeric.families).
+def _log_c_normal(d):
+    return -0.25 * np.square(d) - math.log(2.0 * math.sqrt(math.pi))
+
+
+def _log_c_gumbel(d):
+    return -np.logaddexp(0.0, -d) - np.logaddexp(0.0, d)
+
+
+def _log_c_laplace(d):
+    return np.log1p(np.abs(d)) - np.abs(d) - _LOG4
+
+
+def _log_c_exponential(d):
+    return -np.abs(d) - _LOG2
+
+
 def _log_c_cauchy(d):
     a = np.abs(d)
     with np.errstate(over="ignore", divide="ignore"):
@@ -113,17 +119,6 @@ def _log_c_uniform(d):
         return np.log1p(-np.minimum(np.abs(d), 1.0))
 
 
-PAIR_LOG_DENSITY = {
-    "normal": lambda d: -0.25 * np.square(d) - math.log(2.0 * math.sqrt(math.pi)),
-    "cauchy": _log_c_cauchy,
-    "gumbel": lambda d: -np.logaddexp(0.0, -d) - np.logaddexp(0.0, d),
-    "gumbel_min": lambda d: -np.logaddexp(0.0, -d) - np.logaddexp(0.0, d),
-    "laplace": lambda d: np.log1p(np.abs(d)) - np.abs(d) - _LOG4,
-    "exponential": lambda d: -np.abs(d) - _LOG2,
-    "uniform": _log_c_uniform,
-}
-
-
 def pair_vjp(y, g, fam, log=False):
     """VJP for n = 2 rows (standardized, finite ``y``; finite cotangents ``g``).
 
@@ -135,7 +130,7 @@ def pair_vjp(y, g, fam, log=False):
     """
     d = y[:, 0] - y[:, 1]
     with np.errstate(over="ignore", invalid="ignore"):
-        lc = PAIR_LOG_DENSITY[fam.name](d)
+        lc = fam.pair[1](d)
         if log:
             lp = pair_log_probs(y, fam)
             ratio = np.where(np.isneginf(lc)[:, None], 0.0, np.exp(lc[:, None] - lp))
@@ -149,11 +144,11 @@ def has_closed_form(fam, n):
     """True when method="closed" can serve this family at axis length ``n``."""
     if fam.custom:
         return False
-    return fam.name == "gumbel" or (n <= 2 and fam.name in PAIR_FAMILIES)
+    return fam.name == "gumbel" or (n <= 2 and fam.pair is not None)
 
 
 def pair_log_probs(y, fam):
     """log p for (m, 2) finite standardized rows via the n = 2 closed form."""
-    g = PAIR_FAMILIES[fam.name]
+    g = fam.pair[0]
     d = y[:, 0] - y[:, 1]
     return np.stack([g(d), g(-d)], axis=1)

@@ -149,7 +149,7 @@ def test_scaled_mode_vjps_forced_match_reference(name):
     fam = get_family(name)
     y = _wide_rows(name, 12, rows=1, seed=6)
     plan = _batch._Plan(y, fam)
-    parts, c0 = _batch._PARTS[name][0], math.exp(-_batch._PARTS[name][1])
+    parts, c0 = fam.small.parts, math.exp(-fam.small.log_c0)
     g1, hot = _onehot(y.shape, 8)
     gd = np.random.default_rng(9).normal(size=y.shape)
     for log in (False, True):

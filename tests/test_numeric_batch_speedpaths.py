@@ -66,7 +66,7 @@ def test_scalar_reach_equals_vectorised_reach():
     # the lean single-row path computes the row's grid with Python floats: same bits
     rng = np.random.default_rng(2)
     for n in (2, 3, 7, 10, 33, 100, 255):
-        g = B._grid(NORMAL, B._spec(NORMAL), n)
+        g = B._grid(NORMAL.small, n)
         Y = rng.standard_normal((300, n)) * np.exp(rng.uniform(-6, 5, (300, 1)))
         Y[:40] = np.round(Y[:40])             # ties
         Y[40:50] = 0.0                        # all tied
@@ -129,7 +129,7 @@ def test_cut_reach_is_declined_not_wrong(monkeypatch):
 def test_node_budget():
     # cost guard (issue 6 item 4: n = 10 normal in a few microseconds): the n = 10 row
     # linspace(-4.5, 0) needs <= 66 nodes (the even/odd-certified grid used 105)
-    g = B._grid(NORMAL, B._spec(NORMAL), 10)
+    g = B._grid(NORMAL.small, 10)
     kL, lin = B._normal_row(np.linspace(-4.5, 0.0, 10).tolist(), g)
     assert lin and kL + g.kR + 1 <= 66
     assert math.isclose(g.hh, math.pi * math.sqrt(2.0 / (10 * math.asinh(1.0 / B._N_DISC))))
