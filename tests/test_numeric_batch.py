@@ -184,6 +184,32 @@ def test_bad_input():
     assert lp.shape == (0, 3) and ok.shape == (0,)
 
 
+def test_a_family_plugs_in_through_its_spec():
+    """The kernel reads everything from ``NumericFamily.small`` / ``.pair`` (no table keyed
+    by name): a family under a new name carrying the logistic's spec gets the logistic's
+    results bit for bit, forward and both VJPs (the scaled mode included: wide rows), and
+    a family without a spec is declined."""
+    import dataclasses
+
+    from numeric._batch import batch_vjp
+
+    ref = get_family("logistic")
+    fam = dataclasses.replace(ref, name="logistic_by_spec")
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal((40, 12)) * np.array([1.0, 2.0, 5.0, 300.0])[rng.integers(0, 4, (40, 1))]
+    g = rng.standard_normal(y.shape)
+    for f in (lambda F: batch_log_probs(y, F), lambda F: batch_log_probs(y, F, own_grids=True),
+              lambda F: batch_vjp(y, g, F), lambda F: batch_vjp(y, g, F, log=True)):
+        got, want = f(fam), f(ref)
+        assert np.array_equal(got[1], want[1]) and want[1].any()
+        assert np.array_equal(got[0], want[0], equal_nan=True)
+    pair = dataclasses.replace(get_family("normal"), name="normal_by_pair")
+    x = np.array([[0.3, -1.2], [4.0, 0.0]])
+    assert np.array_equal(numeric.log_probs(x, pair), numeric.log_probs(x, "normal"))
+    with pytest.raises(NotImplementedError, match="logistic_no_spec"):
+        batch_log_probs(y, dataclasses.replace(ref, name="logistic_no_spec", small=None))
+
+
 def test_own_grids_certify_wide_rows_exactly():
     # gumbel_min [0, -400, -1, -0.5]: the row's core map would need more than MAX_NODES
     # nodes (declined), the per-entry grids of method="batch" certify it -- exactly
