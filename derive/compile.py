@@ -16,13 +16,21 @@ forms, each free of cancellation where it is used:
 
 and sympy's C99 rewriting turns ``log(1 + t)``, ``exp(t) - 1`` into
 ``log1p`` / ``expm1``.  The density is compiled as ``log phi`` with its
-logarithm expanded.  The kernels are then *verified*: at ~250 points
-spread geometrically from the median into both tails (and towards finite
-support ends) they must match the CDF and density evaluated by mpmath at 40
-digits to ``1e-13 * max(1, |log F|)`` wherever ``F >= 1e-300`` (likewise
-``log phi``); otherwise ``ValueError`` names the point and the error, so a
-family is never handed to ``numeric`` with kernels that would silently
-cost accuracy.
+logarithm expanded.  The kernels are *verified*: at ~250 points spread
+geometrically from the median into both tails (and towards finite support
+ends) they must match the CDF and density evaluated by mpmath (to 35 digits,
+at the precision the user's expression needs) to ``1e-13 * max(1, |log F|)``
+wherever ``F >= 1e-300`` (likewise ``log phi``).  Where a form misses, two
+fallbacks for cancellation are tried (:func:`_kernels`): other printings of
+the same form (exponentials merged, so ``1 - e^(1/2) e^(-e^x/2)`` becomes
+``-expm1(-expm1(x)/2)``; ``cos(t) - 1 -> cosm1(t)``), and next to a finite
+support end the density in the distance from the end with the mass from its
+integral (:func:`_end_mass`).  What still misses raises :class:`CompileError`
+naming the point and the error, so a family is never handed to ``numeric``
+with kernels that would silently cost accuracy.  A family that is a
+location-scale transform of a registry family (sympy.stats StudentT, Normal,
+...) is not compiled: it runs on that family's engine
+(:func:`registry_equivalent`).
 
 >>> import numpy as np, sympy as sp, derive
 >>> x = sp.Symbol("x", real=True)
@@ -257,13 +265,13 @@ def _references(fam, e, pdf, pts, lo, hi):
     The user's expression may cancel (Erlang's ``1 - (1 + x + x^2/2) e^-x`` is 1e-36 at
     x = 1e-12): a value counts once two evaluations at 40 and 80 digits, or at doubled
     precisions up to 1280 digits, agree to 1e-35 relative."""
-    from .oracle._mpfamily import _exp_clamped
+    from .oracle._mpfamily import _CLAMPED
 
     x = fam.symbol
-    # exp(v) = 0 below v = -2^30: a nested exponential (Gompertz's e^(-e^x) far right) would
-    # otherwise make mpmath compute ln 2 to as many bits as v's exponent has
-    F = sp.lambdify(x, e, [{"exp": _exp_clamped}, "mpmath"])
-    f = sp.lambdify(x, pdf, [{"exp": _exp_clamped}, "mpmath"])
+    # exp(v) = 0 below v = -2^30 (erfc above 2^30): a nested exponential (Gompertz's e^(-e^x) far
+    # right) would otherwise make mpmath compute ln 2 to as many bits as v's exponent has
+    F = sp.lambdify(x, e, [_CLAMPED, "mpmath"])
+    f = sp.lambdify(x, pdf, [_CLAMPED, "mpmath"])
 
     out = ([None] * len(pts), [None] * len(pts))
     for k, t in enumerate(pts):

@@ -398,11 +398,24 @@ def _exp_clamped(v):
     return mp.exp(v)
 
 
+def _erfc_clamped(v):
+    """mpmath ``erfc`` with ``erfc(v) = 0`` for real ``v > 2^30`` (``erfc(v) < e^(-v^2)``): Moyal's
+    ``erfc(e^(-x/2) / sqrt 2)`` far left asks for erfc of ~e^(x/2), whose series mpmath would
+    run out of memory on (see :func:`_exp_clamped`)."""
+    if isinstance(v, mp.mpf) and v > 2**30:
+        return mp.mpf(0)
+    return mp.erfc(v)
+
+
+#: the mpmath namespace of user expressions: far-tail values that are 0 at any precision are 0
+_CLAMPED = {"exp": _exp_clamped, "erfc": _erfc_clamped}
+
+
 def _custom(fam):
     x = fam.symbol
     # the kernels are logs: evaluate log F and log f directly (see _log_expr)
-    logcdf_f = sp.lambdify(x, _log_expr(fam.cdf(x)), [{"exp": _exp_clamped}, "mpmath"])
-    logpdf_f = sp.lambdify(x, _log_expr(fam.pdf(x)), [{"exp": _exp_clamped}, "mpmath"])
+    logcdf_f = sp.lambdify(x, _log_expr(fam.cdf(x)), [_CLAMPED, "mpmath"])
+    logpdf_f = sp.lambdify(x, _log_expr(fam.pdf(x)), [_CLAMPED, "mpmath"])
 
     def guarded(f, what):
         # The user's expression may cancel (1 - exp(-t) near 0, ...): evaluate
@@ -434,7 +447,7 @@ def _custom(fam):
         comp = sp.Piecewise(*[(sp.expand(1 - v), c) for v, c in cdf.args])
     else:
         comp = sp.expand(1 - cdf)
-    logsf_sym = guarded(sp.lambdify(x, _log_expr(comp), [{"exp": _exp_clamped}, "mpmath"]), "survival function")
+    logsf_sym = guarded(sp.lambdify(x, _log_expr(comp), [_CLAMPED, "mpmath"]), "survival function")
 
     def ls(y):
         # log(1 - e^(log F)) keeps full relative precision while log F != 0 (it carries S's
