@@ -130,3 +130,23 @@ def test_every_atlas_sympy_stats_family(key):
 def test_n20(key):
     fam, w = _family(key)
     _check_probs(fam, _vectors(20, w, seed=20)[0])
+
+
+@pytest.mark.slow
+def test_location_scale_user_family_runs_on_the_registry_engine():
+    # F(x) = T_3(x/2 + 1): Student t (nu = 3) at scale 2, given as a user CDF (hypergeometric form).
+    # Reference: p(mu; F) = p(mu / 2; T_3), the registry family's oracle at the halved scores;
+    # numeric's scale is in the user's unit (scale 3 on F is T_3 at scale 6)
+    import sympy as sp
+
+    x = sp.Symbol("x", real=True)
+    fam = derive.family_from_cdf(derive.family("student_t", nu=3).cdf(x / 2 + 1), x, name="t3_scale2")
+    nf = fam.to_numeric()
+    assert (nf.name, nf.params) == ("student_t", {"scale": 2.0, "nu": 3.0})
+    mu = [3.0, 0.0, -1.5, 40.0]
+    for scale in (1.0, 3.0):
+        ref = derive.oracle.probs([m / (2 * scale) for m in mu], "student_t", nu=3, dps=20)
+        got = numeric.probs(np.array(mu), family=fam, scale=scale)
+        assert max(abs(mpmath.mpf(g) / r - 1) for g, r in zip(got, ref)) <= 1e-13, (scale, got, ref)
+    with pytest.raises(ValueError, match="takes only 'scale'"):
+        numeric.probs(np.array(mu), family=fam, nu=5)
