@@ -303,4 +303,32 @@ def quadrature_vjp(y, g, fam, *, log=False):
     if not np.isfinite(out).all():
         raise QuadratureError("vector-Jacobian product: a term overflowed float64 (scores too far "
                               "apart for this family); no finite value can be certified")
-    return out, lp
+    return _zero_sum(out, lp if log else None), lp
+
+
+def _zero_sum(out, lp=None):
+    """``out`` with its row sum moved to 0 (``J^T 1 = 0`` by shift invariance).
+
+    Each integral above is certified to ``VJP_RTOL`` of its L1 norm, so entry k is off by
+    at most ``VJP_RTOL`` times its sum of |terms| ``T_k >= |out_k|``; the row's residual
+    ``r = sum_k out_k`` is the sum of those errors and can exceed ``1e-12 sum|out|`` when
+    the terms cancel (``log_probs_vjp``: ``g = c / p`` terms far larger than the entries).
+    Entry k's README budget is at least ``b_k = 1e-10 |out_k|`` (``log p_k`` given, i.e.
+    ``log_probs_vjp``: ``max(1e-10, 1e-13 |log p_k|) |out_k|``, the bound of entries below
+    1e-300).  Moving entry k by ``-r b_k / sum b`` zeroes the sum; a residual up to
+    ``sum b / 2`` moves every entry by at most half its budget, while the certified error
+    ``VJP_RTOL T_k`` is a hundredth of it.  A larger residual means an integral is worse
+    than its certificate: raise, never return it.
+    """
+    total = math.fsum(out)
+    scale = float(np.abs(out).sum())
+    if abs(total) <= 1e-12 * scale:
+        return out
+    rel = 1e-10 if lp is None else np.maximum(1e-10, 1e-13 * np.abs(np.where(np.isfinite(lp), lp, 0.0)))
+    budget = rel * np.abs(out)
+    room = math.fsum(budget)
+    if not abs(total) <= 0.5 * room:
+        raise QuadratureError(f"vector-Jacobian product: the row sums to {total:.3g}, "
+                              f"{abs(total) / scale:.2g} of its absolute sum (shift invariance "
+                              "makes it 0); the quadrature's error certificate does not hold")
+    return out - total * (budget / room)

@@ -578,3 +578,26 @@ def test_probs_and_vjp_close_pair_far_below_a_heavy_tailed_top(family, nu):
                 ref = _mp_prob(z, i, family)
                 assert abs(p[i] / ref - 1) <= 1e-13, (G, i, p[i], mp.nstr(ref, 15))
     _check_against_mp(np.array([1e6, 0.0, -0.25]), np.array([0.1, -0.8, 0.5]), family)
+
+
+def test_quadrature_vjp_row_sum_projection():
+    # J^T 1 = 0: the quadrature's rows are moved to sum 0, each entry by at most half of
+    # its README budget (1e-10 relative, or 1e-13 |log p| below p = 1e-300), and a
+    # residual beyond the budgets is an error, not a number
+    from numeric._vjp import _zero_sum
+    rng = np.random.default_rng(5)
+    out = rng.normal(size=300)
+    out -= out.mean()
+    for frac in (3e-12, 2e-11, 4.9e-11):
+        bumped = out + frac * np.abs(out).sum() / out.size
+        fixed = _zero_sum(bumped)
+        assert abs(math.fsum(fixed)) <= 1e-12 * np.abs(fixed).sum()
+        assert (np.abs(fixed - bumped) <= 0.5e-10 * np.abs(bumped) * (1 + 1e-12)).all()
+    with pytest.raises(numeric.QuadratureError, match="sums to"):
+        _zero_sum(out + 6e-11 * np.abs(out).sum() / out.size)
+    # log_probs_vjp: an entry with log p = -2.5e5 takes the residual its budget allows
+    lp = np.array([0.0, -2.5e5])
+    v = np.array([-5000.0, 5000.0 + 3.7e-6])
+    fixed = _zero_sum(v, lp)
+    assert abs(math.fsum(fixed)) <= 1e-12 * np.abs(fixed).sum()
+    assert abs(fixed[0] - v[0]) <= 1e-10 * 5000 and abs(fixed[1] - v[1]) <= 0.5e-13 * 2.5e5 * 5000
