@@ -259,7 +259,8 @@ class Row:
         ``u - k ~ 3 L t^2``: a factor ``(x - kink)^a`` of the integrand becomes
         ``t^(2a + 1)`` up to an analytic factor -- bounded for ``a >= -1/2`` and analytic
         for half-integer ``a`` (an arcsine density ``(x (1 - x))^(-1/2)`` and its CDF,
-        analytic in ``sqrt(x)``), where Gauss-Kronrod converges geometrically.  Outside
+        analytic in ``sqrt(x)``), where Gauss-Kronrod converges geometrically; a steeper end
+        (``a < -1/2``, e.g. Beta(3/10, 1)) stays unbounded and raises :class:`QuadratureError`.  Outside
         ``[k_0, k_last]`` (pushed-out infinite ends) ``u = v``.
 
         The singular factor must see ``x - kink`` to relative precision, but the knot

@@ -18,6 +18,8 @@ import math
 import mpmath
 import numpy as np
 import pytest
+import sympy
+import sympy.stats
 
 import derive
 import numeric
@@ -148,3 +150,31 @@ def test_location_scale_user_family_runs_on_the_registry_engine():
         assert max(abs(mpmath.mpf(g) / r - 1) for g, r in zip(got, ref)) <= 1e-13, (scale, got, ref)
     with pytest.raises(ValueError, match="takes only 'scale'"):
         numeric.probs(np.array(mu), family=fam, nu=5)
+
+
+#: densities unbounded at one finite support end, d^a with a = -1/2 (numeric's end map makes
+#: them analytic; the oracle's pieces resolve one such end), the other end finite or infinite
+SINGULAR = {
+    "Beta(1/2,2)": lambda: derive.family_from_sympy_stats(sympy.stats.Beta("X", sympy.Rational(1, 2), 2)),
+    "ChiSquared(1)": lambda: derive.family_from_sympy_stats(sympy.stats.ChiSquared("X", 1)),
+    "PowerFunction(1/2,0,1)": lambda: derive.family_from_sympy_stats(
+        sympy.stats.PowerFunction("X", sympy.Rational(1, 2), 0, 1)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(SINGULAR))
+def test_density_unbounded_at_one_end(key):
+    # slow tier: the oracle needs 4-10 s per row on these densities
+    fam = SINGULAR[key]()
+    w = float(atlas._width(fam))
+    for row in _vectors(3, w, seed=11)[:2]:
+        _check_probs(fam, row)
+
+
+def test_density_steeper_than_inverse_sqrt_raises():
+    # Beta(3/10, 1): density ~ x^(-7/10) at 0; after the end map t^(-2/5) is still unbounded,
+    # which the panels cannot integrate to the tolerance: a clear error, not a number
+    fam = derive.family_from_sympy_stats(sympy.stats.Beta("X", sympy.Rational(3, 10), 1))
+    with pytest.raises(numeric.QuadratureError):
+        numeric.probs(np.array([0.1, 0.0, -0.2]), family=fam)
