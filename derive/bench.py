@@ -102,6 +102,8 @@ TORCH_SHAPES = tuple(TORCH_TARGETS)
 SAMPLE_S = 5e-4
 #: a call slower than SLOW_CALL_S is not repeated, one slower than MID_CALL_S only once
 SLOW_CALL_S, MID_CALL_S = 0.5, 0.1
+#: the fewest samples (each ``SAMPLE_S`` long, or one call) the baseline's minimum is taken over
+BASE_MIN_SAMPLES = 15
 
 _FULL = {
     "families": FAMILIES,
@@ -358,7 +360,8 @@ def min_time(fn, base, *, budget_s, min_samples, cap_s):
     also counts as a sample; the baseline's comes first, so that a capped
     ``fn`` (:class:`CallCapExceeded`, with ``base_s`` set) still gives a
     lower bound of its ratio.  A call slower than ``MID_CALL_S`` is sampled
-    twice in all, one slower than ``SLOW_CALL_S`` once.  Returns
+    twice in all, one slower than ``SLOW_CALL_S`` once; the baseline at
+    least ``BASE_MIN_SAMPLES`` times whatever ``fn`` costs.  Returns
     ``{"time_s", "cpu_s", "calls", "samples"}``, plus the same for the
     baseline with a ``base_`` prefix, ``ratio`` (wall) and ``cpu_ratio``
     when ``base`` is given.
@@ -389,6 +392,13 @@ def min_time(fn, base, *, budget_s, min_samples, cap_s):
             spent += w * numbers[k]
             numbers[k] = max(1, int(SAMPLE_S / max(b[0], 1e-9)))  # the warm-up call may have been slow
         samples += 1
+    # a slow fn leaves its baseline only a few samples, and the minimum of a few calls of a
+    # cheap baseline is easily inflated by other load (a descheduled thread): the baseline
+    # alone is sampled on until it has BASE_MIN_SAMPLES samples, which costs little
+    while base is not None and best[1][3] < BASE_MIN_SAMPLES:
+        w, c = _sample(base, numbers[1])
+        b = best[1]
+        b[0], b[1], b[2], b[3] = min(b[0], w), min(b[1], c), b[2] + numbers[1], b[3] + 1
     res = {"time_s": best[0][0], "cpu_s": best[0][1], "calls": best[0][2], "samples": best[0][3]}
     if base is not None:
         res.update({"base_s": best[1][0], "base_cpu_s": best[1][1], "base_calls": best[1][2],
