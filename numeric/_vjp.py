@@ -29,6 +29,7 @@ from ._quadrature import QuadratureError, Row, entry_tolerance, integrate_compon
 __all__ = ["quadrature_vjp", "softmax_vjp", "softmax_log_vjp"]
 
 VJP_RTOL = 1e-12
+_VJP_ELEMS = 1 << 21      # (panels x components), (groups x nodes) entries per table
 
 
 def _row_without_probs(y, fam):
@@ -112,7 +113,7 @@ def _component_rtol(lpu, tied):
     return np.concatenate([t, tE, t[tied]])
 
 
-def _error_floor(lw, scale):
+def _error_floor(lw, scale, total=None):
     """``floor(logA) -> (abs, rel)``: log absolute errors allowed per component.
 
     A component's weighted error may reach ``2^-1075 * scale / ncomp`` (abs:
@@ -127,9 +128,11 @@ def _error_floor(lw, scale):
     resolved (1e-3, or the rounding noise of huge logs: normal [0, 0, -1e7],
     terms ~ e^-1.25e13); ``rel`` is computed from the estimates and trusted
     only once all of them are resolved (see ``_quadrature._trusted_floor``).
-    Zero-weight components are never refined (floor +inf).
+    Zero-weight components are never refined (floor +inf).  ``total``: the count of
+    all components when ``lw`` is a chunk of them (both floors divide by it).
     """
-    lfloor_abs = -1075.0 * math.log(2.0) + math.log(scale) - math.log(lw.size)
+    total = lw.size if total is None else total
+    lfloor_abs = -1075.0 * math.log(2.0) + math.log(scale) - math.log(total)
     with np.errstate(invalid="ignore"):
         fl_abs = lfloor_abs - lw
     fl_abs = np.where(np.isnan(fl_abs), np.inf, fl_abs)
@@ -139,7 +142,7 @@ def _error_floor(lw, scale):
             lc = lA + lw
         lc = np.where(np.isnan(lc), -np.inf, lc)
         lR = logsumexp(lc) if np.isfinite(lc).any() else -np.inf
-        base = math.log(VJP_RTOL * VJP_NEGLIGIBLE) + lR - math.log(lw.size)
+        base = math.log(VJP_RTOL * VJP_NEGLIGIBLE) + lR - math.log(total)
         with np.errstate(invalid="ignore"):
             out = base - lw
         return fl_abs, np.where(np.isnan(out), np.inf, out)
@@ -244,7 +247,7 @@ def quadrature_vjp(y, g, fam, *, log=False):
 
     tied = np.flatnonzero(row.counts > 1)
 
-    def integrand(u):
+    def integrand(u, sel=None):
         c, s, ljac = row.nodes(u)
         lF = row.log_F(c, s) + ljac
         lh = row.log_h(c, s)
@@ -266,6 +269,8 @@ def quadrature_vjp(y, g, fam, *, log=False):
         L = np.concatenate([L1, L2, L3], axis=0)
         L = np.where(np.isnan(L), -np.inf, L)
         S = np.concatenate([np.ones_like(L1), sGm, np.ones_like(L3)], axis=0)
+        if sel is not None:
+            return L[sel], S[sel]
         return L, S
 
     if row.edges is None:
@@ -277,10 +282,34 @@ def quadrature_vjp(y, g, fam, *, log=False):
     ncomp = 2 * m + tied.size
     lw = _component_weights(g, inv, row.counts, tied, lpu if log else None)
     rtol = _component_rtol(lpu, tied) if log else np.full(ncomp, VJP_RTOL)
-    lI, sI, lA, _ = integrate_components(integrand, ncomp, edges,
-                                         lambda lA: rtol,
-                                         what="vector-Jacobian product",
-                                         floor=_error_floor(lw, fam.scale))
+    # The engine keeps (panels x components) tables (value, sign, L1 norm, error) and
+    # the integrand (groups x nodes) ones.  Rows whose tables would pass _VJP_ELEMS
+    # entries (long rows with many kinks or distinct values) integrate the components
+    # in chunks, each adaptively on its own (every component certified to its own
+    # tolerance as before; each chunk's relative error floor is taken from its own
+    # L1 scale, a lower, stricter floor), and evaluate the integrand on blocks of
+    # nodes: memory per chunk ~ _VJP_ELEMS entries whatever n, time x chunks.
+    npan = max(edges.size - 1, 1)
+    per = max(1, _VJP_ELEMS // npan)
+    if ncomp <= per:
+        lI, sI, lA, _ = integrate_components(integrand, ncomp, edges,
+                                             lambda lA: rtol,
+                                             what="vector-Jacobian product",
+                                             floor=_error_floor(lw, fam.scale))
+    else:
+        step = max(1, _VJP_ELEMS // max(m, 1))
+        lI, sI = np.empty(ncomp), np.empty(ncomp)
+        for c0 in range(0, ncomp, per):
+            sel = np.arange(c0, min(ncomp, c0 + per))
+
+            def part(u, sel=sel):
+                outs = [integrand(u[k:k + step], sel) for k in range(0, u.size, step)]
+                return (np.concatenate([o[0] for o in outs], axis=1),
+                        np.concatenate([o[1] for o in outs], axis=1))
+
+            lI[sel], sI[sel], _, _ = integrate_components(
+                part, sel.size, edges, lambda lA, sel=sel: rtol[sel], what="vector-Jacobian product",
+                floor=_error_floor(lw[sel], fam.scale, total=ncomp))
     # (J^T g)_k = g_k (A'_u + (c_u - 1) D_u) - E_u - (G_u - g_k) D_u,  u = group of k
     with np.errstate(over="ignore", invalid="ignore"):
         A = np.exp(lI[:m])
