@@ -34,8 +34,11 @@ and the integrand of any ``p_i`` on a panel ``[a, b]`` is at most
 ``G(b) / b``, so a panel whose ``log G(b)`` lies ``L = 45 + log(panels)``
 below that bound adds at most ``e^-45`` relative, computed or not.  Rows with
 more than ``_K_MAX`` = 256 distinct active values (the tables hold ``K^2 N``
-entries), or whose panels do not settle, are declined (``ok`` False: the caller's
-quadrature takes them).
+entries), or whose panels do not settle, take the region engine (series
+expansions of ``log G`` and of the kernels on regions of ``t = 1 - s``, section
+"rows with many distinct active scores" below: cost ``O(K R^2 + nodes R^2 +
+K regions R)``); rows it declines too (mass within ``2^-24`` of ``s = 0`` that
+its regions cannot reach) are left to the caller's quadrature (``ok`` False).
 
 Rounding: a factor ``s + d_J`` close to 1, tied ``w_J`` times, would carry its
 rounding ``w_J`` times; each node therefore also knows its distance ``tau`` to
@@ -347,6 +350,8 @@ def log_probs_rows(y):
         out[rows[:, None], cols] = np.take_along_axis(lp, gid, axis=1)
         ok[rows] = good
     res = out[:, :n]
+    for r in np.flatnonzero(~ok):
+        res[r], ok[r] = _wide_row_log_probs(y[r])
     res[~ok] = np.nan
     return res, ok
 
@@ -386,6 +391,8 @@ def probs_vjp_rows(y, g, log=False):
         out[rows[:, None], cols] = np.where(cols < n, v, 0.0)
         ok[rows] = good & np.isfinite(v).all(axis=1)
     res = out[:, :n]
+    for r in np.flatnonzero(~ok):
+        res[r], ok[r] = _wide_row_vjp(y[r], g[r], log)
     res[~ok] = np.nan
     return res, ok
 
@@ -433,3 +440,484 @@ def _vjp_block(R, lp, ge, gid, valid, log):
             first = (ge - qt[:, None]) * Ae
         v = np.where(Ae > 0, first, 0.0) - Be
     return np.where(valid, v, 0.0)
+
+
+# -- rows with many distinct active scores -----------------------------------------
+#
+# With ``t = 1 - s`` (``t`` in [0, 1): the distance below the top score plus one) and
+# the distinct active gaps ``d_0 = 0 < d_1 < ... < d_(K-1) < 1`` (weights ``w_J``),
+#
+#     log G(t) = sum_(d_J < t) w_J log(1 - t + d_J),
+#     p_I = int_(d_I)^1 G(t) / (1 - t + d_I) dt,
+#
+# every term of ``log G`` has one sign (<= 0) and every integrand is positive.  [0, t_end]
+# is cut into *regions* ``[a, a + H)``; a group with ``d_J <= a`` is *far* for the
+# region, one with ``a < d_J < a + H`` *near*.  At ``t = a + tau``, with
+# ``q_J = 1 / (1 - a + d_J)`` and ``e_J = d_J - a``,
+#
+#     far:   log(1 - t + d_J) = log(1 - a + d_J) - sum_(r>=1) (tau q_J)^r / r,
+#            1 / (1 - t + d_J) = sum_(k>=0) tau^k q_J^(k+1),
+#     near:  log(1 - t + d_J) = -sum_(r>=1) (tau - e_J)^r / r,
+#            1 / (1 - t + d_J) = sum_(k>=0) (tau - e_J)^k,
+#
+# so ``log G``, ``S = sum_J w_J / (1 - t + d_J)`` and ``Gamma`` (the VJP's cotangent
+# sum) at every node need only the far moments ``Q_r = sum_far w_J q_J^r`` (one pass
+# over the far groups per region) and prefix sums of ``w_J e_J^r`` over the near
+# groups (binomial expansion of ``(tau - e_J)^r``), and ``p_I`` (and the VJP
+# integrals) need only the node moments ``sum_nodes v tau^k`` of each region (far
+# ``I``: ``sum_k q_I^(k+1) m_k``) or their suffix sums (near ``I``).  Cost
+# ``O((K + nodes) R^2 + K regions R)`` instead of ``K^2`` node-group pairs.
+#
+# Bounds.  Region width ``H <= _RHO (1 - a)`` (both series' ratios ``tau q_J <= H /
+# (1 - a)`` and ``tau - e_J <= H`` are at most ``rho_p = H / (1 - a) <= 1/8``;
+# ``R = ceil((log(M + 1) + 38) / log(1 / rho_p))`` terms leave below ``e^-38`` of
+# ``log G`` in absolute terms and ``rho_p^R`` relative of every positive sum) and
+# ``H M(a + H) <= _C_REG (1 - a - H)`` (``M(t)`` the active count): ``log G`` drops by
+# at most ``_C_REG`` across a region (each region's node values are scaled by its
+# own largest: no underflow within it), and the binomial sums, whose terms are at
+# most ``(2H)^r`` times the near weights, lose at most ``~2 _C_REG eps`` (1.4e-14)
+# absolutely in ``log G`` and ``~2 H eps`` relative in the kernel sums (the
+# ``k = 0`` term, a plain positive sum, dominates).  Prefix and suffix sums are
+# compensated (:func:`_csum`: each addition's rounding added back), far moments
+# are numpy's pairwise sums of one-signed terms.  ``log(1 - a + d_J)`` is formed as
+# ``log1p(-(a - d_J))`` when ``a - d_J <= 1/2``, else as ``log((1 - a) + d_J)``:
+# relative error of a few ulps either way, and a one-signed sum keeps it.
+#
+# Panels: the near breakpoints cut each region; each piece is split into equal
+# panels of half-width ``h <= (1 - b) / (16 M)`` (``b`` the region's end, ``M`` the
+# piece's active count) with 8 Gauss-Legendre points.  The integrand is
+# ``e^phi`` with ``phi`` concave, ``|phi'| <= M / (1 - b)``; on the Bernstein ellipse
+# of parameter 16 around a panel (real half-axis ``8.03 h``, imaginary ``7.97 h``)
+# ``Re phi`` exceeds its value at the panel's end by at most ``9.03 h M / (1 - b) +
+# 32 h^2 M / (1 - b)^2 <= 0.57``, so the rule's error is below
+# ``(64 / 15) / 255 * 16^-16 e^0.57 / 2 ~ 1e-21`` of the panel's integral (the kernels
+# ``1 / (1 - t + d_J)`` change by a factor below ``1 + 1/M`` on the ellipse).
+#
+# The integration ends at ``t_end`` where ``log G <= log G(d_(K-1)) + 2 log((1 -
+# d_(K-1)) / (4M)) - 45``: every ``p_I >= G(d_I) (1 - d_I) / (4M)`` (the first ``(1 -
+# d_I) / (2M)`` after ``d_I``, where ``G >= G(d_I) / 2``), every VJP kernel
+# ``K_IJ >= G (1 - d)^2 / (16 M^2)`` likewise, and what lies beyond (``G`` and
+# ``G / (1 - t + d_I)`` decrease) is below ``e^-45`` of each.  Rows needing more than
+# ``_MAX_REGIONS`` regions (mass close to ``t = 1``, where regions shrink
+# geometrically) are declined.
+
+_RHO = 1.0 / 16
+_C_REG = 64.0
+_NW = 8
+_MAX_REGIONS = 4000
+_CUT = 45.0
+_SIG_MIN = 2.0 ** -24     # regions reaching this close to t = 1: declined
+
+
+def _csum(x):
+    """Prefix sums along axis 0 with each addition's rounding error (TwoSum: exact in
+    floating point) summed separately and added back: error ~2 eps of the sum of
+    |terms| whatever the length (instead of up to ``length * eps``)."""
+    s = np.cumsum(x, axis=0)
+    if x.shape[0] > 1:
+        prev, cur = s[:-1], s[1:]
+        bb = cur - prev
+        err = (prev - (cur - bb)) + (x[1:] - bb)
+        s[1:] += np.cumsum(err, axis=0)
+    return s
+
+
+def _log1m(z, x):
+    """``log(1 - z)`` given ``z`` and ``x = 1 - z`` formed as a sum of positives."""
+    with np.errstate(divide="ignore"):
+        return np.where(z <= 0.5, np.log1p(-np.minimum(z, 0.5)), np.log(x))
+
+
+_BINOM = np.array([[math.comb(r, q) for q in range(64)] for r in range(64)], dtype=float)
+
+
+class _Wide:
+    """One row's groups (``d`` ascending, ``d[0] = 0``; weights ``w``) on the regions
+    of the section comment above."""
+
+    def __init__(self, d, w):
+        self.d, self.w = d, w
+        self.Mcum = np.cumsum(w)
+        self.M = float(self.Mcum[-1])
+        self.target = self._cut(d.size - 1)
+        self.regions, self.ok = self._regions()
+
+    def _cut(self, j):
+        """``log G(d_j) + 2 log((1 - d_j) / (4M)) - 45``: below it ``G`` is negligible
+        for group ``j`` and every group before it (section comment)."""
+        d, w = self.d, self.w
+        dj = d[j]
+        lg = float(np.sum(w[:j] * _log1m(dj - d[:j], (1.0 - dj) + d[:j])))
+        return lg + 2.0 * math.log((1.0 - dj) / (4.0 * self.M)) - _CUT
+
+    def _slope(self, t):
+        """``S(t) = sum_(d_J < t) w_J / (1 - t + d_J)``, ``-d log G / dt``."""
+        k = int(np.searchsorted(self.d, t, side="left"))
+        return float(np.sum(self.w[:k] / ((1.0 - t) + self.d[:k])))
+
+    def _far(self, a, jf, R, c=None):
+        """``log G(a)`` (far part) and ``sum_far c_J q_J^r`` (r = 1..R+1) at ``a``."""
+        d = self.d[:jf]
+        x = (1.0 - a) + d
+        q = 1.0 / x
+        c = self.w[:jf] if c is None else c
+        out = np.empty(R + 1)
+        pw = c * q
+        out[0] = pw.sum()
+        for r in range(1, R + 1):
+            pw *= q
+            out[r] = pw.sum()
+        return x, q, out
+
+    def _regions(self):
+        d, w = self.d, self.w
+        last = d[-1]
+        out = []
+        a = 0.0
+        while True:
+            sig = 1.0 - a
+            jf = int(np.searchsorted(d, a, side="right"))
+            x = sig + d[:jf]
+            phi = float(np.sum(w[:jf] * _log1m(a - d[:jf], x)))
+            if a > last and phi <= self.target:
+                return out, True
+            if jf < d.size and phi <= self._cut(jf - 1):
+                # nothing from a to the next breakpoint counts for the groups before it
+                # (G decreases): the next region starts there
+                a = float(d[jf])
+                continue
+            if a > last and (d.size == 1 or sig <= d[1] / 8.0):
+                # every group far and 1 - t below d_1 / 8: the end region (t to 1)
+                out.append((a, None, jf))
+                return out, sig >= _SIG_MIN
+                if d.size == 1 or sig <= d[1] / 8.0:
+                    # every group far and 1 - t below d_1 / 8: the end region (t to 1)
+                    out.append((a, None, jf))
+                    return out, sig >= _SIG_MIN
+            # H <= rho (1 - a), and H S(a + H) <= C (S increases with t: the drop of
+            # log G across the region is at most H S(b))
+            H = _RHO * sig
+            S0 = self._slope(a + H)
+            if H * S0 > _C_REG:
+                H = _C_REG / S0
+            b = a + H
+            out.append((a, b - a, jf))           # (exact: Sterbenz) next region starts at b
+            if len(out) > _MAX_REGIONS or sig < _SIG_MIN:
+                return out, False
+            a = b
+
+    def region(self, p, c_far=None, c_near=None):
+        """Nodes of region ``p``: ``tau``, log weights, log G, ``S`` and (weights
+        ``c_far`` (far groups) / ``c_near`` (near groups) given) ``sum_J c_J / (1 - t + d_J)``;
+        and the far ``q``, near ``e`` and the first node of each near piece."""
+        a, H, jf = self.regions[p]
+        if H is None:
+            return self._end_region(a, c_far)
+        d, w = self.d, self.w
+        sig = 1.0 - a
+        jn = int(np.searchsorted(d, a + H, side="left"))
+        rho = H / sig
+        R = int(min(40, max(2, math.ceil((math.log(self.M + 1.0) + 38.0) / -math.log(rho)))))
+        x, q, Q = self._far(a, jf, R)
+        phi = float(np.sum(w[:jf] * _log1m(a - d[:jf], x)))
+        e = d[jf:jn] - a
+        wn = w[jf:jn]
+        # near prefix sums E_q = sum_(j < i) wn_j e_j^q (q = 0..R), i = 0..len(e)
+        powe = np.empty((e.size + 1, R + 1))
+        powe[0] = 0.0
+        ep = np.ones_like(e)
+        for qq in range(R + 1):
+            powe[1:, qq] = wn * ep
+            ep = ep * e
+        Ecs = _csum(powe) if e.size else None
+        # pieces between near breakpoints, split into equal panels of half-width
+        # h <= 1 / (16 S) and <= (1 - t) / 16 at the piece's right end (S there, with
+        # the group at that end counted: a bound for the whole piece)
+        edges = np.concatenate([[0.0], e, [H]])
+        width = np.diff(edges)
+        tpe = np.power.outer(edges[1:], np.arange(R + 1)).T
+        Send = Q @ tpe
+        if Ecs is not None:
+            Ee = Ecs[np.minimum(np.arange(1, e.size + 2), e.size)]
+            for kk in range(R + 1):
+                Send = Send + _binom_near(Ee, tpe, kk)
+        nsub = np.maximum(1, np.ceil(8.0 * width * np.maximum(Send, 1.0 / (sig - edges[1:])))).astype(np.intp)
+        piece = np.repeat(np.arange(width.size), nsub)
+        first = np.concatenate([[0], np.cumsum(nsub)])[:-1]
+        k = np.arange(piece.size) - first[piece]
+        hs = width[piece] / nsub[piece]
+        lo = edges[piece] + k * hs
+        gx, _, gw = _rule(_NW)
+        tau = (lo[:, None] + hs[:, None] * gx).ravel()
+        lw = np.log((hs[:, None] * gw).ravel())
+        cnt = np.repeat(piece, _NW)                      # near groups below each node
+        start = first * _NW                              # first node of each piece
+        E = Ecs[cnt] if e.size else None                  # (P, R + 1)
+        tp = np.empty((R + 1, tau.size))
+        tp[0] = 1.0
+        for r in range(1, R + 1):
+            tp[r] = tp[r - 1] * tau
+        # -log G + phi = sum_r (1/r) [tau^r Q_r + sum_q C(r,q) tau^(r-q) (-1)^q E_q]
+        lg = np.zeros_like(tau)
+        S = np.zeros_like(tau)
+        for r in range(R, 0, -1):
+            nr = tp[r] * Q[r - 1] + _binom_near(E, tp, r)
+            lg += nr / r
+        for kk in range(R, -1, -1):
+            S += tp[kk] * Q[kk] + _binom_near(E, tp, kk)
+        lg = phi - lg
+        out = {"tau": tau, "lw": lw, "lg": lg, "S": S, "q": q, "e": e, "start": start, "R": R,
+               "jf": jf, "jn": jn, "tp": tp}
+        if c_far is not None:
+            _, _, Qc = self._far(a, jf, R, c_far)
+            powc = np.empty((e.size + 1, R + 1))
+            powc[0] = 0.0
+            ep = np.ones_like(e)
+            for qq in range(R + 1):
+                powc[1:, qq] = c_near * ep
+                ep = ep * e
+            Ec = _csum(powc)[cnt] if e.size else None
+            Gm = np.zeros_like(tau)
+            for kk in range(R, -1, -1):
+                Gm += tp[kk] * Qc[kk] + _binom_near(Ec, tp, kk)
+            out["Gamma"] = Gm
+        return out
+
+    def _end_region(self, a, c=None):
+        """The last region, ``t`` from ``a`` to 1 (``sig = 1 - t`` from ``sig_e = 1 - a <=
+        d_1 / 8`` down to 0; every group active): the top group's factor ``sig^(w_0)``
+        exactly, the others expanded about ``t = 1`` (``tau = -sig``, ``q_J = 1 / d_J``,
+        ratio ``sig / d_J <= 1/8``; alternating terms falling like ``8^-r``).
+
+        Panels: equal steps of ``Psi(sig) = 8 w_0 log sig + 8 M_r log(sig + d_1)``
+        (``M_r`` the other groups' weight), so each panel spans at most ``1 / (8 w_0)``
+        in ``log sig`` and ``(sig + d_1) / (8 M_r)`` in ``sig``: the Bernstein bound of
+        the section comment with ``|z / sig|^(w_0) <= e^(1/2)`` for the exact factor.
+        They stop where ``log G`` falls below the cut (found on a grid of
+        ``sig_e 2^(-j/4)``, the last panel ending at 0 beyond it dropped)."""
+        d, w = self.d, self.w
+        sig_e = 1.0 - a
+        w0 = float(w[0])
+        dr, wr = d[1:], w[1:]
+        Mr = float(wr.sum())
+        d1 = float(dr[0]) if dr.size else 1.0
+        rho = sig_e / d1
+        R = int(min(40, max(2, math.ceil((math.log(self.M + 1.0) + 38.0) / -math.log(max(rho, 1e-300))))))
+        q = 1.0 / dr
+        Q = np.empty(R + 1)
+        pw = wr * q
+        for r in range(R + 1):
+            Q[r] = pw.sum()
+            pw = pw * q
+        phi = float(np.sum(wr * np.log(dr)))
+
+        def log_g(sg):
+            tau = -sg
+            acc = np.zeros_like(sg)
+            tk = np.ones_like(sg)
+            for r in range(1, R + 1):
+                tk = tk * tau
+                acc += tk * Q[r - 1] / r
+            with np.errstate(divide="ignore"):
+                return w0 * np.log(sg) + phi - acc
+
+        grid = sig_e * np.exp2(-np.arange(0, 4 * 200) / 4.0)
+        below = np.flatnonzero(log_g(grid) <= self.target)
+        sig_min = grid[below[0]] if below.size else grid[-1]
+
+        def psi(sg):
+            return 8.0 * w0 * np.log(sg) + 8.0 * Mr * np.log(sg + d1)
+
+        npan = int(math.ceil(psi(sig_e) - psi(sig_min)))
+        target = psi(sig_e) - np.arange(1, npan + 1, dtype=float)
+        # invert Psi (increasing, convex in log sig): Newton in log sig from above
+        u = np.full(npan, math.log(sig_e))
+        for _ in range(60):
+            sg = np.exp(u)
+            f = psi(sg) - target
+            step = f / (8.0 * w0 + 8.0 * Mr * sg / (sg + d1))
+            u = u - step
+            if np.all(np.abs(step) <= 1e-15 * np.maximum(1.0, np.abs(u))):
+                break
+        edges = np.concatenate([[sig_e], np.exp(u)])            # descending
+        hi, lo_ = edges[:-1], edges[1:]
+        gx, gxr, gw = _rule(_NW)
+        sg = (lo_[:, None] + (hi - lo_)[:, None] * gx).ravel()
+        lw = np.log(((hi - lo_)[:, None] * gw).ravel())
+        tau = -sg
+        tp = np.empty((R + 1, sg.size))
+        tp[0] = 1.0
+        for r in range(1, R + 1):
+            tp[r] = tp[r - 1] * tau
+        lg = log_g(sg)
+        S = w0 / sg + Q @ tp
+        out = {"tau": tau, "lw": lw, "lg": lg, "S": S, "q": q, "e": np.zeros(0), "start": np.zeros(1, np.intp),
+               "R": R, "jf": d.size, "jn": d.size, "tp": tp, "sig": sg}
+        if c is not None:
+            cr = c[1:]
+            Qc = np.empty(R + 1)
+            pw = cr * q
+            for r in range(R + 1):
+                Qc[r] = pw.sum()
+                pw = pw * q
+            out["Gamma"] = c[0] / sg + Qc @ tp
+        return out
+
+    @staticmethod
+    def kernel(reg, v):
+        """``sum_(nodes t > d_I) v_t / (1 - t + d_I)`` of this region for its far groups
+        (``I < jf``) and its near groups (``jf <= I < jn``)."""
+        R, tp, q, e = reg["R"], reg["tp"], reg["q"], reg["e"]
+        m = tp @ v                                             # (R + 1,) node moments
+        far = np.zeros_like(q)
+        for kk in range(R, -1, -1):                            # Horner in q: sum q^(k+1) m_k
+            far = (far + m[kk]) * q
+        if "sig" in reg:                                       # end region: the top group exactly
+            return np.concatenate([[np.sum(v / reg["sig"])], far]), np.zeros(0)
+        # near I: suffix sums over the nodes after its breakpoint (piece I - jf + 1 on)
+        suf = _csum((tp * v)[:, ::-1].T)[::-1]                 # (P, R + 1): sum_(t >= node)
+        idx = reg["start"][1:]
+        if e.size == 0:
+            return far, np.zeros(0)
+        Sq = np.where((idx < v.size)[:, None], suf[np.minimum(idx, v.size - 1)], 0.0)   # (ne, R + 1)
+        near = np.zeros_like(e)
+        # sum_k sum_q C(k,q) (-e)^(k-q) Sq_q
+        me = -e
+        pe = np.ones((R + 1, e.size))
+        for j in range(1, R + 1):
+            pe[j] = pe[j - 1] * me
+        for kk in range(R + 1):
+            for qq in range(kk + 1):
+                near += _BINOM[kk, qq] * pe[kk - qq] * Sq[:, qq]
+        return far, near
+
+
+def _binom_near(E, tp, r):
+    """``sum_q C(r,q) tau^(r-q) (-1)^q E_q`` at every node (0 without near groups)."""
+    if E is None:
+        return 0.0
+    out = tp[r] * E[:, 0]
+    for qq in range(1, r + 1):
+        t = _BINOM[r, qq] * tp[r - qq] * E[:, qq]
+        if qq % 2:
+            out -= t
+        else:
+            out += t
+    return out
+
+
+def _wide_log_probs(W):
+    """Group log-probabilities (K,) of a :class:`_Wide` row, renormalised, and ok."""
+    K = W.d.size
+    lp = np.full(K, -np.inf)
+    for p in range(len(W.regions)):
+        reg = W.region(p)
+        lv = reg["lw"] + reg["lg"]
+        lam = float(lv.max())
+        far, near = _Wide.kernel(reg, np.exp(lv - lam))
+        jf, jn = reg["jf"], reg["jn"]
+        with np.errstate(divide="ignore"):
+            np.logaddexp(lp[:jf], lam + np.log(far), out=lp[:jf])
+            np.logaddexp(lp[jf:jn], lam + np.log(near), out=lp[jf:jn])
+    with np.errstate(divide="ignore"):
+        lt = lp + np.log(W.w)
+    mx = lt.max()
+    tot = mx + math.log(np.exp(lt - mx).sum())
+    ok = bool(W.ok and math.isfinite(tot) and abs(tot) <= _SUM_TOL)
+    return lp - tot, ok
+
+
+def _wide_groups(yr):
+    """Distinct active gaps ``d`` (ascending, ``d[0] = 0``), weights, active columns and
+    their group index of one row."""
+    d = yr.max() - yr
+    cols = np.flatnonzero(d < 1.0)
+    vals, inv, cnt = np.unique(d[cols], return_inverse=True, return_counts=True)
+    return vals, cnt.astype(np.float64), cols, inv
+
+
+def _wide_vjp(W, lpg, C, qt, log):
+    """``g_e A_E - B_E`` per group pieces: returns (lA (K,), B (K,)) with
+    ``A_E = int G h_E S`` (log) and ``B_E = int G h_E Gamma`` (``Gamma`` from the group
+    cotangent sums ``C`` shifted by ``qt``; ``log``: ``C_J / p_J``)."""
+    K = W.d.size
+    lA = np.full(K, -np.inf)
+    B = np.zeros(K)
+    lone = W.w[0] == 1.0
+    for p in range(len(W.regions)):
+        # the region's scale: its largest log(w G), found from the plain node pass
+        reg = W.region(p)
+        jf, jn = reg["jf"], reg["jn"]
+        lv = reg["lw"] + reg["lg"]
+        lam = float(lv.max())
+        if log:
+            # gamma_J e^-lam... kept at the true scale: C_J G / p_J is bounded
+            om = C[:jn] * np.exp(lam - lpg[:jn]) - W.w[:jn] * qt * math.exp(lam)
+        else:
+            om = C[:jn] - W.w[:jn] * qt
+        if lone:
+            om[0] = 0.0
+        reg = W.region(p, om[:jf], om[jf:jn])
+        v = np.exp(lv - lam)
+        farA, nearA = _Wide.kernel(reg, v * reg["S"])
+        farB, nearB = _Wide.kernel(reg, v * reg["Gamma"])
+        sB = 1.0 if log else math.exp(lam)
+        with np.errstate(divide="ignore"):
+            np.logaddexp(lA[:jf], lam + np.log(farA), out=lA[:jf])
+            np.logaddexp(lA[jf:jn], lam + np.log(nearA), out=lA[jf:jn])
+        B[:jf] += sB * farB
+        B[jf:jn] += sB * nearB
+    return lA, B
+
+
+def _wide_row_log_probs(yr):
+    """``(log p (n,), ok)`` of one row by the region engine.
+
+    >>> import numpy as np
+    >>> lp, ok = _wide_row_log_probs(np.array([0.0, 0.0, -0.5]))
+    >>> np.exp(lp).round(15).tolist(), ok       # 1/2 - 1/48 twice, 1/24
+    ([0.479166666666667, 0.479166666666667, 0.041666666666667], True)
+    """
+    d, w, cols, inv = _wide_groups(yr)
+    out = np.full(yr.size, -np.inf)
+    W = _Wide(d, w)
+    if not W.ok:
+        return out, False
+    lp, ok = _wide_log_probs(W)
+    out[cols] = lp[inv]
+    return out, ok
+
+
+def _wide_row_vjp(yr, gr, log):
+    """``(J^T g (n,), ok)`` of one row by the region engine (``log``: of ``log p``):
+    ``v_e = (g_e - g_t) A_E - B_E`` with the cotangent shifted by that of a top entry
+    ``t`` (module docstring; for ``log``, ``g = c / p`` formed in log space).
+
+    >>> import numpy as np
+    >>> v, ok = _wide_row_vjp(np.array([0.0, -0.5, -2.0]), np.array([1.0, 0.0, 0.0]), False)
+    >>> v.round(15).tolist()                     # d(1 - (1 - d)^2 / 2) = (1 - d) dd
+    [0.5, -0.5, 0.0]
+    """
+    d, w, cols, inv = _wide_groups(yr)
+    out = np.zeros(yr.size)
+    W = _Wide(d, w)
+    if not W.ok:
+        return out, False
+    lpg, ok = _wide_log_probs(W)
+    ge = gr[cols]
+    t = int(np.flatnonzero(inv == 0)[0])
+    qt = ge[t] * math.exp(-lpg[0]) if log else ge[t]
+    C = np.zeros(d.size)
+    np.add.at(C, inv, ge)
+    lA, B = _wide_vjp(W, lpg, C, qt, log)
+    lAe = lA[inv]
+    with np.errstate(over="ignore", invalid="ignore"):
+        if log:
+            first = ge * np.exp(lAe - lpg[inv]) - qt * np.exp(lAe)
+        else:
+            first = (ge - qt) * np.exp(lAe)
+        if w[0] == 1.0:
+            first[inv == 0] = 0.0
+        v = first - B[inv]
+    out[cols] = v
+    return out, ok and bool(np.isfinite(v).all())

@@ -176,12 +176,54 @@ def test_public_paths_float32_and_batch_independence():
     assert np.allclose(p, ref, rtol=1e-6, atol=1e-7)
 
 
-def test_declines_rows_with_too_many_distinct_active_scores():
-    x = np.linspace(0, -0.9, 400)[None]
-    lp, ok = log_probs_rows(x)
-    assert not ok[0] and np.isnan(lp[0]).all()
-    p = numeric.probs(x[0], "uniform")             # the quadrature serves it
-    assert abs(p.sum() - 1) < 1e-14
+def _wide_rows(rng):
+    """Rows with more than 256 distinct scores within 1 of the top (the region engine):
+    clusters with exact ties (a tied top), s N(0, 1) rows scaled into the support width,
+    an even spread over it, and a cluster just under 1 below a tied top (the end region,
+    p down to e^-1000 and below)."""
+    c = np.r_[1e-3 * rng.normal(size=150), 1e-3 * rng.normal(size=100) - 0.5, 3e-3 * rng.normal(size=60) - 0.2]
+    c[rng.integers(0, c.size, 60)] = c[rng.integers(0, c.size, 60)]
+    c[np.argsort(c)[-2]] = c.max()
+    yield "clusters+ties", c
+    for s in (1.0, 2.0, 5.0):
+        yield f"s={s}", 0.02 * s * rng.normal(size=300)
+    yield "spread", np.linspace(0, -0.9, 400)
+    deep = np.r_[0.0, 0.0, -4e-3 * rng.random(size=160), -0.9997 - 1e-4 * rng.random(size=140)]
+    yield "deep", deep
+
+
+def test_wide_rows_vs_quadrature():
+    fam = get_family("uniform")
+    for name, x in _wide_rows(np.random.default_rng(21)):
+        lp, ok = log_probs_rows(x[None])
+        assert ok.all(), name
+        ref = quadrature_log_probs(x, fam)
+        fin = np.isfinite(ref)
+        assert np.array_equal(np.isfinite(lp[0]), fin), name
+        err = np.abs(lp[0][fin] - ref[fin])
+        assert (err <= 1e-12 * np.maximum(1.0, np.abs(ref[fin]))).all(), (name, err.max())
+        assert abs(np.exp(lp[0][fin]).sum() - 1) <= 1e-14, name
+
+
+def test_wide_engine_vs_exact_engine():
+    # rows the exact Gauss engine also serves (<= 256 distinct active values): the two
+    # algorithms (exact rules on every interval / expansions on regions) agree to a few
+    # ulps of log p; the exact engine is itself checked against exact rationals above
+    from numeric._uniform import _wide_row_log_probs
+    rng = np.random.default_rng(22)
+    rows = [np.r_[1e-3 * rng.normal(size=150), 1e-3 * rng.normal(size=90) - 0.5],
+            np.r_[0.0, 0.0, -rng.random(size=200) * 0.9],
+            0.05 * rng.normal(size=200).astype(np.float32).astype(float)]
+    for x in rows:
+        ref, ok = log_probs_rows(x[None])
+        got, okw = _wide_row_log_probs(x)
+        assert ok.all() and okw
+        fin = np.isfinite(ref[0])
+        assert np.array_equal(np.isfinite(got), fin)
+        rel = np.abs(got[fin] - ref[0][fin]) / np.maximum(1.0, np.abs(ref[0][fin]))
+        assert rel.max() <= 2e-14, rel.max()
+        small = fin & (ref[0] > -30.0)                   # relative error of p itself
+        assert np.abs(np.expm1(got[small] - ref[0][small])).max() <= 1e-13
 
 
 @pytest.mark.parametrize("log", [False, True])
@@ -238,3 +280,39 @@ def test_quadrature_vjp_component_chunks(monkeypatch, fam, log):
     got, _ = _vjp.quadrature_vjp(y, g, f, log=log)
     scale = np.abs(ref).max()
     assert np.max(np.abs(got - ref)) <= 1e-12 * scale
+
+
+def _check_wide_vjp(log, names):
+    from numeric._vjp import quadrature_vjp
+    fam = get_family("uniform")
+    rng = np.random.default_rng(23)
+    for name, x in _wide_rows(np.random.default_rng(21)):
+        if name not in names:
+            continue
+        for c in (rng.normal(size=x.size), np.eye(x.size)[int(rng.integers(x.size))]):
+            v, ok = probs_vjp_rows(x[None], c[None], log=log)
+            assert ok.all(), name
+            ref, _ = quadrature_vjp(x, c, fam, log=log)
+            assert np.max(np.abs(v[0] - ref)) <= 1e-11 * np.max(np.abs(ref)), name
+            assert abs(v[0].sum()) <= 1e-12 * np.abs(v[0]).sum(), name
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_wide_vjp_vs_quadrature(log):
+    _check_wide_vjp(log, ("clusters+ties",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("log", [False, True])
+def test_wide_vjp_vs_quadrature_all_kinds(log):
+    _check_wide_vjp(log, ("s=1.0", "s=2.0", "s=5.0", "spread", "deep"))
+
+
+def test_wide_rows_public_float32():
+    rng = np.random.default_rng(24)
+    x = (np.r_[1e-3 * rng.normal(size=300), 1e-3 * rng.normal(size=100) - 0.6]).astype(np.float32)
+    x[:3] = x.max()
+    p = numeric.probs(x, "uniform", scale=0.5)
+    assert p.dtype == np.float32
+    ref = np.exp(quadrature_log_probs(x.astype(np.float64) / 0.5, get_family("uniform")))
+    assert np.allclose(p, ref, rtol=1e-6, atol=1e-30)
