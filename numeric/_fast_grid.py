@@ -204,17 +204,17 @@ def _fine_tables(node_values, q, S, d):
         # (intervals, d + 1, S) intermediate to transpose), in blocks of exactly _FINE_ROWS
         # intervals (the last zero-padded): a row's entries do not depend on its batch
         blkj = _FINE_ROWS
-        diff = (win - base[..., None]).reshape(-1, q)
-        N = diff.shape[0]
-        diff = np.concatenate([diff, np.zeros(((-N) % blkj, q))])
-        ej = np.empty((diff.shape[0], S))
+        N = base.size
+        diff = np.zeros((N + (-N) % blkj, q))
+        np.subtract(win.reshape(-1, q), base.reshape(-1, 1), out=diff[:N])
+        e = np.empty((diff.shape[0], (d + 1) * S))
+        for i0 in range(0, diff.shape[0], blkj):
+            np.matmul(diff[i0:i0 + blkj], Wm, out=e[i0:i0 + blkj])
         tab2 = tab.reshape(-1, d + 1, tab.shape[-1])
-        for j in range(d + 1):
-            Wj = np.ascontiguousarray(Wm[:, j * S:(j + 1) * S])
-            for i0 in range(0, diff.shape[0], blkj):
-                np.matmul(diff[i0:i0 + blkj], Wj, out=ej[i0:i0 + blkj])
-            tab2[:, j, off:] = ej[:N].reshape(tab2.shape[0], nint * S)
-        tab2[:, 0, off:] += np.repeat(base.reshape(-1, nint), S, axis=1)
+        rows = tab2.shape[0]
+        # e[(row, i), (j, s)] -> tab2[row, j, off + i S + s]
+        tab2[:, :, off:].reshape(rows, d + 1, nint, S)[...] = e[:N].reshape(rows, nint, d + 1, S).transpose(0, 2, 1, 3)
+        tab2[:, 0, off:].reshape(rows, nint, S)[...] += base.reshape(rows, nint, 1)
         return tab
     blk = max(1, (1 << 18) // (q * (d + 1) * S))
     e = np.empty((nint, (d + 1) * S))

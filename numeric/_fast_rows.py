@@ -167,6 +167,16 @@ _MB = 4                 # rows per matrix product (fixed: bits independent of th
 _MM_MACS = 900_000
 _ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral block
 # largest second difference of the log integrand at its peak (the per-row engine's)
+# the fine tables of log g (:func:`numeric._fast._fine_tables`) about _FINE[0] points per
+# node interval, each a degree-_FINE[1] Taylor polynomial.  A row here holds n scores
+# against K S table rows (n = 1000 at a spread of 30: K = 306, so S = 16 builds five table
+# rows per score); S = 8 builds half of them (six terms each instead of five).  The
+# truncation is e_(d+1) (1/(2 S))^(d+1) in node units; the per-row engine's measurement
+# (S = 16: d = 3 leaves 5e-14 of max(1, |log g|), so |e_4| <~ 5e-8) puts |e_j| below
+# ~0.02^j there, and S = 8, d = 5 leaves 0.02^6 16^-6 < 1e-17.  Measured against
+# S = 16, d = 4 (normal, logistic, gumbel_min; n = 300, 1000; s = 1, 2, 5 and clusters
+# with ties): within 3 ulps of max(1, |log p|), the rounding of log g itself
+_FINE = (8, 5)
 _CURV_MAX = {"normal": 0.35, "logistic": 0.35, "gumbel_min": 0.35}
 
 _PLANS: dict = {}
@@ -183,7 +193,7 @@ class _Plan:
     ``log h((k - l) H)``."""
 
     __slots__ = ("name", "curv_max", "gauss_agree", "P", "kL", "Gs", "ms", "q", "lL", "K", "Tk", "W", "W0max", "LH", "agree", "loghazard",
-                 "Wc", "LHc", "s_hi", "R", "kcache", "d_lo", "lam", "tilts")
+                 "Wc", "LHc", "s_hi", "R", "kcache", "d_lo", "lam", "tilts", "fine_S", "fine_d")
 
     def __init__(self, fam, spec, P):
         H, R = spec.H, spec.R
@@ -196,6 +206,7 @@ class _Plan:
         kR = P - 1 + int(math.ceil(spec.pad_right / H))
         self.Gs = Gs = kR - kL + 1
         self.ms, self.q = spec.ms, spec.q
+        self.fine_S, self.fine_d = _FINE
         half = spec.q // 2
         self.lL = -(half + 1) * spec.ms
         self.K = (P - 1 - self.lL) // spec.ms + half + 2
@@ -459,14 +470,36 @@ def _windows(pl, M, extra=None, peaks=False):
     b[nr == 0] = pl.Gs
     if not peaks:
         return a, b
-    # every node's coarse peak, searched over the coarse columns of its row's window only
-    # (so it does not depend on the other rows)
-    c0, c1 = int(a.min()) // _COARSE, min(Gc, -(-int(b.max()) // _COARSE))
-    ci = np.arange(c0, c1) * _COARSE
+    return a, b, _coarse_peaks(pl, Lc, keep, jm[:, :keep.size])
+
+
+def _coarse_peaks(pl, Lc, keep, jk):
+    """Every node's coarse peak (the first coarse column where ``LHc[i] + Lc`` is
+    largest), (rows, K), from those ``jk`` of the sampled nodes ``keep`` (ascending,
+    holding the first and the last node).
+
+    ``L_i(k) = log h((k - l_i) H) + w(k)`` with ``log h`` concave has increasing
+    differences in ``(k, l_i)`` (``log h(k - l)`` is supermodular), so the smallest
+    maximizer over any set of columns -- the coarse ones too -- does not decrease
+    with the node (Topkis), whatever ``w``: the peak of node ``i`` lies between the
+    peaks of the sampled nodes around it, and only those columns are searched.  (In
+    rounded arithmetic a near-tie may pick a neighbouring sample; the exact peak is
+    then searched around it by :func:`_node_products`, whose checks decline a row
+    whose peak falls outside the searched columns.)"""
+    m, Gc = Lc.shape
+    K = pl.K
+    nodes = np.arange(K)
+    nxt = np.searchsorted(keep, nodes)
+    prv = nxt - (keep[nxt] != nodes)
+    lo, hi = jk[:, prv], jk[:, nxt]
+    D = max(0, int((hi - lo).max()))
+    cc = lo[..., None] + np.arange(D + 1)
+    valid = cc <= hi[..., None]
+    np.minimum(cc, Gc - 1, out=cc)
     with np.errstate(invalid="ignore"):
-        L = pl.LHc[None, :, c0:c1] + np.where((ci >= a[:, None]) & (ci < b[:, None]), Lc[:, c0:c1], -np.inf)[:, None, :]
-        jm = np.argmax(L, axis=-1) + c0
-    return a, b, jm
+        L = pl.LHc[nodes[None, :, None], cc] + Lc[np.arange(m)[:, None, None], cc]
+    L[~valid] = -np.inf
+    return lo + np.argmax(L, axis=-1)
 
 
 def _half_tol(curv, pl, concave=True):
@@ -563,30 +596,38 @@ def _node_products(L, pl, H, a, b, jm):
     takes the tilt nearest its peak offset ``t*`` (from the coarse peak ``jm`` of
     :func:`_windows`); a sum below ``e^_SUM_MIN`` declines the row (its largest terms
     would not be normal floats).  The rule on every other column is the product with
-    the odd columns of ``f`` zeroed.  The checks of :func:`_trapezoid` need each
+    the even columns alone.  The checks of :func:`_trapezoid` need each
     node's exact peak: the log integrand is concave, so it lies within ``_COARSE``
     columns of the coarse peak, and the ``2 _NEAR + 1`` columns around it are read."""
     m, W = L.shape
-    K, Gs = pl.K, pl.Gs
+    K = pl.K
     ii = np.arange(K)
-    cols = np.clip(_COARSE * jm[:, :, None] + np.arange(-_NEAR, _NEAR + 1), a, b - 1)     # (m, K, 2 NEAR + 1)
+    l = pl.lL + pl.ms * ii
+    # the columns a + q - _NEAR .. a + q + _NEAR of each node (q = its coarse peak's offset
+    # in the window), read as runs of the rows padded by -inf (columns outside the window
+    # take no part) and of log h along the offsets (LH[i, k] = lam[kL + k - l_i - d_lo])
+    nw = 2 * _NEAR + 1
+    q = np.clip(_COARSE * jm - a, 0, W - 1)
+    pad = np.full((m, _NEAR), -np.inf)
+    Lw = sliding_window_view(np.concatenate([pad, L, pad], axis=1), nw, axis=1)
+    lam = np.concatenate([pad[0], pl.lam, pad[0]])
     with np.errstate(invalid="ignore"):
-        vals = pl.LH.ravel()[ii[None, :, None] * Gs + cols] + L.ravel()[np.arange(m)[:, None, None] * W + cols - a]
+        vals = (sliding_window_view(lam, nw)[q + (pl.kL + a - pl.d_lo) - l[None, :]]
+                + Lw[np.arange(m)[:, None], q])                                    # (m, K, nw)
         jp = np.argmax(vals, axis=-1)
-        # flat positions of each node's peak and its neighbours in vals and cols
-        at = np.arange(m * K).reshape(m, K) * (2 * _NEAR + 1) + jp
+        # flat positions of each node's peak and its neighbours in vals
+        at = np.arange(m * K).reshape(m, K) * nw + jp
         jc = at + (np.clip(jp, 1, 2 * _NEAR - 1) - jp)
         vf = vals.ravel()
         peak = vf[at]
         curv = 2.0 * peak - vf[jc - 1] - vf[jc + 1]
-        pcol = cols.ravel()[at]
+        pcol = a + q - _NEAR + jp
         good = (np.isfinite(peak) & (jp >= 1) & (jp <= 2 * _NEAR - 1) & (pcol >= a + 2) & (pcol <= b - 3)
                 & (curv <= pl.curv_max)
                 & (pl.LH[None, :, a] + L[:, :1] < peak - _TAIL) & (pl.LH[None, :, b - 1] + L[:, -1:] < peak - _TAIL))
-    del vals, cols
+    del vals, Lw
     tilts = _TILTS[pl.name]
     step = tilts[1] - tilts[0] if len(tilts) > 1 else 1
-    l = pl.lL + pl.ms * ii
     # each node's tilt: the one nearest its peak offset t* = (column - node) H
     tstar = (pl.kL + _COARSE * jm - l[None, :]) * H
     ti = np.clip(np.rint(tstar / step), 0, len(tilts) - 1).astype(np.intp)
@@ -606,22 +647,21 @@ def _node_products(L, pl, H, a, b, jm):
         with np.errstate(invalid="ignore"):
             D = L - Lkc[:, None]
             D -= c * (x[None, :] - x[kc][:, None])
-        A = np.empty((2 * m, W))
-        exp_terms(D, out=A[:m])
-        A[m:] = A[:m]
-        A[m:, 1::2] = 0.0
+        A = exp_terms(D, out=D)
         # B[k, j] = e[(kL + a + k) - l_(i0 + j) - d_lo]: a Toeplitz block of the tilted kernel
         start = pl.kL + a - int(l[i0]) - pl.d_lo
         st = e.strides[0]
         B = np.ascontiguousarray(as_strided(e[start:], shape=(W, i1 - i0), strides=(st, -pl.ms * st), writeable=False))
-        Sm = _matmul_rows(A, B, np.empty((2 * m, i1 - i0)))
+        Sm = _matmul_rows(A, B, np.empty((m, i1 - i0)))
+        # the rule on every other column (the even ones): its own product, half the length
+        Sh = _matmul_rows(np.ascontiguousarray(A[:, ::2]), B[::2], np.empty((m, i1 - i0)))
         # log of the scale: C1 - c (x_kc - m_i) + L_kc (the first two exact)
         with np.errstate(divide="ignore", invalid="ignore"):
-            lS = np.log(Sm[:m])
+            lS = np.log(Sm)
             scale = (C1 - c * (x[kc][:, None] - l[None, i0:i1] * H)) + Lkc[:, None]
             u = use[:, i0:i1]
             logg[:, i0:i1] = np.where(u, lS + scale, logg[:, i0:i1])
-            half[:, i0:i1] = np.where(u, 2.0 * Sm[m:] / Sm[:m], half[:, i0:i1])
+            half[:, i0:i1] = np.where(u, 2.0 * Sh / Sm, half[:, i0:i1])
             good[:, i0:i1] &= ~u | (lS >= _SUM_MIN)
     with np.errstate(invalid="ignore"):
         good &= np.abs(half - 1.0) <= _half_tol(curv, pl)
@@ -635,7 +675,7 @@ def _points(zr, lo_i, pl, spec):
     ``v`` its offset in ``[-1/2, 1/2]`` (an exact split of ``z a``, ``a = S / (ms H)``
     a power of two) and ``ok`` False for rows whose stencil leaves the nodes."""
     m, n = zr.shape
-    S, d = spec.fine_S, spec.fine_d
+    S, d = pl.fine_S, pl.fine_d
     ncol = (pl.q // 2 - 1) * S + (pl.K - pl.q + 1) * S
     a = S / (spec.H * pl.ms)
     # fine row of score z: rint(z a) - r0, r0 = (lo + lL H) a  (lo = lo_i H)
@@ -661,7 +701,7 @@ def _tables(logg, pl, spec, abs_tol=None):
         # a row with a node its checks declined (an underflowed sum: log 0) is tabulated
         # as zeros and declined, so no inf - inf enters the shared products
         logg = np.where(fin[:, None], logg, 0.0)
-    tab = _fine_tables(logg, pl.q, spec.fine_S, spec.fine_d)       # (rows, d + 1, ncol)
+    tab = _fine_tables(logg, pl.q, pl.fine_S, pl.fine_d)       # (rows, d + 1, ncol)
     ok = fin
     if abs_tol is not None:
         ok = ok & (_interp_error(logg, pl.q, absolute=True) <= abs_tol)
@@ -677,7 +717,7 @@ def _horner(tab, pts, pl, spec, deriv=False):
     offset); ``deriv``: also the derivative with respect to the score (the same
     pass, ``d t / d z = S / (ms H)``)."""
     idx, v, _ = pts
-    d = spec.fine_d
+    d = pl.fine_d
     ncol = tab.shape[2]
     flat = tab.reshape(-1)
     # column j of a row's table is ``j ncol`` after its column 0
@@ -693,7 +733,7 @@ def _horner(tab, pts, pl, spec, deriv=False):
             dout *= v
             dout += out
     if deriv:
-        dout *= spec.fine_S / (spec.H * pl.ms)
+        dout *= pl.fine_S / (spec.H * pl.ms)
         return out, dout
     return out
 
