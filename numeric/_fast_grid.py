@@ -200,9 +200,9 @@ def _fine_tables(node_values, q, S, d):
     # on one thread
     Wm = _fine_weights(q, S, d)
     if lead:
-        # one product per order j, written straight into the table's layout (no
-        # (intervals, d + 1, S) intermediate to transpose), in blocks of exactly _FINE_ROWS
-        # intervals (the last zero-padded): a row's entries do not depend on its batch
+        # the products in blocks of exactly _FINE_ROWS intervals of all rows (the last
+        # zero-padded: a row's entries do not depend on its batch), then moved into the
+        # table's layout by one strided copy
         blkj = _FINE_ROWS
         N = base.size
         diff = np.zeros((N + (-N) % blkj, q))
