@@ -501,7 +501,7 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 # ``_MAX_REGIONS`` regions (mass close to ``t = 1``, where regions shrink
 # geometrically) are declined.
 
-_RHO = 1.0 / 16
+_RHO = 1.0 / 4
 _C_REG = 64.0
 _NW = 8
 _MAX_REGIONS = 4000
@@ -578,7 +578,7 @@ class _Wide:
             sig = 1.0 - a
             jf = int(np.searchsorted(d, a, side="right"))
             x = sig + d[:jf]
-            phi = float(np.sum(w[:jf] * _log1m(a - d[:jf], x)))
+            phi = _fsum(w[:jf] * _log1m(a - d[:jf], x))
             if a > last and phi <= self.target:
                 return out, True
             if jf < d.size and phi <= self._cut(jf - 1):
@@ -606,20 +606,19 @@ class _Wide:
                 return out, False
             a = b
 
-    def region(self, p, c_far=None, c_near=None):
-        """Nodes of region ``p``: ``tau``, log weights, log G, ``S`` and (weights
-        ``c_far`` (far groups) / ``c_near`` (near groups) given) ``sum_J c_J / (1 - t + d_J)``;
-        and the far ``q``, near ``e`` and the first node of each near piece."""
+    def region(self, p):
+        """Nodes of region ``p``: ``tau``, log weights, log G, ``S``; the far ``q``, near
+        ``e``, the first node of each near piece and the powers ``tau^k``."""
         a, H, jf = self.regions[p]
         if H is None:
-            return self._end_region(a, c_far)
+            return self._end_region(a)
         d, w = self.d, self.w
         sig = 1.0 - a
         jn = int(np.searchsorted(d, a + H, side="left"))
         rho = H / sig
         R = int(min(40, max(2, math.ceil((math.log(self.M + 1.0) + 38.0) / -math.log(rho)))))
         x, q, Q = self._far(a, jf, R)
-        phi = float(np.sum(w[:jf] * _log1m(a - d[:jf], x)))
+        phi = _fsum(w[:jf] * _log1m(a - d[:jf], x))
         e = d[jf:jn] - a
         wn = w[jf:jn]
         # near prefix sums E_q = sum_(j < i) wn_j e_j^q (q = 0..R), i = 0..len(e)
@@ -635,12 +634,8 @@ class _Wide:
         # the group at that end counted: a bound for the whole piece)
         edges = np.concatenate([[0.0], e, [H]])
         width = np.diff(edges)
-        tpe = np.power.outer(edges[1:], np.arange(R + 1)).T
-        Send = Q @ tpe
-        if Ecs is not None:
-            Ee = Ecs[np.minimum(np.arange(1, e.size + 2), e.size)]
-            for kk in range(R + 1):
-                Send = Send + _binom_near(Ee, tpe, kk)
+        Send = _horner(_piece_coefs(Ecs, Q, R, False, e.size + 1), np.minimum(np.arange(1, e.size + 2), e.size),
+                       edges[1:])
         nsub = np.maximum(1, np.ceil(8.0 * width * np.maximum(Send, 1.0 / (sig - edges[1:])))).astype(np.intp)
         piece = np.repeat(np.arange(width.size), nsub)
         first = np.concatenate([[0], np.cumsum(nsub)])[:-1]
@@ -657,33 +652,39 @@ class _Wide:
         tp[0] = 1.0
         for r in range(1, R + 1):
             tp[r] = tp[r - 1] * tau
-        # -log G + phi = sum_r (1/r) [tau^r Q_r + sum_q C(r,q) tau^(r-q) (-1)^q E_q]
-        lg = np.zeros_like(tau)
-        S = np.zeros_like(tau)
-        for r in range(R, 0, -1):
-            nr = tp[r] * Q[r - 1] + _binom_near(E, tp, r)
-            lg += nr / r
-        for kk in range(R, -1, -1):
-            S += tp[kk] * Q[kk] + _binom_near(E, tp, kk)
-        lg = phi - lg
-        out = {"tau": tau, "lw": lw, "lg": lg, "S": S, "q": q, "e": e, "start": start, "R": R,
-               "jf": jf, "jn": jn, "tp": tp}
-        if c_far is not None:
-            _, _, Qc = self._far(a, jf, R, c_far)
+        # phi - log G and S as polynomials in tau per piece (far moments plus the
+        # binomial expansion of the near groups' (tau - e_J)^r), Horner at the nodes
+        lrel = lw - _horner(_piece_coefs(Ecs, Q, R, True, e.size + 1), cnt, tau)
+        S = _horner(_piece_coefs(Ecs, Q, R, False, e.size + 1), cnt, tau)
+        return {"tau": tau, "phi": phi, "lrel": lrel, "S": S, "q": q, "e": e, "start": start, "R": R,
+                "jf": jf, "jn": jn, "tp": tp, "a": a, "cnt": cnt}
+
+    def gamma(self, reg, c):
+        """``sum_J c_J / (1 - t + d_J)`` at the nodes of ``reg`` over its far and near
+        groups (``c``: one weight per group up to ``jn``)."""
+        R, jf, e, tp = reg["R"], reg["jf"], reg["e"], reg["tp"]
+        if "sig" in reg:                                   # end region: top group exactly
+            cr = c[1:]
+            q = reg["q"]
+            Qc = np.empty(R + 1)
+            pw = cr * q
+            for r in range(R + 1):
+                Qc[r] = pw.sum()
+                pw = pw * q
+            return c[0] / reg["sig"] + Qc @ tp
+        _, _, Qc = self._far(reg["a"], jf, R, c[:jf])
+        Ec = None
+        if e.size:
             powc = np.empty((e.size + 1, R + 1))
             powc[0] = 0.0
             ep = np.ones_like(e)
             for qq in range(R + 1):
-                powc[1:, qq] = c_near * ep
+                powc[1:, qq] = c[jf:] * ep
                 ep = ep * e
-            Ec = _csum(powc)[cnt] if e.size else None
-            Gm = np.zeros_like(tau)
-            for kk in range(R, -1, -1):
-                Gm += tp[kk] * Qc[kk] + _binom_near(Ec, tp, kk)
-            out["Gamma"] = Gm
-        return out
+            Ec = _csum(powc)
+        return _horner(_piece_coefs(Ec, Qc, R, False, e.size + 1), reg["cnt"], reg["tau"])
 
-    def _end_region(self, a, c=None):
+    def _end_region(self, a):
         """The last region, ``t`` from ``a`` to 1 (``sig = 1 - t`` from ``sig_e = 1 - a <=
         d_1 / 8`` down to 0; every group active): the top group's factor ``sig^(w_0)``
         exactly, the others expanded about ``t = 1`` (``tau = -sig``, ``q_J = 1 / d_J``,
@@ -709,7 +710,7 @@ class _Wide:
         for r in range(R + 1):
             Q[r] = pw.sum()
             pw = pw * q
-        phi = float(np.sum(wr * np.log(dr)))
+        phi = _fsum(wr * np.log(dr))
 
         def log_g(sg):
             tau = -sg
@@ -749,47 +750,94 @@ class _Wide:
         tp[0] = 1.0
         for r in range(1, R + 1):
             tp[r] = tp[r - 1] * tau
-        lg = log_g(sg)
+        lrel = lw + (log_g(sg) - phi)
         S = w0 / sg + Q @ tp
-        out = {"tau": tau, "lw": lw, "lg": lg, "S": S, "q": q, "e": np.zeros(0), "start": np.zeros(1, np.intp),
-               "R": R, "jf": d.size, "jn": d.size, "tp": tp, "sig": sg}
-        if c is not None:
-            cr = c[1:]
-            Qc = np.empty(R + 1)
-            pw = cr * q
-            for r in range(R + 1):
-                Qc[r] = pw.sum()
-                pw = pw * q
-            out["Gamma"] = c[0] / sg + Qc @ tp
-        return out
+        return {"tau": tau, "phi": phi, "lrel": lrel, "S": S, "q": q, "e": np.zeros(0), "start": np.zeros(1, np.intp),
+                "R": R, "jf": d.size, "jn": d.size, "tp": tp, "sig": sg}
 
     @staticmethod
-    def kernel(reg, v):
+    def kernel(reg, v, i0=0):
         """``sum_(nodes t > d_I) v_t / (1 - t + d_I)`` of this region for its far groups
-        (``I < jf``) and its near groups (``jf <= I < jn``)."""
+        ``i0 <= I < jf`` and its near groups ``jf <= I < jn``."""
         R, tp, q, e = reg["R"], reg["tp"], reg["q"], reg["e"]
         m = tp @ v                                             # (R + 1,) node moments
-        far = np.zeros_like(q)
+        top = "sig" in reg                                     # end region: the top group exactly
+        qs = q[max(i0 - 1, 0):] if top else q[i0:]
+        far = np.zeros_like(qs)
         for kk in range(R, -1, -1):                            # Horner in q: sum q^(k+1) m_k
-            far = (far + m[kk]) * q
-        if "sig" in reg:                                       # end region: the top group exactly
-            return np.concatenate([[np.sum(v / reg["sig"])], far]), np.zeros(0)
-        # near I: suffix sums over the nodes after its breakpoint (piece I - jf + 1 on)
-        suf = _csum((tp * v)[:, ::-1].T)[::-1]                 # (P, R + 1): sum_(t >= node)
-        idx = reg["start"][1:]
+            far = (far + m[kk]) * qs
+        if top:
+            if i0 == 0:
+                far = np.concatenate([[np.sum(v / reg["sig"])], far])
+            return far, np.zeros(0)
         if e.size == 0:
             return far, np.zeros(0)
-        Sq = np.where((idx < v.size)[:, None], suf[np.minimum(idx, v.size - 1)], 0.0)   # (ne, R + 1)
-        near = np.zeros_like(e)
-        # sum_k sum_q C(k,q) (-e)^(k-q) Sq_q
+        # near I (breakpoint at the start of piece I - jf + 1): the node moments of the
+        # pieces after it (per-piece sums, then compensated suffix sums over pieces)
+        per = np.add.reduceat((tp * v).T, reg["start"], axis=0)          # (pieces, R + 1)
+        Sq = _csum(per[::-1])[::-1][1:]                                   # (ne, R + 1)
+        # sum_k (tau - e)^k = sum_q Sq_q c_q(e),  c_q(e) = sum_(k >= q) C(k,q) (-e)^(k-q)
         me = -e
-        pe = np.ones((R + 1, e.size))
-        for j in range(1, R + 1):
-            pe[j] = pe[j - 1] * me
-        for kk in range(R + 1):
-            for qq in range(kk + 1):
-                near += _BINOM[kk, qq] * pe[kk - qq] * Sq[:, qq]
+        near = np.zeros_like(e)
+        for qq in range(R + 1):
+            cq = np.full_like(e, _BINOM[R, qq])
+            for kk in range(R - 1, qq - 1, -1):
+                cq *= me
+                cq += _BINOM[kk, qq]
+            near += cq * Sq[:, qq]
         return far, near
+
+
+def _coef_matrix(R, log):
+    """``A[q, m]``: the coefficient of ``tau^m`` contributed by the near moment ``E_q``:
+    ``(-1)^q C(m+q, q) / (m+q)`` (``log``: terms of ``-log(1 - u) = sum_r u^r / r``,
+    ``1 <= m + q <= R``) or ``(-1)^q C(m+q, q)`` (``1 / (1 - u) = sum_k u^k``, ``m + q <= R``)."""
+    key = (R, log)
+    A = _COEF.get(key)
+    if A is None:
+        A = np.zeros((R + 1, R + 1))
+        for qq in range(R + 1):
+            for m in range(R + 1 - qq):
+                r = m + qq
+                if log and r == 0:
+                    continue
+                A[qq, m] = (-1) ** qq * math.comb(r, qq) / (r if log else 1)
+        A = _COEF[key] = A
+    return A
+
+
+_COEF: dict = {}
+
+
+def _piece_coefs(Ecs, Q, R, log, npieces):
+    """Per piece (rows) the coefficients of ``tau^m`` (m = 0..R) of ``phi - log G``
+    (``log``) or of ``sum_J c_J / (1 - t + d_J)``: far part from the moments ``Q``
+    (``Q[r] = sum c q^(r+1)``), near part from the prefix sums ``Ecs`` (None: none)."""
+    far = np.zeros(R + 1)
+    if log:
+        far[1:] = Q[:R] / np.arange(1, R + 1)
+    else:
+        far[:] = Q[:R + 1]
+    if Ecs is None:
+        return np.broadcast_to(far, (npieces, R + 1))
+    return Ecs @ _coef_matrix(R, log) + far
+
+
+def _horner(coef, cnt, tau):
+    """``sum_m coef[cnt, m] tau^m`` at every node."""
+    if coef.shape[0] == 1 or coef.strides[0] == 0:     # one piece (or no near group)
+        c = coef[0]
+        out = np.full_like(tau, c[-1])
+        for m in range(coef.shape[1] - 2, -1, -1):
+            out *= tau
+            out += c[m]
+        return out
+    c = coef[cnt]
+    out = c[:, -1].copy()
+    for m in range(coef.shape[1] - 2, -1, -1):
+        out *= tau
+        out += c[:, m]
+    return out
 
 
 def _binom_near(E, tp, r):
@@ -806,19 +854,64 @@ def _binom_near(E, tp, r):
     return out
 
 
+def _fsum(t):
+    """Sum of ``t`` with every addition's rounding error added back (:func:`_csum`): a
+    few ulps of the result for one-signed terms (``log G(a)`` reaches -1e4 and below;
+    numpy's pairwise sum could be off by ``log2(K)`` ulps of it)."""
+    return float(_csum(t)[-1]) if t.size else 0.0
+
+
+def _scaled(reg):
+    """``(lam, v)``: the region's largest ``log(w G)`` and ``w G e^-lam`` at its nodes;
+    ``log G(a)`` (``phi``, large) enters ``lam`` alone, so ``v`` is formed from the
+    small node-relative logs."""
+    m = float(reg["lrel"].max())
+    return reg["phi"] + m, np.exp(reg["lrel"] - m)
+
+
+class _Acc:
+    """Per-group sums of positive region contributions ``e^lam x``, kept linear relative
+    to a reference per group: the running minimum of ``lam`` up to the group's first
+    region (non-increasing along the groups; a later region's ``lam`` exceeds it by at
+    most the drop across one region plus the spread of the panel weights, far from
+    overflow).  Groups whose reference lies more than 800 above a region's ``lam`` get
+    nothing from it (its terms are below ``e^-800`` of their own: zeros in float64):
+    they form a prefix, skipped."""
+
+    def __init__(self, K):
+        self.ref = np.full(K, np.inf)
+        self.acc = np.zeros(K)
+        self.seen = 0
+        self.low = np.inf
+
+    def start(self, lam, jn):
+        """Register region ``lam`` for groups up to ``jn``; the first group it reaches."""
+        self.low = min(self.low, lam)
+        if jn > self.seen:
+            self.ref[self.seen:jn] = self.low
+            self.seen = jn
+        return int(np.searchsorted(-self.ref[:jn], -(lam + 800.0), side="right"))
+
+    def add(self, lam, i0, jf, far, near):
+        with np.errstate(under="ignore"):
+            self.acc[i0:jf] += np.exp(lam - self.ref[i0:jf]) * far
+            self.acc[jf:jf + near.size] += np.exp(lam - self.ref[jf:jf + near.size]) * near
+
+    def log(self):
+        with np.errstate(divide="ignore"):
+            return np.log(self.acc) + self.ref
+
+
 def _wide_log_probs(W):
     """Group log-probabilities (K,) of a :class:`_Wide` row, renormalised, and ok."""
-    K = W.d.size
-    lp = np.full(K, -np.inf)
+    acc = _Acc(W.d.size)
     for p in range(len(W.regions)):
         reg = W.region(p)
-        lv = reg["lw"] + reg["lg"]
-        lam = float(lv.max())
-        far, near = _Wide.kernel(reg, np.exp(lv - lam))
-        jf, jn = reg["jf"], reg["jn"]
-        with np.errstate(divide="ignore"):
-            np.logaddexp(lp[:jf], lam + np.log(far), out=lp[:jf])
-            np.logaddexp(lp[jf:jn], lam + np.log(near), out=lp[jf:jn])
+        lam, v = _scaled(reg)
+        i0 = acc.start(lam, reg["jn"])
+        far, near = _Wide.kernel(reg, v, i0)
+        acc.add(lam, i0, reg["jf"], far, near)
+    lp = acc.log()
     with np.errstate(divide="ignore"):
         lt = lp + np.log(W.w)
     mx = lt.max()
@@ -841,15 +934,14 @@ def _wide_vjp(W, lpg, C, qt, log):
     ``A_E = int G h_E S`` (log) and ``B_E = int G h_E Gamma`` (``Gamma`` from the group
     cotangent sums ``C`` shifted by ``qt``; ``log``: ``C_J / p_J``)."""
     K = W.d.size
-    lA = np.full(K, -np.inf)
+    accA = _Acc(K)
     B = np.zeros(K)
     lone = W.w[0] == 1.0
     for p in range(len(W.regions)):
         # the region's scale: its largest log(w G), found from the plain node pass
         reg = W.region(p)
         jf, jn = reg["jf"], reg["jn"]
-        lv = reg["lw"] + reg["lg"]
-        lam = float(lv.max())
+        lam, v = _scaled(reg)
         if log:
             # gamma_J e^-lam... kept at the true scale: C_J G / p_J is bounded
             om = C[:jn] * np.exp(lam - lpg[:jn]) - W.w[:jn] * qt * math.exp(lam)
@@ -857,17 +949,17 @@ def _wide_vjp(W, lpg, C, qt, log):
             om = C[:jn] - W.w[:jn] * qt
         if lone:
             om[0] = 0.0
-        reg = W.region(p, om[:jf], om[jf:jn])
-        v = np.exp(lv - lam)
-        farA, nearA = _Wide.kernel(reg, v * reg["S"])
-        farB, nearB = _Wide.kernel(reg, v * reg["Gamma"])
+        i0 = accA.start(lam, jn)
+        farA, nearA = _Wide.kernel(reg, v * reg["S"], i0)
+        accA.add(lam, i0, jf, farA, nearA)
+        # B: probs at the region's scale e^lam (negligible below the groups' own, as for
+        # A); log_probs at the true scale (C_J G / p_J is O(1) for late groups J)
+        i0 = 0 if log else i0
+        farB, nearB = _Wide.kernel(reg, v * W.gamma(reg, om), i0)
         sB = 1.0 if log else math.exp(lam)
-        with np.errstate(divide="ignore"):
-            np.logaddexp(lA[:jf], lam + np.log(farA), out=lA[:jf])
-            np.logaddexp(lA[jf:jn], lam + np.log(nearA), out=lA[jf:jn])
-        B[:jf] += sB * farB
+        B[i0:jf] += sB * farB
         B[jf:jn] += sB * nearB
-    return lA, B
+    return accA.log(), B
 
 
 def _wide_row_log_probs(yr):
