@@ -109,3 +109,55 @@ def gompertz_exact(mu, b, eta, dps):
         for a, e in zip(lo, hi):
             assert abs(a - e) <= mpmath.mpf(10) ** -(dps - 25) * max(1, abs(e)), (a, e)
         return [mpmath.exp(v) for v in hi]
+
+
+def quantile_probs(cdf, quantile, lo, hi, mu, dps=30, guard=20):
+    """p_i in the quantile form: substituting ``u = Phi(x - mu_i)`` in (eq:pi),
+
+        p_i = int_0^1 prod_{j != i} Phi(Q(u) + mu_i - mu_j) du,
+
+    with ``Q`` the quantile function and ``Phi`` clamped to 0 below ``lo`` and 1 above
+    ``hi``.  A different integrand from the max-CDF form (no density, bounded: a density
+    unbounded at a support end, ``(x - lo)^(-a)``, leaves only bounded factors
+    ``(Q(u) + d - lo)^(1 - a)``), integrated by mpmath's tanh-sinh, split at every kink
+    ``u = Phi(lo - d)``, ``Phi(hi - d)`` (endpoint singularities of bounded factors are
+    what tanh-sinh resolves), at ``dps + guard`` digits; its error estimate and
+    ``sum p = 1`` are checked.  An entry ``p_i ~ 10^-m`` has its mass at ``1 - u ~ 10^-m``:
+    ``guard`` must exceed ``m`` for ``u`` to resolve it.  ``cdf``/``quantile``: mpmath functions of the standard
+    family; ``mu``: scores as exact binary floats, ints or decimal strings."""
+    with mpmath.workdps(dps + guard):
+        y = [mpmath.mpf(v) for v in mu]
+        lo = mpmath.mpf(lo) if lo is not None else -mpmath.inf
+        hi = mpmath.mpf(hi) if hi is not None else mpmath.inf
+
+        def F(z):
+            if z <= lo:
+                return mpmath.mpf(0)
+            if z >= hi:
+                return mpmath.mpf(1)
+            return cdf(z)
+
+        out = []
+        for i in range(len(y)):
+            d = [y[i] - y[j] for j in range(len(y)) if j != i]
+            cuts = {mpmath.mpf(0), mpmath.mpf(1)}
+            for dj in d:
+                for e in (lo, hi):
+                    if mpmath.isfinite(e):
+                        cuts.add(F(e - dj))
+            pts = sorted(c for c in cuts if 0 <= c <= 1)
+
+            def g(u, d=d):
+                q = quantile(u)
+                v = mpmath.mpf(1)
+                for dj in d:
+                    v *= F(q + dj)
+                    if v == 0:
+                        break
+                return v
+
+            val, err = mpmath.quad(g, pts, error=True)
+            assert err <= mpmath.mpf(10) ** -(dps + 5) * val, (i, err, val)
+            out.append(val)
+        assert abs(mpmath.fsum(out) - 1) <= mpmath.mpf(10) ** -(dps + 2), mpmath.fsum(out)
+        return out

@@ -46,7 +46,7 @@ import sympy as sp
 
 from ._mpfamily import kernels_for, sympy_to_mpf
 from ._prepass import LOG_CONCAVE, reconnoitre, reconnoitre_mp, soft_breakpoints, soft_breakpoints_mp
-from ._quadrature import gauss_legendre_adaptive, gauss_legendre_fixed, tanh_sinh
+from ._quadrature import PowerPiece, gauss_legendre_adaptive, gauss_legendre_fixed, piece_ends, tanh_sinh
 from .errors import OracleError
 
 __all__ = ["compute", "frac_to_mpf", "LAST_RUN"]
@@ -254,7 +254,8 @@ def _staggered(accepted, fixed, lo, hi, lowest):
     map's own origin.)
     """
     pts = set(fixed)
-    for a, b, _ in accepted:
+    for piece, _ in accepted:
+        a, b = piece_ends(piece)
         if not (mp.isinf(a) or mp.isinf(b)):
             pts.add((a + b) / 2)
     inner = sorted(x for x in pts if lo < x < hi)
@@ -292,7 +293,7 @@ def _survival_check(kern, D, mult, targets, values, cut, accepted, dps, prec, la
     region to lose.
     """
     fixed = {d + b for d in D for b in kern.breakpoints} | set(D)
-    pieces = _staggered(accepted, fixed, kern.lo, kern.hi, min(D))
+    pieces = _power_pieces(_staggered(accepted, fixed, kern.lo, kern.hi, min(D)), _singular_kinks(kern, D))
     from . import _flint_eval
 
     cuts = [mp.mpf(c) for c in cut]
@@ -308,6 +309,42 @@ def _survival_check(kern, D, mult, targets, values, cut, accepted, dps, prec, la
                 f"{label}: the survival form disagrees with the max-CDF form for class {t} "
                 f"(mu = {_fmt_mu(mu_fracs)}, dps = {dps}): {mp.nstr(c, dps + 5)} vs {mp.nstr(v, dps + 5)}"
             )
+
+
+def _singular_kinks(kern, D):
+    """``{(x, side): (anchor, k, tag)}`` for the kinks ``d_v + lo`` (side +1: the
+    piece to the right gets the end map) and ``d_v + hi`` (side -1) of a density
+    with a non-analytic power at that end (``kern.end_power``), where ``x`` is the
+    kink rounded as a piece end and ``anchor`` the exact sum; ``tag = (v, side)``."""
+    out = {}
+    for side, end, k in ((1, kern.lo, kern.end_power[0]), (-1, kern.hi, kern.end_power[1])):
+        if k == 1 or not mp.isfinite(end):
+            continue
+        for v, d in enumerate(D):
+            out[(d + end, side)] = (mp.fadd(d, end, exact=True), k, (v, side))
+    return out
+
+
+def _power_pieces(pieces, kinks):
+    """Pieces next to a singular kink as :class:`PowerPiece` (``x = kink +- L s^k``);
+    a piece between two such kinks is halved first, one map per half."""
+    if not kinks:
+        return pieces
+    out = []
+    for a, b in pieces:
+        left = kinks.get((a, 1)) if mp.isfinite(b) else None
+        right = kinks.get((b, -1)) if mp.isfinite(a) else None
+        if left and right:
+            m = (a + b) / 2
+            out.append(PowerPiece(left[0], m - left[0], 1, left[1], tag=left[2]))
+            out.append(PowerPiece(right[0], right[0] - m, -1, right[1], tag=right[2]))
+        elif left:
+            out.append(PowerPiece(left[0], b - left[0], 1, left[1], tag=left[2]))
+        elif right:
+            out.append(PowerPiece(right[0], right[0] - a, -1, right[1], tag=right[2]))
+        else:
+            out.append((a, b))
+    return out
 
 
 def compute(mu_fracs, fam, dps, *, rule_b="auto", accelerate=True):
@@ -394,10 +431,12 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
     wp_dps = dps + 12 + max(guard, pos_guard)
 
     def run_rules(prec_bits):
-        """Scores at ``prec_bits`` and the pieces: support ends (or +-inf),
-        kinks d_v + b, and the reconnaissance breakpoints around the modes.
+        """Scores at ``prec_bits``, the pieces: support ends (or +-inf),
+        kinks d_v + b, and the reconnaissance breakpoints around the modes,
+        and the singular kinks (:func:`_singular_kinks`) by tag.
         The end pieces reach +-inf (mapped to [-1, 1] in the rules): no
-        tail is dropped, so no truncation error."""
+        tail is dropped, so no truncation error; the pieces next to a
+        singular kink are mapped (:func:`_power_pieces`)."""
         with mp.workprec(prec_bits):
             sc = sympy_to_mpf(scale)
             D = [frac_to_mpf(q - top) / sc for q in uniq]
@@ -420,7 +459,9 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
                     clean.append(x)
                 elif x in hard or x == hi:
                     clean[-1] = x
-            return D, list(zip(clean[:-1], clean[1:]))
+            kinks = _singular_kinks(kern, D)
+            anchors = {tag: anchor for anchor, _, tag in kinks.values()}
+            return D, _power_pieces(list(zip(clean[:-1], clean[1:])), kinks), anchors
 
     wp_bits = int(wp_dps * 3.3219280948873626) + 8
     with mp.workprec(wp_bits):
@@ -429,7 +470,7 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
     diag = {"family": label, "n": n, "dps": dps, "working_dps": wp_dps}
     for attempt in range(2):
         with mp.workprec(wp_bits):
-            D, pieces = run_rules(wp_bits)
+            D, pieces, _ = run_rules(wp_bits)
             tol = [p * mp.mpf(10) ** (-(dps + 6)) for p in P]
             ev = _evaluator(kern, D, mult_list, targets, [mp.mpf(c) for c in cut_base]) if accelerate else \
                 _make_mp_evaluator(kern, D, mult_list, targets, [mp.mpf(c) for c in cut_base])
@@ -455,18 +496,20 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
         rule_b = "tanh-sinh" if len(targets) * len(accepted) <= 60 else "gauss-legendre"
     hp = wp_bits + 32
     with mp.workprec(hp):
-        D2, _ = run_rules(hp)
+        D2, _, anchors = run_rules(hp)
         tolB = [a * mp.mpf(10) ** (-(dps + 6)) for a in A]
         evB = _evaluator(kern, D2, mult_list, targets, [mp.mpf(c) for c in cut_base]) if accelerate else \
             _make_mp_evaluator(kern, D2, mult_list, targets, [mp.mpf(c) for c in cut_base])
-        piecesB = [(mp.mpf(a), mp.mpf(b)) for a, b, _ in accepted]
+        # a mapped piece keeps its map, anchored at its kink re-rounded with the scores
+        piecesB = [(p.with_anchor(anchors[p.tag]) if isinstance(p, PowerPiece) else (mp.mpf(p[0]), mp.mpf(p[1])), k)
+                   for p, k in accepted]
         if rule_b == "tanh-sinh":
-            B, errB = tanh_sinh(piecesB, evB, len(targets), tolB, hp)
+            B, errB = tanh_sinh([p for p, _ in piecesB], evB, len(targets), tolB, hp)
         else:
             # Gauss-Legendre one degree above rule A's accepted one on each
             # piece: twice the nodes, none shared with rule A's, higher
             # precision, scores re-rounded.  Its error is bounded by |A - B|.
-            B = gauss_legendre_fixed([(mp.mpf(a), mp.mpf(b), k + 1) for a, b, k in accepted], evB, len(targets))
+            B = gauss_legendre_fixed([(p, k + 1) for p, k in piecesB], evB, len(targets))
             errB = [abs(x - y) for x, y in zip(A, B)]
         agree = mp.mpf(10) ** (-(dps + 1))
         for j, t in enumerate(targets):
@@ -482,7 +525,7 @@ def _compute(mu_fracs, fam, dps, *, rule_b, accelerate, force_mp, info):
     with mp.workprec(wp_bits):
         unseen = [j for j, t in enumerate(targets) if mult_list[t] * B[j] < mp.mpf(10) ** (-(dps - 3))]
         if unseen and (kern.custom or kern.name not in LOG_CONCAVE):
-            D, _ = run_rules(wp_bits)
+            D, _, _ = run_rules(wp_bits)
             _survival_check(kern, D, mult_list, [targets[j] for j in unseen], [B[j] for j in unseen],
                             [cut_base[j] for j in unseen], accepted, dps, wp_bits, label, mu_fracs)
 

@@ -53,6 +53,9 @@ class Kernels:
 
     ``lo``/``hi`` are the support ends (mpf or +-inf), ``breakpoints`` the
     finite kinks (mpf), ``name``/``label`` identify the family in messages.
+    ``end_power``: the power ``k`` of the map ``x = end +- L s^k`` on pieces next
+    to a kink ``d_v + lo`` (first) or ``d_v + hi`` (second), 1 for none (see
+    :func:`end_power` and :class:`derive.oracle._quadrature.PowerPiece`).
     """
 
     name: str
@@ -68,6 +71,7 @@ class Kernels:
     breakpoints: tuple
     custom: bool = False
     params: dict = None
+    end_power: tuple = (1, 1)
 
 
 def _sym(fn):
@@ -481,6 +485,54 @@ def _custom(fam):
     return lc, lp, ls, vec(lc), vec(lp), vec(ls)
 
 
+#: an end exponent ``a`` is taken as rational ``j / k - 1`` (k up to this bound) when
+#: ``k (a + 1)`` is within ``_RATIONAL_TOL`` of an integer; its estimate below is off by ~1e-45
+_MAX_DENOMINATOR = 64
+_RATIONAL_TOL = 1e-25
+#: for other exponents, ``k (a + 1)`` at least this: the piece's leading term is ``s^(>= 24)``
+_SMOOTH_ORDER = 25
+
+
+def end_power(logpdf, end, sign, width):
+    """The power ``k`` of the oracle's end map at a finite support end (1: none needed).
+
+    The density's exponent at the end, ``phi(end + sign h) ~ C h^a (1 + c1 h + ...)``,
+    is read from two values at ``h1 = w 2^-300`` and ``h2 = w 2^-150``
+    (``w = min(1, width)``): ``a = (log phi(h1) - log phi(h2)) / log(h1 / h2)``,
+    off by ``|c1| h2 / log(h2 / h1) ~ 1e-47 |c1| w``.  An integer ``a >= 0`` (a
+    density analytic at the end: uniform, triangular, integer Beta) and a
+    density vanishing faster than every power (``e^(-1/h)``: Frechet, Levy)
+    need no map (``k = 1``).  Otherwise ``k`` is the smallest with ``k (a + 1)`` an
+    integer (``a = -1/2``: 2, ``a = -7/10``: 10), so every power of ``h`` in the
+    integrand becomes an integer power of ``s`` (see ``PowerPiece``); for
+    other ``a``, ``k = ceil(25 / (a + 1))``.
+
+    >>> import mpmath as mp
+    >>> end_power(lambda y: -mp.log(y) / 2 - mp.log(1 - y) / 2, mp.mpf(0), 1, 1)
+    2
+    >>> end_power(lambda y: -mp.log(mp.pi) - mp.log1p(y * y), mp.mpf(0), 1, 1)
+    1
+    """
+    with mp.workprec(1200):
+        w = min(mp.mpf(1), mp.mpf(width))
+        h1, h2 = w * mp.ldexp(1, -300), w * mp.ldexp(1, -150)
+        try:
+            l1 = logpdf(mp.fadd(end, sign * h1, exact=True))
+            l2 = logpdf(mp.fadd(end, sign * h2, exact=True))
+        except (ArithmeticError, ValueError):
+            return 1
+        if not (mp.isfinite(l1) and mp.isfinite(l2)):
+            return 1
+        a = (l1 - l2) / mp.log(h1 / h2)
+        if not (-1 < a < _SMOOTH_ORDER):
+            return 1
+        for k in range(1, _MAX_DENOMINATOR + 1):
+            r = k * (a + 1)
+            if abs(r - mp.nint(r)) < _RATIONAL_TOL:
+                return k
+        return int(mp.ceil(_SMOOTH_ORDER / (a + 1)))
+
+
 def kernels_for(fam) -> Kernels:
     """The standard-form kernels of a derive :class:`~derive.families.Family`."""
     if fam.custom:
@@ -489,7 +541,10 @@ def kernels_for(fam) -> Kernels:
         lo = mp.ninf if sup.start.is_infinite else sympy_to_mpf(sup.start)
         hi = mp.inf if sup.end.is_infinite else sympy_to_mpf(sup.end)
         bps = tuple(sorted({sympy_to_mpf(b) for b in fam.breakpoints}))
-        return Kernels(fam.name, f"custom family {fam.name!r}", lc, lp, ls, flc, flp, fls, lo, hi, bps, True)
+        width = hi - lo if mp.isfinite(lo) and mp.isfinite(hi) else 1
+        powers = tuple(end_power(lp, e, sg, width) if mp.isfinite(e) else 1 for e, sg in ((lo, 1), (hi, -1)))
+        return Kernels(fam.name, f"custom family {fam.name!r}", lc, lp, ls, flc, flp, fls, lo, hi, bps, True,
+                       end_power=powers)
     name = fam.name
     if name == "student_t":
         lc, lp, ls, flc, flp, fls = _student_t_kernels(fam.params["nu"])

@@ -15,6 +15,10 @@ nodes, both with mpmath's own per-level error estimate
 
 ``evaluate(xs)`` must return, for a list of nodes, a list (per node) of
 lists (per integrand) of mpf values.
+
+A piece is ``(a, b)`` or a :class:`PowerPiece` (a piece next to an
+integrable end singularity of the density, integrated in ``s`` where
+``x = anchor + sign L s^k``; see there).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from mpmath.calculus.quadrature import GaussLegendre, TanhSinh
 
 from .errors import OracleError
 
-__all__ = ["gauss_legendre_adaptive", "tanh_sinh", "estimate_error"]
+__all__ = ["gauss_legendre_adaptive", "tanh_sinh", "estimate_error", "PowerPiece", "piece_ends"]
 
 _GL = GaussLegendre(mp.mp)
 _TS = TanhSinh(mp.mp)
@@ -75,13 +79,83 @@ def estimate_error(results, prec=None):
     return abs(I) * mp.mpf(10) ** D4
 
 
-def _map(nodes, a, b):
-    """Nodes (t, w) on [-1, 1] -> (x, weight) on [a, b].
+class PowerPiece:
+    """``x = anchor + sign L s^k`` for ``s`` in ``[s0, s1]`` (``0 <= s0 < s1 <= 1``).
+
+    Next to a kink ``c`` where the density behaves like ``(x - c)^a``
+    (``-1 < a``, ``a`` not an integer: Arcsin, Beta(3/10, 1), ChiSquared(1)), every
+    factor of the integrand is a power of ``h = |x - c|`` times a function
+    analytic in ``h``: ``phi ~ h^a A(h)``, ``Phi ~ h^(a+1) B(h)`` at a lower end
+    (the piece to the right of ``c``), ``phi ~ h^b A(h)``,
+    ``Phi = 1 - h^(b+1) B(h)`` at an upper end (the piece to its left).  So
+    the integrand on the piece is a finite sum of ``h^(j (a+1) + i)`` times
+    analytic functions (``j >= 0``, integer ``i >= -1``, exponent ``> -1``), and
+    with ``h = L s^k``, ``dx = k L s^(k-1) ds``, each term becomes
+    ``s^(k (j (a+1) + i + 1) - 1)`` times a function analytic in ``s``: for
+    ``k (a+1)`` an integer every exponent is an integer ``>= 0`` and the
+    integrand is analytic in ``s``, where Gauss-Legendre converges
+    geometrically (a plain piece converges like ``N^(-2 (a+1))`` at best).
+    For an ``a`` that is not rational with a small denominator, ``k (a+1) >= 25``:
+    the leading term ``s^(>= 24)`` is smooth enough that the adaptive rule
+    converges within a few splits (the mass of ``[0, s]`` is ``O(s^(k(a+1)))``).
+
+    The node must see ``h`` to full relative precision (``h`` reaches
+    ``10^-100`` where the mass still matters for ``a = -0.7``, far below one
+    unit of the working precision at ``c``): the anchor is an exact kink
+    ``d_v + lo`` (or ``+ hi``), ``x = anchor +- h`` is formed exactly and the piece is
+    evaluated at a precision that holds it (:func:`_weighted`).
+    """
+
+    __slots__ = ("anchor", "length", "sign", "k", "s0", "s1", "tag")
+
+    def __init__(self, anchor, length, sign, k, s0=0, s1=1, tag=None):
+        self.anchor, self.length, self.sign, self.k, self.tag = anchor, length, sign, k, tag
+        self.s0, self.s1 = mp.mpf(s0), mp.mpf(s1)
+
+    def at(self, s):
+        """x at s (exact addition)."""
+        h = self.length * s ** self.k
+        return mp.fadd(self.anchor, h if self.sign > 0 else -h, exact=True)
+
+    def ends(self):
+        """(left, right) in x at the current precision."""
+        p, q = +self.at(self.s0), +self.at(self.s1)
+        return (p, q) if p <= q else (q, p)
+
+    def halves(self):
+        m = (self.s0 + self.s1) / 2
+        return (PowerPiece(self.anchor, self.length, self.sign, self.k, self.s0, m, self.tag),
+                PowerPiece(self.anchor, self.length, self.sign, self.k, m, self.s1, self.tag))
+
+    def with_anchor(self, anchor):
+        """The same piece at another rounding of its kink (``tag`` names the kink)."""
+        return PowerPiece(anchor, self.length, self.sign, self.k, self.s0, self.s1, self.tag)
+
+
+def piece_ends(piece):
+    """``(a, b)`` of a plain piece or a :class:`PowerPiece`, ``a < b``."""
+    return piece.ends() if isinstance(piece, PowerPiece) else (piece[0], piece[1])
+
+
+def _map(nodes, piece):
+    """Nodes (t, w) on [-1, 1] -> (x, weight) on the piece.
 
     Finite: x = c + r t.  [a, inf): x = a + c (1 - t)/(1 + t), dx = 2c/(1+t)^2 dt;
     (-inf, b]: x = b - c (1 + t)/(1 - t), dx = 2c/(1-t)^2 dt, with the scale
     c = max(1, |a|) (resp. |b|), so an algebraic tail ~ 1/x^2 becomes smooth.
+    A :class:`PowerPiece`: s = s0 + (s1 - s0)(1 + t)/2, x = anchor +- L s^k (exact),
+    dx = k L s^(k-1) (s1 - s0)/2 dt.
     """
+    if isinstance(piece, PowerPiece):
+        r = (piece.s1 - piece.s0) / 2
+        c = (piece.s1 + piece.s0) / 2
+        k, L = piece.k, piece.length
+        out = []
+        for t, w in nodes:
+            s = c + r * t
+            out.append((piece.at(s), w * r * k * L * s ** (k - 1)))
+        return out
+    a, b = piece
     if mp.isinf(b):
         c = max(mp.mpf(1), abs(a))
         return [(a + c * (1 - t) / (1 + t), w * 2 * c / (1 + t) ** 2) for t, w in nodes]
@@ -93,8 +167,12 @@ def _map(nodes, a, b):
     return [(c + r * t, w * r) for t, w in nodes]
 
 
-def _split(a, b):
-    """Halve a piece; an infinite piece loses a finite part of length max(1, |end|)."""
+def _split(piece):
+    """Halve a piece (a :class:`PowerPiece` in s); an infinite piece loses a finite part
+    of length max(1, |end|)."""
+    if isinstance(piece, PowerPiece):
+        return piece.halves()
+    a, b = piece
     if mp.isinf(b):
         m = a + max(mp.mpf(1), abs(a))
     elif mp.isinf(a):
@@ -104,10 +182,27 @@ def _split(a, b):
     return (a, m), (m, b)
 
 
-def _weighted(nodes, a, b, evaluate, n_out):
-    """sum_k w_k f(x_k) over the nodes mapped from [-1, 1] to [a, b]."""
-    mapped = _map(nodes, a, b)
-    vals = evaluate([x for x, _ in mapped])
+def _node_prec(x, prec):
+    """Bits that hold the exact node ``x = anchor +- h`` of a :class:`PowerPiece`
+    (``h`` may lie far below the anchor's last bit), at least ``prec``."""
+    need = x.man.bit_length() if x else 0
+    return need + 16 if need > prec else prec
+
+
+def _weighted(nodes, piece, evaluate, n_out):
+    """sum_k w_k f(x_k) over the nodes mapped from [-1, 1] to the piece.
+
+    A :class:`PowerPiece`'s nodes are evaluated at the precision that holds them
+    exactly (the integrand's singular factor sees ``x - kink = h`` exactly)."""
+    mapped = _map(nodes, piece)
+    if isinstance(piece, PowerPiece):
+        # node by node: only the few nodes closest to the kink need many bits
+        vals = []
+        for x, _ in mapped:
+            with mp.workprec(_node_prec(x, mp.mp.prec)):
+                vals.append(evaluate([x])[0])
+    else:
+        vals = evaluate([x for x, _ in mapped])
     if getattr(evaluate, "arb", False):
         # arb values (python-flint evaluator): accumulate in arb, convert once
         from ._flint_eval import to_arb, to_mpf
@@ -140,7 +235,7 @@ def _weighted(nodes, a, b, evaluate, n_out):
 def gauss_legendre_adaptive(pieces, evaluate, n_out, tol, prec, *, first=2, last=5, max_pieces=4000):
     """Adaptive composite Gauss-Legendre on ``pieces`` (list of (a, b)).
 
-    Returns ``(totals, errors, accepted)`` (accepted: ``(a, b, degree)``); ``tol[u]`` is the
+    Returns ``(totals, errors, accepted)`` (accepted: ``(piece, degree)``); ``tol[u]`` is the
     absolute tolerance per piece for integrand ``u``.  Raises OracleError
     when more than ``max_pieces`` pieces would be needed.
     """
@@ -150,11 +245,11 @@ def gauss_legendre_adaptive(pieces, evaluate, n_out, tol, prec, *, first=2, last
     stack = list(reversed(pieces))
     count = len(stack)
     while stack:
-        a, b = stack.pop()
+        piece = stack.pop()
         results = []
         ok = False
         for degree in range(first, last + 1):
-            results.append(_weighted(_gl_nodes(degree, prec), a, b, evaluate, n_out))
+            results.append(_weighted(_gl_nodes(degree, prec), piece, evaluate, n_out))
             if len(results) >= 3:
                 est = [estimate_error([res[u] for res in results], prec) for u in range(n_out)]
                 if all(est[u] <= tol[u] for u in range(n_out)):
@@ -165,12 +260,13 @@ def gauss_legendre_adaptive(pieces, evaluate, n_out, tol, prec, *, first=2, last
             for u in range(n_out):
                 totals[u] += last_res[u]
                 errs[u] += est[u]
-            accepted.append((a, b, degree))
+            accepted.append((piece, degree))
             continue
         count += 1
         if count > max_pieces:
+            a, b = piece_ends(piece)
             raise OracleError(f"Gauss-Legendre: more than {max_pieces} pieces needed (near x = {mp.nstr(a, 8)}, {mp.nstr(b, 8)})")
-        left, right = _split(a, b)
+        left, right = _split(piece)
         stack.append(right)
         stack.append(left)
     return totals, errs, accepted
@@ -188,12 +284,12 @@ def tanh_sinh(pieces, evaluate, n_out, tol, prec, *, max_degree=7, max_pieces=40
     stack = list(reversed(pieces))
     count = len(stack)
     while stack:
-        a, b = stack.pop()
+        piece = stack.pop()
         results = []
         ok = False
         for degree in range(1, max_degree + 1):
             h = mp.ldexp(1, -degree)
-            part = _weighted(_ts_nodes(degree, prec), a, b, evaluate, n_out)
+            part = _weighted(_ts_nodes(degree, prec), piece, evaluate, n_out)
             if results:
                 cur = [results[-1][u] / 2 + h * part[u] for u in range(n_out)]
             else:
@@ -211,18 +307,19 @@ def tanh_sinh(pieces, evaluate, n_out, tol, prec, *, max_degree=7, max_pieces=40
             continue
         count += 1
         if count > max_pieces:
+            a, b = piece_ends(piece)
             raise OracleError(f"tanh-sinh: more than {max_pieces} pieces needed (near x = {mp.nstr(a, 8)}, {mp.nstr(b, 8)})")
-        left, right = _split(a, b)
+        left, right = _split(piece)
         stack.append(right)
         stack.append(left)
     return totals, errs
 
 
 def gauss_legendre_fixed(pieces, evaluate, n_out):
-    """Composite Gauss-Legendre, one given degree per piece: ``[(a, b, degree)]``."""
+    """Composite Gauss-Legendre, one given degree per piece: ``[(piece, degree)]``."""
     totals = [mp.mpf(0)] * n_out
-    for a, b, degree in pieces:
-        res = _weighted(_gl_nodes(degree, mp.mp.prec), a, b, evaluate, n_out)
+    for piece, degree in pieces:
+        res = _weighted(_gl_nodes(degree, mp.mp.prec), piece, evaluate, n_out)
         for u in range(n_out):
             totals[u] += res[u]
     return totals
