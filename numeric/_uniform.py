@@ -523,9 +523,14 @@ def _csum(x):
 
 
 def _log1m(z, x):
-    """``log(1 - z)`` given ``z`` and ``x = 1 - z`` formed as a sum of positives."""
+    """``log(1 - z)`` given ``z`` (non-increasing) and ``x = 1 - z`` formed as a sum of
+    positives: ``log1p(-z)`` where ``z <= 1/2``, ``log(x)`` before (both to a few ulps)."""
+    k = int(np.searchsorted(-z, -0.5, side="left"))        # z[:k] > 1/2
+    out = np.empty_like(z)
     with np.errstate(divide="ignore"):
-        return np.where(z <= 0.5, np.log1p(-np.minimum(z, 0.5)), np.log(x))
+        np.log(x[:k], out=out[:k])
+        np.log1p(-z[k:], out=out[k:])
+    return out
 
 
 _BINOM = np.array([[math.comb(r, q) for q in range(64)] for r in range(64)], dtype=float)
@@ -573,27 +578,28 @@ class _Wide:
         d, w = self.d, self.w
         last = d[-1]
         out = []
+        cuts = {}
         a = 0.0
         while True:
             sig = 1.0 - a
             jf = int(np.searchsorted(d, a, side="right"))
-            x = sig + d[:jf]
-            phi = _fsum(w[:jf] * _log1m(a - d[:jf], x))
+            # (decisions on a plain sum; the cut has a margin of e^45)
+            lt = w[:jf] * _log1m(a - d[:jf], sig + d[:jf])
+            phi = float(np.sum(lt))
             if a > last and phi <= self.target:
                 return out, True
-            if jf < d.size and phi <= self._cut(jf - 1):
-                # nothing from a to the next breakpoint counts for the groups before it
-                # (G decreases): the next region starts there
-                a = float(d[jf])
-                continue
+            if jf < d.size:
+                if jf not in cuts:
+                    cuts[jf] = self._cut(jf - 1)
+                if phi <= cuts[jf]:
+                    # nothing from a to the next breakpoint counts for the groups before
+                    # it (G decreases): the next region starts there
+                    a = float(d[jf])
+                    continue
             if a > last and (d.size == 1 or sig <= d[1] / 8.0):
                 # every group far and 1 - t below d_1 / 8: the end region (t to 1)
-                out.append((a, None, jf))
+                out.append((a, None, jf, 0.0))
                 return out, sig >= _SIG_MIN
-                if d.size == 1 or sig <= d[1] / 8.0:
-                    # every group far and 1 - t below d_1 / 8: the end region (t to 1)
-                    out.append((a, None, jf))
-                    return out, sig >= _SIG_MIN
             # H <= rho (1 - a), and H S(a + H) <= C (S increases with t: the drop of
             # log G across the region is at most H S(b))
             H = _RHO * sig
@@ -601,7 +607,7 @@ class _Wide:
             if H * S0 > _C_REG:
                 H = _C_REG / S0
             b = a + H
-            out.append((a, b - a, jf))           # (exact: Sterbenz) next region starts at b
+            out.append((a, b - a, jf, _fsum(lt)))   # (exact: Sterbenz) next region starts at b
             if len(out) > _MAX_REGIONS or sig < _SIG_MIN:
                 return out, False
             a = b
@@ -609,7 +615,7 @@ class _Wide:
     def region(self, p):
         """Nodes of region ``p``: ``tau``, log weights, log G, ``S``; the far ``q``, near
         ``e``, the first node of each near piece and the powers ``tau^k``."""
-        a, H, jf = self.regions[p]
+        a, H, jf, phi = self.regions[p]
         if H is None:
             return self._end_region(a)
         d, w = self.d, self.w
@@ -618,7 +624,6 @@ class _Wide:
         rho = H / sig
         R = int(min(40, max(2, math.ceil((math.log(self.M + 1.0) + 38.0) / -math.log(rho)))))
         x, q, Q = self._far(a, jf, R)
-        phi = _fsum(w[:jf] * _log1m(a - d[:jf], x))
         e = d[jf:jn] - a
         wn = w[jf:jn]
         # near prefix sums E_q = sum_(j < i) wn_j e_j^q (q = 0..R), i = 0..len(e)
@@ -636,17 +641,27 @@ class _Wide:
         width = np.diff(edges)
         Send = _horner(_piece_coefs(Ecs, Q, R, False, e.size + 1), np.minimum(np.arange(1, e.size + 2), e.size),
                        edges[1:])
-        nsub = np.maximum(1, np.ceil(8.0 * width * np.maximum(Send, 1.0 / (sig - edges[1:])))).astype(np.intp)
-        piece = np.repeat(np.arange(width.size), nsub)
+        slope = np.maximum(Send, 1.0 / (sig - edges[1:]))
+        nsub = np.maximum(1, np.ceil(8.0 * width * slope)).astype(np.intp)
+        # a piece whose one panel has h S <= 1/64 takes 4 points (ellipse parameter 64:
+        # error below 1e-17 of the panel's integral, section comment), others 8
+        npts = np.where(width * slope <= 1.0 / 32, 4, _NW)
+        panel = np.repeat(np.arange(width.size), nsub)          # piece of each panel
         first = np.concatenate([[0], np.cumsum(nsub)])[:-1]
-        k = np.arange(piece.size) - first[piece]
-        hs = width[piece] / nsub[piece]
-        lo = edges[piece] + k * hs
-        gx, _, gw = _rule(_NW)
-        tau = (lo[:, None] + hs[:, None] * gx).ravel()
-        lw = np.log((hs[:, None] * gw).ravel())
-        cnt = np.repeat(piece, _NW)                      # near groups below each node
-        start = first * _NW                              # first node of each piece
+        k = np.arange(panel.size) - first[panel]
+        hs = width[panel] / nsub[panel]
+        lo = edges[panel] + k * hs
+        pp = npts[panel]                                        # points per panel
+        cnt = np.repeat(panel, pp)                              # piece (near groups below) of each node
+        pstart = np.concatenate([[0], np.cumsum(pp)])[:-1]
+        j = np.arange(cnt.size) - np.repeat(pstart, pp)
+        off = np.where(pp == 4, 0, 4)
+        gx = np.concatenate([_rule(4)[0], _rule(_NW)[0]])[np.repeat(off, pp) + j]
+        gw = np.concatenate([_rule(4)[2], _rule(_NW)[2]])[np.repeat(off, pp) + j]
+        hn = np.repeat(hs, pp)
+        tau = np.repeat(lo, pp) + hn * gx
+        lw = np.log(hn * gw)
+        start = np.concatenate([[0], np.cumsum(nsub * npts)])[:-1]   # first node of each piece
         E = Ecs[cnt] if e.size else None                  # (P, R + 1)
         tp = np.empty((R + 1, tau.size))
         tp[0] = 1.0
@@ -776,15 +791,12 @@ class _Wide:
         # pieces after it (per-piece sums, then compensated suffix sums over pieces)
         per = np.add.reduceat((tp * v).T, reg["start"], axis=0)          # (pieces, R + 1)
         Sq = _csum(per[::-1])[::-1][1:]                                   # (ne, R + 1)
-        # sum_k (tau - e)^k = sum_q Sq_q c_q(e),  c_q(e) = sum_(k >= q) C(k,q) (-e)^(k-q)
-        me = -e
-        near = np.zeros_like(e)
-        for qq in range(R + 1):
-            cq = np.full_like(e, _BINOM[R, qq])
-            for kk in range(R - 1, qq - 1, -1):
-                cq *= me
-                cq += _BINOM[kk, qq]
-            near += cq * Sq[:, qq]
+        # sum_k (tau - e)^k = sum_q Sq_q c_q(e),  c_q(e) = sum_(j <= R - q) C(q+j, q) (-e)^j
+        pe = np.empty((e.size, R + 1))                                  # (-e)^j
+        pe[:, 0] = 1.0
+        for j in range(1, R + 1):
+            np.multiply(pe[:, j - 1], -e, out=pe[:, j])
+        near = np.einsum("iq,iq->i", pe @ _shift_matrix(R), Sq)
         return far, near
 
 
@@ -807,6 +819,18 @@ def _coef_matrix(R, log):
 
 
 _COEF: dict = {}
+
+
+def _shift_matrix(R):
+    """``B[j, q] = C(q + j, q)`` for ``q + j <= R`` (0 beyond)."""
+    B = _COEF.get(("shift", R))
+    if B is None:
+        B = np.zeros((R + 1, R + 1))
+        for j in range(R + 1):
+            for qq in range(R + 1 - j):
+                B[j, qq] = math.comb(qq + j, qq)
+        B = _COEF[("shift", R)] = B
+    return B
 
 
 def _piece_coefs(Ecs, Q, R, log, npieces):
