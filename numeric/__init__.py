@@ -34,8 +34,7 @@ from ._fast import fast_log_probs_rows, fast_probs_vjp
 from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp
 from . import _piecewise
 from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
-from ._batch import N_MAX, batch_log_probs, row_log_probs
-from ._generic import small_log_probs, small_vjp
+from ._batch import N_MAX, batch_log_probs, batch_vjp, row_log_probs
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
@@ -134,10 +133,10 @@ def _same_noise(fam):
 
 def _small_vjp_rows(y, g, fam, log):
     """VJPs of short standardized finite rows by the small-n kernel
-    (numeric._batch.batch_vjp; student_t by its log-space form, numeric._generic):
+    (numeric._batch.batch_vjp, with the family's SmallSpec):
     ``(out, ok)`` like :func:`_fast_vjp_rows`; rows the kernel cannot certify
     (``ok`` False) are left to the caller."""
-    out, ok = small_vjp(y, g, fam, log=log)
+    out, ok = batch_vjp(y, g, fam, log=log)
     out /= fam.scale
     return out, ok
 
@@ -478,8 +477,8 @@ def _vector_rows(route, y, fam):
     if route == "piecewise":
         return _piecewise.log_probs_rows(y, fam)
     # "small": "auto" keeps each row's result independent of its batch mates (no pass 2);
-    # student_t with its linear parts (numeric._generic), the others numeric._batch
-    return small_log_probs(y, fam)
+    # numeric._batch with the family's SmallSpec
+    return batch_log_probs(y, fam)
 
 
 def _log_probs_2d(x, fam, method, opts):

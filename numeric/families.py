@@ -329,6 +329,22 @@ def _horner(coef, x):
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _t_int_series(nu: int):
+    """``(P, C, phi0)``: :func:`_t_int_coefficients` with the odd-``nu`` series ``C``
+    cut to the terms it needs on its side ``phi <= phi0`` (the dropped ones below
+    ``2^-55`` of the sum at ``phi0``).  Far side: ``a >= sqrt(nu)`` (even nu; odd nu:
+    ``phi <= pi/4``), for nu = 3 ``phi <= 1/2`` (the near form cancels by at most 6.3
+    there too, and the series needs fewer terms)."""
+    P, C = _t_int_coefficients(nu)
+    phi0 = 0.5 if nu == 3 else math.pi / 4.0
+    if nu % 2 and nu > 1:
+        mags = np.abs(C) * phi0 ** (2.0 * np.arange(C.size))
+        total = float(np.dot(C, phi0 ** (2.0 * np.arange(C.size))))
+        C = C[: int(np.flatnonzero(np.cumsum(mags[::-1])[::-1] > 2.0 ** -55 * total)[-1]) + 1]
+    return P, C, phi0
+
+
 def _t_int_tail(nu: int):
     """``(Q, log_Q)``: ``Q(a) = P[T > a]`` and ``log Q(a)`` for ``a >= 0`` (float64
     arrays) and integer ``nu`` in ``_T_INT``.
@@ -359,21 +375,13 @@ def _t_int_tail(nu: int):
     ``|a|`` in 1e-300..1e300 and a fine grid on [-40, 40]: relative error of
     ``log F`` below 2e-15 (left tail below 1e-15), nu = 1..64.
     """
-    P, C = _t_int_coefficients(nu)
+    P, C, phi0 = _t_int_series(nu)
     sq = math.sqrt(nu)
     even = nu % 2 == 0
     m = nu // 2
     half_lognu = 0.5 * math.log(nu)
     nu_half = nu ** (0.5 * nu)
-    # far side: a >= sqrt(nu) (even nu; odd nu: phi <= pi/4), for nu = 3 phi <= 1/2 (the
-    # near form cancels by at most 6.3 there too, and the series needs fewer terms)
-    phi0 = 0.5 if nu == 3 else math.pi / 4.0
     a2_far = float(nu) if even or nu == 1 else nu / math.tan(phi0) ** 2
-    if not even and nu > 1:
-        # series terms: the dropped ones below 2^-55 of the sum at phi = phi0
-        mags = np.abs(C) * phi0 ** (2.0 * np.arange(C.size))
-        total = float(np.dot(C, phi0 ** (2.0 * np.arange(C.size))))
-        C = C[: int(np.flatnonzero(np.cumsum(mags[::-1])[::-1] > 2.0 ** -55 * total)[-1]) + 1]
 
     def parts(a):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
@@ -814,16 +822,127 @@ _SMALL = {
                   # overflow of d^2 for spreads up to the float64 range
                   PMIN=lambda s, n: (n * _LOG2 + _LOGPI + 2.0 * np.log1p(s)
                                      + np.log1p((1.0 / (s + 1.0)) ** 2))),
-        core=dict(HH=0.085, HX=0.2, CL=2.0, CR=2.0, SL=0.35, SR=0.35, XR=1e19, XRP=1.0,
+        core=dict(HH=0.085, HX=0.1, CL=2.0, CR=2.0, SL=0.35, SR=0.35, XR=1e19, XRP=1.0,
                   XLMAX=math.inf, PL=lambda n: 10.0 ** min(300.0, 20.0 / n + 1.0)),
         parts=_cauchy_parts, log_c0=_LOGPI, lin_pred=pmin_algebraic),
 }
 
 
+def _t_lin_parts(nu: float):
+    """``(parts, A)``: linear parts ``d -> (Phi(d), phi(d) / K_nu)`` of student_t with
+    integer ``nu`` in ``_T_INT`` (in place of ``d``), ``K_nu`` the density's constant,
+    and the clipping bound ``A`` (``Q(A) ~ 1e-300``); None for other ``nu``.
+
+    ``Phi(d) = Q(-d)`` for ``d < 0``, ``1 - Q(d)`` else (``Q = P[T > a]`` from
+    :func:`_t_int_tail`: a few ulps, relative, however deep the tail; ``Q <= 1/2`` so
+    ``1 - Q`` does not cancel), in linear space with fewer passes than :func:`_t_int_tail`
+    (even ``nu <= 6``: one all-positive form for every ``a``; odd ``nu``: the far
+    series from the rounded ``phi``): a few ulps, relative.  ``phi(d) / K_nu =
+    (1 + d^2/nu)^(-(nu+1)/2) = x^((nu+1)/2)``, ``x = nu / (nu + d^2)``, by products and
+    one square root (``nu`` even), relative error ~``nu`` ulps.  The caller clips ``d`` at ``-A`` (``SmallSpec.grid["LO"]``):
+    ``Phi`` stays a normal float, and a clipped factor bounds its terms by ``1e-300``,
+    far below ``1e-18`` of the smallest entry the linear mode certifies (``TINY``)."""
+    if nu not in _T_INT:
+        return None
+    k = int(nu)
+    tail, log_tail = _t_int_tail(k)
+    # A with log Q(A) = log 1e-300 (Q ~ a^-nu: secant steps from 10^(300/nu))
+    A = 10.0 ** min(300.0 / nu, 300.0)
+    for _ in range(3):
+        A = min(A * math.exp((float(log_tail(np.array([A]))[0]) + 300.0 * math.log(10.0)) / nu), 1e300)
+    P, C, phi0 = _t_int_series(k)
+    sq = math.sqrt(nu)
+    half = (k + 1) // 2          # (nu + 1) / 2 = half (+ 1/2 for even nu)
+    R2 = 0.5 * C                 # even nu: Q = x^m (R / 2)(x) / (1 + s P(x))
+
+    def power(x, e):
+        """``x^e`` (e >= 1) by squaring: a new array."""
+        out, base = None, x
+        while e:
+            if e & 1:
+                out = (base.copy() if base is x else base) if out is None else out * base
+            e >>= 1
+            if e:
+                base = base * base
+        return out
+
+    # (in place wherever possible: every fresh temporary of a chunk's size costs page
+    # faults, measured comparable to the arithmetic itself)
+    def parts(d):
+        # d finite (clipped at -A by the caller); x = nu / (nu + d^2) = cos^2 theta
+        pos = d >= 0.0
+        a = np.abs(d)
+        x = np.multiply(d, d, out=d)
+        x += nu
+        if k % 2 == 0 and k <= 6:
+            # even nu = 2m: one all-positive form for every a, 2Q = x^m R(x) / (1 + s P(x)),
+            # s = a / sqrt(nu + a^2): x^m carries m times the rounding of x, a few ulps for m <= 3
+            r = np.sqrt(x)
+            a /= r
+            np.divide(nu, x, out=x)
+            Q = power(x, half)
+            if P.size > 1:
+                a *= _horner(P, x)
+            a += 1.0
+            ph = np.multiply(Q, np.sqrt(x, out=r), out=r)     # x^m sqrt(x)
+            Q *= _horner(R2, x)
+            Q /= a
+            scratch = a
+        elif k % 2 == 0:
+            np.divide(nu, x, out=x)
+            Q = tail(a)
+            ph = power(x, half)
+            ph *= np.sqrt(x, out=a)
+            scratch = a
+        elif k == 1:
+            np.divide(1.0, x, out=x)
+            ph = x
+            Q = np.arctan(np.divide(1.0, a, out=a), out=a)
+            Q *= 1.0 / math.pi
+            scratch = np.empty_like(Q)
+        else:
+            # odd nu: Q = (phi - s c P(x)) / pi, phi = atan(sqrt(nu) / a), s c = a x / sqrt(nu);
+            # for phi <= phi0 the series phi^nu sum C_i phi^2i (:func:`_t_int_tail`; phi^nu
+            # from the rounded phi: nu times its few ulps)
+            np.divide(nu, x, out=x)
+            at = np.divide(sq, a)
+            np.arctan(at, out=at)
+            Q = np.multiply(a, x, out=a)
+            Q *= 1.0 / sq
+            if P.size > 1:
+                Q *= _horner(P, x)
+            np.subtract(at, Q, out=Q)
+            Q *= 1.0 / math.pi
+            scratch = at * at
+            far = _horner(C, scratch)
+            far *= at
+            for _ in range(k // 2):
+                far *= scratch
+            np.copyto(Q, far, where=at <= phi0)
+            ph = power(x, half)
+        # Phi(d) = Q(-d) for d < 0 and 1 - Q(d) = Q + (1 - 2Q) else (Q <= 1/2: 2Q exact, two
+        # roundings of numbers <= 1, so within an ulp of 1 - Q; for d < 0 the added term is
+        # exactly 0)
+        np.multiply(Q, -2.0, out=scratch)
+        scratch += 1.0
+        scratch *= pos
+        Q += scratch
+        return Q, ph
+
+    return parts, A
+
+
+def pmin_power(nu: float):
+    """Predicted ``-log p_min`` of rows with power-law left tails ``Phi(-a) ~ a^-nu``
+    (student_t): ``nu sum_j log(1 + y_j - ymin)`` (see numeric._batch._lin_rows)."""
+    def pred(y, ymin):
+        return nu * np.add.reduce(np.log1p(y - ymin[:, None]), axis=1)
+    return pred
+
+
 @functools.lru_cache(maxsize=None)
 def _t_small(nu: float) -> SmallSpec:
-    """student_t's small-n spec (log mode only: no linear parts here; numeric._generic
-    has the integer-nu ones).  Tails |x|^-nu: pass 2 reaches 1e-20^(1/nu), capped
+    """student_t's small-n spec.  Tails |x|^-nu: pass 2 reaches 1e-20^(1/nu), capped
     (a larger reach: the pass declines).  Core map: right reach P[T > XR] <= 1e-22 (the
     top entry's last term is about hh x' phi(XR) <~ nu hh P[T > XR]), grown by
     spread^1.5 for entries far below the top (smaller integrals, the same end terms); a
@@ -831,19 +950,48 @@ def _t_small(nu: float) -> SmallSpec:
     above (near-normal integrands narrow with n); on s * N(0, 1) rows (s = 1, 2, 5,
     n = 3..200, nu = 1, 2, 2.5, 3, 5, 30) the even/odd disagreement stays ~1e-16 and
     every row certifies.  Left tail F ~ |x|^{-nu n}.  The core is built when first
-    used (its reach is a bisection on the tail)."""
+    used (its reach is a bisection on the tail).
+
+    Integer ``nu`` in ``_T_INT`` has linear parts (:func:`_t_lin_parts`): the
+    kernel's linear mode for rows whose smallest entry is predicted above ``TINY``
+    (the power-law prediction of :func:`pmin_power`, or the proven bound ``PMIN``:
+    with algebraic tails ``p_min`` stays far above ``TINY`` unless the spread is
+    astronomical), and its scaled linear mode for the others (n <= 512: the mantissa
+    product stays normal).  The scaled mode needs
+    ``h = phi / Phi`` unflushed wherever an integrand matters: here ``h(d) ~ nu / |d|``
+    on the left and ``phi`` is a reciprocal of a power, which overflows to give
+    ``h = 0`` only for ``|d| > 1e308^(1/(nu+1))`` -- at least ``1e44`` for ``nu <= 6``,
+    far beyond the left reach ``10^(20/(nu n) + 1)`` below the lowest score, and where
+    it does happen (rows of spread ``>~ 1e44``) ``F <= (c |x|^-nu)^n`` has dropped the
+    integrand below ``e^-300`` of its value at the top score.  Other ``nu``: log mode
+    only."""
     X = min(1e300, 10.0 ** (20.0 / nu)) if nu > 0.07 else 1e300
     heavy = nu <= 5.0
     logcdf = _student_t_parts(nu)[0]
 
     def core():
-        return dict(HH=0.085 if heavy else 0.05, HX=0.2 if heavy else 0.0, CL=2.0, CR=2.0,
+        return dict(HH=0.1 if heavy else 0.05, HX=0.1 if heavy else 0.0, CL=2.0, CR=2.0,
                     SL=0.5, SR=0.5, XR=max(_upper_reach(lambda x: logcdf(-x), 1e-22), 40.0),
                     XRP=1.5, XLMAX=math.inf,
                     PL=lambda n: 10.0 ** min(300.0, 20.0 / (nu * n) + 1.0))
 
-    return SmallSpec(grid=dict(MAP="sinh", XL=max(X, 40.0), XR=max(X, 40.0), HH2=0.05, LIN_MAX=-1.0),
-                     core=core)
+    grid = dict(MAP="sinh", XL=max(X, 40.0), XR=max(X, 40.0), HH2=0.05, LIN_MAX=-1.0)
+    lin = _t_lin_parts(nu)
+    if lin is None:
+        return SmallSpec(grid=grid, core=core)
+    parts, A = lin
+    log_norm = special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2) - 0.5 * math.log(nu * math.pi)
+
+    def pmin(s, n):
+        # proven: on x in [0, 1] every factor Phi(x - y_j) >= 1/2 and h >= phi, so
+        # -log p_min <= n log 2 - log phi(1 + s), -log phi(t) = -log K + (nu+1)/2 log(1 + t^2/nu)
+        # (as 2 log t - log nu + log1p(nu / t^2): no overflow)
+        t = s + 1.0
+        return (n * _LOG2 - log_norm
+                + 0.5 * (nu + 1.0) * (2.0 * np.log(t) - math.log(nu) + np.log1p(nu / np.square(t))))
+
+    grid.update(LIN_MAX=math.inf, LO=-A, SC_N=512, PMIN=pmin)
+    return SmallSpec(grid=grid, core=core, parts=parts, log_c0=-log_norm, lin_pred=pmin_power(nu))
 
 
 # n = 2 closed forms (numeric._closed): (log G, log G') of the difference of two noises

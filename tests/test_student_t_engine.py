@@ -216,13 +216,91 @@ def test_small_route_rows_independent_of_batch():
 def test_small_kernel_certifies_wide_rows(nu):
     # the kernel's student_t core map reaches far enough (right reach from the family's
     # own tail) that s = 5 rows certify instead of falling back to the quadrature
-    from numeric import _generic
+    from numeric import _batch
     rng = np.random.default_rng(int(nu))
     x = 5.0 * rng.normal(size=(8, 50))
-    lp, ok = _generic.small_log_probs(x - x.max(axis=1, keepdims=True), numeric.get_family("student_t", nu=nu))
+    lp, ok = _batch.batch_log_probs(x - x.max(axis=1, keepdims=True), numeric.get_family("student_t", nu=nu))
     assert ok.all()
     ref = numeric.log_probs(x[:1], "student_t", nu=nu, method="quadrature")
     _check_log_probs(lp[:1], ref)
+
+
+# --- the small-n kernel's linear parts (numeric.families._t_lin_parts) ------------------
+
+def _parts_errors(nu, d):
+    """Worst relative errors of ``(Phi, phi / K_nu)`` from the linear parts against mpmath
+    (40 digits: the regularized incomplete beta and the density's power), over the
+    points ``d`` with ``Phi >= 1e-280`` (the kernel's nodes stay there: the clip at
+    ``-A`` has ``Phi ~ 1e-300``), resp. ``phi >= 1e-300``."""
+    import mpmath as mp
+    from numeric.families import _t_lin_parts
+    parts, _ = _t_lin_parts(nu)
+    with np.errstate(all="ignore"):
+        P, ph = parts(d.copy())
+    eP = eph = 0.0
+    with mp.workdps(40):
+        for x, p, f in zip(d, P, ph):
+            x = mp.mpf(x)
+            q = mp.betainc(mp.mpf(nu) / 2, mp.mpf(1) / 2, 0, nu / (nu + x * x), regularized=True) / 2
+            ref = q if x < 0 else 1 - q
+            if ref >= 1e-280:
+                eP = max(eP, float(abs(mp.mpf(p) / ref - 1)))
+            ref = (1 + x * x / nu) ** (-(mp.mpf(nu) + 1) / 2)
+            if ref >= 1e-300:
+                eph = max(eph, float(abs(mp.mpf(f) / ref - 1)))
+    return eP, eph
+
+
+@pytest.mark.parametrize("nu", [2.0, 3.0, 4.0, 5.0, 6.0])
+def test_linear_parts_vs_mpmath(nu):
+    # both far-form switch points, zero, and a log grid out to the left tail the kernel reaches
+    rng = np.random.default_rng(int(nu))
+    mags = 10.0 ** rng.uniform(-3.0, 8.0, 24)
+    d = np.concatenate([-mags, mags, np.linspace(-30.0, 30.0, 13),
+                        [0.0, -math.sqrt(nu), math.sqrt(nu), -3.17, -2.24]])
+    eP, eph = _parts_errors(nu, d)
+    assert eP <= 3e-15 and eph <= 2e-15, (eP, eph)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nu", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 30.0])
+def test_linear_parts_vs_mpmath_dense(nu):
+    rng = np.random.default_rng(100 + int(nu))
+    mags = 10.0 ** rng.uniform(-6.0, 12.0, 400)
+    d = np.concatenate([-mags, mags, np.linspace(-40.0, 40.0, 321)])
+    eP, eph = _parts_errors(nu, d)
+    assert eP <= 3e-15 and eph <= 5e-15, (eP, eph)
+
+
+def _wide_rows(rng, n):
+    """Rows whose power-law prediction of ``-log p_min`` exceeds the linear mode's limit
+    (620) while the proven bound PMIN admits them: s = 5 and 8 normal rows, a clustered
+    row with ties far below the top, a linear spread of 60."""
+    out = [s * rng.normal(size=n) for s in (5.0, 8.0)]
+    c = np.repeat(rng.normal(size=(n + 2) // 3), 3)[:n]
+    c[: n // 2] -= 40.0
+    out.append(c)
+    out.append(np.linspace(0.0, -60.0, n))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("nu", [2.0, 3.0, 5.0])
+def test_small_route_wide_rows_vs_quadrature(nu):
+    # n = 90: every row in the linear mode (PMIN), log p and both VJPs (dense and one-hot
+    # cotangents) against the quadrature, float32 input
+    from numeric import _batch
+    rng = np.random.default_rng(int(nu) + 60)
+    x = _wide_rows(rng, 90)
+    fam = numeric.get_family("student_t", nu=nu)
+    y = x - x.max(axis=1, keepdims=True)
+    if nu >= 3.0:      # (nu = 2: the power-law prediction admits them already)
+        assert (fam.small.lin_pred(y, y.min(axis=1)) > 620.0).all()
+    assert _batch._Plan(y, fam).lin.all()
+    _check_vs_quadrature(x, nu, n32=1)
+    for g in _vjp_cases(rng, x[[0, 2]]):
+        for fn in (numeric.probs_vjp, numeric.log_probs_vjp):
+            _check_vjp(fn(x[[0, 2]], g, "student_t", nu=nu),
+                       fn(x[[0, 2]], g, "student_t", nu=nu, method="quadrature"))
 
 
 # --- the O(n) route (n >= 256, integer nu = 2..6) ---------------------------------------
