@@ -34,7 +34,7 @@ from ._fast import fast_log_probs_rows, fast_probs_vjp
 from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp
 from . import _piecewise
 from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
-from ._batch import N_MAX, batch_log_probs, batch_vjp, row_log_probs
+from ._batch import N_MAX, batch_log_probs, batch_vjp, row_log_probs, row_vjp
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
 from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
@@ -259,6 +259,41 @@ def _small_row_shortcut(mu, family, axis, method, params, log):
     if type(mu) is np.ndarray and mu.ndim == 2 and mu.shape[0] == 1 and axis in (-1, 1):
         out = _small_row_shortcut(mu[0], family, -1, method, params, log)
         return None if out is None else out[None, :]
+    row = _small_row(mu, family, axis, method, params)
+    if row is None:
+        return None
+    fam, y, low = row
+    lp, ok = row_log_probs(y, fam, low)
+    if not ok:
+        lp = quadrature_log_probs(_unshifted(mu, y, fam), fam)
+    return lp if log else np.exp(lp)
+
+
+def _small_vjp_shortcut(mu, cotangent, family, axis, method, params, log):
+    """:func:`probs_vjp` / :func:`log_probs_vjp` of one plain vector (as in
+    :func:`_small_row_shortcut`) with a finite float64 ndarray cotangent of its shape:
+    the lean path (numeric._batch.row_vjp, the small-n kernel's arithmetic on that row:
+    the general path's bits), or None -- the general path then handles the input,
+    including the rows row_vjp does not certify."""
+    if (type(mu) is not np.ndarray or type(cotangent) is not np.ndarray
+            or cotangent.dtype != np.float64 or cotangent.shape != mu.shape):
+        return None
+    if mu.ndim == 2 and mu.shape[0] == 1 and axis in (-1, 1):
+        out = _small_vjp_shortcut(mu[0], cotangent[0], family, -1, method, params, log)
+        return None if out is None else out[None, :]
+    row = _small_row(mu, family, axis, method, params)
+    if row is None or not np.isfinite(cotangent).all():
+        return None
+    fam, y, low = row
+    v = row_vjp(y, cotangent, fam, log=log, low=low)
+    if v is not None:
+        v /= fam.scale
+    return v
+
+
+def _small_row(mu, family, axis, method, params):
+    """``(fam, y, low)`` -- the family, ``y = (mu - max) / scale`` and its minimum --
+    when the lean paths take ``mu`` (see :func:`_small_row_shortcut`), else None."""
     if (method != "auto" or type(mu) is not np.ndarray or mu.ndim != 1 or mu.dtype != np.float64
             or axis not in (-1, 0, None) or type(family) is not str
             or family not in AUTO_SMALL_FAMILIES or (params and set(params) != {"scale"})):
@@ -280,10 +315,7 @@ def _small_row_shortcut(mu, family, axis, method, params, log):
     y = mu - mx
     if scale != 1.0:                          # x / 1.0 == x: the general path's bits
         y /= scale
-    lp, ok = row_log_probs(y, fam, low)
-    if not ok:
-        lp = quadrature_log_probs(_unshifted(mu, y, fam), fam)
-    return lp if log else np.exp(lp)
+    return fam, y, low
 
 
 def _gumbel_shifted(mu, family, axis, method, params):
@@ -738,6 +770,9 @@ def probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gumbel"
         if scale != 1:
             out /= scale
         return out
+    quick = _small_vjp_shortcut(mu, cotangent, family, axis, method, params, False)
+    if quick is not None:
+        return quick
     return _vjp_public(mu, cotangent, family, axis, method, params, log=False)
 
 
@@ -768,4 +803,7 @@ def log_probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gum
         if scale != 1:
             p /= scale
         return p
+    quick = _small_vjp_shortcut(mu, cotangent, family, axis, method, params, True)
+    if quick is not None:
+        return quick
     return _vjp_public(mu, cotangent, family, axis, method, params, log=True)

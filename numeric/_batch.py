@@ -29,7 +29,8 @@ tabulated piecewise polynomial, :func:`_half_erfcx`) and the ``exp(-d^2/2)`` tha
 Pass 1 (``_pass1``), vectorised over the rows of a chunk, in three modes:
 
 * "lin": products of ``Phi`` and ``phi`` in linear space (elementary functions or the
-  erfcx table instead of ``log_ndtr``).  Valid for entries whose
+  erfcx table instead of ``log_ndtr``; logistic and gumbel_min from ``e^{-+x} e^{+-y}``,
+  no exponential per node and score: ``SmallSpec.split``).  Valid for entries whose
   integral is above ``TINY`` (1e-270): arguments are clipped where ``Phi``
   would underflow, which changes only terms below 1e-297 (negligible against
   ``1e-18 TINY``); smaller entries are not certified in this mode.
@@ -75,7 +76,7 @@ from scipy import special
 
 from . import _batch_erfcx as _TAB
 
-__all__ = ["batch_log_probs", "batch_vjp", "row_log_probs", "SmallSpec", "N_MAX"]
+__all__ = ["batch_log_probs", "batch_vjp", "row_log_probs", "row_vjp", "SmallSpec", "N_MAX"]
 
 N_MAX = 1024
 
@@ -117,8 +118,11 @@ class SmallSpec:
       returning them (built when first needed: student_t's right reach is a bisection
       on its tail); None: the normal family's shared a-priori grid (see "normal").
     * ``parts``: ``d -> (Phi(d), phi(d) e^log_c0)`` in linear space, in place of ``d``
-      (None: log mode only; the VJP then declines every row); ``log_c0``: the constant
+      (None: log mode only, the VJP in log space); ``log_c0``: the constant
       the parts leave out of ``phi`` (it goes into the node weights).
+    * ``split``: in place of ``parts``, ``(x, y) -> (Phi(d), phi(d) e^log_c0 / Phi(d))``
+      at ``d = x - y`` from the nodes and scores apart (new arrays), for families whose
+      ``d`` enters through ``e^{+-d} = e^{+-x} e^{-+y}`` (no exponential per element).
     * ``lin_pred``: ``(y, ymin) -> `` a prediction of ``-log p_min`` per row (see
       :func:`_lin_rows`), or None.
 
@@ -129,7 +133,13 @@ class SmallSpec:
     core: dict | Callable | None = None
     parts: Callable | None = None
     log_c0: float = 0.0
+    split: Callable | None = None
     lin_pred: Callable | None = None
+
+    @property
+    def linear(self) -> bool:
+        """The linear modes are available (``parts`` or ``split``)."""
+        return self.parts is not None or self.split is not None
 
     @property
     def apriori(self) -> bool:
@@ -266,17 +276,6 @@ def _normal_parts(d):
     return np.where(pos, 1.0 - P, P), E
 
 
-def _logistic_parts(d):
-    # e = e^{-d}: Phi = 1/(1+e), phi = e Phi^2
-    np.negative(d, out=d)
-    e = np.exp(d, out=d)
-    P = e + 1.0
-    np.reciprocal(P, out=P)
-    e *= P
-    e *= P
-    return P, e
-
-
 def _gumbel_parts(d):
     # e = e^{-d}: Phi = exp(-e), phi = e Phi
     np.negative(d, out=d)
@@ -286,13 +285,53 @@ def _gumbel_parts(d):
     return P, e
 
 
-def _gumbel_min_parts(d):
-    # t = e^d: Phi = -expm1(-t) (no cancellation for small t), phi = exp(d - t)
-    t = np.exp(d)
-    P = np.expm1(-t)
+# Separable forms (SmallSpec.split): e^{-d} = e^{-x} e^{y} (logistic) and e^{d} = e^{x} e^{-y}
+# (gumbel_min) take one product per element instead of an exponential, and no rounding of
+# d = x - y enters the exponential (whose relative error grows like eps |d| there).  The
+# nodes act clipped at _EXP_MIN = -700 (their exponential stays finite): there the top
+# score's factor (y = 0) is below e^-700 ~ 1e-304 either way, so F and every node term
+# (h <= 1, resp. h <= 1 + t) stay below ~1e-301 w, negligible against 1e-18 TINY, as for
+# the clip of d at LO in the other forms; the scores of served rows are above -700 (the
+# linear mode's LIN_MAX, the scaled mode's declined rows), so e^{-+y} is finite too.
+def _logistic_split(x, y):
+    # e = e^{-d}: Phi = 1/(1+e), h = phi/Phi = 1 - Phi = e Phi
+    e = np.exp(np.negative(np.maximum(x, _EXP_MIN)))
+    e = e * np.exp(y)
+    P = e + 1.0
+    np.reciprocal(P, out=P)
+    e *= P
+    return P, e
+
+
+def _gumbel_min_split(x, y):
+    # t = e^d: Phi = -expm1(-t), h = phi/Phi = t e^{-t} / Phi with e^{-t} flushed to 0 for
+    # t > 700 (_exp0; d > 6.55)
+    t = np.exp(np.maximum(x, _EXP_MIN))
+    t = t * np.exp(np.negative(y))
+    h = np.negative(t)
+    P = np.expm1(h)
     np.negative(P, out=P)
-    d -= t
-    return P, _exp0(d)
+    _exp0(h)
+    h *= t
+    h /= P
+    return P, h
+
+
+def _parts_at(x, y, sm, x0=-math.inf):
+    """``(Phi(d), h(d) e^log_c0)`` (``h = phi / Phi``, new arrays) at ``d = x - y`` for
+    nodes ``x`` and scores ``y`` (a trailing unit axis) broadcasting to (..., n, G):
+    ``sm.split``, or ``sm.parts`` on ``d`` clipped where ``Phi`` would underflow (``LO``,
+    only if reachable: ``x0`` bounds the nodes from below, and scores are <= 0) or
+    overflow (``HI``): only terms below 1e-297 change (see module doc)."""
+    if sm.split is not None:
+        return sm.split(x, y)
+    d = x - y
+    lo, hi = sm.grid.get("LO"), sm.grid.get("HI")
+    if (lo is not None and x0 < lo) or hi is not None:
+        np.clip(d, lo, hi, out=d)
+    P, H = sm.parts(d)
+    H /= P
+    return P, H
 
 
 def _cauchy_parts(d):
@@ -670,23 +709,17 @@ def _tails_ok_ends(e, f, T):
 # pass 1
 # ---------------------------------------------------------------------------
 
-def _lin_terms(d, spec, fam, w, x0):
-    """Weighted linear-space node terms ``I = w phi(d_i) F / Phi(d_i)`` (in place of d).
+def _lin_terms(x, y, fam, w, x0):
+    """Weighted linear-space node terms ``I = w h(d_i) F`` at ``d = x - y`` (nodes ``x``,
+    scores ``y`` with a trailing unit axis: :func:`_parts_at`, ``x0`` the lowest node).
 
     ``d`` (..., n, G) node-minus-score differences (nodes last), ``w`` weights
     broadcasting against it.  ``F = prod_j Phi(d_j)`` runs over the entry axis (an
-    outer axis: a sequential, vectorised product, the same bits for one row or many).
-    ``d`` is clipped where ``Phi`` would underflow (``LO``) or overflow (``HI``): only
-    terms below 1e-297 change (see module doc).  ``x0``: the lowest node."""
-    lo, hi = spec.get("LO"), spec.get("HI")
-    if (lo is not None and x0 < lo) or hi is not None:
-        # d >= x0 (scores are <= 0): clip only if reachable
-        np.clip(d, lo, hi, out=d)
-    P, I = fam.small.parts(d)
+    outer axis: a sequential, vectorised product, the same bits for one row or many)."""
+    P, I = _parts_at(x, y, fam.small, x0)
     F = np.multiply.reduce(P, axis=-2, keepdims=True)
     F *= w
     I *= F
-    I /= P
     return I
 
 
@@ -705,26 +738,22 @@ def _lin_terms(d, spec, fam, w, x0):
 # where the integrands are provably negligible wherever h is flushed to 0 (h < e^-700,
 # see _exp0): logistic (h ~ e^-d is below e^-700 only for d > 700, i.e. x > 50 on rows
 # of spread <= 650 (LO), where every integrand has decayed like e^-x below e^-50 of its
-# peak near the top score); gumbel_min (h = e^{d - e^d} is flushed for d > 6.56; from
-# d = 5 on h falls by e^{-(e^d - e^5)} while F grows at most like e^{n (x2 - x1)}
-# (Phi(d + t) <= e^t Phi(d)), so past d = 6.56 each integrand is below
-# e^{(n + 1) 1.56 - 558} <= e^-55 of its value at d = 5 for n <= SC_N = 320, and falls
+# peak near the top score); gumbel_min (h ~ t e^-t, t = e^d, is flushed for t > 700,
+# d > 6.55; from d = 5 on h falls by e^{-(e^d - e^5)} while F grows at most like
+# e^{n (x2 - x1)} (Phi(d + t) <= e^t Phi(d)), so past d = 6.55 each integrand is below
+# e^{(n + 1) 1.56 - 551} <= e^-53 of its value at d = 5 for n <= SC_N = 320, and falls
 # double-exponentially beyond); cauchy (h ~ 1/d^2, never flushed at the reach).  Normal
 # rows are not served (h is flushed for d > 37.4, where a tiny entry's integrand can
 # still peak: the log mode takes them).  The mantissa product needs n <= 512.
-def _scaled_terms(d, spec, fam, w, with_h=False):
+def _scaled_terms(x, y, fam, w, with_h=False):
     """``(I, e)``: node terms ``I_ik = w phi(d_i) F / Phi(d_i) 2^-e_i`` (largest term of
-    each entry in [1/2, 1)) and the integer exponents ``e`` (..., n); ``d`` as in
-    :func:`_lin_terms` (clipped at LO and HI; the caller declines rows clipped at LO).
+    each entry in [1/2, 1)) and the integer exponents ``e`` (..., n); ``x``, ``y`` as in
+    :func:`_lin_terms` (d clipped at LO and HI; the caller declines rows clipped at LO).
     ``with_h``: also ``h / c0`` at the nodes (a third array)."""
-    lo, hi = spec.get("LO"), spec.get("HI")
-    if lo is not None or hi is not None:
-        np.clip(d, lo, hi, out=d)
-    P, I = fam.small.parts(d)
+    P, I = _parts_at(x, y, fam.small)
     m, e = np.frexp(P)
     F = np.multiply.reduce(m, axis=-2, keepdims=True)
     E = np.add.reduce(e, axis=-2, keepdims=True, dtype=e.dtype)    # |E| <= 1075 n: exact
-    I /= P
     H = I.copy() if with_h else None
     F *= w
     I *= F
@@ -806,7 +835,7 @@ class _Plan:
             ymin = y.min(axis=1)
             self.a, self.key = self.g.layout(ymin)
             self.reach = self.key <= MAX_NODES
-            lin = _lin_rows(y, ymin, fam, self.spec) if sm.parts is not None else False
+            lin = _lin_rows(y, ymin, fam, self.spec) if sm.linear else False
         self.lin = lin & self.reach
 
     def size(self, k):
@@ -859,9 +888,9 @@ def _pass1(y, x, wlin, logw, plan, mode, entries=False):
     ``entries=True``: the unnormalised ``(log T, certified)`` per entry instead."""
     fam = plan.fam
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        d = x - y[:, :, None]                                          # (m, n, G)
+        yv = y[:, :, None]
         if mode == "lin":
-            I = _lin_terms(d, plan.spec, fam, wlin, x[..., 0].min())
+            I = _lin_terms(x, yv, fam, wlin, x[..., 0].min())
             T, good = _certify_tails(I) if plan.apriori else _certify(I)[::3]
             good &= T >= TINY
             if entries:
@@ -870,11 +899,12 @@ def _pass1(y, x, wlin, logw, plan, mode, entries=False):
         if mode == "scaled":
             lo = plan.spec.get("LO", -math.inf)
             unclipped = x[..., 0].reshape(-1) >= lo             # lowest node of each row
-            I, e = _scaled_terms(d, plan.spec, fam, wlin)
+            I, e = _scaled_terms(x, yv, fam, wlin)
             T, good = _certify_tails(I) if plan.apriori else _certify(I)[::3]
             logT = np.log(T) + e * _LN2
             good &= np.isfinite(logT) & (logT > -LOG_MIN) & unclipped[:, None]
             return (logT, good) if entries else _normalise(logT, good)
+        d = x - yv                                                     # (m, n, G)
         C = fam.logcdf(d)
         L = fam.logpdf(d)
         L -= C
@@ -913,7 +943,7 @@ def _lin_normal(y, plan, rows):
     inner = np.ones((m, n, 2))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         for sel, x, wlin, _ in plan.chunks(rows, _CHUNK_NORMAL):
-            I = _lin_terms(x - y[sel][:, :, None], plan.spec, plan.fam, wlin, x[0])
+            I = _lin_terms(x, y[sel][:, :, None], plan.fam, wlin, x[0])
             G = I.shape[-1]
             T[sel] = np.add.reduce(I, axis=-1)
             ends[sel] = I[..., ::G - 1]
@@ -993,32 +1023,45 @@ def row_log_probs(y, fam, low=None):
 def _row_lean(y, fam, low=None):
     """:func:`row_log_probs`' linear mode alone: ``log p``, or None when the row is not
     served or not certified there."""
-    n = y.size
     sm = _small(fam)
-    if sm is None:
+    nodes = None if sm is None else _row_nodes(y, fam, low)
+    if nodes is None:
         return None
+    x, wl = nodes
+    if sm.apriori:
+        # no floating-point warning is possible here (P > 0, exp underflow is
+        # silent by default, log of T >= TINY): skip the errstate context
+        return _row_lin(y, fam, x, wl, True)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        return _row_lin(y, fam, x[0], wl[0], False)
+
+
+def _row_nodes(y, fam, low=None):
+    """Linear-mode nodes of one standardized row ``y`` (1-d, maximum exactly 0) as
+    :meth:`_Plan.chunks` gives them to that row: ``(x, wlin)``, (G,) slices of the
+    normal family's shared grid or (1, G) core-map nodes; None when the linear mode
+    does not take the row (the batch kernel then tries its other modes)."""
+    n = y.size
+    sm = fam.small
     if sm.apriori:
         g = _GRIDS.get((sm, n)) or _grid(sm, n)
         kL, lin = _normal_row(y.tolist(), g)
         if lin and kL <= g.kmax:
-            # no floating-point warning is possible here (P > 0, exp underflow is
-            # silent by default, log of T >= TINY): skip the errstate context
             j0 = g.kmax - kL
-            return _row_lin(y, g.spec, fam, g.x[j0:], g.wlin[j0:], True)
-    elif sm.parts is not None:
+            return g.x[j0:], g.wlin[j0:]
+    elif sm.linear:
         c = _CORES.get((sm, n)) or _core(sm, n)
         ymin = np.array([y.min() if low is None else low])
         a, G = c.layout(ymin)
         if G[0] <= MAX_NODES and _lin_rows(y[None, :], ymin, fam, c.spec)[0]:
             x, wl, _ = c.nodes(a, int(G[0]))
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-                return _row_lin(y, c.spec, fam, x[0], wl[0], False)
+            return x, wl
     return None
 
 
-def _row_lin(y, spec, fam, x, wlin, apriori):
+def _row_lin(y, fam, x, wlin, apriori):
     """Linear mode on one row: :func:`_pass1` + :func:`_normalise_lin`; None if uncertified."""
-    I = _lin_terms(x - y[:, None], spec, fam, wlin, x[0])
+    I = _lin_terms(x, y[:, None], fam, wlin, x[0])
     if apriori:
         # T >= TINY > 0 first: the tail test divides by T (no warnings possible)
         T = np.add.reduce(I, axis=-1)
@@ -1248,27 +1291,25 @@ def batch_vjp(y, g, fam, *, log=False):
     >>> bool(ok[0]), bool(abs(v[0].sum()) < 1e-15), bool(v[0, 0] > 0 > v[0, 1])
     (True, True, True)
     """
-    _check(y, fam)
-    if fam.small.parts is None:
-        return np.full(y.shape, np.nan), np.zeros(y.shape[0], dtype=bool)
     y, plan, out, ok = _setup(y, fam)
     if plan is None:
         return out, ok
     n = y.shape[1]
+    # (a family without linear parts has no linear-mode rows: the log-space form serves it)
     # the linear mode where the forward pass uses it (every entry above TINY); rows with
     # one nonzero cotangent (a loss on one entry) take the one-hot form
     lin = plan.lin & (np.abs(g).max(axis=1) <= _G_MAX)
     nnz = np.count_nonzero(g, axis=1)
-    parts, c0 = fam.small.parts, math.exp(-fam.small.log_c0)
+    c0 = math.exp(-fam.small.log_c0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         for sel, x, wlin, _ in plan.chunks(np.flatnonzero(lin & (nnz == 1)), _CHUNK_NORMAL):
-            out[sel], ok[sel] = _onehot_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log)
+            out[sel], ok[sel] = _onehot_chunk(y[sel], g[sel], x, wlin, plan, c0, log)
         for sel, x, wlin, _ in plan.chunks(np.flatnonzero(lin & (nnz != 1)), _CHUNK_NORMAL):
-            out[sel], ok[sel] = _vjp_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log)
+            out[sel], ok[sel] = _vjp_chunk(y[sel], g[sel], x, wlin, plan, c0, log)
         if n <= plan.spec.get("SC_N", 0):
             # one-hot rows with entries below TINY: the scaled linear mode
             for sel, x, wlin, _ in plan.chunks(np.flatnonzero(plan.reach & ~ok & (nnz == 1))):
-                out[sel], ok[sel] = _onehot_chunk(y[sel], g[sel], x, wlin, plan, parts, c0, log,
+                out[sel], ok[sel] = _onehot_chunk(y[sel], g[sel], x, wlin, plan, c0, log,
                                                   scaled=True)
             # the other rows with entries below TINY: the same ratio form as the log
             # space one below, on the scaled linear mode's node terms
@@ -1279,6 +1320,43 @@ def batch_vjp(y, g, fam, *, log=False):
         for sel, x, _, logw in plan.chunks(np.flatnonzero(plan.reach & ~ok), _CHUNK_ELEMS // 4):
             out[sel], ok[sel] = _vjp_log_chunk(y[sel], g[sel], x, logw, plan, log)
     return out, ok
+
+
+class _RowPlan:
+    """What the VJP chunks read of a :class:`_Plan`, for :func:`row_vjp`'s one row."""
+
+    __slots__ = ("fam", "spec", "apriori")
+
+    def __init__(self, fam):
+        self.fam, self.spec, self.apriori = fam, fam.small.grid, fam.small.apriori
+
+
+def row_vjp(y, g, fam, *, log=False, low=None):
+    """One standardized finite row ``y`` (1-d, maximum exactly 0) and a finite
+    cotangent ``g`` of its length: ``J^T g`` (of ``log p`` with ``log=True``), or None
+    when the linear mode does not serve or certify the row.
+
+    The lean path of ``numeric.probs_vjp`` / ``log_probs_vjp`` for a single short
+    vector: the linear-mode chunk :func:`batch_vjp` runs on that row (dense, or the
+    one-hot form for one nonzero cotangent), on the same nodes, without the batch
+    bookkeeping: the same bits as :func:`batch_vjp`.  ``low``: ``y.min()`` when the
+    caller knows it.
+
+    >>> from numeric.families import get_family
+    >>> v = row_vjp(np.array([0.0, -1.0, -2.0]), np.array([0.0, 1.0, 0.0]), get_family("logistic"))
+    >>> bool(abs(v.sum()) < 1e-15), bool(v[0] < 0 < v[1])     # raising y_1 raises p_1
+    (True, True)
+    """
+    sm = _small(fam)
+    if sm is None or not sm.linear or not np.abs(g).max() <= _G_MAX:
+        return None
+    nodes = _row_nodes(y, fam, low)
+    if nodes is None:
+        return None
+    chunk = _onehot_chunk if np.count_nonzero(g) == 1 else _vjp_chunk
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        v, ok = chunk(y[None, :], g[None, :], *nodes, _RowPlan(fam), math.exp(-sm.log_c0), log)
+    return v[0] if ok[0] else None
 
 
 def _vjp_log_chunk(y, c, x, logw, plan, log, wlin=None, scaled=False):
@@ -1299,15 +1377,15 @@ def _vjp_log_chunk(y, c, x, logw, plan, log, wlin=None, scaled=False):
     ``scaled``: ``E`` from the scaled linear mode instead (each entry's terms times its
     own power of two, which cancels in the same ratios), rows clipped at LO declined."""
     fam = plan.fam
-    d = x - y[:, :, None]                                    # (rows, n, G)
     if scaled:
         lo = plan.spec.get("LO")
         unclipped = x[..., 0].reshape(-1) >= (-math.inf if lo is None else lo)
-        E, mx, H = _scaled_terms(d, plan.spec, fam, wlin, with_h=True)
+        E, mx, H = _scaled_terms(x, y[:, :, None], fam, wlin, with_h=True)
         mx = mx * _LN2
         H *= math.exp(-fam.small.log_c0)                     # h_j at the nodes
     else:
         unclipped = True
+        d = x - y[:, :, None]                                # (rows, n, G)
         C = fam.logcdf(d)
         logh = fam.logpdf(d)
         logh -= C
@@ -1376,16 +1454,11 @@ def _alternating(G):
     return a
 
 
-def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
+def _vjp_chunk(y, g, x, wlin, plan, c0, log):
     """:func:`batch_vjp` on rows sharing the node set ``x`` (weights ``wlin``)."""
     n = y.shape[1]
-    d = x - y[:, :, None]                                    # (rows, n, G)
-    lo, hi = plan.spec.get("LO"), plan.spec.get("HI")
-    if (lo is not None and x[..., 0].min() < lo) or hi is not None:
-        np.clip(d, lo, hi, out=d)
-    P, hz = parts(d)
-    F = np.multiply.reduce(P, axis=1, keepdims=True)
-    hz /= P                                                  # h / c0
+    P, hz = _parts_at(x, y[:, :, None], plan.fam.small, x[..., 0].min())    # (rows, n, G)
+    F = np.multiply.reduce(P, axis=1, keepdims=True)         # hz: h / c0
     I = hz * (F * wlin)                                      # w h F (wlin carries c0)
     if plan.apriori:
         T = np.add.reduce(I, axis=-1)
@@ -1453,18 +1526,17 @@ def _vjp_chunk(y, g, x, wlin, plan, parts, c0, log):
 # end terms below _TAIL_FREE of the sum.  An entry whose bound exceeds VJP_RTOL of
 # K_yk, beyond the floor _VJP_FLOOR sum_k K_yk, makes the row uncertified.
 
-def _onehot_chunk(y, g, x, wlin, plan, parts, c0, log, scaled=False):
+def _onehot_chunk(y, g, x, wlin, plan, c0, log, scaled=False):
     """:func:`batch_vjp` for rows whose cotangent has one nonzero entry (see above);
     ``scaled``: the node terms of the scaled linear mode (each entry's terms and its
     K_yk carry the same power of two 2^-e_y, which cancels in K_yk / T_y and is put
     back by ldexp for p)."""
     m, n = y.shape
-    d = x - y[:, :, None]                                    # (rows, n, G)
-    lo, hi = plan.spec.get("LO"), plan.spec.get("HI")
     if scaled:
+        lo = plan.spec.get("LO")
         good = np.ones(m, dtype=bool)
         good &= x[..., 0].reshape(-1) >= (-math.inf if lo is None else lo)
-        I, e, hz = _scaled_terms(d, plan.spec, plan.fam, wlin, with_h=True)
+        I, e, hz = _scaled_terms(x, y[:, :, None], plan.fam, wlin, with_h=True)
         T = np.add.reduce(I, axis=-1)
         logT = np.log(T) + e * _LN2
         top = logT.max(axis=1, keepdims=True)
@@ -1473,11 +1545,8 @@ def _onehot_chunk(y, g, x, wlin, plan, parts, c0, log, scaled=False):
         good &= (logT > -LOG_MIN).all(axis=1)
         S = np.exp(lse)
     else:
-        if (lo is not None and x[..., 0].min() < lo) or hi is not None:
-            np.clip(d, lo, hi, out=d)
-        P, hz = parts(d)
+        P, hz = _parts_at(x, y[:, :, None], plan.fam.small, x[..., 0].min())   # hz: h / c0
         F = np.multiply.reduce(P, axis=1, keepdims=True)
-        hz /= P                                              # h / c0
         I = hz * (F * wlin)                                  # w h F
         T = np.add.reduce(I, axis=-1)
         good = T.min(axis=1) >= TINY

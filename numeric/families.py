@@ -26,7 +26,7 @@ from ._fast_kernels import FastSpec
 # the small-n kernel's spec type and linear-space parts, and the n = 2 closed forms: the
 # engines read them from the family (NumericFamily.small / .pair); numeric._batch and
 # numeric._closed import nothing of this module at import time, so no cycle
-from ._batch import (SmallSpec, _cauchy_parts, _gumbel_min_parts, _gumbel_parts, _logistic_parts,
+from ._batch import (SmallSpec, _cauchy_parts, _gumbel_min_split, _gumbel_parts, _logistic_split,
                      _normal_parts, _upper_reach, pmin_algebraic, pmin_exponential)
 from ._closed import (_log_c_cauchy, _log_c_gumbel, _log_c_normal, _log_c_uniform, _log_g_cauchy,
                       _log_g_exponential, _log_g_laplace, _log_g_logistic_sigmoid, _log_g_normal,
@@ -800,7 +800,7 @@ _SMALL = {
                   SC_N=512, PMIN=lambda s, n: s + 1.0 + (n + 1) * _LOG2),
         core=dict(HH=0.15, HX=0.2, CL=2.0, CR=3.0, SL=1.5, SR=1.5, XR=60.0, XLMAX=math.inf,
                   PL=lambda n: 3.0 + 42.0 / n),
-        parts=_logistic_parts, lin_pred=pmin_exponential),
+        split=_logistic_split, lin_pred=pmin_exponential),
     "gumbel": SmallSpec(
         grid=dict(MAP="expr", XL=8.0, XR=46.0, HH2=0.095, LO=-6.5, LIN_MAX=600.0),
         core=dict(HH=0.1, CL=1.0, CR=3.0, SL=None, SR=1.0, XR=46.0, XLMAX=4.0,
@@ -815,7 +815,7 @@ _SMALL = {
                   LIN_MAX=600.0, SC_N=320),
         core=dict(HH=0.085, HX=0.4, CL=2.0, CR=None, SL=1.0, SR=None, XR=4.5, XLMAX=math.inf,
                   PL=lambda n: 3.0 + 42.0 / n),
-        parts=_gumbel_min_parts, lin_pred=pmin_exponential),
+        split=_gumbel_min_split, lin_pred=pmin_exponential),
     "cauchy": SmallSpec(
         grid=dict(MAP="sinh", XL=1e19, XR=1e19, HH2=0.05, LIN_MAX=math.inf, SC_N=512,
                   # log(pi (1 + d^2)), d = s + 1 >= 1, as 2 log d + log1p(d^-2): no

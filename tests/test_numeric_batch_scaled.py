@@ -149,7 +149,7 @@ def test_scaled_mode_vjps_forced_match_reference(name):
     fam = get_family(name)
     y = _wide_rows(name, 12, rows=1, seed=6)
     plan = _batch._Plan(y, fam)
-    parts, c0 = fam.small.parts, math.exp(-fam.small.log_c0)
+    c0 = math.exp(-fam.small.log_c0)
     g1, hot = _onehot(y.shape, 8)
     gd = np.random.default_rng(9).normal(size=y.shape)
     for log in (False, True):
@@ -157,7 +157,7 @@ def test_scaled_mode_vjps_forced_match_reference(name):
         ok1, okd = np.zeros(y.shape[0], bool), np.zeros(y.shape[0], bool)
         with np.errstate(all="ignore"):
             for sel, x, wl, lw in plan.chunks(np.flatnonzero(plan.reach)):
-                v1[sel], ok1[sel] = _batch._onehot_chunk(y[sel], g1[sel], x, wl, plan, parts, c0, log,
+                v1[sel], ok1[sel] = _batch._onehot_chunk(y[sel], g1[sel], x, wl, plan, c0, log,
                                                          scaled=True)
                 vd[sel], okd[sel] = _batch._vjp_log_chunk(y[sel], gd[sel], x, lw, plan, log, wl,
                                                           scaled=True)

@@ -48,6 +48,42 @@ def test_linear_parts_match_mpmath():
         assert abs(e / mp.exp(-x * x / 2) - 1) <= 1e-13 * max(1.0, v * v), (v, e)
 
 
+@pytest.mark.parametrize("name", ["logistic", "gumbel_min"])
+def test_separable_parts_match_mpmath(name):
+    # SmallSpec.split: (Phi(d), h(d) = phi(d) / Phi(d)) at d = x - y from e^{-+x} e^{+-y},
+    # against mpmath at 40 digits on the differences the linear modes meet (nodes down to
+    # the clip at -700, scores down to -650): relative error of Phi and h a few ulps;
+    # where the nodes act clipped (x < -700) every node term is below ~1e-301 of its
+    # weight (Phi of the top score, y = 0, below e^-700), and h is 0 exactly where the
+    # gumbel_min flush (t = e^d > 700) applies.  gumbel_min's h = t e^-t / Phi carries
+    # the rounding of t (~2 ulps) times t in e^-t, as its unsplit form e^(d - t) does
+    mp.mp.dps = 40
+    sm = get_family(name).small
+    rng = np.random.default_rng(4)
+    x = np.concatenate([np.linspace(-60.0, 60.0, 81), rng.uniform(-700.0, 60.0, 20), [-700.0, -800.0]])
+    y = np.concatenate([[0.0, -1e-3, -0.7, -3.0, -30.0], rng.uniform(-650.0, 0.0, 6)])
+    P, H = sm.split(x[None, :], y[:, None])
+    worst = 0.0
+    for j, yj in enumerate(y):
+        for k, xk in enumerate(x):
+            if xk < -700.0:
+                assert (yj != 0.0 or P[j, k] <= 1e-300) and H[j, k] <= 1.0 + 1e-300 * (name == "logistic")
+                continue
+            d = mp.mpf(float(xk)) - mp.mpf(float(yj))
+            if name == "logistic":
+                Pr, Hr = 1 / (1 + mp.exp(-d)), 1 / (1 + mp.exp(d))
+            else:
+                t = mp.exp(d)
+                Pr, Hr = -mp.expm1(-t), t * mp.exp(-t) / -mp.expm1(-t)
+            worst = max(worst, abs(P[j, k] / Pr - 1))
+            if name == "gumbel_min" and t > 700:
+                assert H[j, k] == 0.0
+            elif Hr > mp.mpf("1e-300"):
+                cond = 1 + (t if name == "gumbel_min" else 0)
+                worst = max(worst, abs(H[j, k] / Hr - 1) / cond)
+    assert worst <= 8 * np.finfo(float).eps, float(worst)
+
+
 @pytest.mark.parametrize("n", [2, 3, 10, 30, 100])
 def test_a_priori_step_on_the_worst_integrand(n):
     # the bound is attained by a Gaussian of variance 1/n (an entry far below n - 1 tied

@@ -249,3 +249,52 @@ def test_normal_bench_inputs_match_references():
     for r in range(3):
         ref = np.exp(np.array([float(v) for v in _oracle(x32[r].astype(np.float64), "normal")]))
         assert np.all(np.abs(p32[r] - ref) <= 6e-8 * ref + 1e-45)
+
+
+@pytest.mark.parametrize("family", AUTO_FAMILIES)
+def test_single_vector_vjp_lean_path(family):
+    # the lean 1-d VJP path (numeric._batch.row_vjp) gives the general (m, n) path's bits
+    # for dense, one-hot and zero cotangents, probs and log_probs, scales 1, 0.5 (a power
+    # of two: the general path's unshifted scores) and 1.3, one-row batches keeping their
+    # shape; and at scale 1 it meets the README's VJP bound (1e-10 of each entry's sum of
+    # |terms|) against the independent log-space reference of tests/_vjp_reference.py
+    from _vjp_reference import reference_vjp
+
+    from derive import bench
+    fam = get_family(family)
+    rng = np.random.default_rng(11)
+    lean = 0
+    for n in (3, 10):
+        X = np.concatenate([bench.scores(k, (2, n)) for k in bench.KINDS]
+                           + [30.0 * rng.standard_normal((1, n)), np.zeros((1, n))])
+        dense = rng.standard_normal(X.shape)
+        onehot = np.zeros(X.shape)
+        hot = rng.integers(0, n, X.shape[0])
+        onehot[np.arange(X.shape[0]), hot] = rng.uniform(0.5, 2.0, X.shape[0])
+        for G in (dense, onehot, np.zeros(X.shape)):
+            for fn, log in ((numeric.probs_vjp, False), (numeric.log_probs_vjp, True)):
+                for scale in (0.5, 1.3, 1.0):          # (scale 1 last: checked below)
+                    batch = fn(X, G, family, scale=scale)
+                    for r in range(X.shape[0]):
+                        np.testing.assert_array_equal(fn(X[r], G[r], family, scale=scale), batch[r])
+                        one = fn(X[r:r + 1], G[r:r + 1], family, scale=scale)
+                        assert one.shape == (1, n)
+                        np.testing.assert_array_equal(one[0], batch[r])
+                if G is not dense and G is not onehot:
+                    continue
+                for r in range(X.shape[0]):
+                    y = X[r] - X[r].max()
+                    lean += _batch.row_vjp(y, G[r], fam, log=log) is not None
+                    if n == 10 and r % (4 if G is dense else 2):
+                        continue                # (the reference's cost: a subset at n = 10)
+                    ref, terms, _ = reference_vjp(y, dict(enumerate(G[r])) if G is dense
+                                                  else {int(hot[r]): G[r, hot[r]]}, family, log=log)
+                    tol = 1e-10 * (terms + 1e-200 * terms.sum()) + 1e-290
+                    assert np.all(np.abs(batch[r] - ref) <= tol), (n, r, log, np.max(np.abs(batch[r] - ref) / tol))
+    assert lean >= 0.75 * 2 * 2 * 2 * 10       # most rows took the lean path
+    # float32 input (the general path): the float64 result of the rounded scores
+    x32 = X[:4].astype(np.float32)
+    v32 = numeric.probs_vjp(x32, dense[:4].astype(np.float32), family)
+    assert v32.dtype == np.float32
+    np.testing.assert_allclose(v32, numeric.probs_vjp(x32.astype(np.float64), dense[:4].astype(np.float32).astype(np.float64),
+                                                      family).astype(np.float32), rtol=1e-5, atol=1e-7)
