@@ -503,7 +503,7 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 
 _RHO = 1.0 / 4
 _C_REG = 64.0
-_NW = 8
+_NW = 16
 _MAX_REGIONS = 4000
 _CUT = 45.0
 _SIG_MIN = 2.0 ** -24     # regions reaching this close to t = 1: declined
@@ -641,11 +641,12 @@ class _Wide:
         width = np.diff(edges)
         Send = _horner(_piece_coefs(Ecs, Q, R, False, e.size + 1), np.minimum(np.arange(1, e.size + 2), e.size),
                        edges[1:])
+        # pieces whose one panel has h S <= 1/64 (and h <= (1 - t) / 64): 4 points;
+        # others 16-point panels of h <= 1 / (2 S) and h <= (1 - t) / 4 (section comment)
         slope = np.maximum(Send, 1.0 / (sig - edges[1:]))
-        nsub = np.maximum(1, np.ceil(8.0 * width * slope)).astype(np.intp)
-        # a piece whose one panel has h S <= 1/64 takes 4 points (ellipse parameter 64:
-        # error below 1e-17 of the panel's integral, section comment), others 8
         npts = np.where(width * slope <= 1.0 / 32, 4, _NW)
+        nsub = np.where(npts == 4, 1, np.maximum(1, np.ceil(width * np.maximum(Send, 2.0 / (sig - edges[1:])))))
+        nsub = nsub.astype(np.intp)
         panel = np.repeat(np.arange(width.size), nsub)          # piece of each panel
         first = np.concatenate([[0], np.cumsum(nsub)])[:-1]
         k = np.arange(panel.size) - first[panel]
@@ -655,7 +656,7 @@ class _Wide:
         cnt = np.repeat(panel, pp)                              # piece (near groups below) of each node
         pstart = np.concatenate([[0], np.cumsum(pp)])[:-1]
         j = np.arange(cnt.size) - np.repeat(pstart, pp)
-        off = np.where(pp == 4, 0, 4)
+        off = np.where(pp == 4, 0, 4)           # offsets into the stacked 4- and 16-point rules
         gx = np.concatenate([_rule(4)[0], _rule(_NW)[0]])[np.repeat(off, pp) + j]
         gw = np.concatenate([_rule(4)[2], _rule(_NW)[2]])[np.repeat(off, pp) + j]
         hn = np.repeat(hs, pp)
@@ -705,10 +706,11 @@ class _Wide:
         exactly, the others expanded about ``t = 1`` (``tau = -sig``, ``q_J = 1 / d_J``,
         ratio ``sig / d_J <= 1/8``; alternating terms falling like ``8^-r``).
 
-        Panels: equal steps of ``Psi(sig) = 8 w_0 log sig + 8 M_r log(sig + d_1)``
-        (``M_r`` the other groups' weight), so each panel spans at most ``1 / (8 w_0)``
-        in ``log sig`` and ``(sig + d_1) / (8 M_r)`` in ``sig``: the Bernstein bound of
-        the section comment with ``|z / sig|^(w_0) <= e^(1/2)`` for the exact factor.
+        Panels (16 points): unit steps of ``Psi(sig) = 2 (w_0 + 1) log sig + 2 M_r
+        log(sig + d_1)`` (``M_r`` the other groups' weight), so a panel spans at most
+        ``1 / (2 (w_0 + 1))`` in ``log sig`` (``h <= sig / 8``) and ``h S <= 1/4``: the
+        16-point bound of the section comment, with ``|z / sig|^(w_0) <= e^0.53`` for
+        the exact factor on the ellipse.
         They stop where ``log G`` falls below the cut (found on a grid of
         ``sig_e 2^(-j/4)``, the last panel ending at 0 beyond it dropped)."""
         d, w = self.d, self.w
@@ -742,7 +744,7 @@ class _Wide:
         sig_min = grid[below[0]] if below.size else grid[-1]
 
         def psi(sg):
-            return 8.0 * w0 * np.log(sg) + 8.0 * Mr * np.log(sg + d1)
+            return 2.0 * (w0 + 1.0) * np.log(sg) + 2.0 * Mr * np.log(sg + d1)
 
         npan = int(math.ceil(psi(sig_e) - psi(sig_min)))
         target = psi(sig_e) - np.arange(1, npan + 1, dtype=float)
@@ -751,7 +753,7 @@ class _Wide:
         for _ in range(60):
             sg = np.exp(u)
             f = psi(sg) - target
-            step = f / (8.0 * w0 + 8.0 * Mr * sg / (sg + d1))
+            step = f / (2.0 * (w0 + 1.0) + 2.0 * Mr * sg / (sg + d1))
             u = u - step
             if np.all(np.abs(step) <= 1e-15 * np.maximum(1.0, np.abs(u))):
                 break
