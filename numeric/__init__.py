@@ -70,7 +70,7 @@ def _fast_vjp_rows(y, g, fam, log):
 
     Rows whose cotangent has one nonzero ``c_y`` (the gradient of a negative
     log-likelihood) take the one-hot path of numeric._fast_rows:
-    ``c_y d log p_y / dy`` (times ``p_y`` for ``probs``), every entry a positive
+    ``c_y d log p_y / dy`` (``c_y d p_y / dy`` for ``probs``), every entry a positive
     integral; all-zero rows give 0; other rows the row-batched dense VJP
     (numeric._fast_rows.rows_dense_vjp, normal and logistic), then for the rows
     it declines the per-row engine's (numeric._fast.fast_probs_vjp, and for
@@ -90,12 +90,7 @@ def _fast_vjp_rows(y, g, fam, log):
         yi = np.argmax(g[one] != 0, axis=1)
         c = g[one, yi]
         (yo,) = _rows_of(one, m, y)
-        v, okv = rows_onehot_log_vjp(yo, yi, fam)
-        if not log:
-            lp, okp = rows_log_probs(yo, fam, n_max=n)     # p_y for every row the one-hot path took
-            v *= np.exp(lp[np.arange(one.size), yi])[:, None]
-            okv &= okp
-            del lp
+        v, okv = rows_onehot_log_vjp(yo, yi, fam, log=log)
         v *= c[:, None]
         out[one[okv]] = v[okv]
         ok[one] = okv

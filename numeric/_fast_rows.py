@@ -77,7 +77,8 @@ engine's node integrals with ``log F`` replaced by ``log F + log h(x - mu_y)``
 (still log-concave), interpolated at the scores like ``log g``.  Every term is
 positive, so each entry comes out to the engine's relative accuracy however
 small it is, and the diagonal is a sum of positive terms.  ``p_y`` in the
-ratio is ``H st sum_k h(x_k - mu_y) F(x_k)``, the same rule on the same rows.
+ratio is ``H st sum_k h(x_k - mu_y) F(x_k)``, the same rule on the same rows; the
+VJP of ``p`` itself takes ``d p_y / d mu_k`` as it stands (no ratio, no log p pass).
 
 >>> import numpy as np
 >>> from numeric.families import get_family
@@ -841,7 +842,7 @@ def rows_log_probs(z, fam, n_max=None):
     return _rows(z, fam, _log_probs_group, takes=z.shape[1] <= n_max, wide=True)
 
 
-def _onehot_group(pl, rows, zr, lo_i, y):
+def _onehot_group(pl, rows, zr, lo_i, y, log):
     spec = _SPECS[pl.name]
     H = spec.H
     m, n = zr.shape
@@ -863,10 +864,11 @@ def _onehot_group(pl, rows, zr, lo_i, y):
     for a, b, sel in _subgroups(a, b):
         LW = _log_F(M[:, sel], pl, n, a, b)
         LW += weight(sel, slice(a, b))
-        # log g(z_y): the rule on the same columns (the integrand h_y F, one per row)
-        gy[sel], g0 = _trapezoid(LW.copy(), math.log(H), pl)
-        lgy[sel], g1 = _node_products(LW, pl, H, a, b, jm[sel])
-        good[sel] = g0 & g1
+        lgy[sel], good[sel] = _node_products(LW, pl, H, a, b, jm[sel])
+        if log:
+            # log g(z_y): the rule on the same columns (the integrand h_y F, one per row)
+            gy[sel], g0 = _trapezoid(LW, math.log(H), pl)
+            good[sel] &= g0
     tab, good2 = _tables(lgy, pl, spec)
     good &= good2
     v = np.empty((m, n))
@@ -874,7 +876,8 @@ def _onehot_group(pl, rows, zr, lo_i, y):
         pts = _points(zr[:, c], lo_i, pl, spec)
         good &= pts[2]
         vc = _horner(tab, pts, pl, spec)
-        vc -= gy[:, None]
+        if log:
+            vc -= gy[:, None]
         with np.errstate(over="ignore", invalid="ignore"):
             np.exp(vc, out=vc)
         np.negative(vc, out=v[:, c])
@@ -883,12 +886,23 @@ def _onehot_group(pl, rows, zr, lo_i, y):
     return v, good
 
 
-def rows_onehot_log_vjp(z, y, fam):
+def rows_onehot_log_vjp(z, y, fam, log=True):
     """``(v, ok)``: ``v[r, k] = d log p_{y_r} / d z_{r, k}`` for standardized finite rows
     ``z`` (m, n) and indices ``y`` (m,) (the VJP of ``log p`` with the cotangent
     ``e_y``; multiply by ``c_y``).  Off the diagonal ``-g_y(z_k) / g(z_y)``, on it
-    the sum of those terms with the opposite sign (module doc)."""
-    return _rows(z, fam, _onehot_group, np.asarray(y), takes=_vjp_takes(fam, z.shape[1]), wide=True)
+    the sum of those terms with the opposite sign (module doc).  With ``log`` False
+    ``v[r, k] = d p_{y_r} / d z_{r, k}``: ``-g_y(z_k)`` itself (no ``g(z_y)``).
+
+    >>> import numpy as np
+    >>> from numeric.families import get_family
+    >>> z = np.linspace(-1.0, 1.0, 300)[None, :]
+    >>> fam = get_family("normal")
+    >>> (vl, ok1), (vp, ok2) = rows_onehot_log_vjp(z, [7], fam), rows_onehot_log_vjp(z, [7], fam, log=False)
+    >>> lp, _ = rows_log_probs(z, fam)
+    >>> bool(ok1[0] and ok2[0]), bool(np.allclose(vp, vl * np.exp(lp[0, 7]), rtol=1e-13, atol=0))
+    (True, True)
+    """
+    return _rows(z, fam, _onehot_group, np.asarray(y), log, takes=_vjp_takes(fam, z.shape[1]), wide=True)
 
 
 _MEDIAN_SORT = 4096     # a row's candidates for the weighted median are sorted below this many
