@@ -20,8 +20,9 @@ a polynomial of degree ``M_m = sum_(J <= m) w_J``; the integrand of ``p_i``
 Gauss-Legendre rule is exact for degree ``<= 2N - 1``: rows with ``M <= 64``
 take ``N = ceil(M / 2)`` nodes per interval and no
 other approximation (the rule's own rounding: nodes and weights to ~1e-16, the
-positive sums to a few ulps).  Rows with more active entries (clusters, ties: ``M`` up to any size)
-use 32-point panels bisected until ``log G`` changes by at most ``_DROP`` = 16
+positive sums to a few ulps).  Rows with more active entries (clusters, ties: ``M`` up
+to any size) take the region engine (below); the rows it declines use 32-point panels
+bisected until ``log G`` changes by at most ``_DROP`` = 16
 across each (32-point Gauss-Legendre on ``e^(8 t)``, ``t`` in [-1, 1]: error
 below 1e-25 relative; ``log G`` is concave, so the drop bounds its growth off
 the real axis the same way), except panels whose every integrand is below
@@ -32,13 +33,13 @@ the real axis the same way), except panels whose every integrand is below
 
 and the integrand of any ``p_i`` on a panel ``[a, b]`` is at most
 ``G(b) / b``, so a panel whose ``log G(b)`` lies ``L = 45 + log(panels)``
-below that bound adds at most ``e^-45`` relative, computed or not.  Rows with
-more than ``_K_MAX`` = 256 distinct active values (the tables hold ``K^2 N``
-entries), or whose panels do not settle, take the region engine (series
-expansions of ``log G`` and of the kernels on regions of ``t = 1 - s``, section
-"rows with many distinct active scores" below: cost ``O(K R^2 + nodes R^2 +
-K regions R)``); rows it declines too (mass within ``2^-24`` of ``s = 0`` that
-its regions cannot reach) are left to the caller's quadrature (``ok`` False).
+below that bound adds at most ``e^-45`` relative, computed or not (these panels'
+tables hold ``K^2 N`` entries: rows with more than ``_K_MAX`` = 256 distinct
+active values, or whose panels do not settle, are left to the caller's
+quadrature, ``ok`` False).  The region engine (section "rows with many distinct
+active scores" below: series expansions of ``log G`` and of the kernels on
+regions of ``t = 1 - s``, cost ``O((K + nodes) R + K regions R)``) declines only
+rows whose mass lies within ``2^-24`` of ``s = 0`` beyond a near-tie at the top.
 
 Rounding: a factor ``s + d_J`` close to 1, tied ``w_J`` times, would carry its
 rounding ``w_J`` times; each node therefore also knows its distance ``tau`` to
@@ -305,10 +306,11 @@ def _lse(a, N):
     return np.where(fin, out, -np.inf)
 
 
-def _blocks(y):
+def _blocks(y, exact):
     """Rows grouped by their Gauss rule, in blocks of bounded size: yields
-    ``(rows, gd, gw, cols, gid, N, bisect)``; rows with more than ``_K_MAX``
-    distinct active values are not yielded (declined)."""
+    ``(rows, gd, gw, cols, gid, N, bisect)`` for the rows of at most ``2 _N_EXACT``
+    active scores (``exact``) or for those with more and at most ``_K_MAX`` distinct
+    active values (not ``exact``: the bisected panels)."""
     gd, gw, cols, gid, cnt = _groups(y)
     K = (gw > 0).sum(axis=1)
     M = gw.sum(axis=1)
@@ -316,8 +318,9 @@ def _blocks(y):
     # per distinct count up to 2 _N_EXACT, the smallest exact one for each row
     half = np.maximum(1.0, np.ceil(M / 2.0))
     N = np.where(M <= 2 * _N_EXACT, half, _N_EXACT).astype(np.intp)
+    take = M <= 2 * _N_EXACT if exact else (M > 2 * _N_EXACT) & (K <= _K_MAX)
     for v in np.unique(N):
-        rows = np.flatnonzero((N == v) & (K <= _K_MAX))
+        rows = np.flatnonzero((N == v) & take)
         if rows.size == 0:
             continue
         # rows sorted by their count of groups and cut into blocks of at most _ROWS:
@@ -345,13 +348,22 @@ def log_probs_rows(y):
     m, n = y.shape
     out = np.full((m, n + 1), -np.inf)
     ok = np.zeros(m, dtype=bool)
-    for rows, gd, gw, cols, gid, N, bisect in _blocks(y):
+    for rows, gd, gw, cols, gid, N, bisect in _blocks(y, True):
         lp, good = _log_probs_block(_Rows(gd, gw, N, bisect))
         out[rows[:, None], cols] = np.take_along_axis(lp, gid, axis=1)
         ok[rows] = good
     res = out[:, :n]
     for r in np.flatnonzero(~ok):
         res[r], ok[r] = _wide_row_log_probs(y[r])
+    rest = np.flatnonzero(~ok)
+    if rest.size:
+        # rows the region engine declines: the bisected panels (<= _K_MAX values)
+        sub = np.full((rest.size, n + 1), -np.inf)
+        for rows, gd, gw, cols, gid, N, bisect in _blocks(y[rest], False):
+            lp, good = _log_probs_block(_Rows(gd, gw, N, bisect))
+            sub[rows[:, None], cols] = np.take_along_axis(lp, gid, axis=1)
+            ok[rest[rows]] = good
+        res[rest] = sub[:, :n]
     res[~ok] = np.nan
     return res, ok
 
@@ -384,15 +396,25 @@ def probs_vjp_rows(y, g, log=False):
     out = np.zeros((m, n + 1))
     ok = np.zeros(m, dtype=bool)
     gpad = np.concatenate([g, np.zeros((m, 1))], axis=1)
-    for rows, gd, gw, cols, gid, N, bisect in _blocks(y):
-        R = _Rows(gd, gw, N, bisect)
-        lp, good = _log_probs_block(R)
-        v = _vjp_block(R, lp, gpad[rows[:, None], cols], gid, cols < n, log)
-        out[rows[:, None], cols] = np.where(cols < n, v, 0.0)
-        ok[rows] = good & np.isfinite(v).all(axis=1)
+
+    def exact(sel, rows_out, exact_rule):
+        for rows, gd, gw, cols, gid, N, bisect in _blocks(y[sel], exact_rule):
+            R = _Rows(gd, gw, N, bisect)
+            lp, good = _log_probs_block(R)
+            v = _vjp_block(R, lp, gpad[sel[rows][:, None], cols], gid, cols < n, log)
+            rows_out[rows[:, None], cols] = np.where(cols < n, v, 0.0)
+            ok[sel[rows]] = good & np.isfinite(v).all(axis=1)
+
+    exact(np.arange(m), out, True)
     res = out[:, :n]
     for r in np.flatnonzero(~ok):
         res[r], ok[r] = _wide_row_vjp(y[r], g[r], log)
+    rest = np.flatnonzero(~ok)
+    if rest.size:
+        # rows the region engine declines: the bisected panels (<= _K_MAX values)
+        sub = np.zeros((rest.size, n + 1))
+        exact(rest, sub, False)
+        res[rest] = sub[:, :n]
     res[~ok] = np.nan
     return res, ok
 
@@ -928,11 +950,21 @@ class _Acc:
             return np.log(self.acc) + self.ref
 
 
-def _wide_log_probs(W):
-    """Group log-probabilities (K,) of a :class:`_Wide` row, renormalised, and ok."""
+_KEEP = 1 << 21           # node-table entries a VJP keeps from the probabilities' pass
+
+
+def _wide_log_probs(W, keep=None):
+    """Group log-probabilities (K,) of a :class:`_Wide` row, renormalised, and ok;
+    ``keep`` (a list): the regions' node tables are appended while they fit in _KEEP
+    entries (the VJP's second pass reuses them)."""
     acc = _Acc(W.d.size)
+    size = 0
     for p in range(len(W.regions)):
         reg = W.region(p)
+        if keep is not None:
+            size += reg["tp"].size
+            if size <= _KEEP:
+                keep.append(reg)
         lam, v = _scaled(reg)
         i0 = acc.start(lam, reg["jn"])
         far, near = _Wide.kernel(reg, v, i0)
@@ -955,7 +987,7 @@ def _wide_groups(yr):
     return vals, cnt.astype(np.float64), cols, inv
 
 
-def _wide_vjp(W, lpg, C, qt, log):
+def _wide_vjp(W, lpg, C, qt, log, kept=()):
     """``g_e A_E - B_E`` per group pieces: returns (lA (K,), B (K,)) with
     ``A_E = int G h_E S`` (log) and ``B_E = int G h_E Gamma`` (``Gamma`` from the group
     cotangent sums ``C`` shifted by ``qt``; ``log``: ``C_J / p_J``)."""
@@ -964,8 +996,7 @@ def _wide_vjp(W, lpg, C, qt, log):
     B = np.zeros(K)
     lone = W.w[0] == 1.0
     for p in range(len(W.regions)):
-        # the region's scale: its largest log(w G), found from the plain node pass
-        reg = W.region(p)
+        reg = kept[p] if p < len(kept) else W.region(p)
         jf, jn = reg["jf"], reg["jn"]
         lam, v = _scaled(reg)
         if log:
@@ -1021,13 +1052,14 @@ def _wide_row_vjp(yr, gr, log):
     W = _Wide(d, w)
     if not W.ok:
         return out, False
-    lpg, ok = _wide_log_probs(W)
+    kept = []
+    lpg, ok = _wide_log_probs(W, kept)
     ge = gr[cols]
     t = int(np.flatnonzero(inv == 0)[0])
     qt = ge[t] * math.exp(-lpg[0]) if log else ge[t]
     C = np.zeros(d.size)
     np.add.at(C, inv, ge)
-    lA, B = _wide_vjp(W, lpg, C, qt, log)
+    lA, B = _wide_vjp(W, lpg, C, qt, log, kept)
     lAe = lA[inv]
     with np.errstate(over="ignore", invalid="ignore"):
         if log:

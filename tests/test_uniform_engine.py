@@ -316,3 +316,24 @@ def test_wide_rows_public_float32():
     assert p.dtype == np.float32
     ref = np.exp(quadrature_log_probs(x.astype(np.float64) / 0.5, get_family("uniform")))
     assert np.allclose(p, ref, rtol=1e-6, atol=1e-30)
+
+
+def test_rows_the_region_engine_declines_take_the_bisected_panels():
+    # a near-tie at the top (d_1 = 1e-9) and mass up to s -> 0: the region engine would
+    # need regions below 2^-24 of s = 0 and declines; the bisected exact panels serve it
+    from numeric._uniform import _wide_row_log_probs
+    from numeric._vjp import quadrature_vjp
+    rng = np.random.default_rng(25)
+    x = np.r_[0.0, -1e-9, -0.99995 - 1e-5 * rng.random(100)]
+    assert not _wide_row_log_probs(x)[1]
+    fam = get_family("uniform")
+    lp, ok = log_probs_rows(x[None])
+    assert ok.all()
+    ref = quadrature_log_probs(x, fam)
+    fin = np.isfinite(ref)
+    assert np.max(np.abs(lp[0][fin] - ref[fin]) / np.maximum(1.0, np.abs(ref[fin]))) <= 1e-12
+    c = rng.normal(size=x.size)
+    v, okv = probs_vjp_rows(x[None], c[None])
+    assert okv.all()
+    r, _ = quadrature_vjp(x, c, fam)
+    assert np.max(np.abs(v[0] - r)) <= 1e-11 * np.abs(r).max()
