@@ -869,6 +869,11 @@ def _t_lin_parts(nu: float):
     # (in place wherever possible: every fresh temporary of a chunk's size costs page
     # faults, measured comparable to the arithmetic itself)
     def parts(d):
+        # a = 0: sqrt(nu) / a = inf, atan = pi/2; nu = 1, d = -A = -1e300: d^2 = inf, x = 0
+        with np.errstate(divide="ignore", over="ignore"):
+            return _parts(d)
+
+    def _parts(d):
         # d finite (clipped at -A by the caller); x = nu / (nu + d^2) = cos^2 theta
         pos = d >= 0.0
         a = np.abs(d)
