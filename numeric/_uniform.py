@@ -969,7 +969,11 @@ def _wide_log_probs(W, keep=None):
         i0 = acc.start(lam, reg["jn"])
         far, near = _Wide.kernel(reg, v, i0)
         acc.add(lam, i0, reg["jf"], far, near)
-    lp = acc.log()
+    return _normalized(W, acc.log())
+
+
+def _normalized(W, lp):
+    """``(log p - log sum p, ok)``: ok when the sum is 1 within ``_SUM_TOL``."""
     with np.errstate(divide="ignore"):
         lt = lp + np.log(W.w)
     mx = lt.max()
@@ -988,17 +992,23 @@ def _wide_groups(yr):
 
 
 def _wide_vjp(W, lpg, C, qt, log, kept=()):
-    """``g_e A_E - B_E`` per group pieces: returns (lA (K,), B (K,)) with
+    """``g_e A_E - B_E`` per group pieces: returns (lA (K,), B (K,), accP) with
     ``A_E = int G h_E S`` (log) and ``B_E = int G h_E Gamma`` (``Gamma`` from the group
-    cotangent sums ``C`` shifted by ``qt``; ``log``: ``C_J / p_J``)."""
+    cotangent sums ``C`` shifted by ``qt``; ``log``: ``C_J / p_J``, ``lpg`` given).
+    ``probs`` (not ``log``) needs no probabilities: they are summed in the same pass
+    (``accP``, for the sum check)."""
     K = W.d.size
     accA = _Acc(K)
+    accP = None if log else _Acc(K)
     B = np.zeros(K)
     lone = W.w[0] == 1.0
     for p in range(len(W.regions)):
         reg = kept[p] if p < len(kept) else W.region(p)
         jf, jn = reg["jf"], reg["jn"]
         lam, v = _scaled(reg)
+        if accP is not None:
+            i0 = accP.start(lam, jn)
+            accP.add(lam, i0, jf, *_Wide.kernel(reg, v, i0))
         if log:
             # gamma_J e^-lam... kept at the true scale: C_J G / p_J is bounded
             om = C[:jn] * np.exp(lam - lpg[:jn]) - W.w[:jn] * qt * math.exp(lam)
@@ -1016,7 +1026,7 @@ def _wide_vjp(W, lpg, C, qt, log, kept=()):
         sB = 1.0 if log else math.exp(lam)
         B[i0:jf] += sB * farB
         B[jf:jn] += sB * nearB
-    return accA.log(), B
+    return accA.log(), B, accP
 
 
 def _wide_row_log_probs(yr):
@@ -1052,14 +1062,19 @@ def _wide_row_vjp(yr, gr, log):
     W = _Wide(d, w)
     if not W.ok:
         return out, False
-    kept = []
-    lpg, ok = _wide_log_probs(W, kept)
     ge = gr[cols]
     t = int(np.flatnonzero(inv == 0)[0])
-    qt = ge[t] * math.exp(-lpg[0]) if log else ge[t]
     C = np.zeros(d.size)
     np.add.at(C, inv, ge)
-    lA, B = _wide_vjp(W, lpg, C, qt, log, kept)
+    if log:
+        kept = []
+        lpg, ok = _wide_log_probs(W, kept)
+        qt = ge[t] * math.exp(-lpg[0])
+        lA, B, _ = _wide_vjp(W, lpg, C, qt, log, kept)
+    else:
+        qt = ge[t]
+        lA, B, accP = _wide_vjp(W, None, C, qt, log)
+        ok = _normalized(W, accP.log())[1]
     lAe = lA[inv]
     with np.errstate(over="ignore", invalid="ignore"):
         if log:
