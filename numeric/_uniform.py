@@ -483,45 +483,52 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 #            1 / (1 - t + d_J) = sum_(k>=0) (tau - e_J)^k,
 #
 # so ``log G``, ``S = sum_J w_J / (1 - t + d_J)`` and ``Gamma`` (the VJP's cotangent
-# sum) at every node need only the far moments ``Q_r = sum_far w_J q_J^r`` (one pass
-# over the far groups per region) and prefix sums of ``w_J e_J^r`` over the near
-# groups (binomial expansion of ``(tau - e_J)^r``), and ``p_I`` (and the VJP
-# integrals) need only the node moments ``sum_nodes v tau^k`` of each region (far
-# ``I``: ``sum_k q_I^(k+1) m_k``) or their suffix sums (near ``I``).  Cost
-# ``O((K + nodes) R^2 + K regions R)`` instead of ``K^2`` node-group pairs.
+# sum) at every node are polynomials in ``tau`` per *piece* (between consecutive near
+# breakpoints): far moments ``Q_r = sum_far w_J q_J^r`` (one pass over the far groups
+# per region) plus the binomial expansion of ``(tau - e_J)^r`` over compensated prefix
+# sums of ``w_J e_J^q`` (near groups), evaluated by Horner at the nodes; ``p_I`` (and
+# the VJP integrals) need only the node moments ``m_k = sum_nodes v tau^k`` of each
+# region (far ``I``: ``sum_k q_I^(k+1) m_k``) or their suffix sums over the pieces
+# after ``d_I`` (near ``I``).  Cost ``O((K + nodes) R + K regions R)`` instead of
+# ``K^2`` node-group pairs; stretches where ``G`` is negligible for every group before
+# the next breakpoint are skipped (the next region starts at that breakpoint).
 #
-# Bounds.  Region width ``H <= _RHO (1 - a)`` (both series' ratios ``tau q_J <= H /
-# (1 - a)`` and ``tau - e_J <= H`` are at most ``rho_p = H / (1 - a) <= 1/8``;
+# Bounds.  Region width ``H <= (1 - a) / 4``: both series' ratios ``tau q_J <= H /
+# (1 - a)`` and ``tau - e_J <= H`` are at most ``rho_p = H / (1 - a) <= 1/4``, and
 # ``R = ceil((log(M + 1) + 38) / log(1 / rho_p))`` terms leave below ``e^-38`` of
-# ``log G`` in absolute terms and ``rho_p^R`` relative of every positive sum) and
-# ``H M(a + H) <= _C_REG (1 - a - H)`` (``M(t)`` the active count): ``log G`` drops by
-# at most ``_C_REG`` across a region (each region's node values are scaled by its
-# own largest: no underflow within it), and the binomial sums, whose terms are at
-# most ``(2H)^r`` times the near weights, lose at most ``~2 _C_REG eps`` (1.4e-14)
-# absolutely in ``log G`` and ``~2 H eps`` relative in the kernel sums (the
-# ``k = 0`` term, a plain positive sum, dominates).  Prefix and suffix sums are
-# compensated (:func:`_csum`: each addition's rounding added back), far moments
-# are numpy's pairwise sums of one-signed terms.  ``log(1 - a + d_J)`` is formed as
-# ``log1p(-(a - d_J))`` when ``a - d_J <= 1/2``, else as ``log((1 - a) + d_J)``:
-# relative error of a few ulps either way, and a one-signed sum keeps it.
+# ``log G`` in absolute terms (``M`` factors) and ``rho_p^R`` relative of every
+# positive sum.  ``H S(a + H) <= _C_REG`` (``S`` increases with ``t``): ``log G`` drops
+# by at most ``_C_REG`` across a region (node values are scaled by the region's
+# largest: no underflow within it; ``log G(a)``, large, enters only that scale), and
+# the binomial sums, whose terms are at most ``(2H)^r`` times the near weights (``H
+# M_near <= H S <= _C_REG``), lose at most ``~2 _C_REG eps`` (1.4e-14) absolutely in
+# ``log G`` and ``~2 H eps`` relative in the kernel sums (the ``k = 0`` term, a plain
+# positive sum, dominates).  Prefix and suffix sums and ``log G(a)`` are compensated
+# (:func:`_csum`: each addition's rounding added back); ``log(1 - a + d_J)`` is
+# ``log1p(-(a - d_J))`` when ``a - d_J <= 1/2``, else ``log((1 - a) + d_J)``: a few ulps
+# either way, kept by the one-signed sums.
 #
-# Panels: the near breakpoints cut each region; each piece is split into equal
-# panels of half-width ``h <= (1 - b) / (16 M)`` (``b`` the region's end, ``M`` the
-# piece's active count) with 8 Gauss-Legendre points.  The integrand is
-# ``e^phi`` with ``phi`` concave, ``|phi'| <= M / (1 - b)``; on the Bernstein ellipse
-# of parameter 16 around a panel (real half-axis ``8.03 h``, imaginary ``7.97 h``)
-# ``Re phi`` exceeds its value at the panel's end by at most ``9.03 h M / (1 - b) +
-# 32 h^2 M / (1 - b)^2 <= 0.57``, so the rule's error is below
-# ``(64 / 15) / 255 * 16^-16 e^0.57 / 2 ~ 1e-21`` of the panel's integral (the kernels
-# ``1 / (1 - t + d_J)`` change by a factor below ``1 + 1/M`` on the ellipse).
+# Panels.  The integrand is ``e^phi`` with ``phi`` concave, ``|phi'| <= S`` (``S`` at the
+# piece's right end bounds it on the piece), singular only at ``1 - t = -d_J <= 0``.
+# A piece is cut into equal 16-point Gauss-Legendre panels of half-width ``h <= 1 /
+# (2S)`` and ``h <= (1 - t) / 4``.  On the Bernstein ellipse of parameter 4 around a
+# panel (real half-axis ``2.125 h``, imaginary ``1.875 h``) ``Re phi`` exceeds its
+# minimum on the panel by at most ``2 h S + 1.125 h S + (1.875 h)^2 S / (2 (1 - t))
+# <= 2`` and the kernels ``1 / (1 - t + d_J)`` change by a factor below 2.1, so the
+# rule's error is below ``(32 / 15) / 15 * 4^-32 * 15.5 ~ 1.2e-19`` of the panel's
+# integral (Trefethen's bound for analytic integrands).  A piece that one panel covers
+# with ``h S <= 1/64`` takes 4 points instead: ellipse parameter 64 (real half-axis
+# ``32 h <= 1 / (2 S)``), ``Re phi`` within ``1/2 + 1/64 + 1/8``, error below
+# ``(32 / 15) / 4095 * 2 * 1.9 * 64^-8 ~ 7e-18``.
 #
 # The integration ends at ``t_end`` where ``log G <= log G(d_(K-1)) + 2 log((1 -
 # d_(K-1)) / (4M)) - 45``: every ``p_I >= G(d_I) (1 - d_I) / (4M)`` (the first ``(1 -
 # d_I) / (2M)`` after ``d_I``, where ``G >= G(d_I) / 2``), every VJP kernel
 # ``K_IJ >= G (1 - d)^2 / (16 M^2)`` likewise, and what lies beyond (``G`` and
-# ``G / (1 - t + d_I)`` decrease) is below ``e^-45`` of each.  Rows needing more than
-# ``_MAX_REGIONS`` regions (mass close to ``t = 1``, where regions shrink
-# geometrically) are declined.
+# ``G / (1 - t + d_I)`` decrease) is below ``e^-45`` of each.  Close to ``t = 1`` the
+# regions shrink geometrically until ``1 - t <= d_1 / 8``, where the end region
+# (:meth:`_Wide._end_region`) takes the rest; rows that would need regions within
+# ``2^-24`` of ``t = 1`` or more than ``_MAX_REGIONS`` regions are declined.
 
 _RHO = 1.0 / 4
 _C_REG = 64.0
@@ -555,9 +562,6 @@ def _log1m(z, x):
     return out
 
 
-_BINOM = np.array([[math.comb(r, q) for q in range(64)] for r in range(64)], dtype=float)
-
-
 class _Wide:
     """One row's groups (``d`` ascending, ``d[0] = 0``; weights ``w``) on the regions
     of the section comment above."""
@@ -583,7 +587,7 @@ class _Wide:
         return float(np.sum(self.w[:k] / ((1.0 - t) + self.d[:k])))
 
     def _far(self, a, jf, R, c=None):
-        """``log G(a)`` (far part) and ``sum_far c_J q_J^r`` (r = 1..R+1) at ``a``."""
+        """``q_J = 1 / ((1 - a) + d_J)`` of the far groups and ``sum_far c_J q_J^r`` (r = 1..R+1)."""
         d = self.d[:jf]
         x = (1.0 - a) + d
         q = 1.0 / x
@@ -594,9 +598,10 @@ class _Wide:
         for r in range(1, R + 1):
             pw *= q
             out[r] = pw.sum()
-        return x, q, out
+        return q, out
 
     def _regions(self):
+        """Regions ``(a, H, jf, log G(a))`` (``H`` None: the end region) and ok."""
         d, w = self.d, self.w
         last = d[-1]
         out = []
@@ -645,7 +650,7 @@ class _Wide:
         jn = int(np.searchsorted(d, a + H, side="left"))
         rho = H / sig
         R = int(min(40, max(2, math.ceil((math.log(self.M + 1.0) + 38.0) / -math.log(rho)))))
-        x, q, Q = self._far(a, jf, R)
+        q, Q = self._far(a, jf, R)
         e = d[jf:jn] - a
         wn = w[jf:jn]
         # near prefix sums E_q = sum_(j < i) wn_j e_j^q (q = 0..R), i = 0..len(e)
@@ -710,7 +715,7 @@ class _Wide:
                 Qc[r] = pw.sum()
                 pw = pw * q
             return c[0] / reg["sig"] + Qc @ tp
-        _, _, Qc = self._far(reg["a"], jf, R, c[:jf])
+        _, Qc = self._far(reg["a"], jf, R, c[:jf])
         Ec = None
         if e.size:
             powc = np.empty((e.size + 1, R + 1))
@@ -885,20 +890,6 @@ def _horner(coef, cnt, tau):
     for m in range(coef.shape[1] - 2, -1, -1):
         out *= tau
         out += c[:, m]
-    return out
-
-
-def _binom_near(E, tp, r):
-    """``sum_q C(r,q) tau^(r-q) (-1)^q E_q`` at every node (0 without near groups)."""
-    if E is None:
-        return 0.0
-    out = tp[r] * E[:, 0]
-    for qq in range(1, r + 1):
-        t = _BINOM[r, qq] * tp[r - qq] * E[:, qq]
-        if qq % 2:
-            out -= t
-        else:
-            out += t
     return out
 
 
