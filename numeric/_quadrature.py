@@ -17,7 +17,8 @@ tails become double-exponential.  Scores in clusters (at most
 see :class:`Row`), so features near scores ~1e300 apart are resolved.  The u-axis is cut at the images of all
 kinks ``y_j + b`` (``b`` = family breakpoints, support ends), so every
 panel holds an analytic integrand (for a density unbounded at a finite support end, after a
-map of each panel that reaches its ends quadratically: :meth:`Row.nodes`), and integrated with an adaptive
+map of each panel by a power of the distance to its ends, the power read from the density's
+exponent: :meth:`Row.nodes`), and integrated with an adaptive
 Gauss-Kronrod (7, 15) rule, vectorised over all entries: a panel is
 bisected while its QUADPACK error estimate is a significant share of some
 entry's tolerance.  Infinite ends are truncated with a proven bound on the
@@ -30,6 +31,7 @@ a silently wrong number.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -252,16 +254,23 @@ class Row:
         """``(c, s, log dx/du)`` for an array of u values.
 
         With :attr:`knots` set (a density unbounded at a finite support end, see
-        :func:`_singular_ends`), the integration variable ``v`` is mapped first on each
-        initial panel ``[k_j, k_{j+1}]`` of width ``L``:
-        ``u = k_j + L g(t)``, ``t = (v - k_j) / L``, ``g(t) = 3 t^2 - 2 t^3``,
-        ``du/dv = 6 t (1 - t)``.  Every kink ``y_m + b`` is a knot, so near a kink
-        ``u - k ~ 3 L t^2``: a factor ``(x - kink)^a`` of the integrand becomes
-        ``t^(2a + 1)`` up to an analytic factor -- bounded for ``a >= -1/2`` and analytic
-        for half-integer ``a`` (an arcsine density ``(x (1 - x))^(-1/2)`` and its CDF,
-        analytic in ``sqrt(x)``), where Gauss-Kronrod converges geometrically; a steeper end
-        (``a < -1/2``, e.g. Beta(3/10, 1)) stays unbounded and raises :class:`QuadratureError`.  Outside
-        ``[k_0, k_last]`` (pushed-out infinite ends) ``u = v``.
+        :func:`_end_map_orders`), the integration variable ``v`` is mapped first on each
+        initial panel ``[k_j, k_{j+1}]`` of width ``L``, ``t = (v - k_j) / L``, by a power
+        of the distance to the nearer knot: ``u = k_j + (L/2) (2t)^p`` for ``t <= 1/2`` and
+        ``u = k_{j+1} - (L/2) (2 - 2t)^q`` beyond, ``p``, ``q`` the orders of the two knots
+        (``du/dv = p (2t)^(p-1)``, resp. ``q (2 - 2t)^(q-1)``; the midpoints are panel edges
+        too, see :func:`_domain`, so no panel straddles the change of formula).  Every
+        kink ``y_m + b`` is a knot, so a factor ``(x - kink)^a (analytic)`` of the
+        integrand becomes ``(2t)^(p (a + 1) - 1)`` times a function analytic in ``t``, and a
+        CDF factor ``(x - kink)^(a+1)`` a power ``(2t)^(p (a + 1))``.
+        :func:`_end_map_orders` gives a kink at a singular end the order ``p`` with
+        ``p (a + 1)`` an integer where ``a`` has a small denominator (``a = -1/2``,
+        arcsine: 2; ``a = -7/10``, Beta(3/10, 1): 10), so the integrand is analytic in
+        ``t`` and Gauss-Kronrod converges geometrically; every other knot has order 2.
+        A pure power keeps the analytic factor free of nearby singularities (a
+        polynomial map such as ``I_t(p, q)`` would put the zeros of its cofactor, raised
+        to the power ``a``, close to the panel).  Outside ``[k_0, k_last]``
+        (pushed-out infinite ends) ``u = v``.
 
         The singular factor must see ``x - kink`` to relative precision, but the knot
         ``asinh(kink - c)`` is rounded: through ``c + sinh(u)`` the singular point would
@@ -270,7 +279,7 @@ class Row:
         the half of its panel next to a kink knot is returned as ``c = y_m``,
         ``s = b + (sinh(w) - sinh(w_k))`` with ``sinh(w) - sinh(w_k) =
         2 cosh((w + w_k)/2) sinh((w - w_k)/2)`` and ``w - w_k`` taken from ``t`` directly
-        (``L g(t)``, or ``-L (1 - t)^2 (1 + 2 t)`` from the right knot): ``x - y_m = b +
+        (``(L/2) (2t)^p``, or ``-(L/2) (2 - 2t)^q`` from the right knot): ``x - y_m = b +
         offset`` holds the offset exactly (b = 0) or to one rounding of ``b + offset``.
         This moves x by a rounding of the kink (<= 1 ulp) against the plain map, a jump at
         ``t = 1/2`` where the integrand is bounded; ``dx/du = cosh(w)`` is unchanged.
@@ -284,19 +293,20 @@ class Row:
         inside = (u >= k[0]) & (u <= k[-1])
         t = np.where(inside, (u - a) / L, 0.5)
         left = t < 0.5
-        dl = L * (t * t * (3.0 - 2.0 * t))                  # u - k_j
-        dr = -L * ((1.0 - t) ** 2 * (1.0 + 2.0 * t))         # u - k_{j+1}
-        uu = np.where(inside, np.where(left, a + dl, k[j + 1] + dr), u)
+        order = np.where(left, self.knot_order[j], self.knot_order[np.minimum(j + 1, k.size - 1)])
+        tau = np.where(left, 2.0 * t, 2.0 - 2.0 * t)         # 2 x distance to the nearer knot
+        du = np.where(left, 0.5, -0.5) * L * tau ** order   # u - nearer knot
+        uu = np.where(inside, np.where(left, a, k[j + 1]) + du, u)
         c, s, lj = self._sinh_nodes(uu)
         with np.errstate(divide="ignore"):
-            lj = lj + np.where(inside, np.log(6.0 * t * (1.0 - t)), 0.0)
+            lj = lj + np.where(inside, np.log(order) + (order - 1) * np.log(tau), 0.0)
         near = np.where(left, j, j + 1)
         kink = inside & np.isfinite(self.knot_y[near])
         if kink.any():
             kn = near[kink]
             seg = self._segment_of(uu[kink])
             wk = k[kn] - self.offsets[seg]
-            du = np.where(left, dl, dr)[kink]
+            du = du[kink]
             off = 2.0 * np.cosh(wk + 0.5 * du) * np.sinh(0.5 * du)
             b = self.knot_b[kn]
             # x - y_m = fl(b + off) rounds off by up to half an ulp of b (1e-16 for b = 1):
@@ -304,30 +314,36 @@ class Row:
             # singular factor d^a moves by a r / d (1e-10 at d = 1e-6).  Instead the node
             # moves onto the float: off' = fl(b + off) - b (exact, Sterbenz), and t, the
             # Jacobian with it, by one Newton step of off(du) = off' (off'(du) = cosh(w))
-            # and of du(t) = du' (du'(t) = 6 L t (1 - t)); the step's error is
+            # and of du(tau) = du' (|du| = (L/2) tau^m); the step's error is
             # O((r / d)^2).  The rule then samples its analytic integrand at t' = t + O(r /
             # (dx/dt)) instead of t: an error O(r) in p, not O(r / d).
             snapped = (b + off) - b
             du2 = du + (snapped - off) / np.cosh(wk + du)
-            tk = t[kink]
-            tk = tk + (du2 - du) / (6.0 * L[kink] * tk * (1.0 - tk))
+            # |du| = (L/2) tau^m: d|du|/dtau = m |du| / tau, so tau moves by (|du2| / |du| - 1) tau / m
+            ok, tk = order[kink], tau[kink]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tk = tk * (1.0 + (du2 / du - 1.0) / ok)
             c = c.copy()
             s = s.copy()
             c[kink] = self.knot_y[kn]
             s[kink] = b + snapped
             with np.errstate(divide="ignore"):
-                lj[kink] = _log_cosh(wk + du2) + np.log(6.0 * tk * (1.0 - tk))
+                lj[kink] = _log_cosh(wk + du2) + np.log(ok) + (ok - 1) * np.log(tk)
         return c, s, lj
 
-    def set_knots(self, edges):
+    def set_knots(self, edges, orders):
         """Use the end map (see :meth:`nodes`) on the panels between ``edges``; knots that
-        are kinks ``y_m + b`` (b a breakpoint, matched as their u within the 1e-13 merge
-        tolerance of :func:`_domain`) remember ``(y_m, b)``."""
+        are kinks ``y_m + b`` at a singular end ``b`` (a key of ``orders``, matched as
+        their u within the 1e-13 merge tolerance of :func:`_domain`) remember ``(y_m, b)``
+        and take the order ``orders[b]``, the others the order 2.  Only the singular
+        factor needs ``x - kink`` to relative precision: a node held relative to another
+        kink ``y_m + b`` (``b != 0``) would see every other score's distance to one
+        rounding of ``b``, a relative error ``1e-16 / d`` at a distance ``d``."""
         self.knots = edges.copy()
         self.knot_y = np.full(edges.size, np.nan)
         self.knot_b = np.zeros(edges.size)
-        bps = np.asarray(self.fam.breakpoints, dtype=np.float64)
-        bps = bps[np.isfinite(bps)]
+        self.knot_order = np.full(edges.size, 2, dtype=np.int64)
+        bps = np.asarray(sorted(orders), dtype=np.float64)
         if not bps.size:
             return
         seg = self._segment_of(edges)
@@ -338,6 +354,7 @@ class Row:
             if hit.size:
                 m, b = hit[0]
                 self.knot_y[i], self.knot_b[i] = self.vals[m], bps[b]
+                self.knot_order[i] = max(orders[float(bps[b])] for b in hit[:, 1])
 
     def _segment_of(self, u):
         K = self.centers.size
@@ -780,44 +797,78 @@ def _domain(row):
     edges = edges[keep]
     if edges.size >= 3 and not edges[-1] - edges[-2] > 1e-13 * abs(edges[-1]):
         edges = np.delete(edges, -2)
-    if _singular_ends(fam):
-        row.set_knots(edges)
+    orders = _end_map_orders(fam)
+    if orders:
+        row.set_knots(edges, orders)
+        # the end map changes formula at each panel's midpoint: an edge as well
+        edges = np.sort(np.concatenate([edges, 0.5 * (edges[:-1] + edges[1:])]))
     return edges, (math.isfinite(lo), math.isfinite(hi))
 
 
+#: the end map's orders per user family (see :func:`_end_map_orders`)
+_END_MAP_ORDERS = weakref.WeakKeyDictionary()
 
-def _singular_ends(fam):
-    """Whether the density is unbounded at a finite support end (then :meth:`Row.nodes`
-    maps every initial panel so the kinks ``y_j + lo``, ``y_j + hi`` are reached
-    quadratically).
+
+def _end_map_orders(fam):
+    """``{end: order}`` of :meth:`Row.nodes`' end map at the finite support ends where the
+    density is unbounded, or ``{}`` (no map).  Computed once per family.
 
     Test: ``log phi`` at ``1e-10`` from the end exceeds its value at ``1e-5`` by more
     than 1.  A power law ``phi ~ d^a`` differs there by ``-a ln 1e5 = -11.5 a``, so every
     ``a <= -0.087`` is caught; a bounded analytic density changes by ``O(1e-5)``
-    (registry families have bounded densities and are not probed).
+    (registry families have bounded densities and are not probed).  The same two values
+    give the exponent, ``a = (log phi(1e-5) - log phi(1e-10)) / ln 1e5`` (off by
+    ``O(1e-5)``: the density's analytic factor).  The order is the smallest ``p`` of
+    2..12 with ``p (a + 1)`` within 0.01 of an integer (then every power of the distance
+    to the kink becomes an integer power of ``t``), else the smallest with
+    ``p (a + 1) >= 3`` (a ``t^(>= 2)`` endpoint term).
+
+    Orders above 2 only at an end at 0: the rule's node next to a kink ``y_m + b``
+    sees ``x - y_m = b + offset`` rounded to an ulp of ``b`` (see :meth:`Row.nodes`), and
+    with order ``p`` the 15-point rule's outermost node (``tau = 2 t = 0.0086``) lies at an
+    offset ``~ 0.0086^p / 2`` of the panel: above ``3e-5`` for ``p = 2``, below the ulp of 1
+    for ``p = 10``.  A steeper end than ``(x - b)^(-1/2)`` at ``b != 0`` keeps order 2,
+    where ``t^(2 a + 1)`` is unbounded and the adaptive rule raises
+    :class:`QuadratureError` (the density's float64 argument cannot resolve the mass
+    next to such an end).
 
     >>> import numpy as np, numeric
     >>> arcsine = numeric.family_from_logcdf(
     ...     lambda x: np.log(2 / np.pi * np.arcsin(np.sqrt(x))),
     ...     lambda x: -np.log(np.pi) - 0.5 * np.log(x * (1 - x)), (0.0, 1.0), name="arcsine")
-    >>> _singular_ends(arcsine), _singular_ends(numeric.families.get_family("uniform"))
-    (True, False)
+    >>> beta = numeric.family_from_logcdf(lambda x: 2 / 3 * np.log(np.clip(x, 0, 1)),
+    ...     lambda x: np.where(x < 1, np.log(2 / 3) - np.log(x) / 3, -np.inf), (0.0, 1.0), name="beta(2/3, 1)")
+    >>> _end_map_orders(arcsine), _end_map_orders(beta), _end_map_orders(numeric.families.get_family("uniform"))
+    ({0.0: 2, 1.0: 2}, {0.0: 3}, {})
     """
     if not fam.custom:
-        return False
+        return {}
+    hit = _END_MAP_ORDERS.get(fam)
+    if hit is None:
+        hit = _END_MAP_ORDERS.setdefault(fam, _end_map_orders_uncached(fam))
+    return hit
+
+
+def _end_map_orders_uncached(fam):
     lo, hi = fam.support
     probe = []
     if math.isfinite(lo):
-        probe.append((lo + 1e-10 * max(1.0, abs(lo)), lo + 1e-5 * max(1.0, abs(lo))))
+        probe.append((lo, (lo + 1e-10 * max(1.0, abs(lo)), lo + 1e-5 * max(1.0, abs(lo)))))
     if math.isfinite(hi):
-        probe.append((hi - 1e-10 * max(1.0, abs(hi)), hi - 1e-5 * max(1.0, abs(hi))))
-    out = False
+        probe.append((hi, (hi - 1e-10 * max(1.0, abs(hi)), hi - 1e-5 * max(1.0, abs(hi)))))
+    orders = {}
     with np.errstate(all="ignore"):
-        for near, far in probe:
+        for end, (near, far) in probe:
             lp = np.asarray(fam.logpdf(np.array([near, far])), dtype=np.float64)
-            if lp[0] > lp[1] + 1.0:
-                out = True
-    return out
+            if not lp[0] > lp[1] + 1.0:
+                continue
+            power = max(1.0 - (lp[0] - lp[1]) / math.log(1e5), 1e-3)        # a + 1
+            orders[end] = 2
+            if end == 0.0:
+                orders[end] = next((p for p in range(2, 13) if p * power >= 0.99
+                                    and abs(p * power - round(p * power)) < 0.01),
+                                   max(2, math.ceil(3.0 / power)))
+    return orders
 
 
 # ---------------------------------------------------------------------------
