@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike
 
 from . import _fast
 from ._fast import fast_log_probs_rows, fast_probs_vjp
-from ._fast_rows import ROWS_FAMILIES, rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp
+from ._fast_rows import rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp, rows_serves
 from . import _piecewise
 from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._batch import N_MAX, batch_log_probs, batch_vjp, row_log_probs, row_vjp
@@ -85,7 +85,7 @@ def _fast_vjp_rows(y, g, fam, log):
     zero = nnz == 0
     out[zero] = 0.0
     ok[zero] = True
-    one = np.flatnonzero(nnz == 1) if fam.name in ROWS_FAMILIES else np.zeros(0, dtype=np.intp)
+    one = np.flatnonzero(nnz == 1) if rows_serves(fam) else np.zeros(0, dtype=np.intp)
     if one.size:
         yi = np.argmax(g[one] != 0, axis=1)
         c = g[one, yi]
@@ -95,7 +95,7 @@ def _fast_vjp_rows(y, g, fam, log):
         out[one[okv]] = v[okv]
         ok[one] = okv
     dense = np.flatnonzero(~ok)
-    if dense.size and fam.name in ROWS_FAMILIES:
+    if dense.size and rows_serves(fam):
         # all rows of a bin count together (numeric._fast_rows); the per-row engine below
         # takes the rows it declines
         v, okd = rows_dense_vjp(*_rows_of(dense, m, y, g), fam, log=log)
@@ -444,7 +444,7 @@ def _large_rows(y, fam, assume_finite=True):
     """Rows of the "fast" route, standardized and finite: ``(log p, ok)`` from the
     row-batched engine (numeric._fast_rows) and the per-row O(n) engine for rows it
     declines (``ok`` False: both declined, NaN)."""
-    if fam.name in ROWS_FAMILIES:
+    if rows_serves(fam):
         lp, ok = rows_log_probs(y, fam)
     else:
         lp, ok = np.full(y.shape, np.nan), np.zeros(y.shape[0], dtype=bool)

@@ -34,6 +34,21 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class RowsSpec:
+    """A family's knowledge for the row-batched form of the O(n) engine
+    (``numeric._fast_rows``), held by its FastSpec (``FastSpec.rows``; None: the rows
+    go to the per-row engine), with the reasons for its values beside them."""
+
+    p_max: int                # widest rows (bins) of the dense VJPs: their Gamma tables span every bin
+    p_wide: int               # widest rows (bins) of log p and the one-hot VJPs
+    n_max_probs: int          # longest rows rows_log_probs takes by default
+    n_max_vjp: int            # longest rows the VJPs take beyond the per-row engine's range
+    tilts: tuple = (0,)       # tilts c of the node sums as matrix products
+    dense: bool = True        # dense VJPs attempted (False: the per-row engine serves them)
+    gauss_agree: bool = False  # half-step agreement by the Gaussian bound (narrow integrands)
+
+
+@dataclass(frozen=True)
 class FastSpec:
     """A family's knowledge for the O(n) engine (``numeric._fast``): grids, orders and
     circles, held by the family (``NumericFamily.fast``) with the reasons for its values.
@@ -55,6 +70,7 @@ class FastSpec:
     heavy: bool = False       # algebraic tails: node integrals by near field + multipoles
                               # (numeric._fast_cauchy) instead of the trapezoid on the grid
     tail: float = 1.0         # heavy tails: the index nu of Phi(-t) ~ t^-nu (far-field panels)
+    rows: RowsSpec | None = None   # the row-batched engine's knowledge (None: not served there)
 
 
 _RHO = 0.5

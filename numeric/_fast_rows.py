@@ -97,17 +97,17 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ._exp import exp_terms
 from ._fast import (_BAND, _FAR_EPS, _INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS,
-                    _SPAN_MAX, _SPECS, _TAIL, _cache_for, _fine_tables, _gamma_cache, _interp_error)
+                    _SPAN_MAX, _TAIL, _cache_for, _fine_tables, _gamma_cache, _interp_error)
 
-__all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "ROWS_FAMILIES"]
+__all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "rows_serves"]
 
-# gumbel_min rows are taken up to _P_WIDE bins of 1/32 (10 units of spread): further
-# below the top the integrands of low nodes, ``h(x - m) F`` with ``log h(t) ~ t - e^t``,
-# become narrower than the grid resolves (second difference ~ e^(x - m) H^2 > 0.35), and
-# the per-row engine, which refines them on local grids, serves those rows
-ROWS_FAMILIES = ("normal", "logistic", "gumbel_min")
-# accepted |T_2h / T_h - 1| (the rule on every other row against the full rule): the
-# error of a rule analytic in a strip falls geometrically, err(h) <= err(2h)^2 <= 1e-16
+
+def rows_serves(fam):
+    """Whether this engine takes rows of ``fam`` (its ``FastSpec.rows``; numeric.families
+    gives the reasons of each family's values)."""
+    return fam.fast is not None and fam.fast.rows is not None
+
+
 _COARSE = 8             # column stride of the window scan
 # Taylor orders r < _WIN_R of the spreading in the window scan: the next term is at most
 # |a_4| (H/2)^4 per score (normal: 0.1 (1/32)^4, logistic: (1/16)^4 / 4!), below 0.05 in
@@ -117,23 +117,17 @@ _COARSE = 8             # column stride of the window scan
 _WIN_R = 4
 _WQ = 16                # windows rounded outwards to multiples of this many columns
 _WQ_ONEHOT = 64         # ... those of the one-hot VJP (a multiple of _WQ)
-_HALF_AGREE = {"normal": 1e-8, "logistic": 1e-8, "gumbel_min": 1e-8}
-# ... or, for these families, the Gaussian bound of :func:`_half_tol`
-_GAUSS_AGREE = ("gumbel_min",)
+# accepted |T_2h / T_h - 1| (the rule on every other row against the full rule): the
+# error of a rule analytic in a strip falls geometrically, err(h) <= err(2h)^2 <= 1e-16
+# (or, for RowsSpec.gauss_agree families, the Gaussian bound of :func:`_half_tol`)
+_AGREE = 1e-8
 _PQ = 16                 # bin counts rounded up to a multiple of this (fewer groups)
 # the spreading matrices of log F cover a row's integration window only
 # (:func:`_window_spread`): its integrands live where F is not negligible, near the top
 # scores, and bins more than the tables' cut below the window add nothing there.  The
-# dense VJPs' Gamma tables span every bin and column ((R + 1) P x (P + pads) entries:
-# 16 MB at P = 320 for the normal, 14 MB at P = 160 for the logistic, whose pads are 64
-# units): they take rows of at most _P_MAX bins, the rest of the engine rows of up to
-# _P_WIDE (bin counts above _P_MAX rounded up to a multiple of _PQ_WIDE: fewer plans);
-# the per-row engine serves the rows declined
-_P_MAX = {"normal": 320, "logistic": 160, "gumbel_min": 160}
-# dense VJPs: gumbel_min rows within _P_MAX mostly fail the T2 checks (narrow, shifting
-# peaks of h F Gamma), so the per-row engine takes them without the batched attempt
-_DENSE_FAMILIES = ("normal", "logistic")
-_P_WIDE = {"normal": 768, "logistic": 384, "gumbel_min": 320}
+# dense VJPs take rows of at most RowsSpec.p_max bins, the rest of the engine rows of up
+# to RowsSpec.p_wide (bin counts above p_max rounded up to a multiple of _PQ_WIDE: fewer
+# plans); the per-row engine serves the rows declined
 _PQ_WIDE = 64
 # the per-score temporaries (bins, offsets, powers, evaluation) of a block of rows are
 # ~10 arrays of its size: blocks of <= 2^18 scores keep them near 20 MB; longer rows go
@@ -142,11 +136,7 @@ _BLOCK_ELEMS = 1 << 18
 _N_MAX = 1 << 16
 # the VJPs run their per-score passes in column chunks and keep at most two arrays of
 # the rows' size, so they take long rows too (the per-row engine's VJPs need several
-# times more memory there) -- for the normal only up to 2^16 scores: beyond, the
-# integrands of low nodes become narrower than the grid (log F curves like the number
-# of scores above) and most rows fail the half-step check, which the per-row engine's
-# local refinement serves
-_N_MAX_VJP = {"normal": 1 << 16, "logistic": 1 << 21, "gumbel_min": 1 << 16}
+# times more memory there), up to RowsSpec.n_max_vjp scores ...
 # ... except rows of (_N_MAX, _N_LONG] scores: there the per-row engine's VJPs are
 # faster on a single row (2-3x at n = 1e5) and their memory stays within 4 times the
 # input's plus 32 MB; beyond it they need several times that (n = 1e6: 115-170 MB)
@@ -167,7 +157,6 @@ _MB = 4                 # rows per matrix product (fixed: bits independent of th
 # shared machine its worker threads spin and cost more than the work)
 _MM_MACS = 900_000
 _ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral block
-# largest second difference of the log integrand at its peak (the per-row engine's)
 # the fine tables of log g (:func:`numeric._fast._fine_tables`) about _FINE[0] points per
 # node interval, each a degree-_FINE[1] Taylor polynomial.  A row here holds n scores
 # against K S table rows (n = 1000 at a spread of 30: K = 306, so S = 16 builds five table
@@ -178,7 +167,8 @@ _ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral 
 # S = 16, d = 4 (normal, logistic, gumbel_min; n = 300, 1000; s = 1, 2, 5 and clusters
 # with ties): within 3 ulps of max(1, |log p|), the rounding of log g itself
 _FINE = (8, 5)
-_CURV_MAX = {"normal": 0.35, "logistic": 0.35, "gumbel_min": 0.35}
+# largest second difference of the log integrand at its peak (the per-row engine's)
+_CURV_MAX = 0.35
 
 _PLANS: dict = {}
 _WINDOWS: dict = {}
@@ -194,15 +184,18 @@ class _Plan:
     ``log h((k - l) H)``."""
 
     __slots__ = ("name", "curv_max", "gauss_agree", "P", "kL", "Gs", "ms", "q", "lL", "K", "Tk", "W", "W0max", "LH", "agree", "loghazard",
-                 "Wc", "LHc", "s_hi", "R", "kcache", "d_lo", "lam", "tilts", "fine_S", "fine_d")
+                 "Wc", "LHc", "s_hi", "R", "kcache", "d_lo", "lam", "tilts", "fine_S", "fine_d",
+                 "spec", "tilt_set")
 
     def __init__(self, fam, spec, P):
         H, R = spec.H, spec.R
         self.name = fam.name
         self.P = P
-        self.agree = _HALF_AGREE[fam.name]
-        self.curv_max = _CURV_MAX[fam.name]
-        self.gauss_agree = fam.name in _GAUSS_AGREE
+        self.spec = spec
+        self.agree = _AGREE
+        self.curv_max = _CURV_MAX
+        self.gauss_agree = spec.rows.gauss_agree
+        self.tilt_set = spec.rows.tilts
         self.kL = kL = -int(math.ceil(spec.pad_left / H))
         kR = P - 1 + int(math.ceil(spec.pad_right / H))
         self.Gs = Gs = kR - kL + 1
@@ -247,7 +240,7 @@ class _Plan:
         power of two)."""
         got = self.tilts.get(c)
         if got is None:
-            H = _SPECS[self.name].H
+            H = self.spec.H
             with np.errstate(invalid="ignore", over="ignore"):
                 arg = self.lam + c * H * np.arange(self.d_lo, self.d_lo + self.lam.size)
                 C1 = float(math.ceil(np.max(arg[np.isfinite(arg)])))
@@ -274,7 +267,7 @@ def _window_spread(pl, e, s0, nb, w):
         base, NB, end = (s0, nb, s0 + w) if got is None else (
             min(s0, got[0]), max(nb, got[1].shape[0]), max(s0 + w, got[0] + got[1].shape[1]))
         WB = end - base
-        H = _SPECS[pl.name].H
+        H = pl.spec.H
         s = np.arange(base - (NB - 1), end)             # offsets column minus bin, ascending
         cache = pl.kcache
         c0, A, _ = cache.get(int(s[0]))
@@ -308,7 +301,7 @@ class _GammaPlan:
 
     def __init__(self, fam, pl, log):
         gc = _gamma_cache(fam, log=log)
-        H, R, P = _SPECS[fam.name].H, gc.R, pl.P
+        H, R, P = pl.spec.H, gc.R, pl.P
         s = np.arange(pl.kL - (P - 1), pl.kL + pl.Gs)
         s0, _, B = gc.get(int(s[0]))
         inside = s <= gc.s_hi
@@ -338,7 +331,7 @@ def _cached_plan(key, build):
 
 
 def _plan(fam, P):
-    return _cached_plan((fam.name, P), lambda: _Plan(fam, _SPECS[fam.name], P))
+    return _cached_plan((fam.name, P), lambda: _Plan(fam, fam.fast, P))
 
 
 def _gamma_plan(fam, pl, log):
@@ -569,11 +562,6 @@ def _node_integrals(L_rows, pl, H, a, b, concave=True):
     return logg, ok
 
 
-# tilts c of the node integrals as products (:func:`_node_products`), per family: the
-# normal's log h(t) + c t peaks near t = c, so the tilt nearest a node's peak offset t*
-# keeps its terms within ~(t* - c)^2 of 1; the logistic's (log h)' lies in (-1, 0), and
-# h F <= 1 needs no tilt; nor does the gumbel_min's (h(t) = u / (e^u - 1) < 1, u = e^t)
-_TILTS = {"normal": tuple(range(0, 57, 8)), "logistic": (0,), "gumbel_min": (0,)}
 # smallest accepted sum of a node's scaled terms, e^-600: its terms within e^-_TAIL of the
 # largest are then normal floats (> e^-700), each rounded relative to itself
 _SUM_MIN = -600.0
@@ -585,7 +573,7 @@ _WSAMPLE = 4            # windows of the node products from every _WSAMPLE-th no
 def _node_products(L, pl, H, a, b, jm):
     """``(log int, ok)`` like :func:`_node_integrals` (the trapezoid rule on the columns
     ``a .. b - 1`` of the log integrands ``LH[i] + L[r]``, the same checks), with the
-    sums as matrix products: per tilt ``c`` (:data:`_TILTS`)
+    sums as matrix products: per tilt ``c`` (the family's ``RowsSpec.tilts``)
 
         sum_k e^(LH[i, k] + L_k) = e^(C1 - c d_c H + L_kc) sum_k E_c[i, k] f_k,
         E_c[i, k] = e^(log h(d H) + c d H - C1),   f_k = e^(L_k - L_kc - c (k - kc) H),
@@ -627,7 +615,7 @@ def _node_products(L, pl, H, a, b, jm):
                 & (curv <= pl.curv_max)
                 & (pl.LH[None, :, a] + L[:, :1] < peak - _TAIL) & (pl.LH[None, :, b - 1] + L[:, -1:] < peak - _TAIL))
     del vals, Lw
-    tilts = _TILTS[pl.name]
+    tilts = pl.tilt_set
     step = tilts[1] - tilts[0] if len(tilts) > 1 else 1
     # each node's tilt: the one nearest its peak offset t* = (column - node) H
     tstar = (pl.kL + _COARSE * jm - l[None, :]) * H
@@ -750,8 +738,9 @@ def _eval(zr, lo_i, logg, pl, spec):
 
 def _prepare(z, fam, wide=False):
     """Per-row origins and bin counts: ``(lo_i, P, ok)`` (``wide``: rows up to
-    ``_P_WIDE`` bins taken, see there)."""
-    spec = _SPECS[fam.name]
+    ``RowsSpec.p_wide`` bins taken)."""
+    spec = fam.fast
+    rs = spec.rows
     invH = 1.0 / spec.H
     zmin = z.min(axis=1)
     zmax = z.max(axis=1)
@@ -761,16 +750,16 @@ def _prepare(z, fam, wide=False):
     lo_i = np.floor(zmin * invH).astype(np.int64)
     P = np.rint(zmax * invH).astype(np.int64) - lo_i + 1
     P += (-P) % _PQ
-    big = P > _P_MAX[fam.name]
+    big = P > rs.p_max
     P[big] += (-P[big]) % _PQ_WIDE
-    ok &= P <= (_P_WIDE[fam.name] if wide else _P_MAX[fam.name])
+    ok &= P <= (rs.p_wide if wide else rs.p_max)
     return lo_i, P, ok
 
 
 def _vjp_takes(fam, n, n_max=_N_MAX):
-    """Whether the VJPs take rows of ``n`` scores of family ``fam`` (see _N_MAX_VJP;
-    ``n_max``: the longest below _N_LONG)."""
-    return n <= n_max or _N_LONG < n <= _N_MAX_VJP[fam.name]
+    """Whether the VJPs take rows of ``n`` scores of family ``fam`` (up to
+    ``RowsSpec.n_max_vjp``; ``n_max``: the longest below _N_LONG)."""
+    return n <= n_max or _N_LONG < n <= fam.fast.rows.n_max_vjp
 
 
 def _rows(z, fam, group_fn, *args, takes=True, wide=False):
@@ -805,7 +794,7 @@ def _subgroups(a, b):
 
 
 def _log_probs_group(pl, rows, zr, lo_i):
-    spec = _SPECS[pl.name]
+    spec = pl.spec
     m, n = zr.shape
     M = _moments(zr, lo_i, spec, pl.P)
     logg = np.empty((m, pl.K))
@@ -822,12 +811,6 @@ def _log_probs_group(pl, rows, zr, lo_i):
     return lp, good & good2
 
 
-# longest rows rows_log_probs takes by default, per family: beyond, the per-row engine
-# (numeric._fast) is as fast on rows of distinct scores and faster on the rows this one
-# would decline after most of its work (normal: blocks of thousands of near-tied scores
-# make integrands narrower than the grid; gumbel_min: the integrands of scores below
-# many others are ~1/sqrt(#above) wide, so nearly every row from n ~ 1000 on)
-_N_MAX_PROBS = {"normal": 1 << 14, "logistic": _N_MAX, "gumbel_min": 1 << 10}
 
 
 def rows_log_probs(z, fam, n_max=None):
@@ -835,15 +818,15 @@ def rows_log_probs(z, fam, n_max=None):
 
     ``log p_i = log g(z_i) - log sum_j g(z_j)`` (module doc); rows with ``ok``
     False (declined by a check, longer than ``n_max`` -- default: the family's
-    ``_N_MAX_PROBS``, at most ``_N_MAX`` -- or wider than ``_P_WIDE`` bins: the
+    ``RowsSpec.n_max_probs``, at most ``_N_MAX`` -- or wider than ``RowsSpec.p_wide`` bins: the
     per-row engine's) hold NaN.  A row's result depends on that row only.
     """
-    n_max = min(_N_MAX, _N_MAX_PROBS[fam.name] if n_max is None else n_max)
+    n_max = min(_N_MAX, fam.fast.rows.n_max_probs if n_max is None else n_max)
     return _rows(z, fam, _log_probs_group, takes=z.shape[1] <= n_max, wide=True)
 
 
 def _onehot_group(pl, rows, zr, lo_i, y, log):
-    spec = _SPECS[pl.name]
+    spec = pl.spec
     H = spec.H
     m, n = zr.shape
     M = _moments(zr, lo_i, spec, pl.P)
@@ -1097,7 +1080,7 @@ def _merge_left(wins):
 
 
 def _dense_group(pl, rows, zr, lo_i, fam, G, log):
-    spec = _SPECS[pl.name]
+    spec = pl.spec
     H = spec.H
     m, n = zr.shape
     g = G if rows.size == G.shape[0] else G[rows]      # (all rows: _rows passes them in order)
@@ -1220,7 +1203,7 @@ def rows_dense_vjp(z, g, fam, log=False, n_max=_N_MAX_DENSE):
     ~1e-13 of ``|g'_k| T1_k + T2_+(z_k) + T2_-(z_k)``, the per-row engine's bound.
     Rows longer than ``n_max`` (at most ``_N_MAX``; default ``_N_MAX_DENSE``, where
     the per-row engine becomes the faster one) are declined, except those beyond
-    ``_N_LONG`` (see _N_MAX_VJP).  A row's result depends on that row only.
+    ``_N_LONG`` (up to ``RowsSpec.n_max_vjp``).  A row's result depends on that row only.
 
     >>> import numpy as np
     >>> from numeric.families import get_family
@@ -1229,4 +1212,4 @@ def rows_dense_vjp(z, g, fam, log=False, n_max=_N_MAX_DENSE):
     (True, True)
     """
     return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log,
-                 takes=fam.name in _DENSE_FAMILIES and _vjp_takes(fam, z.shape[1], min(n_max, _N_MAX)))
+                 takes=fam.fast.rows.dense and _vjp_takes(fam, z.shape[1], min(n_max, _N_MAX)))

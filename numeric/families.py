@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special, stats
 
-from ._fast_kernels import FastSpec
+from ._fast_kernels import FastSpec, RowsSpec
 # the small-n kernel's spec type and linear-space parts, and the n = 2 closed forms: the
 # engines read them from the family (NumericFamily.small / .pair); numeric._batch and
 # numeric._closed import nothing of this module at import time, so no cycle
@@ -737,18 +737,44 @@ _FAST = {
     # m nodes every 2 grid steps with a 16-point stencil: at rounding level
     # against ms = 1 (<= 4.4e-16 of max(1, |log p|), n = 300..1e5, spreads 0.3..20;
     # q = 12: 3e-15)
-    "normal": FastSpec(H=0.0625, R=8, pad_left=11.5, pad_right=11.5, t_right=13.5, ms=2, q=16),
+    # Row-batched engine (RowsSpec): the dense VJPs' Gamma tables span every bin and column
+    # ((R + 1) P x (P + pads) entries: 16 MB at P = 320 for the normal, 14 MB at P = 160
+    # for the logistic, whose pads are 64 units), so they take rows of at most p_max
+    # bins, log p and the one-hot VJPs rows of up to p_wide.  Longest rows: beyond
+    # n_max_probs the per-row engine is as fast on rows of distinct scores and faster on
+    # the rows this one would decline after most of its work (normal: blocks of thousands
+    # of near-tied scores make integrands narrower than the grid; gumbel_min: the
+    # integrands of scores below many others are ~1/sqrt(#above) wide, so nearly every row
+    # from n ~ 1000 on); the VJPs run in column chunks and take long rows up to n_max_vjp
+    # (normal, gumbel_min: beyond 2^16 the integrands of low nodes become narrower than the
+    # grid -- log F curves like the number of scores above -- and most rows fail the
+    # half-step check, which the per-row engine's local refinement serves).  Tilts: the
+    # normal's log h(t) + c t peaks near t = c, so the tilt nearest a node's peak offset
+    # t* keeps its terms within ~(t* - c)^2 of 1; the logistic's (log h)' lies in (-1, 0)
+    # and h F <= 1 needs no tilt, nor does the gumbel_min's (h(t) = u / (e^u - 1) < 1).
+    "normal": FastSpec(H=0.0625, R=8, pad_left=11.5, pad_right=11.5, t_right=13.5, ms=2, q=16,
+                       rows=RowsSpec(p_max=320, p_wide=768, n_max_probs=1 << 14, n_max_vjp=1 << 16,
+                                     tilts=tuple(range(0, 57, 8)))),
     # logistic: f ~ -e^{-t}, |f| < 1e-40 for t > 92; F(x) <= e^{x - max z}
     # (left pad 45 + log n) and h(t) = e^{-t} (right pad 45 + log n).
-    "logistic": FastSpec(H=0.125, R=7, pad_left=64.0, pad_right=64.0, t_right=93.0),
+    "logistic": FastSpec(H=0.125, R=7, pad_left=64.0, pad_right=64.0, t_right=93.0,
+                         rows=RowsSpec(p_max=160, p_wide=384, n_max_probs=1 << 16, n_max_vjp=1 << 21)),
     # gumbel_min: f = log(1 - exp(-e^t)) ~ -exp(-e^t), |f| < 1e-40 for t > 4.52;
     # its derivatives grow like e^(r t) times that, so a finer grid (H = 1/32);
     # R = 8 agrees with R = 10 to the last bit (n = 300..1e5, spreads 0.05..20;
     # R = 7 within 4e-16, R = 5 off by 6e-13); h ~ e^(t - e^t) on the
     # right (pad 6), F <= e^(n (x - max z)) on the left (pad 12, n >= 16).
     # (m nodes every 2 grid steps: <= 8e-16 of max(1, |log p|) against ms = 1)
+    # Row-batched: rows up to p_wide bins of 1/32 (10 units of spread): further below the
+    # top the integrands of low nodes, h(x - m) F with log h(t) ~ t - e^t, become narrower
+    # than the grid resolves (second difference ~ e^(x - m) H^2 > 0.35); dense VJPs of rows
+    # within p_max mostly fail the T2 checks (narrow, shifting peaks of h F Gamma), so the
+    # per-row engine, which refines on local grids, serves them without a batched attempt;
+    # narrow integrands take the Gaussian half-step bound (numeric._fast_rows._half_tol).
     "gumbel_min": FastSpec(H=0.03125, R=8, pad_left=12.0, pad_right=6.0, t_right=4.6, rho=0.25,
-                           quad_us=300.0, ms=2),
+                           quad_us=300.0, ms=2,
+                           rows=RowsSpec(p_max=160, p_wide=320, n_max_probs=1 << 10, n_max_vjp=1 << 16,
+                                         dense=False, gauss_agree=True)),
     # cauchy: the grid is only the near field |x - c| <= 4a + 8 (numeric._fast_cauchy);
     # f = log Phi never drops below 1e-40 on the grid, so no right cut: t_right bounds the
     # offsets x - z_j the grid can hold, |x - z_j| <= 1.7 (max z - min z) + 5 + H <= 345.1

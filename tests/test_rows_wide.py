@@ -1,5 +1,5 @@
 """Wide rows in the row-batched engine (numeric._fast_rows): rows with more bins than a
-full plan keeps (``_P_MAX``: normal spreads beyond ~20 standard units, logistic beyond
+full plan keeps (``RowsSpec.p_max``: normal spreads beyond ~20 standard units, logistic beyond
 ~20) take the spreading matrices of their integration window only; the node sums of every
 row are tilted matrix products (_node_products).  Checked against the
 adaptive quadrature (``method="quadrature"``, itself oracle-tested) and the independent
@@ -14,7 +14,7 @@ import pytest
 
 import numeric
 from _vjp_reference import reference_vjp
-from numeric._fast_rows import _P_MAX, _prepare, rows_log_probs, rows_onehot_log_vjp
+from numeric._fast_rows import _prepare, rows_log_probs, rows_onehot_log_vjp
 from numeric.families import get_family
 
 FAMS = ("normal", "logistic")
@@ -22,7 +22,7 @@ FAMS = ("normal", "logistic")
 
 def _wide_rows(fam, n, seed):
     """Two ``6 N(0, 1)`` rows and a clustered row with exact ties (centres +-14, top
-    tied), every one wider than ``_P_MAX`` bins."""
+    tied), every one wider than the family's ``RowsSpec.p_max`` bins."""
     rng = np.random.default_rng(seed)
     centres = np.array([-14.0, -3.0, 0.5, 14.0])
     clus = centres[rng.integers(0, 4, size=n)] + 1e-3 * rng.normal(size=n)
@@ -30,7 +30,7 @@ def _wide_rows(fam, n, seed):
     clus[1] = clus.max()
     x = np.stack([6.0 * rng.normal(size=n), 6.0 * rng.normal(size=n), clus])
     _, P, _ = _prepare(x, get_family(fam), wide=True)
-    assert (P > _P_MAX[fam]).all()
+    assert (P > get_family(fam).fast.rows.p_max).all()
     return x
 
 
