@@ -817,6 +817,10 @@ _HAZARD_C = {
 # of clustered rows with ties at n = 3 .. 255, less a margin; PL(n): left reach below the
 # lowest score; XR: right reach (times spread^XRP).
 # PMIN (logistic): h(d) = 1 / (1 + e^d) >= e^-d / 2 on [0, 1] (numeric._batch._lin_rows).
+# cauchy HX = 0.1: the even/odd disagreement on those rows at 1.25 times the step stays at
+# rounding level (<= 3.6e-15, against AGREE = 3e-14) from n = 30 on, 1.5 times fails from
+# n = 30 down to 100 and 1.25 times fails at n <= 10: (10/n)^0.1 grows the step by 1.12 at
+# n = 30, 1.26 at 100 and 1.38 at 255 over (10/n)^0.2 (student_t: see _t_small).
 _SMALL = {
     "normal": SmallSpec(
         grid=dict(MAP="soft", XL=4.0e3, HH2=0.25, LO=-37.0, HI=37.5, LIN_MAX=math.inf),
