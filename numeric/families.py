@@ -818,9 +818,10 @@ _HAZARD_C = {
 # lowest score; XR: right reach (times spread^XRP).
 # PMIN (logistic): h(d) = 1 / (1 + e^d) >= e^-d / 2 on [0, 1] (numeric._batch._lin_rows).
 # cauchy HX = 0.1: the even/odd disagreement on those rows at 1.25 times the step stays at
-# rounding level (<= 3.6e-15, against AGREE = 3e-14) from n = 30 on, 1.5 times fails from
-# n = 30 down to 100 and 1.25 times fails at n <= 10: (10/n)^0.1 grows the step by 1.12 at
-# n = 30, 1.26 at 100 and 1.38 at 255 over (10/n)^0.2 (student_t: see _t_small).
+# rounding level (<= 3.6e-15, against AGREE = 3e-14) from n = 30 on, while 1.25 times fails
+# at n <= 10 and 1.5 times fails at n = 30 (1.9e-12) and reaches 2.4e-14 at n = 100:
+# (10/n)^0.1 grows the step over (10/n)^0.2 by 1.12 at n = 30, 1.26 at 100, 1.38 at 255
+# (student_t: see _t_small).
 _SMALL = {
     "normal": SmallSpec(
         grid=dict(MAP="soft", XL=4.0e3, HH2=0.25, LO=-37.0, HI=37.5, LIN_MAX=math.inf),
@@ -981,10 +982,12 @@ def _t_small(nu: float) -> SmallSpec:
     (a larger reach: the pass declines).  Core map: right reach P[T > XR] <= 1e-22 (the
     top entry's last term is about hh x' phi(XR) <~ nu hh P[T > XR]), grown by
     spread^1.5 for entries far below the top (smaller integrals, the same end terms); a
-    reach beyond the node budget is declined.  Step 0.085 (10/n)^0.2 for nu <= 5, 0.05
-    above (near-normal integrands narrow with n); on s * N(0, 1) rows (s = 1, 2, 5,
-    n = 3..200, nu = 1, 2, 2.5, 3, 5, 30) the even/odd disagreement stays ~1e-16 and
-    every row certifies.  Left tail F ~ |x|^{-nu n}.  The core is built when first
+    reach beyond the node budget is declined.  Step 0.1 (10/n)^0.1 for nu <= 5, 0.05
+    above (near-normal integrands narrow with n); on s * N(0, 1) rows (s = 1, 2, 5) and
+    clustered rows with ties (n = 3..200, nu = 2, 3, 5) the even/odd disagreement stays
+    <= 1.3e-15 at up to 1.25 times the step for n <= 10 and 1.75 times for n >= 100 (the
+    step's growth over n: 1.31 at n = 30, 1.48 at 100, 1.6 at 255), while 1.5 times fails
+    at n <= 10 (1e-13 .. 6e-13), 1.75 times at n = 30 and 2 times at n = 100..200.  Left tail F ~ |x|^{-nu n}.  The core is built when first
     used (its reach is a bisection on the tail).
 
     Integer ``nu`` in ``_T_INT`` has linear parts (:func:`_t_lin_parts`): the
