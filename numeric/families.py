@@ -985,9 +985,9 @@ def _t_small(nu: float) -> SmallSpec:
     reach beyond the node budget is declined.  Step 0.1 (10/n)^0.1 for nu <= 5, 0.05
     above (near-normal integrands narrow with n); on s * N(0, 1) rows (s = 1, 2, 5) and
     clustered rows with ties (n = 3..200, nu = 2, 3, 5) the even/odd disagreement stays
-    <= 1.3e-15 at up to 1.25 times the step for n <= 10 and 1.75 times for n >= 100 (the
-    step's growth over n: 1.31 at n = 30, 1.48 at 100, 1.6 at 255), while 1.5 times fails
-    at n <= 10 (1e-13 .. 6e-13), 1.75 times at n = 30 and 2 times at n = 100..200.  Left tail F ~ |x|^{-nu n}.  The core is built when first
+    <= 1.3e-15 at steps up to 0.106 for n <= 10, 0.103 at n = 30 and 0.094 at n = 100
+    (this step: 0.1, 0.090, 0.079), while 0.128 fails at n <= 10 (1e-13 .. 6e-13), 0.120
+    at n = 30 and 0.107 at n = 100.  Left tail F ~ |x|^{-nu n}.  The core is built when first
     used (its reach is a bisection on the tail).
 
     Integer ``nu`` in ``_T_INT`` has linear parts (:func:`_t_lin_parts`): the
