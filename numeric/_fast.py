@@ -102,7 +102,6 @@ from ._fast_cauchy import cauchy_nodes, fast_cauchy_vjp_row
 from ._fast_grid import (_CHUNK, _LATTICE_MAX, _MAGIC, _MAGIC_BITS, _bin_moments, _eval_at_scores,  # noqa: F401
                          _fine_tables, _split_lattice, _spread_convolve)
 from ._fast_kernels import FastSpec as _Spec, KernelCache  # noqa: F401
-from .families import get_family
 
 __all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "fast_log_probs_vjp", "FAST_FAMILIES"]
 
@@ -112,10 +111,6 @@ FAST_FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
 _TAIL = 45.0
 _SPAN_MAX = 200.0  # standardized score range handled here (grid cost ~ span^2)
 
-
-# each family's spec lives with the family (NumericFamily.fast, numeric.families, with the
-# reasons for its values); this view serves the name-keyed row-batched engine (numeric._fast_rows)
-_SPECS = {name: get_family(name).fast for name in ("normal", "logistic", "gumbel_min", "cauchy")}
 
 _CACHES: dict = {}
 _CACHES_LOCK = threading.Lock()
@@ -610,42 +605,11 @@ def _row_log_probs(z, fam, spec, cache, parts=False, check_cost=True, out=None):
 # Gamma_w(x) = sum_j w_j h(x - z_j) (w_j > 0) on the x grid.  Offsets t = x - z_j <= t_c go
 # through the binned Taylor sum (table B of a KernelCache cut at t_c, R orders); beyond t_c
 # each term is summed exactly in log space wherever it is not negligible (t_c is where h
-# has fallen so far, e^-74 / e^-93 / e^-85, that this is rare for dense cotangents).
-# Truncation of one term at bin offset |delta| <= H/2, relative to the term h(t), t <= t_c:
-#   normal (b_r / h ~ He_r(t) / r!):      (t_c H/2)^(R+1) / (R+1)! e^(t_c H/2) = 7e-16
-#   logistic (h ~ e^-t: b_r / h <= 1/r!):  (H/2)^(R+1) / (R+1)!                 = 6e-15
-#   gumbel_min (h ~ e^(t - e^t)):          (e^t_c H/2)^(R+1) / (R+1)!           = 3e-17
-# The circle of radius rho and N points aliases b_(r+N) rho^N into b_r: relative to h that
-# is (t rho)^(r+N) / (r+N)! (normal, 6^65 / 65! ~ 1e-40), (e^t rho)^(r+N) / (r+N)!
-# (gumbel_min, 2.8^53 / 53!); the FFT's rounding, 1e-16 of max |h| on the circle
-# (e^(e^t rho) = 16 times h for the gumbel_min), enters b_r delta^r times (delta / rho)^r
-# <= 2^-r.  On the left (t < 0) h is smooth and at most |t| + 1.  The probabilities'
-# tables (cut where |log Phi| < 1e-40, with fewer orders) are not reused; the row-batched
-# engine (numeric._fast_rows) reads these same tables.
-_GAMMA_SPECS = {       # (t_c, R, rho, ncirc)
-    "normal": (12.0, 12, 0.5, 64),
-    "logistic": (93.0, 7, 0.5, 32),
-    "gumbel_min": (4.5, 20, 0.03125, 32),
-}
-
-
-def _normal_gamma_rho(t):
-    """Cauchy-formula radius for the normal's hazard Taylor tables out to ``t = 37``:
-    1/2 up to ``t = 4``, then ``2 / t``.  On the circle ``|h| <~ e^(t rho) h(t)``,
-    so the FFT's rounding (1e-16 of max |h| on the circle) enters ``b_r delta^r`` as
-    ``1e-16 e^(t rho) (delta / rho)^r <= 7.4e-16 0.58^r`` (``delta <= H/2 = 1/32``);
-    aliasing ``(t rho)^(r + 64) / (r + 64)! <= 2^64 / 64!`` is negligible."""
-    return np.where(t > 4.0, 2.0 / np.maximum(t, 4.0), 0.5)
-
-
-# The log-p VJP's weights 1/p_j of low entries make the tails of h_j far above z_j
-# matter: with the normal's cut at 12 nearly every term of such a row is a far term,
-# summed one by one in log space (n = 1e5, spread 45: ~1e8 terms).  Its tables for
-# log p are cut at t_c = 37 instead (h(37) ~ e^-690, so weights up to e^600 per band
-# leave the far terms below the float range of the near ones), with R = 16: truncation
-# (t delta)^(R+1) / (R+1)! e^(t delta) relative to the term, delta <= H/2, is 1e-13 at
-# t = 37 and 5e-17 at t = 24.  The other families use _GAMMA_SPECS for both VJPs.
-_GAMMA_SPECS_LOG = {"normal": (37.0, 16, _normal_gamma_rho, 64)}
+# has fallen so far that this is rare for dense cotangents).  The tables' cut, orders and
+# circles are the family's (FastSpec.gamma, and FastSpec.gamma_log for the VJP of log p
+# where they differ; numeric.families gives each truncation and rounding bound).  The
+# probabilities' tables (cut where |log Phi| < 1e-40, with fewer orders) are not reused;
+# the row-batched engine (numeric._fast_rows) reads these same tables.
 _FAR_EPS = 1e-17       # far terms below this share of the near sum at a grid row are dropped
 _BAND = 600.0          # weights within e^600 of their band's largest share one linear spread
 _BANDS_MAX = 32        # occupied bands spread per Gamma (each one a full grid spreading)
@@ -655,13 +619,14 @@ _FAR_TERMS = 1 << 18   # far terms (and (row, bin) bounds) handled per block: bo
 def _gamma_cache(fam, H=None, log=False):
     """The Gamma tables of ``fam`` on the grid step ``H`` (default: the family's) for
     the VJP of ``p`` or (``log``) of ``log p``."""
-    H = _SPECS[fam.name].H if H is None else H
-    log = log and fam.name in _GAMMA_SPECS_LOG
-    key = fam.name + ":gamma" + (":log" if log else "") + ("" if H == _SPECS[fam.name].H else f":{H}")
+    spec = fam.fast
+    H = spec.H if H is None else H
+    log = log and spec.gamma_log is not None
+    key = fam.name + ":gamma" + (":log" if log else "") + ("" if H == spec.H else f":{H}")
     with _CACHES_LOCK:
         c = _CACHES.get(key)
         if c is None:
-            t_c, R, rho, ncirc = (_GAMMA_SPECS_LOG if log else _GAMMA_SPECS)[fam.name]
+            t_c, R, rho, ncirc = spec.gamma_log if log else spec.gamma
             c = KernelCache(fam, H, R, t_c, rho, ncirc)
             _CACHES[key] = c
         return c
@@ -1081,12 +1046,11 @@ def _vjp_rows(x, cotangent, fam, check_cost, rows, assume_finite, log):
 # ~1 / #block) are redone once on the grid _REFINE times finer, where every bound of the
 # module docstring only improves, when their standardized spread is at most this: the
 # finer grids' cost grows with the square of the spread, and beyond it exact quadrature
-# is the cheaper answer
-_VJP_REFINE_SPAN = {"gumbel_min": 14.0, "normal": 14.0}
+# is the cheaper answer (the family's FastSpec.vjp_refine_span)
 
 
 def _vjp_refines(z, fam):
-    span = _VJP_REFINE_SPAN.get(fam.name)
+    span = fam.fast.vjp_refine_span
     return span is not None and float(z.max()) - float(z.min()) <= span
 
 

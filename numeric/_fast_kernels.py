@@ -71,6 +71,10 @@ class FastSpec:
                               # (numeric._fast_cauchy) instead of the trapezoid on the grid
     tail: float = 1.0         # heavy tails: the index nu of Phi(-t) ~ t^-nu (far-field panels)
     rows: RowsSpec | None = None   # the row-batched engine's knowledge (None: not served there)
+    gamma: tuple | None = None     # VJPs' hazard tables for Gamma: (t_c, R, rho, ncirc) (numeric._fast)
+    gamma_log: tuple | None = None  # ... for the VJP of log p, where they differ
+    vjp_refine_span: float | None = None  # VJP rows the grid cannot resolve redone on a finer
+                                          # grid up to this standardized spread (numeric._fast)
 
 
 _RHO = 0.5

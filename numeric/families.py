@@ -730,7 +730,42 @@ def _t_int_hazard_c(nu: int):
     return hazard
 
 
+def _normal_gamma_rho(t):
+    """Cauchy-formula radius for the normal's hazard Taylor tables out to ``t = 37``
+    (``FastSpec.gamma_log``): 1/2 up to ``t = 4``, then ``2 / t``.  On the circle
+    ``|h| <~ e^(t rho) h(t)``, so the FFT's rounding (1e-16 of max |h| on the circle)
+    enters ``b_r delta^r`` as ``1e-16 e^(t rho) (delta / rho)^r <= 7.4e-16 0.58^r``
+    (``delta <= H/2 = 1/32``); aliasing ``(t rho)^(r + 64) / (r + 64)! <= 2^64 / 64!``
+    is negligible.
+
+    >>> _normal_gamma_rho(np.array([1.0, 8.0])).tolist()
+    [0.5, 0.25]
+    """
+    return np.where(t > 4.0, 2.0 / np.maximum(t, 4.0), 0.5)
+
+
 # grid and circle specs (numeric._fast_kernels.FastSpec)
+# VJPs' Gamma tables (FastSpec.gamma: cut t_c, orders R, circle rho and N points): h has
+# fallen to e^-74 / e^-93 / e^-85 at t_c (normal / logistic / gumbel_min).  Truncation of
+# one term at bin offset |delta| <= H/2, relative to the term h(t), t <= t_c:
+#   normal (b_r / h ~ He_r(t) / r!):      (t_c H/2)^(R+1) / (R+1)! e^(t_c H/2) = 7e-16
+#   logistic (h ~ e^-t: b_r / h <= 1/r!):  (H/2)^(R+1) / (R+1)!                 = 6e-15
+#   gumbel_min (h ~ e^(t - e^t)):          (e^t_c H/2)^(R+1) / (R+1)!           = 3e-17
+# The circle of radius rho and N points aliases b_(r+N) rho^N into b_r: relative to h that
+# is (t rho)^(r+N) / (r+N)! (normal, 6^65 / 65! ~ 1e-40), (e^t rho)^(r+N) / (r+N)!
+# (gumbel_min, 2.8^53 / 53!); the FFT's rounding, 1e-16 of max |h| on the circle
+# (e^(e^t rho) = 16 times h for the gumbel_min), enters b_r delta^r times (delta / rho)^r
+# <= 2^-r.  On the left (t < 0) h is smooth and at most |t| + 1.
+# The log-p VJP's weights 1/p_j of low entries make the tails of h_j far above z_j
+# matter: with the normal's cut at 12 nearly every term of such a row is a far term,
+# summed one by one in log space (n = 1e5, spread 45: ~1e8 terms).  Its tables for
+# log p (FastSpec.gamma_log) are cut at t_c = 37 instead (h(37) ~ e^-690, so weights up
+# to e^600 per band leave the far terms below the float range of the near ones), with
+# R = 16: truncation (t delta)^(R+1) / (R+1)! e^(t delta) relative to the term,
+# delta <= H/2, is 1e-13 at t = 37 and 5e-17 at t = 24.
+# vjp_refine_span: VJP rows the grid cannot resolve (gumbel_min: weights 1/p_j of entries
+# far below the top; normal: blocks of ~1e4 near-tied scores) are redone on a finer grid
+# when their standardized spread is at most this (numeric._fast._REFINE).
 _FAST = {
     # normal: f ~ -phi(t)/t on the right, |f| < 1e-40 for t > 13.3; the top
     # entry's integrand is below e^-45 p for x < max z - 10.5 (n <= 1e7).
@@ -753,11 +788,14 @@ _FAST = {
     # t* keeps its terms within ~(t* - c)^2 of 1; the logistic's (log h)' lies in (-1, 0)
     # and h F <= 1 needs no tilt, nor does the gumbel_min's (h(t) = u / (e^u - 1) < 1).
     "normal": FastSpec(H=0.0625, R=8, pad_left=11.5, pad_right=11.5, t_right=13.5, ms=2, q=16,
+                       gamma=(12.0, 12, 0.5, 64), gamma_log=(37.0, 16, _normal_gamma_rho, 64),
+                       vjp_refine_span=14.0,
                        rows=RowsSpec(p_max=320, p_wide=768, n_max_probs=1 << 14, n_max_vjp=1 << 16,
                                      tilts=tuple(range(0, 57, 8)))),
     # logistic: f ~ -e^{-t}, |f| < 1e-40 for t > 92; F(x) <= e^{x - max z}
     # (left pad 45 + log n) and h(t) = e^{-t} (right pad 45 + log n).
     "logistic": FastSpec(H=0.125, R=7, pad_left=64.0, pad_right=64.0, t_right=93.0,
+                         gamma=(93.0, 7, 0.5, 32),
                          rows=RowsSpec(p_max=160, p_wide=384, n_max_probs=1 << 16, n_max_vjp=1 << 21)),
     # gumbel_min: f = log(1 - exp(-e^t)) ~ -exp(-e^t), |f| < 1e-40 for t > 4.52;
     # its derivatives grow like e^(r t) times that, so a finer grid (H = 1/32);
@@ -772,7 +810,7 @@ _FAST = {
     # per-row engine, which refines on local grids, serves them without a batched attempt;
     # narrow integrands take the Gaussian half-step bound (numeric._fast_rows._half_tol).
     "gumbel_min": FastSpec(H=0.03125, R=8, pad_left=12.0, pad_right=6.0, t_right=4.6, rho=0.25,
-                           quad_us=300.0, ms=2,
+                           quad_us=300.0, ms=2, gamma=(4.5, 20, 0.03125, 32), vjp_refine_span=14.0,
                            rows=RowsSpec(p_max=160, p_wide=320, n_max_probs=1 << 10, n_max_vjp=1 << 16,
                                          dense=False, gauss_agree=True)),
     # cauchy: the grid is only the near field |x - c| <= 4a + 8 (numeric._fast_cauchy);

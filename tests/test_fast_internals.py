@@ -70,7 +70,7 @@ def test_row_origin_shift_is_exact_for_large_offsets():
                                          ("gumbel_min", "A")])
 def test_lazy_grid_sums_match_termwise_sums(name, table):
     fam = get_family(name)
-    spec = _fast._SPECS[name]
+    spec = get_family(name).fast
     cache = _fast._cache_for(fam)
     z = np.random.default_rng(3).standard_normal(3000) * 1.5
     geo = _fast._Geo(z, spec, check_cost=False)
@@ -156,7 +156,7 @@ def test_gumbel_min_log_vjp_refined_grid_vs_quadrature():
     x = np.stack([rng.normal(size=n), rng.normal(size=n), clus])
     g = rng.normal(size=x.shape)
     F = get_family("gumbel_min")
-    spec, cache = _fast._SPECS["gumbel_min"], _fast._cache_for(F)
+    spec, cache = get_family("gumbel_min").fast, _fast._cache_for(F)
     coarse = []
     for r in range(3):
         try:

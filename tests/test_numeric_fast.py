@@ -205,7 +205,7 @@ def test_refined_grid_matches_mpmath(spread, counts):
     # the H/4 grid the engine falls back to (see the next test), called directly on
     # clustered rows, against the k-factor mpmath integral
     fam = get_family("gumbel_min")
-    spec = _fast._refined(_fast._SPECS["gumbel_min"])
+    spec = _fast._refined(get_family("gumbel_min").fast)
     a = np.linspace(0.0, spread, len(counts)) + 0.0123456789
     z = np.repeat(a, counts)
     perm = np.random.default_rng(len(counts)).permutation(z.size)
@@ -228,7 +228,7 @@ def test_gumbel_min_huge_tied_block_refines_the_grid(monkeypatch):
     z = np.repeat(a, counts)
     perm = np.random.default_rng(0).permutation(z.size)
     lp, ok = fast_log_probs_rows(z[perm][None, :], get_family("gumbel_min"))
-    assert ok[0] and calls == [_fast._SPECS["gumbel_min"].H]
+    assert ok[0] and calls == [get_family("gumbel_min").fast.H]
     ref = np.repeat(_mp_cluster_log_probs("gumbel_min", a, counts), counts)[perm]
     _check_log_probs(lp[0], ref, "gumbel_min block of 2e5 ties")
     assert abs(np.exp(lp[0]).sum() - 1.0) < 1e-14
@@ -568,7 +568,7 @@ def test_normal_dense_log_vjp_refined_grid_vs_quadrature():
     g = np.random.default_rng(1).normal(size=(16, 30000))[12]
     F = get_family("normal")
     with pytest.raises(NotImplementedError):
-        _fast._row_vjp(x, g, F, _fast._SPECS["normal"], _fast._cache_for(F), log=True)
+        _fast._row_vjp(x, g, F, get_family("normal").fast, _fast._cache_for(F), log=True)
     v = _fast.fast_log_probs_vjp(x[None, :], g[None, :], F)[0]
     ref = numeric.log_probs_vjp(x, g, "normal", method="quadrature")
     assert np.all(np.abs(v - ref) <= 1e-10 * np.abs(ref).max()), np.abs(v - ref).max()

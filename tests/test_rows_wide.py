@@ -147,10 +147,9 @@ def test_node_products_match_log_space_rule(fam):
     (and log F + log h(x - z_y), the one-hot integrands): s = 1, 2, 5, a clustered row with
     ties, float32-rounded scores.  Both accept the same rows, and log g agrees to a few
     rounding steps of max(1, |log g|) (+ the scale of the tilt)."""
-    from numeric._fast import _SPECS
     from numeric._fast_rows import _log_F, _moments, _node_integrals, _node_products, _plan, _windows
     F = get_family(fam)
-    spec = _SPECS[fam]
+    spec = get_family(fam).fast
     rng = np.random.default_rng(10)
     rows = [s * rng.normal(size=400) for s in (1.0, 2.0, 5.0)] + [_wide_rows(fam, 400, 11)[2]]
     rows.append(rows[1].astype(np.float32).astype(np.float64))
