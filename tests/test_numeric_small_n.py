@@ -298,3 +298,31 @@ def test_single_vector_vjp_lean_path(family):
     assert v32.dtype == np.float32
     np.testing.assert_allclose(v32, numeric.probs_vjp(x32.astype(np.float64), dense[:4].astype(np.float32).astype(np.float64),
                                                       family).astype(np.float32), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", AUTO_FAMILIES)
+def test_single_vector_vjp_lean_path_sweep(family):
+    # the lean VJP path over lengths 3..100 and spreads s N(0, 1), s = 0.3..20, clustered
+    # rows with ties, float32-rounded scores: the general path's bits, and the README's
+    # bound (1e-10 of each entry's sum of |terms|) against tests/_vjp_reference.py
+    # (dense cotangents up to n = 30, one-hot beyond)
+    from _vjp_reference import reference_vjp
+
+    from derive import bench
+    rng = np.random.default_rng(sum(map(ord, family)) + 17)
+    for n in (3, 7, 30, 100):
+        X = np.concatenate([s * rng.standard_normal((2, n)) for s in (0.3, 1.0, 2.0, 5.0, 20.0)]
+                           + [bench.scores("clusters+ties", (2, n), salt=5),
+                              (2.0 * rng.standard_normal((1, n))).astype(np.float32).astype(np.float64)])
+        hot = rng.integers(0, n, X.shape[0])
+        G = rng.standard_normal(X.shape) if n <= 30 else np.eye(n)[hot] * rng.uniform(0.5, 2.0, (X.shape[0], 1))
+        for fn, log in ((numeric.probs_vjp, False), (numeric.log_probs_vjp, True)):
+            batch = fn(X, G, family)
+            for r in range(X.shape[0]):
+                np.testing.assert_array_equal(fn(X[r], G[r], family), batch[r])
+                y = X[r] - X[r].max()
+                support = dict(enumerate(G[r])) if n <= 30 else {int(hot[r]): G[r, hot[r]]}
+                ref, terms, _ = reference_vjp(y, support, family, log=log)
+                tol = 1e-10 * (terms + 1e-200 * terms.sum()) + 1e-290
+                assert np.all(np.abs(batch[r] - ref) <= tol), (n, r, log, np.max(np.abs(batch[r] - ref) / tol))
