@@ -714,7 +714,7 @@ class _Wide:
             for r in range(R + 1):
                 Qc[r] = pw.sum()
                 pw = pw * q
-            return c[0] / reg["sig"] + Qc @ tp
+            return c[0] / reg["sig"] + np.einsum("r,rp->p", Qc, tp)
         _, Qc = self._far(reg["a"], jf, R, c[:jf])
         Ec = None
         if e.size:
@@ -795,7 +795,7 @@ class _Wide:
         for r in range(1, R + 1):
             tp[r] = tp[r - 1] * tau
         lrel = lw + (log_g(sg) - phi)
-        S = w0 / sg + Q @ tp
+        S = w0 / sg + np.einsum("r,rp->p", Q, tp)
         return {"tau": tau, "phi": phi, "lrel": lrel, "S": S, "q": q, "e": np.zeros(0), "start": np.zeros(1, np.intp),
                 "R": R, "jf": d.size, "jn": d.size, "tp": tp, "sig": sg}
 
@@ -804,7 +804,7 @@ class _Wide:
         """``sum_(nodes t > d_I) v_t / (1 - t + d_I)`` of this region for its far groups
         ``i0 <= I < jf`` and its near groups ``jf <= I < jn``."""
         R, tp, q, e = reg["R"], reg["tp"], reg["q"], reg["e"]
-        m = tp @ v                                             # (R + 1,) node moments
+        m = np.einsum("rp,p->r", tp, v)                        # (R + 1,) node moments
         top = "sig" in reg                                     # end region: the top group exactly
         qs = q[max(i0 - 1, 0):] if top else q[i0:]
         far = np.zeros_like(qs)
@@ -825,7 +825,7 @@ class _Wide:
         pe[:, 0] = 1.0
         for j in range(1, R + 1):
             np.multiply(pe[:, j - 1], -e, out=pe[:, j])
-        near = np.einsum("iq,iq->i", pe @ _shift_matrix(R), Sq)
+        near = np.einsum("iq,iq->i", np.einsum("ij,jq->iq", pe, _shift_matrix(R)), Sq)
         return far, near
 
 
@@ -873,7 +873,7 @@ def _piece_coefs(Ecs, Q, R, log, npieces):
         far[:] = Q[:R + 1]
     if Ecs is None:
         return np.broadcast_to(far, (npieces, R + 1))
-    return Ecs @ _coef_matrix(R, log) + far
+    return np.einsum("pq,qm->pm", Ecs, _coef_matrix(R, log)) + far
 
 
 def _horner(coef, cnt, tau):
