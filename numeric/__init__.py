@@ -209,20 +209,15 @@ def _batch_serves(fam, n):
     return fam.small is not None and not fam.custom and 2 <= n <= N_MAX
 
 
-# "auto" sends rows with SMALL_N_MIN <= n < FAST_MIN_N of these families to the
-# vectorised small-n kernel (numeric._batch); n = 2 has closed forms, gumbel is softmax
-# (rows the kernel declines go to the quadrature)
-AUTO_SMALL_FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
+# "auto" sends rows with SMALL_N_MIN <= n < FAST_MIN_N of the families with a small-n
+# kernel spec (NumericFamily.small) to the vectorised small-n kernel (numeric._batch);
+# n = 2 has closed forms, gumbel is softmax (see _route; rows the kernel declines go to
+# the quadrature)
 SMALL_N_MIN = 3
 
 
-# the small-n route's families: the above (also served by the lean single-vector
-# shortcut) and student_t (general path: its kernels depend on nu)
-_SMALL_ROUTE_FAMILIES = AUTO_SMALL_FAMILIES + ("student_t",)
-
-
 def _small_n(fam, n):
-    return (fam.name in _SMALL_ROUTE_FAMILIES and not fam.custom
+    return (fam.small is not None and not fam.custom
             and SMALL_N_MIN <= n < FAST_MIN_N and n <= N_MAX)
 
 
@@ -291,13 +286,13 @@ def _small_row(mu, family, axis, method, params):
     when the lean paths take ``mu`` (see :func:`_small_row_shortcut`), else None."""
     if (method != "auto" or type(mu) is not np.ndarray or mu.ndim != 1 or mu.dtype != np.float64
             or axis not in (-1, 0, None) or type(family) is not str
-            or family not in AUTO_SMALL_FAMILIES or (params and set(params) != {"scale"})):
+            or family not in _LEAN_SMALL_NAMES or (params and set(params) != {"scale"})):
         return None
     n = mu.shape[0]
     scale = params.get("scale", 1.0) if params else 1.0
     if type(scale) not in (int, float) or not 0.0 < scale < math.inf:
         return None
-    fam = _cached_family(family, scale)
+    fam = _same_noise(_cached_family(family, scale))
     if _route(fam, n, method) != "small":
         return None
     mx = float(mu.max())
@@ -461,7 +456,8 @@ def _route(fam, n, method):
     * "softmax": gumbel noise (methods "auto", "closed"): softmax of ``mu / scale``;
     * "pair": n = 2 closed forms (``numeric._closed``, "auto" / "closed");
     * "batch": method="batch" on the small-n kernel's families and lengths;
-    * "small": "auto", 3 <= n < FAST_MIN_N, normal/logistic/gumbel_min/cauchy/student_t: the
+    * "small": "auto", 3 <= n < FAST_MIN_N, the families with a small-n kernel spec
+      (``NumericFamily.small``: normal/logistic/gumbel_min/cauchy/student_t): the
       small-n kernel (``numeric._batch``, nodes placed around each row's own scores;
       rows it cannot certify or that need more than its node budget: the quadrature);
     * "fast": "auto", n >= FAST_MIN_N, the families with O(n) engine kernels
@@ -490,6 +486,15 @@ def _route(fam, n, method):
     if method == "auto" and n >= 3 and fam.name in _piecewise.SERVES:
         return "piecewise"
     return "row"
+
+
+# the registry names the lean single-vector paths (_small_row) may take: those whose
+# family (default parameters, as the general path resolves them; the lean paths accept
+# only a scale) routes to "small" -- a cheap check on the name string before the family
+# is built
+_LEAN_SMALL_NAMES = frozenset(
+    name for name in FAMILY_NAMES
+    if _route(_same_noise(_cached_family(name, 1.0)), SMALL_N_MIN, "auto") == "small")
 
 
 def _vector_rows(route, y, fam):
