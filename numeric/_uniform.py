@@ -395,17 +395,17 @@ def probs_vjp_rows(y, g, log=False):
     m, n = y.shape
     out = np.zeros((m, n + 1))
     ok = np.zeros(m, dtype=bool)
-    gpad = np.concatenate([g, np.zeros((m, 1))], axis=1)
-
     def exact(sel, rows_out, exact_rule):
-        for rows, gd, gw, cols, gid, N, bisect in _blocks(y[sel], exact_rule):
+        for rows, gd, gw, cols, gid, N, bisect in _blocks(y if sel is None else y[sel], exact_rule):
+            r = rows if sel is None else sel[rows]
+            ge = np.take_along_axis(g[r], np.minimum(cols, n - 1), axis=1)    # column n: padding
             R = _Rows(gd, gw, N, bisect)
             lp, good = _log_probs_block(R)
-            v = _vjp_block(R, lp, gpad[sel[rows][:, None], cols], gid, cols < n, log)
+            v = _vjp_block(R, lp, np.where(cols < n, ge, 0.0), gid, cols < n, log)
             rows_out[rows[:, None], cols] = np.where(cols < n, v, 0.0)
-            ok[sel[rows]] = good & np.isfinite(v).all(axis=1)
+            ok[r] = good & np.isfinite(v).all(axis=1)
 
-    exact(np.arange(m), out, True)
+    exact(None, out, True)
     res = out[:, :n]
     for r in np.flatnonzero(~ok):
         res[r], ok[r] = _wide_row_vjp(y[r], g[r], log)
@@ -536,6 +536,7 @@ _NW = 16
 _MAX_REGIONS = 4000
 _CUT = 45.0
 _SIG_MIN = 2.0 ** -24     # regions reaching this close to t = 1: declined
+_NEAR_MAX = 1 << 12       # near groups per region (node tables ~ 4 x that x (R + 1))
 
 
 def _csum(x):
@@ -633,6 +634,9 @@ class _Wide:
             S0 = self._slope(a + H)
             if H * S0 > _C_REG:
                 H = _C_REG / S0
+            if jf + _NEAR_MAX < d.size and d[jf + _NEAR_MAX] < a + H:
+                # at most _NEAR_MAX near groups (bounded node tables)
+                H = float(d[jf + _NEAR_MAX]) - a
             b = a + H
             out.append((a, b - a, jf, _fsum(lt)))   # (exact: Sterbenz) next region starts at b
             if len(out) > _MAX_REGIONS or sig < _SIG_MIN:
@@ -885,11 +889,11 @@ def _horner(coef, cnt, tau):
             out *= tau
             out += c[m]
         return out
-    c = coef[cnt]
-    out = c[:, -1].copy()
+    ct = np.ascontiguousarray(coef.T)                 # (R + 1, pieces): one column per step
+    out = ct[-1][cnt]
     for m in range(coef.shape[1] - 2, -1, -1):
         out *= tau
-        out += c[:, m]
+        out += ct[m][cnt]
     return out
 
 
@@ -941,7 +945,7 @@ class _Acc:
             return np.log(self.acc) + self.ref
 
 
-_KEEP = 1 << 21           # node-table entries a VJP keeps from the probabilities' pass
+_KEEP = 1 << 19           # node-table entries a VJP keeps from the probabilities' pass
 
 
 def _wide_log_probs(W, keep=None):
