@@ -503,7 +503,8 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 # the binomial sums, whose terms are at most ``(2H)^r`` times the near weights (``H
 # M_near <= H S <= _C_REG``), lose at most ``~2 _C_REG eps`` (1.4e-14) absolutely in
 # ``log G`` and ``~2 H eps`` relative in the kernel sums (the ``k = 0`` term, a plain
-# positive sum, dominates).  Prefix and suffix sums and ``log G(a)`` are compensated
+# positive sum, dominates).  A region also holds at most ``_NEAR_MAX`` near groups
+# (bounded node tables).  Prefix and suffix sums and ``log G(a)`` are compensated
 # (:func:`_csum`: each addition's rounding added back); ``log(1 - a + d_J)`` is
 # ``log1p(-(a - d_J))`` when ``a - d_J <= 1/2``, else ``log((1 - a) + d_J)``: a few ulps
 # either way, kept by the one-signed sums.
