@@ -467,7 +467,8 @@ class _Core:
     def __init__(self, sm, n):
         c = sm.core_spec()
         self.spec = sm.grid
-        self.hh = c["HH"] * (10.0 / max(n, 10)) ** c.get("HX", 0.27)
+        # (HH: the step at n <= 10, or a function of n giving the step itself)
+        self.hh = c["HH"](n) if callable(c["HH"]) else c["HH"] * (10.0 / max(n, 10)) ** c.get("HX", 0.27)
         self.SL, self.SR, self.CL, self.XLMAX = c["SL"], c["SR"], c["CL"], c["XLMAX"]
         self.b = c["CR"] if c["CR"] is not None else 0.0
         # algebraic right tails: an entry far below the top has T ~ 1/spread, so the

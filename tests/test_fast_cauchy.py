@@ -401,3 +401,18 @@ def test_small_kernel_mid_n_vs_quadrature(n):
         for fn in (numeric.probs_vjp, numeric.log_probs_vjp):
             v, w = fn(x, g, "cauchy"), fn(x, g, "cauchy", method="quadrature")
             assert np.all(np.abs(v - w) <= 1e-10 * np.abs(w).max(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("n", [200, 255])
+def test_small_kernel_tight_rows_at_large_n(n):
+    # rows of nearly equal scores (s = 0.01, 0.1, 0.3) near n = 255 put their mass at
+    # x ~ n / pi, where the core step must shrink faster than at mid n
+    # (numeric.families._cauchy_small_step): every row certified, and p against the quadrature
+    from numeric import _batch
+    rng = np.random.default_rng(n + 1)
+    x = np.array([s * rng.normal(size=n) for s in (0.01, 0.1, 0.3)])
+    y = x - x.max(axis=1, keepdims=True)
+    lp, ok = _batch.batch_log_probs(y, FAM)
+    assert ok.all()
+    ref = numeric.log_probs(x, "cauchy", method="quadrature")
+    assert np.all(np.abs(np.expm1(lp - ref)) <= 1e-13)
