@@ -807,30 +807,35 @@ class _Wide:
     @staticmethod
     def kernel(reg, v, i0=0):
         """``sum_(nodes t > d_I) v_t / (1 - t + d_I)`` of this region for its far groups
-        ``i0 <= I < jf`` and its near groups ``jf <= I < jn``."""
+        ``i0 <= I < jf`` and its near groups ``jf <= I < jn``; ``v`` (P,) or several node
+        weight sets (s, P) at once (results (..., groups))."""
         R, tp, q, e = reg["R"], reg["tp"], reg["q"], reg["e"]
-        m = np.einsum("rp,p->r", tp, v)                        # (R + 1,) node moments
+        m = np.einsum("rp,...p->...r", tp, v)                  # node moments (..., R + 1)
         top = "sig" in reg                                     # end region: the top group exactly
         qs = q[max(i0 - 1, 0):] if top else q[i0:]
-        far = np.zeros_like(qs)
+        far = np.zeros(v.shape[:-1] + qs.shape)
         for kk in range(R, -1, -1):                            # Horner in q: sum q^(k+1) m_k
-            far = (far + m[kk]) * qs
+            far += m[..., kk, None]
+            far *= qs
+        empty = np.zeros(v.shape[:-1] + (0,))
         if top:
             if i0 == 0:
-                far = np.concatenate([[np.sum(v / reg["sig"])], far])
-            return far, np.zeros(0)
+                far = np.concatenate([np.sum(v / reg["sig"], axis=-1)[..., None], far], axis=-1)
+            return far, empty
         if e.size == 0:
-            return far, np.zeros(0)
+            return far, empty
         # near I (breakpoint at the start of piece I - jf + 1): the node moments of the
         # pieces after it (per-piece sums, then compensated suffix sums over pieces)
-        per = np.add.reduceat((tp * v).T, reg["start"], axis=0)          # (pieces, R + 1)
-        Sq = _csum(per[::-1])[::-1][1:]                                   # (ne, R + 1)
+        per = np.add.reduceat(tp * v[..., None, :], reg["start"], axis=-1)   # (..., R + 1, pieces)
+        per = np.moveaxis(per, -1, 0)                                     # (pieces, ..., R + 1)
+        Sq = _csum(per[::-1])[::-1][1:]                                   # (ne, ..., R + 1)
         # sum_k (tau - e)^k = sum_q Sq_q c_q(e),  c_q(e) = sum_(j <= R - q) C(q+j, q) (-e)^j
         pe = np.empty((e.size, R + 1))                                  # (-e)^j
         pe[:, 0] = 1.0
         for j in range(1, R + 1):
             np.multiply(pe[:, j - 1], -e, out=pe[:, j])
-        near = np.einsum("iq,iq->i", np.einsum("ij,jq->iq", pe, _shift_matrix(R)), Sq)
+        cq = np.einsum("ij,jq->iq", pe, _shift_matrix(R))
+        near = np.moveaxis(np.einsum("iq,i...q->i...", cq, Sq), 0, -1)
         return far, near
 
 
@@ -1002,9 +1007,6 @@ def _wide_vjp(W, lpg, C, qt, log, kept=()):
         reg = kept[p] if p < len(kept) else W.region(p)
         jf, jn = reg["jf"], reg["jn"]
         lam, v = _scaled(reg)
-        if accP is not None:
-            i0 = accP.start(lam, jn)
-            accP.add(lam, i0, jf, *_Wide.kernel(reg, v, i0))
         if log:
             # gamma_J e^-lam... kept at the true scale: C_J G / p_J is bounded
             om = C[:jn] * np.exp(lam - lpg[:jn]) - W.w[:jn] * qt * math.exp(lam)
@@ -1012,16 +1014,24 @@ def _wide_vjp(W, lpg, C, qt, log, kept=()):
             om = C[:jn] - W.w[:jn] * qt
         if lone:
             om[0] = 0.0
-        i0 = accA.start(lam, jn)
-        farA, nearA = _Wide.kernel(reg, v * reg["S"], i0)
-        accA.add(lam, i0, jf, farA, nearA)
+        # one kernel pass for the weight sets: A (v S), B (v Gamma) and, for probs, p (v)
+        iA = accA.start(lam, jn)
         # B: probs at the region's scale e^lam (negligible below the groups' own, as for
         # A); log_probs at the true scale (C_J G / p_J is O(1) for late groups J)
-        i0 = 0 if log else i0
-        farB, nearB = _Wide.kernel(reg, v * W.gamma(reg, om), i0)
+        iB = 0 if log else iA
+        sets = [v * reg["S"], v * W.gamma(reg, om)]
+        starts = [iA, iB]
+        if accP is not None:
+            sets.append(v)
+            starts.append(accP.start(lam, jn))
+        i0 = min(starts)
+        far, near = _Wide.kernel(reg, np.stack(sets), i0)     # far[k][j] <-> group i0 + j
+        accA.add(lam, iA, jf, far[0][iA - i0:], near[0])
         sB = 1.0 if log else math.exp(lam)
-        B[i0:jf] += sB * farB
-        B[jf:jn] += sB * nearB
+        B[iB:jf] += sB * far[1][iB - i0:]
+        B[jf:jn] += sB * near[1]
+        if accP is not None:
+            accP.add(lam, starts[2], jf, far[2][starts[2] - i0:], near[2])
     return accA.log(), B, accP
 
 
