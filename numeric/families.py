@@ -1005,12 +1005,19 @@ def _t_lin_parts(nu: float):
                 Q *= _horner(P, x)
             np.subtract(at, Q, out=Q)
             Q *= 1.0 / math.pi
-            scratch = at * at
-            far = _horner(C, scratch)
-            far *= at
-            for _ in range(k // 2):
-                far *= scratch
-            np.copyto(Q, far, where=at <= phi0)
+            # the series only where it is needed, phi <= phi0 on the left (d < 0), where Phi =
+            # Q must be accurate relative to itself; on the right Phi = 1 - Q needs Q to an
+            # absolute ulp, which the near form gives (its error is a few ulps of phi / pi)
+            idx = np.flatnonzero((at <= phi0) & ~pos)
+            if idx.size:
+                t = at.ravel()[idx]
+                t2 = t * t
+                far = _horner(C, t2)
+                far *= t
+                for _ in range(k // 2):
+                    far *= t2
+                Q.ravel()[idx] = far
+            scratch = at
             ph = power(x, half)
         # Phi(d) = Q(-d) for d < 0 and 1 - Q(d) = Q + (1 - 2Q) else (Q <= 1/2: 2Q exact, two
         # roundings of numbers <= 1, so within an ulp of 1 - Q; for d < 0 the added term is
