@@ -594,13 +594,11 @@ class _Wide:
         x = (1.0 - a) + d
         q = 1.0 / x
         c = self.w[:jf] if c is None else c
-        out = np.empty(R + 1)
-        pw = c * q
-        out[0] = pw.sum()
+        pw = np.empty((R + 1, jf))
+        np.multiply(c, q, out=pw[0])
         for r in range(1, R + 1):
-            pw *= q
-            out[r] = pw.sum()
-        return q, out
+            np.multiply(pw[r - 1], q, out=pw[r])
+        return q, pw.sum(axis=1)                # pairwise along each contiguous row
 
     def _regions(self):
         """Regions ``(a, H, jf, log G(a))`` (``H`` None: the end region) and ok."""
