@@ -377,8 +377,8 @@ def _small_rows(rng, n):
 @pytest.mark.parametrize("n", [pytest.param(40, marks=pytest.mark.slow), 120,
                                pytest.param(250, marks=pytest.mark.slow)])
 def test_small_kernel_mid_n_vs_quadrature(n):
-    # the core step 0.085 (10/n)^0.1 of the small-n kernel at mid n (each row certified by
-    # its even/odd agreement; none declined here): log p within 1e-12 max(1, |log p|) and
+    # the small-n kernel's core step at mid n (numeric.families._cauchy_small_step; each row
+    # certified by its even/odd agreement, none declined here): log p within 1e-12 max(1, |log p|) and
     # p within 1e-13 relative, float32 input, both VJPs (dense and one-hot) within 1e-10 of
     # the row's scale, all against the quadrature
     from numeric import _batch
