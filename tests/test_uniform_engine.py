@@ -140,7 +140,7 @@ def test_long_rows_vs_quadrature(kind):
     fam = get_family("uniform")
     if kind == "normal":
         x = rng.normal(size=2000)
-    elif kind == "cluster":                     # M > 64: the bisected 32-point panels
+    elif kind == "cluster":                     # M > 64: the region engine
         x = np.r_[1e-3 * rng.normal(size=80), rng.normal(size=200) - 0.7]
         x[:20] = x[0]
     else:                                       # deep ties: probabilities ~e^-15 and below
@@ -205,17 +205,30 @@ def test_wide_rows_vs_quadrature():
         assert abs(np.exp(lp[0][fin]).sum() - 1) <= 1e-14, name
 
 
+def _bisected_panels_log_probs(x):
+    """log p of one row by the exact engine's bisected 32-point panels (the path of
+    rows with more than 64 active scores that the region engine declines)."""
+    from numeric._uniform import _blocks, _log_probs_block, _Rows
+    y = (x - x.max())[None]
+    out = np.full(x.size + 1, -np.inf)
+    ok = np.zeros(1, dtype=bool)
+    for rows, gd, gw, cols, gid, N, bisect in _blocks(y, False):
+        lp, ok = _log_probs_block(_Rows(gd, gw, N, bisect))
+        out[cols[0]] = np.take_along_axis(lp, gid, axis=1)[0]
+    return out[None, :x.size], ok
+
+
 def test_wide_engine_vs_exact_engine():
-    # rows the exact Gauss engine also serves (<= 256 distinct active values): the two
-    # algorithms (exact rules on every interval / expansions on regions) agree to a few
-    # ulps of log p; the exact engine is itself checked against exact rationals above
+    # rows with 64 < M active scores and <= 256 distinct values, which the exact
+    # engine's bisected panels also serve: the two algorithms (Gauss rules on every
+    # interval / expansions on regions) agree to a few ulps of log p
     from numeric._uniform import _wide_row_log_probs
     rng = np.random.default_rng(22)
     rows = [np.r_[1e-3 * rng.normal(size=150), 1e-3 * rng.normal(size=90) - 0.5],
             np.r_[0.0, 0.0, -rng.random(size=200) * 0.9],
             0.05 * rng.normal(size=200).astype(np.float32).astype(float)]
     for x in rows:
-        ref, ok = log_probs_rows(x[None])
+        ref, ok = _bisected_panels_log_probs(x)
         got, okw = _wide_row_log_probs(x)
         assert ok.all() and okw
         fin = np.isfinite(ref[0])
@@ -228,7 +241,7 @@ def test_wide_engine_vs_exact_engine():
 
 @pytest.mark.parametrize("log", [False, True])
 def test_vjp_high_degree_rows_vs_quadrature(log):
-    # M > 64 active entries: the bisected 32-point panels; dense and one-hot cotangents
+    # M > 64 active entries: the region engine; dense and one-hot cotangents
     rng = np.random.default_rng(7)
     x = np.r_[0.0, np.full(100, -0.999), -0.9 - 0.05 * rng.random(size=30)]
     fn = numeric.log_probs_vjp if log else numeric.probs_vjp
