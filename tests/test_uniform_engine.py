@@ -346,10 +346,11 @@ def test_rows_the_region_engine_declines_take_the_bisected_panels():
     fin = np.isfinite(ref)
     assert np.max(np.abs(lp[0][fin] - ref[fin]) / np.maximum(1.0, np.abs(ref[fin]))) <= 1e-12
     c = rng.normal(size=x.size)
-    v, okv = probs_vjp_rows(x[None], c[None])
-    assert okv.all()
-    r, _ = quadrature_vjp(x, c, fam)
-    assert np.max(np.abs(v[0] - r)) <= 1e-11 * np.abs(r).max()
+    for log in (False, True):
+        v, okv = probs_vjp_rows(x[None], c[None], log=log)
+        assert okv.all()
+        r, _ = quadrature_vjp(x, c, fam, log=log)
+        assert np.max(np.abs(v[0] - r)) <= 1e-11 * np.abs(r).max()
 
 
 @pytest.mark.slow
