@@ -117,11 +117,32 @@ _VARIANTS = (
 )
 
 
+def _hyper(ap, bq, z):
+    """sympy's ``hyper(ap, bq, z)`` for numpy: the generalized hypergeometric functions
+    scipy.special has, ``2F1`` (``hyp2f1``), ``1F1`` (``hyp1f1``) and ``0F1`` (``hyp0f1``);
+    other orders raise (:class:`CompileError` then names the expression).  scipy's values
+    are not trusted: the compiled kernels are verified against mpmath like every other
+    form (:func:`_kernels`).
+
+    >>> round(float(_hyper((0.5, 0.5), (1.5,), 0.25)), 15) == round(2 * math.asin(0.5), 15)
+    True
+    """
+    if len(ap) == 2 and len(bq) == 1:
+        return special.hyp2f1(ap[0], ap[1], bq[0], z)
+    if len(ap) == 1 and len(bq) == 1:
+        return special.hyp1f1(ap[0], bq[0], z)
+    if not ap and len(bq) == 1:
+        return special.hyp0f1(bq[0], z)
+    raise NotImplementedError(f"hyper with {len(ap)} upper and {len(bq)} lower parameters "
+                              "(scipy.special has 2F1, 1F1, 0F1)")
+
+
 def _numpy(expr, x, variant=0):
     expr = _VARIANTS[variant](expr)
     try:
-        f = sp.lambdify(x, expr, modules=[{"erfc_": special.erfc}, "numpy", "scipy"])
-        # functions numpy/scipy lack (hyper, meijerg, ...) are printed by name and fail only when called
+        f = sp.lambdify(x, expr, modules=[{"erfc_": special.erfc, "hyper": _hyper}, "numpy", "scipy"])
+        # functions numpy/scipy lack (meijerg, hyper of other orders, ...) are printed by name and
+        # fail only when called
         with np.errstate(all="ignore"):
             f(np.array([0.5]))
     except (NameError, TypeError, KeyError, NotImplementedError, AttributeError) as exc:

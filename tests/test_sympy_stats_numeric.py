@@ -172,10 +172,11 @@ SINGULAR = {
 @pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(SINGULAR))
 def test_density_unbounded_at_an_end(key):
-    # slow tier: the oracle needs 1-15 s per row on these densities
+    # slow tier: the oracle needs 1-15 s per row on these densities (Arcsin, singular at both
+    # ends, up to 40 s: one row)
     fam = SINGULAR[key]()
     w = float(atlas._width(fam))
-    for row in _vectors(3, w, seed=11)[:2]:
+    for row in _vectors(3, w, seed=11)[:1 if key == "Arcsin(0,1)" else 2]:
         _check_probs(fam, row)
 
 
