@@ -403,7 +403,11 @@ def _t_int_tail(nu: int):
         big, u, v, t = parts(a)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             if even:
-                lead = np.where(big, nu_half * a ** -float(nu), 1.0)
+                # nu_half a^-nu in two halves: a^-nu alone leaves the normal range (a > 10^(308/nu))
+                # long before the tail does (nu = 64: from Q ~ 1e-250 on), and its subnormal
+                # bits cost up to 1e-7 of Q
+                lead = a ** (-0.5 * nu)
+                lead = np.where(big, (nu_half * lead) * lead, 1.0)
                 w, x, sp = u, v, t
                 far = 0.5 * lead * np.exp(-m * np.log1p(w)) * _horner(C, x) / (1.0 + sp)
                 return np.where(sp <= 0.5, 0.5 - 0.5 * sp, far)

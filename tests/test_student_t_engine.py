@@ -97,6 +97,14 @@ def test_integer_nu_logcdf_vs_mpmath_dense(nu):
     assert left <= 1e-15 and right <= 2e-15, (left, right)
 
 
+def test_integer_nu_logcdf_where_a_power_leaves_the_float_range():
+    # even nu: nu^(nu/2) a^-nu with a^-nu below 1e-308 while Q is still a normal float
+    # (nu = 64 from a ~ 6.5e4, Q ~ 1e-250; nu = 40, 60 likewise), and on both sides of it
+    for nu, a in ((64.0, (5e4, 7e4, 9e4, 1.2e5)), (60.0, (2e5,)), (40.0, (5e6,))):
+        left, _ = _logcdf_errors(nu, -np.array(a))
+        assert left <= 1e-15, (nu, left)
+
+
 def test_integer_nu_logcdf_ends():
     for nu in (1.0, 2.0, 3.0, 5.0, 30.0):
         lc = numeric.get_family("student_t", nu=nu).logcdf(np.array([-np.inf, np.inf, 0.0]))
