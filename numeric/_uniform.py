@@ -540,6 +540,9 @@ _SIG_MIN = 2.0 ** -24     # regions reaching this close to t = 1: declined
 _NEAR_MAX = 1 << 12       # near groups per region (node tables ~ 4 x that x (R + 1))
 
 
+_RULES_4_16 = tuple(np.concatenate([_rule(4)[i], _rule(_NW)[i]]) for i in (0, 2))   # nodes, weights
+
+
 def _csum(x):
     """Prefix sums along axis 0 with each addition's rounding error (TwoSum: exact in
     floating point) summed separately and added back: error ~2 eps of the sum of
@@ -664,13 +667,12 @@ class _Wide:
             powe[1:, qq] = wn * ep
             ep = ep * e
         Ecs = _csum(powe) if e.size else None
-        # pieces between near breakpoints, split into equal panels of half-width
-        # h <= 1 / (16 S) and <= (1 - t) / 16 at the piece's right end (S there, with
-        # the group at that end counted: a bound for the whole piece)
+        # pieces between near breakpoints, split into equal panels; S at the piece's right
+        # end (the group at that end counted) bounds S on the whole piece
         edges = np.concatenate([[0.0], e, [H]])
         width = np.diff(edges)
-        Send = _horner(_piece_coefs(Ecs, Q, R, False, e.size + 1), np.minimum(np.arange(1, e.size + 2), e.size),
-                       edges[1:])
+        cS = _piece_coefs(Ecs, Q, R, False, e.size + 1)
+        Send = _horner(cS, np.minimum(np.arange(1, e.size + 2), e.size), edges[1:])
         # pieces whose one panel has h S <= 1/64 (and h <= (1 - t) / 64): 4 points;
         # others 16-point panels of h <= 1 / (2 S) and h <= (1 - t) / 4 (section comment)
         slope = np.maximum(Send, 1.0 / (sig - edges[1:]))
@@ -686,14 +688,12 @@ class _Wide:
         cnt = np.repeat(panel, pp)                              # piece (near groups below) of each node
         pstart = np.concatenate([[0], np.cumsum(pp)])[:-1]
         j = np.arange(cnt.size) - np.repeat(pstart, pp)
-        off = np.where(pp == 4, 0, 4)           # offsets into the stacked 4- and 16-point rules
-        gx = np.concatenate([_rule(4)[0], _rule(_NW)[0]])[np.repeat(off, pp) + j]
-        gw = np.concatenate([_rule(4)[2], _rule(_NW)[2]])[np.repeat(off, pp) + j]
+        at = np.repeat(np.where(pp == 4, 0, 4), pp) + j       # into the stacked 4- and 16-point rules
+        gx, gw = _RULES_4_16[0][at], _RULES_4_16[1][at]
         hn = np.repeat(hs, pp)
         tau = np.repeat(lo, pp) + hn * gx
         lw = np.log(hn * gw)
         start = np.concatenate([[0], np.cumsum(nsub * npts)])[:-1]   # first node of each piece
-        E = Ecs[cnt] if e.size else None                  # (P, R + 1)
         tp = np.empty((R + 1, tau.size))
         tp[0] = 1.0
         for r in range(1, R + 1):
@@ -701,7 +701,7 @@ class _Wide:
         # phi - log G and S as polynomials in tau per piece (far moments plus the
         # binomial expansion of the near groups' (tau - e_J)^r), Horner at the nodes
         lrel = lw - _horner(_piece_coefs(Ecs, Q, R, True, e.size + 1), cnt, tau)
-        S = _horner(_piece_coefs(Ecs, Q, R, False, e.size + 1), cnt, tau)
+        S = _horner(cS, cnt, tau)
         return {"tau": tau, "phi": phi, "lrel": lrel, "S": S, "q": q, "e": e, "start": start, "R": R,
                 "jf": jf, "jn": jn, "tp": tp, "a": a, "cnt": cnt}
 
