@@ -219,6 +219,11 @@ def quadrature_vjp(y, g, fam, *, log=False):
                 "log p is resolved, and a nonzero cotangent; its gradient cannot be certified")
         g = np.where((lp < -1e12) & np.isfinite(lp), 0.0, g)
     else:
+        # sum_k dp_k = 0, so J^T g = J^T (g - c) for any constant c: shifting by the top
+        # entry's cotangent removes a common offset before it is integrated (a constant g
+        # gives exactly 0; unshifted, its terms cancel to rounding noise that no error
+        # certificate relative to the result can accept)
+        g = g - g[np.argmax(y)]
         # probs VJP needs no probabilities: integrate T-terms on the initial domain
         # (its ends bound the dropped mass of F' by F(X_L) and sf(X_R)^2 scales)
         lp, row = _row_without_probs(y, fam)
