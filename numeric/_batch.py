@@ -15,7 +15,10 @@ the spread, with exponential growth only beyond them, so every score's step of
 (3e-14) relative, the full sum (which converges much faster) is at least as
 accurate, below the 1e-13 target.  The truncation is certified by requiring the
 weighted terms at both ends of the row's nodes to be below ``1e-18`` of the sum
-(the tails decay at least geometrically in u).
+(the tails decay at least geometrically in u).  Logistic rows up to n ~ 100 take an
+a-priori step instead (a proven bound on the trapezoid error through the core map,
+see "a-priori core step"): no even/odd comparison, so the step is the one the full
+sum needs (about 60% of the nodes at n = 10).
 
 Normal noise has a certificate that needs no second grid: its integrands are entire
 with a proven growth off the real axis, so the step ``h(n)`` bounds the trapezoid
@@ -303,6 +306,20 @@ def _logistic_split(x, y):
     return P, e
 
 
+def _logistic_ratio(p, q):
+    """``|Phi(w)| / Phi(Re w)`` for logistic ``Phi(d) = 1 / (1 + e^{-d})`` at ``w = +-p + i q``
+    (the a-priori core step's RATIO; ``h(d) = Phi(-d)`` has the same): with ``t = e^{-p}``,
+    ``|1 + t e^{-iq}|^2 = 1 + 2 t cos q + t^2``, so the ratio is
+    ``(1 + t) / sqrt(1 + 2 t cos q + t^2)``, unchanged by ``t -> 1/t`` (``p -> -p``);
+    infinite at the poles (``t = 1``, ``cos q = -1``).
+
+    >>> round(float(_logistic_ratio(0.0, 1.0)), 12) == round(1 / math.cos(0.5), 12)
+    True
+    """
+    t = np.exp(np.negative(p))
+    return (1.0 + t) / np.sqrt(1.0 + 2.0 * t * np.cos(q) + t * t)
+
+
 def _gumbel_min_split(x, y):
     # t = e^d: Phi = -expm1(-t), h = phi/Phi = t e^{-t} / Phi with e^{-t} flushed to 0 for
     # t > 700 (_exp0; d > 6.55)
@@ -429,8 +446,9 @@ def _grid(sm, n):
 # node at x = max(ymin, -XLMAX) - PL(n) (the left reach), G_r reaches x >= XR on the
 # right and is rounded up on a ladder of 8 steps per octave, so a batch falls into few
 # groups; every node depends on its own row only (bit-identical results whatever the
-# batch).  Certificate (unchanged): the even-node sum (step 2 hh) agrees with the full
-# sum to AGREE, and both end terms are below END of the sum (:func:`_certify`).
+# batch).  Certificate: the even-node sum (step 2 hh) agrees with the full sum to AGREE,
+# and both end terms are below END of the sum (:func:`_certify`); with an a-priori step
+# (core key RATIO, see "a-priori core step" below) only the end terms are tested.
 # Each family's constants (CL, CR, SL, SR, step, reaches) are its ``SmallSpec.core``.
 def _upper_reach(logsf, q):
     """Smallest ``x`` (within 1%, in [1, 1e300]) with ``P[eps > x] <= q`` (bisection in
@@ -457,18 +475,94 @@ def _solve_tail(q):
     return v
 
 
+# a-priori core step (core key RATIO).  Write w = u + i b for the map's variable; the
+# integrand of entry i is f(w) = g_i(x(w)) x'(w), g_i = h(x - y_i) prod_j Phi(x - y_j).
+# Trefethen & Weideman (SIAM Rev. 56 (2014), Thm 5.1): if f is analytic in |Im w| < b
+# and decays at both ends there, the trapezoid sum at step hh (any offset) is within
+#     2 M / (e^{2 pi b / hh} - 1),   M = sup_{|b'| < b} int |f(u + i b')| du,
+# of the integral.  Bound on M: with c = min(cos(b/SL), cos(b/SR)) > 0 (b < pi/2 min S)
+# the real part X(u) = Re x(u + i b) = u - SL cos(b/SL) e^{(a-u)/SL} + SR cos(b/SR)
+# e^{(u-b0)/SR} (b0: the core's right end) is increasing onto the real line, with
+# X' = 1 + cos(b/SL) e^{(a-u)/SL} + cos(b/SR) e^{(u-b0)/SR} >= c |x'(u + i b)|, so
+#     int |f| du <= (1/c) sup_u R(u) int g_i(X(u)) X'(u) du = (1/c) sup_u R(u) T_i,
+# where R(u) bounds |g_i(x(w))| / g_i(Re x(w)), a product of n + 1 factor ratios
+# (h = phi / Phi is such a factor for logistic: h(d) = Phi(-d)), each at most
+# RATIO(p, q) at |Re(x - y_j)| = p, Im x = q; the VJP's integrands h_k h_j F have n + 2.
+# So the relative error of every T_i (and of every K_kj = int h_k h_j F) is at most
+#     2 (1/c) rho(b)^(n + 2) / (e^{2 pi b / hh} - 1) <= _C_DISC,
+# rho(b) = sup_u of the worst RATIO over the scores' possible places.  Scores lie in
+# [a + CL, b0 - CR] (the ladder only moves a further left); Im x(u + i b) = b + SL sin(b/SL)
+# e^{(a-u)/SL} + SR sin(b/SR) e^{(u-b0)/SR} at a given distance from either core end is
+# largest on the shortest core (one score at 0, a = -CL, b0 = CR), and the distance
+# from Re x to the scores is smallest there, so rho(b) is evaluated on that core (scores
+# filling longer cores give no larger rho: tests/test_numeric_batch_apriori.py): on
+# u in [a - 40, b0 + 40] (beyond, Re x is >= 40 from every score and RATIO <= 1 + 3e^-40)
+# at spacing 1/64 (RATIO varies on the unit scale of x, and near its maximum, over the
+# scores, Im x is nearly constant; the grid maximum is raised by 1%), the worst score
+# place for each u being the nearest one to Re x (RATIO decreases with |p|).  A pole (Re x
+# at a score with |Im x| at a pole of Phi) makes rho infinite: that b is not used.  b runs
+# over a grid of 64 values in (0, pi/2 min(SL, SR)); the sup over |b'| <= b is bounded by
+# the running maximum up to the next grid value.  The family's certificate step is kept
+# where it is larger (long rows: the bound's rho^n grows, the even/odd test is n-blind).
+_C_DISC = 2e-15
+_RHO = {}
+
+
+def _core_rho(ratio, c, b):
+    """``rho`` of the a-priori core step (see above) at the strip half-widths ``b`` (an
+    array), on the shortest core."""
+    SL, SR, CL, CR = c["SL"], c["SR"], c["CL"], c["CR"]
+    a, b0 = -CL, CR
+    u = np.arange(a - 40.0, b0 + 40.0, 1.0 / 64.0)
+    b = b[:, None]
+    eL = SL * np.exp((a - u) / SL)
+    eR = SR * np.exp((u - b0) / SR)
+    re = u - eL * np.cos(b / SL) + eR * np.cos(b / SR)
+    im = b + eL * np.sin(b / SL) + eR * np.sin(b / SR)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = ratio(np.abs(re), im)           # the scores: the single point 0
+    r[np.isnan(r)] = np.inf
+    return 1.01 * r.max(axis=1)
+
+
+def _core_apriori_step(c, n):
+    """The largest step with the a-priori relative trapezoid error <= _C_DISC for every
+    entry and VJP integrand of rows of length n (see above); 0 when no b qualifies."""
+    ratio, SL, SR = c["RATIO"], c["SL"], c["SR"]
+    rhos = _RHO.get(ratio)
+    if rhos is None:
+        bs = (np.arange(1, 65) - 0.5) * (0.5 * math.pi * min(SL, SR) / 64)
+        rho = np.maximum.accumulate(_core_rho(ratio, c, bs))
+        rhos = _RHO[ratio] = (bs[:-1].tolist(), rho[1:].tolist())     # b with rho up to the next b
+    best = 0.0
+    for b, rho in zip(*rhos):
+        cb = min(math.cos(b / SL), math.cos(b / SR))
+        if math.isfinite(rho) and cb > 0.0:
+            # 2 M / (e^{2 pi b / hh} - 1) <= disc  <=>  2 pi b / hh >= log(1 + 2 M / disc)
+            logm = math.log(2.0 / cb) + (n + 2) * math.log(rho) - math.log(_C_DISC)
+            best = max(best, 2.0 * math.pi * b / (logm + math.log1p(math.exp(-logm))))
+    return best
+
+
 class _Core:
     """Core-map tables of one family and n: ``layout(ymin)`` -> ``(a, G)`` per row and
-    ``nodes(a, G)`` -> ``(x, wlin, logw)`` of shape (rows, G) (see "core maps")."""
+    ``nodes(a, G)`` -> ``(x, wlin, logw)`` of shape (rows, G) (see "core maps").
+    ``agree``: the even/odd tolerance of the certificate, ``inf`` with the a-priori
+    step, whose relative bound is then ``disc`` (None otherwise)."""
 
     __slots__ = ("hh", "SL", "SR", "b", "lo", "uR", "xi", "baseL", "jacL", "XLMAX", "CL", "c0",
-                 "spec", "grow")
+                 "spec", "grow", "agree", "disc")
 
     def __init__(self, sm, n):
         c = sm.core_spec()
         self.spec = sm.grid
         # (HH: the step at n <= 10, or a function of n giving the step itself)
         self.hh = c["HH"](n) if callable(c["HH"]) else c["HH"] * (10.0 / max(n, 10)) ** c.get("HX", 0.27)
+        self.agree, self.disc = AGREE, None
+        if "RATIO" in c:
+            h = _core_apriori_step(c, n)
+            if h >= self.hh:
+                self.hh, self.agree, self.disc = h, math.inf, _C_DISC
         self.SL, self.SR, self.CL, self.XLMAX = c["SL"], c["SR"], c["CL"], c["XLMAX"]
         self.b = c["CR"] if c["CR"] is not None else 0.0
         # algebraic right tails: an entry far below the top has T ~ 1/spread, so the
@@ -767,14 +861,16 @@ def _scaled_terms(x, y, fam, w, with_h=False):
     return (mI, top, H) if with_h else (mI, top)
 
 
-def _certify(I):
+def _certify(I, agree=AGREE):
     """Per entry: ``(T, even-node sum, odd-node sum, certified)`` of node terms ``I`` (nodes
     last; node 0 has an even absolute index).  ``T_h = Se + So``, ``T_2h = 2 Se``: their
-    disagreement bounds the error of ``T_h``; the end terms must be below ``END T``."""
+    disagreement bounds the error of ``T_h``; the end terms must be below ``END T``.
+    ``agree``: the core's tolerance (``inf`` on a core with the a-priori step: the end
+    terms alone are tested)."""
     Se = np.add.reduce(I[..., 0::2], axis=-1)
     So = np.add.reduce(I[..., 1::2], axis=-1)
     T = Se + So
-    good = (np.abs(Se - So) <= AGREE * T) & (np.maximum(I[..., 0], I[..., -1]) <= END * T)
+    good = (np.abs(Se - So) <= agree * T) & (np.maximum(I[..., 0], I[..., -1]) <= END * T)
     return T, Se, So, good
 
 
@@ -822,6 +918,8 @@ class _Plan:
         sm = fam.small
         self.spec = sm.grid
         self.apriori = sm.apriori
+        # the core's certificate (see _Core; the normal grid has its own, plan.apriori)
+        self.agree, self.disc = AGREE, None
         if self.apriori:
             self.g = _grid(sm, self.n)
             if y.shape[0] == 1:
@@ -833,6 +931,7 @@ class _Plan:
             self.reach = self.key <= self.g.kmax
         else:
             self.g = _core(sm, self.n)
+            self.agree, self.disc = self.g.agree, self.g.disc
             ymin = y.min(axis=1)
             self.a, self.key = self.g.layout(ymin)
             self.reach = self.key <= MAX_NODES
@@ -892,7 +991,7 @@ def _pass1(y, x, wlin, logw, plan, mode, entries=False):
         yv = y[:, :, None]
         if mode == "lin":
             I = _lin_terms(x, yv, fam, wlin, x[..., 0].min())
-            T, good = _certify_tails(I) if plan.apriori else _certify(I)[::3]
+            T, good = _certify_tails(I) if plan.apriori else _certify(I, plan.agree)[::3]
             good &= T >= TINY
             if entries:
                 return np.log(T), good
@@ -901,7 +1000,7 @@ def _pass1(y, x, wlin, logw, plan, mode, entries=False):
             lo = plan.spec.get("LO", -math.inf)
             unclipped = x[..., 0].reshape(-1) >= lo             # lowest node of each row
             I, e = _scaled_terms(x, yv, fam, wlin)
-            T, good = _certify_tails(I) if plan.apriori else _certify(I)[::3]
+            T, good = _certify_tails(I) if plan.apriori else _certify(I, plan.agree)[::3]
             logT = np.log(T) + e * _LN2
             good &= np.isfinite(logT) & (logT > -LOG_MIN) & unclipped[:, None]
             return (logT, good) if entries else _normalise(logT, good)
@@ -921,7 +1020,7 @@ def _pass1(y, x, wlin, logw, plan, mode, entries=False):
             logT = np.log(T) + mx
             good &= np.isfinite(logT) & (logT > -LOG_MIN)
             return (logT, good) if entries else _normalise(logT, good)
-        T, Se, So, good = _certify(I)
+        T, Se, So, good = _certify(I, plan.agree)
         logT = np.log(T) + mx
         # node values carry rounding noise ~ eps |L|, which the even/odd disagreement of
         # entries with |log p| > 460 shows: there the targets are p to 2e-13 (p >= 1e-300,
@@ -1034,7 +1133,7 @@ def _row_lean(y, fam, low=None):
         # silent by default, log of T >= TINY): skip the errstate context
         return _row_lin(y, fam, x, wl, True)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        return _row_lin(y, fam, x[0], wl[0], False)
+        return _row_lin(y, fam, x[0], wl[0], False, _core(sm, y.size).agree)
 
 
 def _row_nodes(y, fam, low=None):
@@ -1060,7 +1159,7 @@ def _row_nodes(y, fam, low=None):
     return None
 
 
-def _row_lin(y, fam, x, wlin, apriori):
+def _row_lin(y, fam, x, wlin, apriori, agree=AGREE):
     """Linear mode on one row: :func:`_pass1` + :func:`_normalise_lin`; None if uncertified."""
     I = _lin_terms(x, y[:, None], fam, wlin, x[0])
     if apriori:
@@ -1068,7 +1167,7 @@ def _row_lin(y, fam, x, wlin, apriori):
         T = np.add.reduce(I, axis=-1)
         good = T.min() >= TINY and _tails_ok(I, T).all()
     else:
-        T, _, _, good = _certify(I)
+        T, _, _, good = _certify(I, agree)
         good = good.all() and T.min() >= TINY
     if good:
         S = np.add.reduce(T)
@@ -1268,7 +1367,8 @@ def _own_grids(Y, ii, fam, spec):
 # certificate carry over; per entry the error is bounded relative to the integral of
 # |I_k (g'_k S - Gamma')| <= I_k (|g'_k| S + Gamma_abs) ("mass"): normal rows by the
 # a-priori step bound (every h_k h_j F is entire with the growth bound of the module
-# doc), other families by the even/odd-node disagreement of the signed sum; the end
+# doc), other families by the even/odd-node disagreement of the signed sum (a core with
+# the a-priori step: its bound, see "a-priori core step"); the end
 # terms of the mass integrand must be below 1e-19 of its sum.  An entry whose bound
 # exceeds VJP_RTOL of its value (beyond the floor 1e-200 of the row's mass, the
 # README's) makes the row uncertified.  Rows the linear mode does not serve (an entry
@@ -1326,10 +1426,14 @@ def batch_vjp(y, g, fam, *, log=False):
 class _RowPlan:
     """What the VJP chunks read of a :class:`_Plan`, for :func:`row_vjp`'s one row."""
 
-    __slots__ = ("fam", "spec", "apriori")
+    __slots__ = ("fam", "spec", "apriori", "agree", "disc")
 
-    def __init__(self, fam):
+    def __init__(self, fam, n):
         self.fam, self.spec, self.apriori = fam, fam.small.grid, fam.small.apriori
+        self.agree, self.disc = AGREE, None
+        if not self.apriori:
+            c = _core(fam.small, n)
+            self.agree, self.disc = c.agree, c.disc
 
 
 def row_vjp(y, g, fam, *, log=False, low=None):
@@ -1356,7 +1460,7 @@ def row_vjp(y, g, fam, *, log=False, low=None):
         return None
     chunk = _onehot_chunk if np.count_nonzero(g) == 1 else _vjp_chunk
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        v, ok = chunk(y[None, :], g[None, :], *nodes, _RowPlan(fam), math.exp(-sm.log_c0), log)
+        v, ok = chunk(y[None, :], g[None, :], *nodes, _RowPlan(fam, y.size), math.exp(-sm.log_c0), log)
     return v[0] if ok[0] else None
 
 
@@ -1428,11 +1532,19 @@ def _vjp_log_chunk(y, c, x, logw, plan, log, wlin=None, scaled=False):
         return v, mass, ends / np.maximum(ES.sum(axis=-1) + EG.sum(axis=-1), 1e-300)
 
     v, mass, endr = sums(E, H)
-    v2, _, _ = sums(E[..., ::2], H[..., ::2])
-    err = np.abs(v - v2) + 1e-15 * mass
-    if not log:
-        T2 = 2.0 * np.add.reduce(E[..., ::2], axis=-1)
-        err += np.abs(T2 / T - 1.0) * np.abs(v)             # the factor p_k's own error
+    if plan.disc is not None:
+        # a core's a-priori step: every T_k and K_kj within disc relative, so each ratio
+        # R_kj = K_kj / T_k within 2.01 disc, v_k = sum_j (c_k - c_j) R_kj within 2.01 disc
+        # of its mass; for p also p_k (T_k / sum T, within 2.01 disc) and its product
+        err = (3.0 * plan.disc + 1e-15) * mass
+        if not log:
+            err += 3.0 * plan.disc * np.abs(v)
+    else:
+        v2, _, _ = sums(E[..., ::2], H[..., ::2])
+        err = np.abs(v - v2) + 1e-15 * mass
+        if not log:
+            T2 = 2.0 * np.add.reduce(E[..., ::2], axis=-1)
+            err += np.abs(T2 / T - 1.0) * np.abs(v)         # the factor p_k's own error
     floor = _VJP_FLOOR * mass.sum(axis=1, keepdims=True)
     good = np.isfinite(lse[:, 0]) & (logT > -LOG_MIN).all(axis=1) & (endr <= END).all(axis=1)
     good &= unclipped
@@ -1461,11 +1573,14 @@ def _vjp_chunk(y, g, x, wlin, plan, c0, log):
     P, hz = _parts_at(x, y[:, :, None], plan.fam.small, x[..., 0].min())    # (rows, n, G)
     F = np.multiply.reduce(P, axis=1, keepdims=True)         # hz: h / c0
     I = hz * (F * wlin)                                      # w h F (wlin carries c0)
+    # a-priori relative bound of every K_kj (normal grid, or a core's a-priori step), or
+    # None: the even/odd estimate
+    disc = _N_DISC if plan.apriori else plan.disc
     if plan.apriori:
         T = np.add.reduce(I, axis=-1)
         good = (T.min(axis=1) >= TINY) & _tails_ok(I, T).all(axis=1)
     else:
-        T, _, _, okc = _certify(I)
+        T, _, _, okc = _certify(I, plan.agree)
         good = (T.min(axis=1) >= TINY) & okc.all(axis=1)
     S = np.add.reduce(T, axis=1)
     good &= np.abs(S - 1.0) <= SUM_TOL
@@ -1482,15 +1597,15 @@ def _vjp_chunk(y, g, x, wlin, plan, c0, log):
     # forming them: g'_k (I S) - (I Gamma') etc., one batched product of I with the node
     # functions (and, for the even/odd estimate, the same with alternating signs)
     G = I.shape[-1]
-    if not plan.apriori:
+    if disc is None:
         H = np.concatenate([H, H[:, :2] * _alternating(G)], axis=1)
     Q = np.matmul(I, H.transpose(0, 2, 1))                   # (rows, n, 3 or 5)
     v = gc * Q[..., 0] - Q[..., 1]
     mass = agc * Q[..., 0] + Q[..., 2]
     ends = I[..., ::G - 1] * (agc[:, :, None] * Sh[:, None, ::G - 1] + Gabs[:, None, ::G - 1])
     good &= (ends.max(axis=-1) <= _TAIL_FREE * mass).all(axis=1)
-    if plan.apriori:
-        err = (_N_DISC + 1e-15) * mass
+    if disc is not None:
+        err = (disc + 1e-15) * mass
     else:
         err = np.abs(gc * Q[..., 3] - Q[..., 4])             # |sum_even A - sum_odd A|
         err += 1e-15 * mass
@@ -1523,7 +1638,8 @@ def _vjp_chunk(y, g, x, wlin, plan, c0, log):
 # each other).  Each K_yk is a trapezoid sum of the entire integrand h_y h_k F, so
 # the forward's certificates apply term by term: normal rows the a-priori step bound
 # (_N_DISC relative, growth e^{n a^2/2} as for h_i F) and the log-concave tail test,
-# the other families the even/odd disagreement |S_even - S_odd| >= |T_2h - T_h| and
+# a core with the a-priori step its bound (n + 2 factors), the other families the
+# even/odd disagreement |S_even - S_odd| >= |T_2h - T_h| and
 # end terms below _TAIL_FREE of the sum.  An entry whose bound exceeds VJP_RTOL of
 # K_yk, beyond the floor _VJP_FLOOR sum_k K_yk, makes the row uncertified.
 
@@ -1556,7 +1672,7 @@ def _onehot_chunk(y, g, x, wlin, plan, c0, log, scaled=False):
     if plan.apriori:
         good &= _tails_ok(I, T).all(axis=1)
     else:
-        good &= _certify(I)[3].all(axis=1)
+        good &= _certify(I, plan.agree)[3].all(axis=1)
     r = np.arange(m)
     yi = np.argmax(g != 0.0, axis=1)
     c = g[r, yi]
@@ -1566,7 +1682,8 @@ def _onehot_chunk(y, g, x, wlin, plan, c0, log, scaled=False):
         err = (_N_DISC + 1e-15) * K
     else:
         K, Se, So, _ = _certify(J)
-        err = np.abs(Se - So) + 1e-15 * K
+        # the core's a-priori bound, or the even/odd disagreement
+        err = (plan.disc * K if plan.disc is not None else np.abs(Se - So)) + 1e-15 * K
         G = J.shape[-1]
         okK = np.maximum(J[..., 0], J[..., G - 1]) <= _TAIL_FREE * K
     K[r, yi] = err[r, yi] = 0.0                              # K_yy: not part of J^T g

@@ -26,8 +26,8 @@ from ._fast_kernels import FastSpec, RowsSpec
 # the small-n kernel's spec type and linear-space parts, and the n = 2 closed forms: the
 # engines read them from the family (NumericFamily.small / .pair); numeric._batch and
 # numeric._closed import nothing of this module at import time, so no cycle
-from ._batch import (SmallSpec, _cauchy_parts, _gumbel_min_split, _gumbel_parts, _logistic_split,
-                     _normal_parts, _upper_reach, pmin_algebraic, pmin_exponential)
+from ._batch import (SmallSpec, _cauchy_parts, _gumbel_min_split, _gumbel_parts, _logistic_ratio,
+                     _logistic_split, _normal_parts, _upper_reach, pmin_algebraic, pmin_exponential)
 from ._closed import (_log_c_cauchy, _log_c_gumbel, _log_c_normal, _log_c_uniform, _log_g_cauchy,
                       _log_g_exponential, _log_g_laplace, _log_g_logistic_sigmoid, _log_g_normal,
                       _log_g_uniform, _log_c_laplace, _log_c_exponential)
@@ -890,7 +890,7 @@ _SMALL = {
         grid=dict(MAP="sinh", XL=60.0, XR=60.0, HH2=0.033, LO=-700.0, LIN_MAX=600.0,
                   SC_N=512, PMIN=lambda s, n: s + 1.0 + (n + 1) * _LOG2),
         core=dict(HH=0.15, HX=0.2, CL=2.0, CR=3.0, SL=1.5, SR=1.5, XR=60.0, XLMAX=math.inf,
-                  PL=lambda n: 3.0 + 42.0 / n),
+                  PL=lambda n: 3.0 + 42.0 / n, RATIO=_logistic_ratio),
         split=_logistic_split, lin_pred=pmin_exponential),
     "gumbel": SmallSpec(
         grid=dict(MAP="expr", XL=8.0, XR=46.0, HH2=0.095, LO=-6.5, LIN_MAX=600.0),

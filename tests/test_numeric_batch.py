@@ -7,6 +7,7 @@ digits, mpmath/arb) and, for the normal pair, the closed form
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -116,8 +117,16 @@ def test_declines_instead_of_wrong():
         _check_against(lp[0], np.array([-np.logaddexp(0, -700.0), -np.logaddexp(0, 700.0)]))
     else:
         assert np.isnan(lp[0]).all()
+    # logistic, gap s = 700: p_2 = P[eps_1 - eps_2 < -s] = ((s - 1) e^s + 1) / (e^s - 1)^2
+    # (the difference of two standard logistics), log p_2 = log(s - 1) - s + O(e^-s)
+    lp, ok = batch_log_probs(np.array([[0.0, -700.0]]), get_family("logistic"))
+    if ok[0]:
+        lp2 = math.log(699.0) - 700.0
+        _check_against(lp[0], np.array([-math.exp(lp2), lp2]))
+    else:
+        assert np.isnan(lp[0]).all()
     cases = [("normal", {}, [0.0, -1e6]), ("cauchy", {}, [0.0, -1e8]),
-             ("student_t", {"nu": 0.05}, [0.0, -1.0]), ("logistic", {}, [0.0, -700.0])]
+             ("student_t", {"nu": 0.05}, [0.0, -1.0])]
     for name, params, y in cases:
         lp, ok = batch_log_probs(np.array([y]), get_family(name, **params))
         assert not ok[0], (name, y)
