@@ -368,3 +368,22 @@ def test_wide_long_cluster_rows_vs_quadrature():
             assert np.array_equal(np.isfinite(lp), fin), (n, r)
             rel = np.abs(lp[fin] - ref[fin]) / np.maximum(1.0, np.abs(ref[fin]))
             assert rel.max() <= 1e-12, (n, r, rel.max())
+
+
+@pytest.mark.parametrize("w0,m,delta", [(70, 70, 0.999999), (2, 100, 0.9999), (3, 120, 0.5)])
+def test_wide_two_tied_groups_exact(w0, m, delta):
+    # w0 tied top scores and m tied scores delta below (the region engine: M > 64; the
+    # deep group's mass lies in the end region when delta is close to 1): with
+    # sigma = 1 - t, p_deep = int_0^(1 - delta) sigma^w0 (sigma + delta)^(m - 1) dsigma
+    # = sum_k C(m-1, k) delta^(m-1-k) (1 - delta)^(w0+k+1) / (w0+k+1), one-signed terms
+    # at 50 digits; p_top = (1 - m p_deep) / w0
+    import mpmath as mp
+    x = np.r_[np.zeros(w0), np.full(m, -delta)]
+    with mp.workdps(50):
+        d = -mp.mpf(float(x[-1]))
+        e = 1 - d
+        pd = mp.fsum(mp.binomial(m - 1, k) * d ** (m - 1 - k) * e ** (w0 + k + 1) / (w0 + k + 1) for k in range(m))
+        ref = np.array([float(mp.log((1 - m * pd) / w0))] * w0 + [float(mp.log(pd))] * m)
+    lp = numeric.log_probs(x, "uniform")
+    err = np.abs(lp - ref) / np.maximum(1.0, np.abs(ref))
+    assert err.max() <= 1e-13, err.max()
