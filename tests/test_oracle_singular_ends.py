@@ -109,3 +109,24 @@ def test_power_end_oracle(key, n, k):
     # Beta(1/2, 1/2) is the arcsine law: sympy.stats writes its CDF through complex acosh
     # terms that cancel (several times slower to evaluate), so it runs on one row only
     _check(key, _rows(key, n, n)[k])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mu", [(30.0, 0.0, 0.0), (20.0, 0.0, -3.0)])
+def test_mass_within_1e_13_of_a_kink(mu):
+    # sympy.stats Gompertz(1, 1/2), F = 1 - exp(-(e^x - 1)/2): the losers' integrands fall by
+    # e^(e^30 / 2) per unit right of the top's support end, their mass lies within ~2e-13 of it
+    # (log p ~ -5.3e12); the reconnaissance keeps that hump's width, so pieces reach it.
+    # Reference: the exact finite sum of exponentials (tests/_user_family_refs.gompertz_exact)
+    import sympy as sp
+    import sympy.stats
+
+    import derive
+    from _user_family_refs import gompertz_exact
+
+    fam = derive.family_from_sympy_stats(sympy.stats.Gompertz("X", 1, sp.Rational(1, 2)))
+    got = derive.oracle.probs(list(mu), fam, dps=30)
+    ref = gompertz_exact([repr(m) for m in mu], 1, "0.5", 60)
+    with mp.workdps(60):
+        for g, r in zip(got, ref):
+            assert abs(g / r - 1) <= mp.mpf(10) ** -25, (mu, g, r)

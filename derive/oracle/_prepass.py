@@ -259,8 +259,19 @@ def reconnoitre(kern, df, mult, targets, T, T2, label) -> Recon:
     # floor: a drop at a kink or support end (uniform, exponential) is a
     # breakpoint already, and grading away from a width of 1e-12 would only add pieces
     tiny = max(1e-4, 1e-12 * float(np.abs(df).max()))
-    wl = np.maximum(wl, tiny)
-    wr = np.maximum(wr, tiny)
+    narrow = np.zeros(wl.shape, dtype=bool)
+    if kern.custom:
+        # ... except for a hump narrower than the floor on *both* sides, a smooth but
+        # super-exponential factor next to a kink rather than a drop (sympy.stats Gompertz
+        # at mu = (30, 0, 0): the losers' mass lies within 2e-13 of the top's support end,
+        # their integrand falls by e^(5e12) per unit): graded from a floored width, the
+        # piece next to the kink has no node within 1e-7 of it, where the integrand is
+        # e^(-5e5) of its peak, and the rules return 0.  Such a hump keeps its widths
+        # (at least 64 ulps of the mode).
+        narrow = (wl < tiny) & (wr < tiny)
+    res = 64 * np.spacing(np.maximum(np.abs(modes), 1.0))
+    wl = np.where(narrow, np.maximum(wl, res), np.maximum(wl, tiny))
+    wr = np.where(narrow, np.maximum(wr, res), np.maximum(wr, tiny))
     # --- rough log p: trapezoid on the samples, or peak * (wl + wr) summed over
     # the modes where the samples are too coarse to see a peak (the larger) ---
     w = np.empty(G)
