@@ -541,6 +541,7 @@ _NEAR_MAX = 1 << 12       # near groups per region (node tables ~ 4 x that x (R 
 
 
 _RULES_4_16 = tuple(np.concatenate([_rule(4)[i], _rule(_NW)[i]]) for i in (0, 2))   # nodes, weights
+_RULES_4_16 += (np.log(_RULES_4_16[1]),)
 
 
 def _csum(x):
@@ -689,10 +690,10 @@ class _Wide:
         pstart = np.concatenate([[0], np.cumsum(pp)])[:-1]
         j = np.arange(cnt.size) - np.repeat(pstart, pp)
         at = np.repeat(np.where(pp == 4, 0, 4), pp) + j       # into the stacked 4- and 16-point rules
-        gx, gw = _RULES_4_16[0][at], _RULES_4_16[1][at]
+        gx = _RULES_4_16[0][at]
         hn = np.repeat(hs, pp)
         tau = np.repeat(lo, pp) + hn * gx
-        lw = np.log(hn * gw)
+        lw = np.repeat(np.log(hs), pp) + _RULES_4_16[2][at]
         start = np.concatenate([[0], np.cumsum(nsub * npts)])[:-1]   # first node of each piece
         tp = np.empty((R + 1, tau.size))
         tp[0] = 1.0
@@ -718,7 +719,12 @@ class _Wide:
                 Qc[r] = pw.sum()
                 pw = pw * q
             return c[0] / reg["sig"] + np.einsum("r,rp->p", Qc, tp)
-        _, Qc = self._far(reg["a"], jf, R, c[:jf])
+        q = reg["q"]
+        pw = np.empty((R + 1, jf))
+        np.multiply(c[:jf], q, out=pw[0])
+        for r in range(1, R + 1):
+            np.multiply(pw[r - 1], q, out=pw[r])
+        Qc = pw.sum(axis=1)
         Ec = None
         if e.size:
             powc = np.empty((e.size + 1, R + 1))
@@ -808,8 +814,15 @@ class _Wide:
         ``i0 <= I < jf`` and its near groups ``jf <= I < jn``; ``v`` (P,) or several node
         weight sets (s, P) at once (results (..., groups))."""
         R, tp, q, e = reg["R"], reg["tp"], reg["q"], reg["e"]
-        m = np.einsum("rp,...p->...r", tp, v)                  # node moments (..., R + 1)
         top = "sig" in reg                                     # end region: the top group exactly
+        if e.size:
+            # per-piece node moments, then their compensated suffix sums over the pieces:
+            # the first is the region's moment m_k, the others serve the near groups
+            per = np.add.reduceat(tp * v[..., None, :], reg["start"], axis=-1)   # (..., R + 1, pieces)
+            suf = _csum(np.moveaxis(per, -1, 0)[::-1])[::-1]                  # (pieces, ..., R + 1)
+            m = suf[0]
+        else:
+            m = np.einsum("rp,...p->...r", tp, v)              # node moments (..., R + 1)
         qs = q[max(i0 - 1, 0):] if top else q[i0:]
         far = np.zeros(v.shape[:-1] + qs.shape)
         for kk in range(R, -1, -1):                            # Horner in q: sum q^(k+1) m_k
@@ -822,11 +835,9 @@ class _Wide:
             return far, empty
         if e.size == 0:
             return far, empty
-        # near I (breakpoint at the start of piece I - jf + 1): the node moments of the
-        # pieces after it (per-piece sums, then compensated suffix sums over pieces)
-        per = np.add.reduceat(tp * v[..., None, :], reg["start"], axis=-1)   # (..., R + 1, pieces)
-        per = np.moveaxis(per, -1, 0)                                     # (pieces, ..., R + 1)
-        Sq = _csum(per[::-1])[::-1][1:]                                   # (ne, ..., R + 1)
+        # near I (breakpoint at the start of piece I - jf + 1): the moments of the pieces
+        # after it
+        Sq = suf[1:]                                                      # (ne, ..., R + 1)
         # sum_k (tau - e)^k = sum_q Sq_q c_q(e),  c_q(e) = sum_(j <= R - q) C(q+j, q) (-e)^j
         pe = np.empty((e.size, R + 1))                                  # (-e)^j
         pe[:, 0] = 1.0
