@@ -701,8 +701,8 @@ class _Wide:
             tp[r] = tp[r - 1] * tau
         # phi - log G and S as polynomials in tau per piece (far moments plus the
         # binomial expansion of the near groups' (tau - e_J)^r), Horner at the nodes
-        lrel = lw - _horner(_piece_coefs(Ecs, Q, R, True, e.size + 1), cnt, tau)
-        S = _horner(cS, cnt, tau)
+        lrel = lw - _poly_at_nodes(_piece_coefs(Ecs, Q, R, True, e.size + 1), cnt, tp)
+        S = _poly_at_nodes(cS, cnt, tp)
         return {"tau": tau, "phi": phi, "lrel": lrel, "S": S, "q": q, "e": e, "start": start, "R": R,
                 "jf": jf, "jn": jn, "tp": tp, "a": a, "cnt": cnt}
 
@@ -734,7 +734,7 @@ class _Wide:
                 powc[1:, qq] = c[jf:] * ep
                 ep = ep * e
             Ec = _csum(powc)
-        return _horner(_piece_coefs(Ec, Qc, R, False, e.size + 1), reg["cnt"], reg["tau"])
+        return _poly_at_nodes(_piece_coefs(Ec, Qc, R, False, e.size + 1), reg["cnt"], tp)
 
     def _end_region(self, a):
         """The last region, ``t`` from ``a`` to 1 (``sig = 1 - t`` from ``sig_e = 1 - a <=
@@ -910,6 +910,17 @@ def _horner(coef, cnt, tau):
         out *= tau
         out += ct[m][cnt]
     return out
+
+
+def _poly_at_nodes(coef, cnt, tp):
+    """``sum_m coef[cnt, m] tau^m`` at every node from the powers ``tp`` (R + 1, P): one
+    gather and one contraction (each term bounded by the same sum of |terms| as in
+    Horner's scheme)."""
+    if coef.shape[0] == 1 or coef.strides[0] == 0:     # one piece (or no near group)
+        return np.einsum("r,rp->p", np.ascontiguousarray(coef[0]), tp)
+    if tp.shape[1] > 1 << 14:                          # long tables: Horner (fewer passes)
+        return _horner(coef, cnt, tp[1])
+    return np.einsum("rp,rp->p", np.ascontiguousarray(coef.T)[:, cnt], tp)
 
 
 def _fsum(t):
