@@ -983,7 +983,7 @@ def _wide_log_probs(W, keep=None):
     for p in range(len(W.regions)):
         reg = W.region(p)
         if keep is not None:
-            size += reg["tp"].size
+            size += reg["tp"].size + 4 * reg["tau"].size + reg["q"].size     # every kept array
             if size <= _KEEP:
                 keep.append(reg)
         lam, v = _scaled(reg)
