@@ -578,8 +578,10 @@ def _log_probs_public(mu, family, axis, method, params):
     prep = prepare_scores(mu, axis)
     opts, fparams = split_options(method, params)
     fam = _same_noise(get_family(family, **fparams))
-    if prep.x.shape[1] == 0:
-        _check_method(method, fam, 0)
+    if prep.x.size == 0:
+        # an empty axis or an empty batch (0, n): nothing to compute (the piecewise
+        # engines reduce over rows and need at least one)
+        _check_method(method, fam, prep.x.shape[1])
         return prep.x, prep
     return _log_probs_2d(prep.x, fam, method, opts), prep
 
@@ -684,6 +686,11 @@ def _vjp_2d(x, g, fam, method, log):
             return out
     lp, todo = split_rows(x)
     out = np.where(np.isnan(lp), np.nan, 0.0)        # rows with +inf: locally constant -> 0
+    # a NaN or infinite cotangent on an entry that takes part (score not -inf) has no
+    # finite product with the Jacobian (0 * inf is NaN): the row is NaN, as for a NaN score
+    bad_g = (~np.isfinite(g) & (x != -np.inf)).any(axis=1)
+    out[bad_g] = np.nan
+    todo &= ~bad_g
     rows = np.flatnonzero(todo)
     if rows.size == 0:
         return out
@@ -728,7 +735,7 @@ def _vjp_public(mu, cotangent, family, axis, method, params, *, log):
     g = check_cotangent(cotangent, prep, np.shape(mu))
     _, fparams = split_options(method, params)
     fam = _same_noise(get_family(family, **fparams))
-    if prep.x.shape[1] == 0:
+    if prep.x.size == 0:
         return restore(prep.x, prep)
     return restore(_vjp_2d(prep.x, g, fam, method, log=log), prep)
 
@@ -754,7 +761,8 @@ def probs_vjp(mu: ArrayLike, cotangent: ArrayLike, family: FamilyLike = "gumbel"
     be resolved, so entries that small are returned with that absolute
     accuracy (e.g. 0 for normal [0, 18] at scale 0.25, exact ~1e-565).
     Special rows: NaN rows -> NaN; rows with +inf entries -> 0 (p is locally
-    constant); -inf entries -> 0 (their cotangents are ignored).
+    constant); -inf entries -> 0 (their cotangents are ignored); a NaN or
+    infinite cotangent on any other entry -> NaN row.
 
     >>> probs_vjp([0.0, 0.0], [1.0, 0.0]).tolist()             # softmax: p(1-p)
     [0.25, -0.25]
