@@ -38,8 +38,10 @@ evaluated at the scores.  Here the same three steps run on many rows at once:
   every other row (step ``2 H``) must agree to ``1e-8``: the trapezoid
   error of an integrand analytic in a strip falls geometrically (at least
   squaring when the step halves), so the full rule is then good to ``1e-16``.
-  A row failing any check is declined (``ok`` False) and the caller sends it
-  to the per-row engine, which refines narrow integrands on local grids.
+  (gumbel_min, whose integrands below many scores are narrow: curvature up to 0.5
+  and the Gaussian half-step test of :func:`_half_tol`.)  A row failing any check
+  is declined (``ok`` False) and the caller sends it to the per-row engine, which
+  refines narrow integrands on local grids.
   For ``log p`` and the one-hot VJP the node sums are matrix products of
   exponentially tilted factors (:func:`_node_products`: positive terms scaled
   to at most 1, no ``exp`` per node and column); the dense VJP's ``T2``
@@ -169,6 +171,13 @@ _ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral 
 _FINE = (8, 5)
 # largest second difference of the log integrand at its peak (the per-row engine's)
 _CURV_MAX = 0.35
+# ... for RowsSpec.gauss_agree families, whose narrow integrands pass the Gaussian
+# half-step test of :func:`_half_tol`: at kappa <= 0.5 the rule at H errs by at most
+# 16 * 2.01 e^(-2 pi^2 / kappa) <= 2.3e-16 of the integral (the derivation is there), a
+# rounding of log g.  gumbel_min rows of n = 1000 at a spread of 6-7 units (N(0, 1)) have
+# their lowest nodes' integrands at kappa 0.35-0.5 (sigma ~ 1 / sqrt(#above) grid
+# steps); at 10 units most exceed 0.5 and go to the per-row engine
+_CURV_MAX_GAUSS = 0.5
 
 _PLANS: dict = {}
 _WINDOWS: dict = {}
@@ -193,7 +202,7 @@ class _Plan:
         self.P = P
         self.spec = spec
         self.agree = _AGREE
-        self.curv_max = _CURV_MAX
+        self.curv_max = _CURV_MAX_GAUSS if spec.rows.gauss_agree else _CURV_MAX
         self.gauss_agree = spec.rows.gauss_agree
         self.tilt_set = spec.rows.tilts
         self.kL = kL = -int(math.ceil(spec.pad_left / H))
@@ -510,10 +519,13 @@ def _half_tol(curv, pl, concave=True):
     kappa))`` and ``e_H <= 2.01 e^(-2 pi^2 / kappa) = 2.01 (e_2H / 2.01)^4``.  A
     measured disagreement within twice the Gaussian's ``e_2H`` says the integrand
     aliases no more than the Gaussian of its own peak width, so the rule at ``H``
-    errs by about the fourth power of it: at ``kappa <= 0.35``, ``e_2H <= 3e-6`` and
-    ``e_H < 1e-24``.  (The per-row engine, numeric._fast, accepts these integrands
-    on the curvature test alone.)  The dense VJP's ``T2`` integrands ``h F Gamma`` can
-    be multimodal, where one peak's width says nothing of the rest: 1e-8 for them."""
+    errs by about the fourth power of it, ``e_H <= 2.01 (2 e_2H / 2.01)^4 = 16 * 2.01
+    e^(-2 pi^2 / kappa)``: at ``kappa <= 0.35``, ``e_2H <= 3e-6`` and ``e_H < 2e-23``;
+    at the limit ``_CURV_MAX_GAUSS = 0.5`` of these families, ``e_2H <= 2.1e-4`` and
+    ``e_H <= 2.3e-16``.  (The per-row engine, numeric._fast, accepts these integrands
+    on the curvature test alone, up to 0.35.)  The dense VJP's ``T2`` integrands ``h F
+    Gamma`` can be multimodal, where one peak's width says nothing of the rest: 1e-8
+    and the curvature limit 0.35 for them."""
     if not (concave and pl.gauss_agree):
         return pl.agree
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -523,9 +535,10 @@ def _half_tol(curv, pl, concave=True):
 def _trapezoid(L, logw, pl, concave=True):
     """``(log(w sum_k e^L), ok)`` over the last axis of the log integrands ``L``
     (overwritten), with the checks of the module doc: finite peak inside the rows,
-    decayed by ``e^-45`` at both ends, second difference at the peak <= 0.35, and
+    decayed by ``e^-45`` at both ends, second difference at the peak <= 0.35 (0.5 for
+    the concave integrands of RowsSpec.gauss_agree families: ``_CURV_MAX_GAUSS``), and
     the rule on every other row within :func:`_half_tol`."""
-    curv_max = pl.curv_max
+    curv_max = pl.curv_max if concave else _CURV_MAX
     G = L.shape[-1]
     jm = np.argmax(L, axis=-1)[..., None]
     peak = np.take_along_axis(L, jm, axis=-1)[..., 0]
