@@ -50,13 +50,14 @@ FRECHET = numeric.family_from_logcdf(_frechet_logcdf, _frechet_logpdf, (0.0, np.
 
 FAMILIES = [("gumbel", {}), ("normal", {}), ("logistic", {}), ("cauchy", {}), ("gumbel_min", {}),
             ("laplace", {}), ("exponential", {}), ("uniform", {}), ("student_t", {"nu": 2.5}),
-            ("student_t", {"nu": 7.0}), (FRECHET, {})]
+            (FRECHET, {})]
 IDS = ["gumbel", "normal", "logistic", "cauchy", "gumbel_min", "laplace", "exponential", "uniform",
-       "t2.5", "t7", "frechet"]
-SLOW_FAMILIES = [("student_t", {"nu": 1.0}), ("student_t", {"nu": 0.7}), ("student_t", {"nu": 30.0})]
-SLOW_IDS = ["t1", "t0.7", "t30"]
-NS = (3, 12)
-SLOW_NS = (2, 5, 40, 150)
+       "t2.5", "frechet"]
+SLOW_FAMILIES = [("student_t", {"nu": 1.0}), ("student_t", {"nu": 0.7}), ("student_t", {"nu": 7.0}),
+                 ("student_t", {"nu": 30.0})]
+SLOW_IDS = ["t1", "t0.7", "t7", "t30"]
+NS = (12,)
+SLOW_NS = (2, 3, 5, 60)
 
 
 def _vjp_tol(g, scale=1.0):
@@ -102,9 +103,12 @@ def _sweep(fam, kw, n, rng):
             np.testing.assert_allclose(numeric.log_probs_vjp(mu[pos], c, fam, **kw),
                                        numeric.probs_vjp(mu[pos], gp, fam, **kw),
                                        rtol=0, atol=2 * _vjp_tol(gp))
-    # scale covariance: p(s mu; s) = p(mu), J(s mu; s) = J(mu) / s
-    for s in (1e-8, 1e8):
-        np.testing.assert_allclose(numeric.probs(mu * s, fam, scale=s, **kw), p0, rtol=1e-11, atol=0)
+    # scale covariance: p(s mu; s) = p(mu), J(s mu; s) = J(mu) / s; powers of two keep
+    # mu s / s exact; 1e-8 and 1e8 round it by an ulp, which moves an entry at the edge of a
+    # bounded support (uniform: a gap of exactly one width, p = 0) to ~ulp^k
+    for s in (2.0 ** -27, 2.0 ** 27, 1e-8, 1e8):
+        atol = 0 if s in (2.0 ** -27, 2.0 ** 27) else 1e-20
+        np.testing.assert_allclose(numeric.probs(mu * s, fam, scale=s, **kw), p0, rtol=1e-11, atol=atol)
         np.testing.assert_allclose(numeric.probs_vjp(mu * s, g, fam, scale=s, **kw) * s, v0,
                                    rtol=0, atol=4 * tol)
     # a scale so large that every gap is ~1e-300 units: equal scores
@@ -194,7 +198,7 @@ def _sweep(fam, kw, n, rng):
 @pytest.mark.parametrize("fam,kw", FAMILIES, ids=IDS)
 def test_identity_sweep(fam, kw):
     rng = np.random.default_rng(20261207)
-    for n in NS if isinstance(fam, str) else NS[1:]:     # the user family's n = 3 is in the slow tier
+    for n in NS:
         _sweep(fam, kw, n, rng)
 
 
@@ -217,6 +221,20 @@ def test_identity_sweep_compiled_user_family():
     rng = np.random.default_rng(11)
     for n in (3, 12, 40):
         _sweep(fam, {}, n, rng)
+
+
+def test_user_family_with_heavy_tails_is_accepted():
+    # 1 - F(60) is 5.3e-3 for Cauchy: the validation grid alone ends far from the limit 1.
+    # n = 2: eps_1 - eps_2 is Cauchy of scale 2, so p_2 = 1/2 - atan(d/2) / pi = atan2(2, d) / pi
+    from scipy import stats
+    cauchy = numeric.family_from_logcdf(stats.cauchy.logcdf, stats.cauchy.logpdf, name="my_cauchy")
+    d = np.array([0.0, 0.7, 3.0, 40.0, 1e4])
+    p = numeric.probs(np.stack([d, np.zeros_like(d)], axis=1), cauchy)
+    np.testing.assert_allclose(p[:, 1], np.arctan2(2.0, d) / np.pi, rtol=1e-13, atol=0)
+    # a function that does not tend to 1 is still refused
+    with pytest.raises(ValueError, match="does not tend to 1"):
+        numeric.family_from_logcdf(lambda x: np.log(0.5 + 0.4 / (1 + np.exp(-x))),
+                                   lambda x: np.log(0.4) - x - 2 * np.log1p(np.exp(-x)))
 
 
 @pytest.mark.parametrize("fam,kw", FAMILIES, ids=IDS)
@@ -285,6 +303,19 @@ def test_gumbel_nan_cotangent_on_neg_inf_entry_is_ignored():
     mu = np.array([0.3, -np.inf, 0.9, 0.0])
     out = numeric.probs_vjp(mu, np.array([1.0, np.nan, 0.0, 0.0]), "gumbel")
     assert out[1] == 0.0
+
+
+@pytest.mark.xfail(strict=True, raises=(FloatingPointError, numeric.QuadratureError),
+                   reason="student_t with nu >= ~1e4 (n >= 3): _log_betacf's continued fraction for "
+                   "the deep tail does not converge in 400 steps (FloatingPointError); nu >= 1e7 "
+                   "at n = 2: gammaln((nu+1)/2) - gammaln(nu/2) cancels, the density's total is "
+                   "off (QuadratureError); numeric/families.py, not fixed")
+@pytest.mark.parametrize("nu", [1e20, 1e300])
+def test_student_t_huge_nu_is_normal(nu):
+    # t_nu -> N(0, 1) with |F_t - Phi| = O(1/nu): below float64 resolution at these nu
+    mu = np.array([0.3, -1.0, 2.0, 0.0])
+    np.testing.assert_allclose(numeric.probs(mu, "student_t", nu=nu), numeric.probs(mu, "normal"),
+                               rtol=1e-13, atol=0)
 
 
 def test_torch_adapter_edges():
