@@ -795,7 +795,7 @@ class _Wide:
                 break
         edges = np.concatenate([[sig_e], np.exp(u)])            # descending
         hi, lo_ = edges[:-1], edges[1:]
-        gx, gxr, gw = _rule(_NW)
+        gx, _, gw = _rule(_NW)
         sg = (lo_[:, None] + (hi - lo_)[:, None] * gx).ravel()
         lw = np.log(((hi - lo_)[:, None] * gw).ravel())
         tau = -sg
