@@ -370,13 +370,11 @@ def test_wide_long_cluster_rows_vs_quadrature():
             assert rel.max() <= 1e-12, (n, r, rel.max())
 
 
-@pytest.mark.parametrize("w0,m,delta", [(70, 70, 0.999999), (2, 100, 0.9999), (3, 120, 0.5)])
-def test_wide_two_tied_groups_exact(w0, m, delta):
-    # w0 tied top scores and m tied scores delta below (the region engine: M > 64; the
-    # deep group's mass lies in the end region when delta is close to 1): with
-    # sigma = 1 - t, p_deep = int_0^(1 - delta) sigma^w0 (sigma + delta)^(m - 1) dsigma
-    # = sum_k C(m-1, k) delta^(m-1-k) (1 - delta)^(w0+k+1) / (w0+k+1), one-signed terms
-    # at 50 digits; p_top = (1 - m p_deep) / w0
+def _two_tied_groups(w0, m, delta):
+    """w0 scores tied at 0 and m tied at -delta (0 < delta < 1), and their exact log p:
+    with sigma = 1 - t, p_deep = int_0^(1 - delta) sigma^w0 (sigma + delta)^(m - 1) dsigma
+    = sum_k C(m-1, k) delta^(m-1-k) (1 - delta)^(w0+k+1) / (w0+k+1), one-signed terms
+    at 50 digits; p_top = (1 - m p_deep) / w0."""
     import mpmath as mp
     x = np.r_[np.zeros(w0), np.full(m, -delta)]
     with mp.workdps(50):
@@ -384,6 +382,38 @@ def test_wide_two_tied_groups_exact(w0, m, delta):
         e = 1 - d
         pd = mp.fsum(mp.binomial(m - 1, k) * d ** (m - 1 - k) * e ** (w0 + k + 1) / (w0 + k + 1) for k in range(m))
         ref = np.array([float(mp.log((1 - m * pd) / w0))] * w0 + [float(mp.log(pd))] * m)
+    return x, ref
+
+
+@pytest.mark.parametrize("w0,m,delta", [(70, 70, 0.999999), (2, 100, 0.9999), (3, 120, 0.5)])
+def test_wide_two_tied_groups_exact(w0, m, delta):
+    # the region engine (M > 64; the deep group's mass lies in the end region when delta
+    # is close to 1)
+    x, ref = _two_tied_groups(w0, m, delta)
     lp = numeric.log_probs(x, "uniform")
+    err = np.abs(lp - ref) / np.maximum(1.0, np.abs(ref))
+    assert err.max() <= 1e-13, err.max()
+
+
+@pytest.mark.parametrize("w0,m,delta", [(70, 70, 0.999999), (70, 70, 1 - 1e-3), (70, 70, 1 - 1e-9),
+                                        (3, 3, 0.999999), (300, 300, 0.999999), (3, 300, 0.999999),
+                                        (300, 3, 0.999999), (70, 70, 0.5)])
+def test_quadrature_two_tied_groups_exact(w0, m, delta):
+    # the adaptive quadrature (the reference of the other tests) on the same rows: the
+    # deep entries' mass lies in [0, 1 - delta], between the jumps at 0 and 1 - delta,
+    # ~1 away from the kink 1 where the heavy ties centre its map; an edge placed an ulp
+    # of 1 off 1 - delta there moved log p_deep by ~4e-9 unseen by the error estimate
+    x, ref = _two_tied_groups(w0, m, delta)
+    lp = numeric.log_probs(x, "uniform", method="quadrature")
+    err = np.abs(lp - ref) / np.maximum(1.0, np.abs(ref))
+    assert err.max() <= 1e-13, err.max()
+
+
+@pytest.mark.parametrize("fam", ["normal", "laplace", "exponential"])
+def test_quadrature_two_tied_groups_other_families(fam):
+    # the same tied structure for families with unbounded support, against the oracle
+    x = np.r_[np.zeros(70), np.full(70, -0.999999)]
+    ref = np.array([float(v) for v in oracle.log_probs(x.tolist(), fam, dps=30)])
+    lp = numeric.log_probs(x, fam, method="quadrature")
     err = np.abs(lp - ref) / np.maximum(1.0, np.abs(ref))
     assert err.max() <= 1e-13, err.max()
