@@ -46,10 +46,15 @@ def _row_without_probs(y, fam):
 
 
 def softmax_vjp(lp, g):
-    """J^T g for p = softmax: p * (g - sum(g p)) (rows of (m, n) arrays)."""
+    """J^T g for p = softmax: p * (g - sum(g p)) (rows of (m, n) arrays).
+
+    Entries with log p = -inf (scores of -inf) have p = 0 identically, so
+    dp_i/dmu_k = 0: their cotangent is dropped (even NaN or inf) and their
+    result is 0, as on every other family's path.
+    """
     p = np.exp(lp)
-    gm = np.where(p > 0, g, 0.0)
-    return p * (g - np.sum(gm * p, axis=-1, keepdims=True))
+    gm = np.where(lp > -np.inf, g, 0.0)
+    return p * (gm - np.sum(gm * p, axis=-1, keepdims=True))
 
 
 def softmax_log_vjp(lp, c):
