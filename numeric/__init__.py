@@ -473,7 +473,7 @@ def _route(fam, n, method):
     """
     if fam.custom:
         return "row"
-    if fam.name == "gumbel" and method in ("auto", "closed"):
+    if fam.softmax and method in ("auto", "closed"):
         return "softmax"
     if method in ("auto", "closed") and n == 2 and fam.pair is not None:
         return "pair"
@@ -483,7 +483,7 @@ def _route(fam, n, method):
         return "small"
     if method == "auto" and n >= FAST_MIN_N and fam.fast is not None:
         return "fast"
-    if method == "auto" and n >= 3 and fam.name in _piecewise.SERVES:
+    if method == "auto" and n >= 3 and fam.piecewise:
         return "piecewise"
     return "row"
 

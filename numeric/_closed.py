@@ -144,7 +144,7 @@ def has_closed_form(fam, n):
     """True when method="closed" can serve this family at axis length ``n``."""
     if fam.custom:
         return False
-    return fam.name == "gumbel" or (n <= 2 and fam.pair is not None)
+    return fam.softmax or (n <= 2 and fam.pair is not None)
 
 
 def pair_log_probs(y, fam):

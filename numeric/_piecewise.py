@@ -80,9 +80,7 @@ import numpy as np
 from . import _uniform
 from ._exp import exp_terms
 
-__all__ = ["SERVES", "log_probs_rows", "probs_vjp_rows"]
-
-SERVES = frozenset({"laplace", "exponential", "uniform"})   # uniform: numeric._uniform
+__all__ = ["log_probs_rows", "probs_vjp_rows"]
 
 _LOG2 = math.log(2.0)
 _L = 40.0            # neglected mass: below ~10 e^-L (4e-17) of every p_i
@@ -604,7 +602,7 @@ class _Eval:
     """Nodes and the shared integrals of one block of rows."""
 
     def __init__(self, y, fam):
-        if fam.name not in SERVES or fam.custom:
+        if not fam.piecewise:
             raise NotImplementedError(f"piecewise engine has no kernels for family {fam.name!r}")
         self.row = row = _Row(y, fam.name == "laplace")
         self.u, self.logw, ok, self.npp = row.nodes()

@@ -675,18 +675,16 @@ def _tail_reach_uncached(fam):
     return qL, qR
 
 
-# Families whose reverse hazard h = phi / Phi is bounded by 1 (log h <= 0): laplace
-# (h = 1 below the mode, e^-t / (2 - e^-t) above).  For them kinks where F is negligible
-# for every entry need no panel break (see _relevant_kinks).
-_HAZARD_AT_MOST_ONE = ("laplace",)
 _KINK_MARGIN = math.log(1e-30)
 
 
 def _relevant_kinks(row, k, kinks):
     """Drop kinks (``x - c_k`` values) where every integrand is negligible.
 
-    With ``h <= 1``: ``h(x - y_i) F(x) <= F(x)``, and ``F`` increases, while every
-    entry has ``p_i >= F(X) sf(X - y_i) >= F(X) sf(X - ymin)`` for any X
+    For families whose reverse hazard is bounded, ``h = phi / Phi <= 1``
+    (``NumericFamily.hazard_at_most_one``; laplace).  With ``h <= 1``:
+    ``h(x - y_i) F(x) <= F(x)``, and ``F`` increases, while every entry has
+    ``p_i >= F(X) sf(X - y_i) >= F(X) sf(X - ymin)`` for any X
     (``int_X^inf h_i F >= F(X) int_X^inf phi_i``).  A kink at x with
     ``log F(x) < max_X [log F(X) + log sf(X - ymin)] + log 1e-30`` lies where
     every integrand is below 1e-30 of its own entry's probability: a panel
@@ -697,7 +695,7 @@ def _relevant_kinks(row, k, kinks):
     found by bisection on the sorted kinks (F is monotone): O(n log n).
     """
     fam = row.fam
-    if fam.custom or fam.name not in _HAZARD_AT_MOST_ONE or kinks.size < 64:
+    if not fam.hazard_at_most_one or kinks.size < 64:
         return kinks
     c = row.centers[k]
     ymin = float(row.vals[-1])
@@ -720,10 +718,6 @@ def _relevant_kinks(row, k, kinks):
     return ks[max(lo - 1, 0):]
 
 
-# Registry families with a log-concave density: every integrand phi_i prod_{j != i} Phi_j
-# is log-concave (products of log-concave functions), so it has one peak, which the
-# adaptive rule finds from the nodes around it.
-_LOG_CONCAVE = ("gumbel", "gumbel_min", "normal", "logistic", "laplace", "exponential", "uniform")
 _SCORE_EDGES = np.array([-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0])
 
 
@@ -742,9 +736,12 @@ def _segment_edges(row, k, sL, sR, bps):
         pts.append(np.linspace(uL, cL, max(2, int(math.ceil((cL - uL) / 2.0)) + 1)))
     if cR < uR:
         pts.append(np.linspace(cR, uR, max(2, int(math.ceil((uR - cR) / 2.0)) + 1)))
-    if row.fam.custom or row.fam.name not in _LOG_CONCAVE:
-        # Without a log-concave density the integrand h_i F can peak near every score (F
-        # rises by O(1) across each Phi(x - y_j)): both heavy tails of a far score carry
+    if not row.fam.log_concave:
+        # With a log-concave density (NumericFamily.log_concave) every integrand
+        # phi_i prod_{j != i} Phi_j is log-concave (a product of log-concave functions), so
+        # it has one peak, which the adaptive rule finds from the nodes around it.  Without
+        # a log-concave density the integrand h_i F can peak near every score (F rises by
+        # O(1) across each Phi(x - y_j)): both heavy tails of a far score carry
         # mass (student_t [0, -200]: half of p_low sits at x ~ -200).  There an O(1)
         # feature is 1/|y - c| wide in u, far below the 0.5-spaced core panels, and the
         # adaptive rule cannot see what no node touches: panel edges at

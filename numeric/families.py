@@ -47,7 +47,6 @@ FAMILY_NAMES = (
 )
 
 _LOG2 = math.log(2.0)
-_SYMMETRIC = ("normal", "logistic", "laplace", "cauchy", "student_t")   # Phi(-x) = 1 - Phi(x)
 _LOGPI = math.log(math.pi)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -84,6 +83,19 @@ class NumericFamily:
     # two noises; None where the family has none
     small: SmallSpec | None = None
     pair: tuple | None = None
+    # what the engines may assume of the density (each registry family sets these in
+    # ``_TRAITS`` with its reason; False, the safe value, for user families):
+    # ``log_concave``: each integrand ``phi_i prod_(j != i) Phi_j`` has one peak
+    # (numeric._quadrature then adds no panel edges around far scores);
+    # ``hazard_at_most_one``: ``h = phi / Phi <= 1`` (numeric._quadrature drops kinks
+    # where F is negligible); ``symmetric``: ``Phi(-x) = 1 - Phi(x)`` (``logsf``);
+    # ``softmax``: ``p = softmax(mu / scale)`` exactly (the "softmax" route);
+    # ``piecewise``: served by the O(n) engine numeric._piecewise at n >= 3
+    log_concave: bool = False
+    hazard_at_most_one: bool = False
+    symmetric: bool = False
+    softmax: bool = False
+    piecewise: bool = False
 
     @property
     def kernel_key(self):
@@ -121,7 +133,7 @@ class NumericFamily:
         1e-308, e.g. student_t nu = 1000 at 1e8), else accurate in the right tail when
         ``logcdf`` is."""
         x = np.asarray(x, dtype=np.float64)
-        if not self.custom and self.name in _SYMMETRIC:
+        if self.symmetric:
             return np.asarray(self.logcdf(-x), dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(-np.expm1(np.asarray(self.logcdf(x), dtype=np.float64)))
@@ -1145,6 +1157,25 @@ _STANDARD = {
 }
 
 
+# each registry family's NumericFamily traits (see there), the reason on its line
+_TRAITS = {
+    # log phi = -x - e^-x is concave; argmax_i (mu_i + G_i), G_i Gumbel, is softmax(mu) (Gumbel-max)
+    "gumbel": dict(log_concave=True, softmax=True),
+    "gumbel_min": dict(log_concave=True),                   # log phi = x - e^x is concave
+    "normal": dict(log_concave=True, symmetric=True),       # log phi = -x^2/2 + const
+    "logistic": dict(log_concave=True, symmetric=True),     # log phi = -|x| - 2 log1p(e^-|x|)
+    # log phi = -|x| - log 2 (piecewise linear); h = 1 below 0, e^-x / (2 - e^-x) < 1 above
+    "laplace": dict(log_concave=True, hazard_at_most_one=True, symmetric=True, piecewise=True),
+    # log phi = -x on x >= 0 (piecewise linear; h = 1 / (e^x - 1) is unbounded at 0)
+    "exponential": dict(log_concave=True, piecewise=True),
+    "uniform": dict(log_concave=True, piecewise=True),      # log phi = 0 on [0, 1]; h = 1/x unbounded
+    # log phi = -log(1 + x^2) is convex for |x| > 1: not log-concave
+    "cauchy": dict(symmetric=True),
+    # log phi = -(nu+1)/2 log(1 + x^2/nu) is convex for |x| > sqrt(nu): not log-concave
+    "student_t": dict(symmetric=True),
+}
+
+
 def _check_positive(name: str, value) -> float:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a positive real number, got {value!r}")
@@ -1214,11 +1245,11 @@ def get_family(family: str | NumericFamily = "gumbel", **params: float) -> Numer
         hz = _t_hazard_c(nu) if nu in _T_INT else None
         return NumericFamily(key, logcdf, logpdf, (-math.inf, math.inf), (), bound, dist, dist.ppf,
                              hazard_c=hz, fast=_t_fast(nu) if nu in _T_FAST else None,
-                             small=_t_small(nu))
+                             small=_t_small(nu), **_TRAITS[key])
     logcdf, logpdf, support, kinks, dist = _STANDARD[key]
     return NumericFamily(key, logcdf, logpdf, support, kinks, bound, dist, dist.ppf,
                          loghazard_fn=_HAZARD.get(key), hazard_c=_HAZARD_C.get(key), fast=_FAST.get(key),
-                         small=_SMALL.get(key), pair=_PAIR.get(key))
+                         small=_SMALL.get(key), pair=_PAIR.get(key), **_TRAITS[key])
 
 
 def family_from_logcdf(logcdf: Callable[[np.ndarray], np.ndarray], logpdf: Callable[[np.ndarray], np.ndarray],
