@@ -417,3 +417,48 @@ def test_quadrature_two_tied_groups_other_families(fam):
     lp = numeric.log_probs(x, fam, method="quadrature")
     err = np.abs(lp - ref) / np.maximum(1.0, np.abs(ref))
     assert err.max() <= 1e-13, err.max()
+
+
+def _two_tied_groups_vjp(w0, m, delta, g, log):
+    """Exact J^T g on the rows of :func:`_two_tied_groups`: (J^T g)_k = sum_j (g_k - g_j)
+    K_kj, K_kj = int h_k h_j F dx (k != j; log p: g_j -> c_j / p_j).  On t in (0, 1) (the
+    max's position) F = t^w0 (t + delta)^m below 1 - delta and t^w0 above, h_top = 1/t,
+    h_deep = 1/(t + delta) below 1 - delta and 0 above (the uniform log cdf is constant
+    past 1): int_0^(1 - delta) t^a (t + delta)^b dt = sum_k C(b, k) delta^(b-k)
+    (1 - delta)^(a+k+1) / (a+k+1), one-signed terms summed by mpmath at 40 digits
+    (p_deep ~ 1e-2700 at 300 + 300, delta = 1 - 1e-9, so all of it in mpmath)."""
+    import mpmath as mp
+    with mp.workdps(40):
+        d = mp.mpf(delta)
+        e = 1 - d
+
+        def lo(a, b):
+            return mp.fsum(mp.binomial(b, k) * d ** (b - k) * e ** (a + k + 1) / (a + k + 1) for k in range(b + 1))
+
+        ktt = lo(w0 - 2, m) + (1 - e ** (w0 - 1)) / (w0 - 1)
+        ktd = lo(w0 - 1, m - 1)
+        kdd = lo(w0, m - 2)
+        pd = lo(w0, m - 1)
+        pt = (1 - m * pd) / w0
+        gm = [mp.mpf(float(v)) / ((pt if k < w0 else pd) if log else 1) for k, v in enumerate(g)]
+        gt, gd = mp.fsum(gm[:w0]), mp.fsum(gm[w0:])
+        return np.array([float((w0 * v - gt) * ktt + (m * v - gd) * ktd) for v in gm[:w0]]
+                        + [float((w0 * v - gt) * ktd + (m * v - gd) * kdd) for v in gm[w0:]])
+
+
+@pytest.mark.parametrize("w0,m,delta", [(3, 300, 1 - 1e-6), (70, 70, 1 - 1e-3), (70, 70, 1 - 1e-6),
+                                        (300, 300, 1 - 1e-9), (300, 3, 1 - 1e-6), (3, 70, 1 - 1e-9),
+                                        (3, 3, 1 - 1e-9)])
+def test_quadrature_vjp_two_tied_groups(w0, m, delta):
+    # the quadrature VJPs on the rows of test_quadrature_two_tied_groups_exact: the probs
+    # VJP integrates without the probabilities, on the map they check (the map centred
+    # at the heavy ties alone puts 3 tied at 0 + 300 at -(1 - 1e-6) 3.8e-10 off and
+    # raises on 3 + 70 at -(1 - 1e-9)); within 1e-10 of the row's largest entry vs the
+    # exact kernels, cotangents constant per group and random
+    x = np.r_[np.zeros(w0), np.full(m, -delta)]
+    rng = np.random.default_rng(w0 + m)
+    for g in (np.r_[np.full(w0, 0.3), np.full(m, -1.1)], rng.standard_normal(x.size)):
+        for log, vjp in ((False, numeric.probs_vjp), (True, numeric.log_probs_vjp)):
+            ref = _two_tied_groups_vjp(w0, m, delta, g, log)
+            out = vjp(x, g, "uniform", method="quadrature")
+            assert np.abs(out - ref).max() <= 1e-10 * np.abs(ref).max(), (log, np.abs(out - ref).max())
