@@ -475,6 +475,40 @@ def _log_gamma_half_ratio(z: float) -> float:
     return 0.5 * math.log(z) + series / z
 
 
+# the deep left tail of student_t at nu >= _T_MILLS_NU: Gauss-Laguerre (see _log_t_mills)
+_T_MILLS_NU = 1e6
+_T_MILLS_RULE = np.polynomial.laguerre.laggauss(16)
+
+
+def _log_t_mills(a, nu: float):
+    """``log(Q(a) / f(a))``, ``Q(a) = P[T > a]``, ``f`` the t density, for ``a > 35``
+    and ``nu >= 1e6`` (float64 arrays ``a``).
+
+    ``Q(a) / f(a) = int_0^inf f(a + s) / f(a) ds`` and ``f(a + s) / f(a) = e^-z`` with
+    ``z = (nu + 1)/2 log1p(s (2a + s) / (nu + a^2))``: with ``k = 2 / (nu + 1)``,
+    ``E = expm1(k z)``, ``w = nu / a^2``, ``s (2a + s) = a^2 (1 + w) E`` and
+
+        Q / f = int_0^inf e^-z s'(z) dz,  s'(z) = a (1 + w) k (1 + E) / (2 sqrt(1 + (1 + w) E)),
+
+    by the 16-point Gauss-Laguerre rule.  ``s'`` is ``e^(kz)`` (entire, Taylor
+    coefficients ``k^j / j!``) times ``(1 + z/c)^(-1/2)`` up to ``O(k z)``, with
+    ``c = 1 / ((1 + w) k) = (nu + 1) a^2 / (2 (nu + a^2)) >= min(a^2, nu + 1) / 4``;
+    the rule's error ``(n!)^2 / (2n)! |s'^(2n)|`` is then below ``(16!)^2 / c^32``
+    relative, < 1e-50 at ``c >= 300`` (a > 35, nu >= 1e6), and every term is
+    positive.  The beta continued fraction (:func:`_log_betacf`) needs ``1 - x`` with
+    ``x = nu / (nu + a^2)`` to relative precision, which ``x`` itself loses for
+    ``a^2 / nu`` below an ulp (it stops converging at nu ~ 1e20); no normal
+    substitute either: ``log F_t - log Phi ~ a^4 / (4 nu)`` is 0.25 at nu = 1e20,
+    a = 1e5."""
+    z, wts = _T_MILLS_RULE
+    a = np.asarray(a, dtype=np.float64)[..., None]
+    k = 2.0 / (nu + 1.0)
+    w = (nu / a) / a
+    E = np.expm1(k * z)
+    ds = a * ((1.0 + w) * k) * (1.0 + E) / (2.0 * np.sqrt(1.0 + (1.0 + w) * E))
+    return np.log(ds @ wts)
+
+
 def _student_t_kernels(nu: float):
     half = _log_gamma_half_ratio(nu / 2.0)
     lognorm = half - 0.5 * math.log(nu * math.pi)
@@ -486,7 +520,10 @@ def _student_t_kernels(nu: float):
 
     def log_left_tail(a):
         # used where stdtr is below 1e-280 (subnormal or 0: for nu = 300, a = 200 the
-        # tail is e^-737 and stdtr keeps ~14 bits; for nu = 100, a = 3e4 it is 0)
+        # tail is e^-737 and stdtr keeps ~14 bits; for nu = 100, a = 3e4 it is 0); at
+        # nu >= 1e6 the t tail lies above the normal one, so a > 35 (Phi(-35.7) ~ 1e-280)
+        if nu >= _T_MILLS_NU:
+            return logpdf(-a) + _log_t_mills(a, nu)
         la = np.log(a)
         with np.errstate(over="ignore"):
             l_nu_a2 = np.where(a > 1e150, 2.0 * la + np.log1p(nu / np.square(np.minimum(a, 1e150))),

@@ -333,15 +333,43 @@ def test_student_t_large_nu_deep_tail_vs_mpmath():
                 assert abs(got - float(ref)) <= 2e-15 * abs(float(ref))
 
 
-@pytest.mark.xfail(strict=True, raises=FloatingPointError,
-                   reason="student_t with nu >= ~1e20 and n >= 3: _log_betacf's continued fraction for "
-                   "the deep tail does not converge (numeric/families.py, not fixed)")
+def test_student_t_huge_nu_deep_tail_vs_mpmath():
+    # log P[T < x] at nu = 1e12 .. 1e300 (the tail's Gauss-Laguerre form, numeric.families
+    # _log_t_mills) against 50-digit mpmath: the density integrated from a = -x to inf by
+    # mp.quad, log C = log Gamma((nu+1)/2) - log Gamma(nu/2) - log(nu pi)/2 with digits for
+    # log nu; and betainc (log(I_{nu/(nu+x^2)}(nu/2, 1/2) / 2)) where it converges.  The beta
+    # continued fraction is 1.5e-10 off at nu = 1e12, x = -40 and does not converge at
+    # nu >= 1e20; log F_t - log Phi ~ x^4 / (4 nu) rules out the normal (0.25 at nu = 1e20,
+    # x = -1e5)
+    mp = pytest.importorskip("mpmath")
+    for nu in (1e12, 1e20, 1e100, 1e300):
+        with mp.workdps(60 + len(str(int(nu)))):
+            n = mp.mpf(nu)
+            lc = mp.loggamma((n + 1) / 2) - mp.loggamma(n / 2) - mp.log(n * mp.pi) / 2
+        fam = numeric.get_family("student_t", nu=nu)
+        for x in (-1.0, -40.0, -1e5, -1e8):
+            with mp.workdps(50):
+                a = mp.mpf(-x)
+                lfa = -(n + 1) / 2 * mp.log1p(a * a / n)
+                tail = mp.quad(lambda t: mp.exp(-(n + 1) / 2 * mp.log1p(t * t / n) - lfa),
+                               [a, a + 1 / a, a + 10 / a + 10, mp.inf])
+                ref = float(lc + lfa + mp.log(tail))
+            got = float(fam.logcdf(np.array([x]))[0])
+            assert abs(got - ref) <= 1e-15 * abs(ref), (nu, x, got, ref)
+            if abs(x) < 100 and nu <= 1e20:
+                with mp.workdps(50 + len(str(int(nu)))):
+                    beta = mp.log(mp.betainc(n / 2, mp.mpf(1) / 2, 0, n / (n + mp.mpf(x) ** 2), regularized=True) / 2)
+                assert abs(got - float(beta)) <= 1e-15 * abs(float(beta)), (nu, x, got, float(beta))
+
+
 @pytest.mark.parametrize("nu", [1e20, 1e300])
 def test_student_t_huge_nu_is_normal(nu):
-    # |F_t - Phi| = O(1/nu): below float64 resolution at these nu
-    mu = np.array([0.3, -1.0, 2.0, 0.0])
-    np.testing.assert_allclose(numeric.probs(mu, "student_t", nu=nu), numeric.probs(mu, "normal"),
-                               rtol=1e-13, atol=0)
+    # |F_t - Phi| = O(1/nu): below float64 resolution at these nu (n = 2, 3, 4, 20)
+    rng = np.random.default_rng(3)
+    for mu in (np.array([0.3, -1.0, 2.0, 0.0]), np.array([0.3, -1.0]), np.array([0.0, -1.0, 2.0]),
+               5.0 * rng.standard_normal(20)):
+        np.testing.assert_allclose(numeric.probs(mu, "student_t", nu=nu), numeric.probs(mu, "normal"),
+                                   rtol=1e-13, atol=0)
 
 
 def test_torch_adapter_edges():
