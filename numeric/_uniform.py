@@ -407,16 +407,33 @@ def probs_vjp_rows(y, g, log=False):
 
     exact(None, out, True)
     res = out[:, :n]
+    ok &= _balanced(res)
     for r in np.flatnonzero(~ok):
         res[r], ok[r] = _wide_row_vjp(y[r], g[r], log)
+        ok[r] &= _balanced(res[r][None, :])[0]
     rest = np.flatnonzero(~ok)
     if rest.size:
         # rows the region engine declines: the bisected panels (<= _K_MAX values)
         sub = np.zeros((rest.size, n + 1))
         exact(rest, sub, False)
         res[rest] = sub[:, :n]
+        ok[rest] &= _balanced(res[rest])
     res[~ok] = np.nan
     return res, ok
+
+
+def _balanced(v):
+    """Rows of ``v`` whose sum is within 1e-11 of their absolute sum.
+
+    A VJP row sums to 0 exactly (p and log p are unchanged by a common shift of the
+    scores).  For log p, g = c / p of entries e^-|log p| below the top makes the
+    kernels' ``(g_e - g_t) A - B`` a difference of terms that far above the result
+    (two tied groups 1 - 1e-9 apart); once it has cancelled to noise the row sum
+    shows it (rows the engines serve: <= 1e-15 of sum |v|), and the row is declined
+    (the next engine, finally the quadrature) rather than answered.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.abs(v.sum(axis=1)) <= 1e-11 * np.abs(v).sum(axis=1)
 
 
 def _vjp_block(R, lp, ge, gid, valid, log):
