@@ -1018,17 +1018,6 @@ def _t_lin_parts(nu: float):
     half = (k + 1) // 2          # (nu + 1) / 2 = half (+ 1/2 for even nu)
     R2 = 0.5 * C                 # even nu: Q = x^m (R / 2)(x) / (1 + s P(x))
 
-    def power(x, e):
-        """``x^e`` (e >= 1) by squaring: a new array."""
-        out, base = None, x
-        while e:
-            if e & 1:
-                out = (base.copy() if base is x else base) if out is None else out * base
-            e >>= 1
-            if e:
-                base = base * base
-        return out
-
     # (in place wherever possible: every fresh temporary of a chunk's size costs page
     # faults, measured comparable to the arithmetic itself)
     def parts(d):
@@ -1048,7 +1037,7 @@ def _t_lin_parts(nu: float):
             r = np.sqrt(x)
             a /= r
             np.divide(nu, x, out=x)
-            Q = power(x, half)
+            Q = _ipow(x, half)         # nu = 2: x itself (x is not read after Q changes)
             if P.size > 1:
                 a *= _horner(P, x)
             a += 1.0
@@ -1059,7 +1048,7 @@ def _t_lin_parts(nu: float):
         elif k % 2 == 0:
             np.divide(nu, x, out=x)
             Q = tail(a)
-            ph = power(x, half)
+            ph = _ipow(x, half)
             ph *= np.sqrt(x, out=a)
             scratch = a
         elif k == 1:
@@ -1094,7 +1083,7 @@ def _t_lin_parts(nu: float):
                     far *= t2
                 Q.ravel()[idx] = far
             scratch = at
-            ph = power(x, half)
+            ph = _ipow(x, half)
         # Phi(d) = Q(-d) for d < 0 and 1 - Q(d) = Q + (1 - 2Q) else (Q <= 1/2: 2Q exact, two
         # roundings of numbers <= 1, so within an ulp of 1 - Q; for d < 0 the added term is
         # exactly 0)
