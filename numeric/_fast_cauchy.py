@@ -274,13 +274,23 @@ class _Plan:
         return np.einsum("pjq,jq->pj", win[idx], self.filt)
 
 
+def _power_rows(x, N):
+    """``E[r, j] = x_j^r`` for ``r = 0..N-1``, each power the running product
+    ``(x x) x ...`` (the rounding of ``np.vander``), formed a whole row at a time."""
+    E = np.empty((N, x.size))
+    E[0] = 1.0
+    E[1:] = x
+    np.multiply.accumulate(E[1:], axis=0, out=E[1:])
+    return E
+
+
 def _bin_multipoles(M, lo, H, c, T):
     """``mu_r / T^r = sum_j ((z_j - c) / T)^r`` (r = 0.._RM) from bin moments
     ``M[k, b] = sum_{j in b} u_j^k`` (k = 0..R), ``z_j = lo + (b + u_j) H``."""
     R = M.shape[0] - 1
     P = M.shape[1]
-    E = np.vander((lo + H * np.arange(P) - c) / T, _RM + 1, increasing=True)    # (P, RM + 1)
-    Q = (M @ E).T      # (small products: one OpenBLAS thread, see _far)
+    E = _power_rows((lo + H * np.arange(P) - c) / T, _RM + 1)                  # (RM + 1, P)
+    Q = E @ M.T        # (small products: one OpenBLAS thread, see _far)
     hh = H / T
     mu = np.zeros(_RM + 1)
     Cb = _binomials(R)
@@ -424,10 +434,8 @@ class _Row:
             for phi in range(min(r, K)):
                 Kp = (K - 1 - phi) // r + 1
                 start = (pl.E0 - pl.l0 - phi + r * p0) - r * (Kp - 1) - s_lo
-                U = V[:, start: start + r * (npe + Kp - 1): r]             # (ng, npe + Kp - 1)
-                st = U.strides
-                self.phases.append((phi, as_strided(U, shape=(U.shape[0], Kp, npe), strides=(st[0], st[1], st[1]),
-                                                    writeable=False)))
+                # U[j, i + p'] = h at GL node j of panel p0 + p' seen from node lam = Kp - 1 - i
+                self.phases.append((phi, np.ascontiguousarray(V[:, start: start + r * (npe + Kp - 1): r])))
             self.W_use = W_in[p0 - pc:]
             tot = tot + self._near(self.W_use)
         self.tot = tot
@@ -448,11 +456,17 @@ class _Row:
         return self.Vd @ C
 
     def _near(self, Win):
+        # node lam = Kp - 1 - i of phase phi: sum_j sum_p' U[j, i + p'] Win[p', j], one
+        # correlation per GL abscissa j (positive terms: each sum is good to its length
+        # times an ulp, relative)
         r = self.pl.r
         out = np.empty(self.pl.K)
-        for phi, win in self.phases:
-            # win[j, i, p'] = U_j[i + p'] <-> node lam = Kp - 1 - i
-            out[phi::r] = np.einsum("jip,pj->i", win, Win)[::-1]
+        Wt = np.ascontiguousarray(Win.T)
+        for phi, U in self.phases:
+            acc = np.correlate(U[0], Wt[0], "valid")
+            for j in range(1, U.shape[0]):
+                acc += np.correlate(U[j], Wt[j], "valid")
+            out[phi::r] = acc[::-1]
         return out
 
     def rho(self, Ysrc, MY):
