@@ -217,6 +217,7 @@ def test_tiny_entries_heavy_and_light_tails(family, d, params):
     _tiny_check(family, d, **params)
 
 
+@pytest.mark.slow
 def test_rule_c_catches_a_region_lost_by_both_max_cdf_rules(monkeypatch):
     """A max-CDF integrand that drops the region x < -d/2 (as the issue-18 oracle did for
     student_t, nu = 30, d = 1e5: p halved) passes rules A and B and the sum check -- the

@@ -40,6 +40,7 @@ def test_budget_and_equality(family, n, params):
         assert abs(_value(back, env) - _value(e, env)) < mpmath.mpf(10) ** -28
 
 
+@pytest.mark.slow
 def test_normal_n3_owen_arguments_are_named_and_no_sqrt2_condition():
     d = derive.derive("normal", 3)
     pr = present_derivation(d)["closed"][0]

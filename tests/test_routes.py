@@ -270,6 +270,7 @@ GOMPERTZ_VECTORS = (["0.3", "-0.7", "1.1", "0", "-0.2"], ["6.6", "0", "1.5", "3"
                     ["0.5", "0.5", "-1", "2", "-0.25"])
 
 
+@pytest.mark.slow
 def test_gompertz_double_exponential_route_vs_quadrature(n=3):
     """Gompertz(b = 1, eta = 1/2), given by its CDF, through the public path: the double-exponential
     route's closed form against mpmath quadrature of the defining integral at 40 digits (ties and a
