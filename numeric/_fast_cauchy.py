@@ -356,8 +356,8 @@ class _Row:
     """Node integrals of one row; keeps what the VJP ratios reuse.
 
     ``Row(fam, geo, spec, M, grid).logg`` is log g at the m nodes (increasing l);
-    ``grid`` is log F on the x grid of ``geo``, or a callable ``grid(k_from)``
-    returning it on the grid points ``k_from..kR`` (called only when the near
+    ``grid`` is log F on the x grid of ``geo``, or a callable ``grid(k_from, k_to)``
+    returning it on the grid points ``k_from..k_to`` (called only when the near
     field carries weight, with ``k_from`` past the panels that provably do not).  ``rho(Ysrc, MY)`` is
     ``int h F Y / int h F`` at the nodes for ``Y = sum_j w_j h(x - z_j)``:
     ``Ysrc`` gives Y on the grid (array or callable like ``grid``, used only
@@ -418,7 +418,9 @@ class _Row:
             # says their mass is negligible, so log F is needed from panel pc on only
             pc = _cut_panels(fam, M[0], geo, spec, pl, floor_ - math.log(hmax * pl.w))
             self.k_from = k_from = geo.kL + int(pl.base.min()) + pc * pl.step
-            LF = grid(k_from) if callable(grid) else grid[k_from - geo.kL:]
+            # the last grid point a stencil of the last panel reads (the x grid runs on to kR)
+            self.k_to = geo.kL + int(pl.base.max()) + (pl.npan - 1) * pl.step + _QF - 1
+            LF = grid(k_from, self.k_to) if callable(grid) else grid[k_from - geo.kL:]
             pl.check_grid(LF.size + (k_from - geo.kL), pc)
             lf_in = pl.near_values(LF, pc, k_from - geo.kL)
             if not np.all(np.isfinite(lf_in)):
@@ -477,7 +479,7 @@ class _Row:
         num = self._far(self.Wf * y_far)
         if self.need_near:
             k_from, kL = self.k_from, self.geo.kL
-            Y = Ysrc(k_from) if callable(Ysrc) else Ysrc[k_from - kL:]
+            Y = Ysrc(k_from, self.k_to) if callable(Ysrc) else Ysrc[k_from - kL:]
             num += self._near(self.W_use * pl.near_values(Y, self.p0, k_from - kL))
         return num / self.tot
 
@@ -486,17 +488,19 @@ def _moments(z, geo, spec, weights=None, R=None):
     return _bin_moments(z, geo.lo, geo.invH, geo.P, spec.R if R is None else R, weights=weights)
 
 
-def _grid(M, geo, spec, cache, table="A", k_from=None):
-    """Table A (log F) or B (sum of h) on the x grid points ``k_from..kR``."""
-    return _spread_convolve(M, geo.kL if k_from is None else k_from, geo.kR, spec, cache, table=table)
+def _grid(M, geo, spec, cache, table="A", k_from=None, k_to=None):
+    """Table A (log F) or B (sum of h) on the x grid points ``k_from..k_to`` (default
+    ``kL..kR``)."""
+    return _spread_convolve(M, geo.kL if k_from is None else k_from, geo.kR if k_to is None else k_to,
+                            spec, cache, table=table)
 
 
 def cauchy_node_log_g(z, fam, geo, LF, spec, M=None):
     """log g at the m nodes ``m_l = lo + l H`` (increasing l) for Cauchy noise.
 
     ``g(m) = int h(x - m) F(x) dx``; ``LF`` is log F on the grid of ``geo`` (an
-    array, or a callable ``LF(k_from)`` returning it on grid points
-    ``k_from..kR``, called only when the near field carries weight), ``M`` the
+    array, or a callable ``LF(k_from, k_to)`` returning it on grid points
+    ``k_from..k_to``, called only when the near field carries weight), ``M`` the
     bin moments of the scores (recomputed from ``z`` when None).
     """
     if M is None:
@@ -524,8 +528,8 @@ def cauchy_nodes(z, fam, geo, M, spec, cache):
     """
     box = []
 
-    def lf(k_from):
-        box.append(_grid(M, geo, spec, cache, k_from=k_from))
+    def lf(k_from, k_to):
+        box.append(_grid(M, geo, spec, cache, k_from=k_from, k_to=k_to))
         return box[0]
 
     row = _Row(fam, geo, spec, M, lf)
@@ -540,7 +544,7 @@ def cauchy_node_rhos(fam, geo, LF, S, Gam, spec, M, Mg):
         S = sum_j h(x - z_j),   Gamma = sum_j gc_j h(x - z_j),
 
     ``LF``, ``S``, ``Gam`` on the grid of ``geo`` (arrays, or callables
-    ``Y(k_from)`` giving grid points ``k_from..kR``, called only when the near
+    ``Y(k_from, k_to)`` giving grid points ``k_from..k_to``, called only when the near
     field carries weight; S and Gamma are table B of
     ``_spread_convolve``), ``M`` the bin moments, ``Mg`` the ``gc``-weighted
     bin moments (order >= 5 when the near field is negligible, else the
@@ -569,11 +573,11 @@ def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, p, out=None):
     """
     row = LF if isinstance(LF, _Row) else None
     if row is None:
-        grid = LF if LF is not None else (lambda k: _grid(M, geo, spec, cache, k_from=k))
+        grid = LF if LF is not None else (lambda k, k1: _grid(M, geo, spec, cache, "A", k, k1))
         row = _Row(fam, geo, spec, M, grid)
     Mg = _moments(z, geo, spec, weights=g, R=spec.R if row.need_near else 5)
-    rG = row.rho(lambda k: _grid(Mg, geo, spec, cache, "B", k), Mg)
-    rS = row.rho(lambda k: _grid(M, geo, spec, cache, "B", k), M)
+    rG = row.rho(lambda k, k1: _grid(Mg, geo, spec, cache, "B", k, k1), Mg)
+    rS = row.rho(lambda k, k1: _grid(M, geo, spec, cache, "B", k, k1), M)
     a = _eval_at_scores(z, geo, rS, out=out)
     a *= g
     b = _eval_at_scores(z, geo, rG)

@@ -203,13 +203,14 @@ def test_near_field_skipped_only_when_negligible():
     logg, state = cauchy_nodes(None, FAM, geo, M, spec, cache)
     assert not state.need_near and state.LF is None
     np.testing.assert_array_equal(logg, cauchy_node_log_g(None, FAM, geo, LF, spec, M))
-    # few scores: it is, built only right of the provably negligible panels,
-    # and it is the grid of numeric._fast there
+    # few scores: it is, built only right of the provably negligible panels and up
+    # to the last point the near field's stencils read, and it is the grid of
+    # numeric._fast there
     z = np.repeat([0.0, 1.5, 4.0], [30, 1, 70])
     spec, cache, geo, M, LF = _parts(z)
     logg, state = cauchy_nodes(z, FAM, geo, M, spec, cache)
-    assert state.need_near and state.k_from > geo.kL
-    np.testing.assert_allclose(state.LF, LF[state.k_from - geo.kL:], rtol=1e-15, atol=0)
+    assert state.need_near and state.k_from > geo.kL and state.k_to < geo.kR
+    np.testing.assert_allclose(state.LF, LF[state.k_from - geo.kL:state.k_to - geo.kL + 1], rtol=1e-15, atol=0)
     np.testing.assert_allclose(logg, cauchy_node_log_g(z, FAM, geo, LF, spec, M), rtol=1e-15, atol=0)
     # the VJP from the state equals the VJP recomputed from log F
     g = np.random.default_rng(0).standard_normal(z.size)
