@@ -210,12 +210,17 @@ def _near_consts(ng, r, ms):
 
 
 def _binomials(R):
-    """``C(r, k) `` for r = 0.._RM, k = 0..R as an array [k, r]."""
+    """``(k, r, C(r, k))`` over the pairs ``k <= R``, ``k <= r <= _RM``, k major."""
     key = ("binom", R)
     hit = _GL_CACHE.get(key)
     if hit is None:
-        hit = np.array([[math.comb(r, k) for r in range(_RM + 1)] for k in range(R + 1)], dtype=np.float64)
-        hit.flags.writeable = False
+        pairs = [(k, r) for k in range(R + 1) for r in range(k, _RM + 1)]
+        kk = np.array([k for k, _ in pairs], dtype=np.intp)
+        rr = np.array([r for _, r in pairs], dtype=np.intp)
+        cb = np.array([math.comb(r, k) for k, r in pairs], dtype=np.float64)
+        hit = (kk, rr, cb)
+        for a in hit:
+            a.flags.writeable = False
         with _LOCK:
             _GL_CACHE[key] = hit
     return hit
@@ -275,12 +280,16 @@ class _Plan:
 
 
 def _power_rows(x, N):
-    """``E[r, j] = x_j^r`` for ``r = 0..N-1``, each power the running product
-    ``(x x) x ...`` (the rounding of ``np.vander``), formed a whole row at a time."""
+    """``E[r, j] = x_j^r`` for ``r = 0..N-1`` by doubling: with rows ``0..k-1`` done,
+    rows ``k..2k-1`` are those times ``x^k = x^(k-1) x`` (``log2 N`` whole-block
+    products; each power carries at most ``2 log2 r`` roundings)."""
     E = np.empty((N, x.size))
     E[0] = 1.0
-    E[1:] = x
-    np.multiply.accumulate(E[1:], axis=0, out=E[1:])
+    k = 1
+    while k < N:
+        m = min(k, N - k)
+        np.multiply(E[:m], E[k - 1] * x, out=E[k:k + m])
+        k *= 2
     return E
 
 
@@ -291,12 +300,10 @@ def _bin_multipoles(M, lo, H, c, T):
     P = M.shape[1]
     E = _power_rows((lo + H * np.arange(P) - c) / T, _RM + 1)                  # (RM + 1, P)
     Q = E @ M.T        # (small products: one OpenBLAS thread, see _far)
-    hh = H / T
-    mu = np.zeros(_RM + 1)
-    Cb = _binomials(R)
-    for k in range(R + 1):
-        mu[k:] += Cb[k, k:] * hh ** k * Q[:_RM + 1 - k, k]
-    return mu
+    # mu_r = sum_{k <= min(r, R)} C(r, k) (H / T)^k Q[r - k, k]: one weighted bincount
+    # over the pairs (k, r), k major (each mu_r summed in increasing k)
+    kk, rr, Cb = _binomials(R)
+    return np.bincount(rr, weights=Cb * (H / T) ** kk * Q[rr - kk, kk], minlength=_RM + 1)
 
 
 # near-field panels whose mass (times max h) stays below this share of the
