@@ -224,12 +224,13 @@ def _small_n(fam, n):
 _FAMILY_CACHE = {}
 
 
-def _cached_family(family, scale):
-    """``get_family(family, scale=scale)`` for a registry name and a plain number, memoised."""
-    key = (family, scale)
+def _cached_family(family, scale, nu=None):
+    """``get_family(family, scale=scale)`` (and ``nu=nu`` unless None) for a registry name
+    and plain numbers, memoised."""
+    key = (family, scale, nu)
     fam = _FAMILY_CACHE.get(key)
     if fam is None:
-        fam = get_family(family, scale=scale)
+        fam = get_family(family, scale=scale) if nu is None else get_family(family, scale=scale, nu=nu)
         if len(_FAMILY_CACHE) < 256:
             _FAMILY_CACHE[key] = fam
     return fam
@@ -241,7 +242,7 @@ def _small_row_shortcut(mu, family, axis, method, params, log):
     Returns None -- the general path then validates and handles the input --
     unless ``mu`` is a 1-d float64 ndarray, ``axis`` is -1, 0 or None, the family
     a registry name served by the small-n kernel with at most a plain positive
-    ``scale``, and every entry finite after standardizing.  The arithmetic is
+    ``scale`` (and student_t's ``nu``), and every entry finite after standardizing.  The arithmetic is
     the general path's (``(mu - max) / scale``, the same kernel, the same
     quadrature fallback), so results are bit-identical to it.  A (1, n) batch along
     its last axis takes the same path and keeps its shape.
@@ -286,13 +287,17 @@ def _small_row(mu, family, axis, method, params):
     when the lean paths take ``mu`` (see :func:`_small_row_shortcut`), else None."""
     if (method != "auto" or type(mu) is not np.ndarray or mu.ndim != 1 or mu.dtype != np.float64
             or axis not in (-1, 0, None) or type(family) is not str
-            or family not in _LEAN_SMALL_NAMES or (params and set(params) != {"scale"})):
+            or family not in _LEAN_SMALL_NAMES
+            or (params and not set(params) <= ({"scale", "nu"} if family == "student_t" else {"scale"}))):
         return None
     n = mu.shape[0]
     scale = params.get("scale", 1.0) if params else 1.0
+    nu = params.get("nu") if params else None
     if type(scale) not in (int, float) or not 0.0 < scale < math.inf:
         return None
-    fam = _same_noise(_cached_family(family, scale))
+    if nu is not None and (type(nu) not in (int, float) or not 0.0 < nu < math.inf):
+        return None
+    fam = _same_noise(_cached_family(family, scale, nu))
     if _route(fam, n, method) != "small":
         return None
     mx = float(mu.max())

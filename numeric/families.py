@@ -986,7 +986,10 @@ _SMALL = {
                   PMIN=lambda s, n: (n * _LOG2 + _LOGPI + 2.0 * np.log1p(s)
                                      + np.log1p((1.0 / (s + 1.0)) ** 2))),
         core=dict(HH=_cauchy_small_step, CL=2.0, CR=2.0, SL=0.35, SR=0.35, XR=1e19, XRP=1.0,
-                  XLMAX=math.inf, PL=lambda n: 10.0 ** min(300.0, 20.0 / n + 1.0)),
+                  XLMAX=math.inf, PL=lambda n: 10.0 ** min(300.0, 20.0 / n + 1.0),
+                  # right tail e^{w + DE softplus(w - log(DE0/SR))^2} (numeric._batch: ~35%
+                  # fewer nodes at n = 10; DE 0.4 or DE0 100 decline rows of spread ~40)
+                  DE=0.2, DE0=1e3),
         parts=_cauchy_parts, log_c0=_LOGPI, lin_pred=pmin_algebraic),
 }
 

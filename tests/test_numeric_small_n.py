@@ -124,6 +124,31 @@ def test_single_vector_equals_batch_rows_bitwise(family):
     np.testing.assert_array_equal(numeric.probs(X[perm], family, scale=1.3), got[perm])
 
 
+def test_student_t_nu_lean_path_bitwise():
+    # student_t with its nu (and a scale) takes the lean 1-d paths: the general (m, n)
+    # path's bits for probs, log_probs and both VJPs (dense and one-hot), nu integer
+    # (linear parts), non-integer (log mode) and 1 (the cauchy); a bad nu still raises
+    rng = np.random.default_rng(8)
+    for nu in (3.0, 2, 2.5, 1.0):
+        for n, s in ((3, 5.0), (10, 1.0), (10, 5.0)):
+            X = s * rng.standard_normal((3, n))
+            G = np.concatenate([rng.standard_normal((1, n)), np.eye(n)[:2]])
+            kw = dict(nu=nu, scale=1.3)
+            lp = numeric.log_probs(X, "student_t", **kw)
+            vp = numeric.probs_vjp(X, G, "student_t", **kw)
+            vl = numeric.log_probs_vjp(X, G, "student_t", **kw)
+            for r in range(3):
+                np.testing.assert_array_equal(numeric.log_probs(X[r], "student_t", **kw), lp[r])
+                np.testing.assert_array_equal(numeric.probs(X[r], "student_t", **kw), np.exp(lp[r]))
+                np.testing.assert_array_equal(numeric.probs_vjp(X[r], G[r], "student_t", **kw), vp[r])
+                np.testing.assert_array_equal(numeric.log_probs_vjp(X[r], G[r], "student_t", **kw), vl[r])
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="nu"):
+            numeric.probs(np.array([0.0, 1.0, 2.0]), "student_t", nu=bad)
+    with pytest.raises(ValueError, match="nu"):
+        numeric.probs(np.array([0.0, 1.0, 2.0]), "normal", nu=3.0)
+
+
 def test_kernel_rows_independent_of_batch_mates():
     # a row's bits do not depend on the other rows of its chunk (wider rows extend
     # the shared node range; their nodes get weight 0 for the narrow row)

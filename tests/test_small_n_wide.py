@@ -176,3 +176,52 @@ def test_beyond_the_node_budget_declined_not_wrong():
     mu = np.array([0.0, -1000.0, -3.0])
     assert not _served(mu, "cauchy")
     _check(numeric.log_probs(mu, "cauchy"), numeric.probs(mu, "cauchy"), _oracle(mu, "cauchy"))
+
+
+def _plain_tail(fam):
+    """``fam`` with its core map's double-exponential right tail (core key DE) removed."""
+    import dataclasses
+    core = {k: v for k, v in fam.small.core_spec().items() if k not in ("DE", "DE0")}
+    return dataclasses.replace(fam, small=dataclasses.replace(fam.small, core=core))
+
+
+def test_cauchy_double_exponential_tail_against_plain_map_and_quadrature():
+    # the cauchy core's right tail SR e^{w + kappa softplus(w - w0)^2} (numeric._batch,
+    # "double-exponential right tail"): fewer nodes, every row the plain exponential tail
+    # certifies is certified, the same log p to rounding; probs, log_probs and both VJPs
+    # (one-hot and dense) against the quadrature on s N(0, 1) rows (s = 1, 2, 5),
+    # clusters with ties, a tied row, spreads up to 200 (the tail's turn starts at 1e3)
+    rng = np.random.default_rng(2024)
+    fam = get_family("cauchy")
+    plain = _plain_tail(fam)
+    for n in (3, 10, 30):
+        rows = _rows(rng, n, 1) + [np.linspace(0.0, -200.0, n), 40.0 * rng.standard_normal(n)]
+        Y = np.array(rows)
+        Y -= Y.max(axis=1, keepdims=True)
+        lp, ok = _batch.batch_log_probs(Y, fam)
+        lp0, ok0 = _batch.batch_log_probs(Y, plain)
+        assert np.all(ok >= ok0) and ok.all()
+        assert np.all(np.abs(lp[ok0] - lp0[ok0]) <= 4e-15 * np.maximum(1.0, np.abs(lp0[ok0])))
+        a, G = _batch._core(fam.small, n).layout(Y.min(axis=1))
+        a0, G0 = _batch._core(plain.small, n).layout(Y.min(axis=1))
+        assert np.all(G <= G0) and np.all(G[:-2] <= 0.8 * G0[:-2])     # (wide rows: the ladder)
+        if n == 30:
+            continue
+        for r, mu in enumerate(rows):
+            q = numeric.log_probs(mu, "cauchy", method="quadrature")
+            assert np.all(np.abs(lp[r] - q) <= 1e-12 * np.maximum(1.0, np.abs(q)))
+            assert np.all(np.abs(np.expm1(lp[r] - q)) <= 1e-13 + 2 * np.spacing(np.abs(q)))
+            c = np.zeros(n)
+            c[r % n] = 1.0
+            d = rng.standard_normal(n)
+            for f in (numeric.probs_vjp, numeric.log_probs_vjp):
+                log = f is numeric.log_probs_vjp
+                for g in (c, d):
+                    assert _batch.batch_vjp(Y[r:r + 1], g[None, :], fam, log=log)[1][0]
+                    v = f(mu, g, "cauchy")
+                    ref = f(mu, g, "cauchy", method="quadrature")
+                    assert np.all(np.abs(v - ref) <= 1e-10 * np.abs(ref).max()), (n, r, log)
+    x = (5.0 * rng.standard_normal((3, 10))).astype(np.float32)
+    np.testing.assert_allclose(numeric.probs(x, "cauchy"),
+                               numeric.probs(x.astype(np.float64), "cauchy", method="quadrature")
+                               .astype(np.float32), rtol=2e-7, atol=0)
