@@ -23,7 +23,8 @@ series that converge like ``2^-r``:
 so the whole row needs ``O(n)`` work plus a few hundred quadrature nodes; a
 far score needs ``R = ceil(57 / log2(1/c))`` terms (``c^R <= 2^-57``: the
 dropped tail of either series is below ``2^-56`` of its first term), so
-scores far below the cut cost one term.  *Near* scores (few, see below) are
+scores far below the cut cost one term; the series of ``p_i`` stops earlier where
+the moments allow (``c^R J_R <= 2^-57 J_0``, :func:`_series_terms`).  *Near* scores (few, see below) are
 summed directly at the nodes with the exact ``log Phi``, ``log h``.
 
 Cut and neglected mass (``L = 40``, proofs in :func:`_cut`):
@@ -569,33 +570,83 @@ def _gather(a, cols):
     return out
 
 
-def _far_poly(row, J):
+def _far_poly(row, J, first=None):
     """``sum_{r=1}^{R_j} c_j^(r-1) J[..., row_j, r-1]`` for every far slot: (..., m, W)
-    for ``J`` (..., m, rmax) -- several coefficient sets share the powers (ascending
-    sum; positive terms when ``J >= 0``; each set's values as if alone)."""
-    acc = np.repeat(J[..., :1], row.fc.shape[1], axis=-1)
-    if row.rmax < 2:
-        return acc
-    if row.fc.size * row.rmax * (J.size // (row.m * J.shape[-1])) <= _TABLE:
-        # the loop below as one table (same products and sums, same bits)
-        coef = np.moveaxis(J[..., 1:], -1, 0)[..., None]
-        t = _powers(row.fc, row.fc, row.rmax - 1).reshape((row.rmax - 1,) + (1,) * (J.ndim - 2) + row.fc.shape)
-        t = t * coef
-        mask = (row.fR[None] >= np.arange(2, row.rmax + 1)[:, None, None])
-        t = np.where(mask.reshape((row.rmax - 1,) + (1,) * (J.ndim - 2) + row.fc.shape), t, 0.0)
-        return _ordered_sum(np.concatenate([acc[None], t]), 0)
-    pw = row.fc[:, : row.kr[1]].copy()
-    buf = np.empty_like(pw)                 # one (m, W) scratch whatever the sets
-    accs = acc.reshape((-1,) + acc.shape[-2:])
-    Js = J.reshape((-1,) + J.shape[-2:])
-    for r in range(2, row.rmax + 1):
-        k, lo = row.kr[r - 1], row.lo[r - 1]
-        np.copyto(pw[:, lo:k], 0.0, where=row.fR[:, lo:k] < r)    # see _Row._power_sums
-        for a, j in zip(accs, Js):
-            a[:, :k] += np.multiply(pw[:, :k], j[:, r - 1:r], out=buf[:, :k])
-        if r < row.rmax:
-            pw[:, :k] *= row.fc[:, :k]
-    return acc
+    for ``J`` (..., m, rmax) -- several coefficient sets share the loop.  Slot ``j``
+    takes term ``r`` when ``R_j >= first[row, r]`` (``first`` (m, rmax + 1), default
+    ``first[:, r] = r``: all ``R_j`` terms; :func:`_series_terms` gives fewer);
+    padding slots (``R = 0``) get ``J_0``.
+
+    Horner's rule from each slot's own highest term down (``acc = acc c + J_(r-1)``,
+    a slot's ``acc`` is 0 until its first term).  The columns are sorted by ``R``
+    (descending) in every row, so the slots a term reaches are leading columns: up
+    to the last where some row needs it, masked per slot only in the band where
+    rows differ -- every slot's value follows from its own ``c``, ``R`` and row
+    alone.  With ``J >= 0`` every operation adds non-negative terms (``2 R`` ulps at
+    most); with signed ``J`` each slot is within ``2 R`` ulps of its sum of
+    ``|terms|``."""
+    sets = J.reshape((-1,) + J.shape[-2:])
+    acc = np.zeros(sets.shape[:1] + row.fc.shape)
+    if first is None:
+        top = row.rmax
+        kr, lo = row.kr, row.lo
+        thr = None
+    else:
+        # per row, the columns with R >= v (v = 0..rmax + 1), then each term's
+        # threshold's count: the band where rows differ is [min, max)
+        cnt = np.empty((row.m, row.rmax + 2), dtype=np.intp)
+        for i in range(row.m):
+            cnt[i] = np.cumsum(np.bincount(row.fR[i], minlength=row.rmax + 2)[::-1])[::-1]
+        thr = np.minimum(first, row.rmax + 1)
+        c_r = np.take_along_axis(cnt, thr, axis=1)          # (m, rmax + 1)
+        kr, lo = c_r.max(axis=0)[1:], c_r.min(axis=0)[1:]
+        top = int(np.flatnonzero(kr)[-1]) + 1 if kr.any() else 0
+    for r in range(top, 1, -1):
+        k, l = kr[r - 1], lo[r - 1]
+        if r < top:
+            acc[:, :, :k] *= row.fc[:, :k]
+        acc[:, :, :l] += sets[:, :, r - 1:r]
+        if l < k:
+            lim = r if thr is None else thr[:, r:r + 1]
+            np.add(acc[:, :, l:k], sets[:, :, r - 1:r], out=acc[:, :, l:k], where=row.fR[:, l:k] >= lim)
+    if top > 1:                          # term 1 (J_0): every slot, padding included
+        acc *= row.fc
+    acc += sets[:, :, :1]
+    return acc.reshape(J.shape[:-1] + row.fc.shape[-1:])
+
+
+def _series_terms(row, J):
+    """``first`` for :func:`_far_poly`: the slots of ``R_j = R`` take ``min(R, R')`` terms.
+
+    ``p_j / (c_j e^M) = sum_(r>=0) c_j^r J_r`` with ``J_r = sum_nodes w G u^r e^-M``
+    and every node ``u <= 1``, so ``J_(r+1) <= J_r`` and the tail after ``R'`` terms
+    is at most ``c^R' J_R' / (1 - c) <= 2 c^R' J_R'`` (``c <= 1/2``): below ``2^-56``
+    of the first term ``J_0`` once ``R' log2 c + log2(J_R' / J_0) <= -57``.  The
+    ``R`` that :func:`_terms` sets is this bound with ``J_R <= J_0``; ``G``
+    concentrated at small ``u`` (``J_R / J_0 << 1``) needs fewer.  A slot of ``R``
+    terms has ``log2 c <= -57 / R``, so ``R'`` is taken per ``R`` with that ``c``:
+    the least ``R'`` with ``-57 R' / R + log2(J_R' / J_0) <= -57`` (``min(R, .)``),
+    non-decreasing in ``R``; term ``r`` then goes to the slots with ``R >= first_r``,
+    the least ``R`` whose ``R' >= r`` (per row: no batch dependence)."""
+    m, rj = J.shape
+    rmax = row.rmax
+    ident = np.broadcast_to(np.arange(rmax + 1), (m, rmax + 1))
+    if rj < 2 or rmax < 2:
+        return ident
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lt = np.log2(J[:, 1:] / J[:, :1])                        # R' = 1 .. rj - 1
+    lt = np.where(np.isnan(lt), 0.0, lt)
+    Rs = np.arange(1.0, rmax + 1.0)                              # R = 1 .. rmax
+    Rp = np.arange(1.0, rj)
+    ok = -57.0 * Rp[None, None, :] / Rs[None, :, None] + lt[:, None, :] <= -57.0   # (m, R, R')
+    least = np.where(ok.any(axis=2), np.argmax(ok, axis=2) + 1, rmax)
+    T = np.minimum(least, np.arange(1, rmax + 1))                # (m, rmax): R' of R = 1..rmax
+    T = np.maximum.accumulate(T, axis=1)
+    # first[:, r] = least R with T_R >= r  (T non-decreasing): 1 + #(T < r)
+    first = np.empty((m, rmax + 1), dtype=np.intp)
+    first[:, 0] = 0
+    first[:, 1:] = 1 + (T[:, :, None] < np.arange(1, rmax + 1)).sum(axis=1)
+    return first
 
 
 class _Eval:
@@ -633,7 +684,7 @@ class _Eval:
         m, n = row.m, row.n
         J = self.moments_of(self.wg)
         with np.errstate(divide="ignore", invalid="ignore"):
-            acc = _far_poly(row, J)
+            acc = _far_poly(row, J, _series_terms(row, J))
             self.far_acc = acc if keep else None
             t = np.log(acc, out=None if keep else acc)
             t += row.flogc

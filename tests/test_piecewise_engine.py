@@ -14,6 +14,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 
+import numeric
 from derive import oracle
 from numeric._piecewise import log_probs_rows, probs_vjp_rows
 from numeric._quadrature import quadrature_log_probs
@@ -327,3 +328,43 @@ def test_ordered_sum_is_the_sequential_sum():
         assert np.array_equal(pw._ordered_sum(a, axis), ref)
         pad = np.concatenate([a, np.zeros_like(a)], axis=axis)
         assert np.array_equal(pw._ordered_sum(pad, axis), ref)
+
+
+@pytest.mark.parametrize("fam", FAMS)
+def test_moment_truncated_far_series_vs_quadrature(fam):
+    # far scores take fewer series terms when G sits at small u (J_R / J_0 << 1,
+    # _series_terms): s * N(0, 1) rows (s = 1, 2, 5), clusters with ties, a wide
+    # spread and float32-rounded scores, against the adaptive quadrature
+    import numeric._piecewise as pw
+    rng = np.random.default_rng(11)
+    n = 700
+    c = 3.0 * rng.normal(size=3)
+    clus = c[rng.integers(0, 3, size=n)] + 1e-3 * rng.normal(size=n)
+    clus[rng.integers(0, n, size=n // 4)] = clus[0]
+    rows = [1.0 * rng.normal(size=n), 2.0 * rng.normal(size=n), 5.0 * rng.normal(size=n), clus,
+            np.concatenate([[0.0, -0.3], -40.0 * rng.random(size=n - 2)]),
+            (2.0 * rng.normal(size=n)).astype(np.float32).astype(np.float64)]
+    f = get_family(fam)
+    Y = np.array(rows)
+    lp, ok = log_probs_rows(Y, f)
+    assert ok.all()
+    for y, l in zip(Y, lp):
+        ref = quadrature_log_probs(y, f)
+        assert np.max(np.abs(l - ref) / np.maximum(1.0, np.abs(ref))) <= 2e-15
+        assert abs(np.exp(l).sum() - 1.0) <= 1e-14
+    # the rows do take fewer terms than c^R <= 2^-57 alone would give
+    ev = pw._Eval(Y[:3] - Y[:3].max(axis=1, keepdims=True), f)
+    first = pw._series_terms(ev.row, ev.moments_of(ev.wg))
+    assert (first[:, 1:] > np.arange(1, ev.row.rmax + 1)).any()
+
+
+@pytest.mark.parametrize("fam", FAMS)
+def test_moment_truncated_far_series_vjp_vs_quadrature(fam):
+    # the VJP of log p divides by the (truncated) far series: both VJPs, one-hot and
+    # dense cotangents, against the adaptive quadrature's
+    from test_piecewise_speed import _check_vjp, _vjp_refs
+    rng = np.random.default_rng(12)
+    x = np.array([2.0 * rng.normal(size=300), 5.0 * rng.normal(size=300)])
+    for c, log, ref in _vjp_refs(x, fam, rng):
+        fn = numeric.log_probs_vjp if log else numeric.probs_vjp
+        _check_vjp(fn(x, c, fam), ref)
