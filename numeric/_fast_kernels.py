@@ -16,9 +16,11 @@ which is one FFT per node.  ``h`` (not ``log Phi``) is used on the circle:
 ``h = exp(log phi - log Phi)`` is single valued, ``log Phi`` is not.  The
 aliasing error is ``b_{r+N} rho^N``, small when ``rho`` is well inside the disc
 where ``h`` is analytic.  The family supplies ``h`` on complex arguments
-(``NumericFamily.hazard_c``) and its engine spec (:class:`FastSpec`, the radius
-``rho`` and ``N`` among it, ``NumericFamily.fast``); ``numeric.families`` states
-each family's analyticity radius beside them.
+(``NumericFamily.hazard_c``, or ``NumericFamily.hazard_about``: ``h(t + d)`` formed
+relative to each circle's centre ``t``, where the family has it) and its engine
+spec (:class:`FastSpec`, the radius ``rho`` and ``N`` among it,
+``NumericFamily.fast``); ``numeric.families`` states each family's analyticity
+radius beside them.
 
 Tables are immutable arrays built once per family (and parameters: the cache key
 is ``NumericFamily.kernel_key``) and grown under a lock.
@@ -96,7 +98,8 @@ def taylor_tables(fam, t, R, rho=None, ncirc=_NCIRC):
     for i in range(0, t.size, 4096):
         tt = t[i:i + 4096]
         rr = rho[i:i + 4096, None]
-        vals = hz(tt[:, None] + rr * w[None, :])
+        d = rr * w[None, :]
+        vals = hz(tt[:, None] + d) if fam.hazard_about is None else fam.hazard_about(tt[:, None], d)
         coef = np.fft.fft(vals, axis=1)[:, :R + 1].real / ncirc
         with np.errstate(over="ignore"):   # huge radii: high orders underflow to 0
             B[i:i + 4096] = coef * (1.0 / rr) ** np.arange(R + 1)

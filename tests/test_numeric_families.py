@@ -166,6 +166,53 @@ def test_student_t_complex_hazard_matches_mpmath(nu):
         assert abs(v - ref) <= 1e-14 * abs(ref), (nu, z, v, ref)
 
 
+def _mp_t_hazard_beta(nu, z):
+    """student_t ``phi / Phi`` at complex ``z`` from mpmath's incomplete beta (40 digits),
+    ``Phi(z) = I_x(nu/2, 1/2) / 2`` for ``Re z < 0`` and ``1 - I_x(nu/2, 1/2) / 2`` else,
+    ``x = nu / (nu + z^2)``: no cancellation in either tail (the 2F1 form of
+    :func:`_mp_t_hazard` subtracts two halves at ``z = -3e5``)."""
+    with mp.workdps(40):
+        nu = mp.mpf(nu)
+        z = mp.mpc(z.real, z.imag)
+        K = mp.gamma((nu + 1) / 2) / (mp.sqrt(nu * mp.pi) * mp.gamma(nu / 2))
+        q = mp.betainc(nu / 2, mp.mpf(1) / 2, 0, nu / (nu + z * z), regularized=True) / 2
+        cdf = q if z.real < 0 else 1 - q
+        return complex(K * (1 + z * z / nu) ** (-(nu + 1) / 2) / cdf)
+
+
+@pytest.mark.parametrize("nu", [2.5, 4.5, pytest.param(2.0001, marks=pytest.mark.slow),
+                                pytest.param(5.5, marks=pytest.mark.slow)])
+def test_student_t_segment_hazard_matches_mpmath(nu):
+    # non-integer nu: h(t + d) about each circle's centre (numeric.families._t_seg_hazard)
+    # on the engine's circles, radius 1/4 about any t and 0.6 |t| about |t| >= 4, out to
+    # the far field's |t| ~ 1e6; the error includes the real kernel's h(t) (a factor common
+    # to a circle)
+    fam = get_family("student_t", nu=nu)
+    rng = np.random.default_rng(int(10 * nu))
+    for t in (-3e5, -300.0, -25.0, -3.0, -0.6, 0.0, 0.8, 4.0, 30.0, 500.0, 4e6):
+        rad = 0.6 * abs(t) if abs(t) >= 4.0 else 0.25
+        d = rad * np.exp(2j * np.pi * rng.random(2))
+        got = fam.hazard_about(np.array(t), d)
+        for dd, v in zip(d, got):
+            ref = _mp_t_hazard_beta(nu, t + dd)
+            assert abs(v - ref) <= 6e-14 * abs(ref), (nu, t, dd, v, ref)
+    # hazard_c(z): the vertical segment from Re z
+    z = np.array([-40.0 + 20.0j, 3.0 - 0.2j, 100.0 + 50.0j])
+    assert np.allclose(fam.hazard_c(z), [_mp_t_hazard_beta(nu, v) for v in z], rtol=6e-14, atol=0)
+
+
+def test_student_t_segment_hazard_agrees_with_closed_form():
+    # at nu = 3 the segment form against the closed form of _t_int_hazard_c on whole circles
+    from numeric.families import _t_int_hazard_c, _t_seg_hazard
+    about, _ = _t_seg_hazard(3.0)
+    w = np.exp(2j * np.pi * np.arange(64) / 64)
+    for t, rad in ((np.linspace(-350.0, 350.0, 141), 0.25),
+                   (np.geomspace(4.0, 1e9, 40), None), (-np.geomspace(4.0, 1e9, 40), None)):
+        d = (0.6 * np.abs(t)[:, None] if rad is None else rad) * w[None, :]
+        ref = _t_int_hazard_c(3)(t[:, None] + d)
+        assert np.all(np.abs(about(t[:, None], d) - ref) <= 6e-14 * np.abs(ref))
+
+
 def test_engine_knowledge_lives_on_the_family():
     # the O(n) engine's spec and complex hazard come from the family object
     for name in ("normal", "logistic", "gumbel_min", "cauchy"):
@@ -173,6 +220,9 @@ def test_engine_knowledge_lives_on_the_family():
         assert fam.fast is not None and fam.hazard_c is not None and fam.kernel_key == name
         x = np.array([-3.0, 0.0, 2.5])
         assert np.allclose(fam.hazard_c(x + 0j).real, np.exp(fam.loghazard(x)), rtol=1e-14)
-    for name, params in (("laplace", {}), ("student_t", {"nu": 2.5}), ("student_t", {"nu": 8.0})):
+    for name, params in (("laplace", {}), ("student_t", {"nu": 1.5}), ("student_t", {"nu": 8.0})):
         assert get_family(name, **params).fast is None
+    # student_t: the closed form at integer nu, the segment form between
+    assert get_family("student_t", nu=3.0).hazard_about is None
+    assert get_family("student_t", nu=2.5).fast is not None and get_family("student_t", nu=2.5).hazard_about
     assert get_family("student_t", nu=3.0).fast.heavy and not get_family("normal").fast.heavy

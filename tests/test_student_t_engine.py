@@ -4,10 +4,11 @@ Student's t with ``nu = 1`` is the Cauchy distribution (same density
 ``1 / (pi (1 + x^2))``), so it takes the cauchy engines: results equal
 ``family="cauchy"`` bit for bit, and agree with the 30-digit oracle evaluated
 with the *student_t* kernels (``derive.oracle``: incomplete-beta CDF), an
-independent reference.  From ``n = 256`` integer ``nu = 2..6`` take the O(n)
+independent reference.  From ``n = 256`` real ``nu`` in ``[2, 6]`` take the O(n)
 engine (``numeric._fast_cauchy``'s near field and multipole far field, with the
-family's complex hazard, ``numeric.families._t_int_hazard_c``): tested below against
-the quadrature (itself oracle-tested) and, in the slow tier, the 30-digit oracle.
+family's complex hazard: ``numeric.families._t_int_hazard_c`` at integer ``nu``, the
+segment form ``_t_seg_hazard`` between): tested below against the quadrature (itself
+oracle-tested) and, in the slow tier, the 30-digit oracle.
 """
 
 import math
@@ -327,11 +328,20 @@ def _large_rows(rng, n):
     return np.array(out)
 
 
-def test_fast_route_serves_integer_nu():
-    fam = numeric.get_family("student_t", nu=3.0)
-    assert numeric._route(fam, 300, "auto") == "fast"
-    for nu in (2.5, 8.0, 30.0):      # not served: quadrature
+def test_fast_route_serves_nu_2_to_6():
+    for nu in (2.0, 2.5, 3.0, 4.75, 6.0):
+        assert numeric._route(numeric.get_family("student_t", nu=nu), 300, "auto") == "fast"
+    for nu in (1.5, 6.5, 8.0, 30.0):      # not served: quadrature
         assert numeric._route(numeric.get_family("student_t", nu=nu), 300, "auto") == "row"
+
+
+def test_fast_route_non_integer_nu_vs_quadrature():
+    # non-integer nu: the engine's circles take h from the segment form about their
+    # centres (numeric.families._t_seg_hazard); s * N(0, 1) rows, clusters with ties,
+    # and float32 input against the quadrature
+    rng = np.random.default_rng(47)
+    x = _large_rows(rng, 256)[[0, 3]]
+    _check_vs_quadrature(x, 2.5, n32=1)
 
 
 @pytest.mark.parametrize("nu", [3.0, 6.0])
@@ -361,8 +371,8 @@ def test_fast_route_rows_independent_of_batch():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nu", [2.0, 3.0, 4.0, 5.0, 6.0])
-@pytest.mark.parametrize("n", [256, 1000, 4000])
+@pytest.mark.parametrize("nu, n", [(nu, n) for nu in (2.0, 3.0, 4.0, 5.0, 6.0) for n in (256, 1000, 4000)]
+                         + [(nu, n) for nu in (2.0001, 3.5, 5.99) for n in (256, 1000)])
 def test_fast_route_vs_quadrature_slow(nu, n):
     rng = np.random.default_rng(n + int(nu))
     x = _large_rows(rng, n)
