@@ -248,30 +248,55 @@ class _Row:
         # scores with 1/64 < c <= 1/2 are cheaper summed directly than by up to 57
         # series terms: near when a row has at most _NEAR_MAX of them
         # (rows of at most _NEAR_ALL scores: all near)
-        if n <= (_NEAR_ALL_LAPLACE if laplace else _NEAR_ALL):
-            near = np.ones_like(near)
+        all_near = n <= (_NEAR_ALL_LAPLACE if laplace else _NEAR_ALL)
+        if all_near:
+            # every score near, none far: the near table is the row sorted (largest
+            # c first), the far table one block of padding slots
+            order = np.argsort(-logc, axis=1, kind="stable")
+            self.nlogc = np.take_along_axis(logc, order, axis=1)
+            self.ncol = order
         else:
             mid = logc > _LOG_MID
             ext = mid.sum(axis=1) <= _NEAR_MAX
             if ext.any():
                 near = near | (mid & ext[:, None])
-        # near scores, padded to K per row (c = 0 pads: log Phi = 0, h = 0)
-        rr, cc = np.divmod(np.flatnonzero(near), n)
-        counts = np.bincount(rr, minlength=m)
-        K = max(int(counts.max()) if m else 0, 1)
-        pos = np.arange(rr.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        nlogc = np.full((m, K), -np.inf)
-        nlogc[rr, pos] = logc[rr, cc]
-        ncol = np.full((m, K), n, dtype=np.intp)         # padding -> dummy column n
-        ncol[rr, pos] = cc
-        order = np.argsort(-nlogc, axis=1, kind="stable")      # largest c first
-        self.nlogc = np.take_along_axis(nlogc, order, axis=1)
-        self.ncol = np.take_along_axis(ncol, order, axis=1)
+            # near scores, padded to K per row (c = 0 pads: log Phi = 0, h = 0)
+            rr, cc = np.divmod(np.flatnonzero(near), n)
+            counts = np.bincount(rr, minlength=m)
+            K = max(int(counts.max()) if m else 0, 1)
+            pos = np.arange(rr.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            nlogc = np.full((m, K), -np.inf)
+            nlogc[rr, pos] = logc[rr, cc]
+            ncol = np.full((m, K), n, dtype=np.intp)         # padding -> dummy column n
+            ncol[rr, pos] = cc
+            order = np.argsort(-nlogc, axis=1, kind="stable")      # largest c first
+            self.nlogc = np.take_along_axis(nlogc, order, axis=1)
+            self.ncol = np.take_along_axis(ncol, order, axis=1)
         self.nmask = np.isfinite(self.nlogc)
         self.nc = np.exp(self.nlogc)
-        # far scores: per row, sorted by their number of series terms (descending;
-        # near scores get -1 and sort last), padded with c = 0 to a multiple of
-        # _BLOCK columns; padding slots point at the dummy column n
+        if all_near:
+            self.fR = np.zeros((m, _BLOCK), dtype=np.int8)
+            self.fcol = np.full((m, _BLOCK), n, dtype=np.int32)
+            self.flogc = np.full((m, _BLOCK), -np.inf)
+            self.fc = np.zeros((m, _BLOCK))
+        else:
+            self._far_table(logc, near)
+        self.rmax = int(self.fR.max()) if m else 0
+        colmax = self.fR.max(axis=0)                  # non-increasing along the columns
+        # kr[r - 1]: columns holding a score that needs term r, rounded up to _BLOCK
+        cnt = np.searchsorted(-colmax, -np.arange(1, self.rmax + 2), side="right")
+        self.kr = -(-cnt // _BLOCK) * _BLOCK
+        # lo[r - 1]: leading columns where every row needs term r (the rows' own
+        # counts differ only in the band lo..kr, where the loops mask)
+        colmin = self.fR.min(axis=0)
+        self.lo = np.searchsorted(-colmin, -np.arange(1, self.rmax + 2), side="right")
+        self.P = self._power_sums(self.fc)            # (m, rmax + 1), P[:, 0] unused
+
+    def _far_table(self, logc, near):
+        """The far scores: per row, sorted by their number of series terms
+        (descending; near scores get -1 and sort last), padded with c = 0 to a
+        multiple of _BLOCK columns; padding slots point at the dummy column n."""
+        m, n = logc.shape
         R = _terms(logc)
         np.copyto(R, -1, where=near)
         np.negative(R, out=R)
@@ -298,16 +323,6 @@ class _Row:
         self.fR = fR
         with np.errstate(under="ignore"):
             self.fc = np.exp(self.flogc)
-        self.rmax = int(self.fR.max()) if m else 0
-        colmax = self.fR.max(axis=0)                  # non-increasing along the columns
-        # kr[r - 1]: columns holding a score that needs term r, rounded up to _BLOCK
-        cnt = np.searchsorted(-colmax, -np.arange(1, self.rmax + 2), side="right")
-        self.kr = -(-cnt // _BLOCK) * _BLOCK
-        # lo[r - 1]: leading columns where every row needs term r (the rows' own
-        # counts differ only in the band lo..kr, where the loops mask)
-        colmin = self.fR.min(axis=0)
-        self.lo = np.searchsorted(-colmin, -np.arange(1, self.rmax + 2), side="right")
-        self.P = self._power_sums(self.fc)            # (m, rmax + 1), P[:, 0] unused
 
     def _power_sums(self, first):
         """``sum_far first_j c_j^(r-1)`` over the far scores that need term ``r``
