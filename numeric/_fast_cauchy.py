@@ -1,7 +1,7 @@
 """Fast path for heavy (algebraic) tails: near field on panels, far field by multipoles.
 
 It serves the families whose engine spec says so (``NumericFamily.fast.heavy``: the
-cauchy, and student_t with integer ``nu = 2..6``, whose tails ``Phi(-t) ~ t^-nu`` make
+cauchy, and student_t with real ``nu`` in ``[1, 6]``, whose tails ``Phi(-t) ~ t^-nu`` make
 the same structure pay); it reads the family only through ``logcdf``, ``loghazard``
 and the complex hazard of its Taylor tables.  The numbers below are the cauchy's; for
 student_t ``h`` is analytic in the wider strip ``|Im z| < sqrt(nu)`` (so every

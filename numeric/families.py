@@ -610,8 +610,13 @@ def _t_seg_hazard(nu: float):
     relative amount, it is not noise the FFT spreads over them).  ``f`` is analytic
     off ``+-i sqrt(nu)``; on the circles of numeric._fast_kernels (radius 1/4 about
     any ``t``, ``0.6 |t|`` about ``|t| >= 4``) the segment keeps at least 2.6 half
-    lengths from them (``nu <= 6``, ``|t| >= 4``; ``(sqrt(nu) - 1/4) / (1/8) >= 9`` on
-    the small circles), so the 16-point rule errs below ``5^-32``.
+    lengths from them (``1 <= nu <= 6``, ``|t| >= 4``; ``(sqrt(nu) - 1/4) / (1/8) >= 6``
+    on the small circles), so the 16-point rule errs below ``5^-32``.  ``h`` itself is
+    analytic on those circles: they lie in ``|Im z| <= max(0.3, 0.75 |Re z|)``, where
+    ``Phi`` has no zero -- the argument principle on that region's boundary out to
+    ``|Re z| = 1.6e6`` gives winding number 0 for ``nu = 1.05, 1.5, 2.5, 3.5, 4.5, 5.5``
+    (tests/test_numeric_families.py), and beyond, ``Phi`` tends to ``c |z|^-nu`` on the
+    left and to 1 on the right.
     ``hazard_c(z)`` takes ``t = Re z``, ``d = i Im z`` (the vertical segment).
     Measured against mpmath's incomplete beta (40 digits) on both circles for
     ``nu = 2.5, 3, 5.5`` and against :func:`_t_int_hazard_c` at ``nu = 3``
@@ -968,14 +973,17 @@ _FAST = {
 # 2e-14 at nu = 3, 4e-12 at nu = 8.  Measured against quadrature (n = 300..400: s N(0,1)
 # rows s = 1..10, a linear spread of 60, ties, one score 40 above the rest): |error of
 # log p| <= 7e-15 for nu <= 6, 1.7e-13 at nu = 8, 4.5e-10 at nu = 12.  So the engine
-# serves real nu in [2, 6] (nu = 1 is the cauchy itself): integer nu with the closed-form
-# hazard (_t_int_hazard_c), the others with the segment form about each circle's centre
+# serves real nu in [1, 6] (nu = 1 is the cauchy itself; below 1 the strip |Im z| <
+# sqrt(nu) is narrower than the cauchy's, which the near field's panels and the
+# spreading's orders are sized for): integer nu with the closed-form hazard
+# (_t_int_hazard_c), the others with the segment form about each circle's centre
 # (_t_seg_hazard; its rounding on the far field's right-tail circles is that of the closed
-# form, and log p against quadrature at n = 300 for nu = 2.0001, 2.5, 3.5, 5.5 on the rows
-# above was within 7.2e-16 max(1, |log p|), p within 1.4e-14).  The far-field panels are
+# form, and log p against quadrature at n = 300 for nu = 1.05, 1.2, 1.5, 2.0001, 2.5, 3.5,
+# 5.5 on the rows above was within 7.2e-16 max(1, |log p|), p within 1.4e-14; VJPs at
+# nu = 1.05, 1.5, 2.5, 4.5 within 1.9e-14 of the row scale).  The far-field panels are
 # laid out in u = nu s (FastSpec.tail): F's rise there, e^(-n c x^-nu), is as sharp in u
 # for every nu.
-_T_FAST = (2.0, 6.0)
+_T_FAST = (1.0, 6.0)
 
 
 @functools.lru_cache(maxsize=None)
