@@ -42,7 +42,7 @@ evaluated at the scores.  Here the same three steps run on many rows at once:
   and the Gaussian half-step test of :func:`_half_tol`.)  A row failing any check
   is declined (``ok`` False) and the caller sends it to the per-row engine, which
   refines narrow integrands on local grids.
-  For ``log p`` and the one-hot VJP the node sums are matrix products of
+  For ``log p`` and the VJPs' ``log g`` the node sums are matrix products of
   exponentially tilted factors (:func:`_node_products`: positive terms scaled
   to at most 1, no ``exp`` per node and column); the dense VJP's ``T2``
   integrands need not be log-concave and keep the log-space rule.
@@ -61,11 +61,13 @@ so long rows need only the result and a few arrays of their size.
 Dense cotangents (:func:`rows_dense_vjp`).  ``(J^T g)_k = g'_k T1_k - T2_k`` with
 ``g' = g - s`` (``J^T 1 = 0``; for ``log p``, ``g = c / p``), ``T1_k = p_k (log
 g)'(z_k)`` (the derivative of the interpolant of ``log g``) and ``T2_k = int h_k F
-Gamma``, ``Gamma = sum_j g'_j h_j``: ``Gamma`` is spread by sign (two sums of
-positive terms, weights ``log|g'_j|`` in bands of ``e^600``) with the hazard's
-Taylor tables on the same columns, the ``T2`` node integrals take the checks
-above on windows widened to the left, and ``log T2`` is interpolated at the
-scores like ``log g``.
+Gamma``, ``Gamma = sum_j g'_j h_j``: one spreading of the signed weights (log
+magnitudes ``log|g'_j|`` in bands of ``e^600``, each band with its signs) with the
+hazard's Taylor tables on the same columns, and one node pass: the rule of the
+signed integrand ``h F Gamma`` (smooth: its halved rule is checked against the
+scale below) as a ratio to the rule of ``h F Gamma_lb``, ``Gamma_lb <= sum_j |g'_j|
+h_j`` a positive lower bound (bins' absolute weights times ``h`` half a bin further
+out), whose log is interpolated at the scores like ``log g``, the ratio alongside.
 
 One-hot cotangents (:func:`rows_onehot_log_vjp`).  With ``c = c_y e_y`` (the
 gradient of a negative log-likelihood), ``sum_i c_i d log p_i / d mu_k =
@@ -152,8 +154,10 @@ _COLS = 1 << 15         # scores per column chunk of the per-score passes
 # move some mass towards lower scores)
 _T2_LEFT = 64
 _PLANS_BYTES = 96 << 20     # plans kept up to this many bytes (a batch of s * N(0, 1) rows
-                            # spans ~6 bin counts; each count's Gamma matrices take 10-14 MB)
-_WINDOWS_BYTES = 64 << 20   # spreading matrices kept up to this many bytes
+                            # spans ~6 bin counts, clustered rows up to ~15)
+# spreading matrices kept up to this many bytes: the strips of log F (one per n scale)
+# and of Gamma (one per VJP kind) that serve every bin count, ~20-30 MB each at p_max
+_WINDOWS_BYTES = 96 << 20
 _MB = 4                 # rows per matrix product (fixed: bits independent of the batch)
 # multiply-adds per product: below OpenBLAS's threading threshold (one thread: on a
 # shared machine its worker threads spin and cost more than the work)
@@ -256,75 +260,98 @@ class _Plan:
                 got = self.tilts.setdefault(c, (np.exp(arg - C1), C1))
         return got
 
+def _toeplitz_window(key, s0, nb, w, build):
+    """The cached strip of key ``key`` that holds bins ``0 .. nb - 1`` against columns
+    whose offsets from the first bin run ``s0 .. s0 + w - 1``: ``(o, mats)`` with the
+    window the columns ``o .. o + w - 1`` of each matrix in ``mats``.
+
+    The matrices are Toeplitz in column minus bin, so one strip (per key) serves every
+    window: it holds offsets from its smallest ``s_base`` on, rows for its largest
+    bin count, and ``build(s_base, NB, WB)`` makes it; it is grown to the extents asked
+    for and kept in a cache bounded by bytes (least recently built dropped first).
+    Its entries do not depend on which windows were asked for first."""
+    got = _WINDOWS.get(key)
+    if got is None or got[0] > s0 or got[1] < nb or got[0] + got[2] < s0 + w:
+        base, NB, end = (s0, nb, s0 + w) if got is None else (
+            min(s0, got[0]), max(nb, got[1]), max(s0 + w, got[0] + got[2]))
+        mats = build(base, NB, end - base)
+        got = (base, NB, end - base, mats)
+        size = sum(x.nbytes for x in mats)
+        with _PLANS_LOCK:
+            _WINDOWS.pop(key, None)
+            while _WINDOWS and sum(sum(x.nbytes for x in v[3]) for v in _WINDOWS.values()) + size > _WINDOWS_BYTES:
+                _WINDOWS.pop(next(iter(_WINDOWS)))
+            _WINDOWS[key] = got
+    return s0 - got[0], got[3]
+
+
 def _window_spread(pl, e, s0, nb, w):
     """``(W0_hi, S)``: the spreading matrices of ``nb`` bins on ``w`` columns whose first
     bin sits ``s0`` grid steps below the first column, ``W0_hi`` (nb, w) the ``r = 0``
     table on the lattice ``2^-e`` and ``S`` (nb (R + 1), w) with row ``j (R + 1) + r``
     holding ``W0 - W0_hi`` (``r = 0``) and ``W_r`` (``r >= 1``) of bin ``j``; entry
-    ``(j, c)`` is the table at offset ``s0 + c - j`` (column minus bin).
-
-    The matrices are Toeplitz in column minus bin, so one matrix per family, ``e`` and
-    residue of ``s0`` modulo ``_WQ`` (windows start on multiples of ``_WQ``) serves
-    every window: it holds offsets from its smallest ``s_base`` on, and a window is
-    the view of its columns from ``s0 - s_base``.  Grown to the extents asked for and
-    kept in a cache bounded by bytes (least recently built dropped first); its
-    entries do not depend on which windows were asked for first."""
-    key = (pl.name, e, s0 % _WQ)
+    ``(j, c)`` is the table at offset ``s0 + c - j`` (column minus bin).  One strip per
+    family, ``e`` and residue of ``s0`` modulo ``_WQ`` (windows start on multiples of
+    ``_WQ``): :func:`_toeplitz_window`."""
     R1 = pl.R + 1
-    got = _WINDOWS.get(key)
-    if got is None or got[0] > s0 or got[1].shape[0] < nb or got[0] + got[1].shape[1] < s0 + w:
-        base, NB, end = (s0, nb, s0 + w) if got is None else (
-            min(s0, got[0]), max(nb, got[1].shape[0]), max(s0 + w, got[0] + got[1].shape[1]))
-        WB = end - base
-        H = pl.spec.H
-        s = np.arange(base - (NB - 1), end)             # offsets column minus bin, ascending
-        cache = pl.kcache
-        c0, A, _ = cache.get(int(s[0]))
-        inside = s <= cache.s_hi
-        Tk = np.where(inside[:, None], A[np.where(inside, s - c0, 0), :R1], 0.0).T
-        Tk[1:] *= ((-H) ** np.arange(1, R1))[:, None]
-        W = sliding_window_view(Tk, WB, axis=-1)[:, ::-1, :]      # (R + 1, NB, WB): W[r, j, c]
+
+    def build(base, NB, WB):
+        W = _table_strip(pl.kcache, "A", pl.spec.H, R1, base, NB, WB)
         hi = np.rint(W[0] * 2.0 ** e) * 2.0 ** -e
         S = np.empty((NB, R1, WB))
         np.subtract(W[0], hi, out=S[:, 0])
         S[:, 1:] = W[1:].transpose(1, 0, 2)
-        got = (base, hi, S.reshape(-1, WB))
-        size = hi.nbytes + S.nbytes
-        with _PLANS_LOCK:
-            _WINDOWS.pop(key, None)
-            while _WINDOWS and sum(v[1].nbytes + v[2].nbytes for v in _WINDOWS.values()) + size > _WINDOWS_BYTES:
-                _WINDOWS.pop(next(iter(_WINDOWS)))
-            _WINDOWS[key] = got
-    base, hi, S = got
-    o = s0 - base
+        return hi, S.reshape(-1, WB)
+
+    o, (hi, S) = _toeplitz_window((pl.name, e, s0 % _WQ), s0, nb, w, build)
     return hi[:nb, o:o + w], S[:nb * R1, o:o + w]
 
 
-class _GammaPlan:
-    """The spreading matrix of ``Gamma(x) = sum_j w_j h(x - z_j)`` on a plan's columns:
-    ``WG[(r, b), j] = b_r((k - b) H) (-H)^r`` (``k = kL + j``; ``b_r = h^(r) / r!``
-    from numeric._fast's ``_gamma_cache``, zero beyond their cut ``t_c``), and
-    ``log h`` at ``(s_hi + 1/2) H``, which bounds every term beyond the cut."""
+def _gamma_window(pl, gc, log, s0, nb, w):
+    """``(S, S_lb)``: ``S`` (nb (R + 1), w) the spreading matrix of ``Gamma = sum_j w_j
+    h(x - z_j)``, row ``j (R + 1) + r`` holding ``b_r((s0 + c - j) H) (-H)^r`` (``b_r =
+    h^(r) / r!`` from the Gamma tables ``gc`` of numeric._fast's ``_gamma_cache``, zero
+    beyond their cut ``t_c``) at column ``c``; ``S_lb`` (nb, w) holding ``h((s0 + c - j +
+    1/2) H)`` (zero beyond the cut): ``h`` decreases (normal, logistic), so a bin's
+    absolute weights times it bound its terms' moduli from below.  One strip per
+    family, VJP and residue of ``s0`` modulo ``_WQ`` serves every bin count
+    (:func:`_toeplitz_window`)."""
+    R1 = gc.R + 1
 
-    __slots__ = ("WG", "R", "s_hi", "log_hc")
+    def build(base, NB, WB):
+        W = _table_strip(gc, "B", pl.spec.H, R1, base, NB, WB)
+        s = np.arange(base - (NB - 1), base + WB)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            lb = np.where(s <= gc.s_hi, np.exp(pl.loghazard((s + 0.5) * pl.spec.H)), 0.0)
+        lbw = sliding_window_view(lb, WB)[::-1, :]
+        return np.ascontiguousarray(W.transpose(1, 0, 2)).reshape(-1, WB), np.ascontiguousarray(lbw)
 
-    def __init__(self, fam, pl, log):
-        gc = _gamma_cache(fam, log=log)
-        H, R, P = pl.spec.H, gc.R, pl.P
-        s = np.arange(pl.kL - (P - 1), pl.kL + pl.Gs)
-        s0, _, B = gc.get(int(s[0]))
-        inside = s <= gc.s_hi
-        Tk = np.where(inside[:, None], B[np.where(inside, s - s0, 0), :R + 1], 0.0).T
-        Tk[1:] *= ((-H) ** np.arange(1, R + 1))[:, None]
-        W = sliding_window_view(Tk, pl.Gs, axis=-1)[:, ::-1, :]       # (R + 1, P, Gs)
-        self.WG = np.ascontiguousarray(W.reshape((R + 1) * P, pl.Gs))
-        self.R, self.s_hi = R, gc.s_hi
-        with np.errstate(divide="ignore"):
-            self.log_hc = float(fam.loghazard(np.array([(gc.s_hi + 0.5) * H]))[0])
+    o, (S, Slb) = _toeplitz_window((pl.name, "gamma", log, s0 % _WQ), s0, nb, w, build)
+    return S[:nb * R1, o:o + w], Slb[:nb, o:o + w]
 
-    @property
-    def nbytes(self):
-        return self.WG.nbytes
+
+def _table_strip(cache, table, H, R1, base, NB, WB):
+    """``W[r, j, c]`` (R1, NB, WB): column ``r`` of the Taylor table ``table`` ("A": log Phi,
+    "B": the hazard) of ``cache`` at offset ``base + c - j``, zero beyond the cache's
+    right cut, scaled by ``(-H)^r`` (a Toeplitz view of one table strip)."""
+    s = np.arange(base - (NB - 1), base + WB)             # offsets column minus bin, ascending
+    c0, A, B = cache.get(int(s[0]))
+    T = A if table == "A" else B
+    inside = s <= cache.s_hi
+    Tk = np.where(inside[:, None], T[np.where(inside, s - c0, 0), :R1], 0.0).T
+    Tk[1:] *= ((-H) ** np.arange(1, R1))[:, None]
+    return sliding_window_view(Tk, WB, axis=-1)[:, ::-1, :]
+
+
+def _cut_blocks(s0, s_hi, nb, w):
+    """Column blocks ``(c0, c1, j0)`` of a window of ``w`` columns whose first bin sits
+    ``s0`` steps below its first column: bins below ``j0`` add nothing to the block
+    (column minus bin beyond the tables' cut ``s_hi`` for every column of it), so its
+    product starts at bin ``j0`` (blocks of ``_TRI`` columns; neighbours that start from
+    the same bin merged: fewer, larger products)."""
+    starts = [min(nb, max(0, s0 + c0 - s_hi)) for c0 in range(0, w, _TRI)]
+    edges = [i * _TRI for i in range(len(starts)) if i == 0 or starts[i] != starts[i - 1]] + [w]
+    return [(c0, c1, starts[c0 // _TRI]) for c0, c1 in zip(edges[:-1], edges[1:])]
 
 
 def _cached_plan(key, build):
@@ -341,10 +368,6 @@ def _cached_plan(key, build):
 
 def _plan(fam, P):
     return _cached_plan((fam.name, P), lambda: _Plan(fam, fam.fast, P))
-
-
-def _gamma_plan(fam, pl, log):
-    return _cached_plan((fam.name, pl.P, "gamma", log), lambda: _GammaPlan(fam, pl, log))
 
 
 def _matmul_rows(A, B, out):
@@ -421,12 +444,8 @@ def _log_F(M, pl, n, a, b):
     M0 = np.ascontiguousarray(M[0, :, b0:])
     rest = np.ascontiguousarray(M[:, :, b0:].transpose(1, 2, 0)).reshape(m, -1)     # (row, (b, r))
     out = np.empty((m, b - a))
-    # bin j reaches column c when s0 + c - j <= s_hi: the first bin of each block (blocks
-    # that start from the same bin are merged: fewer, larger products)
-    starts = [min(P - b0, max(0, s0 + c0 - pl.s_hi)) for c0 in range(0, b - a, _TRI)]
-    edges = [i * _TRI for i in range(len(starts)) if i == 0 or starts[i] != starts[i - 1]] + [b - a]
-    for c0, c1 in zip(edges[:-1], edges[1:]):
-        j0 = starts[c0 // _TRI]
+    # bin j reaches column c when s0 + c - j <= s_hi
+    for c0, c1, j0 in _cut_blocks(s0, pl.s_hi, P - b0, b - a):
         o = out[:, c0:c1]
         if j0 == P - b0:
             o[...] = 0.0
@@ -532,12 +551,19 @@ def _half_tol(curv, pl, concave=True):
         return np.maximum(pl.agree, 4.02 * np.exp(-(math.pi ** 2 / 2.0) / curv))
 
 
-def _trapezoid(L, logw, pl, concave=True):
+def _trapezoid(L, logw, pl, concave=True, sgn=None):
     """``(log(w sum_k e^L), ok)`` over the last axis of the log integrands ``L``
     (overwritten), with the checks of the module doc: finite peak inside the rows,
     decayed by ``e^-45`` at both ends, second difference at the peak <= 0.35 (0.5 for
     the concave integrands of RowsSpec.gauss_agree families: ``_CURV_MAX_GAUSS``), and
-    the rule on every other row within :func:`_half_tol`."""
+    the rule on every other row within :func:`_half_tol`.
+
+    ``sgn`` (rows, columns): a signed integrand ``sgn e^L`` with ``e^L`` a positive
+    scale function of it (``|sgn|`` of order 1), and the result ``(log(w sum_k e^L),
+    ratio, ok)`` with ``ratio`` the rule of the signed integrand over that of the
+    scale; the checks above are on the scale, and the rule of the signed integrand on
+    every other row must agree with its full rule within the tolerance times the
+    scale's sum."""
     curv_max = pl.curv_max if concave else _CURV_MAX
     G = L.shape[-1]
     jm = np.argmax(L, axis=-1)[..., None]
@@ -551,28 +577,41 @@ def _trapezoid(L, logw, pl, concave=True):
         L -= peak[..., None]
     exp_terms(L, out=L)
     tot = L.sum(axis=-1)
+    if sgn is not None:
+        L *= sgn[:, None, :]
+        sig = L.sum(axis=-1)
+        half = 2.0 * L[..., 0::2].sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            good &= np.abs(half - sig) <= _half_tol(curv, pl, concave) * tot
+            return peak + (np.log(tot) + logw), sig / tot, good
     half = 2.0 * L[..., 0::2].sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         good &= np.abs(half / tot - 1.0) <= _half_tol(curv, pl, concave)
         return peak + (np.log(tot) + logw), good
 
 
-def _node_integrals(L_rows, pl, H, a, b, concave=True):
+def _node_integrals(L_rows, pl, H, a, b, concave=True, sgn=None):
     """``(log int, ok)``: node integrals of ``LH[i] + L_rows[r]`` over the columns
     ``a .. b - 1`` (rows, K), and per row whether every node passed
-    :func:`_trapezoid`'s checks."""
+    :func:`_trapezoid`'s checks; with ``sgn`` (rows, b - a) of signed integrands
+    ``sgn e^(LH[i] + L_rows[r])``: ``(log int of the modulus, ratio, ok)`` (see there)."""
     m, Gs = L_rows.shape
     LH = pl.LH[:, a:b]
     K = pl.K
     logg = np.empty((m, K))
+    ratio = np.empty((m, K)) if sgn is not None else None
     ok = np.ones(m, dtype=bool)
     blk = max(1, _ELEMS // (K * Gs))
     logw = math.log(H)
     for r0 in range(0, m, blk):
         r1 = min(m, r0 + blk)
-        logg[r0:r1], good = _trapezoid(LH[None, :, :] + L_rows[r0:r1, None, :], logw, pl, concave)
+        L = LH[None, :, :] + L_rows[r0:r1, None, :]
+        if sgn is None:
+            logg[r0:r1], good = _trapezoid(L, logw, pl, concave)
+        else:
+            logg[r0:r1], ratio[r0:r1], good = _trapezoid(L, logw, pl, concave, sgn[r0:r1])
         ok[r0:r1] = good.all(axis=1)
-    return logg, ok
+    return (logg, ok) if sgn is None else (logg, ratio, ok)
 
 
 # smallest accepted sum of a node's scaled terms, e^-600: its terms within e^-_TAIL of the
@@ -581,6 +620,7 @@ _SUM_MIN = -600.0
 _NEAR = _COARSE + 1     # columns either side of a coarse peak searched for the exact peak
 _TRI = 64               # column blocks of the spreading product (each skips the bins below its reach)
 _WSAMPLE = 4            # windows of the node products from every _WSAMPLE-th node (_windows)
+_NODE_BLK = 64          # nodes per product of the node sums (_node_products)
 
 
 def _node_products(L, pl, H, a, b, jm):
@@ -641,8 +681,6 @@ def _node_products(L, pl, H, a, b, jm):
         c = tilts[t]
         e, C1 = pl.tilted(c)
         use = ti == t
-        nodes = np.flatnonzero(use.any(axis=0))
-        i0, i1 = int(nodes[0]), int(nodes[-1]) + 1
         with np.errstate(invalid="ignore"):
             kc = np.argmax(L - c * x, axis=1)
         Lkc = L[rows, kc]
@@ -650,21 +688,28 @@ def _node_products(L, pl, H, a, b, jm):
             D = L - Lkc[:, None]
             D -= c * (x[None, :] - x[kc][:, None])
         A = exp_terms(D, out=D)
-        # B[k, j] = e[(kL + a + k) - l_(i0 + j) - d_lo]: a Toeplitz block of the tilted kernel
-        start = pl.kL + a - int(l[i0]) - pl.d_lo
+        Ah = np.ascontiguousarray(A[:, ::2])
         st = e.strides[0]
-        B = np.ascontiguousarray(as_strided(e[start:], shape=(W, i1 - i0), strides=(st, -pl.ms * st), writeable=False))
-        Sm = _matmul_rows(A, B, np.empty((m, i1 - i0)))
-        # the rule on every other column (the even ones): its own product, half the length
-        Sh = _matmul_rows(np.ascontiguousarray(A[:, ::2]), B[::2], np.empty((m, i1 - i0)))
-        # log of the scale: C1 - c (x_kc - m_i) + L_kc (the first two exact)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lS = np.log(Sm)
-            scale = (C1 - c * (x[kc][:, None] - l[None, i0:i1] * H)) + Lkc[:, None]
-            u = use[:, i0:i1]
-            logg[:, i0:i1] = np.where(u, lS + scale, logg[:, i0:i1])
-            half[:, i0:i1] = np.where(u, 2.0 * Sh / Sm, half[:, i0:i1])
-            good[:, i0:i1] &= ~u | (lS >= _SUM_MIN)
+        # the products over fixed blocks of _NODE_BLK nodes (those some row takes with this
+        # tilt): BLAS picks its kernel by the operands' shapes, so a node's sum is then the
+        # same bits whatever nodes its batch mates need
+        for i0 in np.unique(np.flatnonzero(use.any(axis=0)) // _NODE_BLK) * _NODE_BLK:
+            i1 = min(K, i0 + _NODE_BLK)
+            # B[k, j] = e[(kL + a + k) - l_(i0 + j) - d_lo]: a Toeplitz block of the tilted kernel
+            start = pl.kL + a - int(l[i0]) - pl.d_lo
+            B = np.ascontiguousarray(as_strided(e[start:], shape=(W, i1 - i0), strides=(st, -pl.ms * st),
+                                                writeable=False))
+            Sm = _matmul_rows(A, B, np.empty((m, i1 - i0)))
+            # the rule on every other column (the even ones): its own product, half the length
+            Sh = _matmul_rows(Ah, B[::2], np.empty((m, i1 - i0)))
+            # log of the scale: C1 - c (x_kc - m_i) + L_kc (the first two exact)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lS = np.log(Sm)
+                scale = (C1 - c * (x[kc][:, None] - l[None, i0:i1] * H)) + Lkc[:, None]
+                u = use[:, i0:i1]
+                logg[:, i0:i1] = np.where(u, lS + scale, logg[:, i0:i1])
+                half[:, i0:i1] = np.where(u, 2.0 * Sh / Sm, half[:, i0:i1])
+                good[:, i0:i1] &= ~u | (lS >= _SUM_MIN)
     with np.errstate(invalid="ignore"):
         good &= np.abs(half - 1.0) <= _half_tol(curv, pl)
     return logg + math.log(H), good.all(axis=1)
@@ -997,72 +1042,98 @@ def _bin256(gg, lo, scale):
     return np.clip(np.nan_to_num(t, nan=0.0), 0, 255).astype(np.int64)
 
 
-def _gamma_logs(zr, lo_i, getw, pl, gp, spec, wins):
-    """``log Gamma_+-`` on the columns ``a .. b - 1`` of each window ``(a, b, rows)`` of
-    ``wins`` (``-inf`` elsewhere), (2 rows, Gs) (the ``+`` rows first), for the
-    weights ``e^lmag`` of the entries with ``neg`` False (``+``) and True (``-``),
-    ``getw(cols) -> (lmag, neg)`` by column chunks, and the log of a bound on the
-    terms beyond the Gamma tables' cut, (2 rows, Gs).
+def _signed_logadd(l1, n1, l2, n2):
+    """``(l, neg)`` with ``(-1)^neg e^l = (-1)^n1 e^l1 + (-1)^n2 e^l2`` (elementwise; an
+    exact cancellation gives ``-inf``).  The sum's rounding is a few ulps of the larger
+    magnitude: relative to the sum of the moduli, as the signed spreads' own."""
+    hi = np.maximum(l1, l2)
+    big_neg = np.where(l1 >= l2, n1, n2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.exp(np.minimum(l1, l2) - hi)
+        l = hi + np.where(n1 == n2, np.log1p(d), np.log1p(-d))
+    return np.where(np.isfinite(hi), l, -np.inf), big_neg
 
-    Weights within ``e^_BAND`` of their (sign, row)'s band's largest are spread
-    together, scaled by it (numeric._fast's bands); bands add in log space.  All
-    terms are positive, so each ``Gamma`` is good to its tables' relative
-    truncation plus a few ulps.  A bin ``b`` of weight ``W_b`` adds at most
-    ``W_b h((k - b - 1/2) H)`` at column ``k`` beyond the cut (``h`` decreases
-    there), so the far terms of column ``k`` are at most
-    ``h((s_hi + 1/2) H) sum_{b <= k - s_hi - 1} W_b``."""
+
+def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins):
+    """``(lgam, neg, labs, far)``: ``Gamma = sum_j (-1)^neg_j e^lmag_j h(x - z_j)`` on the
+    columns ``a .. b - 1`` of each window ``(a, b, rows)`` of ``wins`` as its log modulus
+    ``lgam`` and sign ``neg`` (rows, Gs) (``-inf`` elsewhere), ``getw(cols) -> (lmag,
+    neg)`` by column chunks; ``labs`` the log of a lower bound of ``sum_j e^lmag_j h(x -
+    z_j)``, the sum of the moduli of its terms (:func:`_gamma_window`); ``far`` (rows,
+    Gs) the log of a bound on the terms beyond the Gamma tables' (``gc``) cut.
+
+    Weights within ``e^_BAND`` of their row's band's largest are spread together,
+    with their signs, scaled by it (numeric._fast's bands); bands add with their signs
+    in log space (:func:`_signed_logadd`).  Each term is good to its tables' relative
+    truncation, and the sum's rounding is a few ulps of ``sum_j |w_j| h_j`` (products
+    of ``_MB`` rows: the sum over the bins is BLAS's, ``<= (R + 1) P`` terms).  A bin
+    ``b`` of absolute weight ``W_b`` adds at most ``W_b h((k - b - 1/2) H)`` at column
+    ``k`` beyond the cut (``h`` decreases there), so the far terms of column ``k`` are
+    at most ``h((s_hi + 1/2) H) sum_{b <= k - s_hi - 1} W_b``."""
     m, n = zr.shape
-    P, R = pl.P, gp.R
+    P, R1 = pl.P, gc.R + 1
     chunks = _chunks(n)
-    rows = np.arange(m)
-    top = np.full(2 * m, -np.inf)
-    low = np.full(2 * m, np.inf)
+    top = np.full(m, -np.inf)
+    low = np.full(m, np.inf)
     for c in chunks:
-        lm, neg = getw(c)
+        lm, _ = getw(c)
         fin = np.isfinite(lm)
-        for si, side in enumerate((~neg & fin, neg & fin)):
-            top[si * m:(si + 1) * m] = np.maximum(top[si * m:(si + 1) * m], np.where(side, lm, -np.inf).max(axis=1))
-            low[si * m:(si + 1) * m] = np.minimum(low[si * m:(si + 1) * m], np.where(side, lm, np.inf).min(axis=1))
+        top = np.maximum(top, np.where(fin, lm, -np.inf).max(axis=1))
+        low = np.minimum(low, np.where(fin, lm, np.inf).min(axis=1))
     live = np.isfinite(top)
     nb = int(np.floor((top[live] - low[live]) / _BAND).max()) + 1 if live.any() else 0
-    lgam = np.full((2 * m, pl.Gs), -np.inf)
-    lW = np.full((2 * m, P), -np.inf)
+    lgam = np.full((m, pl.Gs), -np.inf)
+    labs = np.full((m, pl.Gs), -np.inf)
+    neg = np.zeros((m, pl.Gs), dtype=bool)
+    lW = np.full((m, P), -np.inf)
     for bnd in range(nb):
-        Mw = np.zeros((R + 1, 2 * m * P))
-        sc = np.full(2 * m, -np.inf)
+        sc = np.full(m, -np.inf)
         for c in chunks:
-            lm, neg = getw(c)
-            key = np.where(neg, m, 0) + rows[:, None]          # (sign, row) of each entry
+            lm, _ = getw(c)
             with np.errstate(invalid="ignore"):
-                inb = np.floor((top[key] - lm) / _BAND) == bnd
-            np.maximum.at(sc, key[inb], lm[inb])
+                inb = np.floor((top[:, None] - lm) / _BAND) == bnd
+            sc = np.maximum(sc, np.where(inb, lm, -np.inf).max(axis=1))
         if not np.isfinite(sc).any():
             continue
         sc[~np.isfinite(sc)] = 0.0
+        Mw = np.zeros((R1, m * P))
+        Wabs = np.zeros(m * P)
         for c in chunks:
-            lm, neg = getw(c)
-            key = np.where(neg, m, 0) + rows[:, None]
+            lm, ng = getw(c)
             with np.errstate(invalid="ignore"):
-                inb = np.floor((top[key] - lm) / _BAND) == bnd
+                inb = np.floor((top[:, None] - lm) / _BAND) == bnd
             gb, u = _split(zr[:, c], lo_i, spec, P)
-            gb += (np.where(neg, m * P, 0)).ravel()             # bins of the - weights after the +
-            w = np.where(inb, np.exp(np.where(inb, lm - sc[key], 0.0)), 0.0).ravel()
-            Mw[0] += np.bincount(gb, weights=w, minlength=2 * m * P)
-            for r in range(1, R + 1):
+            w = np.where(inb, np.exp(np.where(inb, lm - sc[:, None], 0.0)), 0.0).ravel()
+            Wabs += np.bincount(gb, weights=w, minlength=m * P)
+            np.negative(w, out=w, where=ng.ravel())
+            Mw[0] += np.bincount(gb, weights=w, minlength=m * P)
+            for r in range(1, R1):
                 w *= u
-                Mw[r] += np.bincount(gb, weights=w, minlength=2 * m * P)
-        A = Mw.reshape(R + 1, 2 * m, P).transpose(1, 0, 2).reshape(2 * m, (R + 1) * P)
-        Gam = np.zeros((2 * m, pl.Gs))
+                Mw[r] += np.bincount(gb, weights=w, minlength=m * P)
+        A = np.ascontiguousarray(Mw.reshape(R1, m, P).transpose(1, 2, 0)).reshape(m, P * R1)   # (row, (b, r))
+        del Mw
+        Wabs = Wabs.reshape(m, P)
+        Gam = np.zeros((m, pl.Gs))
+        Glb = np.zeros((m, pl.Gs))
         for a, b, sel in wins:
-            both = np.r_[sel, sel + m]
-            Gam[both, a:b] = _matmul_rows(A[both], gp.WG[:, a:b], np.empty((both.size, b - a)))
+            s0 = pl.kL + a
+            S, Slb = _gamma_window(pl, gc, log, s0, P, b - a)
+            As, Ws = A[sel], Wabs[sel]
+            for c0, c1, j0 in _cut_blocks(s0, gc.s_hi, P, b - a):
+                if j0 < P:
+                    cols = slice(a + c0, a + c1)
+                    Gam[sel, cols] = _matmul_rows(As[:, j0 * R1:], S[j0 * R1:, c0:c1], np.empty((sel.size, c1 - c0)))
+                    Glb[sel, cols] = _matmul_rows(Ws[:, j0:], Slb[j0:, c0:c1], np.empty((sel.size, c1 - c0)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            lgam = np.logaddexp(lgam, np.log(np.maximum(Gam, 0.0)) + sc[:, None])
-            lW = np.logaddexp(lW, np.log(Mw[0].reshape(2 * m, P)) + sc[:, None])
+            lgam, neg = _signed_logadd(lgam, neg, np.log(np.abs(Gam)) + sc[:, None], Gam < 0)
+            labs = np.logaddexp(labs, np.log(Glb) + sc[:, None])
+            lW = np.logaddexp(lW, np.log(Wabs) + sc[:, None])
     cumW = np.logaddexp.accumulate(lW, axis=1)
-    ib = pl.kL + np.arange(pl.Gs) - gp.s_hi - 1            # last far bin of each column
-    far = np.where(ib >= 0, cumW[:, np.clip(ib, 0, P - 1)] + gp.log_hc, -np.inf)
-    return lgam, far
+    ib = pl.kL + np.arange(pl.Gs) - gc.s_hi - 1            # last far bin of each column
+    with np.errstate(divide="ignore"):
+        log_hc = float(pl.loghazard(np.array([(gc.s_hi + 0.5) * spec.H]))[0])
+    far = np.where(ib >= 0, cumW[:, np.clip(ib, 0, P - 1)] + log_hc, -np.inf)
+    return lgam, neg, labs, far
 
 
 def _far_ok(Lfar, logT, pl, H, a, b):
@@ -1099,13 +1170,22 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     g = G if rows.size == G.shape[0] else G[rows]      # (all rows: _rows passes them in order)
     chunks = _chunks(n)
     M = _moments(zr, lo_i, spec, pl.P)
-    LF = _log_F(M, pl, n, 0, pl.Gs)
     logg = np.empty((m, pl.K))
     good = np.zeros(m, dtype=bool)
     # the integration windows of h F (every node's integrand above its peak minus _TAIL)
-    wins = list(_subgroups(*_windows(pl, M)))
+    a_h, b_h, jm = _windows(pl, M, peaks=True)
+    wins = list(_subgroups(a_h, b_h))
+    # the T2 integrands h F Gamma on the windows of h F widened to the left, for log p
+    # to the end of the grid: its weights 1/p_j of low entries move the mass towards
+    # the low scores, where F is small; the decay at the window ends is checked.  log F
+    # is formed on these columns only, and log g from it as for log p (_node_products)
+    wins2 = ([(0, b, sel) for b, sel in _merge_left(wins)] if log
+             else [(max(0, a - _T2_LEFT), b, sel) for a, b, sel in wins])
+    LF = np.empty((m, pl.Gs))
+    for a, b, sel in wins2:
+        LF[sel, a:b] = _log_F(M[:, sel], pl, n, a, b)
     for a, b, sel in wins:
-        logg[sel], good[sel] = _node_integrals(np.ascontiguousarray(LF[sel, a:b]), pl, H, a, b)
+        logg[sel], good[sel] = _node_products(LF[sel, a:b], pl, H, a, b, jm[sel])
     tab, ok = _tables(logg, pl, spec)
     good &= ok
     # log p and its slope (log g)' at the scores, chunk by chunk
@@ -1149,31 +1229,35 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
             lm -= lp[:, c]
         return lm, v < 0
 
-    gp = _gamma_plan(fam, pl, log)
-    # the T2 integrands h F Gamma on the windows of h F widened to the left, for log p
-    # to the end of the grid: its weights 1/p_j of low entries move the mass towards
-    # the low scores, where F is small; the decay at the window ends is checked
-    wins = ([(0, b, sel) for b, sel in _merge_left(wins)] if log
-            else [(max(0, a - _T2_LEFT), b, sel) for a, b, sel in wins])
-    lgam, far = _gamma_logs(zr, lo_i, weights, pl, gp, spec, wins)
-    tabs = []
-    for si in range(2):
-        has = np.isfinite(lgam[si * m:(si + 1) * m]).any(axis=1) & good
-        logT = np.zeros((m, pl.K))
-        okT = np.ones(m, dtype=bool)
-        for a, b, sel in wins:
-            sel = sel[has[sel]]
-            if not sel.size:
-                continue
-            L = LF[sel, a:b] + lgam[si * m + sel, a:b]
-            logT[sel], okT[sel] = _node_integrals(L, pl, H, a, b, concave=False)
-            okT[sel] &= _far_ok(LF[sel, a:b] + far[si * m + sel, a:b], logT[sel], pl, H, a, b)
-        # log T2 interpolated like log g; decline unless its estimated absolute error
-        # -- the relative error of T2 -- is below 2e-11 (numeric._fast._row_vjp)
-        tabT, okE = _tables(logT, pl, spec, abs_tol=2e-11)
-        good &= okT & (okE | ~has)
-        tabs.append((tabT, has))
-    # (J^T g)_k = v_k T1_k - T2_+(z_k) + T2_-(z_k), T1_k = p_k rho_S(z_k) (v_k rho_S for log p)
+    # Gamma with its signs: T2 = int h F Gamma is integrated as the ratio of its rule to
+    # that of the scale A = int h F Gamma_lb (Gamma_lb: a lower bound of Gamma's sum of
+    # |terms|, a positive sum of shifted h, so log A interpolates like log g), the
+    # ratio a smooth function of the node (the mean of Gamma / Gamma_lb under the
+    # weights h(x_k - m) F_k Gamma_lb(x_k)); the rule's checks are those of h F Gamma_lb,
+    # and its halved rule is held to the tolerance against A
+    lgam, neg, labs, far = _gamma_logs(zr, lo_i, weights, pl, _gamma_cache(fam, log=log), log, spec, wins2)
+    has = np.isfinite(labs).any(axis=1) & good
+    logA = np.zeros((m, pl.K))
+    ratio = np.zeros((m, pl.K))
+    okT = np.ones(m, dtype=bool)
+    for a, b, sel in wins2:
+        sel = sel[has[sel]]
+        if not sel.size:
+            continue
+        la = labs[sel, a:b]
+        with np.errstate(invalid="ignore", over="ignore"):
+            rho = np.where(np.isfinite(la), np.exp(lgam[sel, a:b] - la), 0.0)
+        np.negative(rho, out=rho, where=neg[sel, a:b])
+        logA[sel], ratio[sel], okT[sel] = _node_integrals(LF[sel, a:b] + la, pl, H, a, b, concave=False, sgn=rho)
+        okT[sel] &= _far_ok(LF[sel, a:b] + far[sel, a:b], logA[sel], pl, H, a, b)
+    # log A and the ratio interpolated like log g; decline unless the estimated error
+    # of each is below 1e-11 (absolute: the relative error of A, and of T2 against A),
+    # so T2 is within 2e-11 of A <= int h F sum_j |g'_j| h_j = T2_+ + T2_- (the terms
+    # of each sign apart: numeric._fast._row_vjp's bound)
+    tabA, okA = _tables(logA, pl, spec, abs_tol=1e-11)
+    tabR, okR = _tables(ratio, pl, spec, abs_tol=1e-11)
+    good &= okT & ((okA & okR) | ~has)
+    # (J^T g)_k = v_k T1_k - T2(z_k), T1_k = p_k rho_S(z_k) (v_k rho_S for log p)
     out = rS
     for c in chunks:
         v, p = centred(c)
@@ -1181,16 +1265,13 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
         o *= v
         if not log:
             o *= p
-        pts = _points(zr[:, c], lo_i, pl, spec)
-        for (tabT, has), sgn in zip(tabs, (-1.0, 1.0)):
-            if has.any():
-                with np.errstate(over="ignore", invalid="ignore"):
-                    T = np.exp(_horner(tabT, pts, pl, spec))
-                T[~has] = 0.0
-                if sgn > 0:
-                    o += T
-                else:
-                    o -= T
+        if has.any():
+            pts = _points(zr[:, c], lo_i, pl, spec)
+            with np.errstate(over="ignore", invalid="ignore"):
+                T = np.exp(_horner(tabA, pts, pl, spec))
+            T *= _horner(tabR, pts, pl, spec)
+            T[~has] = 0.0
+            o -= T
         good &= np.isfinite(o).all(axis=1)
     return out, good
 
@@ -1204,16 +1285,19 @@ def rows_dense_vjp(z, g, fam, log=False, n_max=_N_MAX_DENSE):
     ``g = c / p``, so ``g' p = c - s p``), ``T1_k = int h_k F S = p_k (log g)'(z_k)``
     (``S = (log F)'``, by parts; the derivative of the interpolant of ``log g``,
     from the same Horner pass) and ``T2_k = int h_k F Gamma``, ``Gamma = sum_j g'_j
-    h_j`` split by sign into two integrals of positive functions (weights
-    ``log|g'_j|`` in log space), each integrated at the nodes with the checks of
-    the module doc on all columns, and ``log T2_+-`` interpolated at the scores.
+    h_j`` spread once with its signs (weights ``log|g'_j|`` in log space) and
+    integrated at the nodes as the ratio of its rule to that of a positive scale
+    ``A = int h F Gamma_lb`` (module doc), with the checks of the module doc on the
+    scale and the halved rule of the signed integrand held to ``1e-8 A``; ``log A``
+    and the ratio are interpolated at the scores (each to ``1e-11``).
     Rows are declined (``ok`` False, NaN) when a check fails, when the terms of
     ``Gamma`` beyond its tables' cut are not negligible at every node
-    (:func:`_far_ok`), when ``log T2`` is not resolved by its interpolant, or
-    when a term overflows; the caller sends them to the per-row engine
-    (numeric._fast.fast_probs_vjp), which sums far terms exactly.  The shift
+    (:func:`_far_ok`), when ``log A`` or the ratio is not resolved by its
+    interpolant, or when a term overflows; the caller sends them to the per-row
+    engine (numeric._fast.fast_probs_vjp), which sums far terms exactly.  The shift
     ``s`` is a ``p``-weighted median of ``g``; each entry is then accurate to
-    ~1e-13 of ``|g'_k| T1_k + T2_+(z_k) + T2_-(z_k)``, the per-row engine's bound.
+    ~1e-13 of ``|g'_k| T1_k`` plus ``2e-11 A(z_k) <= 2e-11 (T2_+(z_k) + T2_-(z_k))``
+    (``T2_+-`` the integrals of the terms of each sign), the per-row engine's bound.
     Rows longer than ``n_max`` (at most ``_N_MAX``; default ``_N_MAX_DENSE``, where
     the per-row engine becomes the faster one) are declined, except those beyond
     ``_N_LONG`` (up to ``RowsSpec.n_max_vjp``).  A row's result depends on that row only.
