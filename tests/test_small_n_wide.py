@@ -225,3 +225,26 @@ def test_cauchy_double_exponential_tail_against_plain_map_and_quadrature():
     np.testing.assert_allclose(numeric.probs(x, "cauchy"),
                                numeric.probs(x.astype(np.float64), "cauchy", method="quadrature")
                                .astype(np.float32), rtol=2e-7, atol=0)
+
+
+def test_dense_vjp_sums_of_abs_terms_at_every_length(monkeypatch):
+    # rows with ties and dense cotangents whose entries cancel fail the cheap check
+    # (error <= 1e-11 |v|) and are certified against each entry's exact sum of |terms|
+    # (README): the double sum up to n = 160, numeric._batch._abs_terms (sorted prefix
+    # sums) beyond; both rows are served by the kernel and match the quadrature
+    assert np.allclose(*(f(np.array([[0.5, -1.0, 0.5, 2.0, 0.5]]), np.arange(15.0).reshape(1, 5, 3))
+                         for f in (_batch._abs_terms, lambda g, h: np.einsum(
+                             "rkj,rjg->rkg", np.abs(g[:, :, None] - g[:, None, :]), h))), rtol=1e-14)
+    calls = []
+    orig = _batch._abs_terms
+    monkeypatch.setattr(_batch, "_abs_terms", lambda g, h: calls.append(g.shape[1]) or orig(g, h))
+    from derive import bench
+    for name, n, seed in (("cauchy", 100, 0), ("normal", 170, 2)):
+        x = bench.scores("clusters+ties", (1, n))[0]
+        c = np.random.default_rng(seed).standard_normal(n)
+        for log in (True, False):
+            f = numeric.log_probs_vjp if log else numeric.probs_vjp
+            assert _batch.batch_vjp((x - x.max())[None, :], c[None, :], get_family(name), log=log)[1][0]
+            v, q = f(x, c, name), f(x, c, name, method="quadrature")
+            assert np.all(np.abs(v - q) <= 1e-10 * np.abs(q).max()), (name, log)
+    assert 170 in calls
