@@ -98,8 +98,13 @@ def taylor_tables(fam, t, R, rho=None, ncirc=_NCIRC):
     for i in range(0, t.size, 4096):
         tt = t[i:i + 4096]
         rr = rho[i:i + 4096, None]
-        d = rr * w[None, :]
-        vals = hz(tt[:, None] + d) if fam.hazard_about is None else fam.hazard_about(tt[:, None], d)
+        if fam.hazard_about is None:
+            vals = hz(tt[:, None] + rr * w[None, :])
+        else:
+            # h is real on the real axis, so h(conj z) = conj h(z): the upper half circle
+            # (k = 0 .. N/2) gives the lower one (k = N - j <-> j)
+            half = fam.hazard_about(tt[:, None], rr * w[None, :ncirc // 2 + 1])
+            vals = np.concatenate([half, np.conj(half[:, ncirc - ncirc // 2 - 1:0:-1])], axis=1)
         coef = np.fft.fft(vals, axis=1)[:, :R + 1].real / ncirc
         with np.errstate(over="ignore"):   # huge radii: high orders underflow to 0
             B[i:i + 4096] = coef * (1.0 / rr) ** np.arange(R + 1)
