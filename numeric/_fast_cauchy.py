@@ -425,8 +425,9 @@ class _Row:
             # says their mass is negligible, so log F is needed from panel pc on only
             pc = _cut_panels(fam, M[0], geo, spec, pl, floor_ - math.log(hmax * pl.w))
             self.k_from = k_from = geo.kL + int(pl.base.min()) + pc * pl.step
-            # the last grid point a stencil of the last panel reads (the x grid runs on to kR)
-            self.k_to = geo.kL + int(pl.base.max()) + (pl.npan - 1) * pl.step + _QF - 1
+            # the last grid point a stencil of the last panel reads (the x grid runs on to
+            # kR; a stencil beyond kR is declined by check_grid, as on the whole grid)
+            self.k_to = min(geo.kR, geo.kL + int(pl.base.max()) + (pl.npan - 1) * pl.step + _QF - 1)
             LF = grid(k_from, self.k_to) if callable(grid) else grid[k_from - geo.kL:]
             pl.check_grid(LF.size + (k_from - geo.kL), pc)
             lf_in = pl.near_values(LF, pc, k_from - geo.kL)
@@ -466,8 +467,8 @@ class _Row:
 
     def _near(self, Win):
         # node lam = Kp - 1 - i of phase phi: sum_j sum_p' U[j, i + p'] Win[p', j], one
-        # correlation per GL abscissa j (positive terms: each sum is good to its length
-        # times an ulp, relative)
+        # correlation per GL abscissa j; each sum is good to its length times an ulp of
+        # its sum of |terms| (of itself for log g, whose terms are positive)
         r = self.pl.r
         out = np.empty(self.pl.K)
         Wt = np.ascontiguousarray(Win.T)
