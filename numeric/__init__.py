@@ -444,10 +444,10 @@ def _large_rows(y, fam, assume_finite=True):
     """Rows of the "fast" route, standardized and finite: ``(log p, ok)`` from the
     row-batched engine (numeric._fast_rows) and the per-row O(n) engine for rows it
     declines (``ok`` False: both declined, NaN)."""
-    if rows_serves(fam):
-        lp, ok = rows_log_probs(y, fam)
-    else:
-        lp, ok = np.full(y.shape, np.nan), np.zeros(y.shape[0], dtype=bool)
+    if not rows_serves(fam):
+        # the per-row engine takes every row: no NaN prefill, no copy of the rows
+        return fast_log_probs_rows(y, fam, assume_finite=assume_finite)
+    lp, ok = rows_log_probs(y, fam)
     todo = np.flatnonzero(~ok)
     if todo.size:
         lp[todo], ok[todo] = fast_log_probs_rows(y[todo], fam, assume_finite=assume_finite)
