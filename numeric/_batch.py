@@ -571,8 +571,8 @@ class _Core:
     ``agree``: the even/odd tolerance of the certificate, ``inf`` with the a-priori
     step, whose relative bound is then ``disc`` (None otherwise)."""
 
-    __slots__ = ("hh", "SL", "SR", "b", "lo", "uR", "xi", "baseL", "jacL", "XLMAX", "CL", "c0",
-                 "spec", "grow", "agree", "disc", "de", "logXR", "w0")
+    __slots__ = ("hh", "SL", "SR", "b", "lo", "uR", "baseL", "jacL", "XLMAX", "CL", "c0",
+                 "spec", "grow", "agree", "disc", "de", "logXR", "w0", "RT", "JR")
 
     def __init__(self, sm, n):
         c = sm.core_spec()
@@ -599,22 +599,44 @@ class _Core:
         self.w0 = math.log(c.get("DE0", 1.0) / self.SR) if self.de else None
         self.uR = (self.b + self.SR * _solve_tail((c["XR"] - self.b) / self.SR) if self.SR
                    else c["XR"])
-        self.xi = xiL + self.hh * np.arange(MAX_NODES + 1)
-        self.baseL = self.xi.copy()
-        self.jacL = np.ones_like(self.xi)
+        xi = xiL + self.hh * np.arange(MAX_NODES + 1)
+        self.baseL = xi.copy()
+        self.jacL = np.ones_like(xi)
         if self.SL:
             with np.errstate(over="ignore"):
-                e = np.exp(-self.xi / self.SL)
+                e = np.exp(-xi / self.SL)
             self.baseL -= self.SL * e
             self.jacL += e
         self.lo = xiL
         self.c0 = sm.log_c0
+        # the right term and its derivative on the lattice u = b + xiL + j hh (|j| <= MAX_NODES),
+        # where :meth:`layout` places every row's nodes: rows read them instead of evaluating
+        # the map (a row's j runs from -m, its core end a = b - m hh, to its reach)
+        self.RT = self.JR = None
+        if self.SR:
+            w = (xiL + self.hh * np.arange(-MAX_NODES, MAX_NODES + 1)) / self.SR
+            # (entries beyond every row's reach overflow to inf or NaN: never read)
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                k = 1.0
+                if self.de:
+                    # v = w + kappa softplus(z)^2, v' = 1 + 2 kappa softplus(z) expit(z), z = w - w0
+                    E = np.exp(w - self.w0)
+                    sp = np.log1p(E)
+                    k = 1.0 + 2.0 * self.de * sp * (E / (E + 1.0))
+                    w = w + self.de * sp * sp
+                e = np.exp(w)
+                self.RT, self.JR = self.SR * e, e * k
+            self.RT.flags.writeable = self.JR.flags.writeable = False
 
     def layout(self, ymin):
         """``(a, G)``: core left ends and node counts of rows with lowest scores ``ymin``
         (``G > MAX_NODES``: beyond the budget, declined)."""
         a = np.maximum(ymin, -self.XLMAX) - self.CL
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            if self.SR:
+                # on the lattice b - m hh (m an integer; at most hh further left)
+                m = np.ceil((self.b - a) / self.hh)
+                a = self.b - m * self.hh
             if self.de:
                 # w0 + z with z + kappa z^2 = L (see "double-exponential right tail")
                 L = self.logXR + (self.grow / self.SR) * np.log(np.maximum(1.0, -ymin)) - self.w0
@@ -628,37 +650,28 @@ class _Core:
         # extra nodes extend the linear core to the left (the tails keep their reach)
         q = np.maximum(4, 1 << np.maximum(0, np.floor(np.log2(np.maximum(G, 1))).astype(np.int64) - 3))
         Gq = -(-G // q) * q
-        a = a - (Gq - G) * self.hh
+        with np.errstate(invalid="ignore", over="ignore"):
+            a = self.b - (m + (Gq - G)) * self.hh if self.SR else a - (Gq - G) * self.hh
         return a, np.minimum(Gq, MAX_NODES + 1)
 
     def nodes(self, a, G, log=True):
         """Nodes ``x`` (rows, G), linear weights ``hh x' e^-log_c0`` (the parts' constant
         removed) and log weights ``log(hh x')`` (None unless ``log``) for rows with core
-        left ends ``a``."""
-        u = a[:, None] + self.xi[None, :G]
+        left ends ``a`` (from :meth:`layout`)."""
         x = a[:, None] + self.baseL[None, :G]
         jac = self.jacL[:G]
         if not self.SR:
             jac = np.broadcast_to(jac, x.shape)
         else:
-            with np.errstate(over="ignore", under="ignore"):
-                w = (u - self.b) / self.SR
-                if self.de:
-                    # v = w + kappa softplus(z)^2, v' = 1 + 2 kappa softplus(z) expit(z), z = w - w0
-                    # (z <= sqrt(L / kappa) on the nodes: ~12 at spreads ~1, 61 at 1e300; e^z finite)
-                    E = np.exp(w - self.w0)
-                    sp = np.log1p(E)
-                    k = E + 1.0
-                    np.divide(E, k, out=k)
-                    k *= sp
-                    k *= 2.0 * self.de
-                    k += 1.0
-                    sp *= sp
-                    sp *= self.de
-                    w += sp
-                e = np.exp(w)
-            x += self.SR * e
-            jac = jac + (e * k if self.de else e)
+            # the right term from the lattice tables: node k of a row with a = b - m hh is
+            # lattice point j = k - m, table entry MAX_NODES + j
+            j0 = MAX_NODES - np.rint((self.b - a) / self.hh).astype(np.intp)
+            if a.size == 1:
+                at = (None, slice(int(j0[0]), int(j0[0]) + G))
+            else:
+                at = j0[:, None] + np.arange(G)
+            x += self.RT[at]
+            jac = jac + self.JR[at]
         wlin = jac * (self.hh * math.exp(-self.c0))
         return x, wlin, (np.log(jac) + math.log(self.hh) if log else None)
 
