@@ -466,7 +466,7 @@ def _route(fam, n, method):
       small-n kernel (``numeric._batch``, nodes placed around each row's own scores;
       rows it cannot certify or that need more than its node budget: the quadrature);
     * "fast": "auto", n >= FAST_MIN_N, the families with O(n) engine kernels
-      (``NumericFamily.fast``: normal/logistic/gumbel_min/cauchy, student_t nu = 2..6): the O(n)
+      (``NumericFamily.fast``: normal/logistic/gumbel_min/cauchy, student_t real nu in [1, 6]): the O(n)
       engines (``numeric._fast_rows`` for many rows at once, ``numeric._fast`` for
       the rows it declines, then the quadrature);
     * "piecewise": "auto", n >= 3, laplace/exponential/uniform: the O(n) engine
