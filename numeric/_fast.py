@@ -100,7 +100,7 @@ from ._exp import exp_terms
 from ._fast_cauchy import cauchy_nodes, fast_cauchy_vjp_row
 # (_MAGIC is read from here by numeric._fast_rows)
 from ._fast_grid import (_CHUNK, _LATTICE_MAX, _MAGIC, _MAGIC_BITS, _bin_moments, _eval_at_scores,  # noqa: F401
-                         _fine_tables, _split_lattice, _spread_convolve)
+                         _fine_tables, _signed_logadd, _split_lattice, _spread_convolve)
 from ._fast_kernels import FastSpec as _Spec, KernelCache  # noqa: F401
 
 __all__ = ["fast_log_probs", "fast_log_probs_rows", "fast_probs_vjp", "fast_log_probs_vjp", "FAST_FAMILIES"]
@@ -350,7 +350,7 @@ def _windows_fine(win, LFv):
     return lo, hi
 
 
-def _node_integrals(geo, LF, fam, spec, win=None, fine=False):
+def _node_integrals(geo, LF, fam, spec, win=None, fine=False, rho=None):
     """Trapezoid integrals at the m nodes (returned in increasing ``l``):
 
         log g(m_l) = log H sum_k h(x_k - m_l) exp(LF(x_k))
@@ -360,12 +360,22 @@ def _node_integrals(geo, LF, fam, spec, win=None, fine=False):
     needs a unimodal integrand, exact rows over the windows' union) or, with
     ``fine=True``, a :class:`_LogWeight` (the whole log weight on the grid;
     windows from every row: :func:`_windows_fine`).
+
+    ``rho`` (with ``fine``; the grid's ``Gamma / scale`` of a signed
+    :class:`_LogWeight`): returns ``(log of the scale's integrals, ratio)`` with
+    ``ratio`` the rule of the signed integrand ``rho h F scale`` over the scale's, the
+    checks on the scale's integrand (narrow peaks are declined: the local rules
+    interpolate the log weight, which a signed one does not have), and the signed
+    rule on every other row within ``1e-8`` of the scale's sum: the signed integrand
+    is analytic, so its rule then errs by ~1e-16 of that (the strip argument of
+    numeric._fast_rows).
     """
     H = spec.H
     G, K = geo.G, geo.K
     if win is None:
         win = _node_kernel(geo, fam, spec)
     logg = np.empty(K)
+    ratio = None if rho is None else np.empty(K)
     narrow = []
     logH = math.log(H)
     if fine:
@@ -407,9 +417,19 @@ def _node_integrals(geo, LF, fam, spec, win=None, fine=False):
         exp_terms(L, out=L)         # (rows of the block below their own window: no slow exp)
         tot = L.sum(axis=1)
         logg[i0:i1] = peak + (np.log(tot) + logH)
+        if rho is not None:
+            L *= rho[None, A:B]
+            sig = L.sum(axis=1)
+            if not np.all(np.abs(2.0 * L[:, ::2].sum(axis=1) - sig) <= 1e-8 * tot):
+                raise NotImplementedError("VJP: signed rule not converged")
+            ratio[i0:i1] = sig / tot
     if narrow:
+        if rho is not None:
+            raise NotImplementedError("VJP: narrow integrand of a signed weight")
         _refine_narrow(narrow, logg, geo, LF, fam, spec, check_interp=fine)
     # row i <-> node l = lR - ms i: reverse to increasing l (= lL + ms j)
+    if rho is not None:
+        return np.ascontiguousarray(logg[::-1]), np.ascontiguousarray(ratio[::-1])
     return np.ascontiguousarray(logg[::-1])
 
 
@@ -641,14 +661,30 @@ class _LogWeight:
     share of the near sum), which the local rules of
     :func:`_refine_narrow` need: they interpolate ``log(F Gamma)`` through
     16-point stencils, where an error in a row far below the peak would be
-    carried to the peak."""
+    carried to the peak.
 
-    __slots__ = ("v", "LFv", "lnear", "strict", "far")
+    Signed (``lgam``, ``negg`` given: ``Gamma`` with terms of both signs): ``lnear``
+    is then the log of a positive scale, a lower bound of the near terms' sum of
+    moduli (:func:`_log_weight`), ``v = log F + log scale``, and ``Gamma`` itself is
+    ``(-1)^negg e^lgam`` (near terms; far terms are added to both by ``far``):
+    :meth:`ratio` is ``Gamma / scale`` on the grid."""
 
-    def __init__(self, LFv, lnear, far):
+    __slots__ = ("v", "LFv", "lnear", "strict", "far", "lgam0", "negg0", "lgam", "negg")
+
+    def __init__(self, LFv, lnear, far, lgam=None, negg=None):
         self.LFv, self.lnear, self.far = LFv, lnear, far
         self.v = LFv + lnear
         self.strict = np.zeros(LFv.size, dtype=bool)
+        self.lgam0, self.negg0 = lgam, negg
+        self.lgam = None if lgam is None else lgam.copy()
+        self.negg = None if negg is None else negg.copy()
+
+    def ratio(self):
+        """``Gamma / scale`` on the grid (signed weights; 0 where the scale is 0)."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = np.where(np.isfinite(self.v), np.exp(self.lgam - (self.v - self.LFv)), 0.0)
+        np.negative(r, out=r, where=self.negg)
+        return r
 
     def full(self):
         return self.v
@@ -662,9 +698,20 @@ class _LogWeight:
         return self.v
 
 
-def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False):
+def _lower_spread(W, kL, kR, H, fam, s_hi):
+    """``sum_b W_b h((k - b + 1/2) H)`` over the bins ``b`` with ``k - b <= s_hi`` at the
+    grid rows ``k = kL .. kR`` (``W`` >= 0, one per bin): for a decreasing ``h`` a lower
+    bound of ``sum_j w_j h(x_k - z_j)`` over those bins' scores (``x_k - z_j = (k - b -
+    u_j) H <= (k - b + 1/2) H``); one direct convolution of positive terms."""
+    s = np.arange(kL - (W.size - 1), kR + 1)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        t = np.where(s <= s_hi, np.exp(fam.loghazard((s + 0.5) * H)), 0.0)
+    return np.convolve(W, t, mode="valid")
+
+
+def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False, neg=None):
     """:class:`_LogWeight` for ``Gamma = sum_j exp(ls_j) h(x_k - z_j)`` over the
-    entries ``j`` in ``sel`` (``ls`` finite, one per entry of ``sel``), on the x grid
+    entries ``j`` in ``sel`` (None: every entry; ``ls`` finite, one per entry of ``sel``), on the x grid
     rows ``k = kL..kR``.
 
     Near terms (``t = x - z_j <= t_c``): one linear spread per band of weights
@@ -681,15 +728,25 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False):
     summed term by term in log space, ``t = (k - b - u_j) H`` formed exactly
     from the lattice split.  When that work would cost more than a sizeable
     share of exact quadrature the row is declined (``NotImplementedError``).
+
+    ``neg`` (bool, one per entry of ``sel``): signed weights ``(-1)^neg_j
+    exp(ls_j)``; each band is spread once with its signs (:class:`_LogWeight`'s
+    signed mode, bands added by :func:`numeric._fast_grid._signed_logadd`), far
+    terms by sign, and the scale is ``sum_b W_b h((k - b + 1/2) H)`` over the near
+    bins (``W_b`` the bin's absolute weight; ``h`` decreases for the families that
+    take this mode, so it bounds ``sum_j |w_j| h(x_k - z_j)`` from below) plus the
+    far terms' moduli; the far tests above take it for ``near``.
     """
     H, G, kL = spec.H, geo.G, geo.kL
     gcache = _gamma_cache(fam, H, log)
-    zs = z[sel]
+    zs = z if sel is None else z[sel]
     lnear = np.full(G, -np.inf)
+    lgam = np.full(G, -np.inf) if neg is not None else None
+    negg = np.zeros(G, dtype=bool) if neg is not None else None
     lW = np.full(geo.P, -np.inf)             # log of the weight in each bin
     lmax = float(ls.max())
     if lmax - float(ls.min()) < _BAND:
-        bands = ((zs, ls),)        # one band (the common case): no masks, no copies
+        bands = ((zs, ls, neg),)        # one band (the common case): no masks, no copies
     else:
         band = np.floor((lmax - ls) / _BAND)
         occupied = np.unique(band)
@@ -698,26 +755,38 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False):
         # long row, spread ~50) exact quadrature is the cheaper answer
         if occupied.size > _BANDS_MAX:
             raise NotImplementedError("VJP: cotangent weights span too many e^600 bands")
-        bands = ((zs[m], ls[m]) for m in (band == b for b in occupied))
+        bands = ((zs[m], ls[m], None if neg is None else neg[m]) for m in (band == b for b in occupied))
     # A band's weights are scaled to [e^0, e^_BAND] (its largest to e^_BAND), not to
     # [e^-_BAND, 1]: the products of weights and table values then lie in [h(t_c),
     # e^_BAND max h n], inside the normal float range for every family's tables (the
     # normal's log-p tables reach h(37) ~ e^-690, which times e^-600 would underflow
     # and drop the terms that dominate where the largest weights' terms are far)
     with np.errstate(divide="ignore"):
-        for zb, lb in bands:
+        for zb, lb, nb in bands:
             sc = float(lb.max()) - _BAND
-            Mb = _bin_moments(zb, geo.lo, geo.invH, geo.P, gcache.R, weights=np.exp(lb - sc))
+            wb = np.exp(lb - sc)
+            if nb is None:
+                Mb = _bin_moments(zb, geo.lo, geo.invH, geo.P, gcache.R, weights=wb)
+                W0 = Mb[0]
+            else:
+                W0 = _bin_moments(zb, geo.lo, geo.invH, geo.P, 0, weights=wb)[0]
+                np.negative(wb, out=wb, where=nb)
+                Mb = _bin_moments(zb, geo.lo, geo.invH, geo.P, gcache.R, weights=wb)
             # only the band's own bins b0 .. b1 - 1 (weights 1 / p_j fall with the score,
             # so the bands of a wide row hold disjoint runs of bins and together cost
             # about one spreading of the whole grid): row k gets sum_b' M[r, b0 + b']
             # T_r((k - b0 - b') H), the same sum with the grid shifted by b0
-            occ = np.flatnonzero(Mb[0])
+            occ = np.flatnonzero(W0)
             b0, b1 = int(occ[0]), int(occ[-1]) + 1
             v = _spread_convolve(Mb[:, b0:b1], kL - b0, geo.kR - b0, spec, gcache, table="B")
-            lnear = np.logaddexp(lnear, np.log(np.maximum(v, 0.0)) + sc)
-            lW = np.logaddexp(lW, np.log(Mb[0]) + sc)
-    out = _LogWeight(LFv, lnear, None)
+            if nb is None:
+                lnear = np.logaddexp(lnear, np.log(np.maximum(v, 0.0)) + sc)
+            else:
+                lgam, negg = _signed_logadd(lgam, negg, np.log(np.abs(v)) + sc, v < 0)
+                lnear = np.logaddexp(lnear, np.log(_lower_spread(W0[b0:b1], kL - b0, geo.kR - b0, H, fam,
+                                                                 gcache.s_hi)) + sc)
+            lW = np.logaddexp(lW, np.log(W0) + sc)
+    out = _LogWeight(LFv, lnear, None, lgam, negg)
     s_hi = gcache.s_hi
     # far terms of row k: bins b <= k - s_hi - 1, t >= (s_hi + 1/2) H, where h <= h(t_c): a cheap
     # bound from the prefix sums of the bin weights, refined per (row, bin) where it is not enough
@@ -770,6 +839,7 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False):
             srt["us"] = u[order]
             del u
             srt["lws"] = ls[order]
+            srt["neg"] = None if neg is None else neg[order]
             srt["start"] = np.searchsorted(bs, bins)
             srt["cnt"] = np.searchsorted(bs, bins, side="right") - srt["start"]
         return srt["us"], srt["lws"], srt["start"], srt["cnt"]
@@ -782,6 +852,7 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False):
         log-sum carried across groups in ``acc``: the memory stays bounded whatever
         the number of terms (the budget caps the time)."""
         acc = np.full(rows.size, -np.inf)
+        accn = np.full(rows.size, -np.inf)          # (signed weights: the negative terms)
         touched = np.zeros(rows.size, dtype=bool)
         for b0 in range(0, bins.size, cb):
             ri, bj = np.nonzero(bounds(rows + kL, b0, b0 + cb) > (thr - logP)[:, None])
@@ -808,15 +879,27 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False):
                 with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                     lv = lws[first] + fam.loghazard(((rows[rr] + kL - np.repeat(bins[bg], cg)) - us[first]) * H)
                 seg = np.flatnonzero(np.r_[True, rr[1:] != rr[:-1]])
-                mx = np.maximum.reduceat(lv, seg)
-                with np.errstate(under="ignore", invalid="ignore"):
-                    sm = np.add.reduceat(np.exp(lv - np.repeat(mx, np.diff(np.r_[seg, total]))), seg)
                 r_seg = rr[seg]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    acc[r_seg] = np.logaddexp(acc[r_seg], mx + np.log(sm))
+                ng = srt["neg"]
+                for a_, part in ((acc, None),) if ng is None else ((acc, ~ng[first]), (accn, ng[first])):
+                    lvp = lv if part is None else np.where(part, lv, -np.inf)
+                    mx = np.maximum.reduceat(lvp, seg)
+                    if part is not None:
+                        mx[np.isneginf(mx)] = 0.0     # (no term of this sign in the row: sum 0)
+                    with np.errstate(under="ignore", invalid="ignore"):
+                        sm = np.add.reduceat(np.exp(lvp - np.repeat(mx, np.diff(np.r_[seg, total]))), seg)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        a_[r_seg] = np.logaddexp(a_[r_seg], mx + np.log(sm))
                 touched[r_seg] = True
         kk = rows[touched]
-        obj.v[kk] = obj.LFv[kk] + np.logaddexp(obj.lnear[kk], acc[touched])
+        if obj.lgam is None:
+            obj.v[kk] = obj.LFv[kk] + np.logaddexp(obj.lnear[kk], acc[touched])
+            return
+        # signed: Gamma = near + far_+ - far_-; the scale gains the far terms' moduli
+        ap, an = acc[touched], accn[touched]
+        lg, ng_ = _signed_logadd(obj.lgam0[kk], obj.negg0[kk], ap, np.zeros(kk.size, dtype=bool))
+        obj.lgam[kk], obj.negg[kk] = _signed_logadd(lg, ng_, an, np.ones(kk.size, dtype=bool))
+        obj.v[kk] = obj.LFv[kk] + np.logaddexp(obj.lnear[kk], np.logaddexp(ap, an))
 
     out.far = far
     # D[k] = max over nodes of (h F near at row k) - (peak of h F near): the mass test
@@ -849,7 +932,10 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
 
     ``T1``: ``S = (log F)'``, so by parts ``g'(m) = int h(x - m) F S dx`` and
     ``rho_S = (log g)'``, the derivative of the interpolant of ``log g`` (one
-    Horner pass).  ``T2``: split by the sign of ``g'`` into two integrals of
+    Horner pass).  ``T2`` (families whose dense VJPs the row-batched engine serves,
+    normal and logistic: first :func:`_signed_T2`, one spreading of the signed
+    weights, with the bound below; rows it cannot certify, and the other families,
+    as follows): split by the sign of ``g'`` into two integrals of
     positive integrands ``h(x - m) F Gamma_+-`` (:func:`_log_weight`, weights
     ``log|g'_j|`` in log space, so ``1 / p_j`` far beyond the float range is
     fine), each integrated at the m nodes in log space with windows taken
@@ -933,6 +1019,18 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
     del lp, p
     LFv = LF.ensure(0, geo.G)
     win = _node_kernel(geo, fam, spec)
+    if spec.rows is not None and spec.rows.dense:
+        # the families whose dense VJPs the row-batched engine serves: Gamma spread once
+        # with its signs (:func:`_signed_T2`); rows it cannot certify take the terms of
+        # each sign apart below
+        try:
+            out -= _signed_T2(z, v, lmag, geo, spec, fam, win, LFv, log)
+            del v, lmag
+            if not np.all(np.isfinite(out)):
+                raise NotImplementedError("VJP: a term overflowed float64")
+            return out
+        except NotImplementedError:
+            pass
     for sgn in (1.0, -1.0):
         sel = np.flatnonzero(((v > 0) if sgn > 0 else (v < 0)) & np.isfinite(lmag))
         if sel.size == 0:
@@ -958,6 +1056,40 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
     if not np.all(np.isfinite(out)):
         raise NotImplementedError("VJP: a term overflowed float64")
     return out
+
+
+def _signed_T2(z, v, lmag, geo, spec, fam, win, LFv, log):
+    """``T2_k = int h_k F Gamma`` at the scores, ``Gamma = sum_j v_j / p_j^log h_j`` with
+    its signs (``lmag = log|v_j / p_j^log|``): one spreading of the signed weights and
+    one node pass (:func:`_log_weight` and :func:`_node_integrals` in their signed
+    modes), the integrals as ``A R`` with ``A`` the integral of the positive scale
+    ``h F Gamma_lb`` (``Gamma_lb <= sum_j |w_j| h_j``) and ``R`` the ratio of the
+    signed rule to it; ``log A`` and ``R`` are interpolated at the scores, each
+    declined unless its estimated error is below ``1e-11`` (absolute), so ``T2`` is
+    within ``2e-11 A <= 2e-11 (T2_+ + T2_-)`` (the integrals of the terms of each sign,
+    :func:`_row_vjp`'s bound).  Raises ``NotImplementedError`` where it cannot
+    certify that (narrow integrands, an unconverged rule, unresolved interpolants)."""
+    fin = np.isfinite(lmag)
+    if fin.all():
+        # (a dense cotangent: every entry, no index or copies of the row)
+        lwt = _log_weight(z, None, lmag, geo, spec, fam, win, LFv, log, neg=v < 0)
+    else:
+        sel = np.flatnonzero(fin)
+        if sel.size == 0:
+            return 0.0
+        lwt = _log_weight(z, sel, lmag[sel], geo, spec, fam, win, LFv, log, neg=v[sel] < 0)
+        del sel
+    del fin
+    logA, ratio = _node_integrals(geo, lwt, fam, spec, win=win, fine=True, rho=lwt.ratio())
+    del lwt
+    if (_interp_error(logA, geo.q, absolute=True, less_rounding=True) > 1e-11
+            or _interp_error(ratio, geo.q, absolute=True) > 1e-11):
+        raise NotImplementedError("VJP: log A or the signed ratio not resolved by its node interpolant")
+    T2 = _eval_at_scores(z, geo, logA)
+    with np.errstate(over="ignore"):
+        np.exp(T2, out=T2)
+    T2 *= _eval_at_scores(z, geo, ratio, out=lmag)
+    return T2
 
 
 def fast_log_probs(x, fam, *, check_cost=True):

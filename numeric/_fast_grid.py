@@ -145,10 +145,14 @@ def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1):
     G = kR - kL + 1
     # r >= 1 (small corrections): direct convolutions over exactly the rows
     # asked for ("valid" mode), summed in order; their rounding is relative to
-    # their own (small) size
+    # their own (small) size.  Table B (the VJPs' Gamma, positive terms for positive
+    # weights) takes its bulk r = 0 the same way: a dot product of P positive terms is
+    # within P eps <= 4e-13 of itself (P <= 3200 bins), far inside the VJPs' 1e-10
     corr = np.zeros(G)
-    for r in range(R, 0, -1):
+    for r in range(R, 0 if table == "A" else -1, -1):
         corr += np.convolve(Mr[r, ::-1], Tsl[r], mode="valid")
+    if table != "A":
+        return corr
     m0 = Mr[0]
     N = float(np.abs(m0).sum())
     T0max = float(np.abs(Tsl[0]).max())
@@ -327,3 +331,15 @@ def _eval_at_scores(z, geo, node_values, out=None, deriv=None, shift=None):
             exp_terms(tm, out=tm)
             tot += float(tm.sum())
     return out if shift is None else (out, tot)
+
+
+def _signed_logadd(l1, n1, l2, n2):
+    """``(l, neg)`` with ``(-1)^neg e^l = (-1)^n1 e^l1 + (-1)^n2 e^l2`` (elementwise; an
+    exact cancellation gives ``-inf``).  The sum's rounding is a few ulps of the larger
+    magnitude: relative to the sum of the moduli, as the signed spreads' own."""
+    hi = np.maximum(l1, l2)
+    big_neg = np.where(l1 >= l2, n1, n2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.exp(np.minimum(l1, l2) - hi)
+        l = hi + np.where(n1 == n2, np.log1p(d), np.log1p(-d))
+    return np.where(np.isfinite(hi), l, -np.inf), big_neg

@@ -102,6 +102,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from ._exp import exp_terms
 from ._fast import (_BAND, _FAR_EPS, _INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS,
                     _SPAN_MAX, _TAIL, _cache_for, _fine_tables, _gamma_cache, _interp_error)
+from ._fast_grid import _signed_logadd
 
 __all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "rows_serves"]
 
@@ -1040,18 +1041,6 @@ def _bin256(gg, lo, scale):
     with np.errstate(invalid="ignore", over="ignore"):
         t = np.floor((gg - lo[:, None]) * scale[:, None])
     return np.clip(np.nan_to_num(t, nan=0.0), 0, 255).astype(np.int64)
-
-
-def _signed_logadd(l1, n1, l2, n2):
-    """``(l, neg)`` with ``(-1)^neg e^l = (-1)^n1 e^l1 + (-1)^n2 e^l2`` (elementwise; an
-    exact cancellation gives ``-inf``).  The sum's rounding is a few ulps of the larger
-    magnitude: relative to the sum of the moduli, as the signed spreads' own."""
-    hi = np.maximum(l1, l2)
-    big_neg = np.where(l1 >= l2, n1, n2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        d = np.exp(np.minimum(l1, l2) - hi)
-        l = hi + np.where(n1 == n2, np.log1p(d), np.log1p(-d))
-    return np.where(np.isfinite(hi), l, -np.inf), big_neg
 
 
 def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins):

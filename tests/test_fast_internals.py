@@ -204,7 +204,7 @@ def test_signed_logadd_against_direct_sums():
     """``_signed_logadd`` (the row-batched dense VJP's sum of signed Gamma bands in log
     space) against the plain float sum where that is exact enough, with exact
     cancellation and empty terms giving ``-inf``."""
-    from numeric._fast_rows import _signed_logadd
+    from numeric._fast_grid import _signed_logadd
 
     rng = np.random.default_rng(3)
     l1, l2 = rng.uniform(-30, 30, size=(2, 500))
