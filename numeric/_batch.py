@@ -125,7 +125,8 @@ class SmallSpec:
       the parts leave out of ``phi`` (it goes into the node weights).
     * ``split``: in place of ``parts``, ``(x, y) -> (Phi(d), phi(d) e^log_c0 / Phi(d))``
       at ``d = x - y`` from the nodes and scores apart (new arrays), for families whose
-      ``d`` enters through ``e^{+-d} = e^{+-x} e^{-+y}`` (no exponential per element).
+      ``d`` enters through ``e^{+-d} = e^{+-x} e^{-+y}`` (no exponential per element) or
+      whose ``h`` takes fewer operations formed with ``Phi`` (cauchy: one division).
     * ``lin_pred``: ``(y, ymin) -> `` a prediction of ``-log p_min`` per row (see
       :func:`_lin_rows`), or None.
 
@@ -351,13 +352,15 @@ def _parts_at(x, y, sm, x0=-math.inf):
     return P, H
 
 
-def _cauchy_parts(d):
-    # Phi = 1/2 + atan(d)/pi, written without cancellation for d << 0 as t = atan(1/|d|)/pi
-    # (d < 0) and 1 - t (d >= 0; t <= 1/2, and 1/0 = inf gives t = 1/2): relative error
-    # <= 2 eps from 1/|d| (eps/2, damped by atan's condition number <= 1), atan and /pi
-    # (arctan is numpy's vectorised loop, ~3x faster than arctan2); phi = 1 / (pi (1 + d^2))
-    # with the 1/pi going into the weights (Phi scaled by pi would break F)
-    # (callers run under np.errstate(divide="ignore"): 1/0 = inf is intended)
+def _cauchy_split(x, y):
+    # d = x - y; Phi = 1/2 + atan(d)/pi, written without cancellation for d << 0 as
+    # t = atan(1/|d|)/pi (d < 0) and 1 - t (d >= 0; t <= 1/2, and 1/0 = inf gives t = 1/2):
+    # relative error <= 2 eps from 1/|d| (eps/2, damped by atan's condition number <= 1),
+    # atan and /pi (arctan is numpy's vectorised loop, ~3x faster than arctan2);
+    # h = phi / Phi = 1 / (pi (1 + d^2) Phi) by one division (the 1/pi goes into the
+    # weights; Phi scaled by pi would break F).  (Callers run under
+    # np.errstate(divide="ignore"): 1/0 = inf is intended.)
+    d = x - y
     pos = d >= 0.0
     P = np.abs(d)
     np.reciprocal(P, out=P)
@@ -366,6 +369,7 @@ def _cauchy_parts(d):
     P = np.where(pos, 1.0 - P, P)
     np.multiply(d, d, out=d)
     d += 1.0
+    d *= P
     return P, np.reciprocal(d, out=d)
 
 

@@ -26,7 +26,7 @@ from ._fast_kernels import FastSpec, RowsSpec
 # the small-n kernel's spec type and linear-space parts, and the n = 2 closed forms: the
 # engines read them from the family (NumericFamily.small / .pair); numeric._batch and
 # numeric._closed import nothing of this module at import time, so no cycle
-from ._batch import (SmallSpec, _cauchy_parts, _gumbel_min_split, _gumbel_parts, _logistic_ratio,
+from ._batch import (SmallSpec, _cauchy_split, _gumbel_min_split, _gumbel_parts, _logistic_ratio,
                      _logistic_split, _normal_parts, _upper_reach, pmin_algebraic, pmin_exponential)
 from ._closed import (_log_c_cauchy, _log_c_gumbel, _log_c_normal, _log_c_uniform, _log_g_cauchy,
                       _log_g_exponential, _log_g_laplace, _log_g_logistic_sigmoid, _log_g_normal,
@@ -1065,7 +1065,7 @@ _SMALL = {
                   # right tail e^{w + DE softplus(w - log(DE0/SR))^2} (numeric._batch: ~35%
                   # fewer nodes at n = 10; DE 0.4 or DE0 100 decline rows of spread ~40)
                   DE=0.2, DE0=1e3),
-        parts=_cauchy_parts, log_c0=_LOGPI, lin_pred=pmin_algebraic),
+        split=_cauchy_split, log_c0=_LOGPI, lin_pred=pmin_algebraic),
 }
 
 
