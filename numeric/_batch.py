@@ -439,6 +439,8 @@ def _grid(sm, n):
 # score of a wide row (sinh spacing near x is ~ |x| hh).  Row r gets its own map
 #     x(u) = u - SL e^{(a_r - u)/SL} + SR e^{(u - b)/SR},
 #     a_r = max(ymin_r, -XLMAX) - CL,   b = CR,
+# (with SR, a_r is then moved left, by less than hh, onto the lattice b - m hh: every
+# row's nodes are lattice points and read the right term from one table per core)
 # linear on the core [a_r, b] that holds every score (there x' - 1 <= e^{-dist/S} at a
 # distance dist from the core's ends) and exponential beyond it (SL or SR None: linear
 # on that side too; double-exponential tails need no growth).  x is entire, x' >= 1,
@@ -447,7 +449,7 @@ def _grid(sm, n):
 # y_j +- i for cauchy, y_j +- i pi for logistic, Im = pi/2 for gumbel_min) the map does
 # not narrow the strip in which the trapezoid converges geometrically.  Nodes
 # u_k = a_r + xiL + k hh, k = 0 .. G_r - 1: xiL (fixed per family and n) puts the first
-# node at x = max(ymin, -XLMAX) - PL(n) (the left reach), G_r reaches x >= XR on the
+# node at x = a_r + CL - PL(n) (the left reach), G_r reaches x >= XR on the
 # right and is rounded up on a ladder of 8 steps per octave, so a batch falls into few
 # groups; every node depends on its own row only (bit-identical results whatever the
 # batch).  Certificate: the even-node sum (step 2 hh) agrees with the full sum to AGREE,
