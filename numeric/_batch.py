@@ -1444,6 +1444,7 @@ def _own_grids(Y, ii, fam, spec):
 VJP_RTOL = 1e-11
 _VJP_FLOOR = 1e-200
 _TERMS_DIRECT = 160     # longest rows whose sums of |terms| are formed as the double sum
+_TERMS_SUBSET = 16      # (or when at most this many entries need them)
 _G_MAX = 1e250          # larger cotangents (c / p): left to the caller
 
 
@@ -1678,22 +1679,23 @@ def _vjp_chunk(y, g, x, wlin, plan, c0, log):
         err += 1e-15 * mass
     floor = _VJP_FLOOR * mass.sum(axis=1, keepdims=True)
     good &= np.isfinite(v).all(axis=1)
-    errok = (err <= VJP_RTOL * np.abs(v) + floor).all(axis=1)
+    okk = err <= VJP_RTOL * np.abs(v) + floor
+    errok = okk.all(axis=1)
     # An entry far smaller than its terms (they cancel) cannot meet VJP_RTOL |v|; the
     # promise is relative to its own sum of |terms|, terms_k = sum_j |g_k - g_j| K_kj
     # (K_kj = sum over nodes of I_k h_j), which bounds the same error (err bounds the
     # error of every K_kj it sums, by the a-priori step or the even/odd disagreement, and
-    # the rounding eps mass).  Computed for those rows only: the double sum (O(n^2 G))
-    # for short rows, :func:`_abs_terms` (O(n G) after a sort) for the others.
-    retry = np.flatnonzero(good & ~errok)
-    if len(retry):
-        gr, hr = gc[retry], hz[retry]
-        if n <= _TERMS_DIRECT:
-            A = np.einsum("rkj,rjg->rkg", np.abs(gr[:, :, None] - gr[:, None, :]), hr)
+    # the rounding eps mass), and is >= |v_k|.  Computed for the entries that failed only:
+    # the double sum over j (O(n G) each) for short rows or few entries, else
+    # :func:`_abs_terms` (O(n G) per row after a sort).
+    for r in np.flatnonzero(good & ~errok):
+        k = np.flatnonzero(~okk[r])
+        if n <= _TERMS_DIRECT or k.size <= _TERMS_SUBSET:
+            A = np.einsum("kj,jg->kg", np.abs(gc[r, k, None] - gc[r, None, :]), hz[r])
         else:
-            A = _abs_terms(gr, hr)
-        terms = np.einsum("rkg,rkg->rk", I[retry], A) * c0
-        errok[retry] = (err[retry] <= VJP_RTOL * terms + floor[retry]).all(axis=1)
+            A = _abs_terms(gc[r:r + 1], hz[r:r + 1])[0, k]
+        terms = np.einsum("kg,kg->k", I[r, k], A) * c0
+        errok[r] = (err[r, k] <= VJP_RTOL * terms + floor[r]).all()
     good &= errok
     v /= S[:, None]
     v[~good] = np.nan
