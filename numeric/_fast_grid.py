@@ -57,9 +57,11 @@ def _lagrange_monomials(q):
     return out
 
 
-def _bin_moments(z, lo, invH, P, R, weights=None):
+def _bin_moments(z, lo, invH, P, R, weights=None, absolute=False):
     """``M[r, b] = sum_{j in bin b} wt_j u_j^r`` with ``z_j = lo + (b + u_j) H``,
-    ``|u_j| <= 1/2`` (``wt = 1`` when ``weights`` is None).
+    ``|u_j| <= 1/2`` (``wt = 1`` when ``weights`` is None); with ``absolute`` (and
+    ``weights``) returns ``(M, W)`` with ``W[b] = sum_{j in bin b} |wt_j|`` too, from
+    the same pass.
 
     One bincount per order over the scores in their own order, in cache-sized
     chunks: no sort, no reordering of the weights (a comparison sort of the
@@ -68,6 +70,7 @@ def _bin_moments(z, lo, invH, P, R, weights=None):
     terms of one sign for even orders.
     """
     M = np.zeros((R + 1, P))
+    W = np.zeros(P) if absolute else None
     m = min(_CHUNK, z.size)
     v, tmp, b = np.empty(m), np.empty(m), np.empty(m, dtype=np.int64)
     kb = _MAGIC_BITS + int(lo * invH)
@@ -81,12 +84,14 @@ def _bin_moments(z, lo, invH, P, R, weights=None):
         else:
             pw = np.array(weights[c0:c0 + k], dtype=np.float64)
             M[0] += np.bincount(bk, weights=pw, minlength=P)
+            if absolute:
+                W += np.bincount(bk, weights=np.abs(pw), minlength=P)
             pw *= vk
         for r in range(1, R + 1):
             if r > 1:
                 pw *= vk
             M[r] += np.bincount(bk, weights=pw, minlength=P)
-    return M
+    return (M, W) if absolute else M
 
 
 # 1.5 * 2^52: for |v| < 2^51, v + _MAGIC lies in [2^52, 2^53) where the spacing of
