@@ -150,9 +150,10 @@ def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1):
     G = kR - kL + 1
     # r >= 1 (small corrections): direct convolutions over exactly the rows
     # asked for ("valid" mode), summed in order; their rounding is relative to
-    # their own (small) size.  Table B (the VJPs' Gamma, positive terms for positive
-    # weights) takes its bulk r = 0 the same way: a dot product of P positive terms is
-    # within P eps <= 4e-13 of itself (P <= 3200 bins), far inside the VJPs' 1e-10
+    # their own (small) size.  Table B (the VJPs' Gamma) takes its bulk r = 0 the same
+    # way: a dot product of P terms is within P eps <= 4e-13 (P <= 3200 bins) of the
+    # sum of their moduli -- of itself for positive weights, of the scale of signed
+    # ones (numeric._fast._signed_T2) -- far inside the VJPs' 1e-10
     corr = np.zeros(G)
     for r in range(R, 0 if table == "A" else -1, -1):
         corr += np.convolve(Mr[r, ::-1], Tsl[r], mode="valid")
