@@ -46,13 +46,15 @@ Cut and neglected mass (``L = 40``, proofs in :func:`_cut`):
   them, and every score of rows with ``n <= 128`` (laplace: 64).
 
 Every neglected piece is below ``10 e^-L`` (~4e-17) of each ``p_i``.  The
-nodes are 16-point Gauss-Legendre panels split at the near kinks (laplace:
-``c_j u = 1/2``), graded (``b <= 3 a`` above the first kink, where ``1/u``
-enters) and bisected until ``log G`` drops by at most 12 across a panel
+nodes are Gauss-Legendre panels split at the near kinks (laplace:
+``c_j u = 1/2``) and bisected until ``log G`` drops by at most 12 across a panel
 (Gauss-Legendre error for ``e^(6 s)`` on [-1, 1] with 16 points: ~1e-20
 relative); exponential leaves its 15 largest near factors, polynomials of
 degree <= 15 in ``u`` that vanish at ``u = 1`` for tied tops, out of that
-test.
+test.  16 points in ``u`` on ``[0, u_1]`` (``u_1`` the first kink) and on
+every exponential panel; laplace panels above ``u_1`` are Gauss rules in
+``t = log u`` (16 points, or 8 on narrow panels between close scores), sized by
+the singularities of the integrands in ``t`` (:meth:`_Row.nodes`).
 Relative error of ``p``: a few ulps; the row is renormalised by
 ``logsumexp(log p)``, and a row whose sum is off by more than 1e-11 is
 declined (``ok`` False) so the caller falls back.
@@ -100,13 +102,22 @@ _NEAR_ALL_LAPLACE = 64    # score adds a kink and its panel, so a lower bound th
                           # the near-all rows take _NearLaplace, whose cost grows
                           # like n^2 nodes x scores: beyond 64 the log-space panels
                           # with far series are cheaper on batches)
-_GRADE = 3.0              # panel ratio b / a above the first laplace kink
 _EXACT_N = 128            # exponential rows this short: one exact Gauss rule (_ExactExp)
 _CHUNK = 64               # rows per block of the panel engine (sorted by width first)
 _LINEAR_SPREAD = 500.0    # laplace rows of <= _NEAR_ALL_LAPLACE scores: linear arithmetic (_NearLaplace)
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
 _GW = 0.5 * _GW
+_GX8, _GW8 = np.polynomial.legendre.leggauss(8)
+_GX8 = 0.5 * (_GX8 + 1.0)
+_GW8 = 0.5 * _GW8
+# the 16- and 8-point rules on 16 places (the 8-point rule's last 8 unused)
+_RULES_X = np.array([_GX, np.concatenate([_GX8, np.full(8, 0.5)])])
+_RULES_W = np.array([_GW, np.concatenate([_GW8, np.zeros(8)])])
+_FIRST8 = np.arange(16) < 8
+_T_MAX = 3.0              # laplace panels in t = log u (_Row.nodes): width <= 3 (and 2 d) ...
+_RATIO8 = math.sqrt(2.0)  # ... and b / a <= 2^(1/2) (W <= log(2) / 2 <= d / 2) with 8 points ...
+_DROP8 = 3.0              # ... where log G falls by at most 3
 
 
 def _terms(logc):
@@ -441,24 +452,42 @@ class _Row:
         return umax
 
     def panels(self, u_top=None):
-        """Panel edges (m, E) ascending, ``inf``-padded; ``None`` rows failed.  The
-        panels end at ``min(u_max, u_top)`` (``u_top`` per row, optional)."""
+        """Panel edges (m, E) ascending, ``inf``-padded, ``log G`` at them, and ok
+        (False: a row's panels did not converge).  The panels end at
+        ``min(u_max, u_top)`` (``u_top`` per row, optional).
+
+        Laplace panels above the first kink ``u_1`` span at most ``min(2 d, 3)``
+        in ``t = log u``, ``d`` the distance from a panel's right end to the nearest
+        real singularity of the VJP integrands, ``log 2`` past the next kink (or
+        the panels' end) ``r`` (:meth:`nodes`): an edge at ``r / 4`` (``[r/4, r]``
+        spans ``2 log 2 = 2 d``; panels left of ``r / 4`` have ``d >= 3 log 2``,
+        so ``W <= 3 <= 2 d``) and edges ``u_1 e^(3 k)``; every panel is bisected
+        (log panels at geometric midpoints, which keeps ``W <= 2 d``) until
+        ``log G`` drops by at most ``_DROP`` across it."""
         umax = self.u_max()
         if u_top is not None:
             umax = np.minimum(umax, u_top)
         cols = [np.zeros(self.m), umax]
+        ref = None
         if self.laplace:
             with np.errstate(divide="ignore"):
                 kink = 0.5 / self.nc                   # c u = 1/2
             kink = np.where(kink < umax[:, None], kink, np.inf)
             cols.append(kink)
             umin = kink.min(axis=1)
+            # the singularities' reference points r: every kink in range and the
+            # end; an edge at r / 4 where it lies above the previous r
+            ref = np.sort(np.concatenate([kink, umax[:, None]], axis=1), axis=1)
+            q = 0.25 * ref
+            prev = np.concatenate([np.zeros((self.m, 1)), ref[:, :-1]], axis=1)
+            cols.append(np.where((q > prev) & (q > umin[:, None]), q, np.inf))
+            # and edges u_1 e^(3 k): no panel above u_1 spans more than 3 in t
             has = np.isfinite(umin)
             if has.any():
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    ng = np.where(has, np.ceil(np.log(umax / umin) / math.log(_GRADE)), 0.0)
-                ng = int(np.nanmax(ng)) if has.any() else 0
-                geo = umin[:, None] * _GRADE ** np.arange(1, ng + 1)[None, :]
+                    ng = np.where(has, np.ceil(np.log(umax / umin) / _T_MAX), 0.0)
+                ng = int(np.nanmax(ng))
+                geo = umin[:, None] * np.exp(_T_MAX * np.arange(1, ng + 1))[None, :]
                 cols.append(np.where(geo < umax[:, None], geo, np.inf))
         E = np.sort(np.concatenate([c if c.ndim == 2 else c[:, None] for c in cols], axis=1), axis=1)
         E = E[:, : int(np.isfinite(E).sum(axis=1).max())]
@@ -475,6 +504,8 @@ class _Row:
             if not need.any():
                 break
             mid = np.where(need, 0.5 * (a + b), np.inf)
+            if ref is not None:               # log panels: geometric midpoints
+                np.copyto(mid, np.sqrt(a * b), where=need & (a >= umin[:, None]))
             with np.errstate(invalid="ignore"):
                 lm = self.log_g(np.where(need, mid, 0.5), drop=True)
             E2 = np.concatenate([E, mid], axis=1)
@@ -490,21 +521,95 @@ class _Row:
                 a, b = E[:, :-1], E[:, 1:]
                 ok = ~(np.isfinite(b) & (lg[:, :-1] - lg[:, 1:] > _DROP)
                        & (lg[:, :-1] > -self.lp[:, None] - 5.0)).any(axis=1)
-        return E, ok
+        self._umin = umin if ref is not None else None    # for nodes(): the first kink
+        return E, lg, ok
 
     def nodes(self, u_top=None):
-        """Gauss nodes ``u`` and ``log`` weights (m, N), ok, and the nodes per panel
+        """Gauss nodes ``u`` and ``log`` weights (m, N), ok, and the nodes per slot
         (short exponential rows take :class:`_ExactExp` instead); ``u_top``: see
-        :meth:`panels`."""
-        E, ok = self.panels(u_top)
+        :meth:`panels`.
+
+        Panels in ``u`` (the first laplace panel ``[0, u_1]``, every exponential
+        panel): 16-point Gauss-Legendre in ``u``.  On ``[0, u_1]`` every score has
+        ``c u <= 1/2``: ``h_i G / u = c_i prod_(j != i) (1 - c_j u)``, a polynomial,
+        and the VJPs' ``h_k^2 G / u`` has its pole at ``u = 1 / c_k >= 2 u_1``
+        (``rho >= 3 + 8^(1/2)``); ``G``'s slope is bounded by the drop test.
+
+        Laplace panels ``[a, b]`` above the first kink: Gauss-Legendre in
+        ``t = log u`` (``du / u = dt``: the integrands become ``h_i G``).  Between
+        kinks every score above ``x`` contributes ``e^-t / (4 c)`` to ``G`` and
+        ``h = 1``, every score below ``1 - c e^t`` and ``h = c e^t / (1 - c e^t)``:
+        ``h_i G`` is entire in ``t`` (the ``u^-q`` pole at ``u = 0`` that limits
+        panels in ``u`` is gone), and the VJP integrands ``h_k S G`` have simple
+        poles only at ``t_j = -log c_j + 2 pi i k`` -- ``log 2`` beyond the kink
+        of each score ``j`` still below ``x``, i.e. at least ``d = t_K + log 2 - t_b``
+        from the panel's right end ``t_b`` (``t_K``: the next kink at or above
+        ``b``, or the panels' end, beyond which far scores have ``c u <= 1/2``).
+        Standard bound (Gauss-Legendre, ``N`` points, ``f`` analytic in the
+        Bernstein ellipse ``E_rho`` of the panel): error ``<= 64 M / (15 (rho^2
+        - 1) rho^(2N))``, ``M = max |f|`` on ``E_rho``.  A pole at ``d`` past the
+        end of a panel of width ``W`` allows ``rho + 1/rho = 2 (1 + 2 d / W)``; the
+        ``2 pi`` poles allow ``rho - 1/rho = 4 pi / W``; ``G``'s slope (``log G``
+        falls by ``D`` across the panel) makes ``f`` like ``e^(D s / 2)`` on
+        ``[-1, 1]``.  Hence two rules, each checked at 40 digits on the model
+        integrands ``1 / (1 - e^t / 2)`` (pole ``log 2`` past ``t = 0``) and
+        ``e^(D s / 2)`` (tests/test_piecewise_engine.py, relative errors):
+
+        * 16 points: ``W <= min(2 d, 3)`` (:meth:`panels`; pole: ``rho >= 3.7``;
+          at 40 digits 4.2e-19 on ``W = 2 d = 2 log 2``, 3.7e-22 on ``W = 3``
+          at ``d = 3 log 2``) and ``D <= _DROP = 12`` (``e^(6 s)``: 4e-22; with
+          the pole, ``D = 12`` on ``W = 2 d``: 3.6e-22);
+        * 8 points where ``W <= log(2) / 2 <= d / 2`` (pole: ``rho >= 9.9``;
+          1.2e-16) and ``D <= 3`` (3.4e-16 with the pole): narrow panels between
+          close scores.
+
+        So each panel's integral of ``p`` (positive terms) is within ~4e-16 of
+        itself, and the VJPs' within that of their sums of ``|terms|``.  The nodes
+        are packed in panel order (an 8-point panel takes 8 places, a 16-point one
+        16) and summed in consecutive slots of 16, the slots in order: a row's sums
+        stay fixed by the row alone; zero-weight padding (``u = 1/2``) last."""
+        E, lg, ok = self.panels(u_top)
         a, b = E[:, :-1], E[:, 1:]
         live = np.isfinite(b) & (b > a)
         a = np.where(live, a, 0.5)
         wdt = np.where(live, b - a, 0.0)
-        u = (a[:, :, None] + wdt[:, :, None] * _GX).reshape(self.m, -1)
-        with np.errstate(divide="ignore"):
-            logw = np.log(wdt[:, :, None] * _GW).reshape(self.m, -1)
-        return u, logw, ok, 16
+        if self._umin is None:
+            u = (a[:, :, None] + wdt[:, :, None] * _GX).reshape(self.m, -1)
+            with np.errstate(divide="ignore"):
+                logw = np.log(wdt[:, :, None] * _GW).reshape(self.m, -1)
+            return u, logw, ok, 16
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lp_ = live & (a >= self._umin[:, None])
+            small = lp_ & (b <= _RATIO8 * a) & (lg[:, :-1] - lg[:, 1:] <= _DROP8)
+            any8 = small.any()
+            x, w = (_RULES_X[small.view(np.int8)], _RULES_W[small.view(np.int8)]) if any8 else (_GX, _GW)
+            # a panel from ``base`` over ``scale``: in u (a, b - a), in log u (log a, log(b / a))
+            scale = np.where(lp_, np.log(b / a), wdt)
+            t = np.where(lp_, np.log(a), a)[:, :, None] + scale[:, :, None] * x
+            logw = np.log(scale[:, :, None] * w)
+            lp3 = lp_[:, :, None]
+            logw += np.where(lp3, t, 0.0)                      # du = u dt
+            u = np.where(lp3, np.exp(t), t)
+        u = u.reshape(self.m, -1)
+        logw = logw.reshape(self.m, -1)
+        if not any8:
+            return u, logw, ok, 16
+        # an 8-point panel's unused half dropped (packing: see the docstring)
+        keep = (live[:, :, None] & (~small[:, :, None] | _FIRST8)).reshape(self.m, -1)
+        if self.m == 1:
+            k = int(np.count_nonzero(keep))
+            uo = np.full((1, -(-k // 16) * 16), 0.5)
+            lwo = np.full(uo.shape, -np.inf)
+            uo[0, :k], lwo[0, :k] = u[keep], logw[keep]
+        else:
+            pos = np.cumsum(keep, axis=1)
+            N = -(-int(pos[:, -1].max()) // 16) * 16
+            uo = np.full((self.m, N), 0.5)
+            lwo = np.full((self.m, N), -np.inf)
+            idx = (pos - 1 + (np.arange(self.m) * N)[:, None])[keep]
+            np.put(uo, idx, u[keep])
+            np.put(lwo, idx, logw[keep])
+        return uo, lwo, ok, 16
 
 
 def _flat(idx, width):
@@ -538,8 +643,8 @@ def _powers(first, x, r):
 
 
 def _node_sum(t, npp):
-    """Sums over the last axis (Gauss nodes, ``npp`` per panel; padding panels are
-    zero and last): per panel, then the panels in order."""
+    """Sums over the last axis (Gauss nodes in slots of ``npp``, zero padding
+    last): per slot, then the slots in order."""
     sh = t.shape
     return np.cumsum(t.reshape(sh[:-1] + (sh[-1] // npp, npp)).sum(axis=-1), axis=-1)[..., -1]
 
@@ -567,7 +672,7 @@ def _ordered_sum(t, axis):
 
 
 def _lse_nodes(a, npp):
-    """``log sum exp`` over the last axis (Gauss nodes, ``npp`` per panel)."""
+    """``log sum exp`` over the last axis (Gauss nodes in slots of ``npp``)."""
     mx = np.max(a, axis=-1, keepdims=True)
     mx = np.where(np.isfinite(mx), mx, 0.0)
     with np.errstate(divide="ignore"):

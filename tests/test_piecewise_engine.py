@@ -368,3 +368,99 @@ def test_moment_truncated_far_series_vjp_vs_quadrature(fam):
     for c, log, ref in _vjp_refs(x, fam, rng):
         fn = numeric.log_probs_vjp if log else numeric.probs_vjp
         _check_vjp(fn(x, c, fam), ref)
+
+
+def _mp_gauss(npts):
+    """Gauss-Legendre nodes and weights on [-1, 1] to the working precision
+    (numpy's float64 rule refined by Newton's method on P_n)."""
+    xs, ws = [], []
+    for x0 in np.polynomial.legendre.leggauss(npts)[0]:
+        x = mp.mpf(x0)
+        for _ in range(6):
+            p, q = mp.legendre(npts, x), mp.legendre(npts - 1, x)
+            dp = npts * (x * p - q) / (x * x - 1)
+            x -= p / dp
+        dp = npts * (x * mp.legendre(npts, x) - mp.legendre(npts - 1, x)) / (x * x - 1)
+        xs.append(x)
+        ws.append(2 / ((1 - x * x) * dp * dp))
+    return xs, ws
+
+
+def test_log_panel_rules_at_40_digits():
+    # the laplace panels in t = log u (numeric._piecewise._Row.nodes): the model
+    # integrands in exact arithmetic (40 digits) against their closed forms --
+    # f(t) = e^(-q t) / (1 - e^t / 2), a simple pole log 2 past the kink t = 0 (and
+    # at log 2 + 2 pi i k), times G's slope e^(-q t); relative errors of the rules
+    with mp.workdps(40):
+        def rel_err(npts, a, b, q):
+            xs, ws = _mp_gauss(npts)
+            a, b = mp.mpf(a), mp.mpf(b)
+            f = lambda t: mp.exp(-q * t) / (1 - mp.exp(t) / 2)
+            quad = sum(w * (b - a) / 2 * f((a + b) / 2 + (b - a) / 2 * x) for x, w in zip(xs, ws))
+            exact = mp.quad(f, [a, (a + b) / 2, b])
+            return float(abs(quad / exact - 1))
+        L2 = math.log(2.0)
+        # 16 points: the panel [r/4, r] (W = 2 d = 2 log 2) ...
+        assert rel_err(16, -2 * L2, 0, 0) < 1e-18
+        # ... with log G falling by 12 across it
+        assert rel_err(16, -2 * L2, 0, 12 / (2 * L2)) < 1e-17
+        # ... and the widest panels left of r/4 (W = 3, d = 3 log 2; the 2 pi i poles)
+        assert rel_err(16, -2 * L2 - 3, -2 * L2, 0) < 1e-17
+        assert rel_err(16, -2 * L2 - 3, -2 * L2, 4) < 1e-17
+        # 8 points: W <= log(2) / 2 <= d / 2, log G falling by at most 3
+        assert rel_err(8, -L2 / 2, 0, 0) < 2e-16
+        assert rel_err(8, -L2 / 2, 0, 3 / (L2 / 2)) < 1e-15
+
+
+def _laplace_kind_rows(rng, n, per_kind):
+    """s N(0, 1) rows (s = 1, 2, 5), clusters with ties, a wide spread and
+    float32-rounded scores: (6 per_kind, n)."""
+    rows = []
+    for _ in range(per_kind):
+        for s in (1.0, 2.0, 5.0):
+            rows.append(s * rng.normal(size=n))
+        c = 3.0 * rng.normal(size=3)
+        clus = c[rng.integers(0, 3, size=n)] + 1e-3 * rng.normal(size=n)
+        clus[rng.integers(0, n, size=max(1, n // 4))] = clus[0]
+        rows.append(clus)
+        rows.append(np.sort(-40.0 * rng.random(size=n)))
+        rows.append((2.0 * rng.normal(size=n)).astype(np.float32).astype(np.float64))
+    return np.array(rows)
+
+
+def _check_laplace_vs_quadrature(Y, rng):
+    from test_piecewise_speed import _check_vjp, _vjp_refs
+    f = get_family("laplace")
+    lp, ok = log_probs_rows(Y, f)
+    assert ok.all()
+    for y, l in zip(Y, lp):
+        ref = quadrature_log_probs(y, f)
+        _check_log_probs(l, ref)
+        assert np.max(np.abs(l - ref) / np.maximum(1.0, np.abs(ref))) <= 1e-14
+    for c, log, ref in _vjp_refs(Y, "laplace", rng):
+        v, ok = probs_vjp_rows(Y, c, f, log=log)
+        assert ok.all()
+        _check_vjp(v, ref)
+
+
+def test_laplace_log_panels_vs_quadrature_n10():
+    # the t = log u panels with 8-point rules on narrow panels, on a batch of
+    # n = 10 rows (the short-row kernel) against the adaptive quadrature
+    import numeric._piecewise as pw
+    rng = np.random.default_rng(31)
+    Y = _laplace_kind_rows(rng, 10, 2)
+    row = pw._Row(Y, True)
+    u, logw, ok, npp = row.nodes()
+    E, _, _ = row.panels()
+    # some rows do take 8-point panels: fewer live nodes than 16 per panel
+    live_nodes = np.isfinite(logw).sum(axis=1)
+    panels = (np.isfinite(E[:, 1:]) & (E[:, 1:] > E[:, :-1])).sum(axis=1)
+    assert (live_nodes < 16 * panels).any()
+    _check_laplace_vs_quadrature(Y, rng)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [3, 100, 1000])
+def test_laplace_log_panels_vs_quadrature(n):
+    rng = np.random.default_rng(40 + n)
+    _check_laplace_vs_quadrature(_laplace_kind_rows(rng, n, 1 if n == 1000 else 2), rng)
