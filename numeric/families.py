@@ -952,8 +952,14 @@ _FAST = {
     # within p_max mostly fail the T2 checks (narrow, shifting peaks of h F Gamma), so the
     # per-row engine, which refines on local grids, serves them without a batched attempt;
     # narrow integrands take the Gaussian half-step bound (numeric._fast_rows._half_tol).
+    # VJP rows refined (numeric._fast._REFINE) up to a spread of 48: the log-p VJP of
+    # s * N(0, 1) rows, s >= 3, needs the finer grid (log(F Gamma) bends on the scale
+    # 1 / sqrt(#scores above) of the low entries' integrands, below H for n ~ 1000), whose
+    # cost grows like the spread squared and stays below the quadrature's for n >= 1000
+    # up to that spread (the quadrature's grows like n); rows whose finer grids cost more
+    # than the quadrature's estimate (few scores) are declined by the cost model of _Geo.
     "gumbel_min": FastSpec(H=0.03125, R=8, pad_left=12.0, pad_right=6.0, t_right=4.6, rho=0.25,
-                           quad_us=300.0, ms=2, gamma=(4.5, 20, 0.03125, 32), vjp_refine_span=14.0,
+                           quad_us=300.0, ms=2, gamma=(4.5, 20, 0.03125, 32), vjp_refine_span=48.0,
                            rows=RowsSpec(p_max=160, p_wide=320, n_max_probs=1 << 10, n_max_vjp=1 << 16,
                                          dense=False, gauss_agree=True)),
     # cauchy: the grid is only the near field |x - c| <= 4a + 8 (numeric._fast_cauchy);
