@@ -1246,10 +1246,18 @@ def _checked_row_vjp(z, g, fam, spec, cache, check_cost, log, out):
     and so the sum, by its own error: a row that fails is declined, never returned
     (numpy's pairwise sum is good to ~log2(n) ulps of sum |v|, far inside the limit)."""
     nz = np.flatnonzero(g) if not spec.heavy else ()
+    v = None
     if len(nz) == 1:
         y = int(nz[0])
         v = _row_onehot_vjp(z, y, float(g[y]), fam, spec, cache, check_cost=check_cost, log=log, out=out)
-    else:
+    elif log and spec.node_vjp:
+        # (imported here: that module builds on this one)
+        from ._gumbel_min_vjp import node_log_vjp_row
+        try:
+            v = node_log_vjp_row(z, g, fam, spec, cache, check_cost=check_cost, out=out)
+        except NotImplementedError:
+            v = None
+    if v is None:
         v = _row_vjp(z, g, fam, spec, cache, check_cost=check_cost, log=log, out=out)
     if not abs(float(np.sum(v))) <= 1e-12 * float(np.abs(v).sum()) + v.size * 5e-324:
         raise NotImplementedError("VJP: row does not sum to 0")

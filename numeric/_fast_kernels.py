@@ -77,6 +77,8 @@ class FastSpec:
     gamma_log: tuple | None = None  # ... for the VJP of log p, where they differ
     vjp_refine_span: float | None = None  # VJP rows the grid cannot resolve redone on a finer
                                           # grid up to this standardized spread (numeric._fast)
+    node_vjp: bool = False    # log-p VJPs with dense cotangents by the node matrix of posterior
+                              # expectations first (numeric._gumbel_min_vjp)
 
 
 _RHO = 0.5

@@ -960,6 +960,7 @@ _FAST = {
     # than the quadrature's estimate (few scores) are declined by the cost model of _Geo.
     "gumbel_min": FastSpec(H=0.03125, R=8, pad_left=12.0, pad_right=6.0, t_right=4.6, rho=0.25,
                            quad_us=300.0, ms=2, gamma=(4.5, 20, 0.03125, 32), vjp_refine_span=48.0,
+                           node_vjp=True,
                            rows=RowsSpec(p_max=160, p_wide=320, n_max_probs=1 << 10, n_max_vjp=1 << 16,
                                          dense=False, gauss_agree=True)),
     # cauchy: the grid is only the near field |x - c| <= 4a + 8 (numeric._fast_cauchy);

@@ -1,8 +1,10 @@
-"""gumbel_min VJPs of wide rows (standardized spread 14 .. 48) on the O(n) engine's
-refined grid (``FastSpec.vjp_refine_span``), against ``method="quadrature"`` (itself
-tested against the oracle): ``s * N(0, 1)`` rows (s = 3, 5), a row stretched to a spread
-of 45, clustered rows with exact ties, float32 input; dense and one-hot cotangents, VJPs
-of ``p`` and of ``log p``.  README: each entry within 1e-10 of its own sum of |terms|
+"""gumbel_min VJPs of wide rows (standardized spread 14 .. 48): ``log p`` with dense
+cotangents by the node matrix of posterior expectations (numeric._gumbel_min_vjp), ``p``
+on the O(n) engine (refined grid where needed, ``FastSpec.vjp_refine_span``), against
+``method="quadrature"`` (itself tested against the oracle) and the independent
+log-space reference tests/_vjp_reference.py: ``s * N(0, 1)`` rows (s = 1 .. 5), a row
+stretched to a spread of 45, clustered rows with exact ties, float32 input, long rows
+(n = 1e4); dense, few-entry and one-hot cotangents.  README: each entry within 1e-10 of its own sum of |terms|
 ``T_k = sum_j |g_k - g_j| K_kj`` (``g = c / p`` for ``log p``), rows summing to 0 within
 1e-12 of their absolute sum.  ``T_k`` is bounded below by ``|(J^T g)_k|`` and, writing
 ``g = g_+ - g_-`` (the positive and negative parts), by ``|(J^T g_-+)_k|`` for the part
@@ -17,9 +19,10 @@ import pytest
 
 import numeric
 from numeric import _fast
+from numeric._gumbel_min_vjp import node_log_vjp_row
 from numeric.families import get_family
 
-pytestmark = pytest.mark.slow
+from _vjp_reference import reference_vjp
 
 
 def _rows(n=1000):
@@ -56,23 +59,47 @@ def _dense_reference(fn, x, c):
     return ref, np.maximum(np.abs(ref), opp)
 
 
+def test_node_matrix_dense_short_row():
+    """Default tier: the node matrix itself (no fallback, no cost model) on a row of n = 80,
+    spread ~20, dense cotangent, against the quadrature (each entry within 1e-10 of its sum of
+    |terms|); a cotangent on a few entries leaves the entries below its posteriors with
+    sums of |terms| of ``e^-1000`` size, which the node matrix cannot resolve: declined,
+    and the public call (the per-row engine) against the log-space reference."""
+    fam = get_family("gumbel_min")
+    rng = np.random.default_rng(41)
+    z = 4.0 * rng.normal(size=80)
+    c = rng.normal(size=z.size)
+    v = node_log_vjp_row(z, c, fam, fam.fast, _fast._cache_for(fam), check_cost=False)
+    ref, terms = _dense_reference(numeric.log_probs_vjp, z, c)
+    _check(v, ref, terms)
+    o = np.argsort(z)
+    support = dict(zip(o[[10, 40, 78, 79]].tolist(), [1.0, -1.3, 0.9, -0.2]))
+    c = np.zeros(z.size)
+    c[list(support)] = list(support.values())
+    with pytest.raises(NotImplementedError):
+        node_log_vjp_row(z, c, fam, fam.fast, _fast._cache_for(fam), check_cost=False)
+    ref, terms, _ = reference_vjp(z, support, "gumbel_min", log=True)
+    _check(numeric.log_probs_vjp(z, c, "gumbel_min"), ref, terms)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["s=3", "s=5", "spread 45", "clusters+ties"])
 def test_wide_dense_log_vjp_vs_quadrature(kind):
     x = _rows()[kind]
     assert 14.0 < np.ptp(x) <= 48.0
     fam = get_family("gumbel_min")
     c = np.random.default_rng(5).normal(size=x.size)
-    # the engine itself serves the row (no quadrature fallback inside)
-    v, ok = _fast.fast_log_probs_vjp(x[None, :], c[None, :], fam, rows=True)
-    assert ok.all()
+    # the node matrix serves the row (no fallback)
+    v = node_log_vjp_row(x, c, fam, fam.fast, _fast._cache_for(fam))
     ref, terms = _dense_reference(numeric.log_probs_vjp, x, c)
-    _check(v[0], ref, terms)
+    _check(v, ref, terms)
     _check(numeric.log_probs_vjp(x, c, "gumbel_min"), ref, terms)
     if kind == "s=5":
         ref, terms = _dense_reference(numeric.probs_vjp, x, c)
         _check(numeric.probs_vjp(x, c, "gumbel_min"), ref, terms)
 
 
+@pytest.mark.slow
 def test_wide_float32_and_one_hot():
     """Scores rounded to float32: in float64 against the quadrature (one-hot at the top
     and at the bottom entry, dense); as float32 input the float32 result is the float64
@@ -93,3 +120,18 @@ def test_wide_float32_and_one_hot():
     _check(got, ref, terms)
     got32 = numeric.log_probs_vjp(x, c, "gumbel_min")
     np.testing.assert_allclose(got32, got.astype(np.float32), rtol=2e-7, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("s", [1.0, 3.0])
+def test_node_matrix_long_rows_vs_quadrature(s):
+    """n = 1e4 (the per-row engine declines these rows even on its refined grid: weights
+    1 / p_j spanning more than 32 bands of e^600, or log(F Gamma) turning within
+    1 / #above): the node matrix against the quadrature."""
+    fam = get_family("gumbel_min")
+    rng = np.random.default_rng(int(s) + 90)
+    x = s * rng.normal(size=10_000)
+    c = rng.normal(size=x.size)
+    v = node_log_vjp_row(x, c, fam, fam.fast, _fast._cache_for(fam))
+    ref, terms = _dense_reference(numeric.log_probs_vjp, x, c)
+    _check(v, ref, terms)

@@ -1,0 +1,361 @@
+"""Dense VJPs of ``log p`` of gumbel_min rows by a node matrix of posterior expectations.
+
+Notation of :mod:`numeric._fast`: standardized scores ``z``, ``F = prod_j Phi(x - z_j)``,
+``h = (log Phi)'``, ``g(m) = int h(x - m) F dx`` (``p_i = g(z_i)``), and the posterior
+of entry ``i``, the probability density ``rho_i(x) = h(x - z_i) F(x) / p_i``.  With
+``K_kj = int h_k h_j F = p_k E_k[h_j] = p_j E_j[h_k]`` (``E_i`` the expectation under
+``rho_i``) the VJP of ``log p`` with cotangent ``c`` is
+
+    (J^T c)_k = sum_{j != k} (c_k / p_k - c_j / p_j) K_kj
+              = c_k E_k[S] - B(z_k),      S = sum_j h_j = (log F)',
+    B(y) = sum_i c_i Q(z_i, y),           Q(m, y) = E_{rho_m}[h(x - y)]  in [0, 1],
+
+and ``E_k[S] = (log g)'(z_k)`` (by parts, ``g'(m) = int h(x - m) F S``): the engine's
+derivative of its interpolant of ``log g``.  No weight ``1 / p_i`` appears: the per-row
+engine's ``Gamma = sum_j (c_j / p_j) h_j`` spans ``e^(10^5)`` and more on wide rows
+(entries with ``log p ~ -10^5``), and ``log(F Gamma)`` turns between dominating terms
+within ``1 / #above``, finer than its grid.  ``Q`` is smooth in both arguments
+(``rho_m`` moves with ``m`` like its mean, about ``m + log #above``; ``h`` is analytic in
+``|Im t| < pi/2``), so both are interpolated with the engine's q-point stencils on
+nodes ``m_a`` at every grid step (not the engine's node stride: the q-th differences are
+then ``2^q`` times smaller, which the error estimate below needs on long rows):
+``Q[a, b] = Q(m_a, m_b)``, ``C_a = sum_i c_i L_a(z_i)`` (``L_a(z_i)`` the weight of node
+``a`` in the engine's interpolant at ``z_i``: its transpose), ``B_b = sum_a C_a Q[a, b]``,
+and ``B`` at the scores by that interpolant.
+
+``Q[a, .]`` comes from the rule the engine uses for ``g(m_a)``, normalized by its own
+sum (``rho_a`` integrates to 1): the trapezoid rule on the x grid where it resolves
+``rho_a`` (second difference of ``log rho_a`` at the peak <= 0.35: >= 1.7 samples per
+standard deviation, rule error < 1e-24), otherwise (``sigma ~ 1 / sqrt(#above)``, narrow)
+the local rule of :func:`numeric._fast._refine_rows` -- step ``sigma / 4`` on ``+-12
+sigma``, ``log F`` interpolated by 16-point stencils, decay by ``e^-45`` at both ends and
+agreement with the rule of step ``sigma / 2`` to 1e-8 required -- moved onto the grid:
+``h(x_p - m_b)`` at its points is the 16-point interpolant of ``h(x_k - m_b)``, whose
+error, ``|h^(16)| (H/2)^16``-sized, is below 1e-20 where ``h`` is not negligible
+(analytic in a strip of half width ``pi/2``: ``16! (H / 0.5)^16 e^(e^t 0.12)`` relative
+to ``h(t)``, 5e-13 at ``t = 4.6`` where ``h ~ 1e-42``).  So every rule has the
+``Q[a, b] = sum_k W[a, k] h(x_k - m_b)`` form, a matrix product against ``h`` on the grid
+offsets, taken over the band of ``b`` where some row of the rule has ``-2 <= x_k - m_b
+<= 6.6``.  Above it (``x_k - m_b < -2`` on every row) ``h(t) = t' / (e^t' - 1)``
+(``t' = e^t``) is its Bernoulli series ``sum_r (B_r / r!) e^(r t)`` (radius ``t' < 2 pi``)
+through ``r = 12``, off by less than ``1e-23``, so ``Q[a, b] = sum_r (B_r / r!)
+e^(r (x_c - m_b)) sum_k W[a, k] e^(r (x_k - x_c))``: eight products; below it ``h <
+e^-700`` and ``Q[a, b] = 0``.
+
+Error control, per entry, against the README's ``1e-10`` of its sum of |terms|
+``T_k = sum_{j != k} |c_k E_k[h_j] - c_j E_j[h_k]|``.  The estimate: ``1e-14`` of ``|c_k|
+E_k[S]`` and of ``B_+(z_k) + B_-(z_k)`` (the parts of ``B`` from the positive and the
+negative entries of ``c``: the rules' and interpolants' relative accuracy) plus the
+interpolation errors of ``Q`` along its first argument (its q-th differences, weighted
+by ``|c L|`` near each node), the rounding of the signed Lagrange sums (``q`` ulps of
+``sum |c L| Q``) and the interpolation error of ``B`` (its q-th differences), the
+largest over the score's stencil.  Lower bounds of ``T_k``: ``|(J^T c)_k|``; the
+terms of the entries of the other sign, ``B_-+(z_k)`` (``|c_k E_k[h_j] - c_j E_j[h_k]|
+>= |c_j| E_j[h_k]`` when ``c_j c_k < 0``); ``|c_k| (E_k[S] - 1) - B_+ - B_-``
+(``E_k[h_k] <= 1``); and ``B_+ + B_- - |c_k| E_k[S]`` (all of ``T_k`` when ``c_k = 0``).  A row where an estimate exceeds ``1e-10`` of its entry's lower
+bound (or, below ``1e-200`` of the row's total, that size) is declined
+(``NotImplementedError``) and the caller uses the per-row engine.
+
+>>> import numpy as np
+>>> from numeric.families import get_family
+>>> from numeric._fast import _cache_for
+>>> fam = get_family("gumbel_min")
+>>> z = np.linspace(-4.0, 4.0, 400); c = np.cos(z)
+>>> v = node_log_vjp_row(z, c, fam, fam.fast, _cache_for(fam))
+>>> bool(abs(v.sum()) < 1e-12 * abs(v).sum())
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ._exp import exp_terms
+from ._fast_grid import _MAGIC_BITS, _fine_weights, _split_lattice
+from ._fast import (_CHUNK, _QF, _TAIL, _Geo, _eval_at_scores, _interp_bound, _interp_fine,
+                    _node_kernel, _row_log_probs, _windows)
+
+__all__ = ["node_log_vjp_row"]
+
+_BLOCK = 32     # nodes per block (a block's rows share one band of second-argument nodes)
+# h(t) = t' / (e^t' - 1), t' = e^t: its Bernoulli series sum_r (B_r / r!) e^(r t) (radius
+# t' < 2 pi) through r = 12 (B_odd = 0 beyond r = 1) is used where t <= -_FAR: the rest
+# is below sum_(k >= 7) 2 (e^-_FAR / 2 pi)^(2k) < 1e-23; h < e^-700 where t > _ZERO
+_BERN = ((0, 1.0), (1, -0.5), (2, 1.0 / 12.0), (4, -1.0 / 720.0), (6, 1.0 / 30240.0),
+         (8, -1.0 / 1209600.0), (10, 1.0 / 47900160.0), (12, -691.0 / 1307674368000.0))
+_FAR = 2.0
+_ZERO = 6.6
+_REL = 1e-14    # relative accuracy of the rules, interpolants and products
+_ROUND = 2.3e-16  # one rounding step, relative
+# bound of sum_m |coefficient of node m| of the engine's interpolant (its Lebesgue
+# function, < 3 in the central interval of the 16-point stencil; the fine tables'
+# Taylor terms add < 1e-3 of it)
+_LEBESGUE = 3.0
+_LIMIT = 1e-10  # the README's bound
+
+
+def _grid_rules(win, LFv, a0, a1, A, B):
+    """Trapezoid weights (rows normalized, columns A..B-1) of nodes a0..a1-1 (row index of
+    ``win``), the peak index, curvature and the three samples around the peak."""
+    L = win[a0:a1, A:B] + LFv[None, A:B]
+    kmax = np.argmax(L, axis=1)
+    r = np.arange(a1 - a0)
+    peak = L[r, kmax]
+    if not np.all(np.isfinite(peak)):
+        raise NotImplementedError("non-finite integrand peak")
+    if kmax.min() < 2 or kmax.max() > B - A - 3:
+        raise NotImplementedError("integrand peak at the edge of the x grid")
+    if np.any(L[:, 0] > peak - _TAIL) or np.any(L[:, -1] > peak - _TAIL):
+        raise NotImplementedError("integrand not decayed at the x grid ends")
+    curv = 2.0 * peak - L[r, kmax + 1] - L[r, kmax - 1]
+    trip = np.stack([L[r, kmax - 1], peak, L[r, kmax + 1]], axis=1)
+    L -= peak[:, None]
+    exp_terms(L, out=L)
+    L /= L.sum(axis=1, keepdims=True)
+    return L, kmax + A, curv, trip
+
+
+def _local_rules(nodes_l, centre, sig, geo, LF, fam, H):
+    """Local trapezoid rules (step sigma / 4, +-12 sigma) of narrow posteriors: grid
+    positions of the points and normalized weights, (len, 97) each."""
+    uu = np.arange(-48, 49) * 0.25
+    pos = centre[:, None] + sig[:, None] * uu[None, :]
+    if pos.min() < _QF or pos.max() > geo.G - 1 - _QF:
+        raise NotImplementedError("narrow integrand window leaves the x grid")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lh = fam.loghazard(((pos + geo.kL - nodes_l[:, None]) * H).ravel()).reshape(pos.shape)
+    span = (max(0, int(math.floor(pos.min())) - _QF), min(geo.G, int(math.floor(pos.max())) + _QF + 1))
+    vals = LF.ensure(*span)
+    L = lh + _interp_fine(vals, *span, pos.ravel()).reshape(pos.shape)
+    peak = L.max(axis=1)
+    if np.any(L[:, 0] > peak - _TAIL) or np.any(L[:, -1] > peak - _TAIL):
+        raise NotImplementedError("narrow integrand not decayed within +-12 sigma")
+    E = exp_terms(L - peak[:, None])
+    tot = E.sum(axis=1)
+    if not np.all(np.abs(2.0 * E[:, ::2].sum(axis=1) / tot - 1.0) < 1e-8):
+        raise NotImplementedError("narrow integrand: local trapezoid rule not converged")
+    return pos, E / tot[:, None]
+
+
+def _gridded(pos, w, G, q):
+    """The local rules ``(pos, w)`` moved onto the x grid: ``W[r, k - k0] = sum_p w_p
+    L_k(pos_p)`` (grid rows ``k0 .. k1 - 1``) with the q-point Lagrange weights ``L_k`` of
+    each point, so that ``W @ f(x_k)`` is the rule applied to the q-point interpolant of
+    ``f`` on the grid."""
+    j0, L = _lagrange_pos(pos.ravel(), q)
+    k0 = int(j0.min())
+    k1 = int(j0.max()) + q
+    if k0 < 0 or k1 > G:
+        raise NotImplementedError("narrow integrand window leaves the x grid")
+    rows = np.repeat(np.arange(pos.shape[0]), pos.shape[1])
+    W = np.zeros((pos.shape[0], k1 - k0))
+    wr = w.ravel()
+    for i in range(q):
+        np.add.at(W, (rows, j0 - k0 + i), wr * L[:, i])
+    return W, k0, k1
+
+
+def _q_rows(W, k0, hwin, geo, H):
+    """Rows of ``Q`` for rules ``W`` on grid rows ``k0 ..`` (rows normalized):
+    ``sum_k W[., k] h(x_k - m_b)`` where some row has ``-_FAR <= x_k - m_b <= _ZERO``;
+    above (``m_b >= x + _FAR`` at every row) the Bernoulli series, ``sum_r (B_r / r!)
+    e^(r (x_c - m_b)) sum_k W[., k] e^(r (x_k - x_c))``; below, 0."""
+    k1 = k0 + W.shape[1]
+    K = geo.K
+    Q = np.zeros((W.shape[0], K))
+    # node b sits at grid position geo.lL + b (ms = 1), row k at geo.kL + k
+    b0 = min(K, max(0, math.ceil(geo.kL + k0 - _ZERO / H - geo.lL)))
+    b1 = min(K, max(b0, math.floor(geo.kL + k1 - 1 + _FAR / H - geo.lL) + 1))
+    if b1 > b0:
+        Q[:, b0:b1] = W @ hwin[b0:b1, k0:k1].T
+    if b1 < K:
+        xr = np.arange(k0, k1) * H
+        xc = 0.5 * (xr[0] + xr[-1])
+        d = (geo.kL * H + xc) - (geo.lL + np.arange(b1, K)) * H       # x_c - m_b < 0
+        acc = np.zeros((W.shape[0], K - b1))
+        for r, beta in _BERN:
+            mu = W @ np.exp(r * (xr - xc))
+            with np.errstate(under="ignore"):
+                acc += beta * mu[:, None] * np.exp(r * d)[None, :]
+        Q[:, b1:] = acc
+    return Q
+
+
+def _h(t):
+    """``h(t) = e^t / expm1(e^t)``: 1 where ``e^t`` underflows, 0 where ``expm1`` overflows
+    (``h(t) < e^-700`` for ``t > 6.6``), relative accuracy a few ulps in between."""
+    v = np.exp(t)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = v / np.expm1(v)
+    out[v == 0.0] = 1.0
+    return out
+
+
+def _lagrange_pos(s, q):
+    """First stencil point and the q Lagrange weights at positions ``s`` (in units of
+    a unit-spaced grid; barycentric form)."""
+    j0 = np.floor(s).astype(np.intp) - (q // 2 - 1)
+    u = s - j0
+    k = np.arange(q)
+    bw = np.array([(-1.0) ** i * math.comb(q - 1, i) for i in range(q)])
+    d = u[:, None] - k[None, :]
+    exact = d == 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = bw[None, :] / d
+        W = t / t.sum(axis=1, keepdims=True)
+    hit = exact.any(axis=1)
+    if hit.any():
+        W[hit] = exact[hit].astype(np.float64)
+    return j0, W
+
+
+def _spread_scores(z, cs, geo):
+    """The transpose of :func:`numeric._fast_grid._eval_at_scores` (the engine's interpolant
+    of node values at the scores) applied to each vector of ``cs``: ``C_a = sum_i c_i
+    L_a(z_i)`` with ``L_a(z_i)`` the coefficient of node value ``a`` in the interpolant at
+    ``z_i``; and ``sum |c_i|`` over the scores whose stencil holds node ``a`` (of
+    ``|cs[0]|``).  The interpolant at a score in fine row ``r`` (interval ``i``, sub-row
+    ``s``) with offset ``delta`` is ``v_b + sum_j delta^j sum_m W[m, j S + s] (v_(i + m) - v_b)``
+    (``b = i + q/2 - 1``), so only the moments ``sum c delta^j`` per fine row are needed
+    (``d + 1`` bincounts), then one product with ``W``."""
+    S, d, q, K = geo.fine_S, geo.fine_d, geo.q, geo.K
+    nint = K - q + 1
+    off = (q // 2 - 1) * S
+    rows = off + nint * S
+    a = S * geo.invH / geo.ms
+    r0 = round((geo.lo + geo.lL * (1.0 / geo.invH)) * a)
+    if int(np.rint(geo.zmin * a)) - r0 < off or int(np.rint(geo.zmax * a)) - r0 >= rows:
+        raise NotImplementedError("interpolation stencil leaves the node grid")
+    kbits = _MAGIC_BITS + r0
+    mom = np.zeros((len(cs), d + 1, rows))
+    cabs = np.zeros(rows)
+    m = min(_CHUNK, z.size)
+    t, tmp, r = np.empty(m), np.empty(m), np.empty(m, dtype=np.int64)
+    for c0 in range(0, z.size, _CHUNK):
+        k = min(_CHUNK, z.size - c0)
+        tt, rr = t[:k], r[:k]
+        _split_lattice(z[c0:c0 + k], a, kbits, tt, tmp[:k], rr)
+        cabs += np.bincount(rr, weights=np.abs(cs[0][c0:c0 + k]), minlength=rows)
+        for v, c in enumerate(cs):
+            w = np.array(c[c0:c0 + k], dtype=np.float64)
+            for j in range(d + 1):
+                if j:
+                    w *= tt
+                mom[v, j] += np.bincount(rr, weights=w, minlength=rows)
+    Wm = _fine_weights(q, S, d)                        # (q, (d + 1) S)
+    out = []
+    for v in range(len(cs)):
+        mu = mom[v, :, off:].reshape(d + 1, nint, S).transpose(1, 0, 2).reshape(nint, (d + 1) * S)
+        E = mu @ Wm.T                                  # (nint, q): coefficient of v_(i + m)
+        C = np.zeros(K)
+        for j in range(q):
+            C[j:j + nint] += E[:, j]
+        C[q // 2 - 1:q // 2 - 1 + nint] += mom[v, 0, off:].reshape(nint, S).sum(axis=1) - E.sum(axis=1)
+        out.append(C)
+    per = cabs[off:].reshape(nint, S).sum(axis=1)
+    near = np.zeros(K)
+    for j in range(q):
+        near[j:j + nint] += per
+    return out, near
+
+
+def _maxfilter(v, q):
+    """Max of ``v`` over every window of q + 2 nodes centred on each node."""
+    pad = q // 2 + 1
+    vp = np.concatenate([np.full(pad, v[0]), v, np.full(pad, v[-1])])
+    return np.lib.stride_tricks.sliding_window_view(vp, 2 * pad + 1).max(axis=1)
+
+
+def node_log_vjp_row(z, c, fam, spec, cache, check_cost=True, out=None):
+    """One row of the VJP of ``log p`` with cotangent ``c`` of gumbel_min scores ``z``
+    (standardized), into ``out`` when given; see the module docstring.  Raises
+    ``NotImplementedError`` where the node matrix cannot certify the row (the caller
+    then uses the per-row engine)."""
+    if spec.H != fam.fast.H:
+        raise NotImplementedError("node-matrix VJP on the family's own grid only")
+    lp, rS, geo, M, LF, z, spec, cache = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
+    del lp, M
+    c = np.asarray(c, dtype=np.float64)
+    H = spec.H
+    # both arguments on nodes at every grid step (module docstring)
+    geo = _Geo(z, dataclasses.replace(spec, ms=1), False, (geo.zmin, geo.zmax))
+    K, G, q = geo.K, geo.G, geo.q
+    win = _node_kernel(geo, fam, spec)[::-1]          # rows in increasing l
+    d = np.arange(geo.kL - geo.lR, geo.kR - geo.lL + 1)     # h(x_k - m_b), one evaluation per offset
+    hwin = np.lib.stride_tricks.sliding_window_view(_h(d * H), G)[::-1]
+    la = geo.lL + geo.ms * np.arange(K)
+    lo_k, hi_k = _windows(win, LF.coarse(), G)
+    LFv = LF.ensure(int(lo_k.min()), int(hi_k.max()) + 1)
+    Q = np.empty((K, K))
+    for a0 in range(0, K, _BLOCK):
+        a1 = min(K, a0 + _BLOCK)
+        A, B = int(lo_k[a0:a1].min()), int(hi_k[a0:a1].max()) + 1
+        W, kmax, curv, trip = _grid_rules(win, LFv, a0, a1, A, B)
+        narrow = curv > 0.35
+        wide = np.flatnonzero(~narrow)
+        if wide.size:
+            Q[a0 + wide] = _q_rows(W[wide], A, hwin, geo, H)
+        sel = np.flatnonzero(narrow)
+        if sel.size:
+            centre = kmax[sel] + (trip[sel, 2] - trip[sel, 0]) / (2.0 * curv[sel])
+            sig = 1.0 / np.sqrt(curv[sel])
+            pos, w = _local_rules(la[a0 + sel].astype(np.float64), centre, sig, geo, LF, fam, H)
+            Wg, k0, _ = _gridded(pos, w, G, q)
+            Q[a0 + sel] = _q_rows(Wg, k0, hwin, geo, H)
+    # transposed interpolation of c onto the first argument's nodes
+    (C, Cp), cnear = _spread_scores(z, (c, np.maximum(c, 0.0)), geo)
+    ca = _LEBESGUE * cnear
+    Bn = C @ Q
+    B = _eval_at_scores(z, geo, Bn)
+    out = np.multiply(c, rS, out=out)
+    out -= B
+    # error estimate per entry (module docstring), absolute: the first argument's
+    # interpolation (q-th differences of Q weighted by |c L| near each node), the rounding
+    # of the signed Lagrange sums, the second argument's interpolation (q-th differences
+    # of B at the nodes), the rules' relative accuracy
+    bound = _interp_bound(q)
+    EQ = np.abs(np.diff(Q, n=q, axis=0))
+    EQ *= bound
+    err = ca[q // 2:K - q // 2] @ EQ
+    del EQ
+    err += (q * _ROUND) * (ca @ Q)
+    err[q // 2:K - q // 2] += np.abs(np.diff(Bn, n=q)) * bound
+    err = _maxfilter(err, q)
+    # the part of B from the positive entries of c, and B_- = B_+ - B (in B's place)
+    Bp = _eval_at_scores(z, geo, Cp @ Q)
+    Bm = np.subtract(Bp, B, out=B)
+    del B
+    # lower bounds of the sum of |terms| T_k: |(J^T c)_k|; the terms of the entries
+    # whose c has the other sign than c_k, sum_{c_j c_k < 0} |c_j| Q(z_j, z_k) (each
+    # |c_k E_k[h_j] - c_j E_j[h_k]| >= |c_j| E_j[h_k] there); and, as Q(z_k, z_k) <= 1,
+    # |c_k| (E_k[S] - 1) - sum_i |c_i| Q(z_i, z_k); and, the other way round,
+    # sum_i |c_i| Q(z_i, z_k) - |c_k| E_k[S] (all of T_k when c_k = 0).  In chunks of
+    # scores (bounded memory); the README's bound: 1e-10 of T_k, or 1e-200 of the row's
+    # total where T_k is below that
+
+    def chunk(c0):
+        sl = slice(c0, c0 + _CHUNK)
+        cc, rs, bp, bm = c[sl], rS[sl], Bp[sl], Bm[sl]
+        near = np.clip(np.rint((z[sl] - geo.lo) * geo.invH - geo.lL).astype(np.intp), 0, K - 1)
+        ba = np.abs(bp) + np.abs(bm)                         # sum_i |c_i| Q(z_i, z_k)
+        cr = np.abs(cc) * rs
+        est = _REL * (cr + ba) + err[near]
+        lo = np.maximum(np.abs(out[sl]), np.where(cc >= 0.0, bm, bp) - est)
+        np.maximum(lo, cr - np.abs(cc) - ba - est, out=lo)
+        np.maximum(lo, ba - cr - est, out=lo)
+        return est, lo
+
+    floor = 1e-200 * math.fsum(float(chunk(c0)[1].sum()) for c0 in range(0, z.size, _CHUNK))
+    for c0 in range(0, z.size, _CHUNK):
+        est, lo = chunk(c0)
+        bad = np.flatnonzero(est > np.maximum(_LIMIT * lo, floor))
+        if bad.size:
+            k = int(bad[0])
+            raise NotImplementedError(f"node-matrix VJP: error estimate {est[k]:.2g} above 1e-10 of "
+                                      f"entry {c0 + k}'s lower bound {lo[k]:.2g} of its sum of |terms|")
+    if not np.all(np.isfinite(out)):
+        raise NotImplementedError("VJP: a term overflowed float64")
+    return out
