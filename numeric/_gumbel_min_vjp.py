@@ -95,6 +95,7 @@ _ROUND = 2.3e-16  # one rounding step, relative
 # Taylor terms add < 1e-3 of it)
 _LEBESGUE = 3.0
 _LIMIT = 1e-10  # the README's bound
+_MACS = 1 << 18
 
 
 def _grid_rules(win, LFv, a0, a1, A, B):
@@ -150,12 +151,22 @@ def _gridded(pos, w, G, q):
     k1 = int(j0.max()) + q
     if k0 < 0 or k1 > G:
         raise NotImplementedError("narrow integrand window leaves the x grid")
-    rows = np.repeat(np.arange(pos.shape[0]), pos.shape[1])
-    W = np.zeros((pos.shape[0], k1 - k0))
-    wr = w.ravel()
-    for i in range(q):
-        np.add.at(W, (rows, j0 - k0 + i), wr * L[:, i])
-    return W, k0, k1
+    width = k1 - k0
+    # flat index row * width + column of every (point, stencil node), one bincount
+    base = np.repeat(np.arange(pos.shape[0]) * width, pos.shape[1]) + (j0 - k0)
+    idx = (base[:, None] + np.arange(q)[None, :]).ravel()
+    W = np.bincount(idx, weights=(w.ravel()[:, None] * L).ravel(), minlength=pos.shape[0] * width)
+    return W.reshape(pos.shape[0], width), k0, k1
+
+
+def _product(A, B, out):
+    """``out = A @ B`` in column blocks of at most ``_MACS`` multiply-adds, so that
+    OpenBLAS stays on one thread (its worker threads spin on a loaded machine and
+    cost many times the work)."""
+    cols = max(1, _MACS // max(1, A.shape[0] * A.shape[1]))
+    for j in range(0, B.shape[1], cols):
+        np.matmul(A, B[:, j:j + cols], out=out[:, j:j + cols])
+    return out
 
 
 def _q_rows(W, k0, hwin, geo, H):
@@ -170,7 +181,7 @@ def _q_rows(W, k0, hwin, geo, H):
     b0 = min(K, max(0, math.ceil(geo.kL + k0 - _ZERO / H - geo.lL)))
     b1 = min(K, max(b0, math.floor(geo.kL + k1 - 1 + _FAR / H - geo.lL) + 1))
     if b1 > b0:
-        Q[:, b0:b1] = W @ hwin[b0:b1, k0:k1].T
+        _product(W, hwin[b0:b1, k0:k1].T, Q[:, b0:b1])
     if b1 < K:
         xr = np.arange(k0, k1) * H
         xc = 0.5 * (xr[0] + xr[-1])
@@ -249,7 +260,7 @@ def _spread_scores(z, cs, geo):
     out = []
     for v in range(len(cs)):
         mu = mom[v, :, off:].reshape(d + 1, nint, S).transpose(1, 0, 2).reshape(nint, (d + 1) * S)
-        E = mu @ Wm.T                                  # (nint, q): coefficient of v_(i + m)
+        E = _product(mu, Wm.T, np.empty((nint, q)))    # coefficient of v_(i + m)
         C = np.zeros(K)
         for j in range(q):
             C[j:j + nint] += E[:, j]
@@ -308,7 +319,7 @@ def node_log_vjp_row(z, c, fam, spec, cache, check_cost=True, out=None):
     # transposed interpolation of c onto the first argument's nodes
     (C, Cp), cnear = _spread_scores(z, (c, np.maximum(c, 0.0)), geo)
     ca = _LEBESGUE * cnear
-    Bn = C @ Q
+    Bn = _product(C[None, :], Q, np.empty((1, K)))[0]
     B = _eval_at_scores(z, geo, Bn)
     out = np.multiply(c, rS, out=out)
     out -= B
@@ -319,13 +330,13 @@ def node_log_vjp_row(z, c, fam, spec, cache, check_cost=True, out=None):
     bound = _interp_bound(q)
     EQ = np.abs(np.diff(Q, n=q, axis=0))
     EQ *= bound
-    err = ca[q // 2:K - q // 2] @ EQ
+    err = _product(ca[None, q // 2:K - q // 2], EQ, np.empty((1, K)))[0]
     del EQ
-    err += (q * _ROUND) * (ca @ Q)
+    err += (q * _ROUND) * _product(ca[None, :], Q, np.empty((1, K)))[0]
     err[q // 2:K - q // 2] += np.abs(np.diff(Bn, n=q)) * bound
     err = _maxfilter(err, q)
     # the part of B from the positive entries of c, and B_- = B_+ - B (in B's place)
-    Bp = _eval_at_scores(z, geo, Cp @ Q)
+    Bp = _eval_at_scores(z, geo, _product(Cp[None, :], Q, np.empty((1, K)))[0])
     Bm = np.subtract(Bp, B, out=B)
     del B
     # lower bounds of the sum of |terms| T_k: |(J^T c)_k|; the terms of the entries
