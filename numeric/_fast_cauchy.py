@@ -499,12 +499,14 @@ _QB = 16            # coarse rows per block product (< 2^18 multiply-adds: one B
 # below this many fine bins the band (13 coarse bins) is most of the row and the plain
 # convolution is as fast (on the near field's trimmed grids the two cross near 240 bins)
 _P_COARSE = 240
-# families whose kernels the coarse table may read: the coarse sum takes log Phi at 8x
-# fewer points than the plain spreading, so the kernel's own rounding averages less.
-# student_t's logcdf is off by up to 5.5e-16 relative at t = 4..10 (nu = 3, against
-# 30-digit mpmath), which gave log F within 4.0e-16 max(1, |log F|) by coarse bins
-# against 2.2e-16 by the plain spreading (four clusters, n = 1000); the cauchy's
-# kernels leave both at <= 1.8e-16
+_P_COARSE_R1 = 288   # ... and with the r = 0 bulk kept on the fine bins (see below)
+# families whose log Phi the coarse table may carry at r = 0: the coarse sum reads the
+# kernel at 8x fewer points than the plain spreading, so the kernel's own rounding
+# averages less.  student_t's logcdf is off by up to 5.5e-16 relative at t = 4..10
+# (nu = 3, against 30-digit mpmath), which gave log F within 4.0e-16 max(1, |log F|) by
+# coarse bins against 2.2e-16 by the plain spreading (four clusters, n = 1000); the
+# cauchy's kernels leave both at <= 1.8e-16.  Other families keep the plain r = 0 bulk
+# (every fine bin's own kernel value) and take only the corrections r >= 1 by coarse bins
 _COARSE_KERNELS = ("cauchy",)
 _COARSE: dict = {}
 _SPLIT: dict = {}
@@ -607,8 +609,9 @@ def _spread_heavy(M, kL, kR, spec, cache, table="A"):
     ``|q - B| <= _JN`` (the band, ``|k - b| <= 8 _JN + 7``) go through the fine moments at
     the spreading's full order ``R``, the others through coarse moments about the coarse
     centres ``C_B = (8 B + 3.5) H`` at order ``_RC``.  Rows of fewer than ``_P_COARSE``
-    bins, kernels not in ``_COARSE_KERNELS`` and table A with non-integer counts take
-    the plain spreading.
+    bins (``_P_COARSE_R1`` below) and table A with non-integer counts take the plain spreading; kernels not in
+    ``_COARSE_KERNELS`` take its ``r = 0`` bulk and the rest from fine moments of order
+    ``>= 1`` (their coarse re-expansion holds term by term as below).
 
     Coarse moments ``Mc[r, B] = sum_(j in B) ((z_j - C_B) / H)^r`` from the fine ones by the
     binomial theorem, exact up to fine order ``R``; the fine moments' own truncation is the
@@ -631,10 +634,26 @@ def _spread_heavy(M, kL, kR, spec, cache, table="A"):
     """
     R = M.shape[0] - 1
     P = M.shape[1]
-    if (P < _P_COARSE or cache._fam.kernel_key not in _COARSE_KERNELS
-            or (table == "A" and not np.array_equal(M[0], np.rint(M[0])))):
+    if P < _P_COARSE or (table == "A" and not np.array_equal(M[0], np.rint(M[0]))):
         # (table A's exact bulk below needs integer bin counts, as _spread_convolve's)
         return _spread_convolve(M, kL, kR, spec, cache, table=table)
+    if cache._fam.kernel_key not in _COARSE_KERNELS:
+        if P < _P_COARSE_R1:
+            return _spread_convolve(M, kL, kR, spec, cache, table=table)
+        # the r = 0 bulk by the plain spreading (every fine bin's own kernel value), the
+        # corrections r >= 1 through band and coarse bins (fine moments of order >= 1 only)
+        M1 = M.copy()
+        M1[0] = 0.0
+        return _spread_convolve(M[:1], kL, kR, spec, cache, table=table,
+                                extra=_coarse_sum(M1, kL, kR, cache, table, False))
+    return _coarse_sum(M, kL, kR, cache, table, table == "A")
+
+
+def _coarse_sum(M, kL, kR, cache, table, exact):
+    """The sum of :func:`_spread_heavy` by band and coarse bins; ``exact``: table A's
+    ``r = 0`` bulk split hi/lo (integer counts in ``M[0]``)."""
+    R = M.shape[0] - 1
+    P = M.shape[1]
     Pc = -(-P // _CB)
     q_lo, q_hi = kL // _CB, kR // _CB
     Gq = q_hi - q_lo + 1
@@ -662,7 +681,6 @@ def _spread_heavy(M, kL, kR, spec, cache, table="A"):
     a0 = q_lo - Pc + 1 - D0
     span = slice(a0, a0 + nblk * _QB + Pc - 1)       # the offsets D the rows read
     out = np.zeros((nblk * _QB, _CB))
-    exact = table == "A"
     if exact:
         N = float(Mq[0].sum())
         y0max = max(float(np.abs(Yn[:, :_CB]).max()), float(np.abs(Yc[span, 0]).max()))

@@ -122,10 +122,11 @@ def _split_lattice(z, inv, kbits, frac, tmp, idx):
     frac -= tmp
 
 
-def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1):
+def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1, extra=None):
     """``sum_b sum_r M[r, b] T_r((k - b) H) (-H)^r`` for ``k = kL, kL + stride, ..
     <= kR``: the sum over scores of the shifted kernel (``log Phi`` for table A,
-    ``h`` for B)."""
+    ``h`` for B).  ``extra`` (stride 1: one value per row) is added with the ``r >= 1``
+    corrections, before the bulk (so the sum carries one rounding at its own scale)."""
     R = M.shape[0] - 1               # the moments' order (the cache holds at least as many)
     H = spec.H
     P = M.shape[1]
@@ -154,7 +155,7 @@ def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1):
     # way: a dot product of P terms is within P eps <= 4e-13 (P <= 3200 bins) of the
     # sum of their moduli -- of itself for positive weights, of the scale of signed
     # ones (numeric._fast._signed_T2) -- far inside the VJPs' 1e-10
-    corr = np.zeros(G)
+    corr = np.zeros(G) if extra is None else np.array(extra, dtype=np.float64)
     for r in range(R, 0 if table == "A" else -1, -1):
         corr += np.convolve(Mr[r, ::-1], Tsl[r], mode="valid")
     if table != "A":
