@@ -176,13 +176,11 @@ def _cut(y, laplace):
         logc = y - xs[:, None]
         near = (a > 0.5) & ~trunc[:, None]
         return xs, logc, near, np.full(m, lp_), trunc
-    with np.errstate(under="ignore"):
-        big = 0.5 * exp_terms(y - top[:, None]).sum(axis=1)
+    big = 0.5 * exp_terms(y - top[:, None]).sum(axis=1)
     lmin = y.min(axis=1) - top
-    with np.errstate(divide="ignore"):
-        k = np.floor(np.log2(big / lp_))
-        above = ((k >= 1) & (lmin >= _L + math.log(2.0 * n) + 1.1 - big)
-                 & (2.0 * lmin >= _L + np.log(16.0 * big * big) + 0.5 - big))
+    k = np.floor(np.log2(big / lp_))
+    above = ((k >= 1) & (lmin >= _L + math.log(2.0 * n) + 1.1 - big)
+             & (2.0 * lmin >= _L + np.log(16.0 * big * big) + 0.5 - big))
     if above.all():
         xs = top + np.minimum(k, 40.0) * _LOG2
         logc = y - xs[:, None]
@@ -205,8 +203,7 @@ def _cut_below(y, top):
     part = y if kp == n else _top_k(y, kp)
     d = top[:, None] - np.sort(part, axis=1)[:, ::-1]          # ascending gaps, d[:, 0] = 0
     cnt = np.arange(1, kp + 1, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sol = (t - cnt * _LOG2 + np.cumsum(d, axis=1)) / (cnt - 1.0)
+    sol = (t - cnt * _LOG2 + np.cumsum(d, axis=1)) / (cnt - 1.0)
     nxt = np.concatenate([d[:, 1:], np.full((m, 1), np.inf if kp == n else -np.inf)], axis=1)
     valid = (sol <= nxt) & (cnt >= 2)
     k = np.argmax(valid, axis=1)
@@ -264,7 +261,7 @@ class _Row:
             # every score near, none far: the near table is the row sorted (largest
             # c first), the far table one block of padding slots
             order = np.argsort(-logc, axis=1, kind="stable")
-            self.nlogc = np.take_along_axis(logc, order, axis=1)
+            self.nlogc = _along(logc, order)
             self.ncol = order
         else:
             mid = logc > _LOG_MID
@@ -281,8 +278,8 @@ class _Row:
             ncol = np.full((m, K), n, dtype=np.intp)         # padding -> dummy column n
             ncol[rr, pos] = cc
             order = np.argsort(-nlogc, axis=1, kind="stable")      # largest c first
-            self.nlogc = np.take_along_axis(nlogc, order, axis=1)
-            self.ncol = np.take_along_axis(ncol, order, axis=1)
+            self.nlogc = _along(nlogc, order)
+            self.ncol = _along(ncol, order)
         self.nmask = np.isfinite(self.nlogc)
         self.nc = np.exp(self.nlogc)
         if all_near:
@@ -332,8 +329,7 @@ class _Row:
         np.copyto(self.flogc, -np.inf, where=~valid)
         np.maximum(fR, 0, out=fR)
         self.fR = fR
-        with np.errstate(under="ignore"):
-            self.fc = np.exp(self.flogc)
+        self.fc = np.exp(self.flogc)
 
     def _power_sums(self, first):
         """``sum_far first_j c_j^(r-1)`` over the far scores that need term ``r``
@@ -366,17 +362,16 @@ class _Row:
         score): ``Phi = e^(x - mu) / 2 = 1 / (4 c u)``, ``h = 1``.
         """
         cu = self.nc[:, :, None] * u[:, None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lcu = self.nlogc[:, :, None] + np.log(u)[:, None, :]
-            if self.laplace:
-                right = cu > 0.5
-                np.minimum(cu, 0.5, out=cu)
-            np.negative(cu, out=cu)
-            lphi = np.log1p(cu, out=cu)
-            lh = lcu - lphi
-            if self.laplace:
-                np.copyto(lphi, -2.0 * _LOG2 - lcu, where=right)
-                np.copyto(lh, 0.0, where=right)
+        lcu = self.nlogc[:, :, None] + np.log(u)[:, None, :]
+        if self.laplace:
+            right = cu > 0.5
+            np.minimum(cu, 0.5, out=cu)
+        np.negative(cu, out=cu)
+        lphi = np.log1p(cu, out=cu)
+        lh = lcu - lphi
+        if self.laplace:
+            np.copyto(lphi, -2.0 * _LOG2 - lcu, where=right)
+            np.copyto(lh, 0.0, where=right)
         return lphi, lh
 
     def far_log_g(self, u):
@@ -422,9 +417,8 @@ class _Row:
         if self.rmax == 0:
             return np.zeros_like(u)
         r = np.arange(1.0, self.rmax + 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lc = np.log(self.P[:, 1:] / r).T                 # (rmax, m)
-            t = np.multiply.outer(r, np.log(u))              # (rmax, m, P)
+        lc = np.log(self.P[:, 1:] / r).T                 # (rmax, m)
+        t = np.multiply.outer(r, np.log(u))              # (rmax, m, P)
         t += lc[:, :, None]
         return -_ordered_sum(exp_terms(t, out=t), 0)
 
@@ -437,8 +431,7 @@ class _Row:
             bis = self.trunc.copy()
         else:
             bis = np.ones(self.m, dtype=bool)
-        with np.errstate(invalid="ignore"):
-            bis &= self.log_g(one)[:, 0] < -self.lp
+        bis &= self.log_g(one)[:, 0] < -self.lp
         if bis.any():
             # log G is decreasing: the first grid point in log2 u below -L', then
             # a finer grid in the bracket above it (u_max within 2^(1/16))
@@ -470,57 +463,53 @@ class _Row:
         cols = [np.zeros(self.m), umax]
         ref = None
         if self.laplace:
-            with np.errstate(divide="ignore"):
-                kink = 0.5 / self.nc                   # c u = 1/2
+            kink = 0.5 / self.nc                   # c u = 1/2
             kink = np.where(kink < umax[:, None], kink, np.inf)
             cols.append(kink)
             umin = kink.min(axis=1)
             # the singularities' reference points r: every kink in range and the
-            # end; an edge at r / 4 where it lies above the previous r
-            ref = np.sort(np.concatenate([kink, umax[:, None]], axis=1), axis=1)
+            # end; an edge at r / 4 where it lies above the previous r (the kinks
+            # ascend along a row, c being sorted largest first, those out of range
+            # last: capped at the end, r stays ascending)
+            ref = np.concatenate([np.minimum(kink, umax[:, None]), umax[:, None]], axis=1)
             q = 0.25 * ref
             prev = np.concatenate([np.zeros((self.m, 1)), ref[:, :-1]], axis=1)
             cols.append(np.where((q > prev) & (q > umin[:, None]), q, np.inf))
             # and edges u_1 e^(3 k): no panel above u_1 spans more than 3 in t
             has = np.isfinite(umin)
             if has.any():
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ng = np.where(has, np.ceil(np.log(umax / umin) / _T_MAX), 0.0)
-                ng = int(np.nanmax(ng))
+                ng = np.where(has, np.ceil(np.log(umax / umin) / _T_MAX), 0.0)
+                ng = int(np.fmax.reduce(ng))               # nan-ignoring max
                 geo = umin[:, None] * np.exp(_T_MAX * np.arange(1, ng + 1))[None, :]
                 cols.append(np.where(geo < umax[:, None], geo, np.inf))
         E = np.sort(np.concatenate([c if c.ndim == 2 else c[:, None] for c in cols], axis=1), axis=1)
         E = E[:, : int(np.isfinite(E).sum(axis=1).max())]
-        with np.errstate(invalid="ignore"):
-            lg = self.log_g(np.where(np.isfinite(E), E, 0.5), drop=True)
+        lg = self.log_g(np.where(np.isfinite(E), E, 0.5), drop=True)
         lg = np.where(np.isfinite(E), lg, np.nan)
         ok = np.ones(self.m, dtype=bool)
         for _ in range(_SPLIT_ROUNDS):
             a, b = E[:, :-1], E[:, 1:]
             la, lb = lg[:, :-1], lg[:, 1:]
-            with np.errstate(invalid="ignore"):
-                need = (np.isfinite(b) & (b > a) & (la - lb > _DROP) & (la > -self.lp[:, None] - 5.0)
-                        & (b - a > 1e-15 * b))
+            need = (np.isfinite(b) & (b > a) & (la - lb > _DROP) & (la > -self.lp[:, None] - 5.0)
+                    & (b - a > 1e-15 * b))
             if not need.any():
                 break
             mid = np.where(need, 0.5 * (a + b), np.inf)
             if ref is not None:               # log panels: geometric midpoints
                 np.copyto(mid, np.sqrt(a * b), where=need & (a >= umin[:, None]))
-            with np.errstate(invalid="ignore"):
-                lm = self.log_g(np.where(need, mid, 0.5), drop=True)
+            lm = self.log_g(np.where(need, mid, 0.5), drop=True)
             E2 = np.concatenate([E, mid], axis=1)
             L2 = np.concatenate([lg, np.where(need, lm, np.nan)], axis=1)
             o = np.argsort(E2, axis=1, kind="stable")
-            E2 = np.take_along_axis(E2, o, axis=1)
-            L2 = np.take_along_axis(L2, o, axis=1)
+            E2 = _along(E2, o)
+            L2 = _along(L2, o)
             w = int(np.isfinite(E2).sum(axis=1).max())
             E, lg = E2[:, :w], L2[:, :w]
         else:
             ok[:] = False
-            with np.errstate(invalid="ignore"):
-                a, b = E[:, :-1], E[:, 1:]
-                ok = ~(np.isfinite(b) & (lg[:, :-1] - lg[:, 1:] > _DROP)
-                       & (lg[:, :-1] > -self.lp[:, None] - 5.0)).any(axis=1)
+            a, b = E[:, :-1], E[:, 1:]
+            ok = ~(np.isfinite(b) & (lg[:, :-1] - lg[:, 1:] > _DROP)
+                   & (lg[:, :-1] > -self.lp[:, None] - 5.0)).any(axis=1)
         self._umin = umin if ref is not None else None    # for nodes(): the first kink
         return E, lg, ok
 
@@ -575,21 +564,19 @@ class _Row:
         wdt = np.where(live, b - a, 0.0)
         if self._umin is None:
             u = (a[:, :, None] + wdt[:, :, None] * _GX).reshape(self.m, -1)
-            with np.errstate(divide="ignore"):
-                logw = np.log(wdt[:, :, None] * _GW).reshape(self.m, -1)
+            logw = np.log(wdt[:, :, None] * _GW).reshape(self.m, -1)
             return u, logw, ok, 16
-        with np.errstate(invalid="ignore", divide="ignore"):
-            lp_ = live & (a >= self._umin[:, None])
-            small = lp_ & (b <= _RATIO8 * a) & (lg[:, :-1] - lg[:, 1:] <= _DROP8)
-            any8 = small.any()
-            x, w = (_RULES_X[small.view(np.int8)], _RULES_W[small.view(np.int8)]) if any8 else (_GX, _GW)
-            # a panel from ``base`` over ``scale``: in u (a, b - a), in log u (log a, log(b / a))
-            scale = np.where(lp_, np.log(b / a), wdt)
-            t = np.where(lp_, np.log(a), a)[:, :, None] + scale[:, :, None] * x
-            logw = np.log(scale[:, :, None] * w)
-            lp3 = lp_[:, :, None]
-            logw += np.where(lp3, t, 0.0)                      # du = u dt
-            u = np.where(lp3, np.exp(t), t)
+        lp_ = live & (a >= self._umin[:, None])
+        small = lp_ & (b <= _RATIO8 * a) & (lg[:, :-1] - lg[:, 1:] <= _DROP8)
+        any8 = small.any()
+        x, w = (_RULES_X[small.view(np.int8)], _RULES_W[small.view(np.int8)]) if any8 else (_GX, _GW)
+        # a panel from ``base`` over ``scale``: in u (a, b - a), in log u (log a, log(b / a))
+        scale = np.where(lp_, np.log(b / a), wdt)
+        t = np.where(lp_, np.log(a), a)[:, :, None] + scale[:, :, None] * x
+        logw = np.log(scale[:, :, None] * w)
+        lp3 = lp_[:, :, None]
+        logw += np.where(lp3, t, 0.0)                      # du = u dt
+        u = np.where(lp3, np.exp(t), t)
         u = u.reshape(self.m, -1)
         logw = logw.reshape(self.m, -1)
         if not any8:
@@ -675,8 +662,13 @@ def _lse_nodes(a, npp):
     """``log sum exp`` over the last axis (Gauss nodes in slots of ``npp``)."""
     mx = np.max(a, axis=-1, keepdims=True)
     mx = np.where(np.isfinite(mx), mx, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.log(_node_sum(np.exp(a - mx), npp)) + mx[..., 0]
+    return np.log(_node_sum(np.exp(a - mx), npp)) + mx[..., 0]
+
+
+def _along(a, idx):
+    """``a[row, idx]`` per row (``np.take_along_axis`` on axis 1, without its
+    index set-up: these tables are small and gathered a few times per call)."""
+    return a[np.arange(a.shape[0])[:, None], idx]
 
 
 def _gather(a, cols):
@@ -685,7 +677,7 @@ def _gather(a, cols):
     if a.shape[0] == 1:
         out = np.take(a[0], cols[0], mode="clip")[None]
     else:
-        out = np.take_along_axis(a, np.minimum(cols, n - 1), axis=1)
+        out = _along(a, np.minimum(cols, n - 1))
     np.copyto(out, 0.0, where=cols >= n)
     return out
 
@@ -718,7 +710,7 @@ def _far_poly(row, J, first=None):
         for i in range(row.m):
             cnt[i] = np.cumsum(np.bincount(row.fR[i], minlength=row.rmax + 2)[::-1])[::-1]
         thr = np.minimum(first, row.rmax + 1)
-        c_r = np.take_along_axis(cnt, thr, axis=1)          # (m, rmax + 1)
+        c_r = _along(cnt, thr)          # (m, rmax + 1)
         kr, lo = c_r.max(axis=0)[1:], c_r.min(axis=0)[1:]
         top = int(np.flatnonzero(kr)[-1]) + 1 if kr.any() else 0
     for r in range(top, 1, -1):
@@ -753,8 +745,7 @@ def _series_terms(row, J):
     ident = np.broadcast_to(np.arange(rmax + 1), (m, rmax + 1))
     if rj < 2 or rmax < 2:
         return ident
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lt = np.log2(J[:, 1:] / J[:, :1])                        # R' = 1 .. rj - 1
+    lt = np.log2(J[:, 1:] / J[:, :1])                        # R' = 1 .. rj - 1
     lt = np.where(np.isnan(lt), 0.0, lt)
     Rs = np.arange(1.0, rmax + 1.0)                              # R = 1 .. rmax
     Rp = np.arange(1.0, rj)
@@ -803,25 +794,23 @@ class _Eval:
         row = self.row
         m, n = row.m, row.n
         J = self.moments_of(self.wg)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            acc = _far_poly(row, J, _series_terms(row, J))
-            self.far_acc = acc if keep else None
-            t = np.log(acc, out=None if keep else acc)
-            t += row.flogc
-            row.flogc = None
-            t += self.M[:, None]
-            lp = np.empty((m, n + 1))                  # column n: padding slots
-            np.put(lp, _flat(row.fcol, n + 1), t)
-            del t, acc
-            # near: log sum_nodes w h_i G / u
-            nl = _lse_nodes(self.lh + (self.lwg - self.lu)[:, None, :], self.npp)    # (m, K)
+        acc = _far_poly(row, J, _series_terms(row, J))
+        self.far_acc = acc if keep else None
+        t = np.log(acc, out=None if keep else acc)
+        t += row.flogc
+        row.flogc = None
+        t += self.M[:, None]
+        lp = np.empty((m, n + 1))                  # column n: padding slots
+        np.put(lp, _flat(row.fcol, n + 1), t)
+        del t, acc
+        # near: log sum_nodes w h_i G / u
+        nl = _lse_nodes(self.lh + (self.lwg - self.lu)[:, None, :], self.npp)    # (m, K)
         np.put(lp, _flat(row.ncol, n + 1), nl)
         lpm = lp[:, :n]
         mx = lpm.max(axis=1)
-        with np.errstate(invalid="ignore"):
-            e = np.subtract(lpm, mx[:, None])
-            s = np.log(np.sum(np.exp(e, out=e), axis=1)) + mx
-            del e
+        e = np.subtract(lpm, mx[:, None])
+        s = np.log(np.sum(np.exp(e, out=e), axis=1)) + mx
+        del e
         ok = self.ok & (np.abs(s) <= _SUM_TOL) & np.isfinite(s)
         self.lse = s
         lpm -= s[:, None]
@@ -880,8 +869,7 @@ class _ExactExp:
     def log_probs(self):
         """``(log p, ok)``, renormalised like :meth:`_Eval.log_probs`."""
         e = exp_terms(self.T[:, :, None] - self.M[:, None, None] - self.L)
-        with np.errstate(divide="ignore"):
-            lp = np.log(e.sum(axis=1))
+        lp = np.log(e.sum(axis=1))
         del e
         lp += self.logc
         lp += self.M[:, None]
@@ -976,12 +964,11 @@ class _NearLaplace:
         nr = right.sum(axis=1)
         pre = np.zeros((row.m, row.nlogc.shape[1] + 1))
         np.cumsum(np.where(row.nmask, row.nlogc - row.nlogc[:, :1], 0.0), axis=1, out=pre[:, 1:])
-        sr = np.take_along_axis(pre, nr, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lu = np.log(u)
-            l0 = np.log(cu[:, 0, :])
-            logg = np.log(one.prod(axis=1)) - nr * (2.0 * _LOG2 + l0) - sr
-            t = logw + logg[:, :-1] - lu[:, :-1]                    # log(w G / u)
+        sr = _along(pre, nr)
+        lu = np.log(u)
+        l0 = np.log(cu[:, 0, :])
+        logg = np.log(one.prod(axis=1)) - nr * (2.0 * _LOG2 + l0) - sr
+        t = logw + logg[:, :-1] - lu[:, :-1]                    # log(w G / u)
         tail = logg[:, -1] - np.log(self.nreal)                     # log(G(u_L) / n)
         t = np.where(live, t, -np.inf)
         self.M = np.maximum(t.max(axis=1), tail)
@@ -1000,8 +987,7 @@ class _NearLaplace:
 
     def _sorted_log_probs(self):
         """``log p`` in the order of ``row.ncol`` (m, K) and the renormalising sum."""
-        with np.errstate(divide="ignore"):
-            lk = np.log(_node_sum(self.h * self.V[:, None, :], self.npp) + self.Vt[:, None]) + self.M[:, None]
+        lk = np.log(_node_sum(self.h * self.V[:, None, :], self.npp) + self.Vt[:, None]) + self.M[:, None]
         lk = np.where(self.row.nmask, lk, -np.inf)
         mx = lk.max(axis=1)
         s = np.log(np.exp(lk - mx[:, None]).sum(axis=1)) + mx
@@ -1027,8 +1013,7 @@ class _NearLaplace:
         ar = np.arange(m)
         gk = _gather(g, self.row.ncol)
         if log:
-            with np.errstate(over="ignore"):
-                gk = np.where(self.row.nmask, gk * np.exp(-lk), 0.0)
+            gk = np.where(self.row.nmask, gk * np.exp(-lk), 0.0)
         top = np.argmax(lk, axis=1)
         gk = gk - gk[ar, top][:, None]
         S = self.h.sum(axis=1)
@@ -1060,6 +1045,11 @@ def _lean_split(y, fam):
     return (cls, sel) if sel.size else None
 
 
+# The kernels work with infinities on purpose (log 0 for padding and empty
+# panels, c = 0 pads, inf-padded edges; every result is checked for finiteness
+# and declined through ``ok``): floating-point warnings are off for the whole
+# computation at the two entry points, once per call, not around each step.
+@np.errstate(all="ignore")
 def log_probs_rows(y, fam):
     """``(log p (m, n), ok (m,))`` for rows ``y`` (standardized, finite, n >= 2).
 
@@ -1127,6 +1117,7 @@ def _chunked(y, rows, key, fn):
     return out, ok
 
 
+@np.errstate(all="ignore")
 def probs_vjp_rows(y, g, fam, log=False):
     """``(J^T g (m, n), ok (m,))``: VJP of ``probs`` (``log=True``: of ``log_probs``).
 
@@ -1164,10 +1155,9 @@ def _panel_vjp(y, g, fam, log):
     top = np.argmax(lpm, axis=1)
     ar = np.arange(m)
     if log:
-        with np.errstate(under="ignore"):
-            t = np.exp(lpm)
-            t *= (g[ar, top] / np.exp(lpm[ar, top]))[:, None]
-            g = np.subtract(g, t, out=t)
+        t = np.exp(lpm)
+        t *= (g[ar, top] / np.exp(lpm[ar, top]))[:, None]
+        g = np.subtract(g, t, out=t)
         g[ar, top] = 0.0
     else:
         g = g - g[ar, top][:, None]
@@ -1178,8 +1168,7 @@ def _panel_vjp(y, g, fam, log):
     if log:
         # g_j / p_j with p_j = c_j acc_j e^(M - s) (far) and log p_j (near):
         # every term below is the true one times e^-kappa, kappa = s
-        with np.errstate(divide="ignore"):
-            phi = np.divide(1.0, ev.far_acc, out=ev.far_acc)     # padding slots: ignored
+        phi = np.divide(1.0, ev.far_acc, out=ev.far_acc)     # padding slots: ignored
         ev.far_acc = None
         lam = np.where(row.nmask, _gather(lpm, row.ncol) + (s - ev.M)[:, None], 0.0)
         kappa = s
@@ -1189,31 +1178,30 @@ def _panel_vjp(y, g, fam, log):
         lam = np.zeros_like(row.nlogc)
         kappa = ev.M
         del lpm
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        h_near = np.exp(ev.lh)                                         # (m, K, N)
-        S = _near_sum(h_near) + row.far_series(ev.u, row.P)            # sum_j h_j
-        # Gamma w G e^-kappa: far series with Q_r = sum g_j phi_j c_j^(r-1), near directly
-        gphi = np.multiply(gfar, phi, out=phi if log else gfar)      # g_j phi_j
-        del gfar
-        Q = row._power_sums(gphi)
-        ebase = np.exp(base)
-        gam = (ebase * row.far_series(ev.u, Q)
-               + _near_sum(gnear[:, :, None] * np.exp(ev.lh + base[:, None, :] - lam[:, :, None])))
-        wgS = ebase * S
-        JS = ev.moments_of(wgS)
-        JG = ev.moments_of(gam)
-        # far k: g_k phi_k poly_S(c_k) - c_k poly_Gamma(c_k)
-        vfar, t = _far_poly(row, np.stack([JS, JG]))
-        vfar *= gphi
-        t *= row.fc
-        vfar -= t
-        del t, gphi
-        # near k: sum_nodes (h_k / u) (g_k e^-lam_k w G S e^-M - Gamma w G e^-kappa)
-        hk = np.exp(ev.lh - ev.lu[:, None, :])
-        # (e^-lam_k and w G apart can overflow and underflow: combined in the exponent)
-        first = _node_sum(np.exp(ev.lh - ev.lu[:, None, :] + base[:, None, :] - lam[:, :, None])
-                          * S[:, None, :], ev.npp) * gnear
-        second = _node_sum(hk * gam[:, None, :], ev.npp)
+    h_near = np.exp(ev.lh)                                         # (m, K, N)
+    S = _near_sum(h_near) + row.far_series(ev.u, row.P)            # sum_j h_j
+    # Gamma w G e^-kappa: far series with Q_r = sum g_j phi_j c_j^(r-1), near directly
+    gphi = np.multiply(gfar, phi, out=phi if log else gfar)      # g_j phi_j
+    del gfar
+    Q = row._power_sums(gphi)
+    ebase = np.exp(base)
+    gam = (ebase * row.far_series(ev.u, Q)
+           + _near_sum(gnear[:, :, None] * np.exp(ev.lh + base[:, None, :] - lam[:, :, None])))
+    wgS = ebase * S
+    JS = ev.moments_of(wgS)
+    JG = ev.moments_of(gam)
+    # far k: g_k phi_k poly_S(c_k) - c_k poly_Gamma(c_k)
+    vfar, t = _far_poly(row, np.stack([JS, JG]))
+    vfar *= gphi
+    t *= row.fc
+    vfar -= t
+    del t, gphi
+    # near k: sum_nodes (h_k / u) (g_k e^-lam_k w G S e^-M - Gamma w G e^-kappa)
+    hk = np.exp(ev.lh - ev.lu[:, None, :])
+    # (e^-lam_k and w G apart can overflow and underflow: combined in the exponent)
+    first = _node_sum(np.exp(ev.lh - ev.lu[:, None, :] + base[:, None, :] - lam[:, :, None])
+                      * S[:, None, :], ev.npp) * gnear
+    second = _node_sum(hk * gam[:, None, :], ev.npp)
     out = np.empty((m, n + 1))
     np.put(out, _flat(row.fcol, n + 1), vfar)
     np.put(out, _flat(row.ncol, n + 1), first - second)
