@@ -397,18 +397,7 @@ def _node_integrals(geo, LF, fam, spec, win=None, fine=False, rho=None):
         A = int(lo_k[i0:i1].min())
         B = int(hi_k[i0:i1].max()) + 1
         L = win[i0:i1, A:B] + LFv[None, A:B]
-        kmax = np.argmax(L, axis=1)
-        rows = np.arange(i1 - i0)
-        peak = L[rows, kmax]
-        if not np.all(np.isfinite(peak)):
-            raise NotImplementedError("non-finite integrand peak")
-        if kmax.min() < 2 or kmax.max() > B - A - 3:
-            raise NotImplementedError("integrand peak at the edge of the x grid")
-        # the rule truncates at the window ends: require decay by e^-TAIL there
-        if np.any(L[:, 0] > peak - _TAIL) or np.any(L[:, -1] > peak - _TAIL):
-            raise NotImplementedError("integrand not decayed at the x grid ends")
-        # resolution: kappa H^2 = -(second difference of log integrand) at the peak
-        curv = 2.0 * peak - L[rows, kmax + 1] - L[rows, kmax - 1]
+        kmax, peak, curv = _checked_peaks(L)
         nr = np.flatnonzero(curv > 0.35)
         if nr.size:
             kk = kmax[nr]
@@ -438,6 +427,26 @@ def _node_integrals(geo, LF, fam, spec, win=None, fine=False, rho=None):
     if rho is not None:
         return np.ascontiguousarray(logg[::-1]), np.ascontiguousarray(ratio[::-1])
     return np.ascontiguousarray(logg[::-1])
+
+
+def _checked_peaks(L):
+    """``(kmax, peak, curv)`` of the log integrands ``L`` (a row per node, a column per
+    grid row): each row's peak column and value and ``kappa H^2``, minus the second
+    difference at the peak (the resolution the trapezoid rule needs).  Raises
+    NotImplementedError (the row set is declined) when a peak is not finite or lies
+    within two columns of an edge, or when an integrand has not decayed by
+    ``e^-_TAIL`` at both ends (the rule truncates there)."""
+    kmax = np.argmax(L, axis=1)
+    rows = np.arange(L.shape[0])
+    peak = L[rows, kmax]
+    if not np.all(np.isfinite(peak)):
+        raise NotImplementedError("non-finite integrand peak")
+    if kmax.min() < 2 or kmax.max() > L.shape[1] - 3:
+        raise NotImplementedError("integrand peak at the edge of the x grid")
+    if np.any(L[:, 0] > peak - _TAIL) or np.any(L[:, -1] > peak - _TAIL):
+        raise NotImplementedError("integrand not decayed at the x grid ends")
+    curv = 2.0 * peak - L[rows, kmax + 1] - L[rows, kmax - 1]
+    return kmax, peak, curv
 
 
 def _refine_narrow(narrow, logg, geo, LF, fam, spec, check_interp=False):
@@ -481,39 +490,63 @@ def _refine_narrow(narrow, logg, geo, LF, fam, spec, check_interp=False):
     curv = np.concatenate([r[3] for r in narrow])
     first = np.concatenate([r[4] for r in narrow])
     last = np.concatenate([r[5] for r in narrow])
+    _widening_passes(
+        kmax, trip, curv, first, last,
+        lambda now, c, s, width: _refine_rows(rows[now], c, s, width, logg, geo, LF, fam, H, check_interp))
+
+
+def _widening_passes(kmax, trip, curv, first, last, run):
+    """Local rules of narrow integrands at growing half widths: ``run(now, centre, sig,
+    width)`` integrates the entries ``now`` on +-``width`` sigma and returns which of
+    them decayed by ``e^-_TAIL`` at both ends; the others are redone 4x wider, up to
+    +-768 sigma (NotImplementedError beyond).  Each entry starts wide enough to span
+    its grid rows ``first .. last`` (those within ``_TAIL`` of the grid peak ``kmax``,
+    with the three samples ``trip`` around it and curvature ``curv``): an integrand
+    with mass away from its top peak keeps it."""
     # vertex of the parabola through the three samples around the peak
     centre = kmax + (trip[:, 2] - trip[:, 0]) / (2.0 * curv)
     sig = 1.0 / np.sqrt(curv)                       # in units of H
     # half width (in sigma) that spans the rows within _TAIL of the grid peak, plus a row
     need = np.maximum(centre - first, last - centre) / sig + 1.0 / sig
-    todo = np.arange(rows.size)
+    todo = np.arange(kmax.size)
     width = 12
     while todo.size:
         if width > 768:
             raise NotImplementedError("narrow integrand not decayed within +-768 sigma")
         now = todo[need[todo] <= width]
         if now.size:
-            ok = _refine_rows(rows[now], centre[now], sig[now], width, logg, geo, LF, fam, H, check_interp)
+            ok = run(now, centre[now], sig[now], width)
             todo = np.setdiff1d(todo, now[ok], assume_unique=True)
         width *= 4
 
 
-def _refine_rows(rows, centre, sig, width, logg, geo, LF, fam, H, check_interp):
-    """One pass of :func:`_refine_narrow` at half width ``width`` sigma: writes the rows
-    whose integrand decayed at both ends, returns that mask."""
+def _local_log_integrand(nodes_l, centre, sig, width, geo, LF, fam, H):
+    """The points of local trapezoid rules (step sigma / 4 on +-``width`` sigma about
+    ``centre``, as grid positions ``k - kL``) of the nodes ``nodes_l`` (node indices
+    ``l``, floats) and their log integrands ``log h(x - m_l) + log F(x)``, ``log F``
+    from the fine interpolant of the exact grid sums: ``(pos, L, peak, ok, vals,
+    span)``, ``ok`` where the integrand decayed by ``e^-_TAIL`` at both ends of its
+    rule, ``vals`` the grid sums over the rows ``span``."""
     uu = np.arange(-4 * width, 4 * width + 1) * 0.25
-    pos = centre[:, None] + sig[:, None] * uu[None, :]       # grid position k - kL
+    pos = centre[:, None] + sig[:, None] * uu[None, :]
     if pos.min() < _QF or pos.max() > geo.G - 1 - _QF:
         raise NotImplementedError("narrow integrand window leaves the x grid")
-    ml = (geo.lR - geo.ms * rows).astype(np.float64)       # node index l
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        lh = fam.loghazard(((pos + geo.kL - ml[:, None]) * H).ravel()).reshape(pos.shape)
+        lh = fam.loghazard(((pos + geo.kL - nodes_l[:, None]) * H).ravel()).reshape(pos.shape)
     # exact grid sums under every stencil (the windows' union may not reach)
     span = (max(0, int(math.floor(pos.min())) - _QF), min(geo.G, int(math.floor(pos.max())) + _QF + 1))
     vals = LF.ensure(*span)
     L = lh + _interp_fine(vals, *span, pos.ravel()).reshape(pos.shape)
     peak = L.max(axis=1)
     ok = (L[:, 0] < peak - _TAIL) & (L[:, -1] < peak - _TAIL)
+    return pos, L, peak, ok, vals, span
+
+
+def _refine_rows(rows, centre, sig, width, logg, geo, LF, fam, H, check_interp):
+    """One pass of :func:`_refine_narrow` at half width ``width`` sigma: writes the rows
+    whose integrand decayed at both ends, returns that mask."""
+    ml = (geo.lR - geo.ms * rows).astype(np.float64)       # node index l
+    pos, L, peak, ok, vals, span = _local_log_integrand(ml, centre, sig, width, geo, LF, fam, H)
     E = exp_terms(L - peak[:, None])
     tot = E.sum(axis=1)
     if check_interp:

@@ -77,8 +77,8 @@ import numpy as np
 
 from ._exp import exp_terms
 from ._fast_grid import _MAGIC_BITS, _fine_weights, _split_lattice
-from ._fast import (_CHUNK, _QF, _TAIL, _Geo, _eval_at_scores, _interp_bound, _interp_fine,
-                    _node_kernel, _row_log_probs, _windows)
+from ._fast import (_CHUNK, _TAIL, _Geo, _checked_peaks, _eval_at_scores, _interp_bound, _widening_passes,
+                    _local_log_integrand, _node_kernel, _row_log_probs, _windows)
 
 __all__ = ["node_log_vjp_row"]
 
@@ -105,16 +105,8 @@ def _grid_rules(win, LFv, a0, a1, A, B):
     ``win``), the peak index, curvature, the three samples around the peak, and the first
     and last grid rows within ``_TAIL`` of the peak."""
     L = win[a0:a1, A:B] + LFv[None, A:B]
-    kmax = np.argmax(L, axis=1)
+    kmax, peak, curv = _checked_peaks(L)
     r = np.arange(a1 - a0)
-    peak = L[r, kmax]
-    if not np.all(np.isfinite(peak)):
-        raise NotImplementedError("non-finite integrand peak")
-    if kmax.min() < 2 or kmax.max() > B - A - 3:
-        raise NotImplementedError("integrand peak at the edge of the x grid")
-    if np.any(L[:, 0] > peak - _TAIL) or np.any(L[:, -1] > peak - _TAIL):
-        raise NotImplementedError("integrand not decayed at the x grid ends")
-    curv = 2.0 * peak - L[r, kmax + 1] - L[r, kmax - 1]
     trip = np.stack([L[r, kmax - 1], peak, L[r, kmax + 1]], axis=1)
     above = L >= (peak - _TAIL)[:, None]
     first = np.argmax(above, axis=1) + A
@@ -129,23 +121,23 @@ def _local_rules(nodes_l, centre, sig, width, geo, LF, fam, H):
     """Local trapezoid rules (step sigma / 4, +-``width`` sigma) of narrow posteriors: grid
     positions of the points, normalized weights, and whether each rule's integrand
     decayed by ``e^-_TAIL`` at both ends (rows that did not are redone wider)."""
-    uu = np.arange(-4 * width, 4 * width + 1) * 0.25
-    pos = centre[:, None] + sig[:, None] * uu[None, :]
-    if pos.min() < _QF or pos.max() > geo.G - 1 - _QF:
-        raise NotImplementedError("narrow integrand window leaves the x grid")
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        lh = fam.loghazard(((pos + geo.kL - nodes_l[:, None]) * H).ravel()).reshape(pos.shape)
-    span = (max(0, int(math.floor(pos.min())) - _QF), min(geo.G, int(math.floor(pos.max())) + _QF + 1))
-    vals = LF.ensure(*span)
-    L = lh + _interp_fine(vals, *span, pos.ravel()).reshape(pos.shape)
-    peak = L.max(axis=1)
-    ok = (L[:, 0] < peak - _TAIL) & (L[:, -1] < peak - _TAIL)
+    pos, L, peak, ok, _, _ = _local_log_integrand(nodes_l, centre, sig, width, geo, LF, fam, H)
     E = exp_terms(L - peak[:, None])
     tot = E.sum(axis=1)
     if np.any(ok & ~(np.abs(2.0 * E[:, ::2].sum(axis=1) / tot - 1.0) < 1e-8)):
         raise NotImplementedError("narrow integrand: local trapezoid rule not converged")
     return pos, E / tot[:, None], ok
 
+
+def _local_q_rows(rows, centre, sig, width, la, Q, hwin, geo, LF, fam, H):
+    """One pass of the local rules of the node rows ``rows`` at half width ``width``
+    sigma: writes ``Q`` of the rows whose integrand decayed at both ends, returns that
+    mask."""
+    pos, w, ok = _local_rules(la[rows].astype(np.float64), centre, sig, width, geo, LF, fam, H)
+    if ok.any():
+        Wg, k0, _ = _gridded(pos[ok], w[ok], geo.G, geo.q)
+        Q[rows[ok]] = _q_rows(Wg, k0, hwin, geo, H)
+    return ok
 
 def _gridded(pos, w, G, q):
     """The local rules ``(pos, w)`` moved onto the x grid: ``W[r, k - k0] = sum_p w_p
@@ -315,26 +307,14 @@ def node_log_vjp_row(z, c, fam, spec, cache, check_cost=True, out=None):
         wide = np.flatnonzero(~narrow)
         if wide.size:
             Q[a0 + wide] = _q_rows(W[wide], A, hwin, geo, H)
-        todo = np.flatnonzero(narrow)
-        centre = kmax + (trip[:, 2] - trip[:, 0]) / (2.0 * np.where(narrow, curv, 1.0))
-        sig = 1.0 / np.sqrt(np.where(narrow, curv, 1.0))
-        # the local rule spans every grid row within _TAIL of the grid peak (as
-        # numeric._fast._refine_narrow), +-12 sigma at least, widened x4 where the
-        # integrand has not decayed at its ends (one-sided shapes next to tied blocks)
-        need = np.maximum(centre - first, last - centre) / sig + 1.0 / sig
-        width = 12
-        while todo.size:
-            if width > 768:
-                raise NotImplementedError("narrow integrand not decayed within +-768 sigma")
-            now = todo[need[todo] <= width]
-            if now.size:
-                pos, w, ok = _local_rules(la[a0 + now].astype(np.float64), centre[now], sig[now], width,
-                                          geo, LF, fam, H)
-                if ok.any():
-                    Wg, k0, _ = _gridded(pos[ok], w[ok], G, q)
-                    Q[a0 + now[ok]] = _q_rows(Wg, k0, hwin, geo, H)
-                todo = np.setdiff1d(todo, now[ok], assume_unique=True)
-            width *= 4
+        nar = np.flatnonzero(narrow)
+        if nar.size:
+            # the local rules as numeric._fast._refine_narrow's (spanning every grid row
+            # within _TAIL of the grid peak, widened where the integrand has not decayed
+            # at its ends: one-sided shapes next to tied blocks)
+            _widening_passes(kmax[nar], trip[nar], curv[nar], first[nar], last[nar],
+                             lambda now, c, s, width, a0=a0, nar=nar: _local_q_rows(
+                                 a0 + nar[now], c, s, width, la, Q, hwin, geo, LF, fam, H))
     # transposed interpolation of c onto the first argument's nodes
     (C, Cp), cnear = _spread_scores(z, (c, np.maximum(c, 0.0)), geo)
     ca = _LEBESGUE * cnear
