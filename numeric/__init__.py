@@ -37,7 +37,7 @@ from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_prob
 from ._batch import N_MAX, batch_log_probs, batch_vjp, row_log_probs, row_vjp
 from ._quadrature import QuadratureError, quadrature_log_probs
 from ._validate import check_cotangent, prepare_scores, restore, split_options, split_rows
-from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family
+from .families import FAMILY_NAMES, NumericFamily, family_from_logcdf, get_family, registry_params
 
 # a registry name or a family object (a numeric.NumericFamily, or one that converts to it)
 FamilyLike = Union[str, NumericFamily, Any]
@@ -288,7 +288,7 @@ def _small_row(mu, family, axis, method, params):
     if (method != "auto" or type(mu) is not np.ndarray or mu.ndim != 1 or mu.dtype != np.float64
             or axis not in (-1, 0, None) or type(family) is not str
             or family not in _LEAN_SMALL_NAMES
-            or (params and not set(params) <= ({"scale", "nu"} if family == "student_t" else {"scale"}))):
+            or (params and not set(params) <= registry_params(family))):
         return None
     n = mu.shape[0]
     scale = params.get("scale", 1.0) if params else 1.0

@@ -804,7 +804,8 @@ def _log_weight(z, sel, ls, geo, spec, fam, win, LFv, log=False, neg=None):
     with np.errstate(divide="ignore"):
         for zb, lb, nb in bands:
             sc = float(lb.max()) - _BAND
-            wb = np.exp(lb - sc)
+            wb = np.subtract(lb, sc)
+            np.exp(wb, out=wb)
             if nb is None:
                 Mb = _bin_moments(zb, geo.lo, geo.invH, geo.P, gcache.R, weights=wb)
                 W0 = Mb[0]
@@ -1055,7 +1056,9 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
         lmag = np.log(np.abs(v))
     if log:
         lmag -= lp
-    del lp, p
+    # the Gamma weights need only their signs from here on (lmag finite <=> v != 0)
+    neg = v < 0
+    del lp, p, v
     LFv = LF.ensure(0, geo.G)
     win = _node_kernel(geo, fam, spec)
     if spec.rows is not None and spec.rows.dense:
@@ -1063,15 +1066,15 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
         # with its signs (:func:`_signed_T2`); rows it cannot certify take the terms of
         # each sign apart below
         try:
-            out -= _signed_T2(z, v, lmag, geo, spec, fam, win, LFv, log)
-            del v, lmag
+            out -= _signed_T2(z, neg, lmag, geo, spec, fam, win, LFv, log)
+            del neg, lmag
             if not np.all(np.isfinite(out)):
                 raise NotImplementedError("VJP: a term overflowed float64")
             return out
         except NotImplementedError:
             pass
     for sgn in (1.0, -1.0):
-        sel = np.flatnonzero(((v > 0) if sgn > 0 else (v < 0)) & np.isfinite(lmag))
+        sel = np.flatnonzero((~neg if sgn > 0 else neg) & np.isfinite(lmag))
         if sel.size == 0:
             continue
         lwt = _log_weight(z, sel, lmag[sel], geo, spec, fam, win, LFv, log)
@@ -1097,9 +1100,9 @@ def _row_vjp(z, g, fam, spec, cache, check_cost=True, log=False, out=None):
     return out
 
 
-def _signed_T2(z, v, lmag, geo, spec, fam, win, LFv, log):
+def _signed_T2(z, neg, lmag, geo, spec, fam, win, LFv, log):
     """``T2_k = int h_k F Gamma`` at the scores, ``Gamma = sum_j v_j / p_j^log h_j`` with
-    its signs (``lmag = log|v_j / p_j^log|``): one spreading of the signed weights and
+    its signs (``lmag = log|v_j / p_j^log|``, ``neg = v < 0``): one spreading of the signed weights and
     one node pass (:func:`_log_weight` and :func:`_node_integrals` in their signed
     modes), the integrals as ``A R`` with ``A`` the integral of the positive scale
     ``h F Gamma_lb`` (``Gamma_lb <= sum_j |w_j| h_j``) and ``R`` the ratio of the
@@ -1110,15 +1113,20 @@ def _signed_T2(z, v, lmag, geo, spec, fam, win, LFv, log):
     certify that (narrow integrands, an unconverged rule, unresolved interpolants)."""
     fin = np.isfinite(lmag)
     if fin.all():
+        del fin
         # (a dense cotangent: every entry, no index or copies of the row)
-        lwt = _log_weight(z, None, lmag, geo, spec, fam, win, LFv, log, neg=v < 0)
+        lwt = _log_weight(z, None, lmag, geo, spec, fam, win, LFv, log, neg=neg)
     else:
         sel = np.flatnonzero(fin)
+        del fin
         if sel.size == 0:
             return 0.0
-        lwt = _log_weight(z, sel, lmag[sel], geo, spec, fam, win, LFv, log, neg=v[sel] < 0)
+        # the selected entries' copies first and the index freed before the spreading
+        # (n-sized arrays alive at once bound the row's extra memory)
+        zs, ls, ns = z[sel], lmag[sel], neg[sel]
         del sel
-    del fin
+        lwt = _log_weight(zs, None, ls, geo, spec, fam, win, LFv, log, neg=ns)
+        del zs, ls, ns
     logA, ratio = _node_integrals(geo, lwt, fam, spec, win=win, fine=True, rho=lwt.ratio())
     del lwt
     if (_interp_error(logA, geo.q, absolute=True, less_rounding=True) > 1e-11

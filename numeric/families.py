@@ -46,6 +46,18 @@ FAMILY_NAMES = (
     "student_t",
 )
 
+# the parameters each registry family takes (scale: every family)
+_PARAMS = {"student_t": frozenset({"scale", "nu"})}
+
+
+def registry_params(key: str) -> frozenset:
+    """The parameter names the registry family ``key`` takes.
+
+    >>> sorted(registry_params("student_t")), sorted(registry_params("normal"))
+    (['nu', 'scale'], ['scale'])
+    """
+    return _PARAMS.get(key, frozenset({"scale"}))
+
 _LOG2 = math.log(2.0)
 _LOGPI = math.log(math.pi)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -1342,7 +1354,7 @@ def get_family(family: str | NumericFamily = "gumbel", **params: float) -> Numer
     key = family.strip().lower()
     if key not in FAMILY_NAMES:
         raise ValueError(f"unknown family {family!r}; valid names: {', '.join(FAMILY_NAMES)}")
-    allowed = {"scale", "nu"} if key == "student_t" else {"scale"}
+    allowed = registry_params(key)
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ValueError(
