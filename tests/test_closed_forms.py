@@ -81,6 +81,7 @@ def test_uniform_spread_above_one_gives_exact_zero():
     assert [sp.simplify(e.subs(env)) for e in d.closed_form] == [1, 0, 0]
 
 
+@pytest.mark.slow
 def test_normal_n3_published_value():
     d = derive_closed("normal", 3)
     assert d.status == "special"

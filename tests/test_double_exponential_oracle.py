@@ -24,6 +24,7 @@ def _family():
     return derive.family_from_sympy_stats(S.Gompertz("X", 1, sp.Rational(1, 2)))
 
 
+@pytest.mark.slow
 def test_narrow_mode_at_support_end_vs_closed_form():
     p = derive.oracle.probs([13.2, 0], _family(), dps=30)
     ref = _gompertz_exact([13.2, 0], 1, "0.5", 60)

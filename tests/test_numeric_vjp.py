@@ -480,6 +480,7 @@ def _check_against_mp(mu, g, name, scale=1.0, log=False, rtol=1e-10):
     return got
 
 
+@pytest.mark.slow
 def test_vjp_window_of_the_hypothesis_failure():
     # found by the thorough property run: normal [0, 0, 10] at scale 0.125 (standardized gap 80)
     # raised QuadratureError.  Every term of the probs VJP involves a pair (top, tie) >= 76 apart:
