@@ -85,7 +85,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ._fast_grid import _bin_moments, _eval_at_scores, _spread_convolve
+from ._fast_grid import _bin_moments, _eval_at_scores, _lattice_exponent, _on_lattice, _spread_convolve
 from ._fast_kernels import taylor_tables
 
 __all__ = ["cauchy_node_log_g", "cauchy_nodes", "cauchy_node_rhos", "fast_cauchy_vjp_row"]
@@ -587,11 +587,10 @@ def _split_tables(cache, Yn, Yc, e):
     key = (cache._fam.kernel_key, cache.H, e, Yn.shape[1])
     hit = _SPLIT.get(key)
     if hit is None or hit[0] is not Yc:
-        sc = 2.0 ** e
-        Ynhi = np.rint(Yn[:, :_CB] * sc) / sc                 # (e, beta, rho)
+        Ynhi = _on_lattice(Yn[:, :_CB], e)                    # (e, beta, rho)
         Ynlo = Yn.copy()
         Ynlo[:, :_CB] -= Ynhi
-        Ychi = np.rint(Yc[:, 0] * sc) / sc
+        Ychi = _on_lattice(Yc[:, 0], e)
         Yclo = Yc.copy()
         Yclo[:, 0] -= Ychi
         Ynhi = np.ascontiguousarray(Ynhi.transpose(1, 0, 2).reshape(-1, _CB))
@@ -684,7 +683,7 @@ def _coarse_sum(M, kL, kR, cache, table, exact):
     if exact:
         N = float(Mq[0].sum())
         y0max = max(float(np.abs(Yn[:, :_CB]).max()), float(np.abs(Yc[span, 0]).max()))
-        e = math.floor(math.log2(2.0 ** 52 / (N * y0max))) if N * y0max > 0 else 0
+        e = _lattice_exponent(N, y0max) if N * y0max > 0 else 0
         Ynhi, Yn, Ychi, Yc = _split_tables(cache, Yn, Yc, e)
         hi = np.zeros_like(out)
         # the band's counts, (q, (beta, e)), in one product

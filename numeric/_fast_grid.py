@@ -122,6 +122,18 @@ def _split_lattice(z, inv, kbits, frac, tmp, idx):
     frac -= tmp
 
 
+def _lattice_exponent(N, tmax):
+    """The largest ``e`` with ``N tmax 2^e <= 2^52``: a table ``|T| <= tmax`` rounded to the
+    lattice ``2^-e`` (:func:`_on_lattice`) and integer weights summing (in modulus) to
+    ``N`` have every product and partial sum an integer multiple of ``2^-e`` below
+    ``2^53``, so their dot product is exact in any summation order."""
+    return math.floor(math.log2(2.0 ** 52 / (N * tmax)))
+
+
+def _on_lattice(T, e):
+    """``T`` rounded to the nearest multiples of ``2^-e`` (``|T - T_hi| <= 2^-e-1``)."""
+    return np.rint(T * 2.0 ** e) * 2.0 ** -e
+
 def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1, extra=None):
     """``sum_b sum_r M[r, b] T_r((k - b) H) (-H)^r`` for ``k = kL, kL + stride, ..
     <= kR``: the sum over scores of the shifted kernel (``log Phi`` for table A,
@@ -170,8 +182,8 @@ def _spread_convolve(M, kL, kR, spec, cache, table="A", stride=1, extra=None):
         # adds at most P u N 2^-e-1 <= 2 P N^2 max|T0| u^2 of rounding (2e-16 at
         # N = 1e6, P = 1e3, max|T0| = 10).  The bulk then carries one rounding of
         # |log F|, not O(log P)
-        e = math.floor(math.log2(2.0 ** 52 / (N * T0max)))
-        hi = np.rint(Tsl[0] * 2.0 ** e) * 2.0 ** -e
+        e = _lattice_exponent(N, T0max)
+        hi = _on_lattice(Tsl[0], e)
         out = np.convolve(m0[::-1], hi, mode="valid")
         out += np.convolve(m0[::-1], Tsl[0] - hi, mode="valid") + corr
         return out

@@ -102,7 +102,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from ._exp import exp_terms
 from ._fast import (_BAND, _FAR_EPS, _INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_BITS,
                     _SPAN_MAX, _TAIL, _cache_for, _fine_tables, _gamma_cache, _interp_error)
-from ._fast_grid import _signed_logadd
+from ._fast_grid import _lattice_exponent, _on_lattice, _signed_logadd
 
 __all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "rows_serves"]
 
@@ -298,7 +298,7 @@ def _window_spread(pl, e, s0, nb, w):
 
     def build(base, NB, WB):
         W = _table_strip(pl.kcache, "A", pl.spec.H, R1, base, NB, WB)
-        hi = np.rint(W[0] * 2.0 ** e) * 2.0 ** -e
+        hi = _on_lattice(W[0], e)
         S = np.empty((NB, R1, WB))
         np.subtract(W[0], hi, out=S[:, 0])
         S[:, 1:] = W[1:].transpose(1, 0, 2)
@@ -438,7 +438,7 @@ def _log_F(M, pl, n, a, b):
     matrices are zero where column minus bin exceeds the cut)."""
     R1, m, P = M.shape
     # W0_hi on the lattice 2^-e with n max|W0| 2^e <= 2^52: count . W0_hi is exact
-    e = int(math.floor(math.log2(2.0 ** 52 / (n * max(pl.W0max, 1.0)))))
+    e = _lattice_exponent(n, max(pl.W0max, 1.0))
     b0 = max(0, min(P - 1, pl.kL + a - pl.s_hi))
     s0 = pl.kL + a - b0
     hi, S = _window_spread(pl, e, s0, P - b0, b - a)
