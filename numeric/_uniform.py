@@ -521,20 +521,28 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 # M_near <= H S <= _C_REG``), lose at most ``~2 _C_REG eps`` (1.4e-14) absolutely in
 # ``log G`` and ``~2 H eps`` relative in the kernel sums (the ``k = 0`` term, a plain
 # positive sum, dominates).  A region also holds at most ``_NEAR_MAX`` near groups
-# (bounded node tables).  Prefix and suffix sums and ``log G(a)`` are compensated
+# (bounded node tables), and one with ``>= _SPLIT_NEAR`` near groups that fill at most a
+# quarter of it ends at ``1.25`` times the last one's offset: a tight cluster then has
+# its own region of small ``rho_p`` (few terms ``R`` for its many pieces, cost ``~pieces
+# R^2``) and the breakpoint-free stretch after it the next (one piece).  Every bound
+# above holds for any smaller ``H``.  Prefix and suffix sums and ``log G(a)`` are compensated
 # (:func:`_csum`: each addition's rounding added back); ``log(1 - a + d_J)`` is
 # ``log1p(-(a - d_J))`` when ``a - d_J <= 1/2``, else ``log((1 - a) + d_J)``: a few ulps
 # either way, kept by the one-signed sums.
 #
 # Panels.  The integrand is ``e^phi`` with ``phi`` concave, ``|phi'| <= S`` (``S`` at the
 # piece's right end bounds it on the piece), singular only at ``1 - t = -d_J <= 0``.
-# A piece is cut into equal 16-point Gauss-Legendre panels of half-width ``h <= 1 /
-# (2S)`` and ``h <= (1 - t) / 4``.  On the Bernstein ellipse of parameter 4 around a
-# panel (real half-axis ``2.125 h``, imaginary ``1.875 h``) ``Re phi`` exceeds its
-# minimum on the panel by at most ``2 h S + 1.125 h S + (1.875 h)^2 S / (2 (1 - t))
-# <= 2`` and the kernels ``1 / (1 - t + d_J)`` change by a factor below 2.1, so the
-# rule's error is below ``(32 / 15) / 15 * 4^-32 * 15.5 ~ 1.2e-19`` of the panel's
-# integral (Trefethen's bound for analytic integrands).  A piece that one panel covers
+# A piece is cut into equal 16-point Gauss-Legendre panels of half-width ``h <= 4 / S``
+# and ``h <= (1 - t_r) / 6`` (``t_r`` the piece's right end, so ``1 - t >= 7 h`` at the
+# panel's centre ``t_c``).  On the Bernstein ellipse of parameter 8 around a panel (real
+# half-axis ``4.0625 h``, imaginary ``3.9375 h``; ``|z - t_c| <= 0.58 (1 - t_c)``: no
+# singularity) ``Re log(1 - z + d_J) <= log(1 - t_c + d_J) + |z - t_c| / (1 - t_c + d_J)``,
+# so ``Re phi <= phi(t_c) + 4.0625 h S`` while ``phi >= phi(t_c) - h S`` on the panel: a
+# ratio below ``e^(5.0625 h S) <= e^20.25``; each kernel ``1 / (1 - t + d_J)`` (and ``S``,
+# ``Gamma``: sums of them) changes by a factor below ``8 / 2.9375 = 2.72``, two kernels
+# (the VJP's) below 7.4, so the rule's error is below ``(32 / 15) / 63 * 8^-32 * e^20.25
+# * 7.4 ~ 2e-21`` of the panel's integral (of its sum of |terms| for ``Gamma``;
+# Trefethen's bound for analytic integrands).  A piece that one panel covers
 # with ``h S <= 1/64`` takes 4 points instead: ellipse parameter 64 (real half-axis
 # ``32 h <= 1 / (2 S)``), ``Re phi`` within ``1/2 + 1/64 + 1/8``, error below
 # ``(32 / 15) / 4095 * 2 * 1.9 * 64^-8 ~ 7e-18``.
@@ -555,6 +563,7 @@ _MAX_REGIONS = 4000
 _CUT = 45.0
 _SIG_MIN = 2.0 ** -24     # regions reaching this close to t = 1: declined
 _NEAR_MAX = 1 << 12       # near groups per region (node tables ~ 4 x that x (R + 1))
+_SPLIT_NEAR = 32          # regions with this many near groups end just past them (_Wide._regions)
 
 
 _RULES_4_16 = tuple(np.concatenate([_rule(4)[i], _rule(_NW)[i]]) for i in (0, 2))   # nodes, weights
@@ -657,6 +666,11 @@ class _Wide:
             if jf + _NEAR_MAX < d.size and d[jf + _NEAR_MAX] < a + H:
                 # at most _NEAR_MAX near groups (bounded node tables)
                 H = float(d[jf + _NEAR_MAX]) - a
+            jn = int(np.searchsorted(d, a + H, side="left"))
+            if jn - jf >= _SPLIT_NEAR and float(d[jn - 1]) - a <= H / 4.0:
+                # the near groups fill at most a quarter of the region: it ends just past
+                # them (a smaller H is always allowed; ratio rho and so R fall with it)
+                H = 1.25 * (float(d[jn - 1]) - a)
             b = a + H
             out.append((a, b - a, jf, _fsum(lt)))   # (exact: Sterbenz) next region starts at b
             if len(out) > _MAX_REGIONS or sig < _SIG_MIN:
@@ -692,10 +706,10 @@ class _Wide:
         cS = _piece_coefs(Ecs, Q, R, False, e.size + 1)
         Send = _horner(cS, np.minimum(np.arange(1, e.size + 2), e.size), edges[1:])
         # pieces whose one panel has h S <= 1/64 (and h <= (1 - t) / 64): 4 points;
-        # others 16-point panels of h <= 1 / (2 S) and h <= (1 - t) / 4 (section comment)
+        # others 16-point panels of h <= 4 / S and h <= (1 - t) / 6 (section comment)
         slope = np.maximum(Send, 1.0 / (sig - edges[1:]))
         npts = np.where(width * slope <= 1.0 / 32, 4, _NW)
-        nsub = np.where(npts == 4, 1, np.maximum(1, np.ceil(width * np.maximum(Send, 2.0 / (sig - edges[1:])))))
+        nsub = np.where(npts == 4, 1, np.maximum(1, np.ceil(width * np.maximum(Send / 8.0, 3.0 / (sig - edges[1:])))))
         nsub = nsub.astype(np.intp)
         panel = np.repeat(np.arange(width.size), nsub)          # piece of each panel
         first = np.concatenate([[0], np.cumsum(nsub)])[:-1]
