@@ -515,7 +515,10 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 # ``R = ceil((log(M + 1) + 38) / log(1 / rho_p))`` terms leave below ``e^-38`` of
 # ``log G`` in absolute terms (``M`` factors) and ``rho_p^R`` relative of every
 # positive sum.  ``H S(a + H) <= _C_REG`` (``S`` increases with ``t``): ``log G`` drops
-# by at most ``_C_REG`` across a region (node values are scaled by the region's
+# by at most ``_C_REG`` across a region (``_C_FAR`` = 256 for a region without near
+# groups: ``log G - log G(a) = -sum_r tau^r Q_(r-1) / r`` is then a one-signed sum, its
+# rounding a few ulps of the drop so far, where ``G`` has fallen by ``e^-drop``: below
+# 1e-40 of any probability however large the drop; node values are scaled by the region's
 # largest: no underflow within it; ``log G(a)``, large, enters only that scale), and
 # the binomial sums, whose terms are at most ``(2H)^r`` times the near weights (``H
 # M_near <= H S <= _C_REG``), lose at most ``~2 _C_REG eps`` (1.4e-14) absolutely in
@@ -558,6 +561,7 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 
 _RHO = 1.0 / 4
 _C_REG = 64.0
+_C_FAR = 256.0            # the same for regions without near groups
 _NW = 16
 _MAX_REGIONS = 4000
 _CUT = 45.0
@@ -581,6 +585,15 @@ def _csum(x):
         err = (prev - (cur - bb)) + (x[1:] - bb)
         s[1:] += np.cumsum(err, axis=0)
     return s
+
+
+def _pow_rows(x, R, first=None):
+    """Rows ``first * x^r`` (r = 0..R; ``first`` 1 by default) by repeated multiplication:
+    one accumulate call, the same products in the same order as a loop over ``r``."""
+    a = np.empty((R + 1,) + np.shape(x))
+    a[0] = 1.0 if first is None else first
+    a[1:] = x
+    return np.multiply.accumulate(a, axis=0)
 
 
 def _log1m(z, x):
@@ -624,11 +637,7 @@ class _Wide:
         x = (1.0 - a) + d
         q = 1.0 / x
         c = self.w[:jf] if c is None else c
-        pw = np.empty((R + 1, jf))
-        np.multiply(c, q, out=pw[0])
-        for r in range(1, R + 1):
-            np.multiply(pw[r - 1], q, out=pw[r])
-        return q, pw.sum(axis=1)                # pairwise along each contiguous row
+        return q, _pow_rows(q, R, c * q).sum(axis=1)     # pairwise along each contiguous row
 
     def _regions(self):
         """Regions ``(a, H, jf, log G(a))`` (``H`` None: the end region) and ok."""
@@ -661,8 +670,11 @@ class _Wide:
             # log G across the region is at most H S(b))
             H = _RHO * sig
             S0 = self._slope(a + H)
-            if H * S0 > _C_REG:
-                H = _C_REG / S0
+            cap = _C_REG
+            if jf == d.size or d[jf] >= a + min(H, _C_FAR / S0):
+                cap = _C_FAR                        # no near group: no binomial sums
+            if H * S0 > cap:
+                H = cap / S0
             if jf + _NEAR_MAX < d.size and d[jf + _NEAR_MAX] < a + H:
                 # at most _NEAR_MAX near groups (bounded node tables)
                 H = float(d[jf + _NEAR_MAX]) - a
@@ -694,17 +706,14 @@ class _Wide:
         # near prefix sums E_q = sum_(j < i) wn_j e_j^q (q = 0..R), i = 0..len(e)
         powe = np.empty((e.size + 1, R + 1))
         powe[0] = 0.0
-        ep = np.ones_like(e)
-        for qq in range(R + 1):
-            powe[1:, qq] = wn * ep
-            ep = ep * e
+        powe[1:] = (_pow_rows(e, R) * wn).T
         Ecs = _csum(powe) if e.size else None
         # pieces between near breakpoints, split into equal panels; S at the piece's right
         # end (the group at that end counted) bounds S on the whole piece
         edges = np.concatenate([[0.0], e, [H]])
         width = np.diff(edges)
         cS = _piece_coefs(Ecs, Q, R, False, e.size + 1)
-        Send = _horner(cS, np.minimum(np.arange(1, e.size + 2), e.size), edges[1:])
+        Send = np.einsum("pm,mp->p", cS, _pow_rows(edges[1:], R))      # S at each piece's right end
         # pieces whose one panel has h S <= 1/64 (and h <= (1 - t) / 64): 4 points;
         # others 16-point panels of h <= 4 / S and h <= (1 - t) / 6 (section comment)
         slope = np.maximum(Send, 1.0 / (sig - edges[1:]))
@@ -726,10 +735,7 @@ class _Wide:
         tau = np.repeat(lo, pp) + hn * gx
         lw = np.repeat(np.log(hs), pp) + _RULES_4_16[2][at]
         start = np.concatenate([[0], np.cumsum(nsub * npts)])[:-1]   # first node of each piece
-        tp = np.empty((R + 1, tau.size))
-        tp[0] = 1.0
-        for r in range(1, R + 1):
-            tp[r] = tp[r - 1] * tau
+        tp = _pow_rows(tau, R)
         # phi - log G and S as polynomials in tau per piece (far moments plus the
         # binomial expansion of the near groups' (tau - e_J)^r), Horner at the nodes
         lrel = lw - _poly_at_nodes(_piece_coefs(Ecs, Q, R, True, e.size + 1), cnt, tp)
@@ -751,19 +757,12 @@ class _Wide:
                 pw = pw * q
             return c[0] / reg["sig"] + np.einsum("r,rp->p", Qc, tp)
         q = reg["q"]
-        pw = np.empty((R + 1, jf))
-        np.multiply(c[:jf], q, out=pw[0])
-        for r in range(1, R + 1):
-            np.multiply(pw[r - 1], q, out=pw[r])
-        Qc = pw.sum(axis=1)
+        Qc = _pow_rows(q, R, c[:jf] * q).sum(axis=1)
         Ec = None
         if e.size:
             powc = np.empty((e.size + 1, R + 1))
             powc[0] = 0.0
-            ep = np.ones_like(e)
-            for qq in range(R + 1):
-                powc[1:, qq] = c[jf:] * ep
-                ep = ep * e
+            powc[1:] = (_pow_rows(e, R) * c[jf:]).T
             Ec = _csum(powc)
         return _poly_at_nodes(_piece_coefs(Ec, Qc, R, False, e.size + 1), reg["cnt"], tp)
 
@@ -855,10 +854,9 @@ class _Wide:
         else:
             m = np.einsum("rp,...p->...r", tp, v)              # node moments (..., R + 1)
         qs = q[max(i0 - 1, 0):] if top else q[i0:]
-        far = np.zeros(v.shape[:-1] + qs.shape)
-        for kk in range(R, -1, -1):                            # Horner in q: sum q^(k+1) m_k
-            far += m[..., kk, None]
-            far *= qs
+        # sum_k q^(k+1) m_k: the powers' rows times the moments (positive terms for the
+        # probabilities; signed weight sets: within (R + 1) eps of the sum of |terms|)
+        far = np.einsum("...k,kj->...j", m, _pow_rows(qs, R, qs)) if qs.size else np.zeros(v.shape[:-1] + (0,))
         empty = np.zeros(v.shape[:-1] + (0,))
         if top:
             if i0 == 0:
@@ -870,11 +868,7 @@ class _Wide:
         # after it
         Sq = suf[1:]                                                      # (ne, ..., R + 1)
         # sum_k (tau - e)^k = sum_q Sq_q c_q(e),  c_q(e) = sum_(j <= R - q) C(q+j, q) (-e)^j
-        pe = np.empty((e.size, R + 1))                                  # (-e)^j
-        pe[:, 0] = 1.0
-        for j in range(1, R + 1):
-            np.multiply(pe[:, j - 1], -e, out=pe[:, j])
-        cq = np.einsum("ij,jq->iq", pe, _shift_matrix(R))
+        cq = np.einsum("ji,jq->iq", _pow_rows(-e, R), _shift_matrix(R))     # (-e)^j C(q+j, q)
         near = np.moveaxis(np.einsum("iq,i...q->i...", cq, Sq), 0, -1)
         return far, near
 
@@ -922,7 +916,7 @@ def _piece_coefs(Ecs, Q, R, log, npieces):
     else:
         far[:] = Q[:R + 1]
     if Ecs is None:
-        return np.broadcast_to(far, (npieces, R + 1))
+        return far[None]                                  # one piece
     return np.einsum("pq,qm->pm", Ecs, _coef_matrix(R, log)) + far
 
 

@@ -31,13 +31,18 @@ def _two_tied_groups(w0, m, delta):
     return x, ref
 
 
-@pytest.mark.parametrize("w0,m,delta", [(40, 60, 0.002), (3, 300, 1e-4), (100, 100, 0.3)])
+@pytest.mark.parametrize("w0,m,delta", [(40, 60, 0.002), (3, 300, 1e-4), (100, 100, 0.3), (400, 400, 0.01)])
 def test_long_tail_panels_exact(w0, m, delta):
     # the mass decays over a stretch free of breakpoints (one long piece: the panels
     # of h S <= 4) after one near group
     x, ref = _two_tied_groups(w0, m, delta)
     lp, ok = _wide_row_log_probs(x)
     assert ok
+    d, w, _, _ = _wide_groups(x)
+    W = _Wide(d, w)
+    # regions without near groups may let log G drop by up to 256 (64 with near groups)
+    drops = [H * W._slope(a + H) for a, H, jf, _ in W.regions if H is not None]
+    assert max(drops) <= 256.0 * (1 + 1e-12)
     assert np.max(np.abs(lp - ref) / np.maximum(1.0, np.abs(ref))) <= 1e-13
 
 
