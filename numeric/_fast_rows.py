@@ -150,6 +150,15 @@ _N_LONG = 1 << 18
 # n = 32000: 1.0-2.6 times, most on clustered rows, which this engine declines after
 # most of its work), at n = 8192 about even
 _N_MAX_DENSE = 1 << 14
+# the VJP of p takes rows of up to this many times RowsSpec.p_max bins (the log p VJP's
+# up to p_max): its weights |g'_j| = |g_j - s| need one band, and the normal's Gamma
+# tables are cut at t_c = 12, so a window's product skips the bins beyond the cut
+# (:func:`_cut_blocks`; the logistic's have 8 orders).  The log p VJP's weights 1 / p_j span
+# several e^600 bands on such rows (a full product each, the normal's tables to t_c = 37
+# with 17 orders): the per-row engine is faster there.  The strips at 2 p_max (normal
+# 13 x 640 x ~1000 entries) stay inside _WINDOWS_BYTES; s = 5 rows of n = 1000 span 448-704
+# bins (normal), 224-352 (logistic).  Every check of the module doc applies as it stands
+_P_VJP_WIDE = 2
 _COLS = 1 << 15         # scores per column chunk of the per-score passes
 # columns the probs VJP's T2 windows reach left of those of h F (Gamma's weights |g'_j|
 # move some mass towards lower scores)
@@ -795,9 +804,9 @@ def _eval(zr, lo_i, logg, pl, spec):
     return _horner(tab, pts, pl, spec), ok & pts[2]
 
 
-def _prepare(z, fam, wide=False):
+def _prepare(z, fam, wide=False, p_lim=None):
     """Per-row origins and bin counts: ``(lo_i, P, ok)`` (``wide``: rows up to
-    ``RowsSpec.p_wide`` bins taken)."""
+    ``RowsSpec.p_wide`` bins taken; ``p_lim``: up to that many)."""
     spec = fam.fast
     rs = spec.rows
     invH = 1.0 / spec.H
@@ -811,7 +820,7 @@ def _prepare(z, fam, wide=False):
     P += (-P) % _PQ
     big = P > rs.p_max
     P[big] += (-P[big]) % _PQ_WIDE
-    ok &= P <= (rs.p_wide if wide else rs.p_max)
+    ok &= P <= (p_lim if p_lim is not None else rs.p_wide if wide else rs.p_max)
     return lo_i, P, ok
 
 
@@ -821,11 +830,11 @@ def _vjp_takes(fam, n, n_max=_N_MAX):
     return n <= n_max or _N_LONG < n <= fam.fast.rows.n_max_vjp
 
 
-def _rows(z, fam, group_fn, *args, takes=True, wide=False):
+def _rows(z, fam, group_fn, *args, takes=True, wide=False, p_lim=None):
     """Run ``group_fn(pl, rows, zr, lo_i, *args) -> (values, good)`` on the rows of
-    each bin count (all declined unless ``takes``; ``wide``: see :func:`_prepare`)."""
+    each bin count (all declined unless ``takes``; ``wide``, ``p_lim``: see :func:`_prepare`)."""
     m, n = z.shape
-    lo_i, P, ok = _prepare(z, fam, wide)
+    lo_i, P, ok = _prepare(z, fam, wide, p_lim)
     ok &= takes
     step = max(1, _BLOCK_ELEMS // n)
     groups = [np.flatnonzero(ok & (P == p)) for p in np.unique(P[ok])]
@@ -1324,5 +1333,7 @@ def rows_dense_vjp(z, g, fam, log=False, n_max=_N_MAX_DENSE):
     >>> bool(ok[0]), bool(np.abs(v).max() < 1e-15)
     (True, True)
     """
+    rs = fam.fast.rows
     return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log,
-                 takes=fam.fast.rows.dense and _vjp_takes(fam, z.shape[1], min(n_max, _N_MAX)))
+                 takes=rs.dense and _vjp_takes(fam, z.shape[1], min(n_max, _N_MAX)),
+                 p_lim=None if log else _P_VJP_WIDE * rs.p_max)
