@@ -592,8 +592,14 @@ def _pow_rows(x, R, first=None):
     one accumulate call, the same products in the same order as a loop over ``r``."""
     a = np.empty((R + 1,) + np.shape(x))
     a[0] = 1.0 if first is None else first
-    a[1:] = x
-    return np.multiply.accumulate(a, axis=0)
+    if a[0].size <= 256:
+        # short rows: one call (accumulate runs its inner loop along axis 0, strided:
+        # slow on long rows, which take the loop)
+        a[1:] = x
+        return np.multiply.accumulate(a, axis=0)
+    for r in range(1, R + 1):
+        np.multiply(a[r - 1], x, out=a[r])
+    return a
 
 
 def _log1m(z, x):
