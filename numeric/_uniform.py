@@ -516,7 +516,7 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 # ``log G`` in absolute terms (``M`` factors) and ``rho_p^R`` relative of every
 # positive sum.  ``H S(a + H) <= _C_REG`` (``S`` increases with ``t``): ``log G`` drops
 # by at most ``_C_REG`` across a region (``_C_FAR`` = 256 for a region without near
-# groups: ``log G - log G(a) = -sum_r tau^r Q_(r-1) / r`` is then a one-signed sum, its
+# groups and at most ``_NEAR_MAX`` far ones: ``log G - log G(a) = -sum_r tau^r Q_(r-1) / r`` is then a one-signed sum, its
 # rounding a few ulps of the drop so far, where ``G`` has fallen by ``e^-drop``: below
 # 1e-40 of any probability however large the drop; node values are scaled by the region's
 # largest: no underflow within it; ``log G(a)``, large, enters only that scale), and
@@ -587,11 +587,14 @@ def _csum(x):
     return s
 
 
-def _pow_rows(x, R, first=None):
-    """Rows ``first * x^r`` (r = 0..R; ``first`` 1 by default) by repeated multiplication:
-    one accumulate call, the same products in the same order as a loop over ``r``."""
+def _pow_rows(x, R, first=None, shift=False):
+    """Rows ``first * x^r`` (r = 0..R; ``first`` 1 by default; ``shift``: ``first *
+    x^(r+1)``) by repeated multiplication, the same products in the same order as a loop."""
     a = np.empty((R + 1,) + np.shape(x))
-    a[0] = 1.0 if first is None else first
+    if shift:
+        np.multiply(1.0 if first is None else first, x, out=a[0])
+    else:
+        a[0] = 1.0 if first is None else first
     if a[0].size <= 256:
         # short rows: one call (accumulate runs its inner loop along axis 0, strided:
         # slow on long rows, which take the loop)
@@ -643,7 +646,7 @@ class _Wide:
         x = (1.0 - a) + d
         q = 1.0 / x
         c = self.w[:jf] if c is None else c
-        return q, _pow_rows(q, R, c * q).sum(axis=1)     # pairwise along each contiguous row
+        return q, _pow_rows(q, R, c, shift=True).sum(axis=1)     # pairwise along each contiguous row
 
     def _regions(self):
         """Regions ``(a, H, jf, log G(a))`` (``H`` None: the end region) and ok."""
@@ -677,8 +680,10 @@ class _Wide:
             H = _RHO * sig
             S0 = self._slope(a + H)
             cap = _C_REG
-            if jf == d.size or d[jf] >= a + min(H, _C_FAR / S0):
-                cap = _C_FAR                        # no near group: no binomial sums
+            if jf <= _NEAR_MAX and (jf == d.size or d[jf] >= a + min(H, _C_FAR / S0)):
+                # no near group (no binomial sums); few far ones (the drop lets rho and R
+                # grow: the far tables are (R + 1) x jf)
+                cap = _C_FAR
             if H * S0 > cap:
                 H = cap / S0
             if jf + _NEAR_MAX < d.size and d[jf + _NEAR_MAX] < a + H:
@@ -763,7 +768,7 @@ class _Wide:
                 pw = pw * q
             return c[0] / reg["sig"] + np.einsum("r,rp->p", Qc, tp)
         q = reg["q"]
-        Qc = _pow_rows(q, R, c[:jf] * q).sum(axis=1)
+        Qc = _pow_rows(q, R, c[:jf], shift=True).sum(axis=1)
         Ec = None
         if e.size:
             powc = np.empty((e.size + 1, R + 1))
@@ -860,9 +865,16 @@ class _Wide:
         else:
             m = np.einsum("rp,...p->...r", tp, v)              # node moments (..., R + 1)
         qs = q[max(i0 - 1, 0):] if top else q[i0:]
-        # sum_k q^(k+1) m_k: the powers' rows times the moments (positive terms for the
-        # probabilities; signed weight sets: within (R + 1) eps of the sum of |terms|)
-        far = np.einsum("...k,kj->...j", m, _pow_rows(qs, R, qs)) if qs.size else np.zeros(v.shape[:-1] + (0,))
+        # sum_k q^(k+1) m_k (positive terms for the probabilities; signed weight sets:
+        # within ~2 (R + 1) eps of the sum of |terms|): few groups, the powers' rows times
+        # the moments (one call); many, Horner in q (no (R + 1) x groups table)
+        if qs.size <= 256:
+            far = np.einsum("...k,kj->...j", m, _pow_rows(qs, R, shift=True))
+        else:
+            far = np.zeros(v.shape[:-1] + qs.shape)
+            for kk in range(R, -1, -1):
+                far += m[..., kk, None]
+                far *= qs
         empty = np.zeros(v.shape[:-1] + (0,))
         if top:
             if i0 == 0:
