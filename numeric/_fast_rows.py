@@ -63,8 +63,9 @@ Dense cotangents (:func:`rows_dense_vjp`).  ``(J^T g)_k = g'_k T1_k - T2_k`` wit
 g)'(z_k)`` (the derivative of the interpolant of ``log g``) and ``T2_k = int h_k F
 Gamma``, ``Gamma = sum_j g'_j h_j``: one spreading of the signed weights (log
 magnitudes ``log|g'_j|`` in bands of ``e^600``, each band with its signs) with the
-hazard's Taylor tables on the same columns, and one node pass: the rule of the
-signed integrand ``h F Gamma`` (smooth: its halved rule is checked against the
+hazard's Taylor tables, and one node pass, both on the columns where some node's
+integrand can matter (:func:`_t2_windows`: a monotone bound on coarse cells of the
+scale integrand below): the rule of the signed integrand ``h F Gamma`` (smooth: its halved rule is checked against the
 scale below) as a ratio to the rule of ``h F Gamma_lb``, ``Gamma_lb <= sum_j |g'_j|
 h_j`` a positive lower bound (bins' absolute weights times ``h`` half a bin further
 out), whose log is interpolated at the scores like ``log g``, the ratio alongside.
@@ -1072,7 +1073,7 @@ def _weighted_median(get, m, n):
     return out
 
 
-def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins):
+def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins, tight=None):
     """``(lgam, neg, labs, far)``: ``Gamma = sum_j (-1)^neg_j e^lmag_j h(x - z_j)`` on the
     columns ``a .. b - 1`` of each window ``(a, b, rows)`` of ``wins`` as its log modulus
     ``lgam`` and sign ``neg`` (rows, Gs) (``-inf`` elsewhere), ``getw(cols) -> (lmag,
@@ -1104,6 +1105,7 @@ def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins):
     labs = np.full((m, pl.Gs), -np.inf)
     neg = np.zeros((m, pl.Gs), dtype=bool)
     lW = np.full((m, P), -np.inf)
+    bands = []
     for bnd in range(nb):
         sc = np.full(m, -np.inf)
         for c in chunks:
@@ -1131,27 +1133,86 @@ def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins):
         A = np.ascontiguousarray(Mw.reshape(R1, m, P).transpose(1, 2, 0)).reshape(m, P * R1)   # (row, (b, r))
         del Mw
         Wabs = Wabs.reshape(m, P)
-        Gam = np.zeros((m, pl.Gs))
+        bands.append((A, sc))
+        # the scale Gamma_lb on the columns of wins (a product of the bins' weights alone)
         Glb = np.zeros((m, pl.Gs))
         for a, b, sel in wins:
             s0 = pl.kL + a
-            S, Slb = _gamma_window(pl, gc, log, s0, P, b - a)
-            As, Ws = A[sel], Wabs[sel]
+            _, Slb = _gamma_window(pl, gc, log, s0, P, b - a)
+            Ws = Wabs[sel]
             for c0, c1, j0 in _cut_blocks(s0, gc.s_hi, P, b - a):
                 if j0 < P:
-                    cols = slice(a + c0, a + c1)
-                    Gam[sel, cols] = _matmul_rows(As[:, j0 * R1:], S[j0 * R1:, c0:c1], np.empty((sel.size, c1 - c0)))
-                    Glb[sel, cols] = _matmul_rows(Ws[:, j0:], Slb[j0:, c0:c1], np.empty((sel.size, c1 - c0)))
+                    Glb[sel, a + c0:a + c1] = _matmul_rows(Ws[:, j0:], Slb[j0:, c0:c1], np.empty((sel.size, c1 - c0)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            lgam, neg = _signed_logadd(lgam, neg, np.log(np.abs(Gam)) + sc[:, None], Gam < 0)
             labs = np.logaddexp(labs, np.log(Glb) + sc[:, None])
             lW = np.logaddexp(lW, np.log(Wabs) + sc[:, None])
+    # Gamma itself on the columns of the T2 windows (tight(labs): those where some node's
+    # integrand can matter), band by band
+    wins_t = wins if tight is None else tight(labs)
+    for A, sc in bands:
+        Gam = np.zeros((m, pl.Gs))
+        for a, b, sel in wins_t:
+            s0 = pl.kL + a
+            S, _ = _gamma_window(pl, gc, log, s0, P, b - a)
+            As = A[sel]
+            for c0, c1, j0 in _cut_blocks(s0, gc.s_hi, P, b - a):
+                if j0 < P:
+                    Gam[sel, a + c0:a + c1] = _matmul_rows(As[:, j0 * R1:], S[j0 * R1:, c0:c1], np.empty((sel.size, c1 - c0)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lgam, neg = _signed_logadd(lgam, neg, np.log(np.abs(Gam)) + sc[:, None], Gam < 0)
     cumW = np.logaddexp.accumulate(lW, axis=1)
     ib = pl.kL + np.arange(pl.Gs) - gc.s_hi - 1            # last far bin of each column
     with np.errstate(divide="ignore"):
         log_hc = float(pl.loghazard(np.array([(gc.s_hi + 0.5) * spec.H]))[0])
     far = np.where(ib >= 0, cumW[:, np.clip(ib, 0, P - 1)] + log_hc, -np.inf)
-    return lgam, neg, labs, far
+    return lgam, neg, labs, far, wins_t
+
+
+def _t2_windows(pl, LF, labs, wins):
+    """The columns of each row's T2 integrands that can matter: ``(a, b, rows)`` within
+    the windows ``wins`` (where ``LF = log F`` and ``labs = log Gamma_lb`` are known),
+    rounded outwards to multiples of ``_WQ``.
+
+    The scale integrand of node ``i``, ``h((k - l_i) H) F_k Gamma_lb(k)``, is bounded on a
+    cell ``k0 <= k <= k1`` of coarse columns by ``h((k0 - l_i) H) F_k1 Gamma_lb(k0)``: ``h``
+    decreases (normal, logistic), ``F`` increases, and ``Gamma_lb = sum_b W_b h((k - b +
+    1/2) H)`` (``W_b >= 0``, zero beyond the tables' cut) does not increase.  A cell
+    where this bound is below every node's largest sampled value minus ``_TAIL`` holds
+    only terms below ``e^-45`` of the node's peak (to the rounding of ``log F``, ~1e-13
+    against the margin 45): cells left of the first live one and right of the last are
+    dropped, keeping one dead cell on each side so the rule's decay checks see the ends.
+    The signed terms there are at most ``C`` times the scale's, ``|Gamma| <= C Gamma_lb``
+    plus the far terms (``C = max h(t - H) / h(t)`` over the tables' offsets: normal
+    ``e^(37 H)`` ~ 10, logistic ``e^H``; the far terms are checked by :func:`_far_ok` on
+    the full windows), so the dropped part of ``T2`` and of its scale ``A`` is below
+    ``(C + 1) G e^-45 A < 1e-15 A`` (``G <= 1400`` columns), inside the ``2e-11 A`` of the
+    bound.  Each row's window depends on that row only."""
+    out_a, out_b, rows_all = [], [], []
+    for a2, b2, sel in wins:
+        kc = np.r_[np.arange(a2, b2 - 1, _COARSE), b2 - 1]
+        LH = pl.LH[None, :, kc]
+        with np.errstate(invalid="ignore"):
+            lf = LF[sel][:, kc]
+            lb = labs[sel][:, kc]
+            V = LH + (lf + lb)[:, None, :]
+            pk = V.max(axis=-1, keepdims=True)                   # (rows, K, 1): lower bounds of the peaks
+            U = LH[:, :, :-1] + (lf[:, 1:] + lb[:, :-1])[:, None, :]
+            live = (U >= pk - _TAIL).any(axis=1)                # (rows, cells)
+        anyl = live.any(axis=1)
+        first = np.argmax(live, axis=1)
+        last = live.shape[1] - 1 - np.argmax(live[:, ::-1], axis=1)
+        a = kc[np.maximum(first - 1, 0)] // _WQ * _WQ
+        b = np.minimum(b2, -(-(kc[np.minimum(last + 2, kc.size - 1)] + 1) // _WQ) * _WQ)
+        a = np.where(anyl, np.maximum(a, a2), a2)
+        b = np.where(anyl & (b > a), b, b2)
+        out_a.append(a)
+        out_b.append(b)
+        rows_all.append(sel)
+    if not rows_all:
+        return []
+    rows_all = np.concatenate(rows_all)
+    a, b = np.concatenate(out_a), np.concatenate(out_b)
+    return [(aa, bb, rows_all[s_]) for aa, bb, s_ in _subgroups(a, b)]
 
 
 def _far_ok(Lfar, logT, pl, H, a, b):
@@ -1260,12 +1321,13 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     # ratio a smooth function of the node (the mean of Gamma / Gamma_lb under the
     # weights h(x_k - m) F_k Gamma_lb(x_k)); the rule's checks are those of h F Gamma_lb,
     # and its halved rule is held to the tolerance against A
-    lgam, neg, labs, far = _gamma_logs(zr, lo_i, weights, pl, _gamma_cache(fam, log=log), log, spec, wins2)
+    lgam, neg, labs, far, wins_t = _gamma_logs(zr, lo_i, weights, pl, _gamma_cache(fam, log=log), log, spec, wins2,
+                                               tight=lambda labs: _t2_windows(pl, LF, labs, wins2))
     has = np.isfinite(labs).any(axis=1) & good
     logA = np.zeros((m, pl.K))
     ratio = np.zeros((m, pl.K))
     okT = np.ones(m, dtype=bool)
-    for a, b, sel in wins2:
+    for a, b, sel in wins_t:
         sel = sel[has[sel]]
         if not sel.size:
             continue
@@ -1274,7 +1336,11 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
             rho = np.where(np.isfinite(la), np.exp(lgam[sel, a:b] - la), 0.0)
         np.negative(rho, out=rho, where=neg[sel, a:b])
         logA[sel], ratio[sel], okT[sel] = _node_integrals(LF[sel, a:b] + la, pl, H, a, b, concave=False, sgn=rho)
-        okT[sel] &= _far_ok(LF[sel, a:b] + far[sel, a:b], logA[sel], pl, H, a, b)
+    # the far terms (beyond the Gamma tables' cut) on the full windows
+    for a, b, sel in wins2:
+        sel = sel[has[sel]]
+        if sel.size:
+            okT[sel] &= _far_ok(LF[sel, a:b] + far[sel, a:b], logA[sel], pl, H, a, b)
     # log A and the ratio interpolated like log g; decline unless the estimated error
     # of each is below 1e-11 (absolute: the relative error of A, and of T2 against A),
     # so T2 is within 2e-11 of A <= int h F sum_j |g'_j| h_j = T2_+ + T2_- (the terms
