@@ -566,7 +566,7 @@ _NW = 16
 _MAX_REGIONS = 4000
 _CUT = 45.0
 _SIG_MIN = 2.0 ** -24     # regions reaching this close to t = 1: declined
-_NEAR_MAX = 1 << 12       # near groups per region (node tables ~ 4 x that x (R + 1))
+_NEAR_MAX = 1 << 13       # near groups per region (node tables ~ 4 x that x (R + 1))
 _SPLIT_NEAR = 32          # regions with this many near groups end just past them (_Wide._regions)
 
 
