@@ -151,14 +151,11 @@ _N_LONG = 1 << 18
 # n = 32000: 1.0-2.6 times, most on clustered rows, which this engine declines after
 # most of its work), at n = 8192 about even
 _N_MAX_DENSE = 1 << 14
-# the VJP of p takes rows of up to this many times RowsSpec.p_max bins (the log p VJP's
-# up to p_max): its weights |g'_j| = |g_j - s| need one band, and the normal's Gamma
-# tables are cut at t_c = 12, so a window's product skips the bins beyond the cut
-# (:func:`_cut_blocks`; the logistic's have 8 orders).  The log p VJP's weights 1 / p_j span
-# several e^600 bands on such rows (a full product each, the normal's tables to t_c = 37
-# with 17 orders): the per-row engine is faster there.  The strips at 2 p_max (normal
-# 13 x 640 x ~1000 entries) stay inside _WINDOWS_BYTES; s = 5 rows of n = 1000 span 448-704
-# bins (normal), 224-352 (logistic).  Every check of the module doc applies as it stands
+# the dense VJPs take rows of up to this many times RowsSpec.p_max bins where the Gamma
+# strip of that width stays cached (:func:`_dense_p_lim`): Gamma's products and the T2
+# rule run on the columns where the integrands matter (:func:`_t2_windows`), so a wide
+# row costs about its live columns.  s = 5 rows of n = 1000 span 448-704 bins (normal),
+# 224-352 (logistic).  Every check of the module doc applies as it stands
 _P_VJP_WIDE = 2
 _COLS = 1 << 15         # scores per column chunk of the per-score passes
 # columns the probs VJP's T2 windows reach left of those of h F (Gamma's weights |g'_j|
@@ -1402,4 +1399,18 @@ def rows_dense_vjp(z, g, fam, log=False, n_max=_N_MAX_DENSE):
     rs = fam.fast.rows
     return _rows(z, fam, _dense_group, fam, np.asarray(g, dtype=np.float64), log,
                  takes=rs.dense and _vjp_takes(fam, z.shape[1], min(n_max, _N_MAX)),
-                 p_lim=None if log else _P_VJP_WIDE * rs.p_max)
+                 p_lim=_dense_p_lim(fam, log))
+
+
+def _dense_p_lim(fam, log):
+    """Widest rows (bins) of the dense VJP of ``p`` or (``log``) ``log p``: ``_P_VJP_WIDE``
+    times RowsSpec.p_max when the Gamma strip of that width (``(R + 1) P (P + pads)``
+    entries, the tables of :func:`numeric._fast._gamma_cache`) fits in 3/4 of
+    ``_WINDOWS_BYTES`` (else every call would rebuild it): the normal's p VJP (13 orders,
+    67 MB) and the logistic's (8 orders, 28 MB, the same tables for log p); the normal's
+    log p VJP (17 orders, 88 MB) keeps p_max."""
+    spec = fam.fast
+    P2 = _P_VJP_WIDE * spec.rows.p_max
+    cols = P2 + math.ceil((spec.pad_left + spec.pad_right) / spec.H)
+    R1 = _gamma_cache(fam, log=log).R + 1
+    return P2 if R1 * P2 * cols * 8 <= _WINDOWS_BYTES * 3 // 4 else spec.rows.p_max

@@ -103,14 +103,17 @@ def test_per_row_far_terms_vs_quadrature(monkeypatch, n, s):
             assert calls, "the far terms were not summed"
 
 
-@pytest.mark.parametrize("fam", ("normal", pytest.param("logistic", marks=pytest.mark.slow)))
-def test_wide_rows_probs_vjp_vs_quadrature(fam):
-    """The VJP of p on rows wider than RowsSpec.p_max bins (up to twice: s N(0, 1) with
+@pytest.mark.parametrize("fam, log", [("normal", False), ("logistic", True),
+                                      pytest.param("logistic", False, marks=pytest.mark.slow)])
+def test_wide_rows_probs_vjp_vs_quadrature(fam, log):
+    """Dense VJPs on rows wider than RowsSpec.p_max bins (up to twice where the Gamma
+    strip stays cached: the normal's VJP of p, both of the logistic's; s N(0, 1) with
     s = 5..8 at n = 300, a clustered row with ties spread over 35 units, a float32-rounded
     row), served by the row-batched engine (checked), against the quadrature: within
     1e-11 of the row's largest entry, rows summing to 0."""
     import numeric._fast_rows as FR
     F = get_family(fam)
+    assert FR._dense_p_lim(F, log) == FR._P_VJP_WIDE * F.fast.rows.p_max
     rng = np.random.default_rng(21)
     n = 300
     tied = np.r_[np.zeros(n // 3), -30.0 + 1e-3 * rng.normal(size=n // 3), 5.0 * rng.normal(size=n - 2 * (n // 3))]
@@ -121,26 +124,28 @@ def test_wide_rows_probs_vjp_vs_quadrature(fam):
     wide = P > F.fast.rows.p_max
     assert wide.sum() >= 3
     c = rng.normal(size=x.shape)
-    v, ok = rows_dense_vjp(x, c, F, log=False)
+    v, ok = rows_dense_vjp(x, c, F, log=log)
     assert ok[wide].all()
+    f = numeric.log_probs_vjp if log else numeric.probs_vjp
     for r in range(x.shape[0]):
-        ref = numeric.probs_vjp(x[r], c[r], fam, method="quadrature")
+        ref = f(x[r], c[r], fam, method="quadrature")
         assert np.all(np.abs(v[r] - ref) <= 1e-11 * np.abs(ref).max()), r
         assert abs(v[r].sum()) <= 1e-12 * np.abs(v[r]).sum()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fam", ("normal", "logistic"))
-def test_wide_rows_probs_vjp_n1000_vs_quadrature(fam):
+@pytest.mark.parametrize("fam, log", [("normal", False), ("logistic", False), ("logistic", True)])
+def test_wide_rows_probs_vjp_n1000_vs_quadrature(fam, log):
     """The bench's s = 5 rows at n = 1000 (448-704 bins for the normal): the rows the
     row-batched engine serves, against the quadrature."""
     from derive.bench import cotangent, scores
     x = scores("s=5", (256, 1000))[:6]
     c = cotangent("s=5", (256, 1000), "dense")[:6]
-    v, ok = rows_dense_vjp(x, c, get_family(fam), log=False)
+    v, ok = rows_dense_vjp(x, c, get_family(fam), log=log)
     assert ok.sum() >= 5
+    f = numeric.log_probs_vjp if log else numeric.probs_vjp
     for r in np.flatnonzero(ok):
-        ref = numeric.probs_vjp(x[r], c[r], fam, method="quadrature")
+        ref = f(x[r], c[r], fam, method="quadrature")
         assert np.all(np.abs(v[r] - ref) <= 1e-11 * np.abs(ref).max()), r
 
 
