@@ -306,12 +306,13 @@ def _lse(a, N):
     return np.where(fin, out, -np.inf)
 
 
-def _blocks(y, exact):
+def _blocks(y, exact, grp=None):
     """Rows grouped by their Gauss rule, in blocks of bounded size: yields
     ``(rows, gd, gw, cols, gid, N, bisect)`` for the rows of at most ``2 _N_EXACT``
     active scores (``exact``) or for those with more and at most ``_K_MAX`` distinct
-    active values (not ``exact``: the bisected panels)."""
-    gd, gw, cols, gid, cnt = _groups(y)
+    active values (not ``exact``: the bisected panels); ``grp``: :func:`_groups` of ``y``
+    if already formed."""
+    gd, gw, cols, gid, cnt = _groups(y) if grp is None else grp
     K = (gw > 0).sum(axis=1)
     M = gw.sum(axis=1)
     # ceil(M / 2) points suffice (exact for degree 2N - 1 >= M - 1): one rule (block)
@@ -348,13 +349,14 @@ def log_probs_rows(y):
     m, n = y.shape
     out = np.full((m, n + 1), -np.inf)
     ok = np.zeros(m, dtype=bool)
-    for rows, gd, gw, cols, gid, N, bisect in _blocks(y, True):
+    grp = _groups(y)
+    for rows, gd, gw, cols, gid, N, bisect in _blocks(y, True, grp):
         lp, good = _log_probs_block(_Rows(gd, gw, N, bisect))
         out[rows[:, None], cols] = np.take_along_axis(lp, gid, axis=1)
         ok[rows] = good
     res = out[:, :n]
     for r in np.flatnonzero(~ok):
-        res[r], ok[r] = _wide_row_log_probs(y[r])
+        res[r], ok[r] = _wide_row_log_probs(y[r], _row_groups(grp, r))
     rest = np.flatnonzero(~ok)
     if rest.size:
         # rows the region engine declines: the bisected panels (<= _K_MAX values)
@@ -395,8 +397,11 @@ def probs_vjp_rows(y, g, log=False):
     m, n = y.shape
     out = np.zeros((m, n + 1))
     ok = np.zeros(m, dtype=bool)
+    grp = _groups(y)
+
     def exact(sel, rows_out, exact_rule):
-        for rows, gd, gw, cols, gid, N, bisect in _blocks(y if sel is None else y[sel], exact_rule):
+        for rows, gd, gw, cols, gid, N, bisect in _blocks(y if sel is None else y[sel], exact_rule,
+                                                          grp if sel is None else None):
             r = rows if sel is None else sel[rows]
             ge = np.take_along_axis(g[r], np.minimum(cols, n - 1), axis=1)    # column n: padding
             R = _Rows(gd, gw, N, bisect)
@@ -409,7 +414,7 @@ def probs_vjp_rows(y, g, log=False):
     res = out[:, :n]
     ok &= _balanced(res)
     for r in np.flatnonzero(~ok):
-        res[r], ok[r] = _wide_row_vjp(y[r], g[r], log)
+        res[r], ok[r] = _wide_row_vjp(y[r], g[r], log, _row_groups(grp, r))
         ok[r] &= _balanced(res[r][None, :])[0]
     rest = np.flatnonzero(~ok)
     if rest.size:
@@ -1055,6 +1060,16 @@ def _wide_groups(yr):
     return vals, cnt.astype(np.float64), cols, inv
 
 
+def _row_groups(grp, r):
+    """:func:`_wide_groups` of row ``r`` read from the batch's :func:`_groups` (the same
+    values, weights and column-to-group map; columns in order of ``d``, ties in column
+    order, so per-group sums over columns run in the same order)."""
+    gd, gw, cols, gid, cnt = grp
+    k = int(cnt[r])
+    K = int(np.count_nonzero(gw[r]))
+    return gd[r, :K], gw[r, :K], cols[r, :k], gid[r, :k]
+
+
 def _wide_vjp(W, lpg, C, qt, log, kept=()):
     """``g_e A_E - B_E`` per group pieces: returns (lA (K,), B (K,), accP) with
     ``A_E = int G h_E S`` (log) and ``B_E = int G h_E Gamma`` (``Gamma`` from the group
@@ -1098,15 +1113,16 @@ def _wide_vjp(W, lpg, C, qt, log, kept=()):
     return accA.log(), B, accP
 
 
-def _wide_row_log_probs(yr):
-    """``(log p (n,), ok)`` of one row by the region engine.
+def _wide_row_log_probs(yr, groups=None):
+    """``(log p (n,), ok)`` of one row by the region engine (``groups``: its
+    :func:`_wide_groups` if already formed).
 
     >>> import numpy as np
     >>> lp, ok = _wide_row_log_probs(np.array([0.0, 0.0, -0.5]))
     >>> np.exp(lp).round(15).tolist(), ok       # 1/2 - 1/48 twice, 1/24
     ([0.479166666666667, 0.479166666666667, 0.041666666666667], True)
     """
-    d, w, cols, inv = _wide_groups(yr)
+    d, w, cols, inv = _wide_groups(yr) if groups is None else groups
     out = np.full(yr.size, -np.inf)
     W = _Wide(d, w)
     if not W.ok:
@@ -1116,7 +1132,7 @@ def _wide_row_log_probs(yr):
     return out, ok
 
 
-def _wide_row_vjp(yr, gr, log):
+def _wide_row_vjp(yr, gr, log, groups=None):
     """``(J^T g (n,), ok)`` of one row by the region engine (``log``: of ``log p``):
     ``v_e = (g_e - g_t) A_E - B_E`` with the cotangent shifted by that of a top entry
     ``t`` (module docstring; for ``log``, ``g = c / p`` formed in log space).
@@ -1126,7 +1142,7 @@ def _wide_row_vjp(yr, gr, log):
     >>> v.round(15).tolist()                     # d(1 - (1 - d)^2 / 2) = (1 - d) dd
     [0.5, -0.5, 0.0]
     """
-    d, w, cols, inv = _wide_groups(yr)
+    d, w, cols, inv = _wide_groups(yr) if groups is None else groups
     out = np.zeros(yr.size)
     W = _Wide(d, w)
     if not W.ok:
