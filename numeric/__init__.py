@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 
 from . import _fast
 from ._fast import fast_log_probs_rows, fast_probs_vjp
+from ._fast_cauchy import heavy_log_probs_rows
 from ._fast_rows import rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp, rows_serves
 from . import _piecewise
 from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
@@ -442,12 +443,16 @@ def _plain_standardized(x, fam, scratch=False, shift=True):
 
 def _large_rows(y, fam, assume_finite=True):
     """Rows of the "fast" route, standardized and finite: ``(log p, ok)`` from the
-    row-batched engine (numeric._fast_rows) and the per-row O(n) engine for rows it
-    declines (``ok`` False: both declined, NaN)."""
-    if not rows_serves(fam):
+    row-batched engines (numeric._fast_rows; heavy tails: numeric._fast_cauchy) and the
+    per-row O(n) engine for rows they decline (``ok`` False: both declined, NaN)."""
+    if fam.fast.heavy:
+        # heavy tails: all rows at once (numeric._fast_cauchy), then the per-row engine
+        lp, ok = heavy_log_probs_rows(np.asarray(y, dtype=np.float64), fam, fam.fast, _fast._cache_for(fam))
+    elif not rows_serves(fam):
         # the per-row engine takes every row: no NaN prefill, no copy of the rows
         return fast_log_probs_rows(y, fam, assume_finite=assume_finite)
-    lp, ok = rows_log_probs(y, fam)
+    else:
+        lp, ok = rows_log_probs(y, fam)
     todo = np.flatnonzero(~ok)
     if todo.size:
         lp[todo], ok[todo] = fast_log_probs_rows(y[todo], fam, assume_finite=assume_finite)

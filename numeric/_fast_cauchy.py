@@ -85,10 +85,12 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ._fast_grid import _bin_moments, _eval_at_scores, _lattice_exponent, _on_lattice, _spread_convolve
+from ._exp import exp_terms
+from ._fast_grid import (_MAGIC, _MAGIC_BITS, _bin_moments, _eval_at_scores, _fine_tables, _lattice_exponent,
+                         _on_lattice, _spread_convolve)
 from ._fast_kernels import taylor_tables
 
-__all__ = ["cauchy_node_log_g", "cauchy_nodes", "cauchy_node_rhos", "fast_cauchy_vjp_row"]
+__all__ = ["cauchy_node_log_g", "cauchy_nodes", "cauchy_node_rhos", "fast_cauchy_vjp_row", "heavy_log_probs_rows"]
 
 _RM = 64            # multipole order (ratio <= 1/2: 2^-65 truncation)
 _S_MAX = 60.0       # far field: x = c +- T e^s, 0 <= s <= S_MAX
@@ -808,3 +810,439 @@ def fast_cauchy_vjp_row(z, g, fam, spec, cache, geo, M, LF, p, out=None):
     del b
     a *= p
     return a
+
+
+# --- many rows at once ----------------------------------------------------------
+#
+# Rows of one padded bin count Pq (a multiple of _PQ) share every table of the node step:
+# with the centre c = lo + (Pq / 2) H the near-field half width T, the panels, the node
+# offsets from c and the bins' offsets from c depend on Pq only (the row's geometry taken
+# as if its top bin were Pq - 1; the empty bins beyond its own P add nothing), so
+#
+#   mu / T^r   = Mflat G          G[(k, b), r] = C(r, k) (H/T)^k ((b - Ec) H / T)^(r - k)
+#   log F grid = Mflat W          W[(r, b), k] = A_r((k0 + k - b) H) (-H)^r  (Toeplitz; rows of
+#                                 >= _P_COARSE bins: _spread_heavy row by row)
+#   near sums  = W_in U           U[(p, j), l] = h(x_pj - m_l)
+#   far sums   = (Wf Bhat) Vd^T
+#
+# are products of a row's own data with matrices built once per (family, Pq, n) and
+# shared by the rows and calls.  Every product runs on blocks of exactly _MB rows
+# (zero-padded) with one column blocking fixed by the shapes, so each entry's rounding
+# depends on its own row only: a row gives the same bits alone or among any batch mates.
+
+_PQ = 16            # bin counts rounded up to a multiple of this (one plan per multiple)
+_MB = 4             # rows per matrix product (fixed: bits independent of the batch)
+_MM_MACS = 900_000     # multiply-adds per product: OpenBLAS stays on one thread (threaded, its
+                        # workers spin on a loaded machine: 5-30x the CPU time)
+_ROW_ELEMS = 1 << 18   # scores per block of rows (per-score temporaries ~20 MB)
+_N_ROWS_MAX = 1 << 16  # longer rows: the per-row engine (cache-sized chunks, less memory)
+_PB = 32            # near-field sums of wide rows start on a multiple of this many panels
+_PLANS: dict = {}
+_PLANS_BYTES = 96 << 20
+
+
+def _mm(A, B):
+    """``A @ B`` in products of exactly ``_MB`` rows of ``A`` (the last zero-padded) by
+    the column blocks ``B`` (:func:`_col_blocks`, or one matrix): each entry's rounding
+    depends on its own row only, and every product stays below OpenBLAS's threading
+    threshold (its worker threads spin on a loaded machine)."""
+    if isinstance(B, np.ndarray):
+        B = (B,)
+    m, k = A.shape
+    out = np.empty((m, sum(b.shape[1] for b in B)))
+    pad = (-m) % _MB
+    if pad:
+        A = np.concatenate([A, np.zeros((pad, k))])
+    j0 = 0
+    for Bj in B:
+        j1 = j0 + Bj.shape[1]
+        t = np.empty((_MB, j1 - j0))
+        for i in range(0, m, _MB):
+            np.matmul(A[i:i + _MB], Bj, out=t)
+            out[i:i + _MB, j0:j1] = t[:min(_MB, m - i)]
+        j0 = j1
+    return out
+
+
+# entries below this modulus are set to 0 in the shared matrices and the weights exp(...)
+# (powers (d / T)^r of small offsets, far tails of F): subnormal operands slow a matrix
+# product 10-50x, and each such term is below 1e-280 of a sum of terms of order <= n
+_TINY = 1e-280
+
+
+def _col_blocks(B):
+    """``B`` as contiguous read-only column blocks of at most ``_MM_MACS / (_MB k)`` columns
+    (entries below ``_TINY`` set to 0)."""
+    k = max(1, B.shape[0])
+    cols = max(1, _MM_MACS // (_MB * k))
+    out = tuple(np.array(B[:, j:j + cols], order="C") for j in range(0, B.shape[1], cols))
+    for a in out:
+        a[np.abs(a) < _TINY] = 0.0
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+class _RowsPlan:
+    """The node step's geometry and shared matrices for rows of ``Pq`` bins (see above).
+
+    Node ``j`` (``0 <= j < K``) sits at ``lo + (j - 7) H``, bin ``b`` at ``lo + b H``,
+    the centre at ``c = lo + Ec H``; the near field is ``npan`` panels from
+    ``c - T``, whose 16-point stencils read the grid points ``k0 .. k0 + Gn - 1``
+    (in bins, from ``lo``).  The near field's matrices are built on first use
+    (:meth:`near`): rows of many scores never need them."""
+
+    def __init__(self, fam, spec, cache, Pq, n):
+        H = spec.H
+        self.fam, self.spec, self.cache, self.n = fam, spec, cache, n
+        self.Pq = Pq
+        self.l0 = l0 = -(spec.q // 2 + 1)                      # ms = 1
+        self.K = K = Pq - 1 - l0 + spec.q // 2 + 1
+        self.Ec = Ec = Pq // 2
+        self.r = r = max(1, int(round(0.25 / H)))
+        self.w = w = r * H
+        self.ng = ng = _near_ng(w)
+        # farthest node or bin from c (bins up to Pq - 1/2), as _Plan
+        self.D = D = max(Ec - l0, l0 + K - 1 - Ec, Pq - 0.5 - Ec, Ec) * H
+        k = math.ceil(4.0 * math.log2(max(2.0 * D, 4.0)))
+        self.T = T = w * math.ceil(2.0 ** (k / 4.0) / w - 1e-9)
+        self.npan = npan = int(round(2.0 * T / w))
+        self.E0 = E0 = Ec - int(round(T / H))
+        xi, wj, fl, self.filt = _near_consts(ng, r, 1)
+        self.wj = 0.5 * w * wj
+        flo = int(fl.min())
+        self.k0 = E0 + flo - (_QF // 2 - 1)
+        self.Gn = (npan - 1) * r + int(fl.max()) - flo + _QF
+        # stencil start of GL node j of panel p in the grid k0.. : p r + fl_j - flo
+        self.idx = (r * np.arange(npan)[:, None] + (fl - flo)[None, :])
+        tabs = _far_tables(fam, T)
+        self.t, self.wt, a0p, a0m, Bp, Bm, a0T, BT = tabs
+        self.nt = self.t.size
+        self.a0 = np.concatenate([a0p, a0m])
+        self.a0T = float(a0T[0])
+        self.BT = _col_blocks(BT[0][:, None])
+        self.Bt = _col_blocks(np.concatenate([Bp, Bm]).T)        # (RM + 1, 2 nt)
+        self.Bs = _col_blocks(np.concatenate([Bp, Bm]))          # (2 nt, RM + 1)
+        self.Vd = _col_blocks(_powers(K, Ec - l0, H, T).T)       # (RM + 1, K)
+        # moments -> multipoles (as _bin_multipoles): Q[k, r] = sum_b M[k, b] x_b^r with
+        # x_b = (b - Ec) H / T the same for every row, then mu_r / T^r = sum_(k <= r)
+        # C(r, k) (H / T)^k Q[k, r - k], each mu_r summed in increasing k (pairs r major)
+        R = spec.R
+        x = (np.arange(Pq) - Ec) * (H / T)
+        self.E = _col_blocks(_power_rows(x, _RM + 1).T)              # (Pq, RM + 1)
+        pairs = [(k, r) for r in range(_RM + 1) for k in range(min(r, R) + 1)]
+        self.qidx = np.array([k * (_RM + 1) + (r - k) for k, r in pairs], dtype=np.intp)
+        self.qcoef = np.array([math.comb(r, k) * (H / T) ** k for k, r in pairs])
+        self.qseg = np.flatnonzero(np.diff([-1] + [r for _, r in pairs]))
+        # far-field beyond X and the near field's kernel bound (as _Row)
+        beyond, kmass = -fam.logcdf(np.array([self.t[-1], -(T + D)]))
+        self.beyond, self.kmass = float(beyond), float(kmass)
+        self.plain = Pq < _P_COARSE
+        self._near = None
+        for a in vars(self).values():
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False
+
+    def near(self):
+        """``(hmin, hmax, U, W, Whi, cut)``: the near-field kernel's extremes, ``U``
+        and the log F grid's ``W`` (``W0_hi`` apart; None for wide rows) as lists of
+        column blocks per ``_PB`` panels, and the cut's tables."""
+        if self._near is not None:
+            return self._near
+        fam, spec, cache = self.fam, self.spec, self.cache
+        H, R, Pq, K, r, ng, npan = spec.H, spec.R, self.Pq, self.K, self.r, self.ng, self.npan
+        E0, l0, k0, Gn = self.E0, self.l0, self.k0, self.Gn
+        # near-field table slice: s = E0 - l0 + p r - l (p < npan, l < K)
+        s_lo = E0 - l0 - (K - 1)
+        s_hi = E0 - l0 + (npan - 1) * r
+        s0, tab = _near_table(fam, H, r, ng, max(-s_lo, s_hi) + 1)
+        V = tab[:, s_lo - s0: s_hi - s0 + 1]
+        hmin, hmax = float(V.min()), float(V.max())
+        s = (E0 - l0 - s_lo) + r * np.arange(npan)[:, None, None] - np.arange(K)[None, None, :]
+        nq = -(-npan // _PB)
+        W = Whi = None
+        if not self.plain:
+            # wide rows: the sums as correlations per phase phi and abscissa j, one row at
+            # a time (as _Row._near: the expanded U below is npan ng K entries, ~10 MB at
+            # P ~ 500, and a product reading it for a few rows at a time is bound by
+            # memory); U[q]: (phi, table) for panels from _PB q on, nodes l = phi + r lam
+            U = []
+            for q in range(nq):
+                p0 = q * _PB
+                npe = npan - p0
+                ph = []
+                for phi in range(min(r, K)):
+                    Kp = (K - 1 - phi) // r + 1
+                    start = (E0 - l0 - phi + r * p0) - r * (Kp - 1) - s_lo
+                    ph.append((phi, np.ascontiguousarray(V[:, start: start + r * (npe + Kp - 1): r])))
+                U.append(ph)
+        else:
+            U = V[np.arange(ng)[None, :, None], s].reshape(npan * ng, K)
+            # U's rows from panel _PB q on, one tuple of column blocks per start q
+            U = [_col_blocks(U[q * _PB * ng:]) for q in range(nq)]
+            # log F on the near field's grid points by the plain spreading as a Toeplitz
+            # product (rows of >= _P_COARSE bins: _spread_heavy per row)
+            s_lo = k0 - (Pq - 1)
+            s_top = min(k0 + Gn - 1, cache.s_hi)
+            c0, A, _ = cache.get(s_lo, s_top)
+            Tsl = np.zeros((R + 1, Gn + Pq - 1))
+            if s_top >= s_lo:
+                Tsl[:, :s_top - s_lo + 1] = A[s_lo - c0: s_top - c0 + 1, :R + 1].T
+            Tsl *= ((-H) ** np.arange(R + 1))[:, None]
+            # W[r, b, k] = Tsl[r, k + Pq - 1 - b]
+            Wf = sliding_window_view(Tsl, Gn, axis=1)[:, ::-1, :]
+            Wf = np.ascontiguousarray(Wf).reshape((R + 1) * Pq, Gn)
+            # r = 0 with the bin counts (integers summing to n): W0 = W0_hi + W0_lo, W0_hi
+            # on the lattice 2^-e with n max|W0| 2^e <= 2^52, so counts . W0_hi is exact in
+            # any order (see numeric._fast_grid._spread_convolve); W0_lo joins the r >= 1
+            # corrections
+            t0max = float(np.abs(Wf[:Pq]).max())
+            e = _lattice_exponent(float(self.n), t0max) if t0max > 0 else 0
+            hi = _on_lattice(Wf[:Pq], e)
+            Wf[:Pq] -= hi
+            # grid columns from q _PB r on (the stencils of panels from q _PB)
+            W = [_col_blocks(Wf[:, q * _PB * r:]) for q in range(-(-npan // _PB))]
+            Whi = [_col_blocks(hi[:, q * _PB * r:]) for q in range(-(-npan // _PB))]
+        # leading panels provably negligible (:func:`_cut_panels`, for all rows at once):
+        # bins in at most 32 blocks, log F(x_p) <= sum_B N_B log Phi(x_p - a_B) at <= 64
+        # panel edges x_p; both relative to c, so the table log Phi(x_p - a_B) is shared
+        size = max(1, -(-Pq // 32))
+        nb = -(-Pq // size)
+        stride = max(1, -(-npan // 64))
+        cut_p = np.arange(stride, npan + 1, stride)
+        xp = (E0 + cut_p * r) * H
+        a = (np.arange(nb) * size - 0.5) * H
+        with np.errstate(divide="ignore"):
+            cut_L = np.ascontiguousarray(fam.logcdf(xp[None, :] - a[:, None]))   # (nb, edges)
+        cut = (size, cut_p, cut_L, np.log(cut_p * 1.0))
+        with _LOCK:
+            if self._near is None:
+                self._near = (hmin, hmax, U, W, Whi, cut)
+        return self._near
+
+    def nbytes(self):
+        def size(a):
+            if isinstance(a, np.ndarray):
+                return a.nbytes
+            if isinstance(a, (tuple, list)):
+                return sum(size(b) for b in a)
+            return 0
+        return sum(size(a) for a in vars(self).values())
+
+
+def _rows_plan(fam, spec, cache, Pq, n):
+    # n sets the lattice exponent of the exact bulk only when the log F grid is a product
+    key = (fam.kernel_key, spec.H, Pq, n if Pq < _P_COARSE else 0)
+    hit = _PLANS.get(key)
+    if hit is None:
+        hit = _RowsPlan(fam, spec, cache, Pq, n)
+        with _LOCK:
+            _PLANS[key] = hit
+            while len(_PLANS) > 1 and sum(p.nbytes() for p in _PLANS.values()) > _PLANS_BYTES:
+                _PLANS.pop(next(iter(_PLANS)))
+    return hit
+
+
+def heavy_log_probs_rows(x, fam, spec, cache, check_cost=True):
+    """log p of the rows of standardized scores ``x`` (m, n) by the heavy-tailed engine,
+    all rows of one padded bin count at once: ``(log p, ok)``; rows with ``ok`` False
+    (NaN) are left to the caller (the per-row engine: scores beyond ``2^40``, rows its cost
+    model or a check declines).  Same integrals, tables and checks as :class:`_Row`,
+    with the leading panels of negligible mass kept (their terms are positive and add
+    nothing) and log F on every grid point the near field's stencils read.
+
+    >>> import numpy as np
+    >>> from numeric import _fast
+    >>> from numeric.families import get_family
+    >>> fam = get_family("cauchy")
+    >>> x = np.random.default_rng(0).normal(size=(3, 500))
+    >>> lp, ok = heavy_log_probs_rows(x, fam, fam.fast, _fast._cache_for(fam))
+    >>> bool(ok.all()), bool(np.abs(np.exp(lp).sum(axis=1) - 1).max() < 1e-14)
+    (True, True)
+    >>> bool(np.array_equal(heavy_log_probs_rows(x[1:2], fam, fam.fast, _fast._cache_for(fam))[0][0], lp[1]))
+    True
+    """
+    m, n = x.shape
+    out = np.full((m, n), np.nan)
+    ok = np.zeros(m, dtype=bool)
+    if n > _N_ROWS_MAX or spec.ms != 1:
+        return out, ok
+    H = spec.H
+    invH = 1.0 / H
+    zmin, zmax = x.min(axis=1), x.max(axis=1)
+    good = (np.maximum(-zmin, zmax) <= 2.0 ** 40) & (zmax - zmin <= 200.0)
+    lo_i = np.floor(np.where(good, zmin, 0.0) * invH)
+    P = np.rint(np.where(good, zmax, 0.0) * invH) - lo_i + 1
+    if check_cost:
+        # the per-row engine's cost model (numeric._fast._Geo): rows it would decline
+        rng_ = zmax - lo_i * H
+        pad = np.ceil((spec.pad_left + spec.pad_factor * rng_) * invH)
+        G = P + 2 * pad
+        K = P + spec.q + 2
+        fast = 650 + 0.04 * K * (1.2 * rng_ + 2.5) + 0.0001 * (spec.R + 1) * P * (P + G) + 0.03 * n
+        good &= fast <= 500 + spec.quad_us * n
+    Pq = (_PQ * np.ceil(P / _PQ)).astype(np.int64)
+    for pq in np.unique(Pq[good]):
+        rows = np.flatnonzero(good & (Pq == pq))
+        plan = _rows_plan(fam, spec, cache, int(pq), n)
+        # rows per block: the per-score temporaries and the rows' node tables (fine
+        # tables K S (d + 1), near-field stencils npan ng 16) stay near _ROW_ELEMS each
+        per_row = plan.K * spec.fine_S * (spec.fine_d + 1) + plan.npan * plan.ng * _QF
+        step = max(1, min(_ROW_ELEMS // n, 16 * _ROW_ELEMS // per_row))
+        for i0 in range(0, rows.size, step):
+            sel = rows[i0:i0 + step]
+            out[sel], ok[sel] = _plan_rows(x[sel], lo_i[sel], plan, fam, spec, cache)
+    return out, ok
+
+
+def _plan_rows(z, lo_i, pl, fam, spec, cache):
+    """:func:`heavy_log_probs_rows` for rows ``z`` (mr, n) of one plan."""
+    mr, n = z.shape
+    R, H, Pq, K = spec.R, spec.H, pl.Pq, pl.K
+    ok = np.ones(mr, dtype=bool)
+    # bin moments M[row, r, b]: one bincount per order over the rows' scores in row order
+    # (each bin's sum runs over its own row's scores in their order)
+    t = z * (1.0 / H)
+    tmp = t + _MAGIC
+    b = tmp.view(np.int64) - (_MAGIC_BITS + lo_i.astype(np.int64))[:, None]
+    b += (np.arange(mr) * Pq)[:, None]
+    tmp -= _MAGIC
+    t -= tmp                                                   # u in [-1/2, 1/2]
+    b = b.ravel()
+    u = t.ravel()
+    M = np.empty((mr, R + 1, Pq))
+    M[:, 0] = np.bincount(b, minlength=mr * Pq).reshape(mr, Pq)
+    pw = u.copy()
+    for r in range(1, R + 1):
+        if r > 1:
+            pw *= u
+        M[:, r] = np.bincount(b, weights=pw, minlength=mr * Pq).reshape(mr, Pq)
+    del b, u, pw, t, tmp
+    Mf = M.reshape(mr, -1)
+    # far field (as _Row): multipoles, log F at the far nodes and at c + T
+    Q = _mm(M.reshape(mr * (R + 1), Pq), pl.E).reshape(mr, -1)      # Q[row, (k, r)]
+    mu = np.add.reduceat(Q[:, pl.qidx] * pl.qcoef, pl.qseg, axis=1)  # mu_r / T^r
+    del Q
+    T, nt = pl.T, pl.nt
+    va = np.zeros((mr, _RM + 1))
+    va[:, :_RM] = mu[:, 1:] * ((-1.0) ** np.arange(1, _RM + 1) * (T / np.arange(1, _RM + 1)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        lf_far = _mm(va, pl.Bt)
+        lf_far += mu[:, :1] * pl.a0
+        lf_T = pl.a0T * mu[:, 0] + _mm(va, pl.BT)[:, 0]
+    bad = ~(np.isfinite(lf_far).all(axis=1) & np.isfinite(lf_T))
+    bad |= lf_far[:, nt - 1] < -1e-20          # F not yet 1 at the end of the far field
+    lf_far[bad] = -1.0
+    lf_T[bad] = -1.0
+    smax = np.maximum(lf_far.max(axis=1), lf_T)
+    Wf = lf_far - smax[:, None]
+    Wf[Wf < math.log(_TINY)] = -np.inf
+    np.exp(Wf, out=Wf)
+    Wf *= np.concatenate([pl.wt, pl.wt])
+    tot = _mm(_mm(Wf, pl.Bs), pl.Vd)
+    tot += pl.beyond * np.exp(-smax)[:, None]
+    n0 = np.maximum(mu[:, 0], 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ltot_min = np.log(tot).min(axis=1)
+    need = (lf_T - smax + math.log(pl.kmass) + 2.0 * np.log(n0) > math.log(1e-20) + ltot_min) & ~bad
+    nr = np.flatnonzero(need)
+    if nr.size:
+        hmin, hmax, U, W, Whi, (csize, cut_p, cut_L, cut_lp) = pl.near()
+        if not hmin > 0:
+            bad[nr] = True
+            nr = nr[:0]
+    if nr.size:
+        k0, Gn, r, npan = pl.k0, pl.Gn, pl.r, pl.npan
+        # leading panels 0..pc-1 dropped unseen (:func:`_cut_panels`): with the scores of
+        # bin block B at or above a_B, log F(x) <= sum_B N_B log Phi(x - a_B) and F
+        # increases, so panels before edge p carry at most F(x_p) p w; the row's log F grid
+        # and sums start at panel pb = _PB floor(pc / _PB), fixed by the row itself (the
+        # panels pb..pc-1 are kept: positive terms, below 1e-30 of the node integrals)
+        Nb = np.add.reduceat(M[nr, 0], np.arange(0, Pq, csize), axis=1)
+        ub = Nb @ cut_L + cut_lp
+        floor_ = (math.log(_DROP) + ltot_min[nr] + smax[nr]) - math.log(hmax * pl.w)
+        passed = ub < floor_[:, None]
+        # ub increases with p: the panels before the last edge of an unbroken passing
+        # run from the first edge are negligible
+        run = np.cumprod(passed, axis=1).sum(axis=1)
+        pc = np.where(run > 0, np.minimum(cut_p[np.maximum(run - 1, 0)], npan - 1), 0)
+        pb = (pc // _PB) * _PB
+        lf_in = np.empty((nr.size, npan, pl.ng))
+        for q in np.unique(pb // _PB):
+            sub = np.flatnonzero(pb == q * _PB)
+            rows = nr[sub]
+            a0 = q * _PB * r
+            if pl.plain:
+                LF = _mm(M[rows, 0], Whi[q])
+                LF += _mm(Mf[rows], W[q])
+            else:
+                # wide rows: log F by coarse bins (_spread_heavy), one row at a time
+                LF = np.empty((rows.size, Gn - a0))
+                for i, row in enumerate(rows):
+                    LF[i] = _spread_heavy(M[row], k0 + a0, k0 + Gn - 1, spec, cache, "A")
+            win = as_strided(LF, shape=(rows.size, LF.shape[1] - _QF + 1, _QF),
+                             strides=(LF.strides[0], LF.strides[1], LF.strides[1]), writeable=False)
+            part = lf_in[sub, q * _PB:]
+            part[...] = np.einsum("mpjq,jq->mpj", win[:, pl.idx[q * _PB:] - a0], pl.filt)
+            lf_in[sub, q * _PB:] = part
+            lf_in[sub, :q * _PB] = -np.inf
+            del LF, win
+        fin = ~np.isnan(lf_in).any(axis=(1, 2)) & np.isfinite(lf_in[:, -1]).all(axis=1)
+        fin &= (lf_in < np.inf).all(axis=(1, 2))
+        lf_in[~fin] = -np.inf
+        bad[nr[~fin]] = True
+        lf_in -= smax[nr, None, None]
+        lf_in[lf_in < math.log(_TINY)] = -np.inf
+        np.exp(lf_in, out=lf_in)
+        lf_in *= pl.wj
+        for q in np.unique(pb // _PB):
+            sub = np.flatnonzero(pb == q * _PB)
+            if pl.plain:
+                tot[nr[sub]] += _mm(lf_in[sub, q * _PB:].reshape(sub.size, -1), U[q])
+                continue
+            for i, row in zip(sub, nr[sub]):
+                # node lam = Kp - 1 - i' of phase phi: sum_j sum_p' U[j, i' + p'] W[p', j]
+                Wt = np.ascontiguousarray(lf_in[i, q * _PB:].T)
+                for phi, Uq in U[q]:
+                    acc = np.correlate(Uq[0], Wt[0], "valid")
+                    for j in range(1, Uq.shape[0]):
+                        acc += np.correlate(Uq[j], Wt[j], "valid")
+                    tot[row, phi::r] += acc[::-1]
+        del lf_in
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logg = smax[:, None] + np.log(tot)
+    bad |= ~np.isfinite(logg).all(axis=1)
+    # beyond the left end: the dropped mass below F(c - t_e) / n, < 1e-20 of every g
+    bad |= lf_far[:, -1] - np.log(n0) > math.log(1e-20) + np.where(bad, 0.0, logg.min(axis=1))
+    logg[bad] = 0.0
+    # interpolation at the scores (numeric._fast_grid._eval_at_scores, all rows at once)
+    S, d, q = spec.fine_S, spec.fine_d, spec.q
+    tab = _fine_tables(logg, q, S, d)                             # (mr, d + 1, rows)
+    nrows = tab.shape[-1]
+    a = S / H
+    r0 = (lo_i.astype(np.int64) + pl.l0) * S                        # lo a + l0 S, exact
+    zr_lo = np.rint(z.min(axis=1) * a).astype(np.int64) - r0
+    zr_hi = np.rint(z.max(axis=1) * a).astype(np.int64) - r0
+    bad |= (zr_lo < (q // 2 - 1) * S) | (zr_hi >= nrows)
+    tt = z * a
+    tm = tt + _MAGIC
+    ri = tm.view(np.int64) - (_MAGIC_BITS + r0)[:, None]
+    tm -= _MAGIC
+    tt -= tm
+    ri += (np.arange(mr) * nrows)[:, None]
+    np.clip(ri, 0, mr * nrows - 1, out=ri)
+    tab = tab.transpose(1, 0, 2).reshape(d + 1, -1)
+    acc = np.take(tab[d], ri)
+    for j in range(d - 1, -1, -1):
+        acc *= tt
+        np.take(tab[j], ri, out=tm)
+        acc += tm
+    del ri, tt
+    mx = logg.max(axis=1)
+    np.subtract(acc, mx[:, None], out=tm)
+    exp_terms(tm, out=tm)
+    acc -= (mx + np.log(tm.sum(axis=1)))[:, None]
+    np.minimum(acc, 0.0, out=acc)
+    ok &= ~bad
+    acc[~ok] = np.nan
+    return acc, ok
