@@ -46,6 +46,34 @@ def test_long_tail_panels_exact(w0, m, delta):
     assert np.max(np.abs(lp - ref) / np.maximum(1.0, np.abs(ref))) <= 1e-13
 
 
+@pytest.mark.parametrize("w0,m,delta", [(1, 200, 1 - 1e-7), (2, 300, 0.99999), (64, 64, 0.999), (200, 3, 0.9),
+                                        (70, 70, 1 - 1e-6), (30, 100, 1 - 1e-5)])
+def test_end_region_panels_exact(w0, m, delta):
+    # the deep group's mass lies where sig = 1 - t <= d_1 / 8: the end region (panels of
+    # 8 steps of Psi; the ellipse crosses sig = 0, where every integrand is a polynomial
+    # factor times a function analytic for |sig| < d_1)
+    x, ref = _two_tied_groups(w0, m, delta)
+    d, w, _, _ = _wide_groups(x)
+    assert _Wide(d, w).regions[-1][1] is None
+    lp, ok = _wide_row_log_probs(x)
+    assert ok
+    assert np.max(np.abs(lp - ref) / np.maximum(1.0, np.abs(ref))) <= 1e-13
+
+
+def test_end_region_vjp_vs_quadrature():
+    rng = np.random.default_rng(34)
+    fam = get_family("uniform")
+    x = np.r_[0.0, 0.0, -1e-3 * rng.random(size=60), -0.99999 - 5e-6 * rng.random(size=40)]
+    d, w, _, _ = _wide_groups(x)
+    assert _Wide(d, w).regions[-1][1] is None
+    for log in (False, True):
+        for c in (rng.normal(size=x.size), np.eye(x.size)[80]):
+            v, ok = probs_vjp_rows(x[None], c[None], log=log)
+            assert ok.all()
+            ref, _ = quadrature_vjp(x, c, fam, log=log)
+            assert np.max(np.abs(v[0] - ref)) <= 1e-11 * np.abs(ref).max()
+
+
 def _cluster_row(rng, n, width=4e-3, deep=0):
     """A tight cluster at the top with an exact tie, some copies, and ``deep`` scores
     just above the support's end (``d`` near 1)."""
