@@ -533,6 +533,7 @@ def _solve_tail(q):
 # where it is larger (long rows: the bound's rho^n grows, the even/odd test is n-blind).
 _C_DISC = 2e-15
 _RHO = {}
+_RHO_AT = {}
 
 
 def _core_rho(ratio, c, b):
@@ -556,11 +557,15 @@ def _core_apriori_step(c, n):
     """The largest step with the a-priori relative trapezoid error <= _C_DISC for every
     entry and VJP integrand of rows of length n (see above); 0 when no b qualifies."""
     ratio, SL, SR = c["RATIO"], c["SL"], c["SR"]
+    # (rho depends on the map's constants as well as on RATIO: cached per RATIO with the
+    # constants it was computed for, recomputed when a spec with other constants asks)
+    consts = (SL, SR, c["CL"], c["CR"])
     rhos = _RHO.get(ratio)
-    if rhos is None:
+    if rhos is None or _RHO_AT.get(ratio) != consts:
         bs = (np.arange(1, 65) - 0.5) * (0.5 * math.pi * min(SL, SR) / 64)
         rho = np.maximum.accumulate(_core_rho(ratio, c, bs))
         rhos = _RHO[ratio] = (bs[:-1].tolist(), rho[1:].tolist())     # b with rho up to the next b
+        _RHO_AT[ratio] = consts
     best = 0.0
     for b, rho in zip(*rhos):
         cb = min(math.cos(b / SL), math.cos(b / SR))

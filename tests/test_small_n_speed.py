@@ -140,3 +140,14 @@ def test_student_t_vjp_matches_quadrature(log):
     for r in range(X.shape[0]):
         ref = fn(X[r], G[r], "student_t", nu=3.0, method="quadrature")
         assert np.max(np.abs(v[r] - ref)) <= 1e-10 * np.max(np.abs(ref)), r
+
+
+def test_apriori_step_follows_the_map_constants():
+    # the a-priori core step's rho is cached per RATIO function: a spec with the same RATIO
+    # but other map constants gets its own rho (a shorter core brings the scores closer to
+    # the map's growth, so Im x is larger there and the step smaller: 0.165 vs 0.240)
+    c = dict(get_family("logistic").small.core_spec())
+    h0 = _batch._core_apriori_step(c, 10)
+    h1 = _batch._core_apriori_step(dict(c, CL=1.0, CR=1.0), 10)
+    assert 0.15 < h1 < 0.9 * h0
+    assert _batch._core_apriori_step(c, 10) == h0
