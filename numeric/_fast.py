@@ -202,10 +202,13 @@ class _GridSum:
     steeply below them), so most of the grid is never needed (normal, n = 1e5:
     28% of it)."""
 
-    __slots__ = ("M", "geo", "spec", "cache", "table", "v", "h0", "h1", "_coarse")
+    __slots__ = ("M", "geo", "spec", "cache", "table", "v", "h0", "h1", "_coarse", "_spread")
 
-    def __init__(self, M, geo, spec, cache, table="A"):
+    def __init__(self, M, geo, spec, cache, table="A", spread=None):
         self.M, self.geo, self.spec, self.cache, self.table = M, geo, spec, cache, table
+        # the family's own form of log F (NumericFamily.spread), else the plain spreading
+        self._spread = spread(M, spec, cache) if spread is not None and table == "A" else (
+            lambda kL, kR, stride=1: _spread_convolve(M, kL, kR, spec, cache, table, stride))
         self.v = np.full(geo.G, np.nan)     # rows [h0, h1) hold exact values
         self.h0 = self.h1 = 0
         self._coarse = None
@@ -213,14 +216,13 @@ class _GridSum:
     def coarse(self):
         if self._coarse is None:
             g = self.geo
-            self._coarse = _spread_convolve(self.M, g.kL, g.kR, self.spec, self.cache, self.table,
-                                            stride=_COARSE)
+            self._coarse = self._spread(g.kL, g.kR, stride=_COARSE)
         return self._coarse
 
     def _fill(self, a, b):
         if a < b:
             kL = self.geo.kL
-            self.v[a:b] = _spread_convolve(self.M, kL + a, kL + b - 1, self.spec, self.cache, self.table)
+            self.v[a:b] = self._spread(kL + a, kL + b - 1)
 
     def ensure(self, a, b):
         """Exact values on rows ``a .. b - 1`` (clipped to the grid); returns the array."""
@@ -629,7 +631,7 @@ def _row_nodes(z, fam, spec, cache, check_cost=True):
         # LF: numeric._fast_cauchy's opaque state (log F only where needed)
         logg, LF = cauchy_nodes(z, fam, geo, M, spec, cache)
     else:
-        LF = _GridSum(M, geo, spec, cache)
+        LF = _GridSum(M, geo, spec, cache, spread=fam.spread)
         logg = _node_integrals(geo, LF, fam, spec)
         if geo.ms > 1 and _interp_error(logg, geo.q) > _INTERP_TOL:
             # nodes every grid step (the x grid and log F are unchanged)
