@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike
 
 from . import _fast
 from ._fast import fast_log_probs_rows, fast_probs_vjp
-from ._fast_cauchy import heavy_log_probs_rows
+from ._fast_cauchy import heavy_log_probs_rows, heavy_vjp_rows
 from ._fast_rows import rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp, rows_serves
 from . import _piecewise
 from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
@@ -104,6 +104,15 @@ def _fast_vjp_rows(y, g, fam, log):
         ok[dense[okd]] = True
         dense = dense[~okd]
         del v       # (n-sized per row: not kept alive through the per-row engine)
+    if dense.size and fam.fast.heavy:
+        # heavy tails: all rows at once (numeric._fast_cauchy), then the per-row engine
+        yd, gd = _rows_of(dense, m, y, g)
+        v, okd = heavy_vjp_rows(np.asarray(yd, dtype=np.float64), np.asarray(gd, dtype=np.float64),
+                                fam, fam.fast, _fast._cache_for(fam), log=log)
+        out[dense[okd]] = v[okd]
+        ok[dense[okd]] = True
+        dense = dense[~okd]
+        del v, yd, gd
     fn = getattr(_fast, "fast_log_probs_vjp", None) if log else fast_probs_vjp
     if dense.size and fn is not None:
         out[dense], ok[dense] = fn(*_rows_of(dense, m, y, g), fam, rows=True, assume_finite=True)

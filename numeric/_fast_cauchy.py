@@ -90,7 +90,8 @@ from ._fast_grid import (_MAGIC, _MAGIC_BITS, _bin_moments, _eval_at_scores, _fi
                          _on_lattice, _spread_convolve)
 from ._fast_kernels import taylor_tables
 
-__all__ = ["cauchy_node_log_g", "cauchy_nodes", "cauchy_node_rhos", "fast_cauchy_vjp_row", "heavy_log_probs_rows"]
+__all__ = ["cauchy_node_log_g", "cauchy_nodes", "cauchy_node_rhos", "fast_cauchy_vjp_row", "heavy_log_probs_rows",
+           "heavy_vjp_rows"]
 
 _RM = 64            # multipole order (ratio <= 1/2: 2^-65 truncation)
 _S_MAX = 60.0       # far field: x = c +- T e^s, 0 <= s <= S_MAX
@@ -1020,6 +1021,27 @@ class _RowsPlan:
                 self._near = (hmin, hmax, U, W, Whi, cut)
         return self._near
 
+    def near_b(self):
+        """Table B's Toeplitz matrix (``sum_j w_j h``, the plain spreading: no exact split,
+        the weights are not integers) per start of ``_PB`` panels, as column blocks."""
+        hit = getattr(self, "_near_b", None)
+        if hit is not None:
+            return hit
+        spec, cache = self.spec, self.cache
+        H, R, Pq, k0, Gn = spec.H, spec.R, self.Pq, self.k0, self.Gn
+        s_lo = k0 - (Pq - 1)
+        s_top = min(k0 + Gn - 1, cache.s_hi)
+        c0, _, B = cache.get(s_lo, s_top)
+        Tsl = np.zeros((R + 1, Gn + Pq - 1))
+        if s_top >= s_lo:
+            Tsl[:, :s_top - s_lo + 1] = B[s_lo - c0: s_top - c0 + 1, :R + 1].T
+        Tsl *= ((-H) ** np.arange(R + 1))[:, None]
+        Wf = sliding_window_view(Tsl, Gn, axis=1)[:, ::-1, :]
+        Wf = np.ascontiguousarray(Wf).reshape((R + 1) * Pq, Gn)
+        hit = [_col_blocks(Wf[:, q * _PB * self.r:]) for q in range(-(-self.npan // _PB))]
+        self._near_b = hit
+        return hit
+
     def nbytes(self):
         def size(a):
             if isinstance(a, np.ndarray):
@@ -1097,32 +1119,112 @@ def heavy_log_probs_rows(x, fam, spec, cache, check_cost=True):
 
 def _plan_rows(z, lo_i, pl, fam, spec, cache):
     """:func:`heavy_log_probs_rows` for rows ``z`` (mr, n) of one plan."""
-    mr, n = z.shape
-    R, H, Pq, K = spec.R, spec.H, pl.Pq, pl.K
-    ok = np.ones(mr, dtype=bool)
-    # bin moments M[row, r, b]: one bincount per order over the rows' scores in row order
-    # (each bin's sum runs over its own row's scores in their order)
+    st = _plan_nodes(z, lo_i, pl, fam, spec, cache)
+    acc, bad, tm = _eval_rows(st["logg"], z, lo_i, pl, spec, st["bad"])
+    mx = st["logg"].max(axis=1)
+    np.subtract(acc, mx[:, None], out=tm)
+    exp_terms(tm, out=tm)
+    acc -= (mx + np.log(tm.sum(axis=1)))[:, None]
+    np.minimum(acc, 0.0, out=acc)
+    ok = ~bad
+    acc[~ok] = np.nan
+    return acc, ok
+
+
+def _bin_rows(z, lo_i, Pq, H):
+    """Flat bin index (row r's bins from r Pq) and offset ``u`` in ``[-1/2, 1/2]`` of each
+    score (the exact lattice split of numeric._fast_grid._split_lattice)."""
+    mr = z.shape[0]
     t = z * (1.0 / H)
     tmp = t + _MAGIC
     b = tmp.view(np.int64) - (_MAGIC_BITS + lo_i.astype(np.int64))[:, None]
     b += (np.arange(mr) * Pq)[:, None]
     tmp -= _MAGIC
-    t -= tmp                                                   # u in [-1/2, 1/2]
-    b = b.ravel()
-    u = t.ravel()
+    t -= tmp
+    return b.ravel(), t.ravel()
+
+
+def _moments_of(b, u, mr, Pq, R, weights=None):
+    """``M[row, r, b] = sum_(j in bin b) wt_j u_j^r``: one bincount per order over the rows'
+    scores in row order (each bin's sum runs over its own row's scores in their order)."""
     M = np.empty((mr, R + 1, Pq))
-    M[:, 0] = np.bincount(b, minlength=mr * Pq).reshape(mr, Pq)
-    pw = u.copy()
+    if weights is None:
+        M[:, 0] = np.bincount(b, minlength=mr * Pq).reshape(mr, Pq)
+        pw = u.copy()
+    else:
+        pw = np.array(weights, dtype=np.float64).ravel()
+        M[:, 0] = np.bincount(b, weights=pw, minlength=mr * Pq).reshape(mr, Pq)
+        pw *= u
     for r in range(1, R + 1):
         if r > 1:
             pw *= u
         M[:, r] = np.bincount(b, weights=pw, minlength=mr * Pq).reshape(mr, Pq)
-    del b, u, pw, t, tmp
-    Mf = M.reshape(mr, -1)
+    return M
+
+
+def _multipoles_rows(M, pl):
+    """``mu_r / T^r`` (r = 0.._RM) of each row from its bin moments (as _bin_multipoles)."""
+    mr, R1, Pq = M.shape
+    Q = _mm(M.reshape(mr * R1, Pq), pl.E).reshape(mr, -1)         # Q[row, (k, r)]
+    return np.add.reduceat(Q[:, pl.qidx] * pl.qcoef, pl.qseg, axis=1)
+
+
+def _near_grid(MY, rows, pb, pl, spec, cache, table):
+    """Table A (log F) or B (``sum_j w_j h``) at the GL nodes of the near field for the
+    near rows ``rows`` (their panels from ``pb`` on; earlier panels -inf (A) or 0 (B))."""
+    hmin, hmax, U, W, Whi, cut = pl.near()
+    k0, Gn, r, npan = pl.k0, pl.Gn, pl.r, pl.npan
+    out = np.empty((rows.size, npan, pl.ng))
+    for q in np.unique(pb // _PB):
+        sub = np.flatnonzero(pb == q * _PB)
+        rr = rows[sub]
+        a0 = q * _PB * r
+        if pl.plain and table == "A":
+            G = _mm(MY[rr, 0], Whi[q])
+            G += _mm(MY[rr].reshape(rr.size, -1), W[q])
+        elif pl.plain:
+            G = _mm(MY[rr].reshape(rr.size, -1), pl.near_b()[q])
+        else:
+            # wide rows: coarse bins (_spread_heavy), one row at a time
+            G = np.empty((rr.size, Gn - a0))
+            for i, row in enumerate(rr):
+                G[i] = _spread_heavy(MY[row], k0 + a0, k0 + Gn - 1, spec, cache, table)
+        win = as_strided(G, shape=(rr.size, G.shape[1] - _QF + 1, _QF),
+                         strides=(G.strides[0], G.strides[1], G.strides[1]), writeable=False)
+        out[sub, q * _PB:] = np.einsum("mpjq,jq->mpj", win[:, pl.idx[q * _PB:] - a0], pl.filt)
+        out[sub, :q * _PB] = -np.inf if table == "A" else 0.0
+    return out
+
+
+def _near_sums(Wn, rows, pb, pl, tot):
+    """``tot[rows] += sum_(p, j) Wn[., p, j] h(x_pj - m_l)`` at every node ``l`` (panels
+    from each row's ``pb``)."""
+    U = pl.near()[2]
+    r = pl.r
+    for q in np.unique(pb // _PB):
+        sub = np.flatnonzero(pb == q * _PB)
+        if pl.plain:
+            tot[rows[sub]] += _mm(Wn[sub, q * _PB:].reshape(sub.size, -1), U[q])
+            continue
+        for i, row in zip(sub, rows[sub]):
+            # node lam = Kp - 1 - i' of phase phi: sum_j sum_p' U[j, i' + p'] W[p', j]
+            Wt = np.ascontiguousarray(Wn[i, q * _PB:].T)
+            for phi, Uq in U[q]:
+                acc = np.correlate(Uq[0], Wt[0], "valid")
+                for j in range(1, Uq.shape[0]):
+                    acc += np.correlate(Uq[j], Wt[j], "valid")
+                tot[row, phi::r] += acc[::-1]
+
+
+def _plan_nodes(z, lo_i, pl, fam, spec, cache):
+    """The node integrals of rows ``z`` of one plan (as :class:`_Row`): a dict with
+    ``logg``, ``bad`` (rows declined) and what the VJP reuses."""
+    mr, n = z.shape
+    R, H, Pq = spec.R, spec.H, pl.Pq
+    b, u = _bin_rows(z, lo_i, Pq, H)
+    M = _moments_of(b, u, mr, Pq, R)
     # far field (as _Row): multipoles, log F at the far nodes and at c + T
-    Q = _mm(M.reshape(mr * (R + 1), Pq), pl.E).reshape(mr, -1)      # Q[row, (k, r)]
-    mu = np.add.reduceat(Q[:, pl.qidx] * pl.qcoef, pl.qseg, axis=1)  # mu_r / T^r
-    del Q
+    mu = _multipoles_rows(M, pl)
     T, nt = pl.T, pl.nt
     va = np.zeros((mr, _RM + 1))
     va[:, :_RM] = mu[:, 1:] * ((-1.0) ** np.arange(1, _RM + 1) * (T / np.arange(1, _RM + 1)))
@@ -1146,13 +1248,14 @@ def _plan_rows(z, lo_i, pl, fam, spec, cache):
         ltot_min = np.log(tot).min(axis=1)
     need = (lf_T - smax + math.log(pl.kmass) + 2.0 * np.log(n0) > math.log(1e-20) + ltot_min) & ~bad
     nr = np.flatnonzero(need)
+    pb = np.zeros(0, dtype=np.intp)
+    W_use = None
     if nr.size:
         hmin, hmax, U, W, Whi, (csize, cut_p, cut_L, cut_lp) = pl.near()
         if not hmin > 0:
             bad[nr] = True
             nr = nr[:0]
     if nr.size:
-        k0, Gn, r, npan = pl.k0, pl.Gn, pl.r, pl.npan
         # leading panels 0..pc-1 dropped unseen (:func:`_cut_panels`): with the scores of
         # bin block B at or above a_B, log F(x) <= sum_B N_B log Phi(x - a_B) and F
         # increases, so panels before edge p carry at most F(x_p) p w; the row's log F grid
@@ -1165,28 +1268,9 @@ def _plan_rows(z, lo_i, pl, fam, spec, cache):
         # ub increases with p: the panels before the last edge of an unbroken passing
         # run from the first edge are negligible
         run = np.cumprod(passed, axis=1).sum(axis=1)
-        pc = np.where(run > 0, np.minimum(cut_p[np.maximum(run - 1, 0)], npan - 1), 0)
+        pc = np.where(run > 0, np.minimum(cut_p[np.maximum(run - 1, 0)], pl.npan - 1), 0)
         pb = (pc // _PB) * _PB
-        lf_in = np.empty((nr.size, npan, pl.ng))
-        for q in np.unique(pb // _PB):
-            sub = np.flatnonzero(pb == q * _PB)
-            rows = nr[sub]
-            a0 = q * _PB * r
-            if pl.plain:
-                LF = _mm(M[rows, 0], Whi[q])
-                LF += _mm(Mf[rows], W[q])
-            else:
-                # wide rows: log F by coarse bins (_spread_heavy), one row at a time
-                LF = np.empty((rows.size, Gn - a0))
-                for i, row in enumerate(rows):
-                    LF[i] = _spread_heavy(M[row], k0 + a0, k0 + Gn - 1, spec, cache, "A")
-            win = as_strided(LF, shape=(rows.size, LF.shape[1] - _QF + 1, _QF),
-                             strides=(LF.strides[0], LF.strides[1], LF.strides[1]), writeable=False)
-            part = lf_in[sub, q * _PB:]
-            part[...] = np.einsum("mpjq,jq->mpj", win[:, pl.idx[q * _PB:] - a0], pl.filt)
-            lf_in[sub, q * _PB:] = part
-            lf_in[sub, :q * _PB] = -np.inf
-            del LF, win
+        lf_in = _near_grid(M, nr, pb, pl, spec, cache, "A")
         fin = ~np.isnan(lf_in).any(axis=(1, 2)) & np.isfinite(lf_in[:, -1]).all(axis=1)
         fin &= (lf_in < np.inf).all(axis=(1, 2))
         lf_in[~fin] = -np.inf
@@ -1195,35 +1279,30 @@ def _plan_rows(z, lo_i, pl, fam, spec, cache):
         lf_in[lf_in < math.log(_TINY)] = -np.inf
         np.exp(lf_in, out=lf_in)
         lf_in *= pl.wj
-        for q in np.unique(pb // _PB):
-            sub = np.flatnonzero(pb == q * _PB)
-            if pl.plain:
-                tot[nr[sub]] += _mm(lf_in[sub, q * _PB:].reshape(sub.size, -1), U[q])
-                continue
-            for i, row in zip(sub, nr[sub]):
-                # node lam = Kp - 1 - i' of phase phi: sum_j sum_p' U[j, i' + p'] W[p', j]
-                Wt = np.ascontiguousarray(lf_in[i, q * _PB:].T)
-                for phi, Uq in U[q]:
-                    acc = np.correlate(Uq[0], Wt[0], "valid")
-                    for j in range(1, Uq.shape[0]):
-                        acc += np.correlate(Uq[j], Wt[j], "valid")
-                    tot[row, phi::r] += acc[::-1]
-        del lf_in
+        _near_sums(lf_in, nr, pb, pl, tot)
+        W_use = lf_in
     with np.errstate(divide="ignore", invalid="ignore"):
         logg = smax[:, None] + np.log(tot)
     bad |= ~np.isfinite(logg).all(axis=1)
     # beyond the left end: the dropped mass below F(c - t_e) / n, < 1e-20 of every g
     bad |= lf_far[:, -1] - np.log(n0) > math.log(1e-20) + np.where(bad, 0.0, logg.min(axis=1))
     logg[bad] = 0.0
-    # interpolation at the scores (numeric._fast_grid._eval_at_scores, all rows at once)
-    S, d, q = spec.fine_S, spec.fine_d, spec.q
-    tab = _fine_tables(logg, q, S, d)                             # (mr, d + 1, rows)
+    return dict(logg=logg, bad=bad, b=b, u=u, M=M, mu=mu, Wf=Wf, tot=tot, nr=nr, pb=pb, W_use=W_use)
+
+
+def _eval_rows(values, z, lo_i, pl, spec, bad, deriv=False):
+    """``(values at the scores, bad, scratch)``: the node values of each row interpolated
+    at its scores (numeric._fast_grid._eval_at_scores, all rows at once); rows whose
+    stencils leave the node grid are added to ``bad``."""
+    mr = z.shape[0]
+    S, d, q, H = spec.fine_S, spec.fine_d, spec.q, spec.H
+    tab = _fine_tables(values, q, S, d)                            # (mr, d + 1, rows)
     nrows = tab.shape[-1]
     a = S / H
     r0 = (lo_i.astype(np.int64) + pl.l0) * S                        # lo a + l0 S, exact
     zr_lo = np.rint(z.min(axis=1) * a).astype(np.int64) - r0
     zr_hi = np.rint(z.max(axis=1) * a).astype(np.int64) - r0
-    bad |= (zr_lo < (q // 2 - 1) * S) | (zr_hi >= nrows)
+    bad = bad | (zr_lo < (q // 2 - 1) * S) | (zr_hi >= nrows)
     tt = z * a
     tm = tt + _MAGIC
     ri = tm.view(np.int64) - (_MAGIC_BITS + r0)[:, None]
@@ -1237,12 +1316,124 @@ def _plan_rows(z, lo_i, pl, fam, spec, cache):
         acc *= tt
         np.take(tab[j], ri, out=tm)
         acc += tm
-    del ri, tt
+    return acc, bad, tm
+
+
+def heavy_vjp_rows(x, g, fam, spec, cache, log=False, check_cost=True):
+    """VJP of ``p`` (``log=False``) or ``log p`` of the rows ``x`` with cotangents ``g`` by
+    the heavy-tailed engine, all rows of one plan at once: ``(vjp, ok)``, rows with ``ok``
+    False (NaN) left to the caller.  Per row as :func:`fast_cauchy_vjp_row` after
+    numeric._fast._row_vjp's shift: ``(J^T g')_k = p_k (g'_k rho_S(z_k) - rho_Gamma(z_k))``
+    with ``g' = g - s`` (``(c - s p) / p`` for log p; ``s`` a p-weighted median), the
+    ratios ``rho_Y = int h F Y / int h F`` at the nodes from the node step's own weights
+    (far field by multipoles of ``M`` and of the ``g'``-weighted moments at order R, near
+    field from the table B grids at the GL nodes), interpolated at the scores; a row that
+    does not sum to 0 within 1e-12 of its absolute sum is declined.
+
+    >>> import numpy as np
+    >>> from numeric import _fast
+    >>> from numeric.families import get_family
+    >>> fam = get_family("cauchy")
+    >>> x = np.random.default_rng(0).normal(size=(3, 400)); c = np.ones_like(x)
+    >>> v, ok = heavy_vjp_rows(x, c, fam, fam.fast, _fast._cache_for(fam))
+    >>> bool(ok.all()), bool(np.abs(v).max() < 1e-15)
+    (True, True)
+    """
+    m, n = x.shape
+    out = np.full((m, n), np.nan)
+    ok = np.zeros(m, dtype=bool)
+    if n > _N_ROWS_MAX or spec.ms != 1:
+        return out, ok
+    for pq, rows, lo_i in _plan_groups(x, spec, check_cost):
+        plan = _rows_plan(fam, spec, cache, pq, n)
+        per_row = plan.K * spec.fine_S * (spec.fine_d + 1) + plan.npan * plan.ng * _QF
+        step = max(1, min(_ROW_ELEMS // n, 16 * _ROW_ELEMS // per_row))
+        for i0 in range(0, rows.size, step):
+            sel = rows[i0:i0 + step]
+            out[sel], ok[sel] = _plan_vjp(x[sel], g[sel], lo_i[i0:i0 + step], plan, fam, spec, cache, log)
+    return out, ok
+
+
+def _plan_groups(x, spec, check_cost):
+    """``(Pq, rows, lo_i)`` per plan of the rows the engine takes (as heavy_log_probs_rows)."""
+    n = x.shape[1]
+    H = spec.H
+    invH = 1.0 / H
+    zmin, zmax = x.min(axis=1), x.max(axis=1)
+    good = (np.maximum(-zmin, zmax) <= 2.0 ** 40) & (zmax - zmin <= 200.0)
+    lo_i = np.floor(np.where(good, zmin, 0.0) * invH)
+    P = np.rint(np.where(good, zmax, 0.0) * invH) - lo_i + 1
+    if check_cost:
+        rng_ = zmax - lo_i * H
+        pad = np.ceil((spec.pad_left + spec.pad_factor * rng_) * invH)
+        G = P + 2 * pad
+        K = P + spec.q + 2
+        fast = 650 + 0.04 * K * (1.2 * rng_ + 2.5) + 0.0001 * (spec.R + 1) * P * (P + G) + 0.03 * n
+        good &= fast <= 500 + spec.quad_us * n
+    Pq = (_PQ * np.ceil(P / _PQ)).astype(np.int64)
+    for pq in np.unique(Pq[good]):
+        rows = np.flatnonzero(good & (Pq == pq))
+        yield int(pq), rows, lo_i[rows]
+
+
+def _plan_vjp(z, g, lo_i, pl, fam, spec, cache, log):
+    mr, n = z.shape
+    st = _plan_nodes(z, lo_i, pl, fam, spec, cache)
+    logg = st["logg"]
+    lp, bad, tm = _eval_rows(logg, z, lo_i, pl, spec, st["bad"])
     mx = logg.max(axis=1)
-    np.subtract(acc, mx[:, None], out=tm)
+    np.subtract(lp, mx[:, None], out=tm)
     exp_terms(tm, out=tm)
-    acc -= (mx + np.log(tm.sum(axis=1)))[:, None]
-    np.minimum(acc, 0.0, out=acc)
-    ok &= ~bad
-    acc[~ok] = np.nan
-    return acc, ok
+    lp -= (mx + np.log(tm.sum(axis=1)))[:, None]
+    np.minimum(lp, 0.0, out=lp)
+    p = np.exp(lp, out=lp)
+    del lp, tm
+    # the shift (numeric._fast._row_vjp): a p-weighted median of g (of c / p for log p)
+    # over the entries with p >= 1e-9 max p (the rest weigh < 1e-4 of it)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        gg = g / p if log else np.array(g, dtype=np.float64)
+    pw = np.where(p >= 1e-9 * p.max(axis=1, keepdims=True), p, 0.0)
+    o = np.argsort(gg, axis=1, kind="stable")
+    cw = np.cumsum(np.take_along_axis(pw, o, axis=1), axis=1)
+    k = np.minimum((cw < 0.5 * cw[:, -1:]).sum(axis=1), n - 1)
+    shift = np.take_along_axis(gg, np.take_along_axis(o, k[:, None], axis=1), axis=1)
+    del o, cw, pw
+    shift[~np.isfinite(shift)] = 0.0
+    if log:
+        v = g - shift * p
+        v /= p
+    else:
+        v = g - shift
+    del gg
+    # the rho ratios: far field by multipoles, near field from the table B grids
+    Mg = _moments_of(st["b"], st["u"], mr, pl.Pq, spec.R, weights=v)
+    sign = (-1.0) ** np.arange(_RM + 1)
+    nr, pb, W_use, Wf, tot = st["nr"], st["pb"], st["W_use"], st["Wf"], st["tot"]
+    res = []
+    for MY, muY in ((st["M"], st["mu"]), (Mg, None)):
+        if muY is None:
+            muY = _multipoles_rows(MY, pl)
+        num = _mm(_mm(Wf * _mm(sign * muY, pl.Bt), pl.Bs), pl.Vd)
+        if nr.size:
+            Yin = _near_grid(MY, nr, pb, pl, spec, cache, "B")
+            Yin *= W_use
+            _near_sums(Yin, nr, pb, pl, num)
+        num /= tot
+        res.append(num)
+    rS, rG = res
+    rS[bad] = 0.0
+    rG[bad] = 0.0
+    eS, bad, _ = _eval_rows(rS, z, lo_i, pl, spec, bad)
+    eG, bad, _ = _eval_rows(rG, z, lo_i, pl, spec, bad)
+    eS *= v
+    eS -= eG
+    eS *= p
+    fin = np.isfinite(eS).all(axis=1)
+    bad |= ~fin
+    eS[~fin] = 0.0
+    # J^T 1 = 0 (numeric._fast._checked_row_vjp): a row off by more than its rounding
+    # is declined
+    bad |= ~(np.abs(eS.sum(axis=1)) <= 1e-12 * np.abs(eS).sum(axis=1) + n * 5e-324)
+    ok = ~bad
+    eS[bad] = np.nan
+    return eS, ok
