@@ -90,6 +90,7 @@ _BERN = ((0, 1.0), (1, -0.5), (2, 1.0 / 12.0), (4, -1.0 / 720.0), (6, 1.0 / 3024
          (8, -1.0 / 1209600.0), (10, 1.0 / 47900160.0), (12, -691.0 / 1307674368000.0))
 _FAR = 2.0
 _ZERO = 6.6
+_DIFF_ROWS = 64  # rows of Q per block of its q-th differences
 _REL = 1e-14    # relative accuracy of the rules, interpolants and products
 _ROUND = 2.3e-16  # one rounding step, relative
 # bound of sum_m |coefficient of node m| of the engine's interpolant (its Lebesgue
@@ -327,10 +328,14 @@ def node_log_vjp_row(z, c, fam, spec, cache, check_cost=True, out=None):
     # of the signed Lagrange sums, the second argument's interpolation (q-th differences
     # of B at the nodes), the rules' relative accuracy
     bound = _interp_bound(q)
-    EQ = np.abs(np.diff(Q, n=q, axis=0))
-    EQ *= bound
-    err = _product(ca[None, q // 2:K - q // 2], EQ, np.empty((1, K)))[0]
-    del EQ
+    err = np.zeros(K)
+    part = np.empty((1, K))
+    for i0 in range(0, K - q, _DIFF_ROWS):
+        # a block of rows of the q-th differences at a time (they stay in cache)
+        i1 = min(K - q, i0 + _DIFF_ROWS)
+        EQ = np.abs(np.diff(Q[i0:i1 + q], n=q, axis=0))
+        err += _product(ca[None, i0 + q // 2:i1 + q // 2], EQ, part)[0]
+    err *= bound
     err += (q * _ROUND) * _product(ca[None, :], Q, np.empty((1, K)))[0]
     err[q // 2:K - q // 2] += np.abs(np.diff(Bn, n=q)) * bound
     err = _maxfilter(err, q)
