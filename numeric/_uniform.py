@@ -521,9 +521,10 @@ def _vjp_block(R, lp, ge, gid, valid, log):
 # ``log G`` in absolute terms (``M`` factors) and ``rho_p^R`` relative of every
 # positive sum.  ``H S(a + H) <= _C_REG`` (``S`` increases with ``t``): ``log G`` drops
 # by at most ``_C_REG`` across a region (``_C_FAR`` = 256 for a region without near
-# groups and at most ``_NEAR_MAX`` far ones: ``log G - log G(a) = -sum_r tau^r Q_(r-1) / r`` is then a one-signed sum, its
-# rounding a few ulps of the drop so far, where ``G`` has fallen by ``e^-drop``: below
-# 1e-40 of any probability however large the drop; node values are scaled by the region's
+# groups and at most ``_NEAR_MAX`` far ones: ``log G - log G(a) = -sum_r tau^r
+# Q_(r-1) / r`` is then a one-signed sum whose rounding is a few ulps of the drop ``X``
+# so far, where ``G`` is ``e^-X`` below ``G(a)``: weighted by ``G``, a few ulps whatever
+# the cap; node values are scaled by the region's
 # largest: no underflow within it; ``log G(a)``, large, enters only that scale), and
 # the binomial sums, whose terms are at most ``(2H)^r`` times the near weights (``H
 # M_near <= H S <= _C_REG``), lose at most ``~2 _C_REG eps`` (1.4e-14) absolutely in
@@ -571,7 +572,9 @@ _NW = 16
 _MAX_REGIONS = 4000
 _CUT = 45.0
 _SIG_MIN = 2.0 ** -24     # regions reaching this close to t = 1: declined
-_NEAR_MAX = 1 << 13       # near groups per region (node tables ~ 4 x that x (R + 1))
+_NEAR_MAX = 1 << 13       # near groups per region (node tables ~ 4 x that x (R + 1)); half
+                          # that for rows of <= 2^16 groups (fewer regions pay off only
+                          # where each region's O(far groups x R) work is large)
 _SPLIT_NEAR = 32          # regions with this many near groups end just past them (_Wide._regions)
 
 
@@ -660,6 +663,7 @@ class _Wide:
         out = []
         cuts = {}
         a = 0.0
+        near_max = _NEAR_MAX if d.size > 1 << 16 else _NEAR_MAX // 2
         while True:
             sig = 1.0 - a
             jf = int(np.searchsorted(d, a, side="right"))
@@ -691,9 +695,9 @@ class _Wide:
                 cap = _C_FAR
             if H * S0 > cap:
                 H = cap / S0
-            if jf + _NEAR_MAX < d.size and d[jf + _NEAR_MAX] < a + H:
-                # at most _NEAR_MAX near groups (bounded node tables)
-                H = float(d[jf + _NEAR_MAX]) - a
+            if jf + near_max < d.size and d[jf + near_max] < a + H:
+                # at most near_max near groups (bounded node tables)
+                H = float(d[jf + near_max]) - a
             jn = int(np.searchsorted(d, a + H, side="left"))
             if jn - jf >= _SPLIT_NEAR and float(d[jn - 1]) - a <= H / 4.0:
                 # the near groups fill at most a quarter of the region: it ends just past
