@@ -837,6 +837,9 @@ _MM_MACS = 900_000     # multiply-adds per product: OpenBLAS stays on one thread
                         # workers spin on a loaded machine: 5-30x the CPU time)
 _ROW_ELEMS = 1 << 18   # scores per block of rows (per-score temporaries ~20 MB)
 _N_ROWS_MAX = 1 << 16  # longer rows: the per-row engine (cache-sized chunks, less memory)
+# longer rows' VJPs: the per-row engine (its shift needs no sort of the row: per-row costs
+# are a small part there, and one argsort per row made the batched VJP 2x slower at 32000)
+_N_VJP_MAX = 1 << 12
 _PB = 32            # near-field sums of wide rows start on a multiple of this many panels
 _PLANS: dict = {}
 _PLANS_BYTES = 96 << 20
@@ -1342,7 +1345,7 @@ def heavy_vjp_rows(x, g, fam, spec, cache, log=False, check_cost=True):
     m, n = x.shape
     out = np.full((m, n), np.nan)
     ok = np.zeros(m, dtype=bool)
-    if n > _N_ROWS_MAX or spec.ms != 1:
+    if n > _N_VJP_MAX or spec.ms != 1:
         return out, ok
     for pq, rows, lo_i in _plan_groups(x, spec, check_cost):
         plan = _rows_plan(fam, spec, cache, pq, n)
