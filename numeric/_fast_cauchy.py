@@ -69,6 +69,12 @@ when the near field is needed), on the far field from the
 multipoles ``Y(c +- t) = sum_k b_k(+-t) (-1)^k mu_Y,k`` (``gc``-weighted bin
 moments for Gamma).  Note ``rho_S = (log g)'`` (``F S = F'``, then parts).
 
+**Many rows** (:func:`heavy_log_probs_rows`, :func:`heavy_vjp_rows`, the public entry
+points' path): the same integrals for all rows of one padded bin count at once, every
+table of the node step shared by those rows and applied as matrix products in fixed
+blocks of rows (see "many rows at once" below); :class:`_Row` serves the rows they leave
+(the per-row engine, ``numeric._fast``).
+
 >>> import numpy as np
 >>> from numeric import _fast
 >>> from numeric.families import get_family
