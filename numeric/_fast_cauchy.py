@@ -880,6 +880,14 @@ def _mm(A, B):
 _TINY = 1e-280
 
 
+def _bucket_blocks(B, width):
+    """Per start ``q``: the column blocks of ``B[:, q width:]``, as the blocks of the
+    segments of ``width`` columns from ``q`` on (each segment blocked once, so a column's
+    block, and its rounding, is the same whatever the start)."""
+    segs = [_col_blocks(B[:, j:j + width]) for j in range(0, B.shape[1], width)]
+    return [tuple(b for seg in segs[q:] for b in seg) for q in range(len(segs))]
+
+
 def _col_blocks(B):
     """``B`` as contiguous read-only column blocks of at most ``_MM_MACS / (_MB k)`` columns
     (entries below ``_TINY`` set to 0)."""
@@ -989,7 +997,9 @@ class _RowsPlan:
         else:
             U = V[np.arange(ng)[None, :, None], s].reshape(npan * ng, K)
             # U's rows from panel _PB q on, one tuple of column blocks per start q
-            U = [_col_blocks(U[q * _PB * ng:]) for q in range(nq)]
+            # (views of one set of column blocks: no copies)
+            Ub = _col_blocks(U)
+            U = [tuple(b[q * _PB * ng:] for b in Ub) for q in range(nq)]
             # log F on the near field's grid points by the plain spreading as a Toeplitz
             # product (rows of >= _P_COARSE bins: _spread_heavy per row)
             s_lo = k0 - (Pq - 1)
@@ -1011,8 +1021,7 @@ class _RowsPlan:
             hi = _on_lattice(Wf[:Pq], e)
             Wf[:Pq] -= hi
             # grid columns from q _PB r on (the stencils of panels from q _PB)
-            W = [_col_blocks(Wf[:, q * _PB * r:]) for q in range(-(-npan // _PB))]
-            Whi = [_col_blocks(hi[:, q * _PB * r:]) for q in range(-(-npan // _PB))]
+            W, Whi = _bucket_blocks(Wf, _PB * r), _bucket_blocks(hi, _PB * r)
         # leading panels provably negligible (:func:`_cut_panels`, for all rows at once):
         # bins in at most 32 blocks, log F(x_p) <= sum_B N_B log Phi(x_p - a_B) at <= 64
         # panel edges x_p; both relative to c, so the table log Phi(x_p - a_B) is shared
@@ -1047,18 +1056,24 @@ class _RowsPlan:
         Tsl *= ((-H) ** np.arange(R + 1))[:, None]
         Wf = sliding_window_view(Tsl, Gn, axis=1)[:, ::-1, :]
         Wf = np.ascontiguousarray(Wf).reshape((R + 1) * Pq, Gn)
-        hit = [_col_blocks(Wf[:, q * _PB * self.r:]) for q in range(-(-self.npan // _PB))]
+        hit = _bucket_blocks(Wf, _PB * self.r)
         self._near_b = hit
         return hit
 
     def nbytes(self):
-        def size(a):
+        """Bytes held (views of one array counted once)."""
+        seen = {}
+
+        def walk(a):
             if isinstance(a, np.ndarray):
-                return a.nbytes
-            if isinstance(a, (tuple, list)):
-                return sum(size(b) for b in a)
-            return 0
-        return sum(size(a) for a in vars(self).values())
+                base = a if a.base is None else a.base
+                seen[id(base)] = base.nbytes if isinstance(base, np.ndarray) else a.nbytes
+            elif isinstance(a, (tuple, list)):
+                for b in a:
+                    walk(b)
+        for a in vars(self).values():
+            walk(a)
+        return sum(seen.values())
 
 
 def _rows_plan(fam, spec, cache, Pq, n):
