@@ -41,7 +41,8 @@ class RowsSpec:
     (``numeric._fast_rows``), held by its FastSpec (``FastSpec.rows``; None: the rows
     go to the per-row engine), with the reasons for its values beside them."""
 
-    p_max: int                # widest rows (bins) of the dense VJPs: their Gamma tables span every bin
+    p_max: int                # widest rows (bins) of the dense VJPs, whose Gamma tables span every bin
+                              # (2 p_max where numeric._fast_rows._dense_p_lim finds that strip fits the cache)
     p_wide: int               # widest rows (bins) of log p and the one-hot VJPs
     n_max_probs: int          # longest rows rows_log_probs takes by default
     n_max_vjp: int            # longest rows the VJPs take beyond the per-row engine's range
