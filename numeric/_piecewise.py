@@ -53,7 +53,7 @@ relative); exponential leaves its 15 largest near factors, polynomials of
 degree <= 15 in ``u`` that vanish at ``u = 1`` for tied tops, out of that
 test.  16 points in ``u`` on ``[0, u_1]`` (``u_1`` the first kink) and on
 every exponential panel; laplace panels above ``u_1`` are Gauss rules in
-``t = log u`` (16 points, or 8 on narrow panels between close scores), sized by
+``t = log u`` (14 points, or 8, 10, 12 on narrow panels with small drops), sized by
 the singularities of the integrands in ``t`` (:meth:`_Row.nodes`).
 Relative error of ``p``: a few ulps; the row is renormalised by
 ``logsumexp(log p)``, and a row whose sum is off by more than 1e-11 is
@@ -108,16 +108,26 @@ _LINEAR_SPREAD = 500.0    # laplace rows of <= _NEAR_ALL_LAPLACE scores: linear 
 _GX, _GW = np.polynomial.legendre.leggauss(16)
 _GX = 0.5 * (_GX + 1.0)          # nodes and weights on [0, 1]
 _GW = 0.5 * _GW
-_GX8, _GW8 = np.polynomial.legendre.leggauss(8)
-_GX8 = 0.5 * (_GX8 + 1.0)
-_GW8 = 0.5 * _GW8
-# the 16- and 8-point rules on 16 places (the 8-point rule's last 8 unused)
-_RULES_X = np.array([_GX, np.concatenate([_GX8, np.full(8, 0.5)])])
-_RULES_W = np.array([_GW, np.concatenate([_GW8, np.zeros(8)])])
-_FIRST8 = np.arange(16) < 8
+# Gauss rules on 16 places (unused places: node 1/2, weight 0): index 0 the
+# 16-point rule (panels in u), 1..4 the rules of the panels in t = log u (_Row.nodes)
+_NPTS = (16, 8, 10, 12, 14)
+
+
+def _padded_rule(k):
+    x, w = np.polynomial.legendre.leggauss(k)
+    return (np.concatenate([0.5 * (x + 1.0), np.full(16 - k, 0.5)]),
+            np.concatenate([0.5 * w, np.zeros(16 - k)]))
+
+
+_RULES_X = np.array([_padded_rule(k)[0] for k in _NPTS])
+_RULES_W = np.array([_padded_rule(k)[1] for k in _NPTS])
+_RULE_USED = np.arange(16) < np.array(_NPTS)[:, None]     # (rule, place): a node of the rule
 _T_MAX = 3.0              # laplace panels in t = log u (_Row.nodes): width <= 3 (and 2 d) ...
-_RATIO8 = math.sqrt(2.0)  # ... and b / a <= 2^(1/2) (W <= log(2) / 2 <= d / 2) with 8 points ...
-_DROP8 = 3.0              # ... where log G falls by at most 3
+_RATIO8 = math.sqrt(2.0)  # ... and b / a <= 2^(1/2) (W <= log(2) / 2 <= d / 2) with 8 / 10 points ...
+_DROP8 = 3.0              # ... where log G falls by at most 3 / _DROP10 = 5,
+_DROP10 = 5.0
+_RATIO12 = 2.0            # b / a <= 2 (W <= log 2 <= d) with 12 points where it falls by <= _DROP12
+_DROP12 = 8.0
 
 
 def _terms(logc):
@@ -540,23 +550,31 @@ class _Row:
         end of a panel of width ``W`` allows ``rho + 1/rho = 2 (1 + 2 d / W)``; the
         ``2 pi`` poles allow ``rho - 1/rho = 4 pi / W``; ``G``'s slope (``log G``
         falls by ``D`` across the panel) makes ``f`` like ``e^(D s / 2)`` on
-        ``[-1, 1]``.  Hence two rules, each checked at 40 digits on the model
-        integrands ``1 / (1 - e^t / 2)`` (pole ``log 2`` past ``t = 0``) and
-        ``e^(D s / 2)`` (tests/test_piecewise_engine.py, relative errors):
+        ``[-1, 1]``.  Hence four rules, the fewest points whose conditions hold,
+        each checked at 40 digits on the model integrand ``e^(-q t) / (1 - e^t / 2)``
+        (pole ``log 2`` past ``t = 0``, ``log G`` falling by ``D = q W``;
+        tests/test_piecewise_engine.py, tests/test_piecewise_speed_paths.py;
+        relative errors):
 
-        * 16 points: ``W <= min(2 d, 3)`` (:meth:`panels`; pole: ``rho >= 3.7``;
-          at 40 digits 4.2e-19 on ``W = 2 d = 2 log 2``, 3.7e-22 on ``W = 3``
-          at ``d = 3 log 2``) and ``D <= _DROP = 12`` (``e^(6 s)``: 4e-22; with
-          the pole, ``D = 12`` on ``W = 2 d``: 3.6e-22);
-        * 8 points where ``W <= log(2) / 2 <= d / 2`` (pole: ``rho >= 9.9``;
-          1.2e-16) and ``D <= 3`` (3.4e-16 with the pole): narrow panels between
-          close scores.
+        * 8 points where ``W <= log(2) / 2 <= d / 2`` (``b / a <= 2^(1/2)``; pole:
+          ``rho >= 9.9``; 1.2e-16) and ``D <= 3`` (3.4e-16 with the pole): narrow
+          panels between close scores;
+        * 10 points on the same panels with ``D <= _DROP10 = 5`` (<= 2.4e-17 over
+          ``W <= log(2) / 2``, ``D <= 5``, ``d >= log 2``);
+        * 12 points where ``W <= log 2 <= d`` (``b / a <= 2``; pole: ``rho >= 5.8``)
+          and ``D <= _DROP12 = 8`` (<= 7.1e-18);
+        * 14 points on every other panel: ``W <= min(2 d, 3)`` (:meth:`panels`;
+          pole: ``rho >= 3.7``) and ``D <= _DROP = 12``, <= 1.4e-16 over that domain
+          (worst at ``W = 3``, ``d = 3/2``; 16 points would give ~1e-19, far below
+          what the 8-point panels already allow).  Panels where the drop test is
+          waived (``log G < -L' - 5`` at their left end) carry below ``e^-L'`` of
+          the mass: their rule does not matter.
 
         So each panel's integral of ``p`` (positive terms) is within ~4e-16 of
         itself, and the VJPs' within that of their sums of ``|terms|``.  The nodes
-        are packed in panel order (an 8-point panel takes 8 places, a 16-point one
-        16) and summed in consecutive slots of 16, the slots in order: a row's sums
-        stay fixed by the row alone; zero-weight padding (``u = 1/2``) last."""
+        are packed in panel order (an N-point panel takes N places) and summed in
+        consecutive slots of 16, the slots in order: a row's sums stay fixed by
+        the row alone; zero-weight padding (``u = 1/2``) last."""
         E, lg, ok = self.panels(u_top)
         a, b = E[:, :-1], E[:, 1:]
         live = np.isfinite(b) & (b > a)
@@ -567,9 +585,14 @@ class _Row:
             logw = np.log(wdt[:, :, None] * _GW).reshape(self.m, -1)
             return u, logw, ok, 16
         lp_ = live & (a >= self._umin[:, None])
-        small = lp_ & (b <= _RATIO8 * a) & (lg[:, :-1] - lg[:, 1:] <= _DROP8)
-        any8 = small.any()
-        x, w = (_RULES_X[small.view(np.int8)], _RULES_W[small.view(np.int8)]) if any8 else (_GX, _GW)
+        # the rule of each panel (docstring): 0 (16 points in u), 1..4 (8, 10, 12, 14 in t)
+        drop = lg[:, :-1] - lg[:, 1:]                      # nan on dead panels: rule 4, unused
+        narrow = b <= _RATIO8 * a
+        rule = np.where(narrow & (drop <= _DROP8), 1,
+                        np.where(narrow & (drop <= _DROP10), 2,
+                                 np.where((b <= _RATIO12 * a) & (drop <= _DROP12), 3, 4)))
+        rule = np.where(lp_, rule, 0)
+        x, w = _RULES_X[rule], _RULES_W[rule]
         # a panel from ``base`` over ``scale``: in u (a, b - a), in log u (log a, log(b / a))
         scale = np.where(lp_, np.log(b / a), wdt)
         t = np.where(lp_, np.log(a), a)[:, :, None] + scale[:, :, None] * x
@@ -579,10 +602,10 @@ class _Row:
         u = np.where(lp3, np.exp(t), t)
         u = u.reshape(self.m, -1)
         logw = logw.reshape(self.m, -1)
-        if not any8:
+        if not lp_.any():
             return u, logw, ok, 16
-        # an 8-point panel's unused half dropped (packing: see the docstring)
-        keep = (live[:, :, None] & (~small[:, :, None] | _FIRST8)).reshape(self.m, -1)
+        # each panel's unused places dropped (packing: see the docstring)
+        keep = (live[:, :, None] & _RULE_USED[rule]).reshape(self.m, -1)
         if self.m == 1:
             k = int(np.count_nonzero(keep))
             uo = np.full((1, -(-k // 16) * 16), 0.5)
