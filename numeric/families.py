@@ -1182,8 +1182,10 @@ def _t_lin_parts(nu: float):
             Q *= 1.0 / math.pi
             # the series only where it is needed, phi <= phi0 on the left (d < 0), where Phi =
             # Q must be accurate relative to itself; on the right Phi = 1 - Q needs Q to an
-            # absolute ulp, which the near form gives (its error is a few ulps of phi / pi)
-            idx = np.flatnonzero((at <= phi0) & ~pos)
+            # absolute ulp, which the near form gives (its error is a few ulps of phi / pi);
+            # (at <= phi0) & ~pos as one bool buffer: m > pos is m & ~pos for booleans
+            sel = np.less_equal(at, phi0)
+            idx = np.flatnonzero(np.greater(sel, pos, out=sel))
             if idx.size:
                 t = at.ravel()[idx]
                 t2 = t * t
@@ -1193,7 +1195,12 @@ def _t_lin_parts(nu: float):
                     far *= t2
                 Q.ravel()[idx] = far
             scratch = at
-            ph = _ipow(x, half)
+            # x^half in place of x (x is not read again): nu = 3, x * x; nu = 5, x (x * x),
+            # the products of _ipow in the same order (bit-identical), with no fresh array
+            if half == 2:
+                ph = np.multiply(x, x, out=x)
+            else:
+                ph = np.multiply(x, np.multiply(x, x, out=scratch), out=x)
         # Phi(d) = Q(-d) for d < 0 and 1 - Q(d) = Q + (1 - 2Q) else (Q <= 1/2: 2Q exact, two
         # roundings of numbers <= 1, so within an ulp of 1 - Q; for d < 0 the added term is
         # exactly 0)
