@@ -613,6 +613,22 @@ def _pow_rows(x, R, first=None, shift=False):
     return a
 
 
+def _moments(q, R, c):
+    """``sum_J c_J q_J^(r+1)`` (r = 0..R): the rows of ``_pow_rows(q, R, c, shift=True)``
+    summed (pairwise along each contiguous row).  Long ``q``: the same products in the
+    same order and the same pairwise sum of each row, one row at a time (bit-identical;
+    no (R + 1) x len(q) table streamed through memory twice)."""
+    if q.size <= 2048:
+        return _pow_rows(q, R, c, shift=True).sum(axis=1)
+    out = np.empty(R + 1)
+    pw = np.multiply(c, q)
+    out[0] = pw.sum()
+    for r in range(1, R + 1):
+        np.multiply(pw, q, out=pw)
+        out[r] = pw.sum()
+    return out
+
+
 def _log1m(z, x):
     """``log(1 - z)`` given ``z`` (non-increasing) and ``x = 1 - z`` formed as a sum of
     positives: ``log1p(-z)`` where ``z <= 1/2``, ``log(x)`` before (both to a few ulps)."""
@@ -646,7 +662,8 @@ class _Wide:
     def _slope(self, t):
         """``S(t) = sum_(d_J < t) w_J / (1 - t + d_J)``, ``-d log G / dt``."""
         k = int(np.searchsorted(self.d, t, side="left"))
-        return float(np.sum(self.w[:k] / ((1.0 - t) + self.d[:k])))
+        x = np.add(1.0 - t, self.d[:k])
+        return float(np.sum(np.divide(self.w[:k], x, out=x)))
 
     def _far(self, a, jf, R, c=None):
         """``q_J = 1 / ((1 - a) + d_J)`` of the far groups and ``sum_far c_J q_J^r`` (r = 1..R+1)."""
@@ -654,7 +671,7 @@ class _Wide:
         x = (1.0 - a) + d
         q = 1.0 / x
         c = self.w[:jf] if c is None else c
-        return q, _pow_rows(q, R, c, shift=True).sum(axis=1)     # pairwise along each contiguous row
+        return q, _moments(q, R, c)
 
     def _regions(self):
         """Regions ``(a, H, jf, log G(a))`` (``H`` None: the end region) and ok."""
@@ -664,18 +681,31 @@ class _Wide:
         cuts = {}
         a = 0.0
         near_max = _NEAR_MAX if d.size > 1 << 16 else _NEAR_MAX // 2
+        jp, php = 0, 0.0          # the previous start's jf and plain log G (before any: log G <= 0)
+        lm = 2.0 * math.log(4.0 * self.M)
         while True:
             sig = 1.0 - a
             jf = int(np.searchsorted(d, a, side="right"))
             # (decisions on a plain sum; the cut has a margin of e^45)
-            lt = w[:jf] * _log1m(a - d[:jf], sig + d[:jf])
+            lt = _log1m(a - d[:jf], sig + d[:jf])
+            np.multiply(w[:jf], lt, out=lt)
             phi = float(np.sum(lt))
             if a > last and phi <= self.target:
                 return out, True
             if jf < d.size:
                 if jf not in cuts:
-                    cuts[jf] = self._cut(jf - 1)
-                if phi <= cuts[jf]:
+                    # the cut of group jf - 1 need not be formed (O(jf)) when phi is surely
+                    # above it: if jf > jp, d_(jf-1) > the previous start (searchsorted
+                    # right), so log G(d_(jf-1)) <= its log G (G decreases) and the cut <=
+                    # php + 2 log((1 - d_(jf-1)) / (4M)) - 45.  Margin 1 + 1e-6 |php| covers
+                    # the plain sums' rounding (<= K eps of the sum of |terms| plus M eps
+                    # from the logs' arguments): the same decision as with the cut formed
+                    dl = float(d[jf - 1])
+                    ub = php + 2.0 * math.log1p(-dl) - lm - _CUT
+                    if not (jf > jp and phi > ub + 1.0 + 1e-6 * abs(php)):
+                        cuts[jf] = self._cut(jf - 1)
+                jp, php = jf, phi
+                if jf in cuts and phi <= cuts[jf]:
                     # nothing from a to the next breakpoint counts for the groups before
                     # it (G decreases): the next region starts there
                     a = float(d[jf])
@@ -777,7 +807,7 @@ class _Wide:
                 pw = pw * q
             return c[0] / reg["sig"] + np.einsum("r,rp->p", Qc, tp)
         q = reg["q"]
-        Qc = _pow_rows(q, R, c[:jf], shift=True).sum(axis=1)
+        Qc = _moments(q, R, c[:jf])
         Ec = None
         if e.size:
             powc = np.empty((e.size + 1, R + 1))
@@ -986,7 +1016,18 @@ def _fsum(t):
     """Sum of ``t`` with every addition's rounding error added back (:func:`_csum`): a
     few ulps of the result for one-signed terms (``log G(a)`` reaches -1e4 and below;
     numpy's pairwise sum could be off by ``log2(K)`` ulps of it)."""
-    return float(_csum(t)[-1]) if t.size else 0.0
+    if t.size <= 1:
+        return float(t[0]) if t.size else 0.0
+    # the last entry of _csum(t), the same operations in the same order (bit-identical),
+    # without forming the corrected prefix sums before it; temporaries reused in place
+    s = np.cumsum(t)
+    prev, cur = s[:-1], s[1:]
+    bb = cur - prev
+    err = cur - bb
+    np.subtract(prev, err, out=err)
+    np.subtract(t[1:], bb, out=bb)
+    np.add(err, bb, out=err)
+    return float(s[-1] + np.cumsum(err, out=err)[-1])
 
 
 def _scaled(reg):
