@@ -95,10 +95,15 @@ def test_loghazard_vs_mpmath():
     assert _gumbel_min_loghazard(np.array([1000.0]))[0] == -np.inf
 
 
-def test_wide_row_log_probs_vs_quadrature():
+def test_wide_row_log_probs_vs_quadrature(monkeypatch):
     """The per-row engine (closed-form far scores) on a wide s = 5 row of n = 600 and a
     clustered row with ties: log p within the README's 1e-12 max(1, |log p|) of the
-    quadrature, and the rows were served by the engine (no fallback)."""
+    quadrature, the rows served by the engine (no fallback) through the family's
+    TailSpread (NumericFamily.spread)."""
+    assert FAM.spread is TailSpread
+    served = []
+    call = TailSpread.__call__
+    monkeypatch.setattr(TailSpread, "__call__", lambda self, *a, **k: served.append(a) or call(self, *a, **k))
     rng = np.random.default_rng(77)
     x = 5.0 * rng.normal(size=600)
     clus = np.array([-9.0, 0.0, 6.0])[rng.integers(0, 3, size=600)] + 1e-3 * rng.normal(size=600)
@@ -110,6 +115,7 @@ def test_wide_row_log_probs_vs_quadrature():
         err = np.abs(got - ref) / np.maximum(1.0, np.abs(ref))
         assert err.max() <= 1e-12, err.max()
         assert np.array_equal(numeric.log_probs(row, "gumbel_min"), got)
+    assert served
 
 
 @pytest.mark.slow
