@@ -1147,12 +1147,21 @@ def _t_lin_parts(nu: float):
             r = np.sqrt(x)
             a /= r
             np.divide(nu, x, out=x)
-            Q = _ipow(x, half)         # nu = 2: x itself (x is not read after Q changes)
             if P.size > 1:
                 a *= _horner(P, x)
             a += 1.0
-            ph = np.multiply(Q, np.sqrt(x, out=r), out=r)     # x^m sqrt(x)
-            Q *= _horner(R2, x)
+            rx = _horner(R2, x)
+            np.sqrt(x, out=r)
+            # Q = x^m in place of x, the last read of x (the products of _ipow, same order:
+            # bit-identical); the input's buffer is returned, as for odd nu
+            if half == 2:
+                Q = np.multiply(x, x, out=x)
+            elif half == 3:
+                Q = np.multiply(x, x * x, out=x)
+            else:
+                Q = x                  # nu = 2
+            ph = np.multiply(Q, r, out=r)     # x^m sqrt(x)
+            Q *= rx
             Q /= a
             scratch = a
         elif k % 2 == 0:
