@@ -1147,21 +1147,12 @@ def _t_lin_parts(nu: float):
             r = np.sqrt(x)
             a /= r
             np.divide(nu, x, out=x)
+            Q = _ipow(x, half)         # nu = 2: x itself (x is not read after Q changes)
             if P.size > 1:
                 a *= _horner(P, x)
             a += 1.0
-            rx = _horner(R2, x)
-            np.sqrt(x, out=r)
-            # Q = x^m in place of x, the last read of x (the products of _ipow, same order:
-            # bit-identical); the input's buffer is returned, as for odd nu
-            if half == 2:
-                Q = np.multiply(x, x, out=x)
-            elif half == 3:
-                Q = np.multiply(x, x * x, out=x)
-            else:
-                Q = x                  # nu = 2
-            ph = np.multiply(Q, r, out=r)     # x^m sqrt(x)
-            Q *= rx
+            ph = np.multiply(Q, np.sqrt(x, out=r), out=r)     # x^m sqrt(x)
+            Q *= _horner(R2, x)
             Q /= a
             scratch = a
         elif k % 2 == 0:
@@ -1191,10 +1182,8 @@ def _t_lin_parts(nu: float):
             Q *= 1.0 / math.pi
             # the series only where it is needed, phi <= phi0 on the left (d < 0), where Phi =
             # Q must be accurate relative to itself; on the right Phi = 1 - Q needs Q to an
-            # absolute ulp, which the near form gives (its error is a few ulps of phi / pi);
-            # (at <= phi0) & ~pos as one bool buffer: m > pos is m & ~pos for booleans
-            sel = np.less_equal(at, phi0)
-            idx = np.flatnonzero(np.greater(sel, pos, out=sel))
+            # absolute ulp, which the near form gives (its error is a few ulps of phi / pi)
+            idx = np.flatnonzero((at <= phi0) & ~pos)
             if idx.size:
                 t = at.ravel()[idx]
                 t2 = t * t
@@ -1204,12 +1193,7 @@ def _t_lin_parts(nu: float):
                     far *= t2
                 Q.ravel()[idx] = far
             scratch = at
-            # x^half in place of x (x is not read again): nu = 3, x * x; nu = 5, x (x * x),
-            # the products of _ipow in the same order (bit-identical), with no fresh array
-            if half == 2:
-                ph = np.multiply(x, x, out=x)
-            else:
-                ph = np.multiply(x, np.multiply(x, x, out=scratch), out=x)
+            ph = _ipow(x, half)
         # Phi(d) = Q(-d) for d < 0 and 1 - Q(d) = Q + (1 - 2Q) else (Q <= 1/2: 2Q exact, two
         # roundings of numbers <= 1, so within an ulp of 1 - Q; for d < 0 the added term is
         # exactly 0)
