@@ -24,7 +24,9 @@ so the whole row needs ``O(n)`` work plus a few hundred quadrature nodes; a
 far score needs ``R = ceil(57 / log2(1/c))`` terms (``c^R <= 2^-57``: the
 dropped tail of either series is below ``2^-56`` of its first term), so
 scores far below the cut cost one term; the series of ``p_i`` stops earlier where
-the moments allow (``c^R J_R <= 2^-57 J_0``, :func:`_series_terms`).  *Near* scores (few, see below) are
+the moments allow (``c^R J_R <= 2^-57 J_0``, :func:`_series_terms`); small blocks
+with many terms sum it in closed form at each node instead, ``c_i sum_nodes w G / (1 - c_i u)``
+(:meth:`_Eval.far_direct`).  *Near* scores (few, see below) are
 summed directly at the nodes with the exact ``log Phi``, ``log h``.
 
 Cut and neglected mass (``L = 40``, proofs in :func:`_cut`):
@@ -103,6 +105,8 @@ _NEAR_ALL_LAPLACE = 64    # score adds a kink and its panel, so a lower bound th
                           # like n^2 nodes x scores: beyond 64 the log-space panels
                           # with far series are cheaper on batches)
 _EXACT_N = 128            # exponential rows this short: one exact Gauss rule (_ExactExp)
+_DIRECT = 1 << 16         # far slots x nodes per block up to this, and up to _DIRECT_PER_TERM per
+_DIRECT_PER_TERM = 1000   # series term: the far series in closed form (_Eval.far_direct)
 _CHUNK = 64               # rows per block of the panel engine (sorted by width first)
 _LINEAR_SPREAD = 500.0    # laplace rows of <= _NEAR_ALL_LAPLACE scores: linear arithmetic (_NearLaplace)
 _GX, _GW = np.polynomial.legendre.leggauss(16)
@@ -799,6 +803,51 @@ class _Eval:
         self.lwg = self.logw + self.logG
         self.M = np.max(self.lwg, axis=1)
         self.wg = np.exp(self.lwg - self.M[:, None])             # w G e^-M  (m, N)
+        # closed-form far sums where the Horner loop's rmax passes (a few numpy calls
+        # each) cost more than the W x N table (_Eval.far_direct); decided per row
+        # from the row's own far slots, nodes and terms, so that a row's bits do not
+        # depend on its batch mates
+        w_r = -(-np.maximum((row.fR > 0).sum(axis=1), 1) // _BLOCK) * _BLOCK
+        n_r = -(-np.isfinite(self.logw).sum(axis=1) // 16) * 16
+        size = w_r * n_r
+        self.direct = (size <= _DIRECT) & (size <= _DIRECT_PER_TERM * row.fR.max(axis=1).astype(np.intp))
+
+    def far_sums(self, t, horner):
+        """The far polynomials (s, m, W) of node values ``t`` (s, m, N): ``horner()``
+        (:func:`_far_poly` on the moments) for the rows it serves, :meth:`far_direct`
+        for the others (in groups of rows whose tables stay within ``_DIRECT``)."""
+        d = self.direct
+        if not d.any():
+            return horner()
+        W, N = self.row.fc.shape[1], self.u.shape[1]
+        if d.all() and d.size * W * N <= _DIRECT:
+            return self.far_direct(t, slice(None))
+        out = horner() if not d.all() else np.empty(t.shape[:2] + (W,))
+        idx = np.flatnonzero(d)
+        step = max(1, _DIRECT // (W * N))
+        for a in range(0, idx.size, step):
+            rows = idx[a:a + step]
+            out[:, rows] = self.far_direct(t[:, rows], rows)
+        return out
+
+    def far_direct(self, t, rows):
+        """``sum_nodes t / (1 - c_j u)`` for every far slot of ``rows``: (s, r, W) for
+        ``t`` (s, r, N).
+
+        The far series summed in closed form at each node: ``sum_(r>=1) c^(r-1) J_(r-1)``
+        with ``J_q = sum_nodes u^q t`` is ``sum_nodes t sum_(q>=0) (c u)^q``, and every
+        far score has ``c u <= 1/2`` at every node (``c <= 1/2``, ``u <= 1``), so
+        ``1 - c u`` is within 2 ulps of itself and each term within 3: no truncation
+        (the series stop at ``2^-56`` of their first term), sums over the nodes in
+        slots of ``npp`` as :meth:`moments_of` (row-determined).  Padding slots
+        (``c = 0``) get ``J_0``.  Cost ``W N`` per row and set instead of about
+        ``rmax`` passes of Horner's rule over ``W``: taken for small tables
+        (``_DIRECT``), where the Horner loop's per-term calls dominate."""
+        row = self.row
+        om = np.multiply(row.fc[rows][:, :, None], self.u[rows][:, None, :])    # (r, W, N)
+        np.subtract(1.0, om, out=om)
+        out = np.divide(t[:, :, None, :], om[None])
+        return _node_sum(out, self.npp)
 
     def moments_of(self, t):
         """``J[:, r] = sum_nodes u^r t``, r = 0..rmax-1 (``t`` carries the weights)."""
@@ -816,8 +865,10 @@ class _Eval:
         """``(log p, ok)``; ``keep``: hold the far polynomials (``far_acc``) for a VJP."""
         row = self.row
         m, n = row.m, row.n
-        J = self.moments_of(self.wg)
-        acc = _far_poly(row, J, _series_terms(row, J))
+        def horner():
+            J = self.moments_of(self.wg)
+            return _far_poly(row, J, _series_terms(row, J))[None]
+        acc = self.far_sums(self.wg[None], horner)[0]
         self.far_acc = acc if keep else None
         t = np.log(acc, out=None if keep else acc)
         t += row.flogc
@@ -1211,10 +1262,9 @@ def _panel_vjp(y, g, fam, log):
     gam = (ebase * row.far_series(ev.u, Q)
            + _near_sum(gnear[:, :, None] * np.exp(ev.lh + base[:, None, :] - lam[:, :, None])))
     wgS = ebase * S
-    JS = ev.moments_of(wgS)
-    JG = ev.moments_of(gam)
     # far k: g_k phi_k poly_S(c_k) - c_k poly_Gamma(c_k)
-    vfar, t = _far_poly(row, np.stack([JS, JG]))
+    vfar, t = ev.far_sums(np.stack([wgS, gam]),
+                          lambda: _far_poly(row, np.stack([ev.moments_of(wgS), ev.moments_of(gam)])))
     vfar *= gphi
     t *= row.fc
     vfar -= t

@@ -124,3 +124,57 @@ def test_rows_vs_quadrature(n):
 def test_rows_vs_quadrature_slow(n):
     rng = np.random.default_rng(300 + n)
     _check_laplace_vs_quadrature(_laplace_kind_rows(rng, n, 1 if n >= 300 else 3), rng)
+
+
+def _single_rows_vs_quadrature(Y, fam, rng):
+    """Each row alone (m = 1: the closed-form far sums, _Eval.far_direct, where
+    chosen): log p and both VJPs (dense and one-hot) against the adaptive quadrature."""
+    from numeric._quadrature import quadrature_log_probs
+    from test_piecewise_speed import _check_vjp, _vjp_refs
+    f = get_family(fam)
+    direct = [bool(pw._Eval(y[None], f).direct[0]) for y in Y]
+    for i, y in enumerate(Y):
+        lp, ok = log_probs_rows(y[None], f)
+        assert ok.all()
+        ref = quadrature_log_probs(y, f)
+        _check_log_probs(lp[0], ref)
+        assert np.max(np.abs(lp[0] - ref) / np.maximum(1.0, np.abs(ref))) <= 1e-14
+    for c, log, ref in _vjp_refs(Y, fam, rng):
+        for i in range(len(Y)):
+            v, ok = pw.probs_vjp_rows(Y[i:i + 1], c[i:i + 1], f, log=log)
+            assert ok.all()
+            _check_vjp(v, ref[i:i + 1])
+    return direct
+
+
+@pytest.mark.parametrize("fam, n", [("laplace", 100), ("exponential", 300)])
+def test_closed_form_far_sums_vs_quadrature(fam, n):
+    rng = np.random.default_rng(400 + n)
+    Y = _laplace_kind_rows(rng, n, 1)
+    direct = _single_rows_vs_quadrature(Y, fam, rng)
+    assert any(direct)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fam, n", [("laplace", 65), ("laplace", 300), ("exponential", 129),
+                                    ("exponential", 1000)])
+def test_closed_form_far_sums_vs_quadrature_slow(fam, n):
+    rng = np.random.default_rng(500 + n)
+    _single_rows_vs_quadrature(_laplace_kind_rows(rng, n, 2), fam, rng)
+
+
+@pytest.mark.parametrize("fam", ["laplace", "exponential"])
+def test_closed_form_rows_independent_of_batch_mates(fam):
+    # a block mixing rows that take the closed-form far sums with rows that take
+    # Horner's rule: each row's log p and VJPs are the bits it gets alone
+    rng = np.random.default_rng(77)
+    f = get_family(fam)
+    Y = _laplace_kind_rows(rng, 200, 1)
+    d = pw._Eval(Y, f).direct
+    assert d.any() and (fam == "exponential" or not d.all())     # exponential: every row
+    g = rng.normal(size=Y.shape)
+    lp, _ = log_probs_rows(Y, f)
+    v, _ = pw.probs_vjp_rows(Y, g, f, log=True)
+    for i in range(len(Y)):
+        assert np.array_equal(log_probs_rows(Y[i:i + 1], f)[0][0], lp[i])
+        assert np.array_equal(pw.probs_vjp_rows(Y[i:i + 1], g[i:i + 1], f, log=True)[0][0], v[i])
