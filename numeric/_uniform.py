@@ -762,7 +762,7 @@ class _Wide:
         # end (the group at that end counted) bounds S on the whole piece
         edges = np.concatenate([[0.0], e, [H]])
         width = np.diff(edges)
-        cS = _piece_coefs(Ecs, Q, R, False, e.size + 1)
+        cS = _piece_coefs(Ecs, Q, R, False)
         Send = np.einsum("pm,mp->p", cS, _pow_rows(edges[1:], R))      # S at each piece's right end
         # pieces whose one panel has h S <= 1/64 (and h <= (1 - t) / 64): 4 points;
         # others 16-point panels of h <= 4 / S and h <= (1 - t) / 6 (section comment)
@@ -788,7 +788,7 @@ class _Wide:
         tp = _pow_rows(tau, R)
         # phi - log G and S as polynomials in tau per piece (far moments plus the
         # binomial expansion of the near groups' (tau - e_J)^r), Horner at the nodes
-        lrel = lw - _poly_at_nodes(_piece_coefs(Ecs, Q, R, True, e.size + 1), cnt, tp)
+        lrel = lw - _poly_at_nodes(_piece_coefs(Ecs, Q, R, True), cnt, tp)
         S = _poly_at_nodes(cS, cnt, tp)
         return {"tau": tau, "phi": phi, "lrel": lrel, "S": S, "q": q, "e": e, "start": start, "R": R,
                 "jf": jf, "jn": jn, "tp": tp, "a": a, "cnt": cnt}
@@ -814,7 +814,7 @@ class _Wide:
             powc[0] = 0.0
             powc[1:] = (_pow_rows(e, R) * c[jf:]).T
             Ec = _csum(powc)
-        return _poly_at_nodes(_piece_coefs(Ec, Qc, R, False, e.size + 1), reg["cnt"], tp)
+        return _poly_at_nodes(_piece_coefs(Ec, Qc, R, False), reg["cnt"], tp)
 
     def _end_region(self, a):
         """The last region, ``t`` from ``a`` to 1 (``sig = 1 - t`` from ``sig_e = 1 - a <=
@@ -970,7 +970,7 @@ def _shift_matrix(R):
     return B
 
 
-def _piece_coefs(Ecs, Q, R, log, npieces):
+def _piece_coefs(Ecs, Q, R, log):
     """Per piece (rows) the coefficients of ``tau^m`` (m = 0..R) of ``phi - log G``
     (``log``) or of ``sum_J c_J / (1 - t + d_J)``: far part from the moments ``Q``
     (``Q[r] = sum c q^(r+1)``), near part from the prefix sums ``Ecs`` (None: none)."""
