@@ -1318,9 +1318,9 @@ def _checked_row_vjp(z, g, fam, spec, cache, check_cost, log, out):
         v = _row_onehot_vjp(z, y, float(g[y]), fam, spec, cache, check_cost=check_cost, log=log, out=out)
     elif log and spec.node_vjp:
         # (imported here: that module builds on this one)
-        from ._gumbel_min_vjp import node_log_vjp_row
+        from ._gumbel_min_dense import dense_log_vjp_row
         try:
-            v = node_log_vjp_row(z, g, fam, spec, cache, check_cost=check_cost, out=out)
+            v = dense_log_vjp_row(z, g, fam, spec, cache, check_cost=check_cost, out=out)
         except NotImplementedError:
             v = None
     if v is None:
