@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 from . import _fast
 from ._fast import fast_log_probs_rows, fast_probs_vjp
 from ._fast_cauchy import heavy_log_probs_rows, heavy_vjp_rows
-from ._fast_rows import rows_dense_vjp, rows_log_probs, rows_onehot_log_vjp, rows_serves
+from ._fast_rows import rows_dense_vjp, rows_dense_worth, rows_log_probs, rows_onehot_log_vjp, rows_serves
 from . import _piecewise
 from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._batch import N_MAX, batch_log_probs, batch_vjp, row_log_probs, row_vjp
@@ -96,9 +96,9 @@ def _fast_vjp_rows(y, g, fam, log):
         out[one[okv]] = v[okv]
         ok[one] = okv
     dense = np.flatnonzero(~ok)
-    if dense.size and rows_serves(fam):
+    if dense.size and rows_serves(fam) and rows_dense_worth(dense.size, n):
         # all rows of a bin count together (numeric._fast_rows); the per-row engine below
-        # takes the rows it declines
+        # takes the rows it declines (and serves a few rows alone faster)
         v, okd = rows_dense_vjp(*_rows_of(dense, m, y, g), fam, log=log)
         out[dense[okd]] = v[okd]
         ok[dense[okd]] = True

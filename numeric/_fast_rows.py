@@ -105,7 +105,7 @@ from ._fast import (_BAND, _FAR_EPS, _INTERP_TOL, _LATTICE_MAX, _MAGIC, _MAGIC_B
                     _SPAN_MAX, _TAIL, _cache_for, _fine_tables, _gamma_cache, _interp_error)
 from ._fast_grid import _lattice_exponent, _on_lattice, _signed_logadd
 
-__all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "rows_serves"]
+__all__ = ["rows_log_probs", "rows_onehot_log_vjp", "rows_dense_vjp", "rows_dense_worth", "rows_serves"]
 
 
 def rows_serves(fam):
@@ -151,6 +151,8 @@ _N_LONG = 1 << 18
 # n = 32000: 1.0-2.6 times, most on clustered rows, which this engine declines after
 # most of its work), at n = 8192 about even
 _N_MAX_DENSE = 1 << 14
+# fewer rows than this go to the per-row engine (:func:`rows_dense_worth`)
+_DENSE_MIN_ROWS = 4
 # the dense VJPs take rows of up to this many times RowsSpec.p_max bins where the Gamma
 # strip of that width stays cached (:func:`_dense_p_lim`): Gamma's products and the T2
 # rule run on the columns where the integrands matter (:func:`_t2_windows`), so a wide
@@ -170,6 +172,10 @@ _MB = 4                 # rows per matrix product (fixed: bits independent of th
 # multiply-adds per product: below OpenBLAS's threading threshold (one thread: on a
 # shared machine its worker threads spin and cost more than the work)
 _MM_MACS = 900_000
+# inner-dimension chunks of the long products (_matmul_rows) and their column blocks:
+# a (_KC x _KC_COLS) block of B is 1 MB, the size of a core's L2 cache
+_KC = 1024
+_KC_COLS = 128
 _ELEMS = 1 << 18        # (rows x nodes x grid rows) elements per node-integral block
 # the fine tables of log g (:func:`numeric._fast._fine_tables`) about _FINE[0] points per
 # node interval, each a degree-_FINE[1] Taylor polynomial.  A row here holds n scores
@@ -316,26 +322,59 @@ def _window_spread(pl, e, s0, nb, w):
 
 
 def _gamma_window(pl, gc, log, s0, nb, w):
-    """``(S, S_lb)``: ``S`` (nb (R + 1), w) the spreading matrix of ``Gamma = sum_j w_j
-    h(x - z_j)``, row ``j (R + 1) + r`` holding ``b_r((s0 + c - j) H) (-H)^r`` (``b_r =
-    h^(r) / r!`` from the Gamma tables ``gc`` of numeric._fast's ``_gamma_cache``, zero
-    beyond their cut ``t_c``) at column ``c``; ``S_lb`` (nb, w) holding ``h((s0 + c - j +
-    1/2) H)`` (zero beyond the cut): ``h`` decreases (normal, logistic), so a bin's
-    absolute weights times it bound its terms' moduli from below.  One strip per
-    family, VJP and residue of ``s0`` modulo ``_WQ`` serves every bin count
-    (:func:`_toeplitz_window`)."""
-    R1 = gc.R + 1
+    """``S_lb`` (nb, w) holding ``h((s0 + c - j + 1/2) H)`` at bin ``j`` and column ``c``
+    (zero beyond the cut ``t_c`` of the Gamma tables ``gc`` of numeric._fast's
+    ``_gamma_cache``): ``h`` decreases (normal, logistic), so a bin's absolute weights
+    times it bound its terms' moduli from below.  One strip per family, VJP and residue
+    of ``s0`` modulo ``_WQ`` serves every bin count (:func:`_toeplitz_window`)."""
 
     def build(base, NB, WB):
-        W = _table_strip(gc, "B", pl.spec.H, R1, base, NB, WB)
         s = np.arange(base - (NB - 1), base + WB)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             lb = np.where(s <= gc.s_hi, np.exp(pl.loghazard((s + 0.5) * pl.spec.H)), 0.0)
-        lbw = sliding_window_view(lb, WB)[::-1, :]
-        return np.ascontiguousarray(W.transpose(1, 0, 2)).reshape(-1, WB), np.ascontiguousarray(lbw)
+        return (np.ascontiguousarray(sliding_window_view(lb, WB)[::-1, :]),)
 
-    o, (S, Slb) = _toeplitz_window((pl.name, "gamma", log, s0 % _WQ), s0, nb, w, build)
-    return S[:nb * R1, o:o + w], Slb[:nb, o:o + w]
+    o, (Slb,) = _toeplitz_window((pl.name, "gamma_lb", log, s0 % _WQ), s0, nb, w, build)
+    return Slb[:nb, o:o + w]
+
+
+def _gamma_blocks(pl, gc, log, e_lo, e_hi):
+    """``(D, e_top)``: the blocks of Gamma's spreading matrix on absolute columns.
+
+    With bins ``j = _TRI J + jj`` and columns ``c = _TRI C + cc`` (column 0 at grid row
+    ``kL``, bin 0 at the row's origin) the entry of bin ``j``, order ``r`` and column
+    ``c`` is ``b_r((kL + c - j) H) (-H)^r`` (``b_r = h^(r) / r!`` from the Gamma tables
+    ``gc``, zero beyond their cut): it depends on ``e = C - J``, ``jj``, ``r``, ``cc``
+    only.  ``D[e_top - e]`` ((_TRI (R + 1)), _TRI) holds block ``e`` with row ``jj (R +
+    1) + r``, in order of decreasing ``e``, so the blocks of bins ``J0 .. NJ - 1`` of
+    column block ``C`` are the contiguous run ``D[e_top - C + J0 : e_top - C + NJ]``: a
+    ready matrix of every bin count from a few MB (a strip of every bin against every
+    column would hold (R + 1) P (P + pads) entries: 88 MB for the normal's log p VJP at
+    640 bins).  Cached per family and VJP, grown to the blocks asked for."""
+    key = (pl.name, "gamma_blk", log)
+    got = _WINDOWS.get(key)
+    if got is None or got[0] > e_lo or got[1] < e_hi:
+        if got is not None:
+            e_lo, e_hi = min(e_lo, got[0]), max(e_hi, got[1])
+        R1, T = gc.R + 1, _TRI
+        ee = np.arange(e_hi, e_lo - 1, -1)
+        base = pl.kL + T * e_lo - (T - 1)
+        s = np.arange(base, pl.kL + T * e_hi + T)           # every offset of the blocks
+        c0, _, Bt = gc.get(int(s[0]))
+        inside = s <= gc.s_hi
+        Tk = np.where(inside[:, None], Bt[np.where(inside, s - c0, 0), :R1], 0.0)    # (offsets, R1)
+        Tk[:, 1:] *= (-pl.spec.H) ** np.arange(1, R1)
+        jj, cc = np.arange(T), np.arange(T)
+        # offset index of (block, jj, cc): kL + T e + cc - jj - base
+        idx = (T * (ee - e_lo))[:, None, None] + (T - 1) + cc[None, None, :] - jj[None, :, None]
+        D = np.ascontiguousarray(Tk[idx].transpose(0, 1, 3, 2)).reshape(ee.size, T * R1, T)
+        got = (e_lo, e_hi, None, (D,))
+        with _PLANS_LOCK:
+            _WINDOWS.pop(key, None)
+            while _WINDOWS and sum(sum(x.nbytes for x in v[3]) for v in _WINDOWS.values()) + D.nbytes > _WINDOWS_BYTES:
+                _WINDOWS.pop(next(iter(_WINDOWS)))
+            _WINDOWS[key] = got
+    return got[3][0], got[1]
 
 
 def _table_strip(cache, table, H, R1, base, NB, WB):
@@ -378,22 +417,58 @@ def _plan(fam, P):
     return _cached_plan((fam.name, P), lambda: _Plan(fam, fam.fast, P))
 
 
-def _matmul_rows(A, B, out):
-    """``out = A @ B`` as products of exactly ``_MB`` rows of ``A`` (zero-padded) by
-    column blocks of ``B`` small enough (``_MM_MACS`` multiply-adds) that OpenBLAS
-    stays on one thread: each entry's rounding then depends on its own row only."""
-    m, k = A.shape
-    pad = (-m) % _MB
-    if pad:
-        A = np.concatenate([A, np.zeros((pad, k))])
+def _matmul_rows(A, B, out, rows=None, a0=0):
+    """``out = A[rows, a0:] @ B`` (``rows``: every row when None) as products of exactly
+    ``_MB`` rows (the last block zero-padded) by blocks of ``B`` small enough
+    (``_MM_MACS`` multiply-adds) that OpenBLAS stays on one thread: each entry's
+    rounding then depends on its own row only.
+
+    Inner dimensions above ``_KC`` run in chunks of ``_KC`` (the last shorter) whose
+    products are added in order, on column blocks of ``_KC_COLS``: a block of ``B``
+    (1 MB) then stays in the core's cache while every row block reads it (one long
+    column block of the whole inner dimension, re-read from memory for each row
+    block, ran at a fifth of the speed).  The chunks depend on the shapes only, so
+    the rounding still depends on the row alone; it is BLAS's own blocked sum (a few
+    ulps of the sum of the moduli), and sums of lattice multiples stay exact."""
+    k, N = B.shape
+    m = A.shape[0] if rows is None else rows.size
+    full = m - m % _MB if rows is None else 0
+    buf = np.zeros((_MB, min(k, _KC) if k > _KC else k))
+
+    def ablock(i, k0, k1):
+        # rows i .. i + _MB - 1 of A[rows, a0:], inner columns k0 .. k1 - 1
+        if i < full:
+            return A[i:i + _MB, a0 + k0:a0 + k1]
+        q = min(_MB, m - i)
+        blk = buf[:, :k1 - k0]
+        blk[q:] = 0.0
+        blk[:q] = A[i:i + q, a0 + k0:a0 + k1] if rows is None else A[rows[i:i + q], a0 + k0:a0 + k1]
+        return blk
+
+    if k > _KC:
+        tmp = np.empty((_MB, min(_KC_COLS, N)))
+        for j0 in range(0, N, _KC_COLS):
+            j1 = min(N, j0 + _KC_COLS)
+            t = tmp[:, :j1 - j0]
+            for k0 in range(0, k, _KC):
+                k1 = min(k, k0 + _KC)
+                Bb = B[k0:k1, j0:j1]
+                for i in range(0, m, _MB):
+                    np.matmul(ablock(i, k0, k1), Bb, out=t)
+                    o = out[i:i + _MB, j0:j1]
+                    if k0:
+                        o += t[:min(_MB, m - i)]
+                    else:
+                        o[...] = t[:min(_MB, m - i)]
+        return out
     cols = max(1, _MM_MACS // (_MB * k))
-    tmp = np.empty((_MB, min(cols, B.shape[1])))
-    for j0 in range(0, B.shape[1], cols):
-        j1 = min(B.shape[1], j0 + cols)
+    tmp = np.empty((_MB, min(cols, N)))
+    for j0 in range(0, N, cols):
+        j1 = min(N, j0 + cols)
         Bj = B[:, j0:j1]
         t = tmp[:, :j1 - j0]
         for i in range(0, m, _MB):
-            np.matmul(A[i:i + _MB], Bj, out=t)
+            np.matmul(ablock(i, 0, k), Bj, out=t)
             out[i:i + _MB, j0:j1] = t[:min(_MB, m - i)]
     return out
 
@@ -1135,7 +1210,7 @@ def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins, tight=None):
         Glb = np.zeros((m, pl.Gs))
         for a, b, sel in wins:
             s0 = pl.kL + a
-            _, Slb = _gamma_window(pl, gc, log, s0, P, b - a)
+            Slb = _gamma_window(pl, gc, log, s0, P, b - a)
             Ws = Wabs[sel]
             for c0, c1, j0 in _cut_blocks(s0, gc.s_hi, P, b - a):
                 if j0 < P:
@@ -1144,17 +1219,31 @@ def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins, tight=None):
             labs = np.logaddexp(labs, np.log(Glb) + sc[:, None])
             lW = np.logaddexp(lW, np.log(Wabs) + sc[:, None])
     # Gamma itself on the columns of the T2 windows (tight(labs): those where some node's
-    # integrand can matter), band by band
+    # integrand can matter), band by band, on absolute column blocks of _TRI columns
+    # (:func:`_gamma_blocks`): each block's product over the bin blocks that reach it,
+    # for the rows whose window meets it (the same product whatever the row's window and
+    # batch mates: its bits depend on the row alone)
     wins_t = wins if tight is None else tight(labs)
+    T = _TRI
+    NJ, NC = -(-P // T), -(-pl.Gs // T)
+    ra = np.full(m, pl.Gs, dtype=np.int64)
+    rb = np.zeros(m, dtype=np.int64)
+    for a, b, sel in wins_t:
+        ra[sel], rb[sel] = a, b
+    # bin j reaches column c when kL + c - j <= s_hi: from bin block J0(C) on
+    J0 = [max(0, (pl.kL + T * C - gc.s_hi) // T) for C in range(NC)]
+    need = [(C, np.flatnonzero((ra < T * C + T) & (rb > T * C))) for C in range(NC) if J0[C] < NJ]
+    need = [(C, r_) for C, r_ in need if r_.size]
+    if need:
+        D, e_top = _gamma_blocks(pl, gc, log, need[0][0] - (NJ - 1), max(C - J0[C] for C, _ in need))
     for A, sc in bands:
+        if NJ * T > P:
+            A = np.concatenate([A, np.zeros((m, (NJ * T - P) * R1))], axis=1)
         Gam = np.zeros((m, pl.Gs))
-        for a, b, sel in wins_t:
-            s0 = pl.kL + a
-            S, _ = _gamma_window(pl, gc, log, s0, P, b - a)
-            As = A[sel]
-            for c0, c1, j0 in _cut_blocks(s0, gc.s_hi, P, b - a):
-                if j0 < P:
-                    Gam[sel, a + c0:a + c1] = _matmul_rows(As[:, j0 * R1:], S[j0 * R1:, c0:c1], np.empty((sel.size, c1 - c0)))
+        for C, rr in need:
+            c0, c1 = T * C, min(pl.Gs, T * C + T)
+            B = D[e_top - C + J0[C]:e_top - C + NJ].reshape(-1, T)[:, :c1 - c0]
+            Gam[rr, c0:c1] = _matmul_rows(A, B, np.empty((rr.size, c1 - c0)), rows=rr, a0=J0[C] * T * R1)
         with np.errstate(divide="ignore", invalid="ignore"):
             lgam, neg = _signed_logadd(lgam, neg, np.log(np.abs(Gam)) + sc[:, None], Gam < 0)
     cumW = np.logaddexp.accumulate(lW, axis=1)
@@ -1402,15 +1491,20 @@ def rows_dense_vjp(z, g, fam, log=False, n_max=_N_MAX_DENSE):
                  p_lim=_dense_p_lim(fam, log))
 
 
+def rows_dense_worth(m, n):
+    """Whether ``m`` rows of ``n`` scores with dense cotangents go to
+    :func:`rows_dense_vjp` first (else straight to the per-row engine): its fixed costs
+    per bin count (plan windows, node tables, Gamma's band passes) outweigh the per-row
+    engine's on fewer than ``_DENSE_MIN_ROWS`` rows (n = 300 .. 8000, normal and
+    logistic, s = 1 .. 5: one row 1.1-2.7 times slower, four rows about even).  Rows
+    longer than ``_N_LONG`` stay here (the per-row engine's memory there: see
+    ``_N_LONG``)."""
+    return m >= _DENSE_MIN_ROWS or n > _N_LONG
+
+
 def _dense_p_lim(fam, log):
     """Widest rows (bins) of the dense VJP of ``p`` or (``log``) ``log p``: ``_P_VJP_WIDE``
-    times RowsSpec.p_max when the Gamma strip of that width (``(R + 1) P (P + pads)``
-    entries, the tables of :func:`numeric._fast._gamma_cache`) fits in 3/4 of
-    ``_WINDOWS_BYTES`` (else every call would rebuild it): the normal's p VJP (13 orders,
-    67 MB) and the logistic's (8 orders, 28 MB, the same tables for log p); the normal's
-    log p VJP (17 orders, 88 MB) keeps p_max."""
-    spec = fam.fast
-    P2 = _P_VJP_WIDE * spec.rows.p_max
-    cols = P2 + math.ceil((spec.pad_left + spec.pad_right) / spec.H)
-    R1 = _gamma_cache(fam, log=log).R + 1
-    return P2 if R1 * P2 * cols * 8 <= _WINDOWS_BYTES * 3 // 4 else spec.rows.p_max
+    times RowsSpec.p_max.  Gamma's spreading matrix is held as column blocks
+    (:func:`_gamma_blocks`: ~14 MB for the normal's log p VJP, 17 orders), the log F
+    strip of that width as for log p (:func:`_window_spread`, within p_wide)."""
+    return _P_VJP_WIDE * fam.fast.rows.p_max
