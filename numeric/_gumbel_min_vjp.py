@@ -255,11 +255,15 @@ def _spread_scores(z, cs, geo):
                 if j:
                     w *= tt
                 mom[v, j] += np.bincount(rr, weights=w, minlength=rows)
-    Wm = _fine_weights(q, S, d)                        # (q, (d + 1) S)
+    WmT = _fine_weights(q, S, d).T                     # ((d + 1) S, q)
     out = []
+    part = np.empty((nint, q))
     for v in range(len(cs)):
-        mu = mom[v, :, off:].reshape(d + 1, nint, S).transpose(1, 0, 2).reshape(nint, (d + 1) * S)
-        E = _product(mu, Wm.T, np.empty((nint, q)))    # coefficient of v_(i + m)
+        # coefficient of v_(i + m): one product per power j, the S fine rows of interval
+        # i a row of the moments' view (no transposed copy of the moments)
+        E = np.zeros((nint, q))
+        for j in range(d + 1):
+            E += _product(mom[v, j, off:].reshape(nint, S), WmT[j * S:(j + 1) * S], part)
         C = np.zeros(K)
         for j in range(q):
             C[j:j + nint] += E[:, j]
