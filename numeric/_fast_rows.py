@@ -538,6 +538,23 @@ def _log_F(M, pl, n, a, b):
     return out
 
 
+def _log_F_at(M, pl, n, a, b, cols):
+    """``log F`` at the columns ``cols`` (ascending, within ``a .. b - 1``) of the window
+    ``[a, b)``, (rows, cols.size): the matrices of :func:`_log_F` at those columns, every
+    bin from the window's first reach on (entries beyond the cut are zero); the same
+    lattice split of the bulk term, so the same rounding bound."""
+    R1, m, P = M.shape
+    e = _lattice_exponent(n, max(pl.W0max, 1.0))
+    b0 = max(0, min(P - 1, pl.kL + a - pl.s_hi))
+    hi, S = _window_spread(pl, e, pl.kL + a - b0, P - b0, b - a)
+    j = np.asarray(cols) - a
+    M0 = np.ascontiguousarray(M[0, :, b0:])
+    rest = np.ascontiguousarray(M[:, :, b0:].transpose(1, 2, 0)).reshape(m, -1)
+    out = _matmul_rows(M0, np.ascontiguousarray(hi[:, j]), np.empty((m, j.size)))
+    out += _matmul_rows(rest, np.ascontiguousarray(S[:, j]), np.empty((m, j.size)))
+    return out
+
+
 def _windows(pl, M, extra=None, peaks=False):
     """Per row, the integration columns ``[a, b)`` outside which every node's log
     integrand is below its peak minus ``_TAIL``, rounded outwards to multiples of
@@ -1256,7 +1273,8 @@ def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins, tight=None):
 
 def _t2_windows(pl, LF, labs, wins):
     """The columns of each row's T2 integrands that can matter: ``(a, b, rows)`` within
-    the windows ``wins`` (where ``LF = log F`` and ``labs = log Gamma_lb`` are known),
+    the windows ``wins`` (where ``labs = log Gamma_lb`` is known, and ``LF = log F`` at
+    their coarse columns: every ``_COARSE``-th from the window's start and its last),
     rounded outwards to multiples of ``_WQ``.
 
     The scale integrand of node ``i``, ``h((k - l_i) H) F_k Gamma_lb(k)``, is bounded on a
@@ -1320,6 +1338,30 @@ def _far_ok(Lfar, logT, pl, H, a, b):
     return ok
 
 
+def _far_ok_coarse(lfc, farc, kc, logT, pl, H, a, b):
+    """:func:`_far_ok` from ``log F`` and the far bound at the coarse columns ``kc`` alone
+    (``lfc``, ``farc``; ``kc[0] = a``, ``kc[-1] = b - 1``): on a cell ``kc_q <= k <=
+    kc_(q+1)`` the log term ``log h((k - l_i) H) + log F_k + far_k`` is at most
+    ``log h((kc_q - l_i) H) + log F(kc_(q+1)) + far(kc_(q+1))`` (``h`` decreases, ``F``
+    and the far bound, a running sum, increase), so rows whose bound passes pass the
+    exact check; ``None`` for the others (rows, bool), which need it."""
+    m = lfc.shape[0]
+    ok = np.ones(m, dtype=bool)
+    lim = math.log(_FAR_EPS) - math.log((b - a) * H)
+    right = lfc[:, 1:] + farc[:, 1:]
+    rows = np.flatnonzero(np.isfinite(right).any(axis=1))
+    if not rows.size:
+        return ok
+    LH = pl.LH[:, kc[:-1]]
+    blk = max(1, _ELEMS // (pl.K * kc.size))
+    for r0 in range(0, rows.size, blk):
+        rr = rows[r0:r0 + blk]
+        mx = (LH[None, :, :] + right[rr, None, :]).max(axis=-1)
+        with np.errstate(invalid="ignore"):
+            ok[rr] = (mx <= logT[rr] + lim).all(axis=1)
+    return ok
+
+
 def _merge_left(wins):
     """``(b, rows)`` per distinct right end ``b`` of the windows ``(a, b, rows)``."""
     ends = {}
@@ -1347,10 +1389,20 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     wins2 = ([(0, b, sel) for b, sel in _merge_left(wins)] if log
              else [(max(0, a - _T2_LEFT), b, sel) for a, b, sel in wins])
     LF = np.empty((m, pl.Gs))
-    for a, b, sel in wins2:
+    # log p: on the widened windows (to the grid's start) log F at the coarse columns only
+    # (the T2 windows and the far-term bound read no more), in full on the h F windows and,
+    # once the T2 windows are known, on their columns left of those; p (64 columns more
+    # than the h F windows): in full on the widened windows
+    for a, b, sel in (wins if log else wins2):
         LF[sel, a:b] = _log_F(M[:, sel], pl, n, a, b)
     for a, b, sel in wins:
         logg[sel], good[sel] = _node_products(LF[sel, a:b], pl, H, a, b, jm[sel])
+    LFc = np.empty((m, pl.Gs)) if log else LF
+    coarse = []
+    for a, b, sel in (wins2 if log else ()):
+        kc = np.r_[np.arange(a, b - 1, _COARSE), b - 1]
+        LFc[sel[:, None], kc] = lfc = _log_F_at(M[:, sel], pl, n, a, b, kc)
+        coarse.append((a, b, sel, kc, lfc))
     tab, ok = _tables(logg, pl, spec)
     good &= ok
     # log p and its slope (log g)' at the scores, chunk by chunk
@@ -1408,8 +1460,16 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
     # weights h(x_k - m) F_k Gamma_lb(x_k)); the rule's checks are those of h F Gamma_lb,
     # and its halved rule is held to the tolerance against A
     lgam, neg, labs, far, wins_t = _gamma_logs(zr, lo_i, weights, pl, _gamma_cache(fam, log=log), log, spec, wins2,
-                                               tight=lambda labs: _t2_windows(pl, LF, labs, wins2))
+                                               tight=lambda labs: _t2_windows(pl, LFc, labs, wins2))
     has = np.isfinite(labs).any(axis=1) & good
+    # (every T2 window lies within its row's widened window, so ends at or before b_h)
+    a_t = np.empty(m, dtype=np.int64)
+    for a, b, sel in wins_t:
+        a_t[sel] = a
+    ext = (a_t < a_h) & log
+    for a, b, sel in _subgroups(np.where(ext, a_t, 0), np.where(ext, a_h, 0)):
+        if a < b:
+            LF[sel, a:b] = _log_F(M[:, sel], pl, n, a, b)
     logA = np.zeros((m, pl.K))
     ratio = np.zeros((m, pl.K))
     okT = np.ones(m, dtype=bool)
@@ -1423,10 +1483,21 @@ def _dense_group(pl, rows, zr, lo_i, fam, G, log):
         np.negative(rho, out=rho, where=neg[sel, a:b])
         logA[sel], ratio[sel], okT[sel] = _node_integrals(LF[sel, a:b] + la, pl, H, a, b, concave=False, sgn=rho)
     # the far terms (beyond the Gamma tables' cut) on the full windows
-    for a, b, sel in wins2:
+    for a, b, sel in (() if log else wins2):
         sel = sel[has[sel]]
         if sel.size:
             okT[sel] &= _far_ok(LF[sel, a:b] + far[sel, a:b], logA[sel], pl, H, a, b)
+    for a, b, sel, kc, lfc in coarse:
+        live = has[sel]
+        sel, lfc = sel[live], lfc[live]
+        if not sel.size:
+            continue
+        okc = _far_ok_coarse(lfc, far[sel][:, kc], kc, logA[sel], pl, H, a, b)
+        rest = sel[~okc]
+        if rest.size:
+            # the bound did not settle these rows: the exact check on log F in full
+            okc[~okc] = _far_ok(_log_F(M[:, rest], pl, n, a, b) + far[rest, a:b], logA[rest], pl, H, a, b)
+        okT[sel] &= okc
     # log A and the ratio interpolated like log g; decline unless the estimated error
     # of each is below 1e-11 (absolute: the relative error of A, and of T2 against A),
     # so T2 is within 2e-11 of A <= int h F sum_j |g'_j| h_j = T2_+ + T2_- (the terms
