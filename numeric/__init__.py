@@ -33,7 +33,7 @@ from . import _fast
 from ._fast import fast_log_probs_rows, fast_probs_vjp
 from ._fast_cauchy import heavy_log_probs_rows, heavy_vjp_rows
 from ._fast_rows import rows_dense_vjp, rows_dense_worth, rows_log_probs, rows_onehot_log_vjp, rows_serves
-from . import _piecewise
+from . import _piecewise, _tiny_p
 from ._closed import has_closed_form, pair_log_probs, pair_vjp, softmax_log_probs
 from ._batch import N_MAX, batch_log_probs, batch_vjp, row_log_probs, row_vjp
 from ._quadrature import QuadratureError, quadrature_log_probs
@@ -675,13 +675,34 @@ def probs(mu: ArrayLike, family: FamilyLike = "gumbel", *, axis: int | None = -1
     [0.333333333333333, 0.333333333333333, 0.333333333333333]
     """
     quick = _softmax_shortcut(mu, family, axis, method, params)
-    if quick is None:
-        quick = _small_row_shortcut(mu, family, axis, method, params, False)
     if quick is not None:
         return quick
-    lp, prep = _log_probs_public(mu, family, axis, method, params)
-    # lp is a fresh array (the engines' output), except for an empty axis (prep.x)
-    return restore(np.exp(lp, out=lp) if lp is not prep.x else lp, prep)
+    quick = _small_row_shortcut(mu, family, axis, method, params, False)
+    if quick is None:
+        lp, prep = _log_probs_public(mu, family, axis, method, params)
+        # lp is a fresh array (the engines' output), except for an empty axis (prep.x)
+        quick = restore(np.exp(lp, out=lp) if lp is not prep.x else lp, prep)
+    return _tiny_refined(mu, quick, family, axis, method, params)
+
+
+def _tiny_refined(mu, p, family, axis, method, params):
+    """``p`` with its entries in ``e^-691.5 .. e^-256`` (where ``exp(log p)`` can be a
+    step of ``log p`` off, up to 1.1e-13 relative) recomputed from the integral for the
+    families of numeric._tiny_p (normal, logistic, gumbel_min; float64 results); one
+    pass over ``p`` when there are none."""
+    if (method not in ("auto", "quadrature", "closed", "batch") or type(p) is not np.ndarray
+            or p.dtype != np.float64 or not _tiny_p.in_band(p)):
+        return p
+    prep = prepare_scores(mu, axis)
+    fam = _same_noise(get_family(family, **split_options(method, params)[1]))
+    if fam.custom or fam.name not in _tiny_p.FAMILIES:
+        return p
+    x = prep.x
+    y = _unshifted(x, _standardize(x, fam), fam)
+    p2 = prepare_scores(p, axis).x.copy()
+    with np.errstate(divide="ignore"):
+        _tiny_p.refine_probs(y, np.log(p2), p2, fam)
+    return restore(p2, prep)
 
 
 def _vjp_2d(x, g, fam, method, log):

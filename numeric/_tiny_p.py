@@ -1,0 +1,405 @@
+"""Tiny probabilities to full relative precision: ``p`` directly, not ``exp(log p)``.
+
+Every engine returns ``log p``; ``probs`` is ``exp(log p)``.  Below ``p = e^-256`` one
+rounding step of ``log p`` (``|log p| eps``) is 5.7e-14 .. 1.1e-13 relative in ``p``, so
+``exp`` of a ``log p`` that is even one step off -- the engines sum log integrands of size
+``|log p|`` in float64, each good to ``eps |log p|`` absolute -- can miss 1e-13 relative.
+This module recomputes those entries (``log p`` in ``[LP_LO, LP_HI]``) of the smooth,
+log-concave families (normal, logistic, gumbel_min) from the integral itself,
+
+    p_i = int f(x - y_i) F(x) / Phi(x - y_i) dx,   F(x) = prod_j Phi(x - y_j),
+
+with every log term carried as an exact part plus a small correction:
+
+* the nodes ``x_k = k H`` (``H`` a power of two) and the offsets ``t = x_k - y_j`` are
+  exact as double-doubles (``_two_sum``);
+* each ``log Phi(t)``, ``log f(t)`` is written ``A + B`` with ``A`` formed exactly
+  (``-t_hi^2 / 2`` by ``_two_prod``; ``t_hi`` itself; ``e^t`` of gumbel_min's density as a
+  double-double from a 40-digit table at multiples of ``2^-10`` times ``1 + expm1(r)``)
+  and ``B`` of modest size (``|B| <= 7``: ``log(erfcx / 2)``, ``log1p``, ``psi``), good to a
+  few ``eps |B|``;
+* in ``log F`` the large parts of the scores above a node (``t = x - y_j`` for logistic
+  and gumbel_min, ``-t^2 / 2`` for normal) are summed in closed form from exact prefix
+  sums of the sorted ``y`` (and ``y^2``), in double-double; the rest ``R(t)`` (size
+  ``<= 7``, ``|t R'| <= 2``) by elements, only where it is not below 1e-21;
+* each part is split into its multiple of ``2^-24`` (exact: ``|part| < 2^29``) and a
+  remainder below ``2^-25``; the lattice parts sum exactly, the remainders in float64;
+
+so ``log`` of the integrand at a node is good to a few ``eps`` times the sum of the small
+parts (not of ``|log p|``).  A coarse grid (step 1/4, widened while an integrand is alive
+at an end) finds where the integrands live; then trapezoid sums at ``H = 1/8, 1/16, ...``
+(each grid the last one plus its midpoints, trimmed to the nodes within ``e^-50`` of a
+peak) until the sums at ``H`` and ``2H`` agree within 1e-9: for integrands analytic in a
+strip the error at ``H`` is about the square of the one at ``2H``, so ~1e-18; the grid
+must end where the integrand is ``e^-45`` below its peak (log-concave: the omitted tails
+are below ``e^-45 / |(log g)'|``).  Finally ``p = e^M H S`` with ``M`` the
+float peak (exact) and ``S = sum exp((L - M))`` of positive terms: ``p`` within a few ulps
+plus the log terms' ``B`` rounding (measured against the oracle: docstrings of the tests).
+Entries that fail a check, or rows too long or wide for the node budget, keep
+``exp(log p)`` (within two steps of ``log p``, the README's stated floor).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+import numpy as np
+from scipy import special
+
+__all__ = ["refine_probs", "in_band", "FAMILIES", "LP_LO", "LP_HI"]
+
+# entries refined: log p in [LP_LO, LP_HI] (p >= 1e-300 with a margin, and below e^-256,
+# where one rounding step of log p reaches 5.7e-14 relative)
+LP_LO, LP_HI = -691.5, -256.0
+FAMILIES = ("normal", "logistic", "gumbel_min")
+# node-term budget per row (nodes x scores): beyond it the row keeps exp(log p)
+_BUDGET = 1 << 23
+_CHUNK = 1 << 18
+_LAT = 2.0 ** 24
+_SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp)
+
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _two_prod(a, b):
+    p = a * b
+    ca = _SPLIT * a
+    ah = ca - (ca - a)
+    al = a - ah
+    cb = _SPLIT * b
+    bh = cb - (cb - b)
+    bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+_EXP_TAB = []
+
+
+def _exp_table():
+    """``e^(i/32)`` (i = -256 .. 512) and ``e^(j/1024)`` (j = 0 .. 31) as double-doubles
+    (40-digit decimal arithmetic), built once."""
+    if not _EXP_TAB:
+        with localcontext() as ctx:
+            ctx.prec = 40
+            def dd(v):
+                e = v.exp()
+                hi = float(e)
+                return hi, float(e - Decimal(hi))
+            coarse = np.array([dd(Decimal(i) / 32) for i in range(-256, 513)])
+            fine = np.array([dd(Decimal(j) / 1024) for j in range(32)])
+        _EXP_TAB[:] = [coarse, fine]      # one assignment: threads may race, never mix
+    return _EXP_TAB[0], _EXP_TAB[1]
+
+
+def _exp_dd(t):
+    """``e^t`` as ``(hi, lo)``: for ``t`` in [-8, 16), ``e^(i/32) e^(j/1024) (1 + expm1(r))``
+    with ``r = t - (32 i + j) / 1024`` exact, ``|r| <= 2^-11``; the table entries are
+    40-digit double-doubles and their product is formed by ``_two_prod``: error below
+    ``e^t (2^-11 eps + 2^-100)``, i.e. below 5.4e-15 absolute up to ``e^t = 1e5``.
+    Elsewhere ``exp(t)`` (``t < -8``: absolute error below ``3.7e-20``)."""
+    coarse, fine = _exp_table()
+    inside = (t >= -8.0) & (t < 16.0)
+    ts = np.where(inside, t, 0.0)
+    k = np.rint(ts * 1024.0)
+    r = ts - k / 1024.0
+    ki = k.astype(np.int64) + 8192
+    i, j = ki // 32, ki % 32
+    ah, al = coarse[i, 0], coarse[i, 1]
+    bh, bl = fine[j, 0], fine[j, 1]
+    ph, pl = _two_prod(ah, bh)
+    pl = pl + ah * bl + al * bh
+    em = np.expm1(r)
+    qh, ql = _two_prod(ph, em)
+    hi, lo = _two_sum(ph, qh)
+    lo = lo + (ql + pl * (1.0 + em))
+    with np.errstate(over="ignore"):
+        return np.where(inside, hi, np.exp(t)), np.where(inside, lo, 0.0)
+
+
+def _parts(name, th, tl, which):
+    """``log Phi(t)`` (which="cdf") or ``log f(t)`` (which="pdf") at ``t = th + tl`` as
+    ``(A, B)``: ``A`` exact, ``B`` small (see the module docstring)."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        if name == "normal":
+            if which == "pdf":
+                p, e = _two_prod(th, th)
+                return -0.5 * p, -0.5 * e - th * tl - 0.9189385332046727
+            deep = th < -1.0
+            p, e = _two_prod(th, th)
+            u = np.where(deep, th, -2.0)
+            A = np.where(deep, -0.5 * p, 0.0)
+            Bd = -0.5 * e - th * tl + np.log(special.erfcx(-u * 0.7071067811865476) * 0.5)
+            ts = np.where(deep, 0.0, th)
+            Bs = special.log_ndtr(ts) + tl * np.exp(-0.5 * ts * ts - 0.9189385332046727 - special.log_ndtr(ts))
+            return A, np.where(deep, Bd, Bs)
+        if name == "logistic":
+            a = np.abs(th)
+            if which == "pdf":
+                return -a, -np.sign(th) * tl - 2.0 * np.log1p(np.exp(-a))
+            neg = th < 0
+            q = np.exp(-a)
+            # th < 0: t - log1p(e^t); th >= 0: -log1p(e^-t); the tl slope 1 - Phi
+            A = np.where(neg, th, 0.0)
+            B = np.where(neg, tl, 0.0) - np.log1p(q) + np.where(neg, -tl * q / (1.0 + q), tl * q / (1.0 + q))
+            return A, B
+        # gumbel_min
+        if which == "pdf":
+            eh, el = _exp_dd(th)
+            s, e = _two_sum(th, -eh)
+            return s, e + tl - el - eh * tl
+        u = np.exp(th)
+        neg = th < 0
+        small = u < 1e-8
+        us = np.where(small, 1.0, u)
+        # th < 0: t + psi(e^t), psi(u) = log(-expm1(-u) / u) in [-u/2, 0] (-u/2 + u^2/24
+        # below u = 1e-8); th >= 0: log(-expm1(-u)); (log Phi)'(t) = u / (e^u - 1)
+        psi = np.where(small, -0.5 * u, np.log(-np.expm1(-us) / np.where(neg, us, 1.0)))
+        slope = np.where(small, 1.0 - 0.5 * u, np.where(u > 700.0, 0.0, us / np.expm1(np.minimum(us, 700.0))))
+        A = np.where(neg, th, 0.0)
+        B = psi + np.where(neg, tl + tl * (slope - 1.0), tl * slope)
+        return A, B
+
+
+def _split(v):
+    """``v = c + r`` with ``c`` on the lattice ``2^-24`` (exact for ``|v| < 2^29``) and
+    ``|r| <= 2^-25``."""
+    c = np.rint(v * _LAT) / _LAT
+    return c, v - c
+
+
+def _dd_add(ah, al, bh, bl):
+    s, e = _two_sum(ah, bh)
+    return s, e + (al + bl)
+
+
+# (log Phi)(t) = big(t) + R(t): big(t) = t (logistic, gumbel_min: t < 0) or -t^2/2 (normal:
+# t < -1), summed over the scores above x in closed form from exact prefix sums of y and
+# y^2; R of modest size, by elements, only where it is not below 1e-21 in total:
+# t in (_R_LO, _R_HI)
+_BIG_T = {"normal": -1.0, "logistic": 0.0, "gumbel_min": 0.0}
+_R_LO = {"normal": -np.inf, "logistic": -50.0, "gumbel_min": -50.0}
+_R_HI = {"normal": 9.5, "logistic": 50.0, "gumbel_min": 4.0}
+
+
+def _residual(name, t):
+    """``R(t) = log Phi(t) - big(t)`` (float64; its rounding and that of ``t`` move it by a
+    few eps absolute: ``|R| <= 7``, ``|t R'(t)| <= 2`` on the ranges used)."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        if name == "normal":
+            deep = t < -1.0
+            return np.where(deep, np.log(special.erfcx(-np.where(deep, t, -2.0) * 0.7071067811865476) * 0.5),
+                            special.log_ndtr(np.where(deep, 0.0, t)))
+        if name == "logistic":
+            return -np.log1p(np.exp(-np.abs(t)))
+        u = np.exp(t)
+        small = u < 1e-8
+        us = np.where(small, 1.0, u)
+        return np.where(small, -0.5 * u, np.log(-np.expm1(-us) / np.where(t < 0, us, 1.0)))
+
+
+_U_LO, _U_HI = math.exp(_R_LO["gumbel_min"]), math.exp(_R_HI["gumbel_min"])
+
+
+def _gumbel_min_psi(u):
+    """gumbel_min's ``R(t)`` at ``u = e^t``: ``psi(u) = log(-expm1(-u) / u)`` for ``u < 1``
+    (below 1/8 its series through ``u^8``, next term ``u^10 / 479001600 <= 2e-18``), and
+    ``log(-expm1(-u))`` for ``u >= 1``."""
+    R = np.empty_like(u)
+    s = u < 0.125
+    v = u[s]
+    w = v * v
+    R[s] = v * (-0.5 + v * (1.0 / 24.0 + w * (-1.0 / 2880.0 + w * (1.0 / 181440.0 - w / 9676800.0))))
+    b = ~s
+    v = u[b]
+    with np.errstate(divide="ignore", over="ignore"):
+        R[b] = np.log(-np.expm1(-v)) - np.where(v < 1.0, np.log(v), 0.0)
+    return R
+
+
+class _Row:
+    """A sorted finite row with the exact prefix sums of ``y`` (and ``y^2``, normal)."""
+
+    def __init__(self, name, y):
+        self.name = name
+        self.ys = np.sort(y)
+        c, r = _split(self.ys)
+        self.s1 = (np.concatenate([[0.0], np.cumsum(c)]), np.concatenate([[0.0], np.cumsum(r)]))
+        if name == "normal":
+            p, e = _two_prod(self.ys, self.ys)
+            c2, r2 = _split(p)
+            self.s2 = (np.concatenate([[0.0], np.cumsum(c2)]), np.concatenate([[0.0], np.cumsum(r2 + e)]))
+
+    def log_F(self, x):
+        """``log F(x) = sum_j log Phi(x - y_j)`` at lattice nodes ``x`` as ``(c, r)``: ``c``
+        on the ``2^-24`` lattice (a sum of exact parts), ``r`` small."""
+        name, ys = self.name, self.ys
+        n = ys.size
+        k = np.searchsorted(ys, x - _BIG_T[name], side="right")
+        N = (n - k).astype(np.float64)
+        s1c = self.s1[0][n] - self.s1[0][k]              # exact (lattice)
+        s1r = self.s1[1][n] - self.s1[1][k]
+        if name == "normal":
+            # -sum (x - y_j)^2 / 2 = -(N x^2 - 2 x S1 + S2) / 2, in double-double
+            a, ae = _two_prod(N, x * x)                   # x * x exact (x on a 2^-10 lattice)
+            b, be = _two_prod(2.0 * x, s1c)
+            h, l = _dd_add(a, ae, -b, -be - 2.0 * x * s1r)
+            h, l = _dd_add(h, l, self.s2[0][n] - self.s2[0][k], self.s2[1][n] - self.s2[1][k])
+            h, l = -0.5 * h, -0.5 * l
+        else:
+            h, l = _two_sum(N * x, -s1c)                  # N x exact (N <= 2^20, x 2^-10 lattice)
+            l = l - s1r
+        c, r = _split(h)
+        r = r + l
+        # R by elements over the scores whose R is not negligible at some node
+        j0 = np.searchsorted(ys, x[0] - _R_HI[name], side="left")
+        j1 = np.searchsorted(ys, x[-1] - _R_LO[name], side="right")
+        step = max(1, _CHUNK // max(x.size, 1))
+        for a0 in range(j0, j1, step):
+            if name == "gumbel_min":
+                # u = e^(x - y) as a product (2 eps relative: |u psi'(u)| <= 1/2 of it)
+                with np.errstate(under="ignore"):
+                    u = np.exp(x - x[0])[:, None] * np.exp(x[0] - ys[None, a0:min(j1, a0 + step)])
+                R = _gumbel_min_psi(u)
+                R[(u <= _U_LO) | (u >= _U_HI)] = 0.0
+            else:
+                t = x[:, None] - ys[None, a0:min(j1, a0 + step)]
+                R = _residual(name, t)
+                R[(t <= _R_LO[name]) | (t >= _R_HI[name])] = 0.0
+            cr, rr = _split(R)
+            c = c + cr.sum(axis=1)
+            r = r + rr.sum(axis=1)
+        return c, r
+
+
+def _window(name, y, band):
+    """A first window ``(lo, hi, left margin, right margin)`` for the integrands of the
+    scores ``band``; widened while an integrand is alive at an end."""
+    lo = float(y[band].min())
+    if name == "normal":
+        return lo, float(y.max()), 2.0, 10.0
+    if name == "logistic":
+        return lo, float(y.max()), 10.0, 64.0
+    return lo, float(y[band].max()), 16.0, math.log(y.size + 60.0) + 2.0
+
+
+def _log_integrands(row, band_y, x):
+    """``log f(x - y_i) F(x) / Phi(x - y_i)`` for the scores ``band_y`` at the nodes ``x``:
+    ``(c, r)`` of shape (len(band_y), len(x)), ``c`` on the 2^-24 lattice."""
+    Fc, Fr = row.log_F(x)
+    th, tl = _two_sum(x[None, :], -band_y[:, None])
+    A1, B1 = _parts(row.name, th, tl, "pdf")
+    A2, B2 = _parts(row.name, th, tl, "cdf")
+    parts = [_split(A1), _split(B1), _split(-A2), _split(-B2)]
+    c = Fc[None, :] + sum(p[0] for p in parts)
+    r = Fr[None, :] + sum(p[1] for p in parts)
+    return c, r
+
+
+def _refine_row(name, y, band, lp):
+    """``(p, ok)`` for the entries ``band`` of one finite standardized row ``y``."""
+    out = np.full(band.size, np.nan)
+    ok = np.zeros(band.size, dtype=bool)
+    row = _Row(name, y)
+    by = y[band]
+    # where the integrands live: a coarse grid (H = 1/4) over a window that holds them
+    lo, hi, ml, mr = _window(name, y, band)
+    H0 = 0.25
+    for _ in range(4):
+        x0 = np.arange(math.floor((lo - ml) / H0), math.ceil((hi + mr) / H0) + 1, dtype=np.float64) * H0
+        if x0.size * (y.size + band.size) > _BUDGET:
+            return out, ok
+        c0, _ = _log_integrands(row, by, x0)
+        M0 = np.max(c0, axis=1, keepdims=True)
+        if not np.isfinite(M0).all():
+            return out, ok
+        live = c0 > M0 - 60.0
+        if not (live[:, 0].any() or live[:, -1].any()):
+            break
+        ml, mr = (2.0 * ml if live[:, 0].any() else ml), (2.0 * mr if live[:, -1].any() else mr)
+    else:
+        return out, ok
+    idx = np.flatnonzero(live.any(axis=0))
+    xa, xb = x0[idx[0] - 1], x0[idx[-1] + 1]
+    # trapezoid sums at H = 1/8, 1/16, ..., each grid the previous one plus its midpoints
+    # (only those evaluated), until the sums at H and 2H agree
+    H = 0.125
+    k0, k1 = math.floor(xa / H), math.ceil(xb / H)
+    x = np.arange(k0, k1 + 1, dtype=np.float64) * H
+    c, r = _log_integrands(row, by, x)
+    while H >= 2.0 ** -9:
+        Hn = 0.5 * H
+        if (2 * x.size) * band.size + x.size * y.size > _BUDGET:
+            break
+        cm, rm = _log_integrands(row, by, x[:-1] + Hn)
+        cn = np.empty((band.size, 2 * x.size - 1))
+        rn = np.empty_like(cn)
+        cn[:, 0::2], cn[:, 1::2], rn[:, 0::2], rn[:, 1::2] = c, cm, r, rm
+        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+            M = np.max(cn, axis=1, keepdims=True)
+            fin = np.isfinite(M[:, 0])
+            M = np.where(np.isfinite(M), M, 0.0)
+            # cn - M is exact (both on the 2^-24 lattice); rn small
+            e = np.exp((cn - M) + rn)
+            e[~np.isfinite(e)] = 0.0
+            S = e.sum(axis=1)
+            S2 = 2.0 * e[:, 0::2].sum(axis=1)            # the previous grid (step H)
+            ends = (cn[:, 0] - M[:, 0] < -45.0) & (cn[:, -1] - M[:, 0] < -45.0)
+            # trapezoid error at step h of an integrand analytic in a strip ~ C e^(-2 pi a / h):
+            # at h = H/2 about the square of the one at H, which |S - S2| measures, so
+            # 1e-9 leaves ~1e-18
+            good = fin & ends & (np.abs(S - S2) <= 1e-9 * S) & (S > 0)
+            p = np.exp(M[:, 0]) * (Hn * S)
+            lpr = np.log(p)
+        # the engine's log p is within a few steps: a larger gap is not trusted
+        good &= np.abs(lpr - lp) <= 16.0 * np.spacing(np.abs(lp)) + 1e-13
+        take = good & ~ok
+        out[take] = p[take]
+        ok |= good
+        if ok.all():
+            break
+        # the next grid spans only the nodes within e^-50 of a peak (and one more each
+        # side): the nodes dropped hold below 1e-19 of any sum
+        keep = np.flatnonzero((cn > M - 50.0).any(axis=0))
+        i0, i1 = max(0, keep[0] - 1), min(cn.shape[1] - 1, keep[-1] + 1)
+        k0, k1, H = 2 * k0 + i0, 2 * k0 + i1, Hn
+        x = np.arange(k0, k1 + 1, dtype=np.float64) * H
+        c, r = cn[:, i0:i1 + 1], rn[:, i0:i1 + 1]
+    return out, ok
+
+
+def refine_probs(y, lp, p, fam):
+    """Replace ``p`` (``exp(lp)``, rows of standardized scores ``y``, shape (m, n), finite
+    or ``-inf`` entries) in place where ``lp`` is in ``[LP_LO, LP_HI]``, for the families in
+    :data:`FAMILIES`; entries not certified keep their value.  Returns ``p``."""
+    if fam.custom or fam.name not in FAMILIES:
+        return p
+    rows = np.flatnonzero(((lp >= LP_LO) & (lp <= LP_HI)).any(axis=1))
+    for r in rows:
+        row = y[r]
+        fin = np.isfinite(row)
+        if not fin.any() or np.isnan(row).any() or np.isposinf(row).any():
+            continue
+        idx = np.flatnonzero(fin)
+        yr = np.ascontiguousarray(row[idx], dtype=np.float64)
+        band = np.flatnonzero((lp[r, idx] >= LP_LO) & (lp[r, idx] <= LP_HI))
+        if band.size == 0 or yr.size < 2:
+            continue
+        v, ok = _refine_row(fam.name, yr, band, lp[r, idx[band]])
+        p[r, idx[band[ok]]] = v[ok]
+    return p
+
+
+def in_band(p):
+    """True when some entry of ``p`` is in the refined range (one reduction when none is
+    small enough)."""
+    if p.size == 0 or not p.min() <= _P_HI:
+        return False
+    return bool(np.any((p >= _P_LO) & (p <= _P_HI)))
+
+
+_P_LO, _P_HI = math.exp(LP_LO), math.exp(LP_HI)
