@@ -270,8 +270,8 @@ def test_user_family_tiny_entry_miss():
 @pytest.mark.parametrize("fam", SMOOTH)
 def test_sweep_small_n(fam):
     errs = []
-    for n, s, seed in ((3, 5.0, 11), (10, 1.0, 12), (10, 10.0, 13), (30, 2.0, 14)):
-        for t in TARGETS:
+    for n, s, seed in ((3, 5.0, 11), (10, 1.0, 12), (10, 10.0, 13)):
+        for t in TARGETS[:2]:
             mu = _row(fam, n, s, seed, (t, t + 7.0) if n > 3 else (t,))
             errs += _errors(mu, fam, f"{fam} n={n} s={s}")
     _assert_within(errs)
@@ -283,3 +283,32 @@ def test_o_n_engine_row(fam):
     """n = 256 (the O(n) engines) with entries at 1e-299.9 and 1e-280."""
     mu = _row(fam, 256, 1.0, 21, (TARGETS[0], TARGETS[1]))
     _assert_within(_errors(mu, fam, f"{fam} n=256 s=1"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fam", SMOOTH)
+def test_vjp_o_n_rows_with_tiny_entries(fam):
+    """n = 300 (the O(n) engines) with an entry at 1e-299.9: a one-hot cotangent on it
+    and one on the 5 lowest entries, both VJPs, against the reference (logistic: spread
+    ~690, the reference's panels take ~3 s per call)."""
+    mu = _row(fam, 300, 1.0, 31, (TARGETS[0],))
+    z = mu - mu.max()
+    low = np.argsort(mu)[:5]
+    sups = [{0: 1.0}, {int(k): float(v) for k, v in zip(low, np.random.default_rng(32).normal(size=5))}]
+    bad = []
+    for log in (False, True):
+        fn = numeric.log_probs_vjp if log else numeric.probs_vjp
+        for sup in sups:
+            g = np.zeros(mu.size)
+            for k, v in sup.items():
+                g[k] = v
+            got = fn(mu, g, fam)
+            ref, terms, _ = reference_vjp(z, sup, fam, log=log)
+            floor = FLOOR * terms.sum()
+            with np.errstate(invalid="ignore"):
+                err = np.where(got == ref, 0.0, np.abs(got - ref) / np.maximum(terms, floor))
+            if err.max() > VJP_REL:
+                k = int(np.argmax(err))
+                bad.append(f"{fam} n=300 log={log} cot={sorted(sup)[:3]} i={k} err {err[k]:.2e}")
+            assert abs(math.fsum(got)) <= SUM_REL * np.abs(got).sum()
+    assert not bad, bad
