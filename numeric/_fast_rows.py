@@ -1233,8 +1233,12 @@ def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins, tight=None):
                 if j0 < P:
                     Glb[sel, a + c0:a + c1] = _matmul_rows(Ws[:, j0:], Slb[j0:, c0:c1], np.empty((sel.size, c1 - c0)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            labs = np.logaddexp(labs, np.log(Glb) + sc[:, None])
-            lW = np.logaddexp(lW, np.log(Wabs) + sc[:, None])
+            # (the first band: logaddexp(-inf, y) = y, so its logs as they stand)
+            lg, lw = np.log(Glb), np.log(Wabs)
+            lg += sc[:, None]
+            lw += sc[:, None]
+            labs = np.logaddexp(labs, lg) if bands[:-1] else lg
+            lW = np.logaddexp(lW, lw) if bands[:-1] else lw
     # Gamma itself on the columns of the T2 windows (tight(labs): those where some node's
     # integrand can matter), band by band, on absolute column blocks of _TRI columns
     # (:func:`_gamma_blocks`): each block's product over the bin blocks that reach it,
@@ -1253,7 +1257,7 @@ def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins, tight=None):
     need = [(C, r_) for C, r_ in need if r_.size]
     if need:
         D, e_top = _gamma_blocks(pl, gc, log, need[0][0] - (NJ - 1), max(C - J0[C] for C, _ in need))
-    for A, sc in bands:
+    for ib, (A, sc) in enumerate(bands):
         if NJ * T > P:
             A = np.concatenate([A, np.zeros((m, (NJ * T - P) * R1))], axis=1)
         Gam = np.zeros((m, pl.Gs))
@@ -1262,7 +1266,13 @@ def _gamma_logs(zr, lo_i, getw, pl, gc, log, spec, wins, tight=None):
             B = D[e_top - C + J0[C]:e_top - C + NJ].reshape(-1, T)[:, :c1 - c0]
             Gam[rr, c0:c1] = _matmul_rows(A, B, np.empty((rr.size, c1 - c0)), rows=rr, a0=J0[C] * T * R1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            lgam, neg = _signed_logadd(lgam, neg, np.log(np.abs(Gam)) + sc[:, None], Gam < 0)
+            lg = np.log(np.abs(Gam))
+            lg += sc[:, None]
+            if ib:
+                lgam, neg = _signed_logadd(lgam, neg, lg, Gam < 0)
+            else:
+                # (_signed_logadd with -inf: the finite logs as they stand, -inf elsewhere)
+                lgam, neg = np.where(np.isfinite(lg), lg, -np.inf), Gam < 0
     cumW = np.logaddexp.accumulate(lW, axis=1)
     ib = pl.kL + np.arange(pl.Gs) - gc.s_hi - 1            # last far bin of each column
     with np.errstate(divide="ignore"):
