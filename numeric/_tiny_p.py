@@ -1,10 +1,11 @@
 """Tiny probabilities to full relative precision: ``p`` directly, not ``exp(log p)``.
 
-Every engine returns ``log p``; ``probs`` is ``exp(log p)``.  Below ``p = e^-256`` one
-rounding step of ``log p`` (``|log p| eps``) is 5.7e-14 .. 1.1e-13 relative in ``p``, so
-``exp`` of a ``log p`` that is even one step off -- the engines sum log integrands of size
-``|log p|`` in float64, each good to ``eps |log p|`` absolute -- can miss 1e-13 relative.
-This module recomputes those entries (``log p`` in ``[LP_LO, LP_HI]``) of the smooth,
+Every engine returns ``log p``; ``probs`` is ``exp(log p)``.  One rounding step of
+``log p`` (``|log p| eps``) is 5.7e-14 .. 1.1e-13 relative in ``p`` below ``e^-256``, and
+the engines' ``log p`` -- sums of log integrands of size ``|log p|`` in float64, each good
+to ``eps |log p|`` absolute -- is good to ~7e-16 ``|log p|``: ``exp(log p)`` can miss 1e-13
+relative from ``|log p|`` ~ 140 on.  This module recomputes the entries with ``log p`` in
+``[LP_LO, LP_HI] = [-691.5, -256]`` of the smooth,
 log-concave families (normal, logistic, gumbel_min) from the integral itself,
 
     p_i = int f(x - y_i) F(x) / Phi(x - y_i) dx,   F(x) = prod_j Phi(x - y_j),
@@ -50,11 +51,14 @@ from scipy import special
 __all__ = ["refine_probs", "in_band", "FAMILIES", "LP_LO", "LP_HI"]
 
 # entries refined: log p in [LP_LO, LP_HI] (p >= 1e-300 with a margin, and below e^-256,
-# where one rounding step of log p reaches 5.7e-14 relative)
+# where one step of log p is >= 5.7e-14 relative; the engines' log p is good to ~7e-16
+# |log p|, so entries above e^-256 can miss too: gumbel_min's O(n) engine on a clustered
+# row, 1.7e-13 at log p = -255.7 -- left to exp(log p) for the cost)
 LP_LO, LP_HI = -691.5, -256.0
 FAMILIES = ("normal", "logistic", "gumbel_min")
-# node-term budget per row (nodes x scores): beyond it the row keeps exp(log p)
-_BUDGET = 1 << 23
+# node-term budget per row (nodes x scores, ~3-10 ms of numpy at 2^18): beyond it the row
+# keeps exp(log p)
+_BUDGET = 1 << 18
 _CHUNK = 1 << 18
 _LAT = 2.0 ** 24
 _SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp)
@@ -192,8 +196,10 @@ def _residual(name, t):
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
         if name == "normal":
             deep = t < -1.0
-            return np.where(deep, np.log(special.erfcx(-np.where(deep, t, -2.0) * 0.7071067811865476) * 0.5),
-                            special.log_ndtr(np.where(deep, 0.0, t)))
+            R = np.empty_like(t)
+            R[deep] = np.log(special.erfcx(t[deep] * -0.7071067811865476) * 0.5)
+            R[~deep] = special.log_ndtr(t[~deep])
+            return R
         if name == "logistic":
             return -np.log1p(np.exp(-np.abs(t)))
         u = np.exp(t)
@@ -300,19 +306,31 @@ def _log_integrands(row, band_y, x):
     return c, r
 
 
+def _entry_terms(row, by, e_idx, x_flat):
+    """``log f(x - y_e) - log Phi(x - y_e)`` at the pairs ``(e_idx, x_flat)``: ``(c, r)``."""
+    th, tl = _two_sum(x_flat, -by[e_idx])
+    A1, B1 = _parts(row.name, th, tl, "pdf")
+    A2, B2 = _parts(row.name, th, tl, "cdf")
+    parts = [_split(A1), _split(B1), _split(-A2), _split(-B2)]
+    return sum(q[0] for q in parts), sum(q[1] for q in parts)
+
+
 def _refine_row(name, y, band, lp):
     """``(p, ok)`` for the entries ``band`` of one finite standardized row ``y``."""
     out = np.full(band.size, np.nan)
     ok = np.zeros(band.size, dtype=bool)
-    row = _Row(name, y)
     by = y[band]
+    m = band.size
     # where the integrands live: a coarse grid (H = 1/4) over a window that holds them
     lo, hi, ml, mr = _window(name, y, band)
     H0 = 0.25
+    row = None
     for _ in range(4):
         x0 = np.arange(math.floor((lo - ml) / H0), math.ceil((hi + mr) / H0) + 1, dtype=np.float64) * H0
-        if x0.size * (y.size + band.size) > _BUDGET:
+        if x0.size * (y.size + m) > _BUDGET:
             return out, ok
+        if row is None:
+            row = _Row(name, y)
         c0, _ = _log_integrands(row, by, x0)
         M0 = np.max(c0, axis=1, keepdims=True)
         if not np.isfinite(M0).all():
@@ -323,37 +341,47 @@ def _refine_row(name, y, band, lp):
         ml, mr = (2.0 * ml if live[:, 0].any() else ml), (2.0 * mr if live[:, -1].any() else mr)
     else:
         return out, ok
-    idx = np.flatnonzero(live.any(axis=0))
-    xa, xb = x0[idx[0] - 1], x0[idx[-1] + 1]
-    # trapezoid sums at H = 1/8, 1/16, ..., each grid the previous one plus its midpoints
-    # (only those evaluated), until the sums at H and 2H agree
+    # each entry's own node range (lattice indices k, x = k H), one coarse node beyond its
+    # live ones; then trapezoid sums at H = 1/8, 1/16, ... (each grid the last one plus its
+    # midpoints, each entry's range trimmed to its nodes within e^-50 of its peak and one
+    # more each side: the nodes dropped hold below 1e-19 of its sum) until the sums at H
+    # and 2H agree
+    k_base = math.floor((lo - ml) / H0)
+    first = np.argmax(live, axis=1) - 1
+    last = live.shape[1] - np.argmax(live[:, ::-1], axis=1)
     H = 0.125
-    k0, k1 = math.floor(xa / H), math.ceil(xb / H)
-    x = np.arange(k0, k1 + 1, dtype=np.float64) * H
-    c, r = _log_integrands(row, by, x)
-    while H >= 2.0 ** -9:
+    ka = 2 * (k_base + first)                   # coarse index -> index at H = 1/8
+    kb = 2 * (k_base + last)
+    while H >= 2.0 ** -10:
         Hn = 0.5 * H
-        if (2 * x.size) * band.size + x.size * y.size > _BUDGET:
+        ka, kb = 2 * ka, 2 * kb                 # the same ranges at step Hn
+        lens = kb - ka + 1
+        if lens.sum() + (kb.max() - ka.min() + 1) * y.size > _BUDGET:
             break
-        cm, rm = _log_integrands(row, by, x[:-1] + Hn)
-        cn = np.empty((band.size, 2 * x.size - 1))
-        rn = np.empty_like(cn)
-        cn[:, 0::2], cn[:, 1::2], rn[:, 0::2], rn[:, 1::2] = c, cm, r, rm
+        ku = np.arange(ka.min(), kb.max() + 1)
+        Fc, Fr = row.log_F(ku * Hn)
+        e_idx = np.repeat(np.arange(m), lens)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        k_flat = np.arange(lens.sum()) - np.repeat(starts, lens) + np.repeat(ka, lens)
+        ce, re = _entry_terms(row, by, e_idx, k_flat * Hn)
+        j = k_flat - ka.min()
+        c = Fc[j] + ce
+        r = Fr[j] + re
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            M = np.max(cn, axis=1, keepdims=True)
-            fin = np.isfinite(M[:, 0])
-            M = np.where(np.isfinite(M), M, 0.0)
-            # cn - M is exact (both on the 2^-24 lattice); rn small
-            e = np.exp((cn - M) + rn)
-            e[~np.isfinite(e)] = 0.0
-            S = e.sum(axis=1)
-            S2 = 2.0 * e[:, 0::2].sum(axis=1)            # the previous grid (step H)
-            ends = (cn[:, 0] - M[:, 0] < -45.0) & (cn[:, -1] - M[:, 0] < -45.0)
+            M = np.maximum.reduceat(c, starts)
+            fin = np.isfinite(M)
+            M = np.where(fin, M, 0.0)
+            # c - M is exact (both on the 2^-24 lattice); r small
+            w = np.exp((c - M[e_idx]) + r)
+            w[~np.isfinite(w)] = 0.0
+            S = np.bincount(e_idx, weights=w, minlength=m)
+            S2 = 2.0 * np.bincount(e_idx, weights=np.where(k_flat % 2 == 0, w, 0.0), minlength=m)
+            ends = (c[starts] - M < -45.0) & (c[starts + lens - 1] - M < -45.0)
             # trapezoid error at step h of an integrand analytic in a strip ~ C e^(-2 pi a / h):
             # at h = H/2 about the square of the one at H, which |S - S2| measures, so
             # 1e-9 leaves ~1e-18
             good = fin & ends & (np.abs(S - S2) <= 1e-9 * S) & (S > 0)
-            p = np.exp(M[:, 0]) * (Hn * S)
+            p = np.exp(M) * (Hn * S)
             lpr = np.log(p)
         # the engine's log p is within a few steps: a larger gap is not trusted
         good &= np.abs(lpr - lp) <= 16.0 * np.spacing(np.abs(lp)) + 1e-13
@@ -362,13 +390,13 @@ def _refine_row(name, y, band, lp):
         ok |= good
         if ok.all():
             break
-        # the next grid spans only the nodes within e^-50 of a peak (and one more each
-        # side): the nodes dropped hold below 1e-19 of any sum
-        keep = np.flatnonzero((cn > M - 50.0).any(axis=0))
-        i0, i1 = max(0, keep[0] - 1), min(cn.shape[1] - 1, keep[-1] + 1)
-        k0, k1, H = 2 * k0 + i0, 2 * k0 + i1, Hn
-        x = np.arange(k0, k1 + 1, dtype=np.float64) * H
-        c, r = cn[:, i0:i1 + 1], rn[:, i0:i1 + 1]
+        alive = c > M[e_idx] - 50.0
+        big = np.iinfo(np.int64).max
+        kmin = np.minimum.reduceat(np.where(alive, k_flat, big), starts)
+        kmax = np.maximum.reduceat(np.where(alive, k_flat, -big), starts)
+        ka = np.where(kmin == big, ka, np.maximum(ka, kmin - 1))
+        kb = np.where(kmax == -big, kb, np.minimum(kb, kmax + 1))
+        H = Hn
     return out, ok
 
 
