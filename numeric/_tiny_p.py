@@ -27,8 +27,8 @@ with every log term carried as an exact part plus a small correction:
   remainder below ``2^-25``; the lattice parts sum exactly, the remainders in float64;
 
 so ``log`` of the integrand at a node is good to a few ``eps`` times the sum of the small
-parts (not of ``|log p|``).  A coarse grid (step 1/4, widened while an integrand is alive
-at an end) finds where the integrands live; then trapezoid sums at ``H = 1/8, 1/16, ...``
+parts (not of ``|log p|``).  A coarse grid (step 1, 1/2, 1/4 by family; widened while an integrand
+is alive at an end) finds where the integrands live; then trapezoid sums at ``H = 1/8, 1/16, ...``
 (each grid the last one plus its midpoints, trimmed to the nodes within ``e^-50`` of a
 peak) until the sums at ``H`` and ``2H`` agree within 1e-9: for integrands analytic in a
 strip the error at ``H`` is about the square of the one at ``2H``, so ~1e-18; the grid
@@ -282,6 +282,9 @@ class _Row:
         return c, r
 
 
+_H0 = {"normal": 1.0, "logistic": 0.5, "gumbel_min": 0.25}
+
+
 def _window(name, y, band):
     """A first window ``(lo, hi, left margin, right margin)`` for the integrands of the
     scores ``band``; widened while an integrand is alive at an end."""
@@ -321,9 +324,10 @@ def _refine_row(name, y, band, lp):
     ok = np.zeros(band.size, dtype=bool)
     by = y[band]
     m = band.size
-    # where the integrands live: a coarse grid (H = 1/4) over a window that holds them
+    # where the integrands live: a coarse grid over a window that holds them
     lo, hi, ml, mr = _window(name, y, band)
-    H0 = 0.25
+    # coarse step: normal integrands are wide (a step of 1 finds them), gumbel_min's narrow
+    H0 = _H0[name]
     row = None
     for _ in range(4):
         x0 = np.arange(math.floor((lo - ml) / H0), math.ceil((hi + mr) / H0) + 1, dtype=np.float64) * H0
@@ -350,8 +354,9 @@ def _refine_row(name, y, band, lp):
     first = np.argmax(live, axis=1) - 1
     last = live.shape[1] - np.argmax(live[:, ::-1], axis=1)
     H = 0.125
-    ka = 2 * (k_base + first)                   # coarse index -> index at H = 1/8
-    kb = 2 * (k_base + last)
+    f8 = int(H0 * 8)
+    ka = f8 * (k_base + first)                  # coarse index -> index at H = 1/8
+    kb = f8 * (k_base + last)
     while H >= 2.0 ** -10:
         Hn = 0.5 * H
         ka, kb = 2 * ka, 2 * kb                 # the same ranges at step Hn
