@@ -282,7 +282,7 @@ class _Row:
         return c, r
 
 
-_H0 = {"normal": 1.0, "logistic": 0.5, "gumbel_min": 0.25}
+_H0 = {"normal": 1.0, "logistic": 0.5, "gumbel_min": 0.5}
 
 
 def _window(name, y, band):
