@@ -430,7 +430,8 @@ def refine_probs(y, lp, p, fam):
 def in_band(p):
     """True when some entry of ``p`` is in the refined range (one reduction when none is
     small enough)."""
-    if p.size == 0 or not p.min() <= _P_HI:
+    # fmin ignores NaN (a NaN row must not switch the refinement off for its batch mates)
+    if p.size == 0 or not np.fmin.reduce(p, axis=None) <= _P_HI:
         return False
     return bool(np.any((p >= _P_LO) & (p <= _P_HI)))
 

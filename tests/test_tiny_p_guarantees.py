@@ -253,6 +253,22 @@ def test_vjp_rows_with_tiny_entries(fam, log):
     assert not bad, bad
 
 
+def test_rows_independent_of_batch_mates():
+    """A row with tiny entries gets the same bits alone, next to a NaN row, a row with
+    -inf / +inf entries, and as a float64 batch along axis 0."""
+    (case,) = [c for c in CASES if c[0] == "gumbel_min n=10 s=2"]
+    mu = np.array([float.fromhex(h) for h in case[2]])
+    alone = numeric.probs(mu, "gumbel_min")
+    assert 1e-300 <= alone[0] < 1e-299
+    other = np.array(mu)
+    other[3], other[5] = -np.inf, np.inf
+    batch = np.stack([np.full(10, np.nan), mu, other, mu])
+    got = numeric.probs(batch, "gumbel_min")
+    assert np.array_equal(got[1], alone) and np.array_equal(got[3], alone)
+    assert np.isnan(got[0]).all()
+    assert np.array_equal(numeric.probs(batch.T, "gumbel_min", axis=0)[:, 1], alone)
+
+
 def test_refinement_cheap_without_tiny_entries():
     """Rows with no entry in the refined range are returned as the engines give them."""
     x = np.random.default_rng(7).normal(size=(50, 10))
