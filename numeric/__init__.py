@@ -692,7 +692,8 @@ def _tiny_refined(mu, p, family, axis, method, params):
     gumbel_min; float64 results; rows within its node budget); one reduction over ``p``
     when there are none."""
     if (method not in ("auto", "quadrature", "closed", "batch") or type(p) is not np.ndarray
-            or p.dtype != np.float64 or not _tiny_p.in_band(p)):
+            or p.dtype != np.float64 or p.ndim == 0
+            or (p.size if axis is None else p.shape[axis]) > _tiny_p.N_MAX or not _tiny_p.in_band(p)):
         return p
     prep = prepare_scores(mu, axis)
     fam = _same_noise(get_family(family, **split_options(method, params)[1]))

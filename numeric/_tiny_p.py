@@ -48,7 +48,7 @@ from decimal import Decimal, localcontext
 import numpy as np
 from scipy import special
 
-__all__ = ["refine_probs", "in_band", "FAMILIES", "LP_LO", "LP_HI"]
+__all__ = ["refine_probs", "in_band", "FAMILIES", "LP_LO", "LP_HI", "N_MAX"]
 
 # entries refined: log p in [LP_LO, LP_HI] (p >= 1e-300 with a margin, and below e^-256,
 # where one step of log p is >= 5.7e-14 relative; the engines' log p is good to ~7e-16
@@ -59,6 +59,8 @@ FAMILIES = ("normal", "logistic", "gumbel_min")
 # node-term budget per row (nodes x scores, ~3-10 ms of numpy at 2^18): beyond it the row
 # keeps exp(log p)
 _BUDGET = 1 << 18
+# longer rows never fit (the coarse grid has at least 8 nodes): not even prepared
+N_MAX = _BUDGET // 8
 _CHUNK = 1 << 18
 _LAT = 2.0 ** 24
 _SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp)
