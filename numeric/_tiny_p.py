@@ -38,6 +38,12 @@ float peak (exact) and ``S = sum exp((L - M))`` of positive terms: ``p`` within 
 plus the log terms' ``B`` rounding (measured against the oracle: docstrings of the tests).
 Entries that fail a check, or rows too long or wide for the node budget, keep
 ``exp(log p)`` (within two steps of ``log p``, the README's stated floor).
+
+laplace and exponential (kinks at the scores: no trapezoid rule) factor ``p_i = e^(z_i) K_i``
+with ``z_i`` the entry's distance to the top score (exact as a double-double) and ``K_i`` an
+integral of modest size in which the large linear parts cancel exactly; ``K_i`` by
+Gauss-Legendre panels between the kinks (8 and 16 nodes must agree); see
+``_pw_log_integrand``.
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ __all__ = ["refine_probs", "in_band", "FAMILIES", "LP_LO", "LP_HI", "N_MAX"]
 # |log p|, so entries above e^-256 can miss too: gumbel_min's O(n) engine on a clustered
 # row, 1.7e-13 at log p = -255.7 -- left to exp(log p) for the cost)
 LP_LO, LP_HI = -691.5, -256.0
-FAMILIES = ("normal", "logistic", "gumbel_min")
+FAMILIES = ("normal", "logistic", "gumbel_min", "laplace", "exponential")
+_PIECEWISE = ("laplace", "exponential")
 # node-term budget per row (nodes x scores, ~3-10 ms of numpy at 2^18): beyond it the row
 # keeps exp(log p)
 _BUDGET = 1 << 18
@@ -407,6 +414,141 @@ def _refine_row(name, y, band, lp):
     return out, ok
 
 
+# ---- laplace and exponential: p_i = e^(z_i) K_i with K_i of modest size -------------------
+#
+# With c the row's top score and z = y - c (as double-doubles: ``_two_sum``), u = x - c:
+#
+#   laplace      p_i = e^(z_i) K_i,  K_i = int e^(L_i(u)) du,
+#                L_i(u) = -max(u, 0) + 2 min(0, u - z_i) - log 2 + sum_{j != i} l(u - z_j),
+#                l(t) = t - log 2 (t < 0), log1p(-e^(-t) / 2) (t >= 0);
+#   exponential  p_i = e^(z_i) K_i,  K_i = int_0^inf e^(-u) prod_{j != i} (1 - e^(-(u - z_j))) du
+#
+# (f(u - z_i) = e^(z_i) e^(-u) / 2 above z_i, e^(z_i) e^(-u + 2 (u - z_i)) / 2 below).  The
+# large linear parts cancel exactly: -u + (u - 0) of the top score (``-max(u, 0)``, the top's
+# own term dropped where it is below u); every other term of L_i where the integrand is
+# alive (within e^-60 of its peak) is small: a score above u contributes u - z_j - log 2
+# (its sum is at most ~60 there), one below at most log 2.  So L_i is good to ~60 eps
+# absolute and K_i (of size >= ~1/n) to ~1e-14 relative; e^(z_i) is exp of an exact double
+# (1 ulp) times (1 + z_lo).  The integrands are log-concave with kinks only at the scores
+# (laplace; exponential: analytic on u > 0): Gauss-Legendre panels of width <= 1 between
+# consecutive scores (and 0 .. 60 above the top), 8 and 16 nodes; analytic within log 2
+# of each panel (log1p(-e^(-t)/2) is singular at t = -log 2 + i pi k), so the 16-node error
+# is about the square of the 8-node one, which their difference measures: agreement within
+# 1e-9 leaves ~1e-18.  Panels with both ends below e^-60 of the peak are dropped
+# (log-concave: such a panel is monotone, below e^-60 of the peak everywhere); the laplace
+# integrand below the lowest score is e^(L(z_min) + n (u - z_min)): e^L(z_min) / n exactly.
+_GL = {}
+_PW_BUDGET = 1 << 20
+_LOG2 = math.log(2.0)
+
+
+def _gauss(m):
+    if m not in _GL:
+        _GL[m] = np.polynomial.legendre.leggauss(m)
+    return _GL[m]
+
+
+def _pw_log_integrand(name, u, zh, zl, i, top):
+    """``L_i(u)`` (see above) at the nodes ``u`` (1-D) for entry ``i``; ``top`` the index
+    of the top score (``zh[top] = zl[top] = 0``)."""
+    t = (u[:, None] - zh[None, :]) - zl[None, :]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if name == "laplace":
+            above = t < 0
+            lphi = np.where(above, t, np.log1p(-0.5 * np.exp(-np.maximum(t, 0.0))))
+            lphi[:, i] = 0.0
+            lphi[above[:, top], top] = 0.0          # its t = u cancels -u exactly
+            nab = above.sum(axis=1) - above[:, i]
+            return (-np.maximum(u, 0.0) + 2.0 * np.minimum(t[:, i], 0.0)) - (1 + nab) * _LOG2 + lphi.sum(axis=1)
+        # exponential, u >= 0 (t_j >= 0 for every j): log(1 - e^-t) without cancellation
+        tp = np.maximum(t, 0.0)
+        lphi = np.where(tp > _LOG2, np.log1p(-np.exp(-tp)), np.log(-np.expm1(-tp)))
+        lphi[:, i] = 0.0
+        return -u + lphi.sum(axis=1)
+
+
+def _pw_entry(name, zh, zl, i, top, lp, budget):
+    """``(p, cost)`` of entry ``i`` (``p`` NaN when a check fails)."""
+    n = zh.size
+    tail = np.arange(0.0, 61.0)                   # above the top: e^-u decay, dropped past 60
+    if name == "laplace":
+        # L at the kinks first; segments with both ends below e^-60 of the largest value
+        # are dead (log-concave), the live ones split into panels of width <= 1
+        B = np.unique(zh)
+        cost = (B.size + tail.size) * n
+        if cost > budget:
+            return math.nan, cost
+        LB = _pw_log_integrand(name, B, zh, zl, i, top)
+        Lt = _pw_log_integrand(name, tail, zh, zl, i, top)
+        Mb = max(float(LB.max()), float(Lt.max()))
+        live = (LB[:-1] > Mb - 60.0) | (LB[1:] > Mb - 60.0)
+        B0, lens = B[:-1][live], np.diff(B)[live]
+        k = np.maximum(1, np.ceil(lens)).astype(np.int64)
+        frac = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
+        a = np.concatenate([np.repeat(B0, k) + np.repeat(lens / k, k) * frac, tail[:-1]])
+        b = np.concatenate([np.repeat(B0, k) + np.repeat(lens / k, k) * (frac + 1), tail[1:]])
+        Lmin = float(LB[0])
+    else:
+        cost = tail.size * n
+        if cost > budget:
+            return math.nan, cost
+        Lt = _pw_log_integrand(name, tail, zh, zl, i, top)
+        Mb = float(Lt.max())
+        a, b = tail[:-1], tail[1:]
+        Lmin = -math.inf
+    if not math.isfinite(Mb) or Lt[-1] > Mb - 45.0:
+        return math.nan, cost
+    # the panels' ends: panels with both ends below e^-60 of the largest value are dropped
+    # (log-concave: monotone there, below e^-60 of the peak throughout)
+    E = np.unique(np.concatenate([a, b]))
+    cost += E.size * n
+    if cost > budget:
+        return math.nan, cost
+    LE = _pw_log_integrand(name, E, zh, zl, i, top)
+    La, Lb = LE[np.searchsorted(E, a)], LE[np.searchsorted(E, b)]
+    Mb = max(Mb, float(LE.max()))
+    keep = (La > Mb - 60.0) | (Lb > Mb - 60.0)
+    a, b = a[keep], b[keep]
+    cost += 24 * a.size * n
+    if cost > budget:
+        return math.nan, cost
+    h = 0.5 * (b - a)
+    L = {}
+    for m in (8, 16):
+        xg, _ = _gauss(m)
+        L[m] = _pw_log_integrand(name, ((0.5 * (a + b))[:, None] + h[:, None] * xg[None, :]).ravel(),
+                                 zh, zl, i, top).reshape(a.size, m)
+    M = max(float(L[16].max()), Mb)
+    S = {}
+    for m in (8, 16):
+        S[m] = float(np.sum(h[:, None] * _gauss(m)[1][None, :] * np.exp(L[m] - M))) + math.exp(Lmin - M) / n
+    if not (S[16] > 0 and abs(S[8] - S[16]) <= 1e-9 * S[16]):
+        return math.nan, cost
+    p = math.exp(zh[i]) * math.exp(M) * S[16] * (1.0 + zl[i])
+    if not (p > 0 and abs(math.log(p) - lp) <= 16.0 * np.spacing(abs(lp)) + 1e-13):
+        return math.nan, cost
+    return p, cost
+
+
+def _refine_piecewise_row(name, y, band, lp):
+    """``(p, ok)`` for the entries ``band`` of one finite standardized row ``y`` (laplace,
+    exponential); entries past the row's budget keep ``exp(log p)``."""
+    out = np.full(band.size, np.nan)
+    top = int(np.argmax(y))
+    zh, zl = _two_sum(y, -y[top])
+    zh[top], zl[top] = 0.0, 0.0
+    budget = _PW_BUDGET
+    for k, i in enumerate(band):
+        if i == top:
+            continue
+        v, cost = _pw_entry(name, zh, zl, int(i), top, float(lp[k]), budget)
+        budget -= cost
+        out[k] = v
+        if budget <= 0:
+            break
+    return out, np.isfinite(out)
+
+
 def refine_probs(y, lp, p, fam):
     """Replace ``p`` (``exp(lp)``, rows of standardized scores ``y``, shape (m, n), finite
     or ``-inf`` entries) in place where ``lp`` is in ``[LP_LO, LP_HI]``, for the families in
@@ -424,7 +566,8 @@ def refine_probs(y, lp, p, fam):
         band = np.flatnonzero((lp[r, idx] >= LP_LO) & (lp[r, idx] <= LP_HI))
         if band.size == 0 or yr.size < 2:
             continue
-        v, ok = _refine_row(fam.name, yr, band, lp[r, idx[band]])
+        refine = _refine_piecewise_row if fam.name in _PIECEWISE else _refine_row
+        v, ok = refine(fam.name, yr, band, lp[r, idx[band]])
         p[r, idx[band[ok]]] = v[ok]
     return p
 
