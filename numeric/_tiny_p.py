@@ -471,6 +471,11 @@ def _pw_entry(name, zh, zl, i, top, lp, budget):
     """``(p, cost)`` of entry ``i`` (``p`` NaN when a check fails)."""
     n = zh.size
     tail = np.arange(0.0, 61.0)                   # above the top: e^-u decay, dropped past 60
+    # least expected cost (laplace: L at every kink; the tail's panels): rows beyond the
+    # budget are declined before any work (declining is safe)
+    kinks = np.unique(zh).size if name == "laplace" else 0
+    if (kinks + 2 * tail.size + 24 * tail.size) * n > budget:
+        return math.nan, 0
     if name == "laplace":
         # L at the kinks first; segments with both ends below e^-60 of the largest value
         # are dead (log-concave), the live ones split into panels of width <= 1
@@ -542,6 +547,8 @@ def _refine_piecewise_row(name, y, band, lp):
         if i == top:
             continue
         v, cost = _pw_entry(name, zh, zl, int(i), top, float(lp[k]), budget)
+        if cost == 0:                             # declined up front: so are the others
+            break
         budget -= cost
         out[k] = v
         if budget <= 0:
