@@ -448,111 +448,108 @@ def _gauss(m):
     return _GL[m]
 
 
-def _pw_log_integrand(name, u, zh, zl, i, top):
-    """``L_i(u)`` (see above) at the nodes ``u`` (1-D) for entry ``i``; ``top`` the index
-    of the top score (``zh[top] = zl[top] = 0``)."""
-    t = (u[:, None] - zh[None, :]) - zl[None, :]
+def _pw_terms(name, u, zh, zl, top, band):
+    """``(C, D)`` with ``L_i(u) = C(u) + D[:, k](u)`` for the entries ``i = band[k]`` at the
+    nodes ``u`` (1-D; see above): ``C`` the part shared by every entry (``-u`` and every
+    score's ``log Phi``, the top's ``u`` cancelled exactly), ``D`` the entry's own terms
+    (its ``log Phi`` taken out; laplace: ``2 min(0, u - z_i)``).  Where entry ``i`` is
+    alive every term of ``C`` is small (see above) except those that cancel exactly."""
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        def lphi(t):
+            if name == "laplace":
+                return np.where(t < 0, t - _LOG2, np.log1p(-0.5 * np.exp(-np.maximum(t, 0.0))))
+            # exponential, u >= 0 (t >= 0 for every score): log(1 - e^-t) without cancellation
+            tp = np.maximum(t, 0.0)
+            return np.where(tp > _LOG2, np.log1p(-np.exp(-tp)), np.log(-np.expm1(-tp)))
+        t = (u[:, None] - zh[None, :]) - zl[None, :]
+        lp = lphi(t)
         if name == "laplace":
-            above = t < 0
-            lphi = np.where(above, t, np.log1p(-0.5 * np.exp(-np.maximum(t, 0.0))))
-            lphi[:, i] = 0.0
-            lphi[above[:, top], top] = 0.0          # its t = u cancels -u exactly
-            nab = above.sum(axis=1) - above[:, i]
-            return (-np.maximum(u, 0.0) + 2.0 * np.minimum(t[:, i], 0.0)) - (1 + nab) * _LOG2 + lphi.sum(axis=1)
-        # exponential, u >= 0 (t_j >= 0 for every j): log(1 - e^-t) without cancellation
-        tp = np.maximum(t, 0.0)
-        lphi = np.where(tp > _LOG2, np.log1p(-np.exp(-tp)), np.log(-np.expm1(-tp)))
-        lphi[:, i] = 0.0
-        return -u + lphi.sum(axis=1)
+            lp[:, top] = np.where(u < 0, -_LOG2, lp[:, top])     # its t = u cancels -u
+            C = (-np.maximum(u, 0.0) - _LOG2) + lp.sum(axis=1)
+        else:
+            C = -u + lp.sum(axis=1)
+        tb = t[:, band]
+        D = -lp[:, band]
+        if name == "laplace":
+            D = D + 2.0 * np.minimum(tb, 0.0)
+        return C, D
 
 
-def _pw_entry(name, zh, zl, i, top, lp, budget):
-    """``(p, cost)`` of entry ``i`` (``p`` NaN when a check fails)."""
-    n = zh.size
+def _refine_piecewise_row(name, y, band, lp):
+    """``(p, ok)`` for the entries ``band`` of one finite standardized row ``y`` (laplace,
+    exponential), all entries on shared nodes; rows beyond the node budget keep
+    ``exp(log p)``."""
+    out = np.full(band.size, np.nan)
+    top = int(np.argmax(y))
+    keep_e = band != top
+    band, lpb = band[keep_e], lp[keep_e]
+    if band.size == 0:
+        return out, np.zeros(out.size, dtype=bool)
+    zh, zl = _two_sum(y, -y[top])
+    zh[top], zl[top] = 0.0, 0.0
+    n, m = zh.size, band.size
+    w = n + m
     tail = np.arange(0.0, 61.0)                   # above the top: e^-u decay, dropped past 60
-    # least expected cost (laplace: L at every kink; the tail's panels): rows beyond the
-    # budget are declined before any work (declining is safe)
-    kinks = np.unique(zh).size if name == "laplace" else 0
-    if (kinks + 2 * tail.size + 24 * tail.size) * n > budget:
-        return math.nan, 0
+    B = np.unique(zh) if name == "laplace" else np.zeros(0)
+    # least cost (laplace: L at every kink; the tail's panels): beyond the budget the row is
+    # declined before any work (declining is safe)
+    if (B.size + 2 * tail.size + 24 * tail.size) * w > _PW_BUDGET:
+        return out, np.zeros(out.size, dtype=bool)
+    Ct, Dt = _pw_terms(name, tail, zh, zl, top, band)
+    Lt = Ct[:, None] + Dt                                     # (nodes, entries)
+    Mb = Lt.max(axis=0)
     if name == "laplace":
-        # L at the kinks first; segments with both ends below e^-60 of the largest value
-        # are dead (log-concave), the live ones split into panels of width <= 1
-        B = np.unique(zh)
-        cost = (B.size + tail.size) * n
-        if cost > budget:
-            return math.nan, cost
-        LB = _pw_log_integrand(name, B, zh, zl, i, top)
-        Lt = _pw_log_integrand(name, tail, zh, zl, i, top)
-        Mb = max(float(LB.max()), float(Lt.max()))
-        live = (LB[:-1] > Mb - 60.0) | (LB[1:] > Mb - 60.0)
+        # L at the kinks first; segments with both ends below e^-60 of an entry's largest
+        # value are dead for it (log-concave); the live ones (for some entry) split into
+        # panels of width <= 1
+        CB, DB = _pw_terms(name, B, zh, zl, top, band)
+        LB = CB[:, None] + DB
+        Mb = np.maximum(Mb, LB.max(axis=0))
+        live = ((LB[:-1] > Mb - 60.0) | (LB[1:] > Mb - 60.0)).any(axis=1)
         B0, lens = B[:-1][live], np.diff(B)[live]
         k = np.maximum(1, np.ceil(lens)).astype(np.int64)
         frac = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
         a = np.concatenate([np.repeat(B0, k) + np.repeat(lens / k, k) * frac, tail[:-1]])
         b = np.concatenate([np.repeat(B0, k) + np.repeat(lens / k, k) * (frac + 1), tail[1:]])
-        Lmin = float(LB[0])
+        Lmin = LB[0]
     else:
-        cost = tail.size * n
-        if cost > budget:
-            return math.nan, cost
-        Lt = _pw_log_integrand(name, tail, zh, zl, i, top)
-        Mb = float(Lt.max())
         a, b = tail[:-1], tail[1:]
-        Lmin = -math.inf
-    if not math.isfinite(Mb) or Lt[-1] > Mb - 45.0:
-        return math.nan, cost
-    # the panels' ends: panels with both ends below e^-60 of the largest value are dropped
-    # (log-concave: monotone there, below e^-60 of the peak throughout)
+        Lmin = np.full(m, -np.inf)
+    # the panels' ends: panels with both ends below e^-60 of an entry's largest value are
+    # dropped for it (log-concave: monotone there, below e^-60 of the peak throughout)
     E = np.unique(np.concatenate([a, b]))
-    cost += E.size * n
-    if cost > budget:
-        return math.nan, cost
-    LE = _pw_log_integrand(name, E, zh, zl, i, top)
+    if (E.size + 24 * a.size) * w > _PW_BUDGET:
+        return out, np.zeros(out.size, dtype=bool)
+    CE, DE = _pw_terms(name, E, zh, zl, top, band)
+    LE = CE[:, None] + DE
     La, Lb = LE[np.searchsorted(E, a)], LE[np.searchsorted(E, b)]
-    Mb = max(Mb, float(LE.max()))
-    keep = (La > Mb - 60.0) | (Lb > Mb - 60.0)
-    a, b = a[keep], b[keep]
-    cost += 24 * a.size * n
-    if cost > budget:
-        return math.nan, cost
+    Mb = np.maximum(Mb, LE.max(axis=0))
+    alive = (La > Mb - 60.0) | (Lb > Mb - 60.0)              # (panels, entries)
+    use = alive.any(axis=1)
+    a, b, alive = a[use], b[use], alive[use]
     h = 0.5 * (b - a)
     L = {}
-    for m in (8, 16):
-        xg, _ = _gauss(m)
-        L[m] = _pw_log_integrand(name, ((0.5 * (a + b))[:, None] + h[:, None] * xg[None, :]).ravel(),
-                                 zh, zl, i, top).reshape(a.size, m)
-    M = max(float(L[16].max()), Mb)
+    for q in (8, 16):
+        xg, _ = _gauss(q)
+        C, D = _pw_terms(name, ((0.5 * (a + b))[:, None] + h[:, None] * xg[None, :]).ravel(),
+                         zh, zl, top, band)
+        L[q] = (C[:, None] + D).reshape(a.size, q, m)
+    M = np.maximum(np.where(alive[:, None, :], L[16], -np.inf).max(axis=(0, 1)), Mb)
     S = {}
-    for m in (8, 16):
-        S[m] = float(np.sum(h[:, None] * _gauss(m)[1][None, :] * np.exp(L[m] - M))) + math.exp(Lmin - M) / n
-    if not (S[16] > 0 and abs(S[8] - S[16]) <= 1e-9 * S[16]):
-        return math.nan, cost
-    p = math.exp(zh[i]) * math.exp(M) * S[16] * (1.0 + zl[i])
-    if not (p > 0 and abs(math.log(p) - lp) <= 16.0 * np.spacing(abs(lp)) + 1e-13):
-        return math.nan, cost
-    return p, cost
-
-
-def _refine_piecewise_row(name, y, band, lp):
-    """``(p, ok)`` for the entries ``band`` of one finite standardized row ``y`` (laplace,
-    exponential); entries past the row's budget keep ``exp(log p)``."""
-    out = np.full(band.size, np.nan)
-    top = int(np.argmax(y))
-    zh, zl = _two_sum(y, -y[top])
-    zh[top], zl[top] = 0.0, 0.0
-    budget = _PW_BUDGET
-    for k, i in enumerate(band):
-        if i == top:
-            continue
-        v, cost = _pw_entry(name, zh, zl, int(i), top, float(lp[k]), budget)
-        if cost == 0:                             # declined up front: so are the others
-            break
-        budget -= cost
-        out[k] = v
-        if budget <= 0:
-            break
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        for q in (8, 16):
+            wq = h[:, None, None] * _gauss(q)[1][None, :, None] * np.exp(L[q] - M)
+            S[q] = np.where(alive[:, None, :], wq, 0.0).sum(axis=(0, 1)) + np.exp(Lmin - M) / n
+        good = (S[16] > 0) & (np.abs(S[8] - S[16]) <= 1e-9 * S[16]) & np.isfinite(M)
+        # the tail must end far below each entry's peak
+        good &= Lt[-1] < Mb - 45.0
+        # math.exp: within 1 ulp of e^v for the exact double v
+        ez = np.array([math.exp(v) for v in zh[band]])
+        eM = np.array([math.exp(v) if math.isfinite(v) else math.nan for v in M])
+        p = ez * eM * S[16] * (1.0 + zl[band])
+        good &= (p > 0) & (np.abs(np.log(p) - lpb) <= 16.0 * np.spacing(np.abs(lpb)) + 1e-13)
+    res = np.where(good, p, np.nan)
+    out[keep_e] = res
     return out, np.isfinite(out)
 
 
