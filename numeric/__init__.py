@@ -686,14 +686,14 @@ def probs(mu: ArrayLike, family: FamilyLike = "gumbel", *, axis: int | None = -1
 
 
 def _tiny_refined(mu, p, family, axis, method, params):
-    """``p`` with its entries in ``e^-691.5 .. e^-256`` (where one step of ``log p`` is
-    5.7e-14 .. 1.1e-13 relative, and the engines' ``log p`` is good to 1-6 steps)
-    recomputed from the integral for the families of numeric._tiny_p (normal, logistic,
-    gumbel_min, laplace, exponential; float64 results; rows within its node budget); one
-    reduction over ``p`` when there are none."""
+    """``p`` with its entries in ``e^-691.5 .. e^-256`` (gumbel_min: ``e^-160``; where one
+    step of ``log p`` is 5.7e-14 .. 1.1e-13 relative, and the engines' ``log p`` is good to
+    1-6 steps) recomputed from the integral for the families of numeric._tiny_p (normal,
+    logistic, gumbel_min, laplace, exponential; float64 results; rows within its node
+    budget); one reduction over ``p`` when there are none."""
     if (method not in ("auto", "quadrature", "closed", "batch") or type(p) is not np.ndarray
             or p.dtype != np.float64 or p.ndim == 0
-            or (p.size if axis is None else p.shape[axis]) > _tiny_p.N_MAX or not _tiny_p.in_band(p)):
+            or (p.size if axis is None else p.shape[axis]) > _tiny_p.N_MAX or not _tiny_p.in_band(p, family)):
         return p
     prep = prepare_scores(mu, axis)
     fam = _same_noise(get_family(family, **split_options(method, params)[1]))

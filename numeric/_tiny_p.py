@@ -61,6 +61,10 @@ __all__ = ["refine_probs", "in_band", "FAMILIES", "LP_LO", "LP_HI", "N_MAX"]
 # |log p|, so entries above e^-256 can miss too: gumbel_min's O(n) engine on a clustered
 # row, 1.7e-13 at log p = -255.7 -- left to exp(log p) for the cost)
 LP_LO, LP_HI = -691.5, -256.0
+# gumbel_min's engines: log p measured 5 steps off (1.5e-13 in exp(log p)) on a whole cluster
+# of entries at log p = -243 (n = 1000, clusters+ties): its band reaches up to -160, where
+# 5 steps of log p (~5.6e-16 |log p| measured) stay below 1e-13 with a 10% margin
+_LP_HI_FAM = {"gumbel_min": -160.0}
 FAMILIES = ("normal", "logistic", "gumbel_min", "laplace", "exponential")
 _PIECEWISE = ("laplace", "exponential")
 # node-term budget per row (nodes x scores, ~3-10 ms of numpy at 2^18): beyond it the row
@@ -559,7 +563,8 @@ def refine_probs(y, lp, p, fam):
     :data:`FAMILIES`; entries not certified keep their value.  Returns ``p``."""
     if fam.custom or fam.name not in FAMILIES:
         return p
-    rows = np.flatnonzero(((lp >= LP_LO) & (lp <= LP_HI)).any(axis=1))
+    hi = _LP_HI_FAM.get(fam.name, LP_HI)
+    rows = np.flatnonzero(((lp >= LP_LO) & (lp <= hi)).any(axis=1))
     for r in rows:
         row = y[r]
         fin = np.isfinite(row)
@@ -567,7 +572,7 @@ def refine_probs(y, lp, p, fam):
             continue
         idx = np.flatnonzero(fin)
         yr = np.ascontiguousarray(row[idx], dtype=np.float64)
-        band = np.flatnonzero((lp[r, idx] >= LP_LO) & (lp[r, idx] <= LP_HI))
+        band = np.flatnonzero((lp[r, idx] >= LP_LO) & (lp[r, idx] <= hi))
         if band.size == 0 or yr.size < 2:
             continue
         refine = _refine_piecewise_row if fam.name in _PIECEWISE else _refine_row
@@ -576,13 +581,18 @@ def refine_probs(y, lp, p, fam):
     return p
 
 
-def in_band(p):
-    """True when some entry of ``p`` is in the refined range (one reduction when none is
-    small enough)."""
+def in_band(p, family=None):
+    """True when some entry of ``p`` is in the refined range of ``family`` (one reduction
+    when none is small enough).  A name in :data:`FAMILIES` gives its own range; anything
+    else (aliases, family objects) the widest one, so that ``refine_probs`` (which decides
+    each row by the family's own range) never depends on a row's batch mates."""
+    p_hi = _P_HI_FAM.get(family, _P_HI) if family in FAMILIES else _P_HI_MAX
     # fmin ignores NaN (a NaN row must not switch the refinement off for its batch mates)
-    if p.size == 0 or not np.fmin.reduce(p, axis=None) <= _P_HI:
+    if p.size == 0 or not np.fmin.reduce(p, axis=None) <= p_hi:
         return False
-    return bool(np.any((p >= _P_LO) & (p <= _P_HI)))
+    return bool(np.any((p >= _P_LO) & (p <= p_hi)))
 
 
 _P_LO, _P_HI = math.exp(LP_LO), math.exp(LP_HI)
+_P_HI_FAM = {k: math.exp(v) for k, v in _LP_HI_FAM.items()}
+_P_HI_MAX = max([_P_HI, *_P_HI_FAM.values()])

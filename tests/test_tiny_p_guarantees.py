@@ -326,11 +326,10 @@ def test_piecewise_refined_entries_are_not_exp_log_p():
 # ---- measured misses that remain (exp(log p) on these paths) ---------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="gumbel_min O(n) engine, n = 1000 clustered row: "
-                   "log p 5 steps off at log p = -243.5 (1.54e-13), above the refined band "
-                   "(-256); a band up to -160 fixes it but costs 1.5-4.7x on gumbel_min "
-                   "n = 1000 rows")
 def test_gumbel_min_cluster_row_above_band():
+    """gumbel_min O(n) engine, n = 1000 clustered row: its log p is 5 steps off on a whole
+    cluster at log p = -243.5 (1.54e-13 in exp(log p)); gumbel_min's refined band reaches
+    up to -160, so those entries come from numeric._tiny_p (within 1e-13 of the oracle)."""
     mu = np.array([float.fromhex(h) for h in CLUSTER_ROW])
     p = numeric.probs(mu, "gumbel_min")
     lp = numeric.log_probs(mu, "gumbel_min")
