@@ -1,5 +1,6 @@
 """gumbel_min VJPs of wide rows (standardized spread 14 .. 48): ``log p`` with dense
-cotangents by the node matrix of posterior expectations (numeric._gumbel_min_vjp), ``p``
+cotangents by the node matrix of posterior expectations (numeric._gumbel_min_dense, the
+engine's kernel; numeric._gumbel_min_vjp holds the method), ``p``
 on the O(n) engine (refined grid where needed, ``FastSpec.vjp_refine_span``), against
 ``method="quadrature"`` (itself tested against the oracle) and the independent
 log-space reference tests/_vjp_reference.py: ``s * N(0, 1)`` rows (s = 1 .. 5), a row
@@ -19,7 +20,7 @@ import pytest
 
 import numeric
 from numeric import _fast
-from numeric._gumbel_min_vjp import node_log_vjp_row
+from numeric._gumbel_min_dense import dense_log_vjp_row
 from numeric.families import get_family
 
 from _vjp_reference import reference_vjp
@@ -69,7 +70,7 @@ def test_node_matrix_dense_short_row():
     rng = np.random.default_rng(41)
     z = 4.0 * rng.normal(size=80)
     c = rng.normal(size=z.size)
-    v = node_log_vjp_row(z, c, fam, fam.fast, _fast._cache_for(fam), check_cost=False)
+    v = dense_log_vjp_row(z, c, fam, fam.fast, _fast._cache_for(fam), check_cost=False)
     ref, terms = _dense_reference(numeric.log_probs_vjp, z, c)
     _check(v, ref, terms)
     o = np.argsort(z)
@@ -77,7 +78,7 @@ def test_node_matrix_dense_short_row():
     c = np.zeros(z.size)
     c[list(support)] = list(support.values())
     with pytest.raises(NotImplementedError):
-        node_log_vjp_row(z, c, fam, fam.fast, _fast._cache_for(fam), check_cost=False)
+        dense_log_vjp_row(z, c, fam, fam.fast, _fast._cache_for(fam), check_cost=False)
     ref, terms, _ = reference_vjp(z, support, "gumbel_min", log=True)
     _check(numeric.log_probs_vjp(z, c, "gumbel_min"), ref, terms)
 
@@ -90,7 +91,7 @@ def test_wide_dense_log_vjp_vs_quadrature(kind):
     fam = get_family("gumbel_min")
     c = np.random.default_rng(5).normal(size=x.size)
     # the node matrix serves the row (no fallback)
-    v = node_log_vjp_row(x, c, fam, fam.fast, _fast._cache_for(fam))
+    v = dense_log_vjp_row(x, c, fam, fam.fast, _fast._cache_for(fam))
     ref, terms = _dense_reference(numeric.log_probs_vjp, x, c)
     _check(v, ref, terms)
     _check(numeric.log_probs_vjp(x, c, "gumbel_min"), ref, terms)
@@ -132,6 +133,6 @@ def test_node_matrix_long_rows_vs_quadrature(s):
     rng = np.random.default_rng(int(s) + 90)
     x = s * rng.normal(size=10_000)
     c = rng.normal(size=x.size)
-    v = node_log_vjp_row(x, c, fam, fam.fast, _fast._cache_for(fam))
+    v = dense_log_vjp_row(x, c, fam, fam.fast, _fast._cache_for(fam))
     ref, terms = _dense_reference(numeric.log_probs_vjp, x, c)
     _check(v, ref, terms)
