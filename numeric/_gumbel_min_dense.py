@@ -20,8 +20,8 @@ its band, and where all of its rows are in their Bernoulli region from the same 
 (the triangle inequality over ``r``: never below what the full difference gives; both
 carry the same rounding of ``T`` times ``2^q``).  Below every row's band the difference
 is 0.  The band segments are the same products as the full matrix's, so every other
-part of the estimate and the decline rule are those of :func:`numeric._gumbel_min_vjp.
-node_log_vjp_row`, plus the mass each rule leaves beyond its ends (bounded from its end
+part of the estimate and the decline rule are those of the module docstring of
+:mod:`numeric._gumbel_min_vjp`, plus the mass each rule leaves beyond its ends (bounded from its end
 weights by log-concavity: the comment above ``_BR``), which an entry whose sum of
 |terms| is many decades below the others' sees (cotangents ``c = g p``).
 
@@ -41,12 +41,12 @@ does not.)
 >>> import numpy as np
 >>> from numeric.families import get_family
 >>> from numeric._fast import _cache_for
->>> from numeric._gumbel_min_vjp import node_log_vjp_row
+>>> import numeric
 >>> fam = get_family("gumbel_min")
->>> z = 5.0 * np.random.default_rng(1).normal(size=1000); c = np.cos(z)
->>> v = dense_log_vjp_row(z, c, fam, fam.fast, _cache_for(fam))
->>> w = node_log_vjp_row(z, c, fam, fam.fast, _cache_for(fam))
->>> bool(np.abs(v - w).max() < 1e-13 * np.abs(w).max())
+>>> z = 4.0 * np.random.default_rng(1).normal(size=60); c = np.cos(z)
+>>> v = dense_log_vjp_row(z, c, fam, fam.fast, _cache_for(fam), check_cost=False)
+>>> w = numeric.log_probs_vjp(z, c, "gumbel_min", method="quadrature")
+>>> bool(np.abs(v - w).max() < 1e-10 * np.abs(w).max())
 True
 """
 
@@ -156,8 +156,8 @@ def _lattice_rules(rows, nodes_l, centre, sig, width, j, geo, LF, fam, H, pieces
 
     On the lattice every point sits at one of ``2^j`` phases of its grid interval, so
     ``log F`` there (the ``_QF``-point interpolant of the grid sums) and the move onto
-    the grid (the ``q``-point interpolant of ``h(x_k - m_b)``, as in
-    :func:`numeric._gumbel_min_vjp._gridded`) are products with per-phase Lagrange
+    the grid (the ``q``-point interpolant of ``h(x_k - m_b)``, with the weights of
+    :func:`numeric._gumbel_min_vjp._lagrange_pos`) are products with per-phase Lagrange
     weights, and ``log h(x - m)`` takes one evaluation per lattice offset.  The rule,
     its checks (decay at both ends; the rule of step ``2 s`` within 1e-8, so the rule
     of step ``s <= sigma / 4`` within 1e-16 for this geometrically converging rule) and
@@ -214,9 +214,8 @@ def _lattice_rules(rows, nodes_l, centre, sig, width, j, geo, LF, fam, H, pieces
 
 def dense_log_vjp_row(z, c, fam, spec, cache, check_cost=True, out=None):
     """One row of the VJP of ``log p`` with cotangent ``c`` of gumbel_min scores ``z``
-    (standardized), into ``out`` when given: the result of
-    :func:`numeric._gumbel_min_vjp.node_log_vjp_row` at ``O(K)`` per block of nodes,
-    its decline rule with the rules' tails added (module docstring).  Raises ``NotImplementedError`` where the row cannot be
+    (standardized), into ``out`` when given: the node matrix of
+    :mod:`numeric._gumbel_min_vjp` at ``O(K)`` per block of nodes, its decline rule with the rules' tails added (module docstring).  Raises ``NotImplementedError`` where the row cannot be
     certified (the caller then uses the per-row engine)."""
     if spec.H != fam.fast.H:
         raise NotImplementedError("node-matrix VJP on the family's own grid only")
@@ -357,7 +356,7 @@ def _diff_matrix(q, m):
 
 
 def _certify(z, c, rS, Bp, Bm, err, trunc, out, geo, K):
-    """The decline rule of :func:`numeric._gumbel_min_vjp.node_log_vjp_row` (its lower
+    """The decline rule of the node matrix (:mod:`numeric._gumbel_min_vjp`: its lower
     bounds of each entry's sum of |terms| against the estimate ``err`` at the nearest
     node, the rules' relative accuracy and their tails ``trunc``)."""
 

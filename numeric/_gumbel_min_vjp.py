@@ -58,29 +58,30 @@ terms of the entries of the other sign, ``B_-+(z_k)`` (``|c_k E_k[h_j] - c_j E_j
 bound (or, below ``1e-200`` of the row's total, that size) is declined
 (``NotImplementedError``) and the caller uses the per-row engine.
 
+The engine's kernel, numeric._gumbel_min_dense.dense_log_vjp_row, forms ``Q`` by
+blocks of its band and bounds the rules' tails as well; this module holds the parts it
+shares (rules on the grid, ``h``, the transposed interpolation, the constants):
+
 >>> import numpy as np
 >>> from numeric.families import get_family
 >>> from numeric._fast import _cache_for
+>>> from numeric._gumbel_min_dense import dense_log_vjp_row
 >>> fam = get_family("gumbel_min")
 >>> z = np.linspace(-4.0, 4.0, 400); c = np.cos(z)
->>> v = node_log_vjp_row(z, c, fam, fam.fast, _cache_for(fam))
+>>> v = dense_log_vjp_row(z, c, fam, fam.fast, _cache_for(fam))
 >>> bool(abs(v.sum()) < 1e-12 * abs(v).sum())
 True
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 
 from ._exp import exp_terms
 from ._fast_grid import _MAGIC_BITS, _fine_weights, _split_lattice
-from ._fast import (_CHUNK, _TAIL, _Geo, _checked_peaks, _eval_at_scores, _interp_bound, _widening_passes,
-                    _local_log_integrand, _node_kernel, _row_log_probs, _windows)
-
-__all__ = ["node_log_vjp_row"]
+from ._fast import _CHUNK, _TAIL, _checked_peaks
 
 _BLOCK = 32     # nodes per block (a block's rows share one band of second-argument nodes)
 # h(t) = t' / (e^t' - 1), t' = e^t: its Bernoulli series sum_r (B_r / r!) e^(r t) (radius
@@ -90,7 +91,6 @@ _BERN = ((0, 1.0), (1, -0.5), (2, 1.0 / 12.0), (4, -1.0 / 720.0), (6, 1.0 / 3024
          (8, -1.0 / 1209600.0), (10, 1.0 / 47900160.0), (12, -691.0 / 1307674368000.0))
 _FAR = 2.0
 _ZERO = 6.6
-_DIFF_ROWS = 64  # rows of Q per block of its q-th differences
 _REL = 1e-14    # relative accuracy of the rules, interpolants and products
 _ROUND = 2.3e-16  # one rounding step, relative
 # bound of sum_m |coefficient of node m| of the engine's interpolant (its Lebesgue
@@ -118,46 +118,6 @@ def _grid_rules(win, LFv, a0, a1, A, B):
     return L, kmax + A, curv, trip, first, last
 
 
-def _local_rules(nodes_l, centre, sig, width, geo, LF, fam, H):
-    """Local trapezoid rules (step sigma / 4, +-``width`` sigma) of narrow posteriors: grid
-    positions of the points, normalized weights, and whether each rule's integrand
-    decayed by ``e^-_TAIL`` at both ends (rows that did not are redone wider)."""
-    pos, L, peak, ok, _, _ = _local_log_integrand(nodes_l, centre, sig, width, geo, LF, fam, H)
-    E = exp_terms(L - peak[:, None])
-    tot = E.sum(axis=1)
-    if np.any(ok & ~(np.abs(2.0 * E[:, ::2].sum(axis=1) / tot - 1.0) < 1e-8)):
-        raise NotImplementedError("narrow integrand: local trapezoid rule not converged")
-    return pos, E / tot[:, None], ok
-
-
-def _local_q_rows(rows, centre, sig, width, la, Q, hwin, geo, LF, fam, H):
-    """One pass of the local rules of the node rows ``rows`` at half width ``width``
-    sigma: writes ``Q`` of the rows whose integrand decayed at both ends, returns that
-    mask."""
-    pos, w, ok = _local_rules(la[rows].astype(np.float64), centre, sig, width, geo, LF, fam, H)
-    if ok.any():
-        Wg, k0, _ = _gridded(pos[ok], w[ok], geo.G, geo.q)
-        Q[rows[ok]] = _q_rows(Wg, k0, hwin, geo, H)
-    return ok
-
-def _gridded(pos, w, G, q):
-    """The local rules ``(pos, w)`` moved onto the x grid: ``W[r, k - k0] = sum_p w_p
-    L_k(pos_p)`` (grid rows ``k0 .. k1 - 1``) with the q-point Lagrange weights ``L_k`` of
-    each point, so that ``W @ f(x_k)`` is the rule applied to the q-point interpolant of
-    ``f`` on the grid."""
-    j0, L = _lagrange_pos(pos.ravel(), q)
-    k0 = int(j0.min())
-    k1 = int(j0.max()) + q
-    if k0 < 0 or k1 > G:
-        raise NotImplementedError("narrow integrand window leaves the x grid")
-    width = k1 - k0
-    # flat index row * width + column of every (point, stencil node), one bincount
-    base = np.repeat(np.arange(pos.shape[0]) * width, pos.shape[1]) + (j0 - k0)
-    idx = (base[:, None] + np.arange(q)[None, :]).ravel()
-    W = np.bincount(idx, weights=(w.ravel()[:, None] * L).ravel(), minlength=pos.shape[0] * width)
-    return W.reshape(pos.shape[0], width), k0, k1
-
-
 def _product(A, B, out):
     """``out = A @ B`` in column blocks of at most ``_MACS`` multiply-adds, so that
     OpenBLAS stays on one thread (its worker threads spin on a loaded machine and
@@ -166,32 +126,6 @@ def _product(A, B, out):
     for j in range(0, B.shape[1], cols):
         np.matmul(A, B[:, j:j + cols], out=out[:, j:j + cols])
     return out
-
-
-def _q_rows(W, k0, hwin, geo, H):
-    """Rows of ``Q`` for rules ``W`` on grid rows ``k0 ..`` (rows normalized):
-    ``sum_k W[., k] h(x_k - m_b)`` where some row has ``-_FAR <= x_k - m_b <= _ZERO``;
-    above (``m_b >= x + _FAR`` at every row) the Bernoulli series, ``sum_r (B_r / r!)
-    e^(r (x_c - m_b)) sum_k W[., k] e^(r (x_k - x_c))``; below, 0."""
-    k1 = k0 + W.shape[1]
-    K = geo.K
-    Q = np.zeros((W.shape[0], K))
-    # node b sits at grid position geo.lL + b (ms = 1), row k at geo.kL + k
-    b0 = min(K, max(0, math.ceil(geo.kL + k0 - _ZERO / H - geo.lL)))
-    b1 = min(K, max(b0, math.floor(geo.kL + k1 - 1 + _FAR / H - geo.lL) + 1))
-    if b1 > b0:
-        _product(W, hwin[b0:b1, k0:k1].T, Q[:, b0:b1])
-    if b1 < K:
-        xr = np.arange(k0, k1) * H
-        xc = 0.5 * (xr[0] + xr[-1])
-        d = (geo.kL * H + xc) - (geo.lL + np.arange(b1, K)) * H       # x_c - m_b < 0
-        acc = np.zeros((W.shape[0], K - b1))
-        for r, beta in _BERN:
-            mu = W @ np.exp(r * (xr - xc))
-            with np.errstate(under="ignore"):
-                acc += beta * mu[:, None] * np.exp(r * d)[None, :]
-        Q[:, b1:] = acc
-    return Q
 
 
 def _h(t):
@@ -281,100 +215,3 @@ def _maxfilter(v, q):
     pad = q // 2 + 1
     vp = np.concatenate([np.full(pad, v[0]), v, np.full(pad, v[-1])])
     return np.lib.stride_tricks.sliding_window_view(vp, 2 * pad + 1).max(axis=1)
-
-
-def node_log_vjp_row(z, c, fam, spec, cache, check_cost=True, out=None):
-    """One row of the VJP of ``log p`` with cotangent ``c`` of gumbel_min scores ``z``
-    (standardized), into ``out`` when given; see the module docstring.  Raises
-    ``NotImplementedError`` where the node matrix cannot certify the row (the caller
-    then uses the per-row engine)."""
-    if spec.H != fam.fast.H:
-        raise NotImplementedError("node-matrix VJP on the family's own grid only")
-    lp, rS, geo, M, LF, z, spec, cache = _row_log_probs(z, fam, spec, cache, parts=True, check_cost=check_cost)
-    del lp, M
-    c = np.asarray(c, dtype=np.float64)
-    H = spec.H
-    # both arguments on nodes at every grid step (module docstring)
-    geo = _Geo(z, dataclasses.replace(spec, ms=1), False, (geo.zmin, geo.zmax))
-    K, G, q = geo.K, geo.G, geo.q
-    win = _node_kernel(geo, fam, spec)[::-1]          # rows in increasing l
-    d = np.arange(geo.kL - geo.lR, geo.kR - geo.lL + 1)     # h(x_k - m_b), one evaluation per offset
-    hwin = np.lib.stride_tricks.sliding_window_view(_h(d * H), G)[::-1]
-    la = geo.lL + geo.ms * np.arange(K)
-    lo_k, hi_k = _windows(win, LF.coarse(), G)
-    LFv = LF.ensure(int(lo_k.min()), int(hi_k.max()) + 1)
-    Q = np.empty((K, K))
-    for a0 in range(0, K, _BLOCK):
-        a1 = min(K, a0 + _BLOCK)
-        A, B = int(lo_k[a0:a1].min()), int(hi_k[a0:a1].max()) + 1
-        W, kmax, curv, trip, first, last = _grid_rules(win, LFv, a0, a1, A, B)
-        narrow = curv > 0.35
-        wide = np.flatnonzero(~narrow)
-        if wide.size:
-            Q[a0 + wide] = _q_rows(W[wide], A, hwin, geo, H)
-        nar = np.flatnonzero(narrow)
-        if nar.size:
-            # the local rules as numeric._fast._refine_narrow's (spanning every grid row
-            # within _TAIL of the grid peak, widened where the integrand has not decayed
-            # at its ends: one-sided shapes next to tied blocks)
-            _widening_passes(kmax[nar], trip[nar], curv[nar], first[nar], last[nar],
-                             lambda now, c, s, width, a0=a0, nar=nar: _local_q_rows(
-                                 a0 + nar[now], c, s, width, la, Q, hwin, geo, LF, fam, H))
-    # transposed interpolation of c onto the first argument's nodes
-    (C, Cp), cnear = _spread_scores(z, (c, np.maximum(c, 0.0)), geo)
-    ca = _LEBESGUE * cnear
-    Bn = _product(C[None, :], Q, np.empty((1, K)))[0]
-    B = _eval_at_scores(z, geo, Bn)
-    out = np.multiply(c, rS, out=out)
-    out -= B
-    # error estimate per entry (module docstring), absolute: the first argument's
-    # interpolation (q-th differences of Q weighted by |c L| near each node), the rounding
-    # of the signed Lagrange sums, the second argument's interpolation (q-th differences
-    # of B at the nodes), the rules' relative accuracy
-    bound = _interp_bound(q)
-    err = np.zeros(K)
-    part = np.empty((1, K))
-    for i0 in range(0, K - q, _DIFF_ROWS):
-        # a block of rows of the q-th differences at a time (they stay in cache)
-        i1 = min(K - q, i0 + _DIFF_ROWS)
-        EQ = np.abs(np.diff(Q[i0:i1 + q], n=q, axis=0))
-        err += _product(ca[None, i0 + q // 2:i1 + q // 2], EQ, part)[0]
-    err *= bound
-    err += (q * _ROUND) * _product(ca[None, :], Q, np.empty((1, K)))[0]
-    err[q // 2:K - q // 2] += np.abs(np.diff(Bn, n=q)) * bound
-    err = _maxfilter(err, q)
-    # the part of B from the positive entries of c, and B_- = B_+ - B (in B's place)
-    Bp = _eval_at_scores(z, geo, _product(Cp[None, :], Q, np.empty((1, K)))[0])
-    Bm = np.subtract(Bp, B, out=B)
-    del B
-    # lower bounds of the sum of |terms| T_k: |(J^T c)_k|; the terms of the entries
-    # whose c has the other sign than c_k, sum_{c_j c_k < 0} |c_j| Q(z_j, z_k) (each
-    # |c_k E_k[h_j] - c_j E_j[h_k]| >= |c_j| E_j[h_k] there); and, as Q(z_k, z_k) <= 1,
-    # |c_k| (E_k[S] - 1) - sum_i |c_i| Q(z_i, z_k); and, the other way round,
-    # sum_i |c_i| Q(z_i, z_k) - |c_k| E_k[S] (all of T_k when c_k = 0).  In chunks of
-    # scores (bounded memory); the README's bound: 1e-10 of T_k, or 1e-200 of the row's
-    # total where T_k is below that
-
-    def chunk(c0):
-        sl = slice(c0, c0 + _CHUNK)
-        cc, rs, bp, bm = c[sl], rS[sl], Bp[sl], Bm[sl]
-        near = np.clip(np.rint((z[sl] - geo.lo) * geo.invH - geo.lL).astype(np.intp), 0, K - 1)
-        ba = np.abs(bp) + np.abs(bm)                         # sum_i |c_i| Q(z_i, z_k)
-        cr = np.abs(cc) * rs
-        est = _REL * (cr + ba) + err[near]
-        lo = np.maximum(np.abs(out[sl]), np.where(cc >= 0.0, bm, bp) - est)
-        np.maximum(lo, cr - np.abs(cc) - ba - est, out=lo)
-        np.maximum(lo, ba - cr - est, out=lo)
-        return est, lo
-
-    floor = 1e-200 * math.fsum(float(chunk(c0)[1].sum()) for c0 in range(0, z.size, _CHUNK))
-    for c0 in range(0, z.size, _CHUNK):
-        est, lo = chunk(c0)
-        bad = np.flatnonzero(est > np.maximum(_LIMIT * lo, floor))
-        if bad.size:
-            k = int(bad[0])
-            raise NotImplementedError(f"node-matrix VJP: error estimate {est[k]:.2g} above 1e-10 of "
-                                      f"entry {c0 + k}'s lower bound {lo[k]:.2g} of its sum of |terms|")
-    if not np.all(np.isfinite(out)):
-        raise NotImplementedError("VJP: a term overflowed float64")
-    return out
