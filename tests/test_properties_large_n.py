@@ -43,6 +43,15 @@ FAMILIES = ("normal", "logistic", "gumbel_min", "cauchy")
 COUNTS: Counter = Counter()
 
 
+def _outliers(rng, n, spread):
+    """``long_scores``' "outliers" kind: ``N(0, 1)`` scores with 1 .. 3 of them replaced
+    by draws from ``3 U(-spread, spread)``."""
+    mu = rng.normal(0.0, 1.0, n)
+    k = rng.integers(1, 4)
+    mu[rng.integers(0, n, k)] = rng.uniform(-spread, spread, k) * 3.0
+    return mu
+
+
 @st.composite
 def long_scores(draw, dyadic=False):
     """A long score vector with structure (numpy from a drawn seed)."""
@@ -61,9 +70,7 @@ def long_scores(draw, dyadic=False):
     elif kind == "grid":
         mu = np.round(rng.normal(0.0, spread, n) * 32.0) / 32.0       # on the bin lattice (H = 1/16, 1/32)
     else:
-        mu = rng.normal(0.0, 1.0, n)
-        k = rng.integers(1, 4)
-        mu[rng.integers(0, n, k)] = rng.uniform(-spread, spread, k) * 3.0
+        mu = _outliers(rng, n, spread)
     if dyadic:
         mu = np.round(mu * 1024.0) / 1024.0
     return mu
@@ -313,11 +320,7 @@ def test_outlier_row_engine_within_two_steps_of_oracle():
     (338 s, so stored here as float64 values of the oracle's log p) against the O(n)
     engine, whose log p must be within 2 rounding steps, and probs within the README's
     bound (1e-13 relative; the entries here are 1e-293 .. 1e-91)."""
-    n, spread = 874, 40.0
-    rng = np.random.default_rng(0)                      # long_scores(kind="outliers")
-    mu = rng.normal(0.0, 1.0, n)
-    k = rng.integers(1, 4)
-    mu[rng.integers(0, n, k)] = rng.uniform(-spread, spread, k) * 3.0
+    mu = _outliers(np.random.default_rng(0), 874, 40.0)   # long_scores(kind="outliers")
     oracle = {28: -649.1415852404341, 31: -491.7076444258414, 109: -252.3403363861847,
               157: -437.5574458930346, 448: -209.77340881775822, 564: -468.252873881843,
               822: -675.2206302512066}
@@ -340,11 +343,7 @@ def test_outlier_row_tiny_probs_vs_oracle():
     within 1e-13 -- and ``log_probs`` (9 steps of log p off there; within 16)."""
     import mpmath as mp
 
-    n, spread = 256, 10.0
-    rng = np.random.default_rng(0)                      # long_scores(kind="outliers")
-    mu = rng.normal(0.0, 1.0, n)
-    k = rng.integers(1, 4)
-    mu[rng.integers(0, n, k)] = rng.uniform(-spread, spread, k) * 3.0
+    mu = _outliers(np.random.default_rng(0), 256, 10.0)   # long_scores(kind="outliers")
     oracle = {249: "-631.464400285419042580920334599", 191: "-676.856638500941350069393095024",
               54: "-666.482285564619356677583796967", 105: "-662.253609644492666638777836881"}
     p = numeric.probs(mu, "gumbel_min", scale=0.25)
